@@ -1,0 +1,180 @@
+"""The small protocol every platform fetcher implements, and the types it speaks.
+
+A platform module (``fetchers/<platform>.py``) holds only what is particular to its platform:
+how to build its requests and how to parse what comes back. Everything else (HTTP client, rate
+budget, retries, token refresh, report jobs, date windows, zero-filling) lives in
+``fetchers/core.py`` and reaches the platform through the :class:`Api` handle it is given.
+
+Fetchers know nothing of DuckDB or Streamlit.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+class FetchError(Exception):
+    """A fetch that did not produce trustworthy numbers.
+
+    ``kind`` says what the operator should do about it:
+
+    - ``auth``: credentials are missing, expired or revoked: re-authorise (platform-wide).
+    - ``throttled``: the platform kept throttling after every retry: try again later.
+    - ``server``: 5xx or transport failures after every retry.
+    - ``timeout``: a request or a report job ran past its deadline.
+    - ``malformed``: the body did not have the documented shape: never read as zero.
+    - ``request``: the platform refused the request (bad id, no access, bad parameter).
+    - ``report_failed``: an asynchronous report ended in a failed state.
+    - ``config``: our own configuration is wrong (for example an API version the platform retired).
+
+    The message must be safe to show to users: no secret values, no raw URLs with tokens.
+    """
+
+    PLATFORM_WIDE = frozenset({"auth", "config"})
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def platform_wide(self) -> bool:
+        """True when no other account of the same platform can succeed in this run either."""
+        return self.kind in self.PLATFORM_WIDE
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class MalformedResponse(FetchError):
+    def __init__(self, message: str):
+        super().__init__("malformed", message)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What a platform says about one ad account: the context every amount is stored with."""
+
+    account_id: str          # normalised id as stored (see interfaces.md)
+    currency: str            # ISO 4217 code, upper case
+    timezone: str            # IANA name of the account's reporting timezone
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How the core should treat one HTTP response.
+
+    ``action`` is one of ``ok``, ``retry`` (throttle or transient: back off and try again),
+    ``refresh`` (access token expired: refresh once, then retry), ``fail`` (give up with
+    ``kind``/``message``).
+    """
+
+    action: str
+    kind: str = ""
+    message: str = ""
+    retry_after: float | None = None   # seconds, when the body says how long to wait
+
+    @staticmethod
+    def ok() -> "Verdict":
+        return Verdict("ok")
+
+
+# --- the handle a fetcher is given ------------------------------------------------------------
+
+class ReportJobStore(Protocol):
+    """Remembers report ids between runs so an interrupted refresh resumes instead of
+    requesting the same report again. Keys are opaque strings built by the fetcher."""
+
+    def get(self, key: str) -> str | None: ...
+    def put(self, key: str, job_id: str) -> None: ...
+    def drop(self, key: str) -> None: ...
+
+
+class Api(Protocol):
+    """What ``fetchers/core.py`` hands a platform fetcher for one run.
+
+    ``request`` applies the platform's rate budget, auth headers (via
+    ``PlatformFetcher.auth_headers``), retries with backoff on 429/5xx/timeouts (honouring
+    ``Retry-After``), the platform's ``classify`` verdicts, and one token refresh on expiry.
+    It returns a response whose verdict was ``ok`` or raises :class:`FetchError`.
+    """
+
+    platform: str
+    base_url: str                       # scheme://host[:port], no trailing slash
+    credentials: Mapping[str, str]      # the platform's keys from interfaces.md
+    jobs: ReportJobStore
+    request_count: int                  # requests sent in this run by this handle
+
+    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
+                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
+                      authed: bool = True, budgeted: bool = True, timeout: float | None = None
+                      ) -> Any: ...                   # httpx.Response
+
+    async def access_token(self) -> str: ...
+
+    async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
+                             poll: Callable[[str], Awaitable["JobStatus"]],
+                             download: Callable[["JobStatus"], Awaitable[Any]],
+                             resume_key: str | None = None,
+                             deadline_seconds: float | None = None) -> Any: ...
+
+    async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One poll of an asynchronous report. ``state`` is ``pending``, ``done`` or ``failed``."""
+
+    state: str
+    detail: Mapping[str, Any] = field(default_factory=dict)   # e.g. the download URL
+    message: str = ""                                          # the failure reason, if failed
+
+
+# --- the protocol -----------------------------------------------------------------------------
+
+@runtime_checkable
+class PlatformFetcher(Protocol):
+    """One platform. Attributes are the platform's constants; methods are request building and
+    parsing. ``fetch_daily`` returns the days the platform reported inside [start, end]; the
+    core fills the days it left out with explicit zeros."""
+
+    platform: str            # one of the nine ids
+    max_days: int            # the most days one request (or report) may span
+    lookback_days: int       # how many days after a day the platform may still restate it
+    day_basis: str           # "account" (the account's timezone) or "UTC"
+    history_days: int | None # how far back the platform serves data (None: no documented cap)
+
+    def normalize_account_id(self, raw: str) -> str:
+        """The stored form of an id as a user pastes it; ValueError naming the expected form."""
+        ...
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        """Headers that carry the access token (and any fixed per-request credentials)."""
+        ...
+
+    def build_auth(self, credentials: Mapping[str, str], token_url: str,
+                   on_rotate: Callable[[str], None] | None) -> Any:
+        """The auth object for this platform: ``core.StaticTokenAuth`` or ``core.OAuthRefreshAuth``
+        (built from the platform's credential variables; ``on_rotate`` receives a rotated
+        refresh token so the token cache can keep it for the next run)."""
+        ...
+
+    # Optional: ``def default_urls(self, credentials) -> tuple[str, str]`` returning
+    # (api base URL, token URL) when they depend on the credentials (Amazon's region). The
+    # ``<P>_API_BASE_URL`` / ``<P>_TOKEN_URL`` overrides always win.
+
+    def classify(self, response: Any) -> Verdict:
+        """Sort a response into ok / retry / refresh / fail (in-body error codes included)."""
+        ...
+
+    async def account_info(self, api: Api, account_id: str) -> AccountInfo: ...
+
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
+                          ) -> Mapping[dt.date, Decimal]: ...

@@ -1,0 +1,539 @@
+"""Everything the nine fetchers share, written once.
+
+- ``plan_windows`` / ``contiguous_ranges``: date windows within a platform's per-request cap.
+- ``parse_decimal`` / ``micros_to_decimal``: money off the wire, exactly, never through float.
+- ``RateBudget``: the per-platform request budget, shared by every account and store in a run.
+- ``StaticTokenAuth`` / ``OAuthRefreshAuth``: access tokens, refreshed before expiry and once
+  more on a 401, rotated refresh tokens handed to a callback (the token cache).
+- ``PlatformApi``: the handle a fetcher gets: budget + auth + retries with backoff and jitter on
+  429/5xx/timeouts (honouring Retry-After) + the platform's own classifier for errors that arrive
+  inside HTTP 200 bodies; and ``run_report_job`` for submit -> poll -> download with a deadline.
+- ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import email.utils
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+
+import httpx
+
+from .base import AccountInfo, FetchError, JobStatus, MalformedResponse, PlatformFetcher, Verdict
+
+log = logging.getLogger("adspend.fetchers")
+
+# --- secrets never leave ------------------------------------------------------------------------
+
+class Redactor:
+    """Knows every secret value in play and removes them from any text we show or log."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, *values: str | None) -> None:
+        for v in values:
+            if v and len(v) >= 4:
+                self._values.add(v)
+
+    def __call__(self, text: object) -> str:
+        s = str(text)
+        for v in sorted(self._values, key=len, reverse=True):
+            if v in s:
+                s = s.replace(v, "[redacted]")
+        # tokens that travel in query strings (e.g. access_token=...) are cut even if unknown
+        return re.sub(r"(?i)((?:access_token|refresh_token|client_secret|token|sig|signature|"
+                      r"x-amz-security-token|x-amz-signature)=)[^&\s\"']+", r"\1[redacted]", s)
+
+
+redact = Redactor()
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter: every record's message passes through ``redact``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # pragma: no cover - a broken format string still must not leak
+            msg = str(record.msg)
+        record.msg, record.args = redact(msg), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+# --- date windows -------------------------------------------------------------------------------
+
+def plan_windows(start: dt.date, end: dt.date, max_days: int) -> list[tuple[dt.date, dt.date]]:
+    """Inclusive [start, end] cut into consecutive inclusive windows of at most ``max_days``."""
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    if max_days < 1:
+        raise ValueError("max_days must be at least 1")
+    out, cur = [], start
+    while cur <= end:
+        stop = min(end, cur + dt.timedelta(days=max_days - 1))
+        out.append((cur, stop))
+        cur = stop + dt.timedelta(days=1)
+    return out
+
+
+def contiguous_ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted runs of consecutive days: {1,2,3,7,8} -> [(1,3), (7,8)]."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(set(days)):
+        if out and out[-1][1] + dt.timedelta(days=1) == d:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def days_in(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+# --- money --------------------------------------------------------------------------------------
+
+_DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
+MICROS = Decimal(1_000_000)
+
+
+def parse_decimal(value: Any, what: str = "amount") -> Decimal:
+    """A decimal string (or int) from the wire as an exact Decimal.
+
+    Floats are refused: a float has already lost the platform's exact figure. So are NaN,
+    infinities, exponents and empty strings: they are malformed, never zero."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise MalformedResponse(f"{what} is a {type(value).__name__} ({value!r}), expected a decimal string")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str) and _DECIMAL_RE.match(value.strip()):
+        return Decimal(value.strip())
+    raise MalformedResponse(f"{what} is not a decimal number: {str(value)[:40]!r}")
+
+
+def micros_to_decimal(value: Any, what: str = "amount in micros") -> Decimal:
+    """Micro-units (an int, or an int sent as a string) divided exactly by 1,000,000."""
+    if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)     # JSON numbers like 1500000.0 are still whole micros
+        else:
+            raise MalformedResponse(f"{what} is not a whole number of micros: {value!r}")
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?\d+", value.strip()):
+            raise MalformedResponse(f"{what} is not a whole number of micros: {value[:40]!r}")
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise MalformedResponse(f"{what} is not a number: {str(value)[:40]!r}")
+    return Decimal(value) / MICROS
+
+
+def fill_zeros(rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date,
+               platform: str = "") -> dict[dt.date, Decimal]:
+    """Every day of [start, end]: the platform's amount, or an explicit zero for a day it left
+    out (a day with no delivery). A day outside the window means the parse went wrong."""
+    for d, amount in rows.items():
+        if not (start <= d <= end):
+            raise MalformedResponse(f"{platform or 'platform'} returned a row for {d}, outside {start}..{end}")
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            raise MalformedResponse(f"{platform or 'platform'} amount for {d} is not an exact decimal")
+    return {d: rows.get(d, Decimal(0)) for d in days_in(start, end)}
+
+
+# --- rate budget --------------------------------------------------------------------------------
+
+class RateBudget:
+    """Requests spread evenly over the minute, with bursts of at most about half a second's worth.
+
+    Generic cell rate algorithm: each request reserves the next slot; a caller sleeps until its
+    slot. Shared by every account and store of one platform in a run. ``pause`` pushes every
+    later slot back when the platform asked us to wait (Retry-After)."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic):
+        if per_minute <= 0:
+            raise ValueError("a request budget must be a positive number per minute")
+        self.per_minute = per_minute
+        self.interval = 60.0 / per_minute
+        self.burst = max(1, int(per_minute / 120))     # half a second's worth
+        self._clock = clock
+        self._tat = 0.0                                 # theoretical arrival time of the next slot
+        self.waited = 0.0
+
+    def reserve(self) -> float:
+        """Reserve a slot; returns how long to wait before using it."""
+        now = self._clock()
+        tau = (self.burst - 1) * self.interval
+        tat = max(self._tat, now)
+        allowed_at = tat - tau
+        self._tat = tat + self.interval
+        return max(0.0, allowed_at - now)
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            self.waited += wait
+            await asyncio.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        self._tat = max(self._tat, self._clock() + seconds)
+
+
+# --- auth ---------------------------------------------------------------------------------------
+
+class StaticTokenAuth:
+    """A long-lived token we cannot refresh (Meta system-user tokens, TikTok access tokens)."""
+
+    can_refresh = False
+
+    def __init__(self, token: str):
+        self._token = token
+        redact.add(token)
+
+    async def token(self, http: httpx.AsyncClient) -> str:
+        return self._token
+
+    async def refresh(self, http: httpx.AsyncClient, failed: str | None = None) -> str:
+        raise FetchError("auth", "the access token was rejected and cannot be refreshed: issue a new token")
+
+
+@dataclass
+class OAuthRefreshAuth:
+    """The OAuth 2.0 refresh-token grant.
+
+    Refreshes before expiry (``skew`` seconds early), once more when the API answers 401, and
+    hands a rotated refresh token to ``on_rotate`` so the next run uses it. Concurrent accounts
+    share one refresh; a refreshed token is reused for the rest of the run."""
+
+    platform: str
+    token_url: str
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    access_token: str | None = None
+    client_auth: str = "body"                      # "body" or "basic" (HTTP Basic client auth)
+    extra_form: Mapping[str, str] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    on_rotate: Callable[[str], None] | None = None
+    skew: float = 120.0
+    expires_at: float = 0.0
+    grants: int = 0
+    can_refresh = True
+
+    def __post_init__(self) -> None:
+        redact.add(self.client_secret, self.refresh_token, self.access_token)
+        self._lock = asyncio.Lock()
+        if self.access_token:
+            self.expires_at = float("inf")      # trust a configured token until it is refused
+
+    async def token(self, http: httpx.AsyncClient) -> str:
+        if self.access_token and time.monotonic() < self.expires_at - self.skew:
+            return self.access_token
+        return await self.refresh(http, self.access_token)
+
+    async def refresh(self, http: httpx.AsyncClient, failed: str | None = None) -> str:
+        async with self._lock:
+            if self.access_token and self.access_token != failed and time.monotonic() < self.expires_at - self.skew:
+                return self.access_token           # someone else refreshed while we waited
+            self.access_token = await self._grant(http)
+            return self.access_token
+
+    async def _grant(self, http: httpx.AsyncClient) -> str:
+        form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, **self.extra_form}
+        headers = {"Accept": "application/json", **self.extra_headers}
+        if self.client_auth == "basic":
+            raw = f"{self.client_id}:{self.client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        else:
+            form["client_id"] = self.client_id
+            if self.client_secret:
+                form["client_secret"] = self.client_secret
+        delay = 0.5
+        for attempt in range(4):
+            try:
+                resp = await http.post(self.token_url, data=form, headers=headers)
+            except httpx.HTTPError as exc:
+                if attempt == 3:
+                    raise FetchError("auth", f"{self.platform} token endpoint unreachable: {type(exc).__name__}") from None
+                await asyncio.sleep(delay * random.uniform(1, 2)); delay *= 2
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if attempt == 3:
+                    raise FetchError("auth", f"{self.platform} token endpoint answered HTTP {resp.status_code}")
+                await asyncio.sleep(retry_after_seconds(resp) or delay * random.uniform(1, 2)); delay *= 2
+                continue
+            break
+        self.grants += 1
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+            code = body.get("error") if isinstance(body, dict) else None
+            raise FetchError("auth", redact(
+                f"{self.platform} refused the refresh token (HTTP {resp.status_code}"
+                f"{', ' + str(code) if code else ''}): re-authorise the app and update "
+                f"{self.platform.upper()} refresh token"))
+        token = str(body["access_token"])
+        redact.add(token)
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self.expires_at = time.monotonic() + lifetime
+        new_refresh = body.get("refresh_token")
+        if isinstance(new_refresh, str) and new_refresh and new_refresh != self.refresh_token:
+            redact.add(new_refresh)
+            self.refresh_token = new_refresh
+            if self.on_rotate:
+                self.on_rotate(new_refresh)
+        return token
+
+
+# --- classification -----------------------------------------------------------------------------
+
+def retry_after_seconds(resp: httpx.Response) -> float | None:
+    """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
+    raw = resp.headers.get("Retry-After")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+def body_snippet(resp: httpx.Response, limit: int = 200) -> str:
+    try:
+        text = resp.text
+    except Exception:  # pragma: no cover
+        return ""
+    return redact(" ".join(text.split())[:limit])
+
+
+def default_verdict(resp: httpx.Response) -> Verdict:
+    """The HTTP-status map every platform starts from (platforms add their in-body codes)."""
+    s = resp.status_code
+    if 200 <= s < 300:
+        return Verdict.ok()
+    if s == 429:
+        return Verdict("retry", "throttled", "HTTP 429", retry_after_seconds(resp))
+    if s >= 500:
+        return Verdict("retry", "server", f"HTTP {s}", retry_after_seconds(resp))
+    if s == 401:
+        return Verdict("refresh", "auth", "HTTP 401: the access token was rejected")
+    if s == 403:
+        return Verdict("fail", "request", f"HTTP 403: no access ({body_snippet(resp)})")
+    return Verdict("fail", "request", f"HTTP {s}: {body_snippet(resp)}")
+
+
+def json_body(resp: httpx.Response, platform: str = "") -> Any:
+    """The body as JSON, or a MalformedResponse that says so (never an empty result)."""
+    try:
+        return resp.json()
+    except ValueError:
+        raise MalformedResponse(f"{platform or 'platform'} sent a body that is not JSON "
+                                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)") from None
+
+
+# --- the per-platform API handle ----------------------------------------------------------------
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass
+class RetryPolicy:
+    """How long to keep trying. Test suites shorten the waits with ``ADSPEND_RETRY_BASE_SECONDS``."""
+
+    max_attempts: int = 6
+    base: float = field(default_factory=lambda: _env_float("ADSPEND_RETRY_BASE_SECONDS", 1.0))
+    cap: float = 30.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))   # full jitter
+
+
+@dataclass
+class ReportPolicy:
+    first_poll: float = field(default_factory=lambda: _env_float("ADSPEND_REPORT_POLL_SECONDS", 2.0))
+    max_poll: float = 30.0
+    factor: float = 1.5
+    deadline: float = field(default_factory=lambda: _env_float("ADSPEND_REPORT_DEADLINE_SECONDS", 900.0))
+
+
+class MemoryJobStore:
+    def __init__(self) -> None:
+        self._d: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self._d.get(key)
+
+    def put(self, key: str, job_id: str) -> None:
+        self._d[key] = job_id
+
+    def drop(self, key: str) -> None:
+        self._d.pop(key, None)
+
+
+class PlatformApi:
+    """The ``Api`` a fetcher gets for one run (see ``fetchers/base.py``)."""
+
+    def __init__(self, fetcher: PlatformFetcher, client: httpx.AsyncClient, *, base_url: str,
+                 credentials: Mapping[str, str], auth: StaticTokenAuth | OAuthRefreshAuth | None,
+                 budget: RateBudget, retry: RetryPolicy | None = None, report: ReportPolicy | None = None,
+                 jobs: Any = None, timeout: float = 30.0):
+        self.fetcher = fetcher
+        self.platform = fetcher.platform
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.auth = auth
+        self.budget = budget
+        self.retry = retry or RetryPolicy()
+        self.report = report or ReportPolicy()
+        self.jobs = jobs if jobs is not None else MemoryJobStore()
+        self.timeout = timeout
+        self.request_count = 0
+        self.throttled_count = 0
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+
+    async def access_token(self) -> str:
+        if self.auth is None:
+            raise FetchError("auth", f"{self.platform}: no credentials configured")
+        return await self.auth.token(self.client)
+
+    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
+                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
+                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
+        full = self.url(url)
+        refreshed = False
+        last = ""
+        for attempt in range(self.retry.max_attempts):
+            hdrs = dict(headers or {})
+            token = None
+            if authed:
+                token = await self.access_token()
+                hdrs.update(self.fetcher.auth_headers(token))
+            if budgeted:
+                await self.budget.acquire()
+            self.request_count += 1
+            try:
+                resp = await self.client.request(method, full, params=params, json=json, content=content,
+                                                 headers=hdrs, timeout=timeout or self.timeout)
+            except httpx.TimeoutException:
+                last, kind = f"no answer within {timeout or self.timeout:.0f} s", "timeout"
+                await asyncio.sleep(self.retry.backoff(attempt))
+                continue
+            except httpx.TransportError as exc:
+                last, kind = f"connection failed ({type(exc).__name__})", "server"
+                await asyncio.sleep(self.retry.backoff(attempt))
+                continue
+            verdict = self.fetcher.classify(resp)
+            if verdict.action == "ok":
+                return resp
+            if verdict.action == "refresh" and authed:
+                if refreshed or self.auth is None or not self.auth.can_refresh:
+                    raise FetchError("auth", redact(f"{self.platform}: {verdict.message or 'access token rejected'}; "
+                                                    "re-authorise and update the credentials"))
+                await self.auth.refresh(self.client, token)
+                refreshed = True
+                continue
+            if verdict.action == "retry":
+                kind, last = verdict.kind or "server", verdict.message or f"HTTP {resp.status_code}"
+                if verdict.kind == "throttled":
+                    self.throttled_count += 1
+                wait = verdict.retry_after
+                if wait is not None:
+                    if wait > self.retry.max_retry_after:
+                        raise FetchError("throttled", f"{self.platform} asked us to wait {wait:.0f} s "
+                                                      f"({last}); try again later")
+                    self.budget.pause(wait)
+                    await asyncio.sleep(wait)
+                else:
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                continue
+            raise FetchError(verdict.kind or "request", redact(f"{self.platform}: {verdict.message}"))
+        kind = locals().get("kind", "server")
+        raise FetchError(kind, redact(f"{self.platform}: gave up after {self.retry.max_attempts} attempts ({last})"))
+
+    async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
+                             poll: Callable[[str], Awaitable[JobStatus]],
+                             download: Callable[[JobStatus], Awaitable[Any]],
+                             resume_key: str | None = None, deadline_seconds: float | None = None) -> Any:
+        """Submit (or resume by id), poll with growing intervals to a terminal state, download.
+
+        A job still running at the deadline keeps its id in the job store, so the next refresh
+        resumes it instead of asking for the same report again."""
+        job_id = self.jobs.get(resume_key) if resume_key else None
+        resumed = job_id is not None
+        if job_id is None:
+            job_id = await submit()
+            if resume_key:
+                self.jobs.put(resume_key, job_id)
+        deadline = time.monotonic() + (deadline_seconds or self.report.deadline)
+        wait = self.report.first_poll
+        while True:
+            try:
+                status = await poll(job_id)
+            except FetchError as exc:
+                if resumed and exc.kind == "request":       # the platform no longer knows that id
+                    resumed = False
+                    if resume_key:
+                        self.jobs.drop(resume_key)
+                    job_id = await submit()
+                    if resume_key:
+                        self.jobs.put(resume_key, job_id)
+                    continue
+                raise
+            if status.state == "done":
+                result = await download(status)
+                if resume_key:
+                    self.jobs.drop(resume_key)
+                return result
+            if status.state == "failed":
+                if resume_key:
+                    self.jobs.drop(resume_key)
+                raise FetchError("report_failed", redact(f"{self.platform} report {job_id} failed: "
+                                                         f"{status.message or 'no reason given'}"))
+            if time.monotonic() + wait > deadline:
+                raise FetchError("timeout", f"{self.platform} report {job_id} was still {status.state} at the "
+                                            "deadline; the next refresh resumes it")
+            await asyncio.sleep(wait)
+            wait = min(self.report.max_poll, wait * self.report.factor)
+
+    async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+
+async def fetch_window(fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo,
+                       start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
+    """One account over one window: every day, with the days the platform left out as zeros."""
+    if (end - start).days + 1 > fetcher.max_days:
+        raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")
+    rows = await fetcher.fetch_daily(api, account, start, end)
+    return fill_zeros(rows, start, end, fetcher.platform)

@@ -1,0 +1,138 @@
+"""The nine platforms' public configuration surface (names fixed by shared/interfaces.md).
+
+Wire details (API versions, paths, parsing) live in each platform's own module; this file holds
+only what the rest of the product needs to know without importing a platform module: ids, tiers,
+the environment variable names of each credential group, default hosts and rate budgets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    id: str
+    name: str
+    tier: int                      # 0 = billed today (Meta, Google); 1..3 as in the expansion plan
+    env_prefix: str                # <P> in <P>_API_BASE_URL / <P>_TOKEN_URL / <P>_REQUESTS_PER_MINUTE
+    required: tuple[str, ...]      # credential variables that must all be set
+    optional: tuple[str, ...]      # credential variables that may be set
+    secret_keys: tuple[str, ...]   # which of the above are secret (never shown, never logged)
+    default_base_url: str
+    default_token_url: str         # "" where the platform has no refresh grant we use
+    default_rpm: int               # requests a minute, shared by every account and store in a run
+    rpm_source: str                # where the default comes from
+    refresh_token_key: str = ""    # the variable holding a refresh token, if any
+    rotates_refresh_token: bool = False
+    credential_lifetime_days: int | None = None   # how long the long-lived credential lasts
+
+    @property
+    def rpm_var(self) -> str:
+        return f"{self.env_prefix}_REQUESTS_PER_MINUTE"
+
+    @property
+    def base_url_var(self) -> str:
+        return f"{self.env_prefix}_API_BASE_URL"
+
+    @property
+    def token_url_var(self) -> str:
+        return f"{self.env_prefix}_TOKEN_URL"
+
+    @property
+    def all_keys(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+SPECS: dict[str, PlatformSpec] = {s.id: s for s in [
+    PlatformSpec(
+        "meta", "Meta", 0, "META",
+        required=("META_ACCESS_TOKEN",), optional=("META_APP_SECRET",),
+        secret_keys=("META_ACCESS_TOKEN", "META_APP_SECRET"),
+        default_base_url="https://graph.facebook.com", default_token_url="",
+        default_rpm=200,
+        rpm_source="conservative: Meta's insights budget is per-app and per-account points (BUC), not a fixed rate",
+        credential_lifetime_days=60),
+    PlatformSpec(
+        "google", "Google Ads", 0, "GOOGLE_ADS",
+        required=("GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET",
+                  "GOOGLE_ADS_REFRESH_TOKEN"),
+        optional=("GOOGLE_ADS_LOGIN_CUSTOMER_ID",),
+        secret_keys=("GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"),
+        default_base_url="https://googleads.googleapis.com",
+        default_token_url="https://oauth2.googleapis.com/token",
+        default_rpm=600,
+        rpm_source="conservative: Google Ads limits operations per developer token per day, not per minute",
+        refresh_token_key="GOOGLE_ADS_REFRESH_TOKEN"),
+    PlatformSpec(
+        "tiktok", "TikTok", 1, "TIKTOK",
+        required=("TIKTOK_ACCESS_TOKEN",), optional=("TIKTOK_APP_ID", "TIKTOK_APP_SECRET"),
+        secret_keys=("TIKTOK_ACCESS_TOKEN", "TIKTOK_APP_SECRET"),
+        default_base_url="https://business-api.tiktok.com", default_token_url="",
+        default_rpm=600, rpm_source="documented: Basic tier, 600 requests a minute per app"),
+    PlatformSpec(
+        "linkedin", "LinkedIn", 1, "LINKEDIN",
+        required=("LINKEDIN_ACCESS_TOKEN",),
+        optional=("LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET", "LINKEDIN_REFRESH_TOKEN"),
+        secret_keys=("LINKEDIN_ACCESS_TOKEN", "LINKEDIN_CLIENT_SECRET", "LINKEDIN_REFRESH_TOKEN"),
+        default_base_url="https://api.linkedin.com",
+        default_token_url="https://www.linkedin.com/oauth/v2/accessToken",
+        default_rpm=100, rpm_source="the expansion plan's 100 a minute (LinkedIn publishes none)",
+        refresh_token_key="LINKEDIN_REFRESH_TOKEN", credential_lifetime_days=365),
+    PlatformSpec(
+        "amazon", "Amazon Ads", 2, "AMAZON_ADS",
+        required=("AMAZON_CLIENT_ID", "AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN"),
+        optional=("AMAZON_ACCESS_TOKEN", "AMAZON_ADS_REGION"),
+        secret_keys=("AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN", "AMAZON_ACCESS_TOKEN"),
+        default_base_url="https://advertising-api.amazon.com",
+        default_token_url="https://api.amazon.com/auth/o2/token",
+        default_rpm=60, rpm_source="conservative: Amazon throttles reporting dynamically (429 + Retry-After)",
+        refresh_token_key="AMAZON_REFRESH_TOKEN"),
+    PlatformSpec(
+        "microsoft", "Microsoft Advertising", 2, "MICROSOFT_ADS",
+        required=("MICROSOFT_CLIENT_ID", "MICROSOFT_DEVELOPER_TOKEN", "MICROSOFT_CUSTOMER_ID",
+                  "MICROSOFT_REFRESH_TOKEN"),
+        optional=("MICROSOFT_CLIENT_SECRET", "MICROSOFT_ACCESS_TOKEN"),
+        secret_keys=("MICROSOFT_CLIENT_SECRET", "MICROSOFT_DEVELOPER_TOKEN", "MICROSOFT_REFRESH_TOKEN",
+                     "MICROSOFT_ACCESS_TOKEN"),
+        default_base_url="https://reporting.api.bingads.microsoft.com",
+        default_token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        default_rpm=120, rpm_source="conservative: Microsoft allows bursts, then fault 117 (throttled)",
+        refresh_token_key="MICROSOFT_REFRESH_TOKEN", rotates_refresh_token=True,
+        credential_lifetime_days=90),
+    PlatformSpec(
+        "snapchat", "Snapchat", 3, "SNAPCHAT",
+        required=("SNAPCHAT_CLIENT_ID", "SNAPCHAT_CLIENT_SECRET", "SNAPCHAT_REFRESH_TOKEN"),
+        optional=("SNAPCHAT_ACCESS_TOKEN",),
+        secret_keys=("SNAPCHAT_CLIENT_SECRET", "SNAPCHAT_REFRESH_TOKEN", "SNAPCHAT_ACCESS_TOKEN"),
+        default_base_url="https://adsapi.snapchat.com",
+        default_token_url="https://accounts.snapchat.com/login/oauth2/access_token",
+        default_rpm=120, rpm_source="conservative: Snapchat publishes no per-minute figure",
+        refresh_token_key="SNAPCHAT_REFRESH_TOKEN"),
+    PlatformSpec(
+        "pinterest", "Pinterest", 3, "PINTEREST",
+        required=("PINTEREST_APP_ID", "PINTEREST_APP_SECRET", "PINTEREST_REFRESH_TOKEN"),
+        optional=("PINTEREST_ACCESS_TOKEN",),
+        secret_keys=("PINTEREST_APP_SECRET", "PINTEREST_REFRESH_TOKEN", "PINTEREST_ACCESS_TOKEN"),
+        default_base_url="https://api.pinterest.com",
+        default_token_url="https://api.pinterest.com/v5/oauth/token",
+        default_rpm=300, rpm_source="conservative: below Pinterest's analytics category limit",
+        refresh_token_key="PINTEREST_REFRESH_TOKEN", rotates_refresh_token=True),
+    PlatformSpec(
+        "reddit", "Reddit", 3, "REDDIT",
+        required=("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_REFRESH_TOKEN"),
+        optional=("REDDIT_ACCESS_TOKEN",),
+        secret_keys=("REDDIT_CLIENT_SECRET", "REDDIT_REFRESH_TOKEN", "REDDIT_ACCESS_TOKEN"),
+        default_base_url="https://ads-api.reddit.com",
+        default_token_url="https://www.reddit.com/api/v1/access_token",
+        default_rpm=60, rpm_source="conservative: Reddit answers 429 past its (unpublished) limit",
+        refresh_token_key="REDDIT_REFRESH_TOKEN", rotates_refresh_token=True),
+]}
+
+PLATFORM_IDS: tuple[str, ...] = tuple(SPECS)
+
+
+def spec(platform: str) -> PlatformSpec:
+    try:
+        return SPECS[platform]
+    except KeyError:
+        raise ValueError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORM_IDS)}") from None

@@ -1,0 +1,246 @@
+"""Shared pieces of the sandbox: request/response types, the router, tokens, faults, stats.
+
+Each platform emulator (``sandbox/<platform>.py``) exposes ``PLATFORM`` (its id) and
+``routes() -> list[Route]``; handlers take ``(req, ctx)`` and return a :class:`Response`.
+Emulators also expose ``expected_daily(account_id, day, generation) -> Decimal`` (what one
+account spent that day, all of its parts summed) so ``/_sandbox/totals`` can answer tests.
+
+Nothing here imports ``fetchers/``: the sandbox is written from the platforms' documentation,
+not from our client code, so it cannot agree with the client's mistakes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]          # lower-cased names
+    body: bytes
+    match: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        vals = self.query.get(name)
+        return vals[0] if vals else default
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in urllib.parse.parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
+
+    def bearer(self) -> str | None:
+        auth = self.header("authorization") or ""
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0               # seconds to wait before answering (a "hung" connection)
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def text_response(text: str, status: int = 200, content_type: str = "text/plain") -> Response:
+    return Response(status, text.encode(), {"Content-Type": content_type})
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: str
+    handler: Callable[[Request, "Context"], Response]
+    platform: str = ""
+    api: bool = True                 # False for token endpoints and downloads: no rate limit, no chaos
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile(self.pattern)
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+FAULT_KINDS = ("429", "429_no_retry_after", "throttle", "5xx", "expired_token", "revoked", "malformed",
+               "truncated", "hang", "report_failed", "report_stuck", "duplicate")
+CHAOS_KINDS = ("429", "429_no_retry_after", "throttle", "5xx", "expired_token", "malformed", "truncated",
+               "hang", "report_failed", "report_stuck")
+
+
+@dataclass
+class Fault:
+    platform: str
+    kind: str
+    count: int | None = 1            # None: every matching request, until reset
+    account: str | None = None       # only requests for this account id
+    used: int = 0
+
+
+class Context:
+    """The sandbox's mutable state. One per server; guarded by a lock (the server is threaded)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults: list[Fault] = []
+            self.restate: dict[str, dict] = {}
+            self.latency: dict[str, tuple[float, float]] = {}
+            self.rate_limit: dict[str, float] = {}
+            self._buckets: dict[str, list[float]] = {}
+            self.chaos: dict | None = None
+            self._chaos_rng = random.Random(0)
+            self.requests: dict[str, int] = {}
+            self.throttled: dict[str, int] = {}
+            self.token_grants: dict[str, int] = {}
+            self.log: list[dict] = []
+            self._token_gen: dict[str, int] = {}
+            self._issued: dict[str, tuple[str, int]] = {}
+            self._revoked: set[str] = set()
+            self.jobs: dict[str, dict] = {}        # report jobs, any platform
+            self.hang_seconds = 35.0
+            self.report_polls_needed = 3           # polls before a report completes
+
+    # configuration -----------------------------------------------------------------------------
+    def configure(self, cfg: dict) -> None:
+        with self.lock:
+            for f in cfg.get("faults", []):
+                if f["kind"] not in FAULT_KINDS:
+                    raise ValueError(f"unknown fault kind {f['kind']!r}; one of {FAULT_KINDS}")
+                self.faults.append(Fault(f["platform"], f["kind"], f.get("count", 1), f.get("account")))
+            for p, r in cfg.get("restate", {}).items():
+                self.restate[p] = r
+            for p, (lo, hi) in cfg.get("latency_ms", {}).items():
+                self.latency[p] = (lo / 1000.0, hi / 1000.0)
+            for p, rpm in cfg.get("rate_limit_rpm", {}).items():
+                self.rate_limit[p] = float(rpm)
+            if "chaos" in cfg:
+                self.chaos = cfg["chaos"]
+                self._chaos_rng = random.Random(int(cfg["chaos"].get("seed", 0)))
+            if "hang_seconds" in cfg:
+                self.hang_seconds = float(cfg["hang_seconds"])
+            if "report_polls_needed" in cfg:
+                self.report_polls_needed = int(cfg["report_polls_needed"])
+
+    # faults ------------------------------------------------------------------------------------
+    def take_fault(self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS
+                   ) -> str | None:
+        """The fault this request must show, if any (switched faults first, then chaos)."""
+        with self.lock:
+            for f in self.faults:
+                if f.platform not in (platform, "*") or f.kind not in kinds:
+                    continue
+                if f.account and account and f.account != account:
+                    continue
+                if f.count is not None and f.used >= f.count:
+                    continue
+                f.used += 1
+                return f.kind
+            if self.chaos and self._chaos_rng.random() < float(self.chaos.get("rate", 0)):
+                allowed = [k for k in self.chaos.get("kinds", CHAOS_KINDS) if k in kinds]
+                if allowed:
+                    return self._chaos_rng.choice(allowed)
+        return None
+
+    def over_rate_limit(self, platform: str) -> bool:
+        """Token bucket holding one second's worth of the platform's allowed rate."""
+        rpm = self.rate_limit.get(platform)
+        if not rpm:
+            return False
+        with self.lock:
+            rate = rpm / 60.0
+            cap = max(1.0, rate)
+            tokens, last = self._buckets.get(platform, [cap, time.monotonic()])
+            now = time.monotonic()
+            tokens = min(cap, tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[platform] = [tokens, now]
+                return True
+            self._buckets[platform] = [tokens - 1.0, now]
+            return False
+
+    def count(self, platform: str, throttled: bool = False) -> None:
+        with self.lock:
+            self.requests[platform] = self.requests.get(platform, 0) + 1
+            if throttled:
+                self.throttled[platform] = self.throttled.get(platform, 0) + 1
+
+    def delay_for(self, platform: str) -> float:
+        lo_hi = self.latency.get(platform)
+        return random.uniform(*lo_hi) if lo_hi else 0.0
+
+    # tokens ------------------------------------------------------------------------------------
+    def issue_token(self, platform: str) -> str:
+        with self.lock:
+            gen = self._token_gen.get(platform, 0)
+            n = self.token_grants.get(platform, 0) + 1
+            self.token_grants[platform] = n
+            token = f"sbx-{platform}-at-{n}-{random.randrange(16**8):08x}"
+            self._issued[token] = (platform, gen)
+            return token
+
+    def token_state(self, platform: str, token: str | None) -> str:
+        """``ok``, ``missing``, ``expired`` or ``revoked``. Tokens the sandbox did not issue (a
+        configured long-lived token) are accepted until an expiry fault retires them."""
+        if not token:
+            return "missing"
+        with self.lock:
+            if token in self._revoked:
+                return "revoked"
+            plat, gen = self._issued.get(token, (platform, 0))
+            return "ok" if gen >= self._token_gen.get(platform, 0) else "expired"
+
+    def expire_tokens(self, platform: str) -> None:
+        with self.lock:
+            self._token_gen[platform] = self._token_gen.get(platform, 0) + 1
+
+    def revoke(self, token: str) -> None:
+        with self.lock:
+            self._revoked.add(token)
+
+    def generation(self, platform: str, day: dt.date) -> int:
+        from .data import restated_generation
+        return restated_generation(self.restate.get(platform), day)
+
+
+def access_check(ctx: Context, req: Request, platform: str, token: str | None, account: str | None = None
+                 ) -> str | None:
+    """Apply the fault switches that concern auth and return the token problem, if any:
+    ``missing``, ``expired`` or ``revoked`` (the emulator renders it in its own protocol)."""
+    fault = ctx.take_fault(platform, account, ("expired_token", "revoked"))
+    if fault == "expired_token":
+        ctx.expire_tokens(platform)
+    elif fault == "revoked" and token:
+        ctx.revoke(token)
+    state = ctx.token_state(platform, token)
+    return None if state == "ok" else state
+
+
+def iso(d: dt.date) -> str:
+    return d.isoformat()
+
+
+def parse_iso_date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,78 @@
+"""Deterministic demo data: every sandbox platform draws its accounts and daily spend from here.
+
+The same (platform, account, day) always gives the same amount, so tests can compute the exact
+totals the sandbox serves (``expected_total``) and compare them to what the product stored.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from decimal import Decimal
+
+# An account id that ends in an ISO 4217 numeric code gets that currency; every other is USD.
+CURRENCY_BY_SUFFIX = {"978": "EUR", "826": "GBP", "392": "JPY", "124": "CAD", "036": "AUD"}
+MINOR_UNITS = {"JPY": 0}
+TIMEZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "UTC",
+             "Asia/Tokyo", "America/Chicago"]
+_WEEKDAY_FACTOR = [Decimal("1.00"), Decimal("1.05"), Decimal("1.10"), Decimal("1.08"), Decimal("1.15"),
+                   Decimal("0.70"), Decimal("0.60")]
+
+
+def _h(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def account_currency(account_id: str) -> str:
+    digits = "".join(ch for ch in str(account_id) if ch.isdigit())
+    return CURRENCY_BY_SUFFIX.get(digits[-3:], "USD") if len(digits) >= 3 else "USD"
+
+
+def account_profile(platform: str, account_id: str) -> dict:
+    """Currency, timezone and display name of a sandbox account."""
+    currency = account_currency(account_id)
+    tz = "Asia/Tokyo" if currency == "JPY" else ("Europe/Berlin" if currency == "EUR" else
+                                                  ("Europe/London" if currency == "GBP" else
+                                                   TIMEZONES[_h(platform, account_id, "tz") % 2]))
+    return {"currency": currency, "timezone": tz,
+            "name": f"Demo {platform.title()} {str(account_id)[-4:]}"}
+
+
+def today() -> dt.date:
+    """The sandbox's today (UTC). ``ADSPEND_SANDBOX_TODAY`` pins it for reproducible runs."""
+    pinned = os.environ.get("ADSPEND_SANDBOX_TODAY")
+    return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.timezone.utc).date()
+
+
+def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2, part: str = "",
+                 generation: int = 0) -> Decimal:
+    """Spend of one account on one day in the account's currency (0 = no delivery that day).
+
+    ``scale`` is the number of decimal places the platform's wire format carries (2 for decimal
+    strings, 6 for micro-units). ``generation`` > 0 is a restatement: a different figure."""
+    if day > today():
+        return Decimal(0)
+    seed = _h(platform, account_id, day.isoformat(), part)
+    if seed % 11 == 0:                        # about one day in eleven without delivery
+        return Decimal(0)
+    currency = account_currency(account_id)
+    base_units = 40 + (_h(platform, account_id, "size") % 400)          # 40..440 a day
+    if currency == "JPY":
+        base_units *= 150
+    minor = MINOR_UNITS.get(currency, 2)
+    places = min(scale, minor) if currency == "JPY" else scale
+    quantum = Decimal(1).scaleb(-places)
+    jitter = Decimal(seed % 10_000_000) / Decimal(10_000_000)            # 0..1
+    amount = Decimal(base_units) * _WEEKDAY_FACTOR[day.weekday()] * (Decimal("0.75") + jitter / 2)
+    if generation:
+        amount *= Decimal(1) + Decimal(generation) / Decimal(50)        # restated: 2% more a generation
+    return amount.quantize(quantum)
+
+
+def restated_generation(restate: dict | None, day: dt.date) -> int:
+    """The generation in force for ``day`` under a restatement switch ``{"from": date, "generation": n}``."""
+    if not restate:
+        return 0
+    start = restate.get("from")
+    start = dt.date.fromisoformat(start) if isinstance(start, str) else start
+    return int(restate.get("generation", 1)) if (start is None or day >= start) else 0
