@@ -1,0 +1,272 @@
+"""Ad Spend Hub command line: the dashboard's jobs, headless, for scheduled runs.
+
+    python cli.py [--db PATH] COMMAND ...
+
+Exit status: 0 success; 1 the command ran but something failed (a platform fetch, an incomplete
+export, the database held by another process); 2 bad input. Errors are one plain sentence on
+stderr, never a traceback for a user's mistake. The commands and their output shapes are fixed in
+shared/interfaces.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """The user's input is wrong (exit 2)."""
+
+
+class Failed(Exception):
+    """The command ran but did not succeed (exit 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:     # one plain sentence, exit 2
+        raise BadInput(f"{message} (see `python {self.prog} --help`)")
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cli.py", description="Ad Spend Hub: daily ad spend per client store, to the cent.")
+    p.add_argument("--db", help="DuckDB file (default: $ADSPEND_DB or data/adspend.duckdb)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    acc = sub.add_parser("accounts", help="import or list stores and their ad accounts")
+    acc_sub = acc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    imp = acc_sub.add_parser("import", help="link accounts from a CSV (store_id,store_name,platform,account_id)")
+    imp.add_argument("file")
+    lst = acc_sub.add_parser("list", help="stores, accounts and credential status")
+    lst.add_argument("--json", action="store_true")
+
+    ref = sub.add_parser("refresh", help="fetch daily spend from the platforms into the database")
+    who = ref.add_mutually_exclusive_group(required=True)
+    who.add_argument("--store", action="append", help="store id (repeatable)")
+    who.add_argument("--all", action="store_true", help="every store")
+    ref.add_argument("--start", type=_date, required=True)
+    ref.add_argument("--end", type=_date, required=True)
+    ref.add_argument("--platform", action="append", help="only this platform (repeatable)")
+    ref.add_argument("--full", action="store_true", help="re-fetch every day, not only the days that can change")
+    ref.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("spend", help="what a store spent (reads the database only)")
+    sp.add_argument("--store", required=True)
+    sp.add_argument("--start", type=_date, required=True)
+    sp.add_argument("--end", type=_date, required=True)
+    sp.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="the invoice CSV for a store (or all stores) and period")
+    who = ex.add_mutually_exclusive_group(required=True)
+    who.add_argument("--store")
+    who.add_argument("--all", action="store_true")
+    ex.add_argument("--start", type=_date, required=True)
+    ex.add_argument("--end", type=_date, required=True)
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--allow-incomplete", action="store_true")
+
+    try:
+        from service import invoices as _inv  # noqa: F401  (the invoicing commands, when present)
+        _inv.add_cli(sub, _date, _Parser)
+    except ImportError:
+        pass
+
+    sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
+    sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")
+    sb.add_argument("--port", type=int, default=8765)
+    return p
+
+
+def _db_path(args) -> str:
+    return args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
+
+
+def _open_store(args):
+    from storage.db import DatabaseBusy, DatabaseError, SpendStore
+    try:
+        return SpendStore(_db_path(args))
+    except DatabaseBusy as exc:
+        raise Failed(str(exc)) from None
+    except DatabaseError as exc:
+        raise Failed(str(exc)) from None
+
+
+def _check_period(start: dt.date, end: dt.date) -> None:
+    if start > end:
+        raise BadInput(f"the start date {start} is after the end date {end}")
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def cmd_accounts_import(args) -> int:
+    from service.accounts import ImportError_, import_accounts
+    store = _open_store(args)
+    try:
+        result = import_accounts(store, Path(args.file))
+    except ImportError_ as exc:
+        raise BadInput(str(exc)) from None
+    print(f"imported {args.file}: {result.stores} store(s), {result.added} new account link(s), "
+          f"{result.unchanged} unchanged")
+    return EXIT_OK
+
+
+def cmd_accounts_list(args) -> int:
+    from service.accounts import accounts_overview
+    store = _open_store(args)
+    overview = accounts_overview(store)
+    if args.json:
+        print(json.dumps(overview, indent=2, default=str))
+        return EXIT_OK
+    for s in overview["stores"]:
+        print(f"{s['store_id']}  {s['name']}  [{s['billing_currency']}]{'  (demo)' if s['is_demo'] else ''}")
+        for a in s["accounts"]:
+            extra = f" {a['currency']}" if a.get("currency") else ""
+            print(f"    {a['platform']:<10} {a['account_id']}{extra}  {a.get('display_name') or ''}".rstrip())
+    print("credentials:")
+    for c in overview["platforms"]:
+        detail = f"missing {', '.join(c['missing'])}" if c["missing"] else f"from {', '.join(c['sources'])}"
+        warn = f"  WARNING: {c['warning']}" if c.get("warning") else ""
+        print(f"    {c['platform']:<10} {c['mode']:<15} {detail}{warn}")
+    return EXIT_OK
+
+
+def cmd_refresh(args) -> int:
+    from service.refresh import RefreshError, refresh
+    _check_period(args.start, args.end)
+    store = _open_store(args)
+    ids = None if args.all else args.store
+    try:
+        outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full)
+    except RefreshError as exc:
+        msg = str(exc)
+        if msg.startswith(("unknown store", "unknown platform", "the start date")):
+            raise BadInput(msg) from None
+        raise Failed(msg) from None
+    if args.json:
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "requests": outcome.requests,
+                          "error": outcome.error, "results": [p.to_json() for p in outcome.platforms]}, indent=2))
+    else:
+        for p in outcome.platforms:
+            line = f"{p.store_id:<16} {p.platform:<10} {p.status:<15} {p.seconds:6.2f}s"
+            if p.error and p.status != "ok":
+                line += f"  {p.error}"
+            print(line)
+        print(f"run {outcome.run_id}: {outcome.status}, {outcome.requests} requests, {outcome.seconds:.1f}s")
+    if outcome.error:
+        print(outcome.error, file=sys.stderr)
+    return EXIT_OK if outcome.status == "ok" else EXIT_FAILED
+
+
+def cmd_spend(args) -> int:
+    from service.report import UnknownStore, spend_report
+    _check_period(args.start, args.end)
+    store = _open_store(args)
+    try:
+        report = spend_report(store, args.store, args.start, args.end)
+    except UnknownStore as exc:
+        raise BadInput(str(exc)) from None
+    doc = report.to_json()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{doc['store_name']} ({doc['store_id']}) {doc['start']}..{doc['end']}: "
+              f"{doc['total_spend']} {doc['billing_currency']}{'' if doc['complete'] else '  (INCOMPLETE)'}")
+        for pid, pl in doc["platforms"].items():
+            print(f"    {pid:<10} {pl['status']:<15} {pl['spend']:>14}  {pl.get('error', '')}".rstrip())
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from service.export import IncompleteExport, export_reports
+    from service.report import UnknownStore, spend_report
+    _check_period(args.start, args.end)
+    store = _open_store(args)
+    ids = [s["store_id"] for s in store.stores()] if args.all else [args.store]
+    try:
+        reports = [spend_report(store, sid, args.start, args.end) for sid in ids]
+    except UnknownStore as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        export_reports(reports, args.out, allow_incomplete=args.allow_incomplete)
+    except IncompleteExport as exc:
+        raise Failed(str(exc)) from None
+    n = sum(1 for r in reports if not r.complete)
+    print(f"wrote {args.out}: {len(reports)} store(s)" + (f", {n} incomplete (marked in the status column)" if n else ""))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from service.demo import create_demo
+    store = _open_store(args)
+    n_stores, added = create_demo(store)
+    print(f"demo: {n_stores} stores ready ({added} new account links); refresh them with "
+          f"`python cli.py refresh --all --start YYYY-MM-DD --end YYYY-MM-DD` (served by the built-in sandbox)")
+    return EXIT_OK
+
+
+def cmd_sandbox(args) -> int:
+    from sandbox.server import run
+    if not (0 <= args.port <= 65535):
+        raise BadInput(f"--port must be between 0 and 65535, not {args.port}")
+    run(args.port)
+    return EXIT_OK
+
+
+COMMANDS = {("accounts", "import"): cmd_accounts_import, ("accounts", "list"): cmd_accounts_list,
+            ("refresh", None): cmd_refresh, ("spend", None): cmd_spend, ("export", None): cmd_export,
+            ("demo", None): cmd_demo, ("sandbox", None): cmd_sandbox}
+
+
+def _setup_logging() -> None:
+    from fetchers.core import RedactingFilter
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("ADSPEND_LOG_LEVEL", "WARNING").upper())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _setup_logging()
+    from fetchers.core import redact
+    try:
+        args = build_parser().parse_args(argv)
+        fn = COMMANDS.get((args.command, getattr(args, "action", None))) or COMMANDS.get((args.command, None))
+        if fn is None:
+            fn = getattr(args, "handler")
+        return fn(args)
+    except BadInput as exc:
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Failed as exc:
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as exc:           # configuration values (e.g. a bad <P>_REQUESTS_PER_MINUTE)
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:            # a bug: say so plainly, without secrets or a traceback
+        logging.getLogger("adspend.cli").debug("unexpected error", exc_info=True)
+        print(f"error: unexpected {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

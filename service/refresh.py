@@ -1,0 +1,409 @@
+"""The refresh service: the one entry point the CLI and the dashboard call to fetch spend.
+
+``refresh(store, store_ids, start, end, platforms)`` runs every platform and account
+concurrently within the platforms' rate budgets, writes each fully fetched window in its own
+committed batch (a failed window only marks its days failed; the earlier numbers stay), reports
+progress per platform x account through a callback, and returns per store and platform a status:
+``ok``, ``failed`` (with the reason), ``partial`` (some accounts failed) or ``not_configured``.
+Nothing is ever silently zero.
+
+Incremental: only days that can still change are fetched again: days never fetched, days whose
+last fetch failed, and days fetched while they were still inside the platform's restatement
+window (``lookback_days``). ``full=True`` re-fetches everything in the period.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import httpx
+
+from fetchers import get_fetcher
+from fetchers.base import AccountInfo, FetchError
+from fetchers.core import PlatformApi, RateBudget, contiguous_ranges, fetch_window, plan_windows, redact
+from fetchers.specs import PLATFORM_IDS, SPECS
+from storage.db import DatabaseBusy, SpendStore, WindowFailure, WindowWrite
+
+from .config import PlatformConfig, Settings, load_settings, platform_config
+from .token_cache import TokenCache
+
+log = logging.getLogger("adspend.refresh")
+
+ACCOUNT_INFO_MAX_AGE = dt.timedelta(days=7)
+
+
+@dataclass
+class Progress:
+    """One progress event: ``phase`` is start, window, done, failed or skipped."""
+
+    store_ids: tuple[str, ...]
+    platform: str
+    account_id: str
+    phase: str
+    windows_done: int = 0
+    windows_total: int = 0
+    message: str = ""
+
+
+@dataclass
+class AccountOutcome:
+    platform: str
+    account_id: str
+    store_ids: tuple[str, ...]
+    status: str = "ok"               # ok, failed, not_configured, skipped
+    error: str | None = None
+    windows: int = 0
+    windows_failed: int = 0
+    days_fetched: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PlatformOutcome:
+    store_id: str
+    platform: str
+    status: str
+    error: str | None
+    accounts: list[AccountOutcome]
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"store_id": self.store_id, "platform": self.platform, "status": self.status, "error": self.error,
+                "seconds": round(self.seconds, 3),
+                "accounts": [{"account_id": a.account_id, "status": a.status, "error": a.error, "windows": a.windows,
+                              "days_fetched": a.days_fetched, "requests": a.requests} for a in self.accounts]}
+
+
+@dataclass
+class RefreshOutcome:
+    run_id: str
+    status: str
+    start: dt.date
+    end: dt.date
+    platforms: list[PlatformOutcome] = field(default_factory=list)
+    requests: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "ok"
+
+    def for_store(self, store_id: str) -> list[PlatformOutcome]:
+        return [p for p in self.platforms if p.store_id == store_id]
+
+
+class RefreshError(RuntimeError):
+    """The refresh could not run at all (bad input, database busy)."""
+
+
+# --- the writer: committed batches of whole windows -----------------------------------------------
+
+class _Writer:
+    """Collects finished windows and commits them in batches (each window whole, in one
+    transaction with the others of its batch), off the event loop."""
+
+    def __init__(self, store: SpendStore, flush_every: float = 0.25, max_batch: int = 200):
+        self.store, self.flush_every, self.max_batch = store, flush_every, max_batch
+        self.writes: list[WindowWrite] = []
+        self.failures: list[WindowFailure] = []
+        self.results: list[dict] = []
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+        self.error: Exception | None = None
+
+    async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
+        if write:
+            self.writes.append(write)
+        if failure:
+            self.failures.append(failure)
+        self.results.append(result)
+        if len(self.results) >= self.max_batch or time.monotonic() - self._last >= self.flush_every:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            writes, failures, results = self.writes, self.failures, self.results
+            self.writes, self.failures, self.results = [], [], []
+            self._last = time.monotonic()
+            if not (writes or failures or results):
+                return
+            try:
+                await asyncio.to_thread(self._commit, writes, failures, results)
+            except Exception as exc:     # the database is busy or broken: stop pretending
+                self.error = exc
+                raise
+
+    def _commit(self, writes, failures, results) -> None:
+        self.store.write_windows(writes, failures)
+        self.store.add_results(results)
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def _run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _validate_period(start: dt.date, end: dt.date) -> None:
+    if start > end:
+        raise RefreshError(f"the start date {start} is after the end date {end}")
+
+
+class _PlatformRun:
+    """Shared per platform (and endpoint) in one run: the fetcher, the API handle and its budget."""
+
+    def __init__(self, cfg: PlatformConfig, client: httpx.AsyncClient, store: SpendStore, token_cache: TokenCache):
+        self.cfg = cfg
+        self.fetcher = get_fetcher(cfg.platform)
+        creds = dict(cfg.credentials)
+        spec = SPECS[cfg.platform]
+        configured_refresh = creds.get(spec.refresh_token_key) if spec.refresh_token_key else None
+        on_rotate = None
+        if configured_refresh and cfg.mode == "live":
+            creds[spec.refresh_token_key] = token_cache.refresh_token(cfg.platform, configured_refresh)
+
+            def on_rotate(new_token: str, _p=cfg.platform, _c=configured_refresh) -> None:
+                token_cache.store_rotation(_p, _c, new_token)
+                writeback = getattr(self, "vault_writeback", None)
+                if writeback:
+                    writeback(_p, spec.refresh_token_key, new_token)
+        auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
+        timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
+        self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
+                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform), timeout=timeout)
+        self.fatal: FetchError | None = None      # platform-wide failure (auth/config): skip the rest
+
+
+async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
+                        platforms: Sequence[str] | None = None, *, progress: Callable[[Progress], None] | None = None,
+                        trigger: str = "cli", full: bool = False, settings: Settings | None = None,
+                        transport: httpx.AsyncBaseTransport | None = None, now: dt.datetime | None = None,
+                        ) -> RefreshOutcome:
+    t0 = time.monotonic()
+    _validate_period(start, end)
+    platforms = list(platforms) if platforms else list(PLATFORM_IDS)
+    for p in platforms:
+        if p not in SPECS:
+            raise RefreshError(f"unknown platform {p!r}; expected one of {', '.join(PLATFORM_IDS)}")
+    settings = settings or load_settings()
+    try:
+        store.mark_interrupted_runs()
+        known = {s["store_id"] for s in store.stores()}
+    except DatabaseBusy as exc:
+        raise RefreshError(str(exc)) from None
+    if store_ids is None:
+        store_ids = sorted(known)
+    for sid in store_ids:
+        if sid not in known:
+            raise RefreshError(f"unknown store {sid!r}; see `python cli.py accounts list`")
+    links = store.accounts(store_ids, platforms)
+    run_id = _run_id()
+    store.start_run(run_id, trigger=trigger, start=start, end=end, stores=list(store_ids), platforms=platforms)
+    emit = progress or (lambda _e: None)
+
+    # one task per unique (platform, account, endpoint): an account linked to two stores is fetched once
+    groups: dict[tuple[str, str, bool], list[str]] = {}
+    for link in links:
+        groups.setdefault((link["platform"], link["account_id"], bool(link["is_demo"])), []).append(link["store_id"])
+
+    sandbox_url = None
+    if any(demo for (_, _, demo) in groups):
+        from .sandbox_runtime import sandbox_url as _sandbox_url
+        sandbox_url = _sandbox_url()
+    configs: dict[tuple[str, bool], PlatformConfig] = {}
+    for (p, _a, demo) in groups:
+        if (p, demo) not in configs:
+            configs[(p, demo)] = platform_config(settings, p, demo=demo, sandbox_url=sandbox_url)
+
+    token_cache = TokenCache()
+    outcomes: dict[tuple[str, str, bool], AccountOutcome] = {}
+    writer = _Writer(store)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(transport=transport, limits=limits, follow_redirects=False,
+                                 headers={"User-Agent": "AdSpendHub/1.0"}) as client:
+        runs: dict[tuple[str, bool], _PlatformRun] = {}
+        for key, cfg in configs.items():
+            if cfg.usable:
+                try:
+                    runs[key] = _PlatformRun(cfg, client, store, token_cache)
+                    if cfg.mode == "live" and getattr(settings, "vault", None) is not None and \
+                            "vault" in cfg.sources.values():
+                        runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
+                except (ImportError, AttributeError):
+                    cfg.error = f"{SPECS[cfg.platform].name} is not implemented in this build"
+
+        usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
+        lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
+        plan = await asyncio.to_thread(store.days_to_fetch, lookbacks, start, end, now, full) if usable else {}
+
+        async def one_account(key: tuple[str, str, bool]) -> None:
+            p, account_id, demo = key
+            sids = tuple(groups[key])
+            cfg = configs[(p, demo)]
+            out = outcomes[key] = AccountOutcome(p, account_id, sids)
+            if (p, demo) not in runs:
+                out.status = "failed" if cfg.error else "not_configured"
+                out.error = cfg.error or f"no credentials for {SPECS[p].name} (missing {', '.join(cfg.missing)})"
+                emit(Progress(sids, p, account_id, "skipped", message=out.error))
+                return
+            run = runs[(p, demo)]
+            days = plan.get((p, account_id), [])
+            windows = [w for r in contiguous_ranges(days) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
+            out.windows = len(windows)
+            emit(Progress(sids, p, account_id, "start", 0, len(windows)))
+            started = time.monotonic()
+            req_before = run.api.request_count
+            info: AccountInfo | None = None
+            done = 0
+
+            async def fail_all(exc: FetchError, remaining) -> None:
+                for ws, we in remaining:
+                    now_ = dt.datetime.now(dt.timezone.utc)
+                    await writer.add(None, WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
+                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
+                                          window_end=we, status="failed", error=exc.message, finished_at=now_))
+
+            if not windows:
+                out.seconds = time.monotonic() - started
+                emit(Progress(sids, p, account_id, "done", 0, 0, "up to date"))
+                return
+            try:
+                if run.fatal:
+                    raise run.fatal
+                info = await _account_info(store, run, account_id)
+            except FetchError as exc:
+                if exc.platform_wide and run.fatal is None:
+                    run.fatal = exc
+                out.status, out.error, out.windows_failed = "failed", exc.message, len(windows)
+                await fail_all(exc, windows)
+                out.requests = run.api.request_count - req_before
+                out.seconds = time.monotonic() - started
+                emit(Progress(sids, p, account_id, "failed", 0, len(windows), exc.message))
+                return
+
+            async def one_window(ws: dt.date, we: dt.date) -> None:
+                nonlocal done
+                w0 = time.monotonic()
+                try:
+                    if run.fatal:
+                        raise run.fatal
+                    amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
+                except FetchError as exc:
+                    if exc.platform_wide and run.fatal is None:
+                        run.fatal = exc
+                    out.windows_failed += 1
+                    out.status = "failed"
+                    out.error = out.error or exc.message
+                    now_ = dt.datetime.now(dt.timezone.utc)
+                    await writer.add(None, WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
+                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
+                                          window_end=we, status="failed", error=exc.message,
+                                          duration_ms=int((time.monotonic() - w0) * 1000), finished_at=now_))
+                else:
+                    now_ = dt.datetime.now(dt.timezone.utc)
+                    out.days_fetched += len(amounts)
+                    await writer.add(WindowWrite(p, account_id, ws, we, amounts, info.currency, run_id, now_), None,
+                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
+                                          window_end=we, status="ok", rows=len(amounts),
+                                          duration_ms=int((time.monotonic() - w0) * 1000), finished_at=now_))
+                done += 1
+                emit(Progress(sids, p, account_id, "window", done, len(windows)))
+
+            await asyncio.gather(*(one_window(ws, we) for ws, we in windows))
+            out.requests = run.api.request_count - req_before
+            out.seconds = time.monotonic() - started
+            emit(Progress(sids, p, account_id, "done" if out.status == "ok" else "failed", done, len(windows),
+                          out.error or ""))
+
+        error = None
+        try:
+            results = await asyncio.gather(*(one_account(k) for k in groups), return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException) and not isinstance(r, (DatabaseBusy,)):
+                    if isinstance(r, Exception):
+                        log.error("refresh task failed: %s", redact(repr(r)))
+                        error = error or f"internal error: {redact(type(r).__name__)}"
+                    else:
+                        raise r
+                elif isinstance(r, DatabaseBusy):
+                    error = str(r)
+            await writer.flush()
+        except DatabaseBusy as exc:
+            error = str(exc)
+        requests = sum(r.api.request_count for r in runs.values())
+        throttled = sum(r.api.throttled_count for r in runs.values())
+
+    for key in groups:          # tasks that died before recording anything
+        if key not in outcomes:
+            outcomes[key] = AccountOutcome(key[0], key[1], tuple(groups[key]), "failed", error or "internal error")
+        elif error and outcomes[key].status == "ok" and writer.error is not None:
+            outcomes[key].status, outcomes[key].error = "failed", error
+
+    platform_outcomes = _per_store_platform(outcomes, groups, store_ids, platforms)
+    statuses = {o.status for o in platform_outcomes}
+    if error:
+        status = "failed"
+    elif statuses <= {"ok", "not_configured"}:
+        status = "ok"
+    elif statuses <= {"failed", "not_configured"}:
+        status = "failed"
+    else:
+        status = "partial"
+    try:
+        store.finish_run(run_id, status, requests, error)
+    except DatabaseBusy as exc:
+        error = error or str(exc)
+    return RefreshOutcome(run_id, status, start, end, platform_outcomes, requests, throttled,
+                          time.monotonic() - t0, error)
+
+
+async def _account_info(store: SpendStore, run: _PlatformRun, account_id: str) -> AccountInfo:
+    p = run.cfg.platform
+    known = await asyncio.to_thread(store.account_info, p, account_id)
+    if known and known["updated_at"] and dt.datetime.now(dt.timezone.utc) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
+        return AccountInfo(account_id, known["currency"], known["timezone"], known["name"] or "")
+    info = await run.fetcher.account_info(run.api, account_id)
+    await asyncio.to_thread(lambda: store.save_account_info(p, account_id, name=info.name, currency=info.currency,
+                                                            timezone=info.timezone, day_basis=run.fetcher.day_basis))
+    return info
+
+
+def _per_store_platform(outcomes, groups, store_ids, platforms) -> list[PlatformOutcome]:
+    by: dict[tuple[str, str], list[AccountOutcome]] = {}
+    for key, out in outcomes.items():
+        for sid in groups[key]:
+            by.setdefault((sid, key[0]), []).append(out)
+    result = []
+    for sid in store_ids:
+        for p in platforms:
+            accs = by.get((sid, p))
+            if not accs:
+                continue
+            st = {a.status for a in accs}
+            if st == {"not_configured"}:
+                status = "not_configured"
+            elif st <= {"ok"}:
+                status = "ok"
+            elif "ok" in st:
+                status = "partial"
+            else:
+                status = "failed"
+            errors = sorted({a.error for a in accs if a.error and a.status != "ok"})
+            result.append(PlatformOutcome(sid, p, status, "; ".join(errors) or None, accs,
+                                          max((a.seconds for a in accs), default=0.0)))
+    return result
+
+
+def refresh(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
+            platforms: Sequence[str] | None = None, **kwargs) -> RefreshOutcome:
+    """Synchronous wrapper (the CLI, the dashboard's button)."""
+    return asyncio.run(refresh_async(store, store_ids, start, end, platforms, **kwargs))

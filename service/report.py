@@ -1,0 +1,207 @@
+"""What a store spent in a period, read from the spend store only (no API call).
+
+``spend_report`` builds the ``spend --json`` document of shared/interfaces.md: per platform a
+status and the spend in the store's billing currency, per account the spend in the account's
+currency with the effective FX rate, and ``complete`` only when every linked platform is ``ok``.
+Statuses are derived from what is stored, never guessed:
+
+- ``failed``: the latest fetch of some day failed (its earlier amount, if any, is still shown);
+- ``missing``: linked but never fetched for the whole range;
+- ``partial``: some days (or some accounts) have no data, including days not yet over;
+- ``fx_missing``: no exchange rate for some day;
+- ``not_configured``: no credentials, and nothing stored for the range.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from fetchers.specs import PLATFORM_IDS, SPECS
+from storage.db import SpendStore
+
+from . import fx
+from .config import Settings, load_settings, platform_config
+
+STATUS_ORDER = ("failed", "fx_missing", "missing", "partial", "ok", "not_configured")
+
+
+@dataclass
+class AccountLine:
+    platform: str
+    account_id: str
+    account_name: str
+    currency: str
+    spend: Decimal                      # exact, account currency
+    billing_amount: Decimal | None      # rounded to the billing currency; None when fx_missing
+    fx_rate: Decimal | None
+    days: int                           # days with data in the range
+    days_expected: int
+    failed_days: int
+    status: str
+    error: str | None
+    day_basis: str
+    timezone: str
+    last_fetched: dt.datetime | None
+    first_fetched: dt.datetime | None
+    fx_note: str | None = None
+
+
+@dataclass
+class PlatformLine:
+    platform: str
+    status: str
+    error: str | None
+    spend: Decimal                      # billing currency, sum of rounded account lines
+    accounts: list[AccountLine] = field(default_factory=list)
+
+
+@dataclass
+class SpendReport:
+    store_id: str
+    store_name: str
+    start: dt.date
+    end: dt.date
+    billing_currency: str
+    platforms: dict[str, PlatformLine]
+    total: Decimal
+
+    @property
+    def complete(self) -> bool:
+        # a linked platform that is not configured is spend we do not know: not complete
+        return bool(self.platforms) and all(p.status == "ok" for p in self.platforms.values())
+
+    def to_json(self) -> dict:
+        ccy = self.billing_currency
+        platforms = {}
+        for pid, pl in self.platforms.items():
+            entry = {"status": pl.status, "spend": str(fx.quantize(pl.spend, ccy)), "accounts": [
+                {"account_id": a.account_id, "account_name": a.account_name, "currency": a.currency,
+                 "spend": str(fx.quantize(a.spend, a.currency)),
+                 "fx_rate": _fmt_rate(a.fx_rate), "billing_amount": None if a.billing_amount is None else
+                 str(a.billing_amount), "days": a.days, "status": a.status, "day_basis": a.day_basis,
+                 "last_fetched": a.last_fetched.isoformat() if a.last_fetched else None,
+                 **({"error": a.error} if a.error else {}), **({"fx_note": a.fx_note} if a.fx_note else {})}
+                for a in pl.accounts]}
+            if pl.status not in ("ok", "not_configured"):
+                entry["error"] = pl.error or pl.status
+            platforms[pid] = entry
+        return {"store_id": self.store_id, "store_name": self.store_name, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "billing_currency": ccy, "complete": self.complete,
+                "platforms": platforms, "total_spend": str(fx.quantize(self.total, ccy))}
+
+
+def _fmt_rate(rate: Decimal | None) -> str | None:
+    if rate is None:
+        return None
+    if rate == 1:
+        return "1"
+    return format(rate.normalize(), "f")
+
+
+class UnknownStore(LookupError):
+    pass
+
+
+def spend_report(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
+                 settings: Settings | None = None, today: dt.date | None = None) -> SpendReport:
+    if start > end:
+        raise ValueError(f"the start date {start} is after the end date {end}")
+    meta = store.store(store_id)
+    if meta is None:
+        raise UnknownStore(f"unknown store {store_id!r}; see `python cli.py accounts list`")
+    billing = meta["billing_currency"]
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    n_days = (end - start).days + 1
+    rows = store.query("""
+        WITH spend AS (
+            SELECT platform, account_id, sum(amount) AS amount, count(*) AS days, max(fetched_at) AS last_f,
+                   min(fetched_at) AS first_f, max(currency) AS currency
+            FROM daily_spend WHERE day BETWEEN ? AND ? GROUP BY ALL),
+        fails AS (
+            SELECT platform, account_id, count(*) AS n, arg_max(error, failed_at) AS error
+            FROM fetch_failures WHERE day BETWEEN ? AND ? GROUP BY ALL)
+        SELECT a.platform, a.account_id, coalesce(a.display_name, i.name, ''), coalesce(i.currency, s.currency),
+               coalesce(i.day_basis, ''), coalesce(i.timezone, ''), coalesce(s.amount, 0), coalesce(s.days, 0),
+               s.last_f, s.first_f, coalesce(f.n, 0), f.error
+        FROM ad_accounts a
+        LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id
+        LEFT JOIN spend s ON s.platform = a.platform AND s.account_id = a.account_id
+        LEFT JOIN fails f ON f.platform = a.platform AND f.account_id = a.account_id
+        WHERE a.store_id = ?
+        ORDER BY a.platform, a.account_id""", [start, end, start, end, store_id])
+    # per-day amounts, only for accounts whose currency differs from the billing currency
+    foreign = [(r[0], r[1]) for r in rows if r[3] and r[3] != billing and r[7]]
+    daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
+    if foreign:
+        for p, a, d, amt in store.query(
+                "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
+                "AND list_contains(?, platform || '|' || account_id)",
+                [start, end, [f"{p}|{a}" for p, a in foreign]]):
+            daily.setdefault((p, a), {})[d] = amt
+    settings = settings or load_settings()
+    lines: dict[str, list[AccountLine]] = {}
+    for (p, a, name, ccy, basis, tz, spend, days, last_f, first_f, failed_days, last_error) in rows:
+        spend = Decimal(spend)
+        status, error = "ok", None
+        billing_amount: Decimal | None
+        fx_rate: Decimal | None
+        fx_note = None
+        if not ccy:
+            ccy = "?"
+        if ccy == billing:
+            billing_amount, fx_rate = fx.quantize(spend, billing), Decimal(1)
+        elif days == 0:
+            billing_amount, fx_rate = Decimal(0), None
+        else:
+            try:
+                conv = fx.convert_line(daily.get((p, a), {}), ccy, billing)
+            except fx.FxMissing as exc:
+                conv = None
+                status, error = "fx_missing", str(exc)
+            if conv is not None and conv.missing_days:
+                status = "fx_missing"
+                error = (f"no {ccy}->{billing} exchange rate for {len(conv.missing_days)} day(s) from "
+                         f"{conv.missing_days[0]}")
+            billing_amount = conv.billing_amount if conv is not None and status != "fx_missing" else None
+            fx_rate = conv.fx_rate if conv is not None and status != "fx_missing" else None
+            if conv is not None and conv.fallback_days:
+                fx_note = (f"{len(conv.fallback_days)} day(s) without a published ECB rate used the last "
+                           "earlier rate")
+        expected = n_days
+        if failed_days:
+            status = "failed"
+            error = f"{last_error} ({failed_days} of {n_days} days failed"
+            error += f"; earlier data kept for {days} days)" if days else ")"
+        elif days == 0:
+            status, error = "missing", f"never fetched for {start}..{end}: run a refresh"
+        elif days < expected:
+            future = max(0, (end - max(today, start - dt.timedelta(days=1))).days) if end > today else 0
+            status = "partial"
+            error = f"{days} of {expected} days fetched" + (f" ({future} day(s) are not over yet)" if future else "")
+        lines.setdefault(p, []).append(AccountLine(
+            p, a, name, ccy, spend, billing_amount, fx_rate, int(days), expected, int(failed_days), status, error,
+            basis or ("UTC" if p in ("linkedin", "pinterest") else "account"), tz, last_f, first_f, fx_note))
+
+    platforms: dict[str, PlatformLine] = {}
+    for pid in PLATFORM_IDS:
+        accs = lines.get(pid)
+        if not accs:
+            continue
+        total = sum((a.billing_amount or Decimal(0) for a in accs), Decimal(0))
+        statuses = {a.status for a in accs}
+        cfg_demo = meta["is_demo"]
+        configured = cfg_demo or platform_config(settings, pid).usable
+        if not configured and all(a.days == 0 and a.failed_days == 0 for a in accs):
+            platforms[pid] = PlatformLine(pid, "not_configured", None, Decimal(0), [])
+            continue
+        if statuses == {"missing"}:
+            status = "missing"
+        else:
+            status = next(s for s in STATUS_ORDER if s in statuses)
+            if status == "missing":
+                status = "partial"
+        errors = [f"{a.account_id}: {a.error}" for a in accs if a.error and a.status != "ok"]
+        platforms[pid] = PlatformLine(pid, status, "; ".join(errors) or None, total, accs)
+    grand = sum((pl.spend for pl in platforms.values()), Decimal(0))
+    return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand)

@@ -1,0 +1,432 @@
+"""The spend store: a DuckDB file opened briefly for each operation.
+
+Why short-lived connections: DuckDB locks the file per process, so a connection kept open by
+the dashboard would lock out a CLI refresh and vice versa (shared/streamlit-recipe.md §5). Every
+read or write here opens, works, and closes; a process that finds the file locked retries with
+backoff for ``lock_timeout`` seconds and then raises :class:`DatabaseBusy` with a plain message.
+
+Money goes in as pyarrow ``decimal128(20, 6)`` and comes out as Python ``Decimal`` through
+``fetchall()``; nothing here ever goes through float.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from .migrations import LATEST, MIGRATIONS
+
+AMOUNT_TYPE = pa.decimal128(20, 6)
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+class DatabaseBusy(RuntimeError):
+    """Another process held the database file for longer than we were willing to wait."""
+
+
+class DatabaseError(RuntimeError):
+    """The file is not a usable Ad Spend Hub database."""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class WindowWrite:
+    """One fully fetched (platform, account, window): every day of it, zeros included."""
+
+    platform: str
+    account_id: str
+    start: dt.date
+    end: dt.date
+    amounts: Mapping[dt.date, Decimal]
+    currency: str
+    run_id: str
+    fetched_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class WindowFailure:
+    platform: str
+    account_id: str
+    start: dt.date
+    end: dt.date
+    error: str
+    run_id: str
+    failed_at: dt.datetime
+
+
+class SpendStore:
+    def __init__(self, path: str | os.PathLike, lock_timeout: float | None = None):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout if lock_timeout is not None else float(
+            os.environ.get("ADSPEND_DB_LOCK_TIMEOUT", "15"))
+        key = str(self.path.resolve())
+        with _write_locks_guard:
+            self._write_lock = _write_locks.setdefault(key, threading.Lock())
+        if self.path.is_dir():
+            raise DatabaseError(f"{self.path} is a directory, not a database file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    # -- connections -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline, delay = time.monotonic() + self.lock_timeout, 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise DatabaseError(f"cannot open {self.path}: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"the database {self.path} is in use by another process (waited "
+                        f"{self.lock_timeout:.0f} s); try again when the other refresh has finished") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as exc:
+                raise DatabaseError(f"cannot open {self.path}: {exc}") from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One writer per process; the whole block commits or nothing does."""
+        with self._write_lock, self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def query_df(self, sql: str, params: Sequence | Mapping | None = None):
+        """A DataFrame for display and charts. Money columns must be cast to VARCHAR in ``sql``
+        by callers that need exact values (``.df()`` turns DECIMAL into float64)."""
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    # -- migrations ------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.connect() as con:
+            return self._version(con)
+
+    @staticmethod
+    def _version(con) -> int:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "description VARCHAR, applied_at TIMESTAMPTZ)")
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0])
+
+    def migrate(self) -> int:
+        with self._write_lock, self.connect() as con:
+            current = self._version(con)
+            if current > LATEST:
+                raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
+                                    f"this one knows {LATEST}); upgrade the application")
+            for version, description, sql in MIGRATIONS:
+                if version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, _utcnow()])
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            return self._version(con)
+
+    # -- stores and accounts ---------------------------------------------------------------------
+    def upsert_stores(self, con, stores: Iterable[tuple[str, str, str, bool]]) -> None:
+        for store_id, name, currency, is_demo in stores:
+            con.execute("INSERT INTO stores (store_id, name, billing_currency, is_demo) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
+                        "billing_currency = excluded.billing_currency",
+                        [store_id, name, currency, is_demo])
+
+    def link_accounts(self, con, links: Iterable[tuple[str, str, str, str | None]]) -> int:
+        """(store_id, platform, account_id, display_name); returns how many links are new."""
+        added = 0
+        for store_id, platform, account_id, display_name in links:
+            exists = con.execute("SELECT display_name FROM ad_accounts WHERE store_id = ? AND platform = ? "
+                                 "AND account_id = ?", [store_id, platform, account_id]).fetchall()
+            if not exists:
+                con.execute("INSERT INTO ad_accounts (store_id, platform, account_id, display_name) VALUES (?, ?, ?, ?)",
+                            [store_id, platform, account_id, display_name])
+                added += 1
+            elif display_name and exists[0][0] != display_name:
+                con.execute("UPDATE ad_accounts SET display_name = ? WHERE store_id = ? AND platform = ? "
+                            "AND account_id = ?", [display_name, store_id, platform, account_id])
+        return added
+
+    def save_store(self, store_id: str, name: str, billing_currency: str, is_demo: bool = False) -> None:
+        with self.transaction() as con:
+            self.upsert_stores(con, [(store_id, name, billing_currency, is_demo)])
+
+    def unlink_account(self, store_id: str, platform: str, account_id: str) -> bool:
+        with self.transaction() as con:
+            n = con.execute("DELETE FROM ad_accounts WHERE store_id = ? AND platform = ? AND account_id = ? "
+                            "RETURNING 1", [store_id, platform, account_id]).fetchall()
+            return bool(n)
+
+    def stores(self) -> list[dict]:
+        rows = self.query("SELECT store_id, name, billing_currency, is_demo FROM stores ORDER BY name, store_id")
+        return [dict(store_id=r[0], name=r[1], billing_currency=r[2], is_demo=r[3]) for r in rows]
+
+    def store(self, store_id: str) -> dict | None:
+        rows = self.query("SELECT store_id, name, billing_currency, is_demo FROM stores WHERE store_id = ?", [store_id])
+        return dict(store_id=rows[0][0], name=rows[0][1], billing_currency=rows[0][2], is_demo=rows[0][3]) if rows else None
+
+    def accounts(self, store_ids: Sequence[str] | None = None, platforms: Sequence[str] | None = None) -> list[dict]:
+        sql = ("SELECT a.store_id, a.platform, a.account_id, a.display_name, i.name, i.currency, i.timezone, "
+               "i.day_basis, s.is_demo FROM ad_accounts a JOIN stores s USING (store_id) "
+               "LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id WHERE 1=1")
+        params: list = []
+        if store_ids is not None:
+            sql += " AND list_contains(?, a.store_id)"
+            params.append(list(store_ids))
+        if platforms is not None:
+            sql += " AND list_contains(?, a.platform)"
+            params.append(list(platforms))
+        sql += " ORDER BY a.store_id, a.platform, a.account_id"
+        keys = ("store_id", "platform", "account_id", "display_name", "platform_name", "currency", "timezone",
+                "day_basis", "is_demo")
+        return [dict(zip(keys, r)) for r in self.query(sql, params)]
+
+    def save_account_info(self, platform: str, account_id: str, *, name: str, currency: str, timezone: str,
+                          day_basis: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO account_info VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, account_id) "
+                        "DO UPDATE SET name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
+                        "day_basis = excluded.day_basis, updated_at = excluded.updated_at",
+                        [platform, account_id, name, currency, timezone, day_basis, _utcnow()])
+
+    def account_info(self, platform: str, account_id: str) -> dict | None:
+        rows = self.query("SELECT name, currency, timezone, day_basis, updated_at FROM account_info "
+                          "WHERE platform = ? AND account_id = ?", [platform, account_id])
+        if not rows:
+            return None
+        return dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), rows[0]))
+
+    # -- spend writes ------------------------------------------------------------------------------
+    def write_windows(self, writes: Sequence[WindowWrite] = (), failures: Sequence[WindowFailure] = ()) -> None:
+        """Replace each fully fetched window and record each failed one, all in ONE transaction.
+
+        A written window deletes that (platform, account, days) range and inserts every day of it
+        (zeros included), and clears those days' failure marks. A failed window only marks its days
+        as failed: the amounts fetched earlier stay."""
+        if not writes and not failures:
+            return
+        spend_rows = {k: [] for k in ("platform", "account_id", "day", "amount", "currency", "fetched_at", "run_id")}
+        win_rows = {k: [] for k in ("platform", "account_id", "start", "end")}
+        for w in writes:
+            win_rows["platform"].append(w.platform); win_rows["account_id"].append(w.account_id)
+            win_rows["start"].append(w.start); win_rows["end"].append(w.end)
+            for day, amount in w.amounts.items():
+                if not (w.start <= day <= w.end):
+                    raise ValueError(f"{w.platform}/{w.account_id}: day {day} outside its window")
+                spend_rows["platform"].append(w.platform); spend_rows["account_id"].append(w.account_id)
+                spend_rows["day"].append(day); spend_rows["amount"].append(amount)
+                spend_rows["currency"].append(w.currency); spend_rows["fetched_at"].append(w.fetched_at)
+                spend_rows["run_id"].append(w.run_id)
+            if len(w.amounts) != (w.end - w.start).days + 1:
+                raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
+        fail_rows = {k: [] for k in ("platform", "account_id", "day", "error", "failed_at", "run_id")}
+        for f in failures:
+            d = f.start
+            while d <= f.end:
+                fail_rows["platform"].append(f.platform); fail_rows["account_id"].append(f.account_id)
+                fail_rows["day"].append(d); fail_rows["error"].append(f.error)
+                fail_rows["failed_at"].append(f.failed_at); fail_rows["run_id"].append(f.run_id)
+                d += dt.timedelta(days=1)
+        spend_tbl = pa.table({
+            "platform": pa.array(spend_rows["platform"], pa.string()),
+            "account_id": pa.array(spend_rows["account_id"], pa.string()),
+            "day": pa.array(spend_rows["day"], pa.date32()),
+            "amount": pa.array(spend_rows["amount"], AMOUNT_TYPE),
+            "currency": pa.array(spend_rows["currency"], pa.string()),
+            "fetched_at": pa.array(spend_rows["fetched_at"], pa.timestamp("us", tz="UTC")),
+            "run_id": pa.array(spend_rows["run_id"], pa.string()),
+        })
+        win_tbl = pa.table({"platform": pa.array(win_rows["platform"], pa.string()),
+                            "account_id": pa.array(win_rows["account_id"], pa.string()),
+                            "start": pa.array(win_rows["start"], pa.date32()),
+                            "end": pa.array(win_rows["end"], pa.date32())})
+        fail_tbl = pa.table({"platform": pa.array(fail_rows["platform"], pa.string()),
+                             "account_id": pa.array(fail_rows["account_id"], pa.string()),
+                             "day": pa.array(fail_rows["day"], pa.date32()),
+                             "error": pa.array(fail_rows["error"], pa.string()),
+                             "failed_at": pa.array(fail_rows["failed_at"], pa.timestamp("us", tz="UTC")),
+                             "run_id": pa.array(fail_rows["run_id"], pa.string())})
+        with self.transaction() as con:
+            con.register("new_spend", spend_tbl)
+            con.register("new_windows", win_tbl)
+            con.register("new_failures", fail_tbl)
+            if writes:
+                con.execute("DELETE FROM daily_spend d USING new_windows w WHERE d.platform = w.platform "
+                            "AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w.\"end\"")
+                con.execute("DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
+                            "AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w.\"end\"")
+                con.execute("INSERT INTO daily_spend SELECT platform, account_id, day, amount, currency, fetched_at, "
+                            "run_id FROM new_spend")
+            if failures:
+                con.execute("INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, "
+                            "failed_at, run_id FROM new_failures")
+            for name in ("new_spend", "new_windows", "new_failures"):
+                con.unregister(name)
+
+    def days_to_fetch(self, accounts: Sequence[tuple[str, str, int]], start: dt.date, end: dt.date,
+                      now: dt.datetime | None = None, full: bool = False) -> dict[tuple[str, str], list[dt.date]]:
+        """For each (platform, account_id, lookback_days): the days of [start, end] that can still
+        change or were never fetched: no row yet, a failed latest fetch, or a row fetched while the
+        day was inside the platform's restatement window (fetched_at < day + lookback + 1 day).
+        Days after ``now`` are not fetched (no platform reports the future)."""
+        now = now or _utcnow()
+        last_day = min(end, now.date())
+        if not accounts or start > last_day:
+            return {(p, a): [] for p, a, _ in accounts}
+        acc_tbl = pa.table({"platform": [a[0] for a in accounts], "account_id": [a[1] for a in accounts],
+                            "lookback": pa.array([int(a[2]) for a in accounts], pa.int32())})
+        with self.connect() as con:
+            con.register("acc", acc_tbl)
+            rows = con.execute("""
+                WITH days AS (SELECT CAST(d AS DATE) AS day FROM generate_series(CAST(? AS DATE), CAST(? AS DATE),
+                                                                       INTERVAL 1 DAY) t(d))
+                SELECT a.platform, a.account_id, days.day
+                FROM acc a CROSS JOIN days
+                LEFT JOIN daily_spend s ON s.platform = a.platform AND s.account_id = a.account_id AND s.day = days.day
+                LEFT JOIN fetch_failures f ON f.platform = a.platform AND f.account_id = a.account_id
+                                           AND f.day = days.day
+                WHERE ? OR s.day IS NULL OR f.day IS NOT NULL
+                   OR s.fetched_at < CAST(days.day AS TIMESTAMPTZ) + to_days(a.lookback + 1)
+                ORDER BY 1, 2, 3""", [start, last_day, full]).fetchall()
+            con.unregister("acc")
+        out: dict[tuple[str, str], list[dt.date]] = {(p, a): [] for p, a, _ in accounts}
+        for p, a, d in rows:
+            out[(p, a)].append(d)
+        return out
+
+    # -- refresh runs ------------------------------------------------------------------------------
+    def start_run(self, run_id: str, *, trigger: str, start: dt.date, end: dt.date, stores: Sequence[str],
+                  platforms: Sequence[str]) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO refresh_runs (run_id, started_at, status, trigger, period_start, period_end, "
+                        "stores, platforms, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                        [run_id, _utcnow(), trigger, start, end, ",".join(stores), ",".join(platforms), os.getpid()])
+
+    def finish_run(self, run_id: str, status: str, requests: int, error: str | None = None) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE refresh_runs SET finished_at = ?, status = ?, requests = ?, error = ? WHERE run_id = ?",
+                        [_utcnow(), status, requests, error, run_id])
+
+    def add_results(self, results: Sequence[dict]) -> None:
+        if not results:
+            return
+        cols = ("run_id", "platform", "account_id", "window_start", "window_end", "status", "rows", "error",
+                "duration_ms", "requests", "finished_at")
+        tbl = pa.table({
+            "run_id": pa.array([r["run_id"] for r in results], pa.string()),
+            "platform": pa.array([r["platform"] for r in results], pa.string()),
+            "account_id": pa.array([r["account_id"] for r in results], pa.string()),
+            "window_start": pa.array([r["window_start"] for r in results], pa.date32()),
+            "window_end": pa.array([r["window_end"] for r in results], pa.date32()),
+            "status": pa.array([r["status"] for r in results], pa.string()),
+            "rows": pa.array([int(r.get("rows", 0)) for r in results], pa.int32()),
+            "error": pa.array([r.get("error") for r in results], pa.string()),
+            "duration_ms": pa.array([int(r.get("duration_ms", 0)) for r in results], pa.int32()),
+            "requests": pa.array([int(r.get("requests", 0)) for r in results], pa.int32()),
+            "finished_at": pa.array([r.get("finished_at") or _utcnow() for r in results], pa.timestamp("us", tz="UTC")),
+        })
+        with self.transaction() as con:
+            con.register("new_results", tbl)
+            con.execute(f"INSERT INTO refresh_results SELECT {', '.join(cols)} FROM new_results")
+            con.unregister("new_results")
+
+    def mark_interrupted_runs(self) -> int:
+        """Runs left 'running' by a process that no longer exists were interrupted (killed, crashed)."""
+        rows = self.query("SELECT run_id, pid FROM refresh_runs WHERE status = 'running'")
+        dead = [run_id for run_id, pid in rows if pid is None or not _pid_alive(int(pid))]
+        if dead:
+            with self.transaction() as con:
+                con.execute("UPDATE refresh_runs SET status = 'interrupted', error = 'the refresh process stopped "
+                            "before finishing (killed or crashed); windows committed before that are kept' "
+                            "WHERE list_contains(?, run_id)", [dead])
+        return len(dead)
+
+    def runs(self, limit: int = 50) -> list[dict]:
+        keys = ("run_id", "started_at", "finished_at", "status", "trigger", "period_start", "period_end", "stores",
+                "platforms", "requests", "error")
+        rows = self.query(f"SELECT {', '.join(keys)} FROM refresh_runs ORDER BY started_at DESC LIMIT ?", [limit])
+        return [dict(zip(keys, r)) for r in rows]
+
+    def run_results(self, run_id: str) -> list[dict]:
+        keys = ("platform", "account_id", "window_start", "window_end", "status", "rows", "error", "duration_ms",
+                "requests", "finished_at")
+        rows = self.query(f"SELECT {', '.join(keys)} FROM refresh_results WHERE run_id = ? "
+                          "ORDER BY platform, account_id, window_start", [run_id])
+        return [dict(zip(keys, r)) for r in rows]
+
+    # -- report jobs -------------------------------------------------------------------------------
+    def job_store(self, platform: str) -> "DuckJobStore":
+        return DuckJobStore(self, platform)
+
+
+class DuckJobStore:
+    """``fetchers.base.ReportJobStore`` backed by the ``report_jobs`` table."""
+
+    def __init__(self, store: SpendStore, platform: str):
+        self.store, self.platform = store, platform
+
+    def get(self, key: str) -> str | None:
+        rows = self.store.query("SELECT job_id FROM report_jobs WHERE platform = ? AND job_key = ?", [self.platform, key])
+        return rows[0][0] if rows else None
+
+    def put(self, key: str, job_id: str) -> None:
+        with self.store.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO report_jobs VALUES (?, ?, ?, ?)", [self.platform, key, job_id, _utcnow()])
+
+    def drop(self, key: str) -> None:
+        with self.store.transaction() as con:
+            con.execute("DELETE FROM report_jobs WHERE platform = ? AND job_key = ?", [self.platform, key])
+
+    def pending(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.store.query(
+            "SELECT job_key, job_id FROM report_jobs WHERE platform = ? ORDER BY created_at", [self.platform])]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers kill(0); treat it as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True

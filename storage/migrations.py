@@ -1,0 +1,98 @@
+"""Versioned schema migrations, applied in order when a database is opened.
+
+Each migration runs once, in its own transaction, and records its version in
+``schema_migrations``. An older database upgrades in place; nothing is dropped. Never edit a
+migration that has shipped: add a new one.
+"""
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "stores, accounts, daily spend, refresh runs", """
+        CREATE TABLE stores (
+            store_id          VARCHAR PRIMARY KEY,
+            name              VARCHAR NOT NULL,
+            billing_currency  VARCHAR NOT NULL DEFAULT 'USD',
+            is_demo           BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at        TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        -- one row per link: a store may have several accounts on one platform
+        CREATE TABLE ad_accounts (
+            store_id      VARCHAR NOT NULL,
+            platform      VARCHAR NOT NULL,
+            account_id    VARCHAR NOT NULL,
+            display_name  VARCHAR,
+            linked_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (store_id, platform, account_id)
+        );
+        -- what the platform says about the account, once known
+        CREATE TABLE account_info (
+            platform    VARCHAR NOT NULL,
+            account_id  VARCHAR NOT NULL,
+            name        VARCHAR,
+            currency    VARCHAR NOT NULL,
+            timezone    VARCHAR NOT NULL,
+            day_basis   VARCHAR NOT NULL,
+            updated_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, account_id)
+        );
+        -- one row per platform x account x day, in the account's currency, exact
+        CREATE TABLE daily_spend (
+            platform    VARCHAR NOT NULL,
+            account_id  VARCHAR NOT NULL,
+            day         DATE NOT NULL,
+            amount      DECIMAL(20, 6) NOT NULL,
+            currency    VARCHAR NOT NULL,
+            fetched_at  TIMESTAMPTZ NOT NULL,
+            run_id      VARCHAR NOT NULL,
+            PRIMARY KEY (platform, account_id, day)
+        );
+        -- days whose latest fetch failed (the earlier amount, if any, stays in daily_spend)
+        CREATE TABLE fetch_failures (
+            platform    VARCHAR NOT NULL,
+            account_id  VARCHAR NOT NULL,
+            day         DATE NOT NULL,
+            error       VARCHAR NOT NULL,
+            failed_at   TIMESTAMPTZ NOT NULL,
+            run_id      VARCHAR NOT NULL,
+            PRIMARY KEY (platform, account_id, day)
+        );
+        CREATE TABLE refresh_runs (
+            run_id       VARCHAR PRIMARY KEY,
+            started_at   TIMESTAMPTZ NOT NULL,
+            finished_at  TIMESTAMPTZ,
+            status       VARCHAR NOT NULL,          -- running, ok, failed, partial, interrupted
+            trigger      VARCHAR NOT NULL,          -- cli, dashboard, test
+            period_start DATE NOT NULL,
+            period_end   DATE NOT NULL,
+            stores       VARCHAR NOT NULL,          -- comma-separated store ids
+            platforms    VARCHAR NOT NULL,
+            pid          INTEGER,
+            requests     INTEGER NOT NULL DEFAULT 0,
+            error        VARCHAR
+        );
+        -- per account and window: what happened
+        CREATE TABLE refresh_results (
+            run_id        VARCHAR NOT NULL,
+            platform      VARCHAR NOT NULL,
+            account_id    VARCHAR NOT NULL,
+            window_start  DATE NOT NULL,
+            window_end    DATE NOT NULL,
+            status        VARCHAR NOT NULL,         -- ok, failed, skipped
+            rows          INTEGER NOT NULL DEFAULT 0,
+            error         VARCHAR,
+            duration_ms   INTEGER NOT NULL DEFAULT 0,
+            requests      INTEGER NOT NULL DEFAULT 0,
+            finished_at   TIMESTAMPTZ NOT NULL
+        );
+        -- asynchronous report ids, so an interrupted refresh resumes instead of re-requesting
+        CREATE TABLE report_jobs (
+            platform    VARCHAR NOT NULL,
+            job_key     VARCHAR NOT NULL,
+            job_id      VARCHAR NOT NULL,
+            created_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, job_key)
+        );
+    """),
+]
+
+LATEST = MIGRATIONS[-1][0]
