@@ -1,0 +1,598 @@
+"""Microsoft Advertising: daily spend of one account from the Reporting v13 SOAP service, through
+Microsoft's own ``bingads`` SDK (13.0.30.1).
+
+Facts: shared/platform-apis/amazon-microsoft.md, sections B (the service and the SDK), C (pointing the
+unmodified SDK at another endpoint with the suds ``location`` option) and D (open questions).
+
+How the pieces split:
+
+- the SDK builds and sends every SOAP call (``ReportingServiceManager.submit_download`` for
+  ``SubmitGenerateReport``, the operation's service client for ``PollGenerateReport``, the
+  CustomerManagement client for ``GetAccount``); each blocking call runs in a worker thread;
+- our code owns the OAuth refresh (``core.OAuthRefreshAuth`` at ``MICROSOFT_ADS_TOKEN_URL``: the SDK
+  offers no public way to change its token URL, B.3) and hands the SDK a bare access token in an
+  authentication object that never refreshes by itself; SOAP faults 117/109/105/106 are mapped here;
+- ``core.PlatformApi.run_report_job`` does the polling (deadline, resume by ReportRequestId), and the
+  zipped CSV behind the pre-signed ``ReportDownloadUrl`` is fetched with ``api.request`` (no auth: the
+  SDK's own download is a plain unauthenticated GET, B.5) and parsed here, exactly, into Decimals.
+
+``bingads`` takes about half a second to import (B.1), so it is imported only when a call is made.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import http.client
+import io
+import re
+import socket
+import urllib.error
+import zipfile
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
+from .core import OAuthRefreshAuth, default_verdict, parse_decimal, redact
+from .specs import SPECS
+
+PLATFORM = "microsoft"
+API_VERSION = 13              # Reporting v13 and CustomerManagement v13 (bingads 13.0.30.1, B.1)
+API_SUNSET = None             # Microsoft has announced no retirement of the v13 SOAP services
+# No per-request cap on a custom date range is documented (section 0). One report per month keeps
+# each job small, and a failed or stuck report costs one month, not the whole backfill.
+MAX_DAYS = 31
+# The issue's restatement window for Microsoft (clicks are invalidated and credited for weeks).
+LOOKBACK_DAYS = 30
+# Daily rows are cut in the ReportTimeZone we send, which is the account's own zone (B.8, D.4:
+# disputed in public threads, so we always send it explicitly rather than rely on a default).
+DAY_BASIS = "account"
+HISTORY_DAYS = 3 * 365        # daily Account Performance data is kept 36 months (B.7)
+
+REPORTING_PATH = "/Api/Advertiser/Reporting/v13/ReportingService.svc"
+CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"
+# Production hosts: the reporting host is MICROSOFT_ADS_API_BASE_URL's default; CustomerManagement
+# lives on its own host (B.8). With a base URL override (a proxy, the built-in sandbox) both paths go
+# to that one base, which is how the sandbox serves them.
+REPORTING_HOST = SPECS[PLATFORM].default_base_url
+CUSTOMER_HOST = "https://clientcenter.api.bingads.microsoft.com"
+VENDOR_SANDBOX_HOSTS = {"https://reporting.api.sandbox.bingads.microsoft.com":
+                        "https://clientcenter.api.sandbox.bingads.microsoft.com"}
+# The refresh grant must name the scope (B.3: what the SDK itself sends for msads.manage).
+OAUTH_SCOPE = "https://ads.microsoft.com/msads.manage offline_access"
+
+REPORT_COLUMNS = ("TimePeriod", "AccountId", "CurrencyCode", "Spend")
+REPORT_NAME = "Ad Spend Hub daily spend"
+SOAP_TIMEOUT_SECONDS = 60.0   # suds' own default is 90 s; a report call answers in seconds
+
+# Fault codes (B.7, operation-error-codes.md).
+THROTTLED = {"117"}                       # CallRateExceeded
+TOKEN_EXPIRED = {"109"}                   # AuthenticationTokenExpired
+CREDENTIALS = {"105", "106"}              # InvalidCredentials, UserIsNotAuthorized
+TRANSIENT = {"0"}                         # InternalError: "try again"
+REPORT_ID_UNKNOWN = {"2100"}              # InvalidReportId (e.g. a resumed id older than 2 days)
+
+# CustomerManagement TimeZoneType -> (Reporting ReportTimeZone, IANA zone). The two services spell
+# four zones differently (bundled WSDLs); the pairs below are matched by their city lists.
+TIME_ZONES: dict[str, tuple[str, str]] = {
+    "AbuDhabiMuscat": ("AbuDhabiMuscat", "Asia/Dubai"),
+    "Adelaide": ("Adelaide", "Australia/Adelaide"),
+    "Alaska": ("Alaska", "America/Anchorage"),
+    "AlmatyNovosibirsk": ("AlmatyNovosibirsk", "Asia/Almaty"),
+    "AmsterdamBerlinBernRomeStockholmVienna": ("AmsterdamBerlinBernRomeStockholmVienna", "Europe/Berlin"),
+    "Arizona": ("Arizona", "America/Phoenix"),
+    "AstanaDhaka": ("AstanaDhaka", "Asia/Dhaka"),
+    "AthensBuckarestIstanbul": ("AthensIslandanbulMinsk", "Europe/Athens"),
+    "AtlanticTimeCanada": ("AtlanticTimeCanada", "America/Halifax"),
+    "AucklandWellington": ("AucklandWellington", "Pacific/Auckland"),
+    "Azores": ("Azores", "Atlantic/Azores"),
+    "Baghdad": ("Baghdad", "Asia/Baghdad"),
+    "BakuTbilisiYerevan": ("BakuTbilisiYerevan", "Asia/Baku"),
+    "BangkokHanoiJakarta": ("BangkokHanoiJakarta", "Asia/Bangkok"),
+    "BeijingChongqingHongKongUrumqi": ("BeijingChongqingHongKongUrumqi", "Asia/Shanghai"),
+    "BelgradeBratislavaBudapestLjubljanaPrague": ("BelgradeBratislavaBudapestLjubljanaPrague", "Europe/Budapest"),
+    "BogotaLimaQuito": ("BogotaLimaQuito", "America/Bogota"),
+    "Brasilia": ("Brasilia", "America/Sao_Paulo"),
+    "Brisbane": ("Brisbane", "Australia/Brisbane"),
+    "BrusselsCopenhagenMadridParis": ("BrusselsCopenhagenMadridParis", "Europe/Paris"),
+    "Bucharest": ("Bucharest", "Europe/Bucharest"),
+    "BuenosAiresGeorgetown": ("BuenosAiresGeorgetown", "America/Argentina/Buenos_Aires"),
+    "Cairo": ("Cairo", "Africa/Cairo"),
+    "CanberraMelbourneSydney": ("CanberraMelbourneSydney", "Australia/Sydney"),
+    "CapeVerdeIsland": ("CapeVerdeIsland", "Atlantic/Cape_Verde"),
+    "CaracasLaPaz": ("CaracasLaPaz", "America/Caracas"),
+    "CasablancaMonrovia": ("CasablancaMonrovia", "Africa/Casablanca"),
+    "CentralAmerica": ("CentralAmerica", "America/Guatemala"),
+    "CentralTimeUSCanada": ("CentralTimeUSCanada", "America/Chicago"),
+    "ChennaiKolkataMumbaiNewDelhi": ("ChennaiKolkataMumbaiNewDelhi", "Asia/Kolkata"),
+    "ChihuahuaLaPazMazatlan": ("ChihuahuaLaPazMazatlan", "America/Mazatlan"),
+    "Darwin": ("Darwin", "Australia/Darwin"),
+    "EasternTimeUSCanada": ("EasternTimeUSCanada", "America/New_York"),
+    "Ekaterinburg": ("Ekaterinburg", "Asia/Yekaterinburg"),
+    "FijiKamchatkaMarshallIsland": ("FijiKamchatkaMarshallIsland", "Pacific/Fiji"),
+    "Greenland": ("Greenland", "America/Nuuk"),
+    "GreenwichMeanTimeDublinEdinburghLisbonLondon": ("GreenwichMeanTimeDublinEdinburghLisbonLondon", "Europe/London"),
+    "GuadalajaraMexicoCityMonterrey": ("GuadalajaraMexicoCityMonterrey", "America/Mexico_City"),
+    "GuamPortMoresby": ("GuamPortMoresby", "Pacific/Port_Moresby"),
+    "HararePretoria": ("HararePretoria", "Africa/Johannesburg"),
+    "Hawaii": ("Hawaii", "Pacific/Honolulu"),
+    "HelsinkiKyivRigaSofiaTallinnVilnius": ("HelsinkiKyivRigaSofiaTallinnVilnius", "Europe/Helsinki"),
+    "Hobart": ("Hobart", "Australia/Hobart"),
+    "IndianaEast": ("IndianaEast", "America/Indiana/Indianapolis"),
+    "InternationalDateLineWest": ("InternationalDateLineWest", "Etc/GMT+12"),
+    "IrkutskUlaanBataar": ("IrkutskUlaanBataar", "Asia/Irkutsk"),
+    "IslamabadKarachiTashkent": ("IslandamabadKarachiTashkent", "Asia/Karachi"),
+    "Jerusalem": ("Jerusalem", "Asia/Jerusalem"),
+    "Kabul": ("Kabul", "Asia/Kabul"),
+    "Kathmandu": ("Kathmandu", "Asia/Kathmandu"),
+    "Krasnoyarsk": ("Krasnoyarsk", "Asia/Krasnoyarsk"),
+    "KualaLumpurSingapore": ("KualaLumpurSingapore", "Asia/Singapore"),
+    "KuwaitRiyadh": ("KuwaitRiyadh", "Asia/Riyadh"),
+    "SolomonIslandNewCaledonia": ("MagadanSolomonIslandNewCaledonia", "Pacific/Guadalcanal"),
+    "MidAtlantic": ("MidAtlantic", "Atlantic/South_Georgia"),
+    "MidwayIslandAndSamoa": ("MidwayIslandandSamoa", "Pacific/Pago_Pago"),
+    "MoscowStPetersburgVolgograd": ("MoscowStPetersburgVolgograd", "Europe/Moscow"),
+    "MountainTimeUSCanada": ("MountainTimeUSCanada", "America/Denver"),
+    "Nairobi": ("Nairobi", "Africa/Nairobi"),
+    "Newfoundland": ("Newfoundland", "America/St_Johns"),
+    "Nukualofa": ("Nukualofa", "Pacific/Tongatapu"),
+    "OsakaSapporoTokyo": ("OsakaSapporoTokyo", "Asia/Tokyo"),
+    "PacificTimeUSCanadaTijuana": ("PacificTimeUSCanadaTijuana", "America/Los_Angeles"),
+    "Perth": ("Perth", "Australia/Perth"),
+    "Rangoon": ("Rangoon", "Asia/Yangon"),
+    "Santiago": ("Santiago", "America/Santiago"),
+    "SarajevoSkopjeWarsawZagreb": ("SarajevoSkopjeWarsawZagreb", "Europe/Warsaw"),
+    "Saskatchewan": ("Saskatchewan", "America/Regina"),
+    "Seoul": ("Seoul", "Asia/Seoul"),
+    "SriJayawardenepura": ("SriJayawardenepura", "Asia/Colombo"),
+    "Taipei": ("Taipei", "Asia/Taipei"),
+    "Tehran": ("Tehran", "Asia/Tehran"),
+    "Vladivostok": ("Vladivostok", "Asia/Vladivostok"),
+    "WestCentralAfrica": ("WestCentralAfrica", "Africa/Lagos"),
+    "Yakutsk": ("Yakutsk", "Asia/Yakutsk"),
+}
+REPORT_TIME_ZONE_BY_IANA = {iana: report_tz for report_tz, iana in TIME_ZONES.values()}
+
+_DIGITS_RE = re.compile(r"^\d{1,19}$")
+_THOUSANDS_RE = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+# "©2026 Microsoft Corporation. All rights reserved." (SDK parser) or "@2020 ..." (the docs): B.6, D.5.
+_FOOTER_RE = re.compile(r"^\s*[©@]\s*\d{4}\s+Microsoft Corporation", re.IGNORECASE)
+_ROWS_RE = re.compile(r"^Rows:\s*(\d[\d,]*)\s*$")
+
+
+# --- ids, auth, endpoints -----------------------------------------------------------------------
+
+def normalize_account_id(raw: str) -> str:
+    value = str(raw).strip()
+    if not _DIGITS_RE.match(value) or int(value) == 0:
+        raise ValueError(f"microsoft: {str(raw)!r} is not a Microsoft Advertising account id; expected the "
+                         "numeric account id (digits, e.g. 149123456), not the account number (e.g. F1234ABC)")
+    return value
+
+
+def _credential(credentials: Mapping[str, str], key: str) -> str:
+    value = (credentials.get(key) or "").strip()
+    if not value:
+        raise FetchError("auth", f"microsoft: {key} is not set; add it to the environment or the secret store")
+    return value
+
+
+def customer_id(credentials: Mapping[str, str]) -> str:
+    value = _credential(credentials, "MICROSOFT_CUSTOMER_ID")
+    if not _DIGITS_RE.match(value):
+        raise FetchError("config", "microsoft: MICROSOFT_CUSTOMER_ID must be the numeric customer id "
+                                   "(digits, as shown in the Microsoft Advertising UI URL as cid=...)")
+    return value
+
+
+def reporting_url(base_url: str) -> str:
+    return base_url.rstrip("/") + REPORTING_PATH
+
+
+def customer_management_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    if base == REPORTING_HOST:
+        base = CUSTOMER_HOST
+    base = VENDOR_SANDBOX_HOSTS.get(base, base)
+    return base + CUSTOMER_PATH
+
+
+# --- SOAP faults and errors ---------------------------------------------------------------------
+
+def fault_errors(fault: Any) -> list[tuple[str, str, str]]:
+    """(Code, ErrorCode, Message) of every error in a SOAP fault's detail, whichever of Microsoft's
+    detail types carries them: AdApiFaultDetail (auth, headers, throttling), ApiFaultDetail
+    (reporting request validation), ApiFault (CustomerManagement)."""
+    detail = getattr(fault, "detail", None)
+    out: list[tuple[str, str, str]] = []
+    for holder, group, item in (("AdApiFaultDetail", "Errors", "AdApiError"),
+                                ("ApiFaultDetail", "OperationErrors", "OperationError"),
+                                ("ApiFaultDetail", "BatchErrors", "BatchError"),
+                                ("ApiFault", "OperationErrors", "OperationError")):
+        node = getattr(getattr(getattr(detail, holder, None), group, None), item, None)
+        if node is None:
+            continue
+        for err in node if isinstance(node, list) else [node]:
+            out.append(tuple(str(getattr(err, name, None) or "").strip()
+                             for name in ("Code", "ErrorCode", "Message")))      # type: ignore[misc]
+    return out
+
+
+def fault_verdict(errors: list[tuple[str, str, str]], faultstring: str = "") -> Verdict:
+    """What to do about a SOAP fault: 117 -> retry, 109 -> refresh our token once, 105/106 -> auth,
+    anything else -> fail with Microsoft's own message (B.4, B.7)."""
+    codes = {code for code, _, _ in errors}
+    described = "; ".join(f"{code} {name}: {msg}".strip() for code, name, msg in errors) \
+        or (faultstring or "SOAP fault without error details")
+    if codes & THROTTLED:
+        return Verdict("retry", "throttled", f"fault {described}")
+    if codes & TOKEN_EXPIRED:
+        return Verdict("refresh", "auth", f"fault {described}")
+    if codes & CREDENTIALS:
+        return Verdict("fail", "auth", f"credentials refused (fault {described}); check MICROSOFT_DEVELOPER_TOKEN "
+                                       "and MICROSOFT_CUSTOMER_ID, that the signed-in user can access this "
+                                       "account, and re-authorise to renew MICROSOFT_REFRESH_TOKEN")
+    if codes and codes <= TRANSIENT:
+        return Verdict("retry", "server", f"fault {described}")
+    return Verdict("fail", "request", f"request refused (fault {described})")
+
+
+def exception_verdict(exc: BaseException) -> Verdict:
+    """Errors the SDK raises that are not SOAP faults: HTTP status errors, transport errors, replies
+    that are not SOAP."""
+    import xml.sax
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], tuple) and len(args[0]) == 2 and isinstance(args[0][0], int):
+        status = args[0][0]                      # suds: Exception((status, reason)) for non-SOAP replies
+        if status == 429:
+            return Verdict("retry", "throttled", "HTTP 429")
+        if status >= 500:
+            return Verdict("retry", "server", f"HTTP {status}")
+        return Verdict("fail", "request", f"HTTP {status} ({args[0][1]})")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return Verdict("retry", "timeout", f"no answer within {SOAP_TIMEOUT_SECONDS:.0f} s")
+    if isinstance(exc, urllib.error.URLError) and isinstance(getattr(exc, "reason", None), (socket.timeout, TimeoutError)):
+        return Verdict("retry", "timeout", f"no answer within {SOAP_TIMEOUT_SECONDS:.0f} s")
+    if isinstance(exc, (urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        return Verdict("retry", "server", f"connection failed ({type(exc).__name__})")
+    if isinstance(exc, xml.sax.SAXException):
+        return Verdict("fail", "malformed", "the SOAP reply is not well-formed XML (cut off or not SOAP)")
+    return Verdict("fail", "malformed", f"the SOAP reply could not be read ({type(exc).__name__}: {exc})")
+
+
+# --- the SDK, behind a thread -------------------------------------------------------------------
+
+_WSDL_CACHE: Any = None
+
+
+def _suds_options(location: str) -> dict[str, Any]:
+    """``location`` sends the unmodified SDK to our endpoint (C); one in-memory WSDL cache for all
+    clients saves re-parsing the bundled WSDL for every account."""
+    global _WSDL_CACHE
+    if _WSDL_CACHE is None:
+        from bingads.util import DictCache
+        _WSDL_CACHE = DictCache()
+    return {"location": location, "timeout": SOAP_TIMEOUT_SECONDS, "cache": _WSDL_CACHE}
+
+
+class SdkSession:
+    """The SDK objects for one account in one fetch. Blocking; used from one worker thread at a time.
+
+    The SDK gets our access token before every call, in an authentication object that cannot refresh
+    (an implicit-grant object whose token has no expiry), and its own automatic refresh is switched
+    off so a fault 109 reaches us instead of the SDK's refresh (B.3)."""
+
+    def __init__(self, credentials: Mapping[str, str], account_id: str, base_url: str):
+        from bingads.authorization import AuthorizationData
+        self.client_id = _credential(credentials, "MICROSOFT_CLIENT_ID")
+        self.base_url = base_url
+        self.data = AuthorizationData(account_id=account_id, customer_id=customer_id(credentials),
+                                      developer_token=_credential(credentials, "MICROSOFT_DEVELOPER_TOKEN"))
+        self._manager: Any = None
+        self._operation: Any = None
+        self._customer: Any = None
+
+    def set_token(self, token: str) -> None:
+        from bingads.authorization import OAuthDesktopMobileImplicitGrant, OAuthTokens
+        self.data.authentication = OAuthDesktopMobileImplicitGrant(self.client_id, oauth_tokens=OAuthTokens(token))
+
+    @property
+    def manager(self) -> Any:
+        if self._manager is None:
+            from bingads.v13.reporting import ReportingServiceManager
+            self._manager = ReportingServiceManager(self.data, environment="production",
+                                                    **_suds_options(reporting_url(self.base_url)))
+            self._manager.service_client.refresh_oauth_tokens_automatically = False
+        return self._manager
+
+    def submit(self, start: dt.date, end: dt.date, report_time_zone: str) -> str:
+        request = build_report_request(self.manager.service_client.factory, self.data.account_id,
+                                       start, end, report_time_zone)
+        self._operation = self.manager.submit_download(request)
+        self._operation.service_client.refresh_oauth_tokens_automatically = False
+        return self._operation.request_id
+
+    def poll(self, request_id: str) -> Any:
+        if self._operation is None or self._operation.request_id != request_id:   # resumed from a past run
+            from bingads.v13.reporting import ReportingDownloadOperation
+            self._operation = ReportingDownloadOperation(request_id, self.data, environment="production",
+                                                         **_suds_options(reporting_url(self.base_url)))
+            self._operation.service_client.refresh_oauth_tokens_automatically = False
+        # The service client directly, not operation.get_status(): that one retries by itself with
+        # 15-25 s sleeps and would hide a fault 109 from us (B.5).
+        return self._operation.service_client.PollGenerateReport(ReportRequestId=request_id)
+
+    def get_account(self) -> Any:
+        if self._customer is None:
+            from bingads.service_client import ServiceClient
+            self._customer = ServiceClient("CustomerManagementService", API_VERSION, self.data, "production",
+                                           **_suds_options(customer_management_url(self.base_url)))
+            self._customer.refresh_oauth_tokens_automatically = False
+        return self._customer.GetAccount(AccountId=self.data.account_id)
+
+
+def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.date,
+                         report_time_zone: str) -> Any:
+    """The AccountPerformanceReportRequest for one account's daily spend over [start, end] (B.4)."""
+    req = factory.create("AccountPerformanceReportRequest")
+    req.Format = "Csv"
+    req.FormatVersion = "2.0"              # no thousands separators in money columns (B.4)
+    req.ReportName = REPORT_NAME
+    req.ReturnOnlyCompleteData = False     # True with a range touching today is fault 2004 (B.4)
+    req.ExcludeReportHeader = False        # keep "Rows: N" to check the file is whole
+    req.ExcludeReportFooter = False        # keep the copyright row: a file without it was cut off
+    req.ExcludeColumnHeaders = False       # columns are read by name
+    req.Aggregation = "Daily"
+    req.Filter = None                      # the factory pre-builds an empty filter (B.9)
+    scope = factory.create("AccountReportScope")
+    scope.AccountIds = {"long": [int(account_id)]}
+    req.Scope = scope
+    time = factory.create("ReportTime")
+    first, last = factory.create("Date"), factory.create("Date")
+    first.Day, first.Month, first.Year = start.day, start.month, start.year
+    last.Day, last.Month, last.Year = end.day, end.month, end.year
+    time.CustomDateRangeStart, time.CustomDateRangeEnd = first, last
+    time.PredefinedTime = None             # custom range and predefined period are exclusive
+    time.ReportTimeZone = report_time_zone
+    req.Time = time
+    columns = factory.create("ArrayOfAccountPerformanceReportColumn")
+    columns.AccountPerformanceReportColumn.append(list(REPORT_COLUMNS))
+    req.Columns = columns
+    return req
+
+
+async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args: Any) -> Any:
+    """One SDK call with what ``api.request`` gives HTTP calls: budget, request count, our token,
+    117 retried with backoff, 109 -> refresh our token and retry once, transport errors retried."""
+    from suds import WebFault
+    refreshed = False
+    verdict = Verdict("retry", "server", "no attempt made")
+    for attempt in range(api.retry.max_attempts):                          # type: ignore[attr-defined]
+        token = await api.access_token()
+        session.set_token(token)
+        await api.budget.acquire()                                         # type: ignore[attr-defined]
+        api.request_count += 1
+        try:
+            return await api.to_thread(fn, *args)
+        except WebFault as exc:
+            verdict = fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
+        except Exception as exc:      # noqa: BLE001 - every other failure is sorted by exception_verdict
+            verdict = exception_verdict(exc)
+        if verdict.action == "refresh":
+            auth = getattr(api, "auth", None)
+            if refreshed or auth is None or not auth.can_refresh:
+                raise FetchError("auth", redact(f"microsoft: the access token was refused again after a refresh "
+                                                f"({verdict.message}); re-authorise and update MICROSOFT_REFRESH_TOKEN"))
+            await auth.refresh(api.client, token)                          # type: ignore[attr-defined]
+            refreshed = True
+            continue
+        if verdict.action == "retry":
+            if verdict.kind == "throttled" and hasattr(api, "throttled_count"):
+                api.throttled_count += 1                                   # type: ignore[attr-defined]
+            wait = api.retry.backoff(attempt)                              # type: ignore[attr-defined]
+            if verdict.kind == "throttled":
+                api.budget.pause(wait)                                     # type: ignore[attr-defined]
+            await asyncio.sleep(wait)
+            continue
+        raise FetchError(verdict.kind or "request", redact(f"microsoft: {verdict.message}"))
+    raise FetchError(verdict.kind or "server", redact(f"microsoft: gave up after "
+                                                      f"{api.retry.max_attempts} attempts ({verdict.message})"))  # type: ignore[attr-defined]
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+def parse_account(account: Any, account_id: str) -> AccountInfo:
+    """AccountInfo from CustomerManagement GetAccount's AdvertiserAccount (B.8)."""
+    if account is None or isinstance(account, (str, bytes)):
+        raise MalformedResponse(f"microsoft: GetAccount for {account_id} returned no account")
+    returned_id = str(getattr(account, "Id", "") or "").strip()
+    if returned_id != account_id:
+        raise MalformedResponse(f"microsoft: GetAccount for {account_id} returned account {returned_id or 'without an Id'}")
+    currency = str(getattr(account, "CurrencyCode", "") or "").strip()
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise MalformedResponse(f"microsoft: account {account_id} has no ISO currency code (got {currency[:20]!r})")
+    zone = str(getattr(account, "TimeZone", "") or "").strip()
+    if zone not in TIME_ZONES:
+        raise MalformedResponse(f"microsoft: account {account_id} has time zone {zone[:60]!r}, which is not one of "
+                                "the v13 TimeZoneType values this version knows")
+    return AccountInfo(account_id, currency, TIME_ZONES[zone][1], str(getattr(account, "Name", "") or ""))
+
+
+def report_time_zone(account: AccountInfo) -> str:
+    try:
+        return REPORT_TIME_ZONE_BY_IANA[account.timezone]
+    except KeyError:
+        raise FetchError("config", f"microsoft: account {account.account_id} has time zone {account.timezone!r}, "
+                                   "which has no Microsoft ReportTimeZone; refresh its account info") from None
+
+
+def parse_poll_status(status: Any, request_id: str) -> JobStatus:
+    """PollGenerateReport's ReportRequestStatus: Pending | Success | Error (B.4)."""
+    state = str(getattr(status, "Status", "") or "").strip()
+    if state == "Pending":
+        return JobStatus("pending")
+    if state == "Success":
+        url = getattr(status, "ReportDownloadUrl", None)
+        return JobStatus("done", {"url": str(url).strip() if url else ""})
+    if state == "Error":
+        return JobStatus("failed", message=f"Microsoft reported status Error for report request {request_id}; "
+                                           "the next refresh requests it again")
+    raise MalformedResponse(f"microsoft: report request {request_id} has an unknown status {state[:40]!r}")
+
+
+def unzip_report(body: bytes) -> str:
+    """The CSV inside the downloaded zip (first member, as the SDK reads it), BOM removed."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as z:
+            names = z.namelist()
+            if not names:
+                raise MalformedResponse("microsoft: the report download is an empty zip")
+            raw = z.read(names[0])
+    except zipfile.BadZipFile:
+        raise MalformedResponse(f"microsoft: the report download is not a zip file ({len(body)} bytes)") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MalformedResponse("microsoft: the report file is not UTF-8 text") from None
+
+
+def parse_spend(value: str, day: dt.date) -> Decimal:
+    text = value.strip()
+    if _THOUSANDS_RE.match(text):          # older FormatVersion puts separators in money (B.4)
+        text = text.replace(",", "")
+    return parse_decimal(text, f"microsoft Spend on {day}")
+
+
+def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date, Decimal]:
+    """Daily spend from the report file: metadata rows, the column row, data rows, the copyright
+    footer (B.6). Checks the file is whole (``Rows:`` count and footer), every row is this account in
+    its currency, and every Spend is an exact decimal. Days without a row are simply absent."""
+    rows = list(csv.reader(io.StringIO(text)))
+    declared: int | None = None
+    i = 0
+    while i < len(rows) and "TimePeriod" not in [c.strip() for c in rows[i]]:
+        cells = [c for c in rows[i] if c.strip()]
+        if len(cells) == 1:
+            m = _ROWS_RE.match(cells[0].strip())
+            if m:
+                declared = int(m.group(1).replace(",", ""))
+        i += 1
+    if i == len(rows):
+        raise MalformedResponse("microsoft: the report file has no column row with TimePeriod")
+    header = [c.strip() for c in rows[i]]
+    missing = [c for c in REPORT_COLUMNS if c not in header]
+    if missing:
+        raise MalformedResponse(f"microsoft: the report file lacks the column(s) {', '.join(missing)}")
+    col = {name: header.index(name) for name in REPORT_COLUMNS}
+    out: dict[dt.date, Decimal] = {}
+    count, footer = 0, False
+    for row in rows[i + 1:]:
+        cells = [c for c in row if c.strip()]
+        if not cells:
+            continue
+        if footer:
+            raise MalformedResponse("microsoft: the report file has rows after its copyright footer")
+        if len(cells) == 1 and _FOOTER_RE.match(cells[0]):
+            footer = True
+            continue
+        if row[0].strip().startswith("Total"):
+            continue
+        if len(row) != len(header):
+            raise MalformedResponse(f"microsoft: a report row has {len(row)} fields, the header has {len(header)}")
+        count += 1
+        try:
+            day = dt.date.fromisoformat(row[col["TimePeriod"]].strip())
+        except ValueError:
+            raise MalformedResponse(f"microsoft: TimePeriod {row[col['TimePeriod']][:30]!r} is not a yyyy-mm-dd "
+                                    "day") from None
+        if row[col["AccountId"]].strip() != account_id:
+            raise MalformedResponse(f"microsoft: the report for {account_id} has a row for account "
+                                    f"{row[col['AccountId']][:30]!r}")
+        if row[col["CurrencyCode"]].strip() != currency:
+            raise MalformedResponse(f"microsoft: account {account_id} reported spend in "
+                                    f"{row[col['CurrencyCode']][:10]!r}, expected {currency}")
+        out[day] = out.get(day, Decimal(0)) + parse_spend(row[col["Spend"]], day)
+    if not footer:
+        raise MalformedResponse("microsoft: the report file has no copyright footer; it was cut off")
+    if declared is not None and declared != count:
+        raise MalformedResponse(f"microsoft: the report file says Rows: {declared} but holds {count} data rows")
+    return out
+
+
+# --- the fetcher --------------------------------------------------------------------------------
+
+class MicrosoftFetcher:
+    platform = PLATFORM
+    max_days = MAX_DAYS
+    lookback_days = LOOKBACK_DAYS
+    day_basis = DAY_BASIS
+    history_days = HISTORY_DAYS
+
+    def normalize_account_id(self, raw: str) -> str:
+        return normalize_account_id(raw)
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        # SOAP calls carry the token as the AuthenticationToken SOAP header, set by the SDK
+        # (SdkSession.set_token); the only plain HTTP call, the pre-signed download, is unauthenticated.
+        return {}
+
+    def build_auth(self, credentials: Mapping[str, str], token_url: str,
+                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+        # Microsoft rotates refresh tokens (B.3): on_rotate keeps the new one for the next run.
+        # MICROSOFT_CLIENT_SECRET is optional: desktop (public) clients have none.
+        return OAuthRefreshAuth(
+            platform=PLATFORM, token_url=token_url,
+            client_id=_credential(credentials, "MICROSOFT_CLIENT_ID"),
+            client_secret=(credentials.get("MICROSOFT_CLIENT_SECRET") or "").strip(),
+            refresh_token=_credential(credentials, "MICROSOFT_REFRESH_TOKEN"),
+            access_token=(credentials.get("MICROSOFT_ACCESS_TOKEN") or "").strip() or None,
+            extra_form={"scope": OAUTH_SCOPE}, on_rotate=on_rotate)
+
+    def classify(self, response: Any) -> Verdict:
+        # Only the report download goes through api.request; SOAP faults are sorted by fault_verdict.
+        return default_verdict(response)
+
+    async def _session(self, api: Api, account_id: str) -> SdkSession:
+        redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
+        return await api.to_thread(SdkSession, api.credentials, account_id, api.base_url)
+
+    async def account_info(self, api: Api, account_id: str) -> AccountInfo:
+        """Currency and time zone from CustomerManagement GetAccount (B.8): the report's CurrencyCode
+        column is absent when an account had no delivery, and the time zone is needed before the
+        report is requested."""
+        account_id = normalize_account_id(account_id)
+        session = await self._session(api, account_id)
+        account = await soap_call(api, session, session.get_account)
+        return parse_account(account, account_id)
+
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
+                          ) -> dict[dt.date, Decimal]:
+        zone = report_time_zone(account)
+        session = await self._session(api, account.account_id)
+
+        async def submit() -> str:
+            for _ in range(2):     # an empty ReportRequestId is a failed submit: try once more (B.9)
+                request_id = await soap_call(api, session, session.submit, start, end, zone)
+                if request_id and str(request_id).strip():
+                    return str(request_id).strip()
+            raise MalformedResponse(f"microsoft: SubmitGenerateReport for {account.account_id} returned no "
+                                    "ReportRequestId")
+
+        async def poll(request_id: str) -> JobStatus:
+            return parse_poll_status(await soap_call(api, session, session.poll, request_id), request_id)
+
+        async def download(status: JobStatus) -> str | None:
+            url = status.detail.get("url")
+            if not url:
+                return None        # Success without a URL: no data for these parameters (B.7)
+            resp = await api.request("GET", url, authed=False, budgeted=False)
+            return unzip_report(resp.content)
+
+        text = await api.run_report_job(submit=submit, poll=poll, download=download,
+                                        resume_key=f"{PLATFORM}:{account.account_id}:{start}:{end}:{zone}")
+        if text is None:
+            return {}
+        return parse_report_csv(text, account.account_id, account.currency)
+
+
+FETCHER = MicrosoftFetcher()
