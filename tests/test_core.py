@@ -1,0 +1,300 @@
+"""The shared fetcher core: windows, money, rate budget, retries, token refresh, report jobs."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import httpx
+import pytest
+import respx
+
+from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, Verdict
+from fetchers.core import (OAuthRefreshAuth, PlatformApi, RateBudget, RetryPolicy, StaticTokenAuth, contiguous_ranges,
+                           default_verdict, fetch_window, fill_zeros, micros_to_decimal, parse_decimal, plan_windows,
+                           redact, retry_after_seconds)
+
+D = dt.date
+
+
+def test_plan_windows_inclusive_and_capped():
+    assert plan_windows(D(2026, 1, 1), D(2026, 3, 31), 30) == [
+        (D(2026, 1, 1), D(2026, 1, 30)), (D(2026, 1, 31), D(2026, 3, 1)), (D(2026, 3, 2), D(2026, 3, 31))]
+    assert plan_windows(D(2026, 1, 1), D(2026, 1, 1), 30) == [(D(2026, 1, 1), D(2026, 1, 1))]
+    assert plan_windows(D(2026, 1, 1), D(2026, 1, 31), 31) == [(D(2026, 1, 1), D(2026, 1, 31))]
+    with pytest.raises(ValueError):
+        plan_windows(D(2026, 2, 1), D(2026, 1, 1), 30)
+
+
+def test_contiguous_ranges():
+    days = [D(2026, 1, 3), D(2026, 1, 1), D(2026, 1, 2), D(2026, 1, 7), D(2026, 1, 8)]
+    assert contiguous_ranges(days) == [(D(2026, 1, 1), D(2026, 1, 3)), (D(2026, 1, 7), D(2026, 1, 8))]
+    assert contiguous_ranges([]) == []
+
+
+@pytest.mark.parametrize("raw,expected", [("123.45", Decimal("123.45")), ("0", Decimal("0")), (17, Decimal(17)),
+                                          (" 0.10 ", Decimal("0.10")), ("-1.5", Decimal("-1.5"))])
+def test_parse_decimal_exact(raw, expected):
+    assert parse_decimal(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [1.5, "NaN", "1e3", "", "abc", None, True, "inf", "1,234.00"])
+def test_parse_decimal_refuses_floats_and_junk(raw):
+    with pytest.raises(MalformedResponse):
+        parse_decimal(raw)
+
+
+def test_micros_divided_exactly():
+    assert micros_to_decimal("1234567") == Decimal("1.234567")
+    assert micros_to_decimal(1) == Decimal("0.000001")
+    assert micros_to_decimal(10_000_000_000_000_001) == Decimal("10000000000.000001")
+    assert micros_to_decimal(1500000.0) == Decimal("1.5")
+    for bad in ("1.5", 1.25, "x", None):
+        with pytest.raises(MalformedResponse):
+            micros_to_decimal(bad)
+
+
+def test_fill_zeros_and_out_of_window():
+    rows = {D(2026, 1, 2): Decimal("5.00")}
+    assert fill_zeros(rows, D(2026, 1, 1), D(2026, 1, 3)) == {
+        D(2026, 1, 1): Decimal(0), D(2026, 1, 2): Decimal("5.00"), D(2026, 1, 3): Decimal(0)}
+    with pytest.raises(MalformedResponse):
+        fill_zeros({D(2026, 1, 9): Decimal(1)}, D(2026, 1, 1), D(2026, 1, 3))
+
+
+def test_rate_budget_spreads_requests_evenly():
+    now = [100.0]
+    b = RateBudget(600, clock=lambda: now[0])          # 10/s, burst 5 (half a second's worth)
+    waits = [b.reserve() for _ in range(8)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5:] == pytest.approx([0.1, 0.2, 0.3])
+    b2 = RateBudget(60, clock=lambda: now[0])           # 1/s, burst 1
+    assert [b2.reserve() for _ in range(3)] == pytest.approx([0.0, 1.0, 2.0])
+    b2.pause(10)
+    assert b2.reserve() == pytest.approx(10.0)
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
+    assert retry_after_seconds(httpx.Response(429)) is None
+    date = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert 25 <= retry_after_seconds(httpx.Response(429, headers={"Retry-After": date})) <= 31
+
+
+def test_redact_known_values_and_query_tokens():
+    redact.add("s3cr3t-value-xyz")
+    assert "s3cr3t" not in redact("boom s3cr3t-value-xyz here")
+    assert redact("https://x/y?access_token=abc123&limit=5") == "https://x/y?access_token=[redacted]&limit=5"
+
+
+class _Dummy:
+    """A minimal platform for exercising the core: throttle in a 200 body = {"code": 429}."""
+
+    platform = "dummy"
+    max_days = 5
+    lookback_days = 3
+    day_basis = "account"
+    history_days = None
+
+    def normalize_account_id(self, raw):
+        return raw
+
+    def auth_headers(self, token):
+        return {"Authorization": f"Bearer {token}"}
+
+    def build_auth(self, creds, token_url, on_rotate):
+        return StaticTokenAuth(creds["token"])
+
+    def classify(self, resp):
+        v = default_verdict(resp)
+        if v.action == "ok" and resp.json().get("code") == 429:
+            return Verdict("retry", "throttled", "in-body throttle")
+        return v
+
+    async def account_info(self, api, account_id):
+        return AccountInfo(account_id, "USD", "UTC")
+
+    async def fetch_daily(self, api, account, start, end):
+        resp = await api.request("GET", "/spend", params={"a": account.account_id})
+        return {D.fromisoformat(k): parse_decimal(v) for k, v in resp.json()["days"].items()}
+
+
+def _api(client, auth=None, **kw):
+    return PlatformApi(_Dummy(), client, base_url="https://api.test", credentials={}, auth=auth or
+                       StaticTokenAuth("tok-1"), budget=RateBudget(60000),
+                       retry=RetryPolicy(max_attempts=4, base=0.001), **kw)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@respx.mock
+def test_retries_429_5xx_timeouts_and_in_body_throttle_then_ok():
+    route = respx.get("https://api.test/spend").mock(side_effect=[
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(503),
+        httpx.ConnectTimeout("slow"),
+        httpx.Response(200, json={"code": 0, "days": {"2026-01-02": "5.10"}}),
+    ])
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+            api.retry.max_attempts = 5
+            out = await fetch_window(_Dummy(), api, AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 3))
+            return out, api.request_count
+
+    out, n = run(go())
+    assert out == {D(2026, 1, 1): Decimal(0), D(2026, 1, 2): Decimal("5.10"), D(2026, 1, 3): Decimal(0)}
+    assert n == 4 and route.call_count == 4
+    assert route.calls[-1].request.headers["Authorization"] == "Bearer tok-1"
+
+
+@respx.mock
+def test_gives_up_after_max_attempts_with_a_reason_never_zero():
+    respx.get("https://api.test/spend").mock(return_value=httpx.Response(200, json={"code": 429}))
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            return await fetch_window(_Dummy(), _api(c), AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 2))
+
+    with pytest.raises(FetchError) as err:
+        run(go())
+    assert err.value.kind == "throttled"
+    assert "gave up after 4 attempts" in err.value.message
+
+
+@respx.mock
+def test_oauth_refreshes_before_use_and_once_more_on_401_then_fails_clearly():
+    token = respx.post("https://auth.test/token").mock(side_effect=[
+        httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
+        httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600, "refresh_token": "rt-2"}),
+        httpx.Response(200, json={"access_token": "at-3", "expires_in": 3600}),
+    ])
+    api_route = respx.get("https://api.test/spend").mock(side_effect=[
+        httpx.Response(401), httpx.Response(200, json={"code": 0, "days": {}}), httpx.Response(401),
+        httpx.Response(401)])
+    rotated = []
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csecret-123", "rt-1",
+                                    on_rotate=rotated.append)
+            api = _api(c, auth=auth)
+            first = await fetch_window(_Dummy(), api, AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 1))
+            with pytest.raises(FetchError) as err:
+                await fetch_window(_Dummy(), api, AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 1))
+            return first, err.value, auth
+
+    first, err, auth = run(go())
+    assert first == {D(2026, 1, 1): Decimal(0)}
+    assert token.call_count == 3
+    form = dict(httpx.QueryParams(token.calls[0].request.content.decode()))
+    assert form == {"grant_type": "refresh_token", "refresh_token": "rt-1", "client_id": "cid",
+                    "client_secret": "csecret-123"}
+    # 401 -> one refresh -> ok; later 401 -> one more refresh -> 401 again -> a clear auth error
+    assert [c.request.headers["Authorization"] for c in api_route.calls] == [
+        "Bearer at-1", "Bearer at-2", "Bearer at-2", "Bearer at-3"]
+    second_grant = dict(httpx.QueryParams(token.calls[2].request.content.decode()))
+    assert second_grant["refresh_token"] == "rt-2"          # the rotated refresh token is used from then on
+    assert rotated == ["rt-2"] and auth.refresh_token == "rt-2"
+    assert err.kind == "auth" and "re-authorise" in err.message
+    assert "csecret-123" not in err.message
+
+
+@respx.mock
+def test_refused_refresh_token_is_an_auth_error_without_secrets():
+    respx.post("https://auth.test/token").mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csec-999", "rt-secret-777")
+            return await auth.token(c)
+
+    with pytest.raises(FetchError) as err:
+        run(go())
+    assert err.value.kind == "auth" and "invalid_grant" in err.value.message
+    assert "rt-secret-777" not in err.value.message and "csec-999" not in err.value.message
+
+
+def test_report_job_polls_to_done_and_resumes_by_id():
+    polls = []
+
+    async def go(deadline):
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+            api.report.first_poll = 0.001
+            submitted = []
+
+            async def submit():
+                submitted.append(1)
+                return f"job-{len(submitted)}"
+
+            async def poll(job_id):
+                polls.append(job_id)
+                return JobStatus("done" if len(polls) >= 3 else "pending", {"url": "u"})
+
+            async def download(status):
+                return status.detail["url"]
+
+            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k",
+                                            deadline_seconds=deadline), submitted, api.jobs
+
+    result, submitted, jobs = run(go(5))
+    assert result == "u" and submitted == [1] and polls == ["job-1"] * 3
+    assert jobs.get("k") is None
+
+
+def test_report_job_deadline_keeps_id_and_next_run_resumes():
+    from fetchers.core import MemoryJobStore
+    jobs = MemoryJobStore()
+    submitted = []
+
+    async def go(done_after):
+        async with httpx.AsyncClient() as c:
+            api = _api(c, jobs=jobs)
+            api.report.first_poll = 0.01
+            n = {"polls": 0}
+
+            async def submit():
+                submitted.append(1)
+                return "job-A"
+
+            async def poll(job_id):
+                n["polls"] += 1
+                return JobStatus("done" if n["polls"] >= done_after else "pending")
+
+            async def download(status):
+                return "data"
+
+            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k",
+                                            deadline_seconds=0.05)
+
+    with pytest.raises(FetchError) as err:
+        run(go(10_000))
+    assert err.value.kind == "timeout" and jobs.get("k") == "job-A"
+    assert run(go(1)) == "data"
+    assert submitted == [1]          # the second run resumed job-A instead of submitting again
+    assert jobs.get("k") is None
+
+
+def test_report_job_failed_carries_reason():
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+
+            async def submit():
+                return "j"
+
+            async def poll(job_id):
+                return JobStatus("failed", message="quota exceeded")
+
+            async def download(status):  # pragma: no cover - never reached
+                return None
+
+            return await api.run_report_job(submit=submit, poll=poll, download=download)
+
+    with pytest.raises(FetchError) as err:
+        run(go())
+    assert err.value.kind == "report_failed" and "quota exceeded" in err.value.message
