@@ -93,6 +93,53 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (platform, job_key)
         );
     """),
+    (2, "invoices: immutable finalized snapshots", """
+        -- One row per finalized invoice. Written once by service/invoices.finalize and never
+        -- changed or removed: no code path issues UPDATE or DELETE on these tables (a test
+        -- greps the code base for it). ``csv`` holds the exact bytes of the invoice CSV, so a
+        -- re-export is byte-identical by construction.
+        CREATE TABLE invoices (
+            number            INTEGER PRIMARY KEY,       -- sequential: 1, 2, 3 ... (INV-000001)
+            invoice           VARCHAR NOT NULL UNIQUE,   -- 'INV-000001'
+            store_id          VARCHAR NOT NULL,
+            store_name        VARCHAR NOT NULL,
+            period_start      DATE NOT NULL,
+            period_end        DATE NOT NULL,
+            billing_currency  VARCHAR NOT NULL,
+            total             VARCHAR NOT NULL,          -- exact decimal string, billing currency
+            finalized_at      TIMESTAMPTZ NOT NULL,
+            finalized_by      VARCHAR NOT NULL,
+            source            VARCHAR NOT NULL,          -- cli, dashboard, test
+            csv               BLOB NOT NULL,
+            csv_sha256        VARCHAR NOT NULL,
+            fx_source         VARCHAR NOT NULL,
+            rounding_rule     VARCHAR NOT NULL,
+            UNIQUE (store_id, period_start, period_end)
+        );
+        -- The structured lines of an invoice (for diffs against later data). Money as exact
+        -- decimal strings; ``daily`` and ``rates`` are JSON objects keyed by day.
+        CREATE TABLE invoice_lines (
+            invoice_number  INTEGER NOT NULL,
+            line_no         INTEGER NOT NULL,
+            platform        VARCHAR NOT NULL,
+            account_id      VARCHAR NOT NULL,
+            account_name    VARCHAR NOT NULL,
+            currency        VARCHAR NOT NULL,
+            spend           VARCHAR NOT NULL,           -- printed: account currency minor units
+            spend_exact     VARCHAR NOT NULL,           -- exact sum of the stored daily amounts
+            fx_rate         VARCHAR NOT NULL,
+            billing_amount  VARCHAR NOT NULL,           -- printed: billing currency minor units
+            day_basis       VARCHAR NOT NULL,
+            timezone        VARCHAR NOT NULL,
+            days            INTEGER NOT NULL,
+            daily           VARCHAR NOT NULL,           -- {"2025-12-01": "123.45", ...}
+            rates           VARCHAR NOT NULL,           -- {"2025-12-01": {"rate": "...", "rate_date": "...", "fallback": false}}
+            first_fetched   TIMESTAMPTZ,
+            last_fetched    TIMESTAMPTZ,
+            fx_note         VARCHAR,
+            PRIMARY KEY (invoice_number, line_no)
+        );
+    """),
 ]
 
 LATEST = MIGRATIONS[-1][0]
