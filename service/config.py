@@ -108,6 +108,7 @@ class PlatformConfig:
     base_url: str = ""
     token_url: str = ""
     rpm: float = 60.0
+    report_first_poll: float | None = None   # seconds before the first report poll (None: the default)
     missing: tuple[str, ...] = ()
     error: str | None = None         # why it cannot be used (e.g. Vault unreachable)
 
@@ -134,11 +135,15 @@ def platform_config(settings: Settings, platform: str, *, demo: bool = False, sa
     s = SPECS[platform]
     rpm = _rpm(settings, s)
     if demo:
+        # The built-in sandbox is local and enforces no rate limit unless told to: a demo refresh
+        # need not wait out the real platform's budget or report latency (an explicit
+        # <P>_REQUESTS_PER_MINUTE still applies, e.g. for the benchmark).
         from sandbox.credentials import FAKE_CREDENTIALS, sandbox_env
         env = sandbox_env(sandbox_url or "", [platform]) if sandbox_url else {}
         return PlatformConfig(platform, "sandbox", dict(FAKE_CREDENTIALS[platform]),
                               {k: SOURCE_SANDBOX for k in FAKE_CREDENTIALS[platform]},
-                              base_url=env.get(s.base_url_var, ""), token_url=env.get(s.token_url_var, ""), rpm=rpm)
+                              base_url=env.get(s.base_url_var, ""), token_url=env.get(s.token_url_var, ""),
+                              rpm=rpm if settings.get(s.rpm_var) else 6000.0, report_first_poll=0.2)
     values = settings.platform_values(platform)
     creds = {k: v for k, (v, _) in values.items()}
     sources = {k: src for k, (_, src) in values.items()}

@@ -26,7 +26,8 @@ import httpx
 
 from fetchers import get_fetcher
 from fetchers.base import AccountInfo, FetchError
-from fetchers.core import PlatformApi, RateBudget, contiguous_ranges, fetch_window, plan_windows, redact
+from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, fetch_window, plan_windows,
+                           redact)
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import DatabaseBusy, SpendStore, WindowFailure, WindowWrite
 
@@ -179,7 +180,9 @@ class _PlatformRun:
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
         timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
         self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
-                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform), timeout=timeout)
+                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform), timeout=timeout,
+                               report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll
+                               else None)
         self.fatal: FetchError | None = None      # platform-wide failure (auth/config): skip the rest
 
 
