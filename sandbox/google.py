@@ -131,12 +131,14 @@ def search_stream(req: Request, ctx: Context) -> Response:
         body = req.json()
     except (ValueError, UnicodeDecodeError):
         return rpc_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.", stream=False)
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
-        return _invalid("The query is required.", "requestError", "REQUIRED_FIELD_MISSING", version)
+    if not isinstance(body, dict):
+        return rpc_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.", stream=False)
     unknown = set(body) - {"query", "summaryRowSetting"}
     if unknown:
         return rpc_error(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\".",
                          stream=False)
+    if not isinstance(body.get("query"), str) or not body["query"].strip():
+        return _invalid("The query is required.", "requestError", "REQUIRED_FIELD_MISSING", version)
     q = parse_query(body["query"], version)
     if isinstance(q, Response):
         return q
