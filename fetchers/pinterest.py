@@ -196,7 +196,7 @@ class PinterestFetcher:
         if wait is None:
             # the wait sits inside the message, no Retry-After header (section 6.5)
             m = _RETRY_AFTER_RE.search(message)
-            wait = float(m.group(1)) if m else None
+            wait = int(m.group(1)) if m else None
         if status == 429 or code in THROTTLE_CODES:
             return Verdict("retry", "throttled", f"HTTP {status}, {said}", wait)
         if status == 400 and code in RETRY_400_CODES:
