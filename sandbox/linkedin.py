@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import urllib.parse
 from decimal import Decimal
 
 from . import data
