@@ -1,0 +1,85 @@
+"""Portfolio & coverage (leadership): integration status by tier, the share-of-spend coverage
+assumption, the stores x platforms matrix, and spend share and monthly trend across all stores."""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import ui
+from fetchers.specs import PLATFORM_IDS, SPECS
+from service import dashboard as dash
+
+store = ui.bootstrap("Portfolio & coverage", ":material/hub:")
+
+if store is not None:
+    with ui.guard("the portfolio page"):
+        sel = ui.sidebar_pickers(store, with_store=False)
+        st.title("Portfolio & coverage")
+
+        st.subheader("Integration status")
+        status = dash.integration_status(ui.settings_described())
+        st.dataframe(pd.DataFrame([{k: r[k] for k in ("tier", "name", "implemented", "configured", "runs as",
+                                                       "missing")} for r in status]),
+                     hide_index=True, key="integration_table")
+        st.caption("Tier 0 is billed today (Meta, Google); tiers 1-3 follow the expansion plan. "
+                   "'configured' means every required credential is set (live API); demo stores always use "
+                   "the built-in sandbox.")
+
+        st.subheader("Coverage of clients' digital ad spend")
+        st.caption("Assumptions from the expansion plan (Meta + Google about 65% of a typical client's digital "
+                   "ad spend, about 95% with TikTok, LinkedIn, Amazon and Microsoft); edit them to test others.")
+        defaults = pd.DataFrame([{"platform": SPECS[p].name, "tier": SPECS[p].tier,
+                                  "share %": float(dash.DEFAULT_SHARES[p])} for p in PLATFORM_IDS])
+        edited = st.data_editor(defaults, hide_index=True, key="shares_editor", disabled=["platform", "tier"],
+                                column_config={"share %": st.column_config.NumberColumn(min_value=0.0,
+                                                                                        max_value=100.0,
+                                                                                        step=0.5)})
+        shares = {}
+        for pid, value in zip(PLATFORM_IDS, edited["share %"]):
+            try:
+                shares[pid] = Decimal(str(value)) if value is not None and value == value else Decimal(0)
+            except InvalidOperation:
+                shares[pid] = Decimal(0)
+        summary = dash.coverage_summary(shares, status)
+        cols = st.columns(len(summary))
+        for col, (label, value) in zip(cols, summary):
+            col.metric(label, f"{value.normalize():f}%")
+        total_share = dash.coverage(shares, PLATFORM_IDS)
+        if total_share != 100:
+            st.caption(f"The shares add up to {total_share.normalize():f}%, not 100%.")
+
+        st.subheader("Stores x platforms")
+        st.dataframe(pd.DataFrame(dash.portfolio_matrix(store)), hide_index=True, key="matrix_table")
+        st.caption("Each cell: linked accounts · status of their latest refresh ('—' = not linked).")
+
+        if sel is not None:
+            currency = st.selectbox("Report currency", ["USD", "EUR", "GBP", "JPY"], key="portfolio_ccy")
+            spend = dash.portfolio_spend(store, sel.start, sel.end, currency)
+            st.subheader(f"Spend across all stores, {sel.start} to {sel.end} ({currency})")
+            st.metric(f"Total spend ({currency})", ui.money(spend.total, currency))
+            if spend.fx_missing_days:
+                st.warning(f"{spend.fx_missing_days} account-day(s) have no exchange rate to {currency} and are "
+                           "left out (the shipped ECB rates end on "
+                           f"{dash.fx.data_range()[1]}).")
+            if spend.days_with_data < spend.days_expected:
+                st.warning(f"Data covers {spend.days_with_data} of {spend.days_expected} account-days of the "
+                           "period: refresh the stores for complete figures.")
+            if spend.by_platform:
+                left, right = st.columns(2)
+                pie = px.pie(pd.DataFrame([{"platform": SPECS[p].name, "spend": float(v)}      # chart only
+                                           for p, v in spend.by_platform.items()]),
+                             names="platform", values="spend", hole=0.5, title="Spend share by platform")
+                left.plotly_chart(pie, key="portfolio_share")
+                trend = pd.DataFrame([{"month": m, "platform": SPECS[p].name, "spend": float(v)}
+                                      for (m, p), v in spend.by_month.items()])
+                right.plotly_chart(px.bar(trend, x="month", y="spend", color="platform", barmode="stack",
+                                          title=f"Monthly spend ({currency})"), key="portfolio_trend")
+                st.dataframe(pd.DataFrame([{"platform": SPECS[p].name, f"spend ({currency})": str(v)}
+                                           for p, v in spend.by_platform.items()]),
+                             hide_index=True, key="portfolio_table")
+            else:
+                st.info("No spend stored for this period yet.")
+            st.caption(f"portfolio | {sel.start}..{sel.end} | {currency} {dash.fx.format_amount(spend.total, currency)}")

@@ -1,0 +1,573 @@
+"""Read models for the Streamlit dashboard: periods, status chips, daily spend by platform in the
+billing currency, the portfolio matrix, coverage and the revenue model.
+
+Pages never run SQL; they call these functions (and ``SpendStore`` / ``service.report``). Money
+stays ``Decimal`` here: a page may turn an amount into a float only to draw a chart.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Iterable, Mapping, Sequence
+
+from fetchers import implemented
+from fetchers.specs import PLATFORM_IDS, SPECS
+from storage.db import SpendStore
+
+from . import fx
+from .report import SpendReport
+
+# --- periods ------------------------------------------------------------------------------------
+
+PRESETS = ("Last month", "This month", "Last 7 days", "Last 30 days", "Last 90 days", "Custom")
+DEFAULT_PRESET = "Last month"     # a complete billing period (calendar month)
+
+
+def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
+    first = day.replace(day=1)
+    return first, day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | None = None) -> tuple[dt.date, dt.date]:
+    """The inclusive date range of a period preset. Billing periods are calendar months:
+    "This month" is the whole current month (its days not over yet show as partial);
+    "Last N days" are the N complete days before today."""
+    if preset == "This month":
+        return month_bounds(today)
+    if preset == "Last month":
+        return month_bounds(today.replace(day=1) - dt.timedelta(days=1))
+    m = re.fullmatch(r"Last (\d+) days", preset)
+    if m:
+        n = int(m.group(1))
+        return today - dt.timedelta(days=n), today - dt.timedelta(days=1)
+    if preset == "Custom":
+        if not custom:
+            raise ValueError("choose a start and an end date")
+        start, end = custom
+        if start > end:
+            raise ValueError(f"the start date {start} is after the end date {end}")
+        return start, end
+    raise ValueError(f"unknown period {preset!r}")
+
+
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period of equal length that ends the day before ``start``."""
+    n = (end - start).days + 1
+    prev_end = start - dt.timedelta(days=1)
+    return prev_end - dt.timedelta(days=n - 1), prev_end
+
+
+@dataclass(frozen=True)
+class Change:
+    previous: Decimal | None
+    delta: Decimal | None          # total - previous, billing currency
+    percent: Decimal | None        # delta / previous x 100, one decimal
+    note: str                      # why there is no comparison, or "" when there is one
+
+
+def change(current: SpendReport, previous: SpendReport) -> Change:
+    """The change against the previous period; no number when that period is not complete
+    (an incomplete previous period would make the change look bigger than it is)."""
+    ccy = current.billing_currency
+    if not previous.complete:
+        bad = sorted(p for p, pl in previous.platforms.items() if pl.status != "ok")
+        return Change(None, None, None, f"no comparison: {previous.start}..{previous.end} is not complete "
+                                        f"({', '.join(bad) or 'no linked platforms'})")
+    delta = fx.quantize(current.total - previous.total, ccy)
+    pct = None
+    if previous.total:
+        pct = (delta / previous.total * 100).quantize(Decimal("0.1"))
+    return Change(previous.total, delta, pct, "")
+
+
+# --- status chips ---------------------------------------------------------------------------------
+
+STALE_HOURS = 24
+RECENT_DAYS = 7        # a period ending within this many days of today "includes recent days"
+
+
+@dataclass(frozen=True)
+class Chip:
+    platform: str
+    name: str
+    state: str             # ok, stale, failed, partial, missing, fx_missing, not_configured
+    label: str             # short text for the chip
+    detail: str | None     # the reason (errors), or None
+
+
+def _age(delta: dt.timedelta) -> str:
+    s = delta.total_seconds()
+    if s < 3600:
+        return f"{max(1, int(s // 60))} min"
+    if s < 86400:
+        return f"{int(s // 3600)} h"
+    return f"{int(s // 86400)} d"
+
+
+def chips(report: SpendReport, now: dt.datetime | None = None, stale_hours: int = STALE_HOURS) -> list[Chip]:
+    """One chip per linked platform: ok, failed (with its reason), not configured, stale (with the
+    age of the data: the oldest account's latest fetch), or the report's other statuses."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    recent = report.end >= now.date() - dt.timedelta(days=RECENT_DAYS)
+    out = []
+    for pid, pl in report.platforms.items():
+        name = SPECS[pid].name
+        if pl.status == "not_configured":
+            out.append(Chip(pid, name, "not_configured", "not configured",
+                            f"no credentials for {name}; see the Accounts page"))
+            continue
+        if pl.status != "ok":
+            label = {"failed": "failed", "missing": "no data", "partial": "partial",
+                     "fx_missing": "FX missing"}.get(pl.status, pl.status)
+            out.append(Chip(pid, name, pl.status, label, pl.error))
+            continue
+        fetched = [a.last_fetched for a in pl.accounts if a.last_fetched]
+        oldest = min(fetched) if fetched else None
+        if recent and oldest and now - oldest > dt.timedelta(hours=stale_hours):
+            age = _age(now - oldest)
+            out.append(Chip(pid, name, "stale", f"stale (fetched {age} ago)",
+                            f"the period includes recent days and the data was fetched {age} ago; refresh it"))
+            continue
+        out.append(Chip(pid, name, "ok", "ok", None))
+    return out
+
+
+# --- the store page ---------------------------------------------------------------------------------
+
+@dataclass
+class DailySpend:
+    rows: list[tuple[dt.date, str, Decimal]]         # day, platform, amount in the billing currency
+    fx_missing: list[tuple[str, str, dt.date]]       # (platform, account, day) left out: no rate
+
+
+def daily_by_platform(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
+                      billing_currency: str) -> DailySpend:
+    """Daily spend per platform in the billing currency, for the chart. Each account-day is
+    converted with that day's ECB quote (exact, not rounded); days without a rate are left out
+    and listed, never converted 1:1."""
+    rows = store.query("""
+        SELECT d.day, d.platform, d.account_id, d.currency, d.amount
+        FROM ad_accounts a JOIN daily_spend d ON d.platform = a.platform AND d.account_id = a.account_id
+        WHERE a.store_id = ? AND d.day BETWEEN ? AND ?
+        ORDER BY d.day, d.platform, d.account_id""", [store_id, start, end])
+    sums: dict[tuple[dt.date, str], Decimal] = {}
+    missing = []
+    for day, platform, account_id, ccy, amount in rows:
+        try:
+            rate = fx.quote(ccy, billing_currency, day).rate
+        except fx.FxMissing:
+            missing.append((platform, account_id, day))
+            continue
+        sums[(day, platform)] = sums.get((day, platform), Decimal(0)) + Decimal(amount) * rate
+    return DailySpend([(d, p, v) for (d, p), v in sorted(sums.items())], missing)
+
+
+ACCOUNT_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx rate", "billing amount",
+                   "days covered", "status", "last fetched")
+
+
+def account_rows(report: SpendReport) -> list[dict]:
+    """The per-account table of the store page, every amount an exact decimal string."""
+    out = []
+    for pid, pl in report.platforms.items():
+        if not pl.accounts:
+            out.append({"platform": SPECS[pid].name, "account": "", "name": "", "currency": "", "spend": "",
+                        "fx rate": "", "billing amount": "", "days covered": "",
+                        "status": pl.status.replace("_", " "), "last fetched": ""})
+            continue
+        for a in pl.accounts:
+            out.append({
+                "platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
+                "currency": a.currency,
+                "spend": fx.format_amount(a.spend, a.currency) if a.currency != "?" else str(a.spend),
+                "fx rate": "" if a.fx_rate is None else ("1" if a.fx_rate == 1 else format(a.fx_rate, "f")),
+                "billing amount": "" if a.billing_amount is None else str(a.billing_amount),
+                "days covered": f"{a.days}/{a.days_expected}",
+                "status": a.status if a.status == "ok" else f"{a.status}: {a.error}",
+                "last fetched": a.last_fetched.strftime("%Y-%m-%d %H:%M UTC") if a.last_fetched else "never",
+            })
+    return out
+
+
+def platform_shares(report: SpendReport) -> list[tuple[str, Decimal]]:
+    """(platform name, spend in the billing currency) for platforms with spend, largest first."""
+    return sorted(((SPECS[p].name, pl.spend) for p, pl in report.platforms.items() if pl.spend),
+                  key=lambda x: -x[1])
+
+
+def fx_notes(report: SpendReport) -> list[str]:
+    """Plain sentences about exchange rates: missing days (with why) and fallback days."""
+    first, last = fx.data_range()
+    notes = []
+    for pl in report.platforms.values():
+        for a in pl.accounts:
+            if a.status == "fx_missing":
+                notes.append(f"{SPECS[a.platform].name} {a.account_id}: {a.error}. The ECB reference rates "
+                             f"shipped with this build end on {last}; later days have no rate, so the "
+                             f"amount is not converted (never 1:1).")
+    return notes
+
+
+# --- refresh progress ---------------------------------------------------------------------------------
+
+def progress_rows(events: Iterable) -> list[dict]:
+    """Latest state per platform x account from ``service.refresh.Progress`` events."""
+    latest: dict[tuple[str, str], dict] = {}
+    for e in events:
+        latest[(e.platform, e.account_id)] = {
+            "platform": SPECS[e.platform].name, "account": e.account_id,
+            "state": {"start": "fetching", "window": "fetching", "done": "done", "failed": "failed",
+                      "skipped": "skipped"}.get(e.phase, e.phase),
+            "windows": f"{e.windows_done}/{e.windows_total}" if e.windows_total else "",
+            "message": e.message}
+    return [latest[k] for k in sorted(latest)]
+
+
+# --- portfolio & coverage -------------------------------------------------------------------------------
+
+#: Share of a typical client's digital ad spend per platform: the expansion plan's assumptions
+#: (Meta + Google about 65 % today, about 95 % with TikTok, LinkedIn, Amazon and Microsoft).
+DEFAULT_SHARES: dict[str, Decimal] = {
+    "meta": Decimal(30), "google": Decimal(35), "tiktok": Decimal(10), "linkedin": Decimal(5),
+    "amazon": Decimal(10), "microsoft": Decimal(5), "snapchat": Decimal(2), "pinterest": Decimal(2),
+    "reddit": Decimal(1)}
+
+
+def coverage(shares: Mapping[str, Decimal], platforms: Iterable[str]) -> Decimal:
+    return sum((Decimal(shares.get(p, 0)) for p in set(platforms)), Decimal(0))
+
+
+def coverage_summary(shares: Mapping[str, Decimal], status: Sequence[dict]) -> list[tuple[str, Decimal]]:
+    tiers = {p: SPECS[p].tier for p in PLATFORM_IDS}
+    return [
+        ("Meta + Google (billed today)", coverage(shares, [p for p in PLATFORM_IDS if tiers[p] == 0])),
+        ("+ TikTok, LinkedIn, Amazon, Microsoft (tiers 1-2)", coverage(shares, [p for p in PLATFORM_IDS
+                                                                             if tiers[p] <= 2])),
+        ("All nine platforms (tier 3 included)", coverage(shares, PLATFORM_IDS)),
+        ("Implemented in this build", coverage(shares, [s["platform"] for s in status if s["implemented"]])),
+        ("Live now (credentials set)", coverage(shares, [s["platform"] for s in status if s["mode"] == "live"])),
+    ]
+
+
+def integration_status(described: Sequence[dict]) -> list[dict]:
+    """Per platform: tier, implemented, configured, and whether it runs live or demo only.
+    ``described`` is ``service.config.describe_platforms(settings)``."""
+    out = []
+    for d in described:
+        pid = d["platform"]
+        impl = implemented(pid)
+        live = d["mode"] == "live"
+        out.append({"platform": pid, "name": SPECS[pid].name, "tier": SPECS[pid].tier, "implemented": impl,
+                    "configured": live, "mode": d["mode"],
+                    "runs as": ("live API" if live and impl else "demo (sandbox) only" if impl else
+                                "not implemented"),
+                    "missing": ", ".join(d["missing"]), "error": d.get("error") or ""})
+    return sorted(out, key=lambda r: (r["tier"], PLATFORM_IDS.index(r["platform"])))
+
+
+def portfolio_matrix(store: SpendStore) -> list[dict]:
+    """stores x platforms: per linked (store, platform) the number of accounts and the status of
+    each account's latest refresh result (failed if any account's last window failed)."""
+    rows = store.query("""
+        WITH last AS (
+            SELECT platform, account_id, arg_max(status, finished_at) AS status, max(finished_at) AS at
+            FROM refresh_results GROUP BY ALL)
+        SELECT a.store_id, a.platform, count(*) AS accounts, count(l.status) AS refreshed,
+               count(*) FILTER (WHERE l.status = 'failed') AS failed, max(l.at) AS at
+        FROM ad_accounts a LEFT JOIN last l ON l.platform = a.platform AND l.account_id = a.account_id
+        GROUP BY ALL ORDER BY 1, 2""")
+    cells: dict[str, dict[str, str]] = {}
+    for store_id, platform, n, refreshed, failed, at in rows:
+        if refreshed == 0:
+            status = "never refreshed"
+        elif failed:
+            status = f"failed ({failed})"
+        elif refreshed < n:
+            status = "partly refreshed"
+        else:
+            status = "ok"
+        cells.setdefault(store_id, {})[platform] = f"{n} acct · {status}"
+    out = []
+    for s in store.stores():
+        row = {"store": f"{s['name']} ({s['store_id']})", "currency": s["billing_currency"]}
+        for pid in PLATFORM_IDS:
+            row[SPECS[pid].name] = cells.get(s["store_id"], {}).get(pid, "—")
+        out.append(row)
+    return out
+
+
+@dataclass
+class PortfolioSpend:
+    currency: str
+    by_month: dict[tuple[str, str], Decimal]          # (YYYY-MM, platform) -> amount
+    by_platform: dict[str, Decimal]
+    total: Decimal
+    fx_missing_days: int
+    accounts: int
+    days_with_data: int
+    days_expected: int
+
+
+def _linked_daily(store: SpendStore, start: dt.date, end: dt.date, per_store: bool):
+    """Daily amounts of linked accounts: per (store, platform, account) or per distinct account."""
+    if per_store:
+        sql = ("SELECT a.store_id, d.platform, d.account_id, d.currency, d.day, d.amount FROM ad_accounts a "
+               "JOIN daily_spend d ON d.platform = a.platform AND d.account_id = a.account_id "
+               "WHERE d.day BETWEEN ? AND ? ORDER BY 1, 2, 3, 5")
+    else:
+        sql = ("SELECT '' AS store_id, d.platform, d.account_id, d.currency, d.day, d.amount FROM daily_spend d "
+               "WHERE d.day BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM ad_accounts a WHERE a.platform = d.platform "
+               "AND a.account_id = d.account_id) ORDER BY 2, 3, 5")
+    return store.query(sql, [start, end])
+
+
+def portfolio_spend(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD") -> PortfolioSpend:
+    """Spend across all stores in one currency, per month and platform. An account linked to two
+    stores is counted once. Each account-month is converted day by day and rounded once (the
+    invoice rule); days without an exchange rate are left out and counted."""
+    groups: dict[tuple[str, str, str, str], dict[dt.date, Decimal]] = {}
+    for _s, platform, account_id, ccy, day, amount in _linked_daily(store, start, end, per_store=False):
+        groups.setdefault((day.strftime("%Y-%m"), platform, account_id, ccy), {})[day] = amount
+    by_month: dict[tuple[str, str], Decimal] = {}
+    missing = 0
+    days = 0
+    for (month, platform, _a, ccy), daily in groups.items():
+        line = fx.convert_line(daily, ccy, currency)
+        missing += len(line.missing_days)
+        days += len(daily)
+        by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + line.billing_amount
+    by_platform: dict[str, Decimal] = {}
+    for (_m, p), v in by_month.items():
+        by_platform[p] = by_platform.get(p, Decimal(0)) + v
+    n_accounts = store.query("SELECT count(*) FROM (SELECT DISTINCT platform, account_id FROM ad_accounts)")[0][0]
+    return PortfolioSpend(currency, dict(sorted(by_month.items())),
+                          {p: by_platform[p] for p in PLATFORM_IDS if p in by_platform},
+                          sum(by_platform.values(), Decimal(0)), missing, int(n_accounts), days,
+                          int(n_accounts) * ((end - start).days + 1))
+
+
+# --- revenue impact ---------------------------------------------------------------------------------
+
+@dataclass
+class RevenueRow:
+    label: str
+    platforms: tuple[str, ...]
+    spend: Decimal                  # average client spend a month
+    net_profit_share: Decimal       # e.g. 0.20
+    fee_rate: Decimal               # success-fee share of net profit, e.g. 0.20
+    clients: int
+
+    @property
+    def fee_per_month(self) -> Decimal:
+        return self.spend * self.net_profit_share * self.fee_rate
+
+    @property
+    def annual(self) -> Decimal:
+        return self.fee_per_month * 12 * self.clients
+
+    @property
+    def new(self) -> bool:
+        return all(SPECS[p].tier > 0 for p in self.platforms)
+
+
+#: The plan's table. It labels its yearly figures "per 100 clients", but $600 x 12 x 100 is
+#: $720K, not $7.2M: the figures correspond to 1,000 clients, so that is the default here.
+PLAN_CLIENTS = 1000
+PLAN_NET_PROFIT = Decimal("0.20")
+PLAN_FEE_RATE = Decimal("0.20")
+PLAN_ROWS: tuple[tuple[str, tuple[str, ...], Decimal], ...] = (
+    ("Meta + Google", ("meta", "google"), Decimal(15000)),
+    ("TikTok", ("tiktok",), Decimal(8000)),
+    ("LinkedIn", ("linkedin",), Decimal(12000)),
+    ("Amazon", ("amazon",), Decimal(10000)),
+    ("Microsoft", ("microsoft",), Decimal(5000)),
+)
+
+
+def plan_rows(clients: int = PLAN_CLIENTS, net_profit_share: Decimal = PLAN_NET_PROFIT,
+              fee_rate: Decimal = PLAN_FEE_RATE) -> list[RevenueRow]:
+    return [RevenueRow(label, ps, spend, net_profit_share, fee_rate, clients) for label, ps, spend in PLAN_ROWS]
+
+
+@dataclass
+class RevenueTotals:
+    spend: Decimal
+    fee_per_month: Decimal
+    annual: Decimal
+    uplift: Decimal                 # annual revenue of the rows on new platforms (tier 1+)
+
+
+def revenue_totals(rows: Sequence[RevenueRow]) -> RevenueTotals:
+    return RevenueTotals(sum((r.spend for r in rows), Decimal(0)),
+                         sum((r.fee_per_month for r in rows), Decimal(0)),
+                         sum((r.annual for r in rows), Decimal(0)),
+                         sum((r.annual for r in rows if r.new), Decimal(0)))
+
+
+def usd_short(amount: Decimal) -> str:
+    """The plan's way of writing dollars: $7.2M, $3.84M, $720K, $15,000, $600."""
+    a = Decimal(amount)
+    sign, a = ("-" if a < 0 else ""), abs(a)
+    if a >= 1_000_000:
+        return f"{sign}${format((a / 1_000_000).normalize(), 'f')}M"
+    if a >= 100_000:
+        return f"{sign}${format((a / 1_000).normalize(), 'f')}K"
+    v = a.quantize(Decimal(1)) if a == a.to_integral_value() else a.quantize(Decimal("0.01"))
+    return f"{sign}${v:,}"
+
+
+def months_in(start: dt.date, end: dt.date) -> Decimal:
+    """How many months the period spans: whole calendar months count 1, partial ones pro rata."""
+    total = Decimal(0)
+    d = start
+    while d <= end:
+        first, last = month_bounds(d)
+        seg_end = min(last, end)
+        total += Decimal((seg_end - d).days + 1) / Decimal(last.day)
+        d = seg_end + dt.timedelta(days=1)
+    return total
+
+
+@dataclass
+class ObservedRow:
+    platform: str
+    clients: int                    # stores with spend on the platform in the period
+    spend_total: Decimal            # in the model currency
+    avg_monthly_spend: Decimal      # per client, rounded to cents
+    fx_missing_days: int
+
+
+def observed_model(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD",
+                   net_profit_share: Decimal = PLAN_NET_PROFIT, fee_rate: Decimal = PLAN_FEE_RATE
+                   ) -> tuple[list[ObservedRow], list[RevenueRow], int]:
+    """The plan's model filled from the stored data: per platform (tier 3 included) the average
+    monthly spend per client (stores with spend there) over the period, and the client count.
+    Returns (observed rows, model rows, number of stores)."""
+    groups: dict[tuple[str, str, str, str], dict[dt.date, Decimal]] = {}
+    for store_id, platform, account_id, ccy, day, amount in _linked_daily(store, start, end, per_store=True):
+        groups.setdefault((store_id, platform, account_id, ccy), {})[day] = amount
+    totals: dict[str, Decimal] = {}
+    clients: dict[str, set[str]] = {}
+    missing: dict[str, int] = {}
+    for (store_id, platform, _a, ccy), daily in groups.items():
+        line = fx.convert_line(daily, ccy, currency)
+        totals[platform] = totals.get(platform, Decimal(0)) + line.billing_amount
+        missing[platform] = missing.get(platform, 0) + len(line.missing_days)
+        if line.spend:
+            clients.setdefault(platform, set()).add(store_id)
+    months = months_in(start, end)
+    observed, model = [], []
+    for pid in PLATFORM_IDS:
+        n = len(clients.get(pid, ()))
+        if not n:
+            continue
+        avg = fx.quantize(totals[pid] / months / n, currency)
+        observed.append(ObservedRow(pid, n, totals[pid], avg, missing.get(pid, 0)))
+        model.append(RevenueRow(SPECS[pid].name, (pid,), avg, net_profit_share, fee_rate, n))
+    n_stores = store.query("SELECT count(*) FROM stores")[0][0]
+    return observed, model, int(n_stores)
+
+
+# --- accounts & history ---------------------------------------------------------------------------------
+
+ID_FORMS = {
+    "meta": "digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
+    "google": "10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
+    "tiktok": "digits, e.g. 7123456789012345",
+    "linkedin": "urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
+    "amazon": "the advertising profile id, digits",
+    "microsoft": "the account id, digits",
+    "snapchat": "the ad account UUID, e.g. 8f2a6c1e-0000-4000-8000-000000000001",
+    "pinterest": "the ad account id, digits",
+    "reddit": "the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
+}
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def validate_store_id(store_id: str) -> str:
+    s = (store_id or "").strip()
+    if not STORE_ID_RE.match(s):
+        raise ValueError(f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' "
+                         "(starting with a letter or digit)")
+    return s
+
+
+def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
+    """Check the id against the platform's form and link it; (stored id, newly linked)."""
+    from .accounts import normalize_account_id
+    if store.store(store_id) is None:
+        raise ValueError(f"unknown store {store_id!r}")
+    if not (raw_id or "").strip():
+        raise ValueError(f"enter a {SPECS[platform].name} account id: {ID_FORMS[platform]}")
+    try:
+        account_id = normalize_account_id(platform, raw_id)
+    except ValueError as exc:
+        raise ValueError(f"{exc}. Expected form for {SPECS[platform].name}: {ID_FORMS[platform]}") from None
+    with store.transaction() as con:
+        added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
+    return account_id, bool(added)
+
+
+def import_mapping(store: SpendStore, data: bytes):
+    """The ``accounts import`` of an uploaded file (all or nothing; ImportError_ names bad lines)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .accounts import import_accounts
+    fd, tmp = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return import_accounts(store, Path(tmp))
+    finally:
+        os.unlink(tmp)
+
+
+def run_rows(store: SpendStore, limit: int = 50) -> list[dict]:
+    out = []
+    for r in store.runs(limit):
+        secs = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
+        out.append({"run": r["run_id"], "started": r["started_at"].strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    "status": r["status"], "trigger": r["trigger"],
+                    "period": f"{r['period_start']}..{r['period_end']}", "stores": r["stores"],
+                    "platforms": r["platforms"], "requests": int(r["requests"] or 0),
+                    "duration": "" if secs is None else f"{secs:.1f} s", "error": r["error"] or ""})
+    return out
+
+
+def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
+    """(per platform, per account) summaries of one run's window results."""
+    accounts: dict[tuple[str, str], dict] = {}
+    for r in store.run_results(run_id):
+        a = accounts.setdefault((r["platform"], r["account_id"]), {
+            "platform": SPECS[r["platform"]].name if r["platform"] in SPECS else r["platform"],
+            "account": r["account_id"], "windows": 0, "failed windows": 0, "days": 0,
+            "duration": 0, "errors": []})
+        a["windows"] += 1
+        a["failed windows"] += r["status"] == "failed"
+        a["days"] += int(r["rows"] or 0)
+        a["duration"] += int(r["duration_ms"] or 0)
+        if r["error"] and r["error"] not in a["errors"]:
+            a["errors"].append(r["error"])
+    acc_rows = []
+    for a in accounts.values():
+        acc_rows.append({**a, "status": "failed" if a["failed windows"] else "ok",
+                         "duration": f"{a['duration'] / 1000:.2f} s", "errors": "; ".join(a["errors"])})
+    plat: dict[str, dict] = {}
+    for a in acc_rows:
+        p = plat.setdefault(a["platform"], {"platform": a["platform"], "accounts": 0, "failed accounts": 0,
+                                            "windows": 0, "days": 0, "errors": []})
+        p["accounts"] += 1
+        p["failed accounts"] += a["status"] == "failed"
+        p["windows"] += a["windows"]
+        p["days"] += a["days"]
+        if a["errors"]:
+            p["errors"].append(f"{a['account']}: {a['errors']}")
+    plat_rows = [{**p, "status": "ok" if not p["failed accounts"] else
+                  ("failed" if p["failed accounts"] == p["accounts"] else "partial"),
+                  "errors": "; ".join(p["errors"])} for p in plat.values()]
+    return plat_rows, acc_rows

@@ -1,0 +1,33 @@
+"""Formatting for display. Amounts stay exact: a Decimal is quantized to its currency's minor
+units and printed with thousands separators; nothing passes through float."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from service import fx
+
+BADGE_COLORS = {"ok": "green", "stale": "orange", "partial": "orange", "fx_missing": "orange",
+                "missing": "red", "failed": "red", "not_configured": "gray"}
+
+
+def money(amount: Decimal, ccy: str) -> str:
+    """``EUR 12,345.67`` / ``JPY 1,234,567``: exact, in the currency's minor units."""
+    q = fx.quantize(amount, ccy)
+    return f"{ccy} {q:,}"
+
+
+def escape_md(text: str) -> str:
+    """Make arbitrary text (an API error, an account name) inert in st.markdown / st.caption."""
+    out = []
+    for ch in str(text):
+        if ch in "\\`*_{}[]()<>#+-.!|:$~":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out).replace("\n", " ")
+
+
+def badge_markdown(text: str, state: str) -> str:
+    color = BADGE_COLORS.get(state, "gray")
+    safe = str(text).replace("[", "(").replace("]", ")")
+    return f":{color}-badge[{safe}]"
