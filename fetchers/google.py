@@ -37,7 +37,7 @@ PROJECT_ACCESS_ERRORS = frozenset({"DEVELOPER_TOKEN_NOT_APPROVED", "CLOUD_PROJEC
 TRANSIENT_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
 
 _ACCOUNT_RE = re.compile(r"^(\d{3})-?(\d{3})-?(\d{4})$")
-_DELAY_RE = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_DELAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?s$")        # protobuf Duration JSON: "60s", "0.5s"
 
 
 # --- ids, headers, auth -------------------------------------------------------------------------
@@ -101,7 +101,10 @@ def rpc_error(body: Any) -> dict | None:
 
 def _duration(value: Any) -> float | None:
     m = _DELAY_RE.match(value.strip()) if isinstance(value, str) else None
-    return float(m.group(1)) if m else None
+    if not m:
+        return None
+    whole, frac = m.group(1), m.group(2) or ""
+    return int(whole) + (int(frac) / 10 ** len(frac) if frac else 0)
 
 
 def failure_details(err: dict) -> tuple[list[str], list[str], float | None]:
