@@ -422,7 +422,7 @@ def report_time_zone(account: AccountInfo) -> str:
     try:
         return REPORT_TIME_ZONE_BY_IANA[account.timezone]
     except KeyError:
-        raise FetchError("config", f"microsoft: account {account.account_id} has time zone {account.timezone!r}, "
+        raise FetchError("request", f"microsoft: account {account.account_id} has time zone {account.timezone!r}, "
                                    "which has no Microsoft ReportTimeZone; refresh its account info") from None
 
 

@@ -361,6 +361,29 @@ def test_sandbox_45_days_eur_exact(fast_reports, sandbox_env):
     assert "msads.manage" in grants[0]["scope"] and len(rotated) == 1 and rotated[0].startswith("M.C5")
 
 
+def test_sdk_polling_waits_are_never_used(fast_reports, sandbox_env, monkeypatch):
+    """Polling is ours (core.run_report_job: ADSPEND_REPORT_POLL_SECONDS, deadline, resume), not the
+    SDK's track() with its fixed 1 s waits (_PollingBlocker), so tests need no SDK timing patch."""
+    from bingads.util import _PollingBlocker
+
+    def refuse(self):
+        raise AssertionError("the SDK's own polling wait was used")
+
+    monkeypatch.setattr(_PollingBlocker, "wait", refuse)
+    start, end = _range(3)
+    info = AccountInfo(USD_ACCOUNT, "USD", "America/New_York")
+    rows = _run(lambda c: fetch_window(F, _api(c, fast_reports, sandbox_env), info, start, end))
+    assert str(sum(rows.values())) == fast_reports.sandbox.expected_total("microsoft", USD_ACCOUNT, start, end)["spend"]
+
+
+def test_unknown_account_time_zone_is_refused_before_any_call(fast_reports, sandbox_env):
+    info = AccountInfo(USD_ACCOUNT, "USD", "Europe/Vatican")
+    with pytest.raises(FetchError) as e:
+        _run(lambda c: F.fetch_daily(_api(c, fast_reports, sandbox_env), info, *_range(3)))
+    assert e.value.kind == "request" and "Europe/Vatican" in e.value.message
+    assert fast_reports.ctx.requests.get("microsoft", 0) == 0
+
+
 def test_sandbox_no_data_range_is_zeros(fast_reports, sandbox_env):
     from sandbox.data import today
     start = today() + dt.timedelta(days=2)
