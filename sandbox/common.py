@@ -29,6 +29,7 @@ class Request:
     headers: dict[str, str]          # lower-cased names
     body: bytes
     match: dict[str, str] = field(default_factory=dict)
+    raw_query: str = ""              # the query string exactly as sent (before percent-decoding)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -117,6 +118,7 @@ class Context:
             self._issued: dict[str, tuple[str, int]] = {}
             self._revoked: set[str] = set()
             self.jobs: dict[str, dict] = {}        # report jobs, any platform
+            self.platform_state: dict[str, dict] = {}   # per-emulator state, cleared on reset
             self.hang_seconds = 35.0
             self.report_polls_needed = 3           # polls before a report completes
 

@@ -128,7 +128,8 @@ class Sandbox:
             resp.delay += delay
             return resp
         ctx.count(p)
-        fault = ctx.take_fault(p, req.match.get("account"),
+        account = getattr(mod, "account_of", lambda _r: None)(req) or req.match.get("account")
+        fault = ctx.take_fault(p, account,
                                ("429", "429_no_retry_after", "5xx", "hang", "throttle", "malformed", "truncated"))
         if fault == "429":
             ctx.throttled[p] = ctx.throttled.get(p, 0) + 1
@@ -161,6 +162,7 @@ class Sandbox:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True       # small responses go out at once (no 40 ms delayed-ACK stall)
     sandbox: Sandbox
 
     def _serve(self) -> None:
@@ -168,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, parsed.path, urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
-                      {k.lower(): v for k, v in self.headers.items()}, body)
+                      {k.lower(): v for k, v in self.headers.items()}, body, raw_query=parsed.query)
         try:
             resp = self.sandbox.handle(req)
         except Exception as exc:  # an emulator bug shows as a 500, like a real server's
@@ -215,7 +217,8 @@ class SandboxServer:
         return self.sandbox.ctx
 
     def start(self) -> "SandboxServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="adspend-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="adspend-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -230,7 +233,7 @@ class SandboxServer:
         self.stop()
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        self.httpd.serve_forever(poll_interval=0.1)
 
 
 def run(port: int = 8765) -> None:
