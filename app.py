@@ -101,8 +101,10 @@ if store is not None:
             if change.delta is not None:
                 delta = f"{ui.money(change.delta, ccy)}" + (f" ({change.percent:+}%)" if change.percent is not None
                                                             else "")
-            c1.metric(f"Total spend ({ccy})", ui.money(report.total, ccy), delta=delta,
-                      help=f"Compared with {prev_start} to {prev_end} (same length).")
+            has_data = any(pl.status not in ("missing", "not_configured") for pl in report.platforms.values())
+            c1.metric(f"Total spend ({ccy})", ui.money(report.total, ccy) if has_data else "no data", delta=delta,
+                      help=f"Compared with {prev_start} to {prev_end} (same length)."
+                      + ("" if report.complete else " Incomplete: see the platform statuses."))
             c1.caption(change.note or f"vs {prev_start} to {prev_end}: {ui.money(change.previous, ccy)}")
             with c2:
                 chips = dash.chips(report)
