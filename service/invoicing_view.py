@@ -1,0 +1,127 @@
+"""Table rows for the Invoicing page (pages/6_Invoicing.py): plain dicts of exact strings.
+
+Money is formatted here from Decimal (never float) so the page only draws what it is given and
+tests can compare the page's cells with these rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from fetchers.specs import SPECS
+
+from . import fx
+from .invoices import InvoiceDiff, InvoiceSummary, Readiness, day_basis_label
+
+OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "state", "invoice", "problems")
+LINE_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx_rate", "billing", "day_basis", "days",
+                "status", "note")
+ISSUE_COLUMNS = ("platform", "account", "problem", "detail", "refresh fixes it")
+DIFF_COLUMNS = ("platform", "account", "currency", "snapshot", "current", "difference", "billing difference",
+                "status", "changed days")
+INVOICE_COLUMNS = ("invoice", "store", "name", "period", "currency", "total", "finalized at", "by")
+
+
+def platform_name(pid: str) -> str:
+    return SPECS[pid].name if pid in SPECS else pid
+
+
+def overview_rows(items: Iterable[Readiness]) -> list[dict]:
+    rows = []
+    for r in items:
+        rows.append({"store": r.store_id, "name": r.report.store_name, "currency": r.report.billing_currency,
+                     "total": r.total + ("" if r.report.complete else " (incomplete)"),
+                     "state": r.state, "invoice": r.invoice.invoice if r.invoice else
+                     ", ".join(i.invoice for i in r.invoices),
+                     "problems": len(r.issues)})
+    return rows
+
+
+def counts(items: Iterable[Readiness]) -> dict[str, int]:
+    out = {"stores": 0, "ready": 0, "finalized": 0, "not ready": 0}
+    for r in items:
+        out["stores"] += 1
+        if r.invoice is not None:
+            out["finalized"] += 1
+        elif r.finalizable:
+            out["ready"] += 1
+        else:
+            out["not ready"] += 1
+    return out
+
+
+def line_rows(r: Readiness) -> list[dict]:
+    """The invoice lines as they would be printed now (one per platform x account)."""
+    rows = []
+    billing = r.report.billing_currency
+    for pid, pl in r.report.platforms.items():
+        if not pl.accounts:
+            rows.append({"platform": platform_name(pid), "account": "", "name": "", "currency": "", "spend": "",
+                         "fx_rate": "", "billing": "", "day_basis": "", "days": "", "status": pl.status,
+                         "note": pl.error or ""})
+            continue
+        for a in pl.accounts:
+            rows.append({
+                "platform": platform_name(pid), "account": a.account_id, "name": a.account_name,
+                "currency": a.currency,
+                "spend": fx.format_amount(a.spend, a.currency) if a.currency != "?" else str(a.spend),
+                "fx_rate": "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
+                "billing": "" if a.billing_amount is None else fx.format_amount(a.billing_amount, billing),
+                "day_basis": day_basis_label(a), "days": f"{a.days}/{a.days_expected}", "status": a.status,
+                "note": "; ".join(x for x in (a.error, a.fx_note) if x)})
+    return rows
+
+
+def issue_rows(r: Readiness) -> list[dict]:
+    return [{"platform": platform_name(i.platform) if i.platform else "", "account": i.account_id,
+             "problem": i.kind, "detail": i.message, "refresh fixes it": "yes" if i.refresh_fixes else "no"}
+            for i in r.issues]
+
+
+def diff_rows(d: InvoiceDiff) -> list[dict]:
+    b = d.billing_currency
+    rows = []
+    for line in d.lines:
+        rows.append({
+            "platform": platform_name(line.platform), "account": line.account_id, "currency": line.currency,
+            "snapshot": fx.format_amount(line.snapshot or 0, line.currency),
+            "current": "" if line.current is None else fx.format_amount(line.current, line.currency),
+            "difference": "" if line.difference is None else fx.format_amount(line.difference, line.currency),
+            "billing difference": ("" if line.billing_difference is None
+                                   else fx.format_amount(line.billing_difference, b)),
+            "status": line.status, "changed days": _day_ranges(line.changed_days)})
+    return rows
+
+
+def invoice_rows(invoices: Iterable[InvoiceSummary]) -> list[dict]:
+    return [{"invoice": i.invoice, "store": i.store_id, "name": i.store_name, "period": f"{i.start}..{i.end}",
+             "currency": i.billing_currency, "total": i.total,
+             "finalized at": i.finalized_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+             "by": i.finalized_by} for i in invoices]
+
+
+def _day_ranges(days: list[str]) -> str:
+    """``2025-12-20..2025-12-29, 2025-12-31``: consecutive days folded."""
+    if not days:
+        return ""
+    ds = sorted(dt.date.fromisoformat(d) for d in days)
+    out, lo, hi = [], ds[0], ds[0]
+    for d in ds[1:]:
+        if d == hi + dt.timedelta(days=1):
+            hi = d
+            continue
+        out.append(f"{lo}..{hi}" if hi != lo else str(lo))
+        lo = hi = d
+    out.append(f"{lo}..{hi}" if hi != lo else str(lo))
+    return ", ".join(out)
+
+
+def progress_rows(events: Iterable) -> list[dict]:
+    """Latest state per platform x account from ``service.refresh.Progress`` events."""
+    latest: dict[tuple[str, str], dict] = {}
+    for e in events:
+        latest[(e.platform, e.account_id)] = {
+            "platform": platform_name(e.platform), "account": e.account_id,
+            "state": {"start": "fetching", "window": "fetching"}.get(e.phase, e.phase),
+            "windows": f"{e.windows_done}/{e.windows_total}" if e.windows_total else "", "message": e.message}
+    return [latest[k] for k in sorted(latest)]
