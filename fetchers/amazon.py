@@ -265,7 +265,11 @@ class AmazonFetcher:
         return value
 
     def default_urls(self, credentials: Mapping[str, str]) -> tuple[str, str]:
-        return region_urls(credentials.get("AMAZON_ADS_REGION"))
+        # an unknown region must not break configuration listing: account_info refuses it
+        try:
+            return region_urls(credentials.get("AMAZON_ADS_REGION"))
+        except FetchError:
+            return HOSTS["NA"]
 
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -305,6 +309,7 @@ class AmazonFetcher:
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         profile_id = self.normalize_account_id(account_id)
+        region_urls(api.credentials.get("AMAZON_ADS_REGION"))     # a bad region fails as config
         resp = await api.request("GET", f"/v2/profiles/{profile_id}",
                                  headers={"Accept": "application/json", **api_headers(api.credentials, profile_id)})
         return parse_profile(json_body(resp, PLATFORM), profile_id)

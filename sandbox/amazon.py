@@ -34,7 +34,6 @@ from .common import Context, Request, Response, Route, access_check, json_respon
 PLATFORM = "amazon"
 TOKEN_PATH = "/auth/o2/token"
 DOWNLOAD_PREFIX = "/offline-report-storage-sandbox"
-REVOKED_GRANT = "amazon:revoked-grant"       # marker in ctx.jobs: the user revoked the app's grant
 
 CREATE_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"
 MAX_DAYS = 31
@@ -141,20 +140,20 @@ def malformed_response(req: Request) -> Response:
     return json_response({"reportId": req.path.rsplit("/", 1)[-1], "status": "DONE", "url": None})
 
 
-def request_account(req: Request) -> str | None:
+def account_of(req: Request) -> str | None:
     """The profile a request is for: Amazon carries it in a header, not in the path."""
     return req.header("amazon-advertising-api-scope")
 
 
 def _auth(req: Request, ctx: Context, scoped: bool) -> Response | None:
     """Headers every API call needs (A.2): bearer token, LWA client id, and the profile scope."""
-    profile = request_account(req)
+    profile = account_of(req)
     problem = access_check(ctx, req, PLATFORM, req.bearer(), profile)
     if problem == "missing":
         return error(401, "Missing or malformed Authorization header; expected 'Bearer <access token>'")
     if problem == "revoked":
         with ctx.lock:   # revoking the grant also kills the refresh token (A.2)
-            ctx.jobs[REVOKED_GRANT] = {"platform": "amazon-grant"}
+            ctx.platform_state.setdefault(PLATFORM, {})["grant_revoked"] = True
     if problem in ("expired", "revoked"):
         return error(401, "The access token has expired or is invalid" if problem == "expired"
                      else "The access token has been revoked")
@@ -181,7 +180,7 @@ def token(req: Request, ctx: Context) -> Response:
     if not form.get("refresh_token"):
         return json_response({"error": "invalid_request",
                               "error_description": "The request is missing a required parameter : refresh_token"}, 400)
-    if REVOKED_GRANT in ctx.jobs:
+    if ctx.platform_state.get(PLATFORM, {}).get("grant_revoked"):
         return json_response({"error": "invalid_grant", "error_description": "The request has an invalid grant"}, 400)
     return json_response({"access_token": ctx.issue_token(PLATFORM), "refresh_token": form["refresh_token"],
                           "token_type": "bearer", "expires_in": 3600})
@@ -214,7 +213,7 @@ def get_profile(req: Request, ctx: Context) -> Response:
     if problem:
         return problem
     profile_id = req.match["account"]
-    scope = request_account(req)
+    scope = account_of(req)
     if scope and scope != profile_id:
         return v2_error(401, "UNAUTHORIZED", f"Not authorized to access scope {scope}")
     return json_response(profile_body(profile_id))
@@ -308,7 +307,7 @@ def create_report(req: Request, ctx: Context) -> Response:
     problem_text = _validate_report_request(body, data.today())
     if problem_text:
         return error(400, problem_text)
-    profile = request_account(req)
+    profile = account_of(req)
     part = PRODUCTS[body["configuration"]["adProduct"]][1]
     if part == "sb" and "sb" not in ad_products(profile):
         return error(400, f"Marketplace {profile_body(profile)['accountInfo']['marketplaceStringId']} "
@@ -339,7 +338,7 @@ def get_report(req: Request, ctx: Context) -> Response:
         return problem
     with ctx.lock:
         job = ctx.jobs.get(req.match["report"])
-        if not job or job.get("platform") != PLATFORM or job["profile"] != request_account(req):
+        if not job or job.get("platform") != PLATFORM or job["profile"] != account_of(req):
             return error(404, f"Report {req.match['report'][:60]} not found")
         if job["status"] in ("PENDING", "PROCESSING"):
             job["polls"] += 1

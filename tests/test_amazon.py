@@ -243,9 +243,15 @@ def test_region_picks_the_host_and_token_url():
         "https://advertising-api-eu.amazon.com", "https://api.amazon.co.uk/auth/o2/token")
     assert FETCHER.default_urls({"AMAZON_ADS_REGION": "FE"}) == (
         "https://advertising-api-fe.amazon.com", "https://api.amazon.co.jp/auth/o2/token")
-    with pytest.raises(FetchError) as exc:
-        FETCHER.default_urls({"AMAZON_ADS_REGION": "APAC"})
-    assert exc.value.kind == "config" and "NA, EU, FE" in str(exc.value)
+    # an unknown region does not break configuration; the first call for a profile refuses it
+    assert FETCHER.default_urls({"AMAZON_ADS_REGION": "APAC"}) == (HOST, TOKEN_URL)
+    with respx.mock(assert_all_called=False) as mock:
+        FakeAmazon().install(mock)
+        with pytest.raises(FetchError) as exc:
+            run(lambda api: FETCHER.account_info(api, "3312456789012345"),
+                creds={**CREDS, "AMAZON_ADS_REGION": "APAC"})
+        assert len(mock.calls) == 0
+    assert exc.value.kind == "config" and exc.value.platform_wide and "NA, EU, FE" in str(exc.value)
 
 
 def test_constants():
@@ -540,23 +546,6 @@ def test_classify_table():
 
 # --- sandbox ------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def _amazon_server():
-    """One sandbox for this module (stopping a server costs half a second); reset per test."""
-    from sandbox.server import SandboxServer
-    server = SandboxServer(0).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def sandbox(_amazon_server):
-    _amazon_server.ctx.reset()
-    return _amazon_server
-
-
 @pytest.fixture
 def quick(sandbox):
     """Reports complete on their first poll (the full PENDING -> PROCESSING -> COMPLETED walk is
@@ -758,6 +747,17 @@ def test_sandbox_revoked_grant_is_an_auth_failure(sandbox, sandbox_env):
     with pytest.raises(FetchError) as exc:
         fetch_range(sandbox, sandbox_env, "3312456789012348", start, end)
     assert exc.value.kind == "auth" and "invalid_grant" in str(exc.value)
+
+
+def test_sandbox_faults_for_another_profile_do_not_touch_this_one(quick, sandbox, sandbox_env):
+    sandbox.ctx.configure({"faults": [{"platform": "amazon", "kind": "5xx", "count": None,
+                                       "account": "3312456789012341"}]})
+    start, end = sandbox_range(5)
+    _, rows, _ = fetch_range(sandbox, sandbox_env, "3312456789012348", start, end)
+    assert sum(rows.values()) == expected_spend(sandbox, "3312456789012348", start, end)
+    with pytest.raises(FetchError) as exc:
+        fetch_range(sandbox, sandbox_env, "3312456789012341", start, end)
+    assert exc.value.kind == "server"
 
 
 def test_sandbox_permanent_5xx_fails(quick, sandbox, sandbox_env):
