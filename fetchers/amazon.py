@@ -232,6 +232,9 @@ def parse_profile(body: Any, profile_id: str) -> AccountInfo:
     if not isinstance(timezone, str) or not timezone:
         raise MalformedResponse(f"amazon profile {profile_id} has no timezone")
     info = body.get("accountInfo") if isinstance(body.get("accountInfo"), dict) else {}
+    if info.get("type") == "agency":     # agency profiles serve DSP only (A.3), never sponsored ads
+        raise FetchError("request", f"amazon profile {profile_id} is an agency (DSP) profile; link the "
+                                    "seller or vendor profile that runs the sponsored ads")
     name = info.get("name") if isinstance(info.get("name"), str) else ""
     return AccountInfo(profile_id, currency.upper(), timezone, name)
 

@@ -223,6 +223,17 @@ def test_account_info_malformed(body):
             run(lambda api: FETCHER.account_info(api, "3312456789012345"))
 
 
+def test_agency_profile_is_refused_with_a_reason():
+    with respx.mock(assert_all_called=False) as mock:
+        FakeAmazon().install(mock)
+        mock.get(f"{HOST}/v2/profiles/3312456789012345").respond(200, json={
+            "profileId": 3312456789012345, "currencyCode": "USD", "timezone": "America/New_York",
+            "accountInfo": {"type": "agency", "name": "DSP entity"}})
+        with pytest.raises(FetchError) as exc:
+            run(lambda api: FETCHER.account_info(api, "3312456789012345"))
+    assert exc.value.kind == "request" and "agency" in str(exc.value)
+
+
 @pytest.mark.parametrize("raw,stored", [("3312456789012345", "3312456789012345"), (" 777777777\n", "777777777"),
                                         (3312456789012345, "3312456789012345")])
 def test_normalize_good(raw, stored):
