@@ -1,0 +1,92 @@
+"""Real browser (Playwright + Debian's chromium): the Invoicing page on a real Streamlit server.
+
+Stores are imported and refreshed for December 2025 from the test's sandbox through the CLI; the
+server (a subprocess) reads the same database. In the browser: open the app, go to Invoicing, pick
+2025-12, download the all-stores CSV (must equal `cli.py export --all` byte for byte), finalize a
+store, and download its invoice (must equal `cli.py invoice export`)."""
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from browser_support import (ARTIFACTS, browser, go_to, no_exception, page, run_streamlit,  # noqa: F401
+                             screenshot, wait_caption)
+from test_invoices import MIXED, setup_store
+
+pytestmark = pytest.mark.browser
+
+
+def off_loop(fn, *args):
+    """Run ``fn`` in a thread: Playwright's sync API keeps an event loop running in this one, and the
+    refresh (asyncio.run) cannot start inside it."""
+    out: dict = {}
+
+    def work():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:    # noqa: BLE001 - re-raised below
+            out["error"] = exc
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def pick_main_option(page, label: str, option: str) -> None:
+    box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text=label)
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def download(page, name: str, to) -> bytes:
+    with page.expect_download() as dl:
+        page.locator('[data-testid="stDownloadButton"] button').filter(has_text=name).filter(visible=True).first.click()
+    path = to / dl.value.suggested_filename
+    dl.value.save_as(path)
+    return path.read_bytes()
+
+
+def test_invoicing_page_downloads_all_stores_and_finalizes(browser, page, sandbox, sandbox_env, run_cli,  # noqa: F811
+                                                          db_path, tmp_path):
+    off_loop(setup_store, run_cli, tmp_path, MIXED + [("s2", "Second Shop", "meta", "1000000002", "EUR")])
+    expected_all = tmp_path / "expected_all.csv"
+    assert off_loop(run_cli, "export", "--all", "--start", "2025-12-01", "--end", "2025-12-31",
+                    "--out", expected_all).returncode == 0
+
+    with run_streamlit(db_path, ARTIFACTS / "streamlit-invoicing.log") as url:
+        page.goto(url)
+        page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]').first.wait_for()
+        go_to(page, "Invoicing")
+        wait_caption(page, "invoicing | ")
+        pick_main_option(page, "Billing period", "2025-12")
+        wait_caption(page, "invoicing | 2025-12-01..2025-12-31 | 2 stores | ready 2 | finalized 0 | not ready 0")
+        no_exception(page)
+        screenshot(page, "invoicing_month")
+
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        got = download(page, "Download all stores (2025-12-01 to 2025-12-31)", downloads)
+        assert got == expected_all.read_bytes()
+        assert got.decode("utf-8").splitlines()[0] == (
+            "store_id,store_name,period_start,period_end,platform,account_id,account_name,account_currency,spend,"
+            "fx_rate,billing_currency,billing_amount,day_basis,status")
+        assert "s1,Mixed Shop,2025-12-01,2025-12-31,TOTAL,,,,,,USD,31665.86,,ok" in got.decode("utf-8")
+
+        pick_main_option(page, "Store", "Mixed Shop (s1)")
+        page.get_by_role("button", name=re.compile(r"Finalize s1 2025-12-01 to 2025-12-31")).click()
+        wait_caption(page, "invoicing | 2025-12-01..2025-12-31 | 2 stores | ready 1 | finalized 1 | not ready 0")
+        page.get_by_text("Finalized INV-000001: 31665.86 USD").wait_for()
+        no_exception(page)
+        screenshot(page, "invoicing_finalized")
+        invoice = download(page, "Download INV-000001", downloads)
+
+    exported = tmp_path / "inv1.csv"
+    assert run_cli("invoice", "export", "--number", "INV-000001", "--out", exported).returncode == 0
+    assert invoice == exported.read_bytes()
+    [entry] = run_cli("invoice", "list", "--json").json()
+    assert (entry["store_id"], entry["total"]) == ("s1", "31665.86")
