@@ -136,20 +136,35 @@ def cmd_accounts_list(args) -> int:
             extra = f" {a['currency']}" if a.get("currency") else ""
             print(f"    {a['platform']:<10} {a['account_id']}{extra}  {a.get('display_name') or ''}".rstrip())
     print("credentials:")
+    if overview.get("vault"):
+        v = overview["vault"]
+        print(f"    vault      {v['addr']}  path {v['path_template']}  environment {v['environment'] or '-'}"
+              + (f"  namespace {v['namespace']}" if v.get("namespace") else ""))
     for c in overview["platforms"]:
         detail = f"missing {', '.join(c['missing'])}" if c["missing"] else f"from {', '.join(c['sources'])}"
-        warn = f"  WARNING: {c['warning']}" if c.get("warning") else ""
+        if c.get("environment"):
+            detail += f" [{c['environment']}]"
+        if c.get("vault_path"):
+            age = c.get("secret_age_days")
+            detail += f" ({c['vault_path']} v{c.get('secret_version')}" + \
+                (f", {age} days old)" if age is not None else ", age unknown)")
+        warn = "".join(f"  WARNING: {c[k]}" for k in ("warning", "rotation_warning") if c.get(k))
+        if c.get("error"):
+            warn += f"  ERROR: {c['error']}"
         print(f"    {c['platform']:<10} {c['mode']:<15} {detail}{warn}")
     return EXIT_OK
 
 
 def cmd_refresh(args) -> int:
+    from service.config import load_settings
     from service.refresh import RefreshError, refresh
     _check_period(args.start, args.end)
     store = _open_store(args)
     ids = None if args.all else args.store
+    settings = load_settings()
     try:
-        outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full)
+        outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full,
+                          settings=settings)
     except RefreshError as exc:
         msg = str(exc)
         if msg.startswith(("unknown store", "unknown platform", "the start date")):
@@ -167,6 +182,8 @@ def cmd_refresh(args) -> int:
         print(f"run {outcome.run_id}: {outcome.status}, {outcome.requests} requests, {outcome.seconds:.1f}s")
     if outcome.error:
         print(outcome.error, file=sys.stderr)
+    if settings.vault_error and any(p.error and settings.vault_error in p.error for p in outcome.platforms):
+        print(f"error: {settings.vault_error}", file=sys.stderr)     # one line naming Vault, once per run
     return EXIT_OK if outcome.status == "ok" else EXIT_FAILED
 
 

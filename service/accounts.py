@@ -194,4 +194,5 @@ def accounts_overview(store: SpendStore) -> dict:
     credential_warnings(platforms)
     return {"stores": [{**s, "accounts": by_store.get(s["store_id"], [])} for s in stores],
             "platforms": platforms,
+            **({"vault": settings.vault.describe()} if hasattr(settings.vault, "describe") else {}),
             **({"vault_error": settings.vault_error} if settings.vault_error else {})}

@@ -49,6 +49,7 @@ class Settings:
     values: dict[str, tuple[str, str]] = field(default_factory=dict)     # key -> (value, source)
     vault: object | None = None            # service.vault.VaultSource, when configured
     vault_error: str | None = None
+    vault_errors: dict[str, str] = field(default_factory=dict)   # platform -> why Vault failed for it
 
     def get(self, key: str, default: str | None = None) -> str | None:
         hit = self.values.get(key)
@@ -68,7 +69,10 @@ class Settings:
                         out[k] = (str(v), SOURCE_VAULT)
                         redact.add(str(v))
             except Exception as exc:                                   # one clear error per run
-                self.vault_error = self.vault_error or redact(str(exc))
+                self.vault_errors[platform] = redact(str(exc))
+                self.vault_error = self.vault_error or self.vault_errors[platform]
+            if hasattr(self.vault, "note_used"):                       # write-back touches only these keys
+                self.vault.note_used(platform, [k for k, (_, src) in out.items() if src == SOURCE_VAULT])
         return out
 
 
@@ -151,7 +155,9 @@ def platform_config(settings: Settings, platform: str, *, demo: bool = False, sa
     if missing:
         # with Vault configured but unusable, these credentials may exist there: the platform
         # failed (with Vault's reason), it is not merely unconfigured
-        error = settings.vault_error if settings.get("VAULT_ADDR") else None
+        error = None
+        if settings.get("VAULT_ADDR"):
+            error = settings.vault_errors.get(platform) or (settings.vault_error if settings.vault is None else None)
         return PlatformConfig(platform, "not_configured", {}, sources, rpm=rpm, missing=missing, error=error)
     base_url = settings.get(s.base_url_var)
     token_url = settings.get(s.token_url_var)
@@ -183,5 +189,9 @@ def describe_platforms(settings: Settings) -> list[dict]:
             "base_url": cfg.base_url if cfg.mode == "live" else "",
             "requests_per_minute": cfg.rpm,
             "error": cfg.error,
+            "environment": settings.get("ADSPEND_ENV") or "",
         })
+        if settings.vault is not None and SOURCE_VAULT in cfg.sources.values() and \
+                hasattr(settings.vault, "secret_age"):
+            out[-1].update(settings.vault.secret_age(pid))    # path, version, age; warning past 80 days
     return out

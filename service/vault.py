@@ -1,0 +1,376 @@
+"""Platform credentials from HashiCorp Vault's KV version 2 engine, read with ``hvac``.
+
+Configuration (shared/interfaces.md): ``VAULT_ADDR``, ``VAULT_TOKEN``, optional ``VAULT_NAMESPACE``
+(Vault Enterprise), optional ``VAULT_CACERT`` / ``VAULT_SKIP_VERIFY`` / ``VAULT_CLIENT_TIMEOUT``
+(the Vault CLI's own variables), ``ADSPEND_VAULT_PATH`` and ``ADSPEND_ENV``.
+
+The path template. ``ADSPEND_VAULT_PATH`` is ``<mount>/<path>``; its first segment is the KV v2
+mount. It may contain ``{platform}`` and ``{env}``:
+
+- without ``{platform}``, ``/{platform}`` is appended: the default ``secret/kiki/ad-platforms``
+  reads ``kiki/ad-platforms/tiktok`` on the mount ``secret``;
+- ``{env}`` is replaced by ``ADSPEND_ENV`` (``dev``, ``staging`` or ``prod``):
+  ``secret/kiki/ad-platforms/{env}`` reads ``kiki/ad-platforms/prod/tiktok``. A template with
+  ``{env}`` and no ``ADSPEND_ENV`` is a configuration error; without ``{env}`` the environment
+  does not change the path (it is still shown as a label).
+
+Each platform's secret holds the interface's variable names as keys (``TIKTOK_ACCESS_TOKEN`` ...).
+Vault is the lowest-precedence source: environment, ``.env``, ``secrets.toml``, then Vault
+(``service/config.py``). A secret that does not exist means the platform is ``not_configured``;
+Vault unreachable, sealed, or refusing the token raises ``VaultError`` with one sentence that names
+Vault and what to check (never the token). Reads are cached for the life of this object (one run):
+one read per platform, and a Vault that cannot be reached is tried once per run.
+
+Write-back: a rotated refresh token is written as a new version of the same secret, keeping every
+other key (read the latest version, check the token there is still the one this run was given,
+write with check-and-set ``cas`` = that version, so a concurrent rotation is never clobbered).
+The versions Ad Spend Hub writes are listed in the secret's custom metadata
+(``adspend_writeback_versions``) so that the secret's age — the rotation-hygiene clock, a warning
+past 80 days of the plan's 90 — counts from the last version an operator wrote.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Mapping
+
+from fetchers.core import redact
+
+log = logging.getLogger("adspend.vault")
+
+DEFAULT_PATH = "secret/kiki/ad-platforms"
+ENVIRONMENTS = ("dev", "staging", "prod")
+ROTATION_DAYS = 90
+WARN_AFTER_DAYS = 80
+WRITEBACK_KEY = "adspend_writeback_versions"
+_KEEP_WRITEBACKS = 50
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class VaultError(RuntimeError):
+    """Vault cannot be used; the message is one sentence naming Vault and what to check."""
+
+
+class VaultConfigError(ValueError):
+    """The Vault settings themselves are wrong (caught by config.load_settings)."""
+
+
+def split_template(template: str, env: str | None, platform: str) -> tuple[str, str]:
+    """(mount, path) of ``platform``'s secret for the template and environment."""
+    t = (template or DEFAULT_PATH).strip().strip("/")
+    for name in _PLACEHOLDER.findall(t):
+        if name not in ("env", "platform"):
+            raise VaultConfigError(f"ADSPEND_VAULT_PATH {template!r} has an unknown placeholder {{{name}}}; "
+                                   "only {env} and {platform} are allowed")
+    if "{" in t.partition("/")[0] or "//" in t or "/" not in t.replace("{platform}", "x/x"):
+        raise VaultConfigError(f"ADSPEND_VAULT_PATH {template!r} must look like <mount>/<path>, for example "
+                               f"{DEFAULT_PATH} or secret/kiki/ad-platforms/{{env}}")
+    if "{platform}" not in t:
+        t += "/{platform}"
+    if "{env}" in t:
+        if not env:
+            raise VaultConfigError(f"ADSPEND_VAULT_PATH {template!r} uses {{env}} but ADSPEND_ENV is not set; "
+                                   f"set it to one of {', '.join(ENVIRONMENTS)}")
+        t = t.replace("{env}", env)
+    t = t.replace("{platform}", platform)
+    mount, _, path = t.partition("/")
+    return mount, path
+
+
+def parse_vault_time(value: str | None) -> dt.datetime | None:
+    """Vault's RFC 3339 timestamps (nanoseconds, ``Z``) as aware datetimes."""
+    if not value:
+        return None
+    m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$", value.strip())
+    if not m:
+        return None
+    frac = (m.group(2) or "0")[:6].ljust(6, "0")
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        t = dt.datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}")
+    except ValueError:
+        return None
+    return None if t.year < 1971 else t          # Vault's zero time means "never"
+
+
+def _timeout(raw: str | None) -> float:
+    if not raw:
+        return 10.0
+    m = re.fullmatch(r"\s*(\d+)\s*(s|m)?\s*", raw)
+    if not m or int(m.group(1)) <= 0:
+        raise VaultConfigError(f"VAULT_CLIENT_TIMEOUT must be a positive number of seconds such as 10 or 10s, "
+                               f"not {raw!r}")
+    return float(int(m.group(1)) * (60 if m.group(2) == "m" else 1))
+
+
+class VaultSource:
+    """One run's view of Vault: cached reads per platform, write-back, secret metadata."""
+
+    def __init__(self, client, *, addr: str, template: str = DEFAULT_PATH, env: str | None = None,
+                 namespace: str | None = None):
+        self.client = client
+        self.addr = addr.rstrip("/")
+        self.template = template or DEFAULT_PATH
+        self.env = env or None
+        self.namespace = namespace or None
+        self._data: dict[str, dict[str, str]] = {}          # platform -> secret data (latest version)
+        self._version: dict[str, int] = {}
+        self._errors: dict[str, VaultError] = {}
+        self._down: VaultError | None = None                # unreachable: tried once per run
+        self._meta: dict[str, dict | None] = {}
+        self.used: dict[str, set[str]] = {}                 # platform -> keys the settings took from Vault
+        self.writeback_errors: list[str] = []
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, str]) -> "VaultSource":
+        import hvac
+
+        addr = (values.get("VAULT_ADDR") or "").strip()
+        if not re.match(r"^https?://[^/\s]+", addr):
+            raise VaultConfigError(f"VAULT_ADDR must be the URL of Vault such as https://vault.example.com:8200, "
+                                   f"not {addr[:80]!r}")
+        token = (values.get("VAULT_TOKEN") or "").strip()
+        if not token:
+            raise VaultConfigError("VAULT_ADDR is set but VAULT_TOKEN is not; set VAULT_TOKEN to a token whose "
+                                   "policy can read the ad platform secrets")
+        redact.add(token)
+        env = (values.get("ADSPEND_ENV") or "").strip() or None
+        if env is not None and env not in ENVIRONMENTS:
+            raise VaultConfigError(f"ADSPEND_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env[:40]!r}")
+        template = (values.get("ADSPEND_VAULT_PATH") or "").strip() or DEFAULT_PATH
+        split_template(template, env, "meta")          # refuse a bad template now, before any request
+        verify: bool | str = True
+        if (values.get("VAULT_SKIP_VERIFY") or "").strip().lower() in ("1", "true", "yes"):
+            verify = False
+        elif values.get("VAULT_CACERT"):
+            verify = values["VAULT_CACERT"]
+        namespace = (values.get("VAULT_NAMESPACE") or "").strip() or None
+        client = hvac.Client(url=addr, token=token, namespace=namespace, verify=verify,
+                             timeout=_timeout(values.get("VAULT_CLIENT_TIMEOUT")))
+        return cls(client, addr=addr, template=template, env=env, namespace=namespace)
+
+    # --- where ----------------------------------------------------------------------------------
+
+    def location(self, platform: str) -> tuple[str, str]:
+        return split_template(self.template, self.env, platform)
+
+    def secret_path(self, platform: str) -> str:
+        mount, path = self.location(platform)
+        return f"{mount}/{path}"
+
+    def describe(self) -> dict:
+        """What the UI and ``accounts list`` may show (never the token)."""
+        return {"addr": self.addr, "namespace": self.namespace or "", "path_template": self.template,
+                "environment": self.env or ""}
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    def _explain(self, exc: Exception, platform: str, action: str = "read") -> VaultError:
+        import hvac.exceptions as hx
+        import requests
+
+        where = self.secret_path(platform)
+        mount, path = self.location(platform)
+        at = f"Vault at {self.addr}" + (f" (namespace {self.namespace})" if self.namespace else "")
+        if isinstance(exc, requests.exceptions.SSLError):
+            msg = (f"{at} could not be reached over TLS ({type(exc).__name__}); check VAULT_ADDR and "
+                   "VAULT_CACERT")
+        elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            msg = (f"{at} is unreachable ({type(exc).__name__}); check VAULT_ADDR and that Vault is running "
+                   "and reachable from this machine")
+        elif isinstance(exc, (hx.Forbidden, hx.Unauthorized)):
+            cap = "read" if action == "read" else "update"
+            msg = (f"{at} refused the token for {where} (permission denied); check that VAULT_TOKEN is valid "
+                   f"and not expired, and that its policy allows {cap} on {mount}/data/{path}")
+        elif isinstance(exc, (hx.VaultDown, hx.VaultNotInitialized)):
+            msg = f"{at} is sealed or not initialised; check `vault status` and unseal it"
+        elif isinstance(exc, hx.InvalidPath):
+            msg = (f"{at} has no KV version 2 mount {mount!r}; check ADSPEND_VAULT_PATH (its first segment is "
+                   "the mount)")
+        elif isinstance(exc, hx.VaultError):
+            msg = f"{at} answered {type(exc).__name__} for {where}; check Vault's logs and VAULT_ADDR"
+        else:
+            msg = f"{at} could not be used ({type(exc).__name__}); check VAULT_ADDR and VAULT_TOKEN"
+        return VaultError(redact(msg))
+
+    @staticmethod
+    def _unreachable(exc: Exception) -> bool:
+        import hvac.exceptions as hx
+        import requests
+        return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                                hx.VaultDown, hx.VaultNotInitialized))
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        """A 404 for a secret that does not exist (or whose latest version is deleted), as opposed
+        to a 404 for a mount that does not exist (``no handler for route``)."""
+        import hvac.exceptions as hx
+        if not isinstance(exc, hx.InvalidPath):
+            return False
+        errors = getattr(exc, "errors", None) or []
+        return not any("no handler for route" in str(e) for e in errors)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def _fetch(self, platform: str) -> tuple[dict[str, str], int]:
+        """The latest version of the platform's secret, uncached: (data, version); ({}, 0) if none."""
+        mount, path = self.location(platform)
+        try:
+            resp = self.client.secrets.kv.v2.read_secret_version(path=path, mount_point=mount,
+                                                                 raise_on_deleted_version=True)
+        except Exception as exc:
+            if self._missing(exc):
+                return {}, 0
+            raise
+        data = (resp or {}).get("data") or {}
+        secret = data.get("data") or {}
+        version = int((data.get("metadata") or {}).get("version") or 0)
+        out = {str(k): str(v) for k, v in secret.items() if v is not None and not isinstance(v, (dict, list))}
+        redact.add(*out.values())
+        return out, version
+
+    def read(self, platform: str) -> dict[str, str]:
+        """The platform's secret (key -> value), ``{}`` when it does not exist; VaultError when
+        Vault cannot be used. One request per platform per run."""
+        if platform in self._data:
+            return dict(self._data[platform])
+        if self._down is not None:
+            raise self._down
+        if platform in self._errors:
+            raise self._errors[platform]
+        try:
+            data, version = self._fetch(platform)
+        except Exception as exc:
+            err = self._explain(exc, platform)
+            if self._unreachable(exc):
+                self._down = err
+            else:
+                self._errors[platform] = err
+            log.debug("%s", err)             # surfaced once per run by the caller, not per platform
+            raise err from None
+        self._data[platform], self._version[platform] = data, version
+        return dict(data)
+
+    def note_used(self, platform: str, keys) -> None:
+        """The settings took these keys of ``platform`` from Vault (write-back only touches them)."""
+        self.used.setdefault(platform, set()).update(keys)
+
+    # --- write-back -----------------------------------------------------------------------------
+
+    def write_back(self, platform: str, key: str, value: str) -> bool:
+        """Write a rotated ``value`` of ``key`` as a new version of the platform's secret, keeping its
+        other keys. Never raises: a failure is logged (without values) and remembered; the local
+        token cache still holds the rotated token for this machine."""
+        redact.add(value)
+        if key not in self.used.get(platform, ()):
+            return False                     # this key did not come from Vault: leave Vault alone
+        served = self._data.get(platform, {}).get(key)
+        mount, path = self.location(platform)
+        for _attempt in range(3):
+            try:
+                current, version = self._fetch(platform)
+                if not current or version == 0:
+                    self._writeback_failed(platform, f"the Vault secret {self.secret_path(platform)} no longer "
+                                                     "exists; the rotated token was not written back")
+                    return False
+                if current.get(key) == value:
+                    return True
+                if current.get(key) != served:
+                    self._writeback_failed(platform, f"{key} in Vault secret {self.secret_path(platform)} was "
+                                                     "changed by someone else during this run; kept theirs")
+                    return False
+                resp = self.client.secrets.kv.v2.create_or_update_secret(
+                    path=path, secret={**current, key: value}, cas=version, mount_point=mount)
+            except Exception as exc:
+                import hvac.exceptions as hx
+                if isinstance(exc, hx.InvalidRequest) and "check-and-set" in str(exc):
+                    continue                 # someone wrote in between: read again and retry
+                self._writeback_failed(platform, str(self._explain(exc, platform, "update")))
+                return False
+            new_version = int(((resp or {}).get("data") or {}).get("version") or version + 1)
+            self._data[platform] = {**current, key: value}
+            self._version[platform] = new_version
+            self._meta.pop(platform, None)
+            self._mark_writeback(platform, new_version)
+            log.info("Vault: wrote the rotated %s of %s as version %d of %s", key, platform, new_version,
+                     self.secret_path(platform))
+            return True
+        self._writeback_failed(platform, f"Vault secret {self.secret_path(platform)} kept changing; the rotated "
+                                         f"{key} was not written back")
+        return False
+
+    def _writeback_failed(self, platform: str, why: str) -> None:
+        msg = redact(f"{platform}: rotated refresh token not written back to Vault: {why}")
+        self.writeback_errors.append(msg)
+        log.warning("%s", msg)
+
+    def _mark_writeback(self, platform: str, version: int) -> None:
+        """Record ``version`` as ours in the secret's custom metadata, keeping every other
+        metadata setting (hvac would otherwise reset ``delete_version_after``)."""
+        mount, path = self.location(platform)
+        try:
+            meta = (self.client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount) or {}).get(
+                "data") or {}
+            custom = dict(meta.get("custom_metadata") or {})
+            ours = [v for v in (custom.get(WRITEBACK_KEY) or "").split(",") if v.strip().isdigit()]
+            ours = (ours + [str(version)])[-_KEEP_WRITEBACKS:]
+            custom[WRITEBACK_KEY] = ",".join(ours)
+            self.client.secrets.kv.v2.update_metadata(
+                path=path, mount_point=mount, custom_metadata=custom,
+                max_versions=meta.get("max_versions"), cas_required=meta.get("cas_required"),
+                delete_version_after=meta.get("delete_version_after") or "0s")
+        except Exception as exc:
+            log.warning("%s", redact(f"Vault: could not mark version {version} of {self.secret_path(platform)} as "
+                                     f"a rotation write-back ({type(exc).__name__}); its age now counts from it"))
+
+    # --- rotation hygiene -----------------------------------------------------------------------
+
+    def metadata(self, platform: str) -> dict | None:
+        if platform not in self._meta:
+            mount, path = self.location(platform)
+            try:
+                resp = self.client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
+                self._meta[platform] = (resp or {}).get("data") or {}
+            except Exception as exc:
+                if self._missing(exc):
+                    self._meta[platform] = None
+                else:
+                    raise self._explain(exc, platform) from None
+        return self._meta[platform]
+
+    def secret_age(self, platform: str, now: dt.datetime | None = None) -> dict:
+        """``{"vault_path", "secret_version", "secret_written_at", "secret_age_days", "rotation_warning"}``
+        from the secret's metadata: the age counts from the newest version an operator wrote
+        (rotation write-backs do not reset it). Never raises; unknown values are None."""
+        out: dict = {"vault_path": self.secret_path(platform), "secret_version": None, "secret_written_at": None,
+                     "secret_age_days": None, "rotation_warning": None}
+        try:
+            meta = self.metadata(platform)
+        except VaultError as exc:
+            out["rotation_warning"] = f"secret age unknown: {exc}"
+            return out
+        if not meta:
+            return out
+        versions = {}
+        for k, v in (meta.get("versions") or {}).items():
+            if str(k).isdigit() and isinstance(v, dict):
+                versions[int(k)] = v
+        if not versions:
+            return out
+        ours = {int(v) for v in ((meta.get("custom_metadata") or {}).get(WRITEBACK_KEY) or "").split(",")
+                if v.strip().isdigit()}
+        operator = [n for n in versions if n not in ours]
+        n = max(operator) if operator else min(versions)
+        written = parse_vault_time(versions[n].get("created_time"))
+        out["secret_version"] = int(meta.get("current_version") or max(versions))
+        if written is None:
+            return out
+        now = now or dt.datetime.now(dt.timezone.utc)
+        age = max(0, (now - written).days)
+        out["secret_written_at"] = written.isoformat()
+        out["secret_age_days"] = age
+        if age > WARN_AFTER_DAYS:
+            out["rotation_warning"] = (f"the Vault secret {out['vault_path']} was last rotated {age} days ago; "
+                                       f"rotate it (every {ROTATION_DAYS} days per the plan)")
+        return out
