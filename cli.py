@@ -136,13 +136,17 @@ def cmd_accounts_list(args) -> int:
             extra = f" {a['currency']}" if a.get("currency") else ""
             print(f"    {a['platform']:<10} {a['account_id']}{extra}  {a.get('display_name') or ''}".rstrip())
     print("credentials:")
+    vault_error = overview.get("vault_error")
     if overview.get("vault"):
         v = overview["vault"]
         print(f"    vault      {v['addr']}  path {v['path_template']}  environment {v['environment'] or '-'}"
-              + (f"  namespace {v['namespace']}" if v.get("namespace") else ""))
+              + (f"  namespace {v['namespace']}" if v.get("namespace") else "")
+              + (f"  ERROR: {vault_error}" if vault_error else ""))
+    elif vault_error:
+        print(f"    vault      ERROR: {vault_error}")
     for c in overview["platforms"]:
         detail = f"missing {', '.join(c['missing'])}" if c["missing"] else f"from {', '.join(c['sources'])}"
-        if c.get("environment"):
+        if "vault" in c["sources"] and c.get("environment"):
             detail += f" [{c['environment']}]"
         if c.get("vault_path"):
             age = c.get("secret_age_days")
@@ -150,8 +154,9 @@ def cmd_accounts_list(args) -> int:
                 (f", {age} days old)" if age is not None else ", age unknown)")
         warn = "".join(f"  WARNING: {c[k]}" for k in ("warning", "rotation_warning") if c.get(k))
         if c.get("error"):
-            warn += f"  ERROR: {c['error']}"
-        print(f"    {c['platform']:<10} {c['mode']:<15} {detail}{warn}")
+            warn += "  ERROR: Vault could not be used (see above)" if c["error"] == vault_error else \
+                f"  ERROR: {c['error']}"
+        print(f"    {c['platform']:<10} {'failed' if c.get('error') else c['mode']:<15} {detail}{warn}")
     return EXIT_OK
 
 

@@ -415,3 +415,15 @@ def test_errors_from_vault_never_carry_the_token(vault):
     assert "hvs.leaky-0012" not in str(exc.value) and "refused the token" in str(exc.value)
     # hvac really sent it, in the header Vault checks
     assert vault.requests[-1] == ("GET", "/v1/secret/data/kiki/ad-platforms/meta", False)
+
+
+def test_accounts_list_with_vault_down_says_so_once(vault, run_cli, monkeypatch):
+    monkeypatch.setenv("VAULT_ADDR", vault.url)                    # no VAULT_TOKEN: unusable before any request
+    r = run_cli("accounts", "list")
+    assert r.returncode == 0, r
+    creds = r.stdout.split("credentials:\n", 1)[1].splitlines()
+    assert creds[0] == (f"    vault      ERROR: Vault at {vault.url} could not be used: VAULT_ADDR is set but "
+                        "VAULT_TOKEN is not; set VAULT_TOKEN to a token whose policy can read the ad platform secrets")
+    assert creds[1] == "    meta       failed          missing META_ACCESS_TOKEN  ERROR: Vault could not be used (see above)"
+    assert len(creds) == 10 and all(" failed " in ln for ln in creds[1:])
+    assert vault.requests == []
