@@ -21,6 +21,7 @@ How the pieces split:
 from __future__ import annotations
 
 import asyncio
+import threading
 import csv
 import datetime as dt
 import http.client
@@ -262,17 +263,11 @@ def exception_verdict(exc: BaseException) -> Verdict:
 
 # --- the SDK, behind a thread -------------------------------------------------------------------
 
-_WSDL_CACHE: Any = None
-
-
 def _suds_options(location: str) -> dict[str, Any]:
-    """``location`` sends the unmodified SDK to our endpoint (C); one in-memory WSDL cache for all
-    clients saves re-parsing the bundled WSDL for every account."""
-    global _WSDL_CACHE
-    if _WSDL_CACHE is None:
-        from bingads.util import DictCache
-        _WSDL_CACHE = DictCache()
-    return {"location": location, "timeout": SOAP_TIMEOUT_SECONDS, "cache": _WSDL_CACHE}
+    """``location`` sends the unmodified SDK to our endpoint (C). No WSDL cache shared between
+    clients: with one shared ``DictCache`` the second report's polling client sent no SOAP headers
+    at all (fault 116), because the clients then share parsed WSDL objects that the SDK mutates."""
+    return {"location": location, "timeout": SOAP_TIMEOUT_SECONDS}
 
 
 class SdkSession:
@@ -361,6 +356,17 @@ def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.
     return req
 
 
+# The SDK and suds are not documented as thread-safe; one SDK call at a time per process keeps
+# their shared module state out of harm's way. The waits (report polling, backoff) happen outside
+# the lock, and the calls themselves are short.
+_SDK_LOCK = threading.Lock()
+
+
+def _one_at_a_time(fn: Callable[..., Any], *args: Any) -> Any:
+    with _SDK_LOCK:
+        return fn(*args)
+
+
 async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args: Any) -> Any:
     """One SDK call with what ``api.request`` gives HTTP calls: budget, request count, our token,
     117 retried with backoff, 109 -> refresh our token and retry once, transport errors retried."""
@@ -373,7 +379,7 @@ async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args
         await api.budget.acquire()                                         # type: ignore[attr-defined]
         api.request_count += 1
         try:
-            return await api.to_thread(fn, *args)
+            return await api.to_thread(_one_at_a_time, fn, *args)
         except WebFault as exc:
             verdict = fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
         except Exception as exc:      # noqa: BLE001 - every other failure is sorted by exception_verdict
@@ -554,7 +560,7 @@ class MicrosoftFetcher:
 
     async def _session(self, api: Api, account_id: str) -> SdkSession:
         redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
-        return await api.to_thread(SdkSession, api.credentials, account_id, api.base_url)
+        return await api.to_thread(_one_at_a_time, SdkSession, api.credentials, account_id, api.base_url)
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         """Currency and time zone from CustomerManagement GetAccount (B.8): the report's CurrencyCode
