@@ -112,11 +112,13 @@ class _Writer:
     """Collects finished windows and commits them in batches (each window whole, in one
     transaction with the others of its batch), off the event loop."""
 
-    def __init__(self, store: SpendStore, flush_every: float = 0.25, max_batch: int = 200):
+    def __init__(self, store: SpendStore, flush_every: float = 0.5, max_batch: int = 500):
         self.store, self.flush_every, self.max_batch = store, flush_every, max_batch
         self.writes: list[WindowWrite] = []
         self.failures: list[WindowFailure] = []
         self.results: list[dict] = []
+        self.infos: list[dict] = []          # account infos learnt in this run
+        self.job_stores: list = []           # BufferedJobStore of each platform: flushed with each batch
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
         self.error: Exception | None = None
@@ -130,22 +132,34 @@ class _Writer:
         if len(self.results) >= self.max_batch or time.monotonic() - self._last >= self.flush_every:
             await self.flush()
 
+    def add_info(self, info: dict) -> None:
+        self.infos.append(info)
+
     async def flush(self) -> None:
         async with self._lock:
-            writes, failures, results = self.writes, self.failures, self.results
-            self.writes, self.failures, self.results = [], [], []
+            writes, failures, results, infos = self.writes, self.failures, self.results, self.infos
+            self.writes, self.failures, self.results, self.infos = [], [], [], []
             self._last = time.monotonic()
-            if not (writes or failures or results):
+            jobs = [(js, js.take()) for js in self.job_stores]
+            jobs = [(js, ops) for js, ops in jobs if ops]
+            if not (writes or failures or results or infos or jobs):
                 return
             try:
-                await asyncio.to_thread(self._commit, writes, failures, results)
+                await asyncio.to_thread(self._commit, writes, failures, results, infos, jobs)
             except Exception as exc:     # the database is busy or broken: stop pretending
+                for js, ops in jobs:
+                    js.restore(ops)
                 self.error = exc
                 raise
 
-    def _commit(self, writes, failures, results) -> None:
-        self.store.write_windows(writes, failures)
-        self.store.add_results(results)
+    def _commit(self, writes, failures, results, infos, jobs) -> None:
+        """Everything of one batch in ONE transaction (one short connection, one commit)."""
+        with self.store.transaction() as con:
+            self.store.save_account_infos(infos, con=con)
+            self.store.write_windows(writes, failures, con=con)
+            self.store.add_results(results, con=con)
+            for js, ops in jobs:
+                js.write(con, ops)
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -180,7 +194,7 @@ class _PlatformRun:
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
         timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
         self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
-                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform), timeout=timeout,
+                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform, buffered=True), timeout=timeout,
                                report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll
                                else None)
         self.fatal: FetchError | None = None      # platform-wide failure (auth/config): skip the rest
@@ -243,6 +257,8 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                         runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
                 except (ImportError, AttributeError):
                     cfg.error = f"{SPECS[cfg.platform].name} is not implemented in this build"
+                except FetchError as exc:          # e.g. credentials that cannot form an auth object
+                    cfg.error = exc.message
 
         usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
         lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
