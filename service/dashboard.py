@@ -179,6 +179,13 @@ def account_rows(report: SpendReport) -> list[dict]:
                         "status": pl.status.replace("_", " "), "last fetched": ""})
             continue
         for a in pl.accounts:
+            if a.days == 0:          # nothing stored: no amount at all, never a silent 0
+                out.append({"platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
+                            "currency": "" if a.currency == "?" else a.currency, "spend": "", "fx rate": "",
+                            "billing amount": "", "days covered": f"0/{a.days_expected}",
+                            "status": f"{a.status}: {a.error}" if a.error else a.status,
+                            "last fetched": "never"})
+                continue
             out.append({
                 "platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
                 "currency": a.currency,
