@@ -99,6 +99,7 @@ class Context:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.static_token_platforms: set[str] = set()   # no refresh grant (set by the server)
         self.reset()
 
     def reset(self) -> None:
@@ -109,7 +110,7 @@ class Context:
             self.rate_limit: dict[str, float] = {}
             self._buckets: dict[str, list[float]] = {}
             self.chaos: dict | None = None
-            self._chaos_rng = random.Random(0)
+            self._chaos_draws: dict[tuple[str, str], int] = {}
             self.requests: dict[str, int] = {}
             self.throttled: dict[str, int] = {}
             self.token_grants: dict[str, int] = {}
@@ -136,8 +137,15 @@ class Context:
             for p, rpm in cfg.get("rate_limit_rpm", {}).items():
                 self.rate_limit[p] = float(rpm)
             if "chaos" in cfg:
-                self.chaos = cfg["chaos"]
-                self._chaos_rng = random.Random(int(cfg["chaos"].get("seed", 0)))
+                chaos = cfg["chaos"]
+                if chaos is not None:
+                    unknown = [k for k in chaos.get("kinds", ()) if k not in CHAOS_KINDS]
+                    if unknown:
+                        raise ValueError(f"unknown chaos kind(s) {unknown}; one of {CHAOS_KINDS}")
+                    if not 0 <= float(chaos.get("rate", 0)) <= 1:
+                        raise ValueError("chaos rate must be between 0 and 1")
+                self.chaos = chaos
+                self._chaos_draws = {}
             if "hang_seconds" in cfg:
                 self.hang_seconds = float(cfg["hang_seconds"])
             if "report_polls_needed" in cfg:
@@ -157,11 +165,28 @@ class Context:
                     continue
                 f.used += 1
                 return f.kind
-            if self.chaos and self._chaos_rng.random() < float(self.chaos.get("rate", 0)):
-                allowed = [k for k in self.chaos.get("kinds", CHAOS_KINDS) if k in kinds]
-                if allowed:
-                    return self._chaos_rng.choice(allowed)
+            if self.chaos:
+                return self._chaos_draw(platform, account, kinds)
         return None
+
+    def _chaos_draw(self, platform: str, account: str | None, kinds: tuple[str, ...]) -> str | None:
+        """One chaos draw. Each (platform, account) has its own sequence of draws, seeded from
+        (seed, platform, account, n), so the threaded server's interleaving of other accounts'
+        requests does not change which faults an account sees. A draw picks a fault with
+        probability ``rate`` and then one kind among all chaos kinds; a kind this call site cannot
+        show (``kinds``) means no fault here, so each request sees at most ``rate`` faults in all.
+        Platforms whose configured token cannot be refreshed (no token endpoint) are not sent
+        ``expired_token`` by chaos: that is a permanent credential failure, tested on its own."""
+        key = (platform, account or "")
+        n = self._chaos_draws.get(key, 0)
+        self._chaos_draws[key] = n + 1
+        rng = random.Random(f"{self.chaos.get('seed', 0)}|{platform}|{account or ''}|{n}")
+        if rng.random() >= float(self.chaos.get("rate", 0)):
+            return None
+        kind = rng.choice(list(self.chaos.get("kinds", CHAOS_KINDS)))
+        if kind == "expired_token" and platform in self.static_token_platforms:
+            return None
+        return kind if kind in kinds else None
 
     def over_rate_limit(self, platform: str) -> bool:
         """Token bucket holding one second's worth of the platform's allowed rate."""

@@ -52,6 +52,7 @@ class Sandbox:
         self.ctx = Context()
         self.emulators = load_emulators()
         self.routes: list[Route] = []
+        self.ctx.static_token_platforms = {n for n, m in self.emulators.items() if not getattr(m, "TOKEN_PATH", "")}
         for name, mod in self.emulators.items():
             for r in mod.routes():
                 r.platform = r.platform or name
