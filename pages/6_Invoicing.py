@@ -85,14 +85,14 @@ def run_plan(plan: inv.RefreshPlan) -> None:
 
 def show_message() -> None:
     msg = st.session_state.pop("inv_msg", None)
-    if msg:
-        getattr(st, msg[0])(msg[1])
+    if msg:     # errors quote platform messages: shown as inert text
+        getattr(st, msg[0])(ui.escape_md(msg[1]) if msg[0] in ("error", "warning") else msg[1])
 
 
 def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     rep = r.report
     ccy = rep.billing_currency
-    st.subheader(f"{rep.store_name} ({rep.store_id})")
+    st.subheader(f"{ui.escape_md(rep.store_name)} ({rep.store_id})")
     c1, c2, c3 = st.columns(3)
     c1.metric(f"Total ({ccy})", r.total + ("" if rep.complete else " *"),
               help="Sum of the printed lines, each rounded once to the billing currency.")
@@ -149,7 +149,7 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
         try:
             adj = d.adjustment_csv()
         except inv.IncompleteAdjustment as exc:
-            st.info(str(exc))
+            st.info(ui.escape_md(str(exc)))
         else:
             st.download_button(f"Download adjustment to {r.invoice.invoice}", data=adj,
                                file_name=f"adjustment_{r.invoice.invoice}.csv", mime="text/csv",

@@ -177,6 +177,7 @@ class Readiness:
     report: SpendReport
     issues: list[Issue]
     invoices: list[InvoiceSummary]     # this store's invoices that cover any day of the period
+    restatement: "InvoiceDiff | None" = None   # set by month_overview for a finalized period
 
     @property
     def store_id(self) -> str:
@@ -292,8 +293,13 @@ def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.dat
 
 def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.datetime | None = None
                    ) -> list[Readiness]:
-    """Readiness of every store for one period, in the order of ``store.stores()``."""
-    return [readiness(store, s["store_id"], start, end, now=now) for s in store.stores()]
+    """Readiness of every store for one period, in the order of ``store.stores()``; a finalized
+    period also carries its restatement (:func:`diff`) so restated invoices show in the overview."""
+    items = [readiness(store, s["store_id"], start, end, now=now) for s in store.stores()]
+    for r in items:
+        if r.invoice is not None:
+            r.restatement = diff(store, r.invoice.number)
+    return items
 
 
 @dataclass

@@ -13,7 +13,7 @@ from fetchers.specs import SPECS
 from . import fx
 from .invoices import InvoiceDiff, InvoiceSummary, Readiness, day_basis_label
 
-OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "state", "invoice", "problems")
+OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "state", "invoice", "restated since", "problems")
 LINE_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx_rate", "billing", "day_basis", "days",
                 "status", "note")
 ISSUE_COLUMNS = ("platform", "account", "problem", "detail", "refresh fixes it")
@@ -33,8 +33,20 @@ def overview_rows(items: Iterable[Readiness]) -> list[dict]:
                      "total": r.total + ("" if r.report.complete else " (incomplete)"),
                      "state": r.state, "invoice": r.invoice.invoice if r.invoice else
                      ", ".join(i.invoice for i in r.invoices),
-                     "problems": len(r.issues)})
+                     "restated since": _restated(r), "problems": len(r.issues)})
     return rows
+
+
+def _restated(r: Readiness) -> str:
+    """For a finalized period: ``no``, or the billing difference since finalize (``+133.47``)."""
+    d = r.restatement
+    if d is None:
+        return ""
+    if not d.changed:
+        return "no"
+    amount = fx.format_amount(d.total_difference, d.billing_currency)
+    return ("+" if d.total_difference > 0 else "") + amount + ("" if d.current_complete and d.exact
+                                                               else " (incomplete)")
 
 
 def counts(items: Iterable[Readiness]) -> dict[str, int]:

@@ -73,10 +73,6 @@ def table(at, key: str) -> list[dict]:
     return df.astype(str).to_dict("records")
 
 
-def has_table(at, key: str) -> bool:
-    return any(tuple(d.value.columns) == TABLE_COLUMNS[key] for d in at.dataframe)
-
-
 def button(at, key: str):
     return next(b for b in at.button if b.key == key)
 
@@ -128,6 +124,7 @@ def test_month_overview_equals_service_and_finalize_from_the_page(sandbox, sandb
     assert metric(at, "Finalized") == "1" and metric(at, "Invoice") == "INV-000001"
     assert "Download INV-000001" in download_labels(at)
     assert table(at, "inv_list")[0]["invoice"] == "INV-000001"
+    assert next(r for r in table(at, "inv_overview") if r["store"] == "s1")["restated since"] == "no"
     assert at.main.caption[-1].value.endswith("| 3 stores | ready 1 | finalized 1 | not ready 1")
     assert not any(b.key == "inv_finalize" for b in at.button)        # no second finalize on the page
     # the CLI refuses it too
@@ -142,6 +139,8 @@ def test_restatement_since_finalize_is_shown_with_an_adjustment(sandbox, sandbox
                    "--full").returncode == 0
     at = open_page()
     assert metric(at, "State") == "finalized"
+    assert [(r["store"], r["state"], r["invoice"], r["restated since"]) for r in table(at, "inv_overview")] == [
+        ("s1", "finalized", "INV-000001", "+133.47")]
     assert [w.value for w in at.warning] == [
         "The platforms restated spend since INV-000001: total difference 133.47 USD"]
     rows = table(at, "inv_diff")
