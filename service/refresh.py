@@ -19,6 +19,8 @@ import logging
 import os
 import time
 import uuid
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -194,7 +196,8 @@ class _PlatformRun:
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
         timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
         self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
-                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform, buffered=True), timeout=timeout,
+                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform, buffered=True),
+                               timeout=timeout,
                                report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll
                                else None)
         self.fatal: FetchError | None = None      # platform-wide failure (auth/config): skip the rest
@@ -207,6 +210,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                         ) -> RefreshOutcome:
     t0 = time.monotonic()
     _validate_period(start, end)
+    _ensure_executor()
     platforms = list(platforms) if platforms else list(PLATFORM_IDS)
     for p in platforms:
         if p not in SPECS:
@@ -260,9 +264,15 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                 except FetchError as exc:          # e.g. credentials that cannot form an auth object
                     cfg.error = exc.message
 
+        writer.job_stores = [r.api.jobs for r in runs.values() if hasattr(r.api.jobs, "take")]
         usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
         lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
-        plan = await asyncio.to_thread(store.days_to_fetch, lookbacks, start, end, now, full) if usable else {}
+
+        def prefetch():        # one connection: what to fetch, and every account's stored info
+            return (store.days_to_fetch(lookbacks, start, end, now, full),
+                    store.account_infos([(p, a) for p, a, _ in usable]))
+
+        plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
 
         async def one_account(key: tuple[str, str, bool]) -> None:
             p, account_id, demo = key
@@ -276,9 +286,15 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                 return
             run = runs[(p, demo)]
             days = plan.get((p, account_id), [])
+            # days older than the platform serves are failed without asking (a request would be refused)
+            oldest = _oldest_servable(run.fetcher)
+            too_old = [d for d in days if oldest is not None and d < oldest]
+            if too_old:
+                days = [d for d in days if d >= oldest]
             windows = [w for r in contiguous_ranges(days) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
-            out.windows = len(windows)
-            emit(Progress(sids, p, account_id, "start", 0, len(windows)))
+            old_windows = [w for r in contiguous_ranges(too_old) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
+            out.windows = len(windows) + len(old_windows)
+            emit(Progress(sids, p, account_id, "start", 0, out.windows))
             started = time.monotonic()
             req_before = run.api.request_count
             info: AccountInfo | None = None
@@ -291,18 +307,26 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                                      dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
                                           window_end=we, status="failed", error=exc.message, finished_at=now_))
 
+            if old_windows:
+                too_old_error = FetchError("request", f"{SPECS[p].name} serves only the last "
+                                                      f"{run.fetcher.history_days} days; the days before {oldest} "
+                                                      "cannot be fetched")
+                out.status, out.error, out.windows_failed = "failed", too_old_error.message, len(old_windows)
+                await fail_all(too_old_error, old_windows)
             if not windows:
                 out.seconds = time.monotonic() - started
-                emit(Progress(sids, p, account_id, "done", 0, 0, "up to date"))
+                emit(Progress(sids, p, account_id, "done" if out.status == "ok" else "failed", 0, out.windows,
+                              out.error or "up to date"))
                 return
             try:
                 if run.fatal:
                     raise run.fatal
-                info = await _account_info(store, run, account_id)
+                info = await _account_info(run, account_id, known_infos.get((p, account_id)), writer)
             except FetchError as exc:
                 if exc.platform_wide and run.fatal is None:
                     run.fatal = exc
-                out.status, out.error, out.windows_failed = "failed", exc.message, len(windows)
+                out.status, out.error = "failed", exc.message
+                out.windows_failed += len(windows)
                 await fail_all(exc, windows)
                 out.requests = run.api.request_count - req_before
                 out.seconds = time.monotonic() - started
@@ -385,14 +409,36 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                           time.monotonic() - t0, error)
 
 
-async def _account_info(store: SpendStore, run: _PlatformRun, account_id: str) -> AccountInfo:
+_EXECUTOR_LOOPS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _ensure_executor() -> None:
+    """Blocking work (DuckDB commits, the Microsoft SDK) runs in threads: give the run's loop
+    enough of them that a few slow SDK calls cannot hold up the writer (asyncio's default is
+    min(32, cores + 4), 6 on a 2-core machine)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _EXECUTOR_LOOPS:
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="adspend-refresh"))
+        _EXECUTOR_LOOPS.add(loop)
+
+
+def _oldest_servable(fetcher) -> dt.date | None:
+    """The oldest day the platform still reports (``history_days`` back from today, UTC)."""
+    history = getattr(fetcher, "history_days", None)
+    if not history:
+        return None
+    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=int(history))
+
+
+async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: _Writer) -> AccountInfo:
+    """The stored info while it is fresh (prefetched for every account in one query); otherwise
+    ask the platform and save the answer with the next batch of windows."""
     p = run.cfg.platform
-    known = await asyncio.to_thread(store.account_info, p, account_id)
     if known and known["updated_at"] and dt.datetime.now(dt.timezone.utc) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
         return AccountInfo(account_id, known["currency"], known["timezone"], known["name"] or "")
     info = await run.fetcher.account_info(run.api, account_id)
-    await asyncio.to_thread(lambda: store.save_account_info(p, account_id, name=info.name, currency=info.currency,
-                                                            timezone=info.timezone, day_basis=run.fetcher.day_basis))
+    writer.add_info(dict(platform=p, account_id=account_id, name=info.name, currency=info.currency,
+                         timezone=info.timezone, day_basis=run.fetcher.day_basis))
     return info
 
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Sequence
+
+import pyarrow as pa
 
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
@@ -105,41 +108,83 @@ class UnknownStore(LookupError):
 
 def spend_report(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
                  settings: Settings | None = None, today: dt.date | None = None) -> SpendReport:
+    reports = spend_reports(store, [store_id], start, end, settings, today)
+    if store_id not in reports:
+        raise UnknownStore(f"unknown store {store_id!r}; see `python cli.py accounts list`")
+    return reports[store_id]
+
+
+_ACCOUNTS_SQL = """
+    WITH acc AS (
+        SELECT store_id, platform, account_id, display_name FROM ad_accounts
+        WHERE {store_filter}),
+    keys AS (SELECT DISTINCT platform, account_id FROM acc),
+    spend AS (
+        SELECT d.platform, d.account_id, sum(d.amount) AS amount, count(*) AS days, max(d.fetched_at) AS last_f,
+               min(d.fetched_at) AS first_f, max(d.currency) AS currency
+        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+        WHERE d.day BETWEEN $start AND $end GROUP BY ALL),
+    fails AS (
+        SELECT f.platform, f.account_id, count(*) AS n, arg_max(f.error, f.failed_at) AS error
+        FROM fetch_failures f SEMI JOIN keys k ON k.platform = f.platform AND k.account_id = f.account_id
+        WHERE f.day BETWEEN $start AND $end GROUP BY ALL)
+    SELECT a.store_id, a.platform, a.account_id, coalesce(a.display_name, i.name, ''),
+           coalesce(i.currency, s.currency), coalesce(i.day_basis, ''), coalesce(i.timezone, ''),
+           coalesce(s.amount, 0), coalesce(s.days, 0), s.last_f, s.first_f, coalesce(f.n, 0), f.error
+    FROM acc a
+    LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id
+    LEFT JOIN spend s ON s.platform = a.platform AND s.account_id = a.account_id
+    LEFT JOIN fails f ON f.platform = a.platform AND f.account_id = a.account_id
+    ORDER BY a.store_id, a.platform, a.account_id"""
+
+
+def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
+                  settings: Settings | None = None, today: dt.date | None = None) -> dict[str, SpendReport]:
+    """``spend_report`` for many stores (``None``: every store) at once, in store id order.
+
+    DuckDB answers for all of them in one connection: one query for the stores, one aggregate
+    query for every linked account of every store, and (only for accounts whose currency differs
+    from their store's billing currency) one query for their daily amounts, which are converted
+    day by day in Python (the exact FX rule of ``service/fx.py``). Unknown ids are left out."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
-    meta = store.store(store_id)
-    if meta is None:
-        raise UnknownStore(f"unknown store {store_id!r}; see `python cli.py accounts list`")
-    billing = meta["billing_currency"]
     today = today or dt.datetime.now(dt.timezone.utc).date()
-    n_days = (end - start).days + 1
-    rows = store.query("""
-        WITH spend AS (
-            SELECT platform, account_id, sum(amount) AS amount, count(*) AS days, max(fetched_at) AS last_f,
-                   min(fetched_at) AS first_f, max(currency) AS currency
-            FROM daily_spend WHERE day BETWEEN ? AND ? GROUP BY ALL),
-        fails AS (
-            SELECT platform, account_id, count(*) AS n, arg_max(error, failed_at) AS error
-            FROM fetch_failures WHERE day BETWEEN ? AND ? GROUP BY ALL)
-        SELECT a.platform, a.account_id, coalesce(a.display_name, i.name, ''), coalesce(i.currency, s.currency),
-               coalesce(i.day_basis, ''), coalesce(i.timezone, ''), coalesce(s.amount, 0), coalesce(s.days, 0),
-               s.last_f, s.first_f, coalesce(f.n, 0), f.error
-        FROM ad_accounts a
-        LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id
-        LEFT JOIN spend s ON s.platform = a.platform AND s.account_id = a.account_id
-        LEFT JOIN fails f ON f.platform = a.platform AND f.account_id = a.account_id
-        WHERE a.store_id = ?
-        ORDER BY a.platform, a.account_id""", [start, end, start, end, store_id])
-    # per-day amounts, only for accounts whose currency differs from the billing currency
-    foreign = [(r[0], r[1]) for r in rows if r[3] and r[3] != billing and r[7]]
-    daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
-    if foreign:
-        for p, a, d, amt in store.query(
-                "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
-                "AND list_contains(?, platform || '|' || account_id)",
-                [start, end, [f"{p}|{a}" for p, a in foreign]]):
-            daily.setdefault((p, a), {})[d] = amt
+    ids = None if store_ids is None else list(store_ids)
+    params: dict = {"start": start, "end": end}
+    if ids is not None:
+        params["ids"] = ids
+    store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"
+    with store.connect() as con:
+        metas = {r[0]: dict(store_id=r[0], name=r[1], billing_currency=r[2], is_demo=r[3]) for r in con.execute(
+            f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {store_filter} ORDER BY store_id",
+            {"ids": ids} if ids is not None else {}).fetchall()}
+        rows = con.execute(_ACCOUNTS_SQL.format(store_filter=store_filter), params).fetchall() if metas else []
+        # per-day amounts, only for accounts whose currency differs from their store's billing currency
+        foreign = sorted({(r[1], r[2]) for r in rows if r[4] and r[4] != metas[r[0]]["billing_currency"] and r[8]})
+        daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
+        if foreign:
+            con.register("foreign_keys", pa.table({"platform": [k[0] for k in foreign],
+                                                   "account_id": [k[1] for k in foreign]}))
+            for p, a, d, amt in con.execute(
+                    "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d SEMI JOIN foreign_keys k "
+                    "ON k.platform = d.platform AND k.account_id = d.account_id WHERE d.day BETWEEN ? AND ?",
+                    [start, end]).fetchall():
+                daily.setdefault((p, a), {})[d] = amt
+            con.unregister("foreign_keys")
     settings = settings or load_settings()
+    usable: dict[str, bool] = {}
+    by_store: dict[str, list[tuple]] = {}
+    for r in rows:
+        by_store.setdefault(r[0], []).append(r[1:])
+    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable)
+            for sid, meta in metas.items()}
+
+
+def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
+                  settings: Settings, usable: dict[str, bool]) -> SpendReport:
+    store_id = meta["store_id"]
+    billing = meta["billing_currency"]
+    n_days = (end - start).days + 1
     lines: dict[str, list[AccountLine]] = {}
     for (p, a, name, ccy, basis, tz, spend, days, last_f, first_f, failed_days, last_error) in rows:
         spend = Decimal(spend)
@@ -191,7 +236,9 @@ def spend_report(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
         total = sum((a.billing_amount or Decimal(0) for a in accs), Decimal(0))
         statuses = {a.status for a in accs}
         cfg_demo = meta["is_demo"]
-        configured = cfg_demo or platform_config(settings, pid).usable
+        if not cfg_demo and pid not in usable:
+            usable[pid] = platform_config(settings, pid).usable
+        configured = cfg_demo or usable[pid]
         if not configured and all(a.days == 0 and a.failed_days == 0 for a in accs):
             platforms[pid] = PlatformLine(pid, "not_configured", None, Decimal(0), [])
             continue

@@ -229,8 +229,50 @@ class SpendStore:
             return None
         return dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), rows[0]))
 
+    def account_infos(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """``account_info`` for many (platform, account_id) at once: one query, not one per account."""
+        if not keys:
+            return {}
+        tbl = pa.table({"platform": pa.array([k[0] for k in keys], pa.string()),
+                        "account_id": pa.array([k[1] for k in keys], pa.string())})
+        with self.connect() as con:
+            con.register("want", tbl)
+            rows = con.execute("SELECT i.platform, i.account_id, i.name, i.currency, i.timezone, i.day_basis, "
+                               "i.updated_at FROM account_info i JOIN want w ON w.platform = i.platform "
+                               "AND w.account_id = i.account_id").fetchall()
+            con.unregister("want")
+        return {(r[0], r[1]): dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), r[2:]))
+                for r in rows}
+
+    def save_account_infos(self, infos: Sequence[Mapping], con=None) -> None:
+        """Upsert many account infos (dicts with platform, account_id, name, currency, timezone,
+        day_basis) in one statement; inside ``con``'s transaction when given."""
+        if not infos:
+            return
+        now = _utcnow()
+        tbl = pa.table({k: pa.array([str(i[k]) if i.get(k) is not None else None for i in infos], pa.string())
+                        for k in ("platform", "account_id", "name", "currency", "timezone", "day_basis")})
+        tbl = tbl.append_column("updated_at", pa.array([i.get("updated_at") or now for i in infos],
+                                                       pa.timestamp("us", tz="UTC")))
+
+        def run(c) -> None:
+            c.register("new_infos", tbl)
+            c.execute("INSERT INTO account_info SELECT platform, account_id, name, currency, timezone, day_basis, "
+                      "updated_at FROM (SELECT *, row_number() OVER (PARTITION BY platform, account_id) AS n "
+                      "FROM new_infos) WHERE n = 1 ON CONFLICT (platform, account_id) DO UPDATE SET "
+                      "name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
+                      "day_basis = excluded.day_basis, updated_at = excluded.updated_at")
+            c.unregister("new_infos")
+
+        if con is not None:
+            run(con)
+        else:
+            with self.transaction() as c:
+                run(c)
+
     # -- spend writes ------------------------------------------------------------------------------
-    def write_windows(self, writes: Sequence[WindowWrite] = (), failures: Sequence[WindowFailure] = ()) -> None:
+    def write_windows(self, writes: Sequence[WindowWrite] = (), failures: Sequence[WindowFailure] = (),
+                      con=None) -> None:
         """Replace each fully fetched window and record each failed one, all in ONE transaction.
 
         A written window deletes that (platform, account, days) range and inserts every day of it
@@ -279,7 +321,7 @@ class SpendStore:
                              "error": pa.array(fail_rows["error"], pa.string()),
                              "failed_at": pa.array(fail_rows["failed_at"], pa.timestamp("us", tz="UTC")),
                              "run_id": pa.array(fail_rows["run_id"], pa.string())})
-        with self.transaction() as con:
+        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as con:
             con.register("new_spend", spend_tbl)
             con.register("new_windows", win_tbl)
             con.register("new_failures", fail_tbl)
@@ -295,6 +337,31 @@ class SpendStore:
                             "failed_at, run_id FROM new_failures")
             for name in ("new_spend", "new_windows", "new_failures"):
                 con.unregister(name)
+
+    def write_spend_table(self, table: pa.Table) -> int:
+        """Bulk write (backfills, imports, the bench): an Arrow table with the ``daily_spend``
+        columns (platform, account_id, day, amount decimal128(20, 6), currency, fetched_at, run_id)
+        replaces, per (platform, account_id), every stored day in the range of days it covers, in
+        one transaction, and clears those days' failure marks. Returns the rows written."""
+        need = ("platform", "account_id", "day", "amount", "currency", "fetched_at", "run_id")
+        missing = [c for c in need if c not in table.column_names]
+        if missing:
+            raise ValueError(f"the spend table lacks column(s) {', '.join(missing)}")
+        if not pa.types.is_decimal(table.schema.field("amount").type):
+            raise ValueError("amount must be an exact decimal column (decimal128), never a float")
+        with self.transaction() as con:
+            con.register("bulk_spend", table.select(list(need)))
+            con.execute("CREATE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, max(day) AS hi "
+                        "FROM bulk_spend GROUP BY ALL")
+            for tbl in ("daily_spend", "fetch_failures"):
+                if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {tbl} LIMIT 1)").fetchone()[0]:
+                    con.execute(f"DELETE FROM {tbl} d USING bulk_ranges r WHERE d.platform = r.platform "
+                                "AND d.account_id = r.account_id AND d.day BETWEEN r.lo AND r.hi")
+            con.execute("INSERT INTO daily_spend SELECT platform, account_id, day, CAST(amount AS DECIMAL(20, 6)), "
+                        "currency, fetched_at, run_id FROM bulk_spend")
+            con.execute("DROP TABLE bulk_ranges")
+            con.unregister("bulk_spend")
+        return table.num_rows
 
     def days_to_fetch(self, accounts: Sequence[tuple[str, str, int]], start: dt.date, end: dt.date,
                       now: dt.datetime | None = None, full: bool = False) -> dict[tuple[str, str], list[dt.date]]:
@@ -340,7 +407,7 @@ class SpendStore:
             con.execute("UPDATE refresh_runs SET finished_at = ?, status = ?, requests = ?, error = ? WHERE run_id = ?",
                         [_utcnow(), status, requests, error, run_id])
 
-    def add_results(self, results: Sequence[dict]) -> None:
+    def add_results(self, results: Sequence[dict], con=None) -> None:
         if not results:
             return
         cols = ("run_id", "platform", "account_id", "window_start", "window_end", "status", "rows", "error",
@@ -358,7 +425,7 @@ class SpendStore:
             "requests": pa.array([int(r.get("requests", 0)) for r in results], pa.int32()),
             "finished_at": pa.array([r.get("finished_at") or _utcnow() for r in results], pa.timestamp("us", tz="UTC")),
         })
-        with self.transaction() as con:
+        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as con:
             con.register("new_results", tbl)
             con.execute(f"INSERT INTO refresh_results SELECT {', '.join(cols)} FROM new_results")
             con.unregister("new_results")
@@ -388,8 +455,8 @@ class SpendStore:
         return [dict(zip(keys, r)) for r in rows]
 
     # -- report jobs -------------------------------------------------------------------------------
-    def job_store(self, platform: str) -> "DuckJobStore":
-        return DuckJobStore(self, platform)
+    def job_store(self, platform: str, buffered: bool = False) -> "DuckJobStore | BufferedJobStore":
+        return BufferedJobStore(self, platform) if buffered else DuckJobStore(self, platform)
 
 
 class DuckJobStore:
@@ -413,6 +480,76 @@ class DuckJobStore:
     def pending(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.store.query(
             "SELECT job_key, job_id FROM report_jobs WHERE platform = ? ORDER BY created_at", [self.platform])]
+
+
+class BufferedJobStore:
+    """The report-job store a refresh uses: read once, written in batches.
+
+    ``get``/``put``/``drop`` are called on the event loop (``fetchers.core.run_report_job``), so
+    they must not open the database: the platform's pending ids are loaded once, and changes are
+    kept in memory until ``flush`` writes them in one transaction (the refresh's writer calls it
+    with every batch of windows, off the loop). A job id not yet flushed when the process dies is
+    lost: the next refresh requests that report again, it never loses or double-counts spend."""
+
+    def __init__(self, store: SpendStore, platform: str):
+        self.store, self.platform = store, platform
+        self._lock = threading.Lock()
+        self._ids = dict(DuckJobStore(store, platform).pending())
+        self._ops: dict[str, tuple[str | None, dt.datetime]] = {}     # key -> (job id, or None: dropped)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._ids.get(key)
+
+    def put(self, key: str, job_id: str) -> None:
+        with self._lock:
+            self._ids[key] = job_id
+            self._ops[key] = (job_id, _utcnow())
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._ids.pop(key, None)
+            self._ops[key] = (None, _utcnow())
+
+    def pending(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._ids.items())
+
+    def take(self) -> list[tuple[str, str | None, dt.datetime]]:
+        with self._lock:
+            ops, self._ops = self._ops, {}
+        return [(k, v, at) for k, (v, at) in ops.items()]
+
+    def restore(self, ops: list[tuple[str, str | None, dt.datetime]]) -> None:
+        """Put back changes whose flush failed (later changes to the same key win)."""
+        with self._lock:
+            for k, v, at in ops:
+                self._ops.setdefault(k, (v, at))
+
+    def write(self, con, ops: list[tuple[str, str | None, dt.datetime]]) -> None:
+        if not ops:
+            return
+        con.execute("DELETE FROM report_jobs WHERE platform = ? AND list_contains(?, job_key)",
+                    [self.platform, [k for k, _, _ in ops]])
+        puts = [(k, v, at) for k, v, at in ops if v is not None]
+        if puts:
+            con.register("new_jobs", pa.table({
+                "job_key": pa.array([k for k, _, _ in puts], pa.string()),
+                "job_id": pa.array([v for _, v, _ in puts], pa.string()),
+                "created_at": pa.array([at for _, _, at in puts], pa.timestamp("us", tz="UTC"))}))
+            con.execute("INSERT INTO report_jobs SELECT ?, job_key, job_id, created_at FROM new_jobs", [self.platform])
+            con.unregister("new_jobs")
+
+    def flush(self) -> None:
+        ops = self.take()
+        if not ops:
+            return
+        try:
+            with self.store.transaction() as con:
+                self.write(con, ops)
+        except BaseException:
+            self.restore(ops)
+            raise
 
 
 def _pid_alive(pid: int) -> bool:
