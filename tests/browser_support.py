@@ -117,8 +117,10 @@ def run_streamlit(db: Path, log_path: Path, extra_env: dict | None = None):
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # module scope: Playwright's sync API leaves an event loop running in the main thread while it
+    # lives, which breaks every later asyncio.run() (each CLI refresh) in the same process
     if not CHROMIUM:
         pytest.skip("chromium not installed (apt-get install chromium)")
     pw_api = pytest.importorskip("playwright.sync_api")
