@@ -117,6 +117,7 @@ class Context:
             self.log: list[dict] = []
             self._token_gen: dict[str, int] = {}
             self._issued: dict[str, tuple[str, int]] = {}
+            self._token_uses: dict[str, int] = {}
             self._revoked: set[str] = set()
             self.jobs: dict[str, dict] = {}        # report jobs, any platform
             self.platform_state: dict[str, dict] = {}   # per-emulator state, cleared on reset
@@ -152,8 +153,8 @@ class Context:
                 self.report_polls_needed = int(cfg["report_polls_needed"])
 
     # faults ------------------------------------------------------------------------------------
-    def take_fault(self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS
-                   ) -> str | None:
+    def take_fault(self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS,
+                   token: str | None = None) -> str | None:
         """The fault this request must show, if any (switched faults first, then chaos)."""
         with self.lock:
             for f in self.faults:
@@ -166,17 +167,20 @@ class Context:
                 f.used += 1
                 return f.kind
             if self.chaos:
-                return self._chaos_draw(platform, account, kinds)
+                return self._chaos_draw(platform, account, kinds, token)
         return None
 
-    def _chaos_draw(self, platform: str, account: str | None, kinds: tuple[str, ...]) -> str | None:
+    def _chaos_draw(self, platform: str, account: str | None, kinds: tuple[str, ...], token: str | None = None
+                    ) -> str | None:
         """One chaos draw. Each (platform, account) has its own sequence of draws, seeded from
         (seed, platform, account, n), so the threaded server's interleaving of other accounts'
         requests does not change which faults an account sees. A draw picks a fault with
         probability ``rate`` and then one kind among all chaos kinds; a kind this call site cannot
         show (``kinds``) means no fault here, so each request sees at most ``rate`` faults in all.
         Platforms whose configured token cannot be refreshed (no token endpoint) are not sent
-        ``expired_token`` by chaos: that is a permanent credential failure, tested on its own."""
+        ``expired_token`` by chaos: that is a permanent credential failure, tested on its own.
+        Nor is a token that has served fewer than ``token_min_uses`` requests (default 200): a
+        real access token lives for an hour, so one just granted does not expire at once."""
         key = (platform, account or "")
         n = self._chaos_draws.get(key, 0)
         self._chaos_draws[key] = n + 1
@@ -184,7 +188,8 @@ class Context:
         if rng.random() >= float(self.chaos.get("rate", 0)):
             return None
         kind = rng.choice(list(self.chaos.get("kinds", CHAOS_KINDS)))
-        if kind == "expired_token" and platform in self.static_token_platforms:
+        if kind == "expired_token" and (platform in self.static_token_platforms or self._token_uses.get(
+                token or "", 0) < int(self.chaos.get("token_min_uses", 200))):
             return None
         return kind if kind in kinds else None
 
@@ -253,7 +258,10 @@ def access_check(ctx: Context, req: Request, platform: str, token: str | None, a
                  ) -> str | None:
     """Apply the fault switches that concern auth and return the token problem, if any:
     ``missing``, ``expired`` or ``revoked`` (the emulator renders it in its own protocol)."""
-    fault = ctx.take_fault(platform, account, ("expired_token", "revoked"))
+    if token:
+        with ctx.lock:
+            ctx._token_uses[token] = ctx._token_uses.get(token, 0) + 1
+    fault = ctx.take_fault(platform, account, ("expired_token", "revoked"), token)
     if fault == "expired_token":
         ctx.expire_tokens(platform)
     elif fault == "revoked" and token:

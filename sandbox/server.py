@@ -201,6 +201,15 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (timed out on a hung answer, or closed its pool) is normal here:
+        no traceback on stderr. Anything else is logged."""
+        import sys
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        log.error("sandbox connection from %s failed: %r", client_address[0], exc)
+
 
 class SandboxServer:
     """The sandbox on 127.0.0.1 in a background thread: ``with SandboxServer() as sb: sb.url``."""
