@@ -368,8 +368,25 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                           out.error or ""))
 
         error = None
+        stop_ticker = asyncio.Event()
+
+        async def flush_periodically() -> None:
+            """Commit what is ready even while every task only waits (a report being polled), so
+            a run killed mid-way leaves its report ids in the database for the next run to resume."""
+            while not stop_ticker.is_set():
+                try:
+                    await asyncio.wait_for(stop_ticker.wait(), writer.flush_every)
+                except asyncio.TimeoutError:
+                    try:
+                        await writer.flush()
+                    except Exception:          # recorded in writer.error; the final flush reports it
+                        return
+
+        ticker = asyncio.create_task(flush_periodically())
         try:
             results = await asyncio.gather(*(one_account(k) for k in groups), return_exceptions=True)
+            stop_ticker.set()
+            await ticker
             for r in results:
                 if isinstance(r, BaseException) and not isinstance(r, (DatabaseBusy,)):
                     if isinstance(r, Exception):
@@ -382,6 +399,9 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             await writer.flush()
         except DatabaseBusy as exc:
             error = str(exc)
+        finally:
+            stop_ticker.set()
+            await ticker
         requests = sum(r.api.request_count for r in runs.values())
         throttled = sum(r.api.throttled_count for r in runs.values())
 
