@@ -172,13 +172,26 @@ def export_mapping_csv(store: SpendStore) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def credential_warnings(platforms: list[dict], today: dt.date | None = None) -> None:
-    """Add a ``warning`` to platforms whose long-lived credential is known to expire (filled by
-    the token lifecycle / Vault metadata where available)."""
+def credential_warnings(platforms: list[dict], settings=None, now: dt.datetime | None = None) -> None:
+    """Give each live platform whose long-lived credential expires a ``warning`` (None, or one
+    sentence) and the dates it is based on (``service/lifecycle.py``: counted from when this
+    installation first saw the credential; fingerprints only, never values)."""
+    from .config import platform_config
+    from .lifecycle import expiry
+    from .token_cache import TokenCache
+    settings = settings or load_settings()
+    cache = TokenCache()
     for c in platforms:
         s = SPECS[c["platform"]]
-        if c["mode"] == "live" and s.credential_lifetime_days:
-            c.setdefault("credential_lifetime_days", s.credential_lifetime_days)
+        c.setdefault("warning", None)
+        if c["mode"] != "live" or not s.credential_lifetime_days:
+            continue
+        c.setdefault("credential_lifetime_days", s.credential_lifetime_days)
+        try:
+            creds = platform_config(settings, c["platform"]).credentials
+            c.update({k: v for k, v in expiry(c["platform"], creds, cache, now).items() if v or k == "warning"})
+        except (OSError, ValueError):
+            continue                      # the warning is advice: never fail the listing over it
 
 
 def accounts_overview(store: SpendStore) -> dict:
@@ -191,7 +204,7 @@ def accounts_overview(store: SpendStore) -> dict:
             "platform": a["platform"], "account_id": a["account_id"], "display_name": a["display_name"],
             "currency": a["currency"], "timezone": a["timezone"]})
     platforms = describe_platforms(settings)
-    credential_warnings(platforms)
+    credential_warnings(platforms, settings)
     return {"stores": [{**s, "accounts": by_store.get(s["store_id"], [])} for s in stores],
             "platforms": platforms,
             **({"vault": settings.vault.describe()} if hasattr(settings.vault, "describe") else {}),

@@ -194,6 +194,9 @@ class _PlatformRun:
                 if writeback:
                     writeback(_p, spec.refresh_token_key, new_token)
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
+        if cfg.mode == "live":          # start the expiry clock of a long-lived credential (advice only)
+            from .lifecycle import note_credentials
+            note_credentials(cfg.platform, cfg.credentials, token_cache)
         timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
         self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
                                budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform, buffered=True),

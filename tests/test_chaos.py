@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
+import urllib.request
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from fetchers.specs import PLATFORM_IDS, SPECS
 
+ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 END = TODAY - dt.timedelta(days=1)
 START = END - dt.timedelta(days=9)          # 10 days: one window per account on every platform
@@ -42,14 +47,49 @@ STORES = {f"c{i:02d}": _account_ids(i) for i in range(1, N_STORES + 1)}
 
 
 @pytest.fixture
-def chaos_env(sandbox, sandbox_env, monkeypatch):
-    sandbox.ctx.configure({"hang_seconds": 1.0, "report_polls_needed": 2})
-    monkeypatch.setenv("ADSPEND_HTTP_TIMEOUT", "0.5")
-    monkeypatch.setenv("ADSPEND_REPORT_DEADLINE_SECONDS", "4")
-    monkeypatch.setenv("ADSPEND_RETRY_BASE_SECONDS", "0.01")
-    for s in SPECS.values():
-        monkeypatch.setenv(s.rpm_var, "1000000")
-    return sandbox
+def chaos_env(monkeypatch):
+    """The sandbox in its own process (`cli.py sandbox`), so it and the refresh use both cores; a
+    local, unserved ``Sandbox`` answers the exact totals (its data is deterministic)."""
+    from sandbox.credentials import sandbox_env
+    from sandbox.server import Sandbox
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "sandbox", "--port", "0"], cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" on ", 1)[1].split()[0]
+        for k, v in sandbox_env(url).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("ADSPEND_HTTP_TIMEOUT", "0.5")
+        monkeypatch.setenv("ADSPEND_REPORT_DEADLINE_SECONDS", "4")
+        monkeypatch.setenv("ADSPEND_RETRY_BASE_SECONDS", "0.01")
+        for s in SPECS.values():
+            monkeypatch.setenv(s.rpm_var, "1000000")
+        remote = Remote(url)
+        remote.configure({"hang_seconds": 1.0, "report_polls_needed": 2})
+        yield remote, Sandbox()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class Remote:
+    """The control endpoints of a sandbox running in another process."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode() if body is not None else None,
+                                     method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def configure(self, cfg: dict) -> None:
+        assert self._call("/_sandbox/config", cfg) == {"ok": True}
+
+    def stats(self) -> dict:
+        return self._call("/_sandbox/stats")
 
 
 def _import(tmp_path, run_cli):
@@ -65,7 +105,7 @@ def _refresh(run_cli):
 
 
 def _expected_days(sandbox, platform, account) -> dict[dt.date, Decimal]:
-    doc = sandbox.sandbox.expected_total(platform, account, START, END)
+    doc = sandbox.expected_total(platform, account, START, END)
     return {dt.date.fromisoformat(d): Decimal(v) for d, v in doc["days"].items()}
 
 
@@ -92,13 +132,14 @@ def _seed_earlier_data(db_path, sandbox) -> dict:
 
 
 def test_chaos_every_platform_ok_and_exact_or_failed_with_reason(tmp_path, run_cli, chaos_env, db_path):
-    sandbox = chaos_env
+    remote, sandbox = chaos_env
     _import(tmp_path, run_cli)
     old = _seed_earlier_data(db_path, sandbox)
 
     # every platform restates every day (generation 1); a full refresh under chaos
-    sandbox.ctx.configure({"restate": {p: {"from": START.isoformat(), "generation": 1} for p in PLATFORM_IDS},
-                           "chaos": {"seed": 20260314, "rate": 0.2}})
+    restate = {"restate": {p: {"from": START.isoformat(), "generation": 1} for p in PLATFORM_IDS}}
+    remote.configure({**restate, "chaos": {"seed": 20260314, "rate": 0.2}})
+    sandbox.ctx.configure(restate)
     r = _refresh(run_cli)
     assert r.returncode in (0, 1), r
     assert "Traceback" not in r.stderr
@@ -148,7 +189,7 @@ def test_chaos_every_platform_ok_and_exact_or_failed_with_reason(tmp_path, run_c
     assert oks > N_STORES * len(PLATFORM_IDS) // 2, statuses
     assert {p for (p, st) in statuses if st == "ok"} == set(PLATFORM_IDS), statuses
     assert any(st == "failed" for (_, st) in statuses), statuses
-    assert sum(sandbox.ctx.throttled.values()) > 0
+    assert sum(remote.stats()["throttled"].values()) > 0
 
 
 def _fault_sequence(seed: int, platform: str, account: str, n: int) -> list:
