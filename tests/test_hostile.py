@@ -37,7 +37,7 @@ END = TODAY - dt.timedelta(days=1)
 START = END - dt.timedelta(days=6)
 NY = "America/New_York"
 
-settings.register_profile("hostile", derandomize=True, max_examples=150, deadline=None,
+settings.register_profile("hostile", derandomize=True, max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 HOSTILE = settings.get_profile("hostile")
 
