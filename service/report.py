@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Sequence
 
 import pyarrow as pa
@@ -252,3 +252,96 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
         platforms[pid] = PlatformLine(pid, status, "; ".join(errors) or None, total, accs)
     grand = sum((pl.spend for pl in platforms.values()), Decimal(0))
     return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand)
+
+
+# --- portfolio totals: every linked account, per month and platform, in one currency ----------------
+
+@dataclass
+class PortfolioTotals:
+    currency: str
+    by_month: dict[tuple[str, str], Decimal]          # (YYYY-MM, platform) -> amount
+    by_platform: dict[str, Decimal]
+    total: Decimal
+    fx_missing_days: int                              # account-days left out: no exchange rate
+    days_with_data: int
+
+
+LIMB = 10 ** 9
+_EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
+
+PORTFOLIO_SQL = """
+    WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts)
+    SELECT strftime(d.day, '%Y-%m') AS month, d.platform, d.account_id, d.currency, count(*) AS days,
+           count(r.day) AS rated_days, sum(d.amount) AS spend, {limb_sums}
+    FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+    LEFT JOIN fx_limbs r ON r.currency = d.currency AND r.day = d.day
+    WHERE d.day BETWEEN $start AND $end
+    GROUP BY ALL"""
+
+
+def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str) -> tuple[pa.Table, int, int]:
+    """Every day's rate from each currency into ``to_ccy`` as an exact integer R (rate x 10^scale)
+    cut into base-10^9 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
+    rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
+    sum(amount x rate) = sum_k sum(amount x limb_k) x 10^(9k) / 10^scale, exactly.
+    Days without a rate have no row. Returns (table, number of limbs, scale)."""
+    quotes: list[tuple[str, dt.date, Decimal]] = []
+    for ccy in sorted(set(currencies)):
+        if ccy == to_ccy:
+            continue
+        d = start
+        while d <= end:
+            try:
+                quotes.append((ccy, d, fx.quote(ccy, to_ccy, d).rate))
+            except fx.FxMissing:
+                pass
+            d += dt.timedelta(days=1)
+    scale = max((max(0, -q[2].as_tuple().exponent) for q in quotes), default=0)
+    ints = [int(q[2].scaleb(scale)) for q in quotes]
+    for q, r in zip(quotes, ints):
+        if Decimal(r).scaleb(-scale) != q[2] or r < 0:
+            raise ValueError(f"rate {q[2]} does not scale exactly")          # cannot happen for finite rates
+    n_limbs = max(1, max((len(str(r)) for r in ints), default=1) // 9 + 1)
+    cols = {"currency": pa.array([q[0] for q in quotes], pa.string()),
+            "day": pa.array([q[1] for q in quotes], pa.date32())}
+    for k in range(n_limbs):
+        cols[f"l{k}"] = pa.array([(r // LIMB ** k) % LIMB for r in ints], pa.int64())
+    return pa.table(cols), n_limbs, scale
+
+
+def portfolio_sql(n_limbs: int) -> str:
+    return PORTFOLIO_SQL.format(limb_sums=", ".join(f"sum(d.amount * r.l{k}) AS s{k}" for k in range(n_limbs)))
+
+
+def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD") -> PortfolioTotals:
+    """What ``service.dashboard.portfolio_spend`` computes (each account-month converted day by
+    day with that day's rate, exactly, rounded once; days without a rate left out and counted;
+    an account linked to two stores counted once), with the per-day work done by DuckDB: one
+    query returns one row per account-month, never the daily rows."""
+    with store.connect() as con:
+        ccys = [r[0] for r in con.execute("SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?",
+                                          [start, end]).fetchall()]
+        limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency)
+        con.register("fx_limbs", limbs)
+        rows = con.execute(portfolio_sql(n_limbs), {"start": start, "end": end}).fetchall()
+        con.unregister("fx_limbs")
+    by_month: dict[tuple[str, str], Decimal] = {}
+    missing = days = 0
+    for month, platform, _a, ccy, n, rated, spend, *sums in rows:
+        days += n
+        if ccy == currency:
+            amount = fx.quantize(Decimal(spend), currency)
+        else:
+            missing += n - rated
+            exact = Decimal(0)
+            for k, s in enumerate(sums):
+                if s is not None:
+                    exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB ** k)))
+            amount = fx.quantize(_EXACT.scaleb(exact, -scale), currency)
+        by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + amount
+    by_platform: dict[str, Decimal] = {}
+    for (_m, p), v in by_month.items():
+        by_platform[p] = by_platform.get(p, Decimal(0)) + v
+    return PortfolioTotals(currency, dict(sorted(by_month.items())),
+                           {p: by_platform[p] for p in PLATFORM_IDS if p in by_platform},
+                           sum(by_platform.values(), Decimal(0)), missing, days)
