@@ -473,7 +473,10 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
     """Daily spend from the report file: metadata rows, the column row, data rows, the copyright
     footer (B.6). Checks the file is whole (``Rows:`` count and footer), every row is this account in
     its currency, and every Spend is an exact decimal. Days without a row are simply absent."""
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:          # e.g. a stray carriage return inside a field
+        raise MalformedResponse(f"microsoft: the report CSV is not valid CSV ({exc})") from None
     declared: int | None = None
     i = 0
     while i < len(rows) and "TimePeriod" not in [c.strip() for c in rows[i]]:

@@ -279,10 +279,6 @@ def test_microsoft_report_csv_every_damaged_cell():
 
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason=(
-    "fetchers/microsoft.py parse_report_csv lets csv.Error escape (a stray CR in an unquoted field, e.g. "
-    "'\\r0'): the refresh then reports 'internal error: Error' instead of a malformed-report message. "
-    "Fix: catch csv.Error there and raise MalformedResponse; then remove this xfail."))
 def test_microsoft_report_csv_any_text_gives_rows_or_a_clear_error():
     from fetchers.microsoft import parse_report_csv
 

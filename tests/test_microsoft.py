@@ -553,3 +553,10 @@ def test_sandbox_download_needs_its_signature(fast_reports, sandbox_env):
     _run(lambda c: fetch_window(F, _api(c, fast_reports, sandbox_env), info, start, end))
     r = httpx.get(f"{fast_reports.url}/ReportDownloads/{USD_ACCOUNT}/30000000001.zip")
     assert r.status_code == 403 and "AuthenticationFailed" in r.text
+
+
+def test_report_csv_that_csv_cannot_read_is_malformed_not_a_crash():
+    from fetchers.base import MalformedResponse
+    from fetchers.microsoft import parse_report_csv
+    with pytest.raises(MalformedResponse, match="not valid CSV"):
+        parse_report_csv('"Report Name: x"\n"TimePeriod","AccountId"\n2026-10-01,41000001\r0\n', "41000001", "USD")
