@@ -110,10 +110,19 @@ if store is not None:
         st.subheader("Credentials")
         st.caption("Which variables are set and where from; values are never shown. Demo stores always use the "
                    "built-in sandbox.")
+        described = ui.settings_described()
+        for d in described:
+            for warning in (d.get("warning"), d.get("rotation_warning")):
+                if warning:
+                    st.warning(f"{d['name']}: {warning}")
         st.dataframe(pd.DataFrame([{"platform": d["name"], "tier": d["tier"],
                                     "mode": "live" if d["mode"] == "live" else "not configured (sandbox for demo)",
                                     "set": ", ".join(d["set"]), "missing": ", ".join(d["missing"]),
-                                    "from": ", ".join(d["sources"]), "error": d.get("error") or ""}
-                                   for d in ui.settings_described()]),
+                                    "from": ", ".join(d["sources"]), "environment": d.get("environment") or "",
+                                    "vault path": d.get("vault_path") or "",
+                                    "secret age (days)": d.get("secret_age_days"),
+                                    "warning": "; ".join(w for w in (d.get("warning"), d.get("rotation_warning")) if w),
+                                    "error": d.get("error") or ""}
+                                   for d in described]),
                      hide_index=True, key="credentials_table")
         st.caption(f"accounts | {len(stores)} stores | {len(links)} links")

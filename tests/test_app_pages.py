@@ -246,6 +246,20 @@ def test_credentials_show_names_never_values_and_banner_says_live(db, monkeypatc
     assert secret not in rendered
 
 
+def test_accounts_page_warns_ahead_of_credential_expiry(db, monkeypatch):
+    import datetime as dt
+    from service.token_cache import TokenCache
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAB-meta-seen-long-ago")
+    TokenCache().note_seen("meta", "EAAB-meta-seen-long-ago",
+                           dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=50))
+    at = open_page(ACCOUNTS)
+    warnings = [w.value for w in at.warning if w.value.startswith("Meta:")]
+    assert len(warnings) == 1 and "first seen here 50 days ago" in warnings[0]
+    creds = {r["platform"]: r for r in frame(at, "platform", "tier", "mode")}
+    assert "first seen here 50 days ago" in creds["Meta"]["warning"] and creds["TikTok"]["warning"] == ""
+    assert "EAAB-meta-seen-long-ago" not in repr(at._tree)
+
+
 def test_history_page_lists_runs_with_per_platform_and_account_results(db):
     at = open_page(HISTORY)
     store = SpendStore(db)

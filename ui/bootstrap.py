@@ -68,9 +68,12 @@ def get_store() -> SpendStore:
 
 @st.cache_resource(show_spinner=False, ttl=60)
 def _described() -> tuple[list[dict], str | None]:
+    from service.accounts import credential_warnings
     from service.config import describe_platforms, load_settings
     settings = load_settings()
-    return describe_platforms(settings), settings.vault_error
+    described = describe_platforms(settings)
+    credential_warnings(described, settings)      # expiry warnings (first-seen dates, never values)
+    return described, settings.vault_error
 
 
 def settings_described() -> list[dict]:
