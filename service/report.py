@@ -172,7 +172,7 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
                 daily.setdefault((p, a), {})[d] = amt
             con.unregister("foreign_keys")
     settings = settings or load_settings()
-    usable: dict[str, bool] = {}
+    usable: dict[str, tuple[bool, str | None]] = {}
     by_store: dict[str, list[tuple]] = {}
     for r in rows:
         by_store.setdefault(r[0], []).append(r[1:])
@@ -181,7 +181,7 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
 
 
 def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
-                  settings: Settings, usable: dict[str, bool]) -> SpendReport:
+                  settings: Settings, usable: dict[str, tuple[bool, str | None]]) -> SpendReport:
     store_id = meta["store_id"]
     billing = meta["billing_currency"]
     n_days = (end - start).days + 1
@@ -237,10 +237,14 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
         statuses = {a.status for a in accs}
         cfg_demo = meta["is_demo"]
         if not cfg_demo and pid not in usable:
-            usable[pid] = platform_config(settings, pid).usable
-        configured = cfg_demo or usable[pid]
+            cfg = platform_config(settings, pid)
+            usable[pid] = (cfg.usable, cfg.error)
+        configured, cfg_error = (True, None) if cfg_demo else usable[pid]
         if not configured and all(a.days == 0 and a.failed_days == 0 for a in accs):
-            platforms[pid] = PlatformLine(pid, "not_configured", None, Decimal(0), [])
+            if cfg_error:     # e.g. Vault unreachable: the credentials may exist, we cannot read them
+                platforms[pid] = PlatformLine(pid, "failed", cfg_error, Decimal(0), [])
+            else:
+                platforms[pid] = PlatformLine(pid, "not_configured", None, Decimal(0), [])
             continue
         if statuses == {"missing"}:
             status = "missing"

@@ -236,7 +236,8 @@ def test_cli_refresh_with_vault_down_exits_1_with_one_line(vault, tmp_path, run_
     assert lines == {"meta": "failed", "tiktok": "failed"}
     doc = run_cli("spend", "--store", "s1", "--start", START.isoformat(), "--end", END.isoformat(), "--json").json()
     assert doc["complete"] is False and doc["total_spend"] == "0.00"
-    assert all(v["status"] != "ok" and v["accounts"] == [] for v in doc["platforms"].values())
+    assert all(v["status"] == "failed" and v["accounts"] == [] and v["error"].startswith("Vault at ")
+               for v in doc["platforms"].values())
     for text in (r.stdout, r.stderr, caplog.text):
         assert TOKEN not in text and "hvs.wrong-token-0008" not in text and "tt-secret-0007" not in text
 
