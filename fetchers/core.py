@@ -242,6 +242,7 @@ class OAuthRefreshAuth:
     def __post_init__(self) -> None:
         redact.add(self.client_secret, self.refresh_token, self.access_token)
         self._lock = asyncio.Lock()
+        self._refused: tuple[str, FetchError] | None = None
         if self.access_token:
             self.expires_at = float("inf")      # trust a configured token until it is refused
 
@@ -252,6 +253,8 @@ class OAuthRefreshAuth:
 
     async def refresh(self, http: httpx.AsyncClient, failed: str | None = None) -> str:
         async with self._lock:
+            if self._refused is not None and self._refused[0] == self.refresh_token:
+                raise self._refused[1]             # the platform already refused this refresh token
             if self.access_token and self.access_token != failed and time.monotonic() < self.expires_at - self.skew:
                 return self.access_token           # someone else refreshed while we waited
             self.access_token = await self._grant(http)
@@ -289,10 +292,12 @@ class OAuthRefreshAuth:
             body = {}
         if resp.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
             code = body.get("error") if isinstance(body, dict) else None
-            raise FetchError("auth", redact(
+            refused = FetchError("auth", redact(
                 f"{self.platform} refused the refresh token (HTTP {resp.status_code}"
                 f"{', ' + str(code) if code else ''}): re-authorise the app and update "
                 f"{self.platform.upper()} refresh token"))
+            self._refused = (self.refresh_token, refused)      # every other account gets the same answer
+            raise refused
         token = str(body["access_token"])
         redact.add(token)
         try:

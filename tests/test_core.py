@@ -298,3 +298,23 @@ def test_report_job_failed_carries_reason():
     with pytest.raises(FetchError) as err:
         run(go())
     assert err.value.kind == "report_failed" and "quota exceeded" in err.value.message
+
+
+@respx.mock
+def test_a_refused_refresh_token_is_asked_for_once_per_run():
+    route = respx.post("https://auth.test/token").mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csec", "rt-revoked")
+            errors = []
+            for _ in range(3):                      # three accounts of the same platform
+                try:
+                    await auth.token(c)
+                except FetchError as exc:
+                    errors.append(exc.message)
+            return errors
+
+    errors = run(go())
+    assert route.call_count == 1
+    assert len(errors) == 3 and len(set(errors)) == 1 and "invalid_grant" in errors[0]
