@@ -119,6 +119,10 @@ class Api(Protocol):
 
     async def access_token(self) -> str: ...
 
+    def note_request(self) -> None:
+        """Count a request the fetcher sent itself (through an SDK, not ``request``)."""
+        ...
+
     async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
                              poll: Callable[[str], Awaitable["JobStatus"]],
                              download: Callable[["JobStatus"], Awaitable[Any]],

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import datetime as dt
 import email.utils
 import importlib.util
@@ -398,6 +400,22 @@ class ReportPolicy:
     deadline: float = field(default_factory=lambda: _env_float("ADSPEND_REPORT_DEADLINE_SECONDS", 900.0))
 
 
+_request_tallies: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar(
+    "adspend_request_tallies", default=())
+
+
+@contextlib.contextmanager
+def count_requests():
+    """Count the requests sent by this task and the tasks it starts (``cell[0]``). Tallies nest:
+    an account's count includes its windows'. Concurrent accounts never count each other's."""
+    cell = [0]
+    token = _request_tallies.set(_request_tallies.get() + (cell,))
+    try:
+        yield cell
+    finally:
+        _request_tallies.reset(token)
+
+
 class MemoryJobStore:
     def __init__(self) -> None:
         self._d: dict[str, str] = {}
@@ -436,6 +454,12 @@ class PlatformApi:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
+    def note_request(self) -> None:
+        """Count one request sent (fetchers that send through an SDK call this themselves)."""
+        self.request_count += 1
+        for cell in _request_tallies.get():
+            cell[0] += 1
+
     async def access_token(self) -> str:
         if self.auth is None:
             raise FetchError("auth", f"{self.platform}: no credentials configured")
@@ -455,7 +479,7 @@ class PlatformApi:
                 hdrs.update(self.fetcher.auth_headers(token))
             if budgeted:
                 await self.budget.acquire()
-            self.request_count += 1
+            self.note_request()
             try:
                 resp = await self.client.request(method, full, params=params, json=json, content=content,
                                                  headers=hdrs, timeout=timeout or self.timeout,

@@ -377,7 +377,7 @@ async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args
         token = await api.access_token()
         session.set_token(token)
         await api.budget.acquire()                                         # type: ignore[attr-defined]
-        api.request_count += 1
+        api.note_request()                                                 # type: ignore[attr-defined]
         try:
             return await api.to_thread(_one_at_a_time, fn, *args)
         except WebFault as exc:

@@ -30,8 +30,8 @@ import httpx
 
 from fetchers import get_fetcher
 from fetchers.base import AccountInfo, FetchError
-from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, fetch_window, plan_windows,
-                           redact)
+from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, count_requests, fetch_window,
+                           plan_windows, redact)
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import DatabaseBusy, SpendStore, WindowFailure, WindowWrite
 
@@ -272,6 +272,9 @@ def _validate_period(start: dt.date, end: dt.date) -> None:
         raise RefreshError(f"the start date {start} is after the end date {end}")
 
 
+_SANDBOX_ROTATIONS: dict[tuple[str, str], str] = {}
+
+
 class _PlatformRun:
     """Shared per platform (and endpoint) in one run: the fetcher, the API handle and its budget."""
 
@@ -290,6 +293,15 @@ class _PlatformRun:
                 writeback = getattr(self, "vault_writeback", None)
                 if writeback:
                     writeback(_p, spec.refresh_token_key, new_token)
+        elif configured_refresh and cfg.mode == "sandbox":
+            # The demo's sandbox lives as long as this process and retires used refresh tokens like
+            # the real platforms do: keep its rotations in memory (never in the token cache file,
+            # which belongs to the real credentials).
+            key = (cfg.token_url, cfg.platform)
+            creds[spec.refresh_token_key] = _SANDBOX_ROTATIONS.get(key, configured_refresh)
+
+            def on_rotate(new_token: str, _k=key) -> None:
+                _SANDBOX_ROTATIONS[_k] = new_token
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
         if cfg.mode == "live":          # start the expiry clock of a long-lived credential (advice only)
             from .lifecycle import note_credentials
@@ -377,6 +389,10 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
 
         async def one_account(key: tuple[str, str, bool]) -> None:
+            with count_requests() as tally:            # this account's requests, whatever runs beside it
+                await account_task(key, tally)
+
+        async def account_task(key: tuple[str, str, bool], tally: list[int]) -> None:
             p, account_id, demo = key
             sids = tuple(groups[key])
             cfg = configs[(p, demo)]
@@ -398,7 +414,6 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             out.windows = len(windows) + len(old_windows)
             emit(Progress(sids, p, account_id, "start", 0, out.windows))
             started = time.monotonic()
-            req_before = run.api.request_count
             info: AccountInfo | None = None
             done = 0
 
@@ -430,41 +445,44 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                 out.status, out.error = "failed", exc.message
                 out.windows_failed += len(windows)
                 await fail_all(exc, windows)
-                out.requests = run.api.request_count - req_before
+                out.requests = tally[0]
                 out.seconds = time.monotonic() - started
                 emit(Progress(sids, p, account_id, "failed", 0, len(windows), exc.message))
                 return
 
+            info_requests = [tally[0]]     # the account lookup's requests go on the first window's result
+
             async def one_window(ws: dt.date, we: dt.date) -> None:
                 nonlocal done
                 w0 = time.monotonic()
-                try:
-                    if run.fatal:
-                        raise run.fatal
-                    amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
-                except FetchError as exc:
-                    if exc.platform_wide and run.fatal is None:
-                        run.fatal = exc
+                with count_requests() as wtally:
+                    try:
+                        if run.fatal:
+                            raise run.fatal
+                        amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
+                    except FetchError as exc:
+                        amounts, failure = None, exc
+                requests = wtally[0] + (info_requests.pop() if info_requests else 0)
+                now_ = dt.datetime.now(dt.timezone.utc)
+                result = dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws, window_end=we,
+                              duration_ms=int((time.monotonic() - w0) * 1000), requests=requests, finished_at=now_)
+                if amounts is None:
+                    if failure.platform_wide and run.fatal is None:
+                        run.fatal = failure
                     out.windows_failed += 1
                     out.status = "failed"
-                    out.error = out.error or exc.message
-                    now_ = dt.datetime.now(dt.timezone.utc)
-                    await writer.add(None, WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
-                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
-                                          window_end=we, status="failed", error=exc.message,
-                                          duration_ms=int((time.monotonic() - w0) * 1000), finished_at=now_))
+                    out.error = out.error or failure.message
+                    await writer.add(None, WindowFailure(p, account_id, ws, we, failure.message, run_id, now_),
+                                     {**result, "status": "failed", "error": failure.message})
                 else:
-                    now_ = dt.datetime.now(dt.timezone.utc)
                     out.days_fetched += len(amounts)
                     await writer.add(WindowWrite(p, account_id, ws, we, amounts, info.currency, run_id, now_), None,
-                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
-                                          window_end=we, status="ok", rows=len(amounts),
-                                          duration_ms=int((time.monotonic() - w0) * 1000), finished_at=now_))
+                                     {**result, "status": "ok", "rows": len(amounts)})
                 done += 1
                 emit(Progress(sids, p, account_id, "window", done, len(windows)))
 
             await asyncio.gather(*(one_window(ws, we) for ws, we in windows))
-            out.requests = run.api.request_count - req_before
+            out.requests = tally[0]
             out.seconds = time.monotonic() - started
             emit(Progress(sids, p, account_id, "done" if out.status == "ok" else "failed", done, len(windows),
                           out.error or ""))

@@ -94,7 +94,7 @@ class SpendStore:
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"the database {self.path} is in use by another process (waited "
-                        f"{self.lock_timeout:.0f} s); try again when the other refresh has finished") from None
+                        f"{self.lock_timeout:g} s); try again when the other refresh has finished") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:

@@ -64,6 +64,12 @@ def test_import_refresh_spend_equals_sandbox_to_the_cent(imported, run_cli, sand
                  if Decimal(v) == 0]
     stored_zeros = store.query("SELECT count(*) FROM daily_spend WHERE account_id = '1000000001' AND amount = 0")
     assert stored_zeros == [(len(zero_days),)]
+    # requests are counted per account window (the account lookup on its first window), and add up
+    run = store.runs(1)[0]
+    results = store.run_results(run["run_id"])
+    sent = sandbox.ctx.requests["meta"] + sandbox.ctx.requests["google"]
+    assert sum(r["requests"] for r in results) == run["requests"] == sent
+    assert all(r["requests"] >= 1 for r in results)
 
 
 def test_refresh_twice_identical_and_no_duplicates_and_incremental(imported, run_cli, sandbox, db_path):
