@@ -36,5 +36,4 @@ if store is not None:
             st.dataframe(pd.DataFrame(platforms), hide_index=True, key="run_platforms")
             st.subheader("Per account")
             st.dataframe(pd.DataFrame(accounts), hide_index=True, key="run_accounts")
-            st.caption("Request counts are recorded per run (the refresh does not store them per account).")
             st.caption(f"history | run {run_id} | {run['status']}")

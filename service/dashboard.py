@@ -552,11 +552,12 @@ def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
     for r in store.run_results(run_id):
         a = accounts.setdefault((r["platform"], r["account_id"]), {
             "platform": SPECS[r["platform"]].name if r["platform"] in SPECS else r["platform"],
-            "account": r["account_id"], "windows": 0, "failed windows": 0, "days": 0,
+            "account": r["account_id"], "windows": 0, "failed windows": 0, "days": 0, "requests": 0,
             "duration": 0, "errors": []})
         a["windows"] += 1
         a["failed windows"] += r["status"] == "failed"
         a["days"] += int(r["rows"] or 0)
+        a["requests"] += int(r["requests"] or 0)
         a["duration"] += int(r["duration_ms"] or 0)
         if r["error"] and r["error"] not in a["errors"]:
             a["errors"].append(r["error"])
@@ -567,11 +568,12 @@ def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
     plat: dict[str, dict] = {}
     for a in acc_rows:
         p = plat.setdefault(a["platform"], {"platform": a["platform"], "accounts": 0, "failed accounts": 0,
-                                            "windows": 0, "days": 0, "errors": []})
+                                            "windows": 0, "days": 0, "requests": 0, "errors": []})
         p["accounts"] += 1
         p["failed accounts"] += a["status"] == "failed"
         p["windows"] += a["windows"]
         p["days"] += a["days"]
+        p["requests"] += a["requests"]
         if a["errors"]:
             p["errors"].append(f"{a['account']}: {a['errors']}")
     plat_rows = [{**p, "status": "ok" if not p["failed accounts"] else

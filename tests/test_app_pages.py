@@ -276,6 +276,8 @@ def test_history_page_lists_runs_with_per_platform_and_account_results(db):
     assert frame(at, "platform", "accounts") == [{k: str(v) for k, v in r.items()} for r in platforms]
     assert frame(at, "platform", "account") == [{k: str(v) for k, v in r.items()} for r in accounts]
     assert {r["platform"] for r in platforms} == {"Meta", "Google Ads", "LinkedIn", "Snapchat", "Reddit"}
+    # per-account request counts add up to the run's
+    assert sum(a["requests"] for a in accounts) == latest["requests"] and all(a["requests"] > 0 for a in accounts)
     # choose the other run
     at.selectbox(key="history_run").set_value(runs[1]["run_id"])
     ok(at.run())
