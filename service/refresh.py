@@ -126,6 +126,9 @@ class _Writer:
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
         self.error: Exception | None = None
+        # its own thread: commits never queue behind blocking platform calls (the Microsoft SDK)
+        # that may be holding every thread of the loop's default pool
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adspend-writer")
 
     async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
         if write:
@@ -149,7 +152,8 @@ class _Writer:
             if not (writes or failures or results or infos or jobs):
                 return
             try:
-                await asyncio.to_thread(self._commit, writes, failures, results, infos, jobs)
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, writes, failures,
+                                                                 results, infos, jobs)
             except Exception as exc:     # the database is busy or broken: stop pretending
                 for js, ops in jobs:
                     js.restore(ops)
@@ -524,6 +528,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             await ticker
         requests = sum(r.api.request_count for r in runs.values())
         throttled = sum(r.api.throttled_count for r in runs.values())
+        writer._thread.shutdown(wait=False)
 
     for key in groups:          # tasks that died before recording anything
         if key not in outcomes:
