@@ -275,7 +275,7 @@ _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
 
 PORTFOLIO_SQL = """
     WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts)
-    SELECT strftime(d.day, '%Y-%m') AS month, d.platform, d.account_id, d.currency, count(*) AS days,
+    SELECT date_trunc('month', d.day) AS month, d.platform, d.account_id, d.currency, count(*) AS days,
            count(r.day) AS rated_days, sum(d.amount) AS spend, {limb_sums}
     FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
     LEFT JOIN fx_limbs r ON r.currency = d.currency AND r.day = d.day
@@ -332,6 +332,7 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
     by_month: dict[tuple[str, str], Decimal] = {}
     missing = days = 0
     for month, platform, _a, ccy, n, rated, spend, *sums in rows:
+        month = month.strftime("%Y-%m")
         days += n
         if ccy == currency:
             amount = fx.quantize(Decimal(spend), currency)

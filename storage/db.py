@@ -326,12 +326,12 @@ class SpendStore:
             con.register("new_windows", win_tbl)
             con.register("new_failures", fail_tbl)
             if writes:
-                con.execute("DELETE FROM daily_spend d USING new_windows w WHERE d.platform = w.platform "
-                            "AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w.\"end\"")
+                # Every window carries every one of its days (checked above), so replacing the range is
+                # replacing those keys: an upsert through the primary key, not a scan of daily_spend.
                 con.execute("DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
                             "AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w.\"end\"")
-                con.execute("INSERT INTO daily_spend SELECT platform, account_id, day, amount, currency, fetched_at, "
-                            "run_id FROM new_spend")
+                con.execute("INSERT OR REPLACE INTO daily_spend SELECT platform, account_id, day, amount, currency, "
+                            "fetched_at, run_id FROM new_spend")
             if failures:
                 con.execute("INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, "
                             "failed_at, run_id FROM new_failures")
