@@ -13,11 +13,6 @@ tests/test_app_pages.py (``at.switch_page``) and tests/test_browser.py (first ch
 """
 from __future__ import annotations
 
-import datetime as dt
-import queue
-import threading
-import time
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -33,43 +28,14 @@ store = ui.bootstrap("Store spend", ":material/payments:")
 
 def run_refresh(store, sel) -> None:
     """Run the refresh in a worker thread and show its progress per platform x account."""
-    events: queue.Queue = queue.Queue()
-    result: dict = {}
-
-    def work() -> None:
-        try:
-            result["outcome"] = refresh(store, [sel.store_id], sel.start, sel.end, progress=events.put,
-                                        trigger="dashboard")
-        except Exception as exc:        # noqa: BLE001 - shown below
-            result["error"] = exc
-
-    worker = threading.Thread(target=work, name="dashboard-refresh", daemon=True)
-    worker.start()
-    seen = []
-    with st.status(f"Refreshing {sel.store['name']} for {sel.start} to {sel.end}...", expanded=True) as status:
-        bar = st.progress(0.0, text="starting")
-        table = st.empty()
-        while True:
-            alive = worker.is_alive()
-            while True:
-                try:
-                    seen.append(events.get_nowait())
-                except queue.Empty:
-                    break
-            rows = dash.progress_rows(seen)
-            if rows:
-                finished = sum(r["state"] in ("done", "failed", "skipped") for r in rows)
-                bar.progress(finished / len(rows), text=f"{finished} of {len(rows)} accounts finished")
-                table.dataframe(pd.DataFrame(rows), hide_index=True)
-            if not alive:
-                break
-            time.sleep(0.2)
-        worker.join()
-        if "error" in result:
-            status.update(label=f"Refresh failed: {result['error']}", state="error", expanded=True)
-            st.session_state["last_refresh"] = f"Last refresh failed: {result['error']}"
+    out, error, status = ui.run_with_progress(
+        f"Refreshing {sel.store['name']} for {sel.start} to {sel.end}...",
+        lambda progress: refresh(store, [sel.store_id], sel.start, sel.end, progress=progress, trigger="dashboard"))
+    with status:
+        if error is not None:
+            status.update(label=f"Refresh failed: {error}", state="error", expanded=True)
+            st.session_state["last_refresh"] = f"Last refresh failed: {error}"
             return
-        out = result["outcome"]
         lines = [{"platform": p.platform, "status": p.status, "error": p.error or "",
                   "accounts": len(p.accounts), "seconds": round(p.seconds, 1)} for p in out.platforms]
         st.dataframe(pd.DataFrame(lines), hide_index=True)

@@ -6,10 +6,6 @@ page only draws what that module and service/invoicing_view.py return."""
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
-import time
-
 import pandas as pd
 import streamlit as st
 
@@ -41,43 +37,14 @@ def pick_period() -> tuple[dt.date, dt.date] | None:
 
 def run_plan(plan: inv.RefreshPlan) -> None:
     """Run the refresh in a worker thread and show progress per platform x account."""
-    events: queue.Queue = queue.Queue()
-    result: dict = {}
-
-    def work() -> None:
-        try:
-            result["outcome"] = inv.run_refresh(store, plan, progress=events.put)
-        except Exception as exc:        # noqa: BLE001 - shown below
-            result["error"] = exc
-
-    worker = threading.Thread(target=work, name="invoicing-refresh", daemon=True)
-    worker.start()
-    seen: list = []
-    with st.status(f"Refreshing {len(plan.store_ids)} store(s) for {plan.start} to {plan.end}...",
-                   expanded=True) as status:
-        bar = st.progress(0.0, text="starting")
-        table = st.empty()
-        while True:
-            alive = worker.is_alive()
-            while True:
-                try:
-                    seen.append(events.get_nowait())
-                except queue.Empty:
-                    break
-            rows = view.progress_rows(seen)
-            if rows:
-                done = sum(r["state"] in ("done", "failed", "skipped") for r in rows)
-                bar.progress(done / len(rows), text=f"{done} of {len(rows)} accounts finished")
-                table.dataframe(pd.DataFrame(rows), hide_index=True)
-            if not alive:
-                break
-            time.sleep(0.2)
-        worker.join()
-        if "error" in result:
-            status.update(label=f"Refresh failed: {result['error']}", state="error")
-            st.session_state["inv_msg"] = ("error", f"Refresh failed: {result['error']}")
+    out, error, status = ui.run_with_progress(
+        f"Refreshing {len(plan.store_ids)} store(s) for {plan.start} to {plan.end}...",
+        lambda progress: inv.run_refresh(store, plan, progress=progress))
+    with status:
+        if error is not None:
+            status.update(label=f"Refresh failed: {error}", state="error")
+            st.session_state["inv_msg"] = ("error", f"Refresh failed: {error}")
             return
-        out = result["outcome"]
         label = f"Refresh {out.status} in {out.seconds:.1f} s" + (f": {out.error}" if out.error else "")
         status.update(label=label, state="complete" if out.status == "ok" else "error")
         st.session_state["inv_msg"] = ("success" if out.status == "ok" else "warning", label)

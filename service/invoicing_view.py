@@ -128,12 +128,3 @@ def _day_ranges(days: list[str]) -> str:
     return ", ".join(out)
 
 
-def progress_rows(events: Iterable) -> list[dict]:
-    """Latest state per platform x account from ``service.refresh.Progress`` events."""
-    latest: dict[tuple[str, str], dict] = {}
-    for e in events:
-        latest[(e.platform, e.account_id)] = {
-            "platform": platform_name(e.platform), "account": e.account_id,
-            "state": {"start": "fetching", "window": "fetching"}.get(e.phase, e.phase),
-            "windows": f"{e.windows_done}/{e.windows_total}" if e.windows_total else "", "message": e.message}
-    return [latest[k] for k in sorted(latest)]

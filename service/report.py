@@ -20,7 +20,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from fetchers.specs import PLATFORM_IDS, SPECS
+from fetchers.specs import PLATFORM_IDS
 from storage.db import SpendStore
 
 from . import fx
