@@ -292,6 +292,8 @@ def main() -> None:
     ap.add_argument("--polls", type=int, default=3, help="polls a report job needs before it is done")
     ap.add_argument("--skip", action="append", default=[], choices=ALL_PLATFORMS,
                     help="leave a platform out (repeatable), e.g. to see the others without it")
+    ap.add_argument("--rpm-scale", type=float, default=1.0, help="multiply every platform's budget (and the "
+                    "sandbox's limit) by this factor")
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     # child mode
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -312,7 +314,7 @@ def main() -> None:
     end = today - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
     days = [start + dt.timedelta(days=i) for i in range(args.days)]
-    rpm = dict(BENCH_RPM)
+    rpm = {p: round(v * args.rpm_scale) for p, v in BENCH_RPM.items() if p in PLATFORMS}
     policy = ReportPolicy()
     rtt = args.latency[0] / 1000
     print(f"machine: {machine()}  (git {git_rev()})")
