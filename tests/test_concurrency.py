@@ -67,7 +67,7 @@ def test_a_writer_that_cannot_get_the_file_gets_one_plain_sentence(imported, run
             lines = r.stderr.strip().splitlines()
             assert len(lines) == 1, (args, r.stderr)
             assert "Traceback" not in r.stderr and r.stdout == ""
-            assert lines[0] == (f"error: the database {db_path} is in use by another process (waited 0 s); "
+            assert lines[0] == (f"error: the database {db_path} is in use by another process (waited 0.5 s); "
                                 "try again when the other refresh has finished"), args
         assert not (tmp_path / "x.csv").exists()
     finally:
