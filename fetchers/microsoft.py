@@ -21,13 +21,15 @@ How the pieces split:
 from __future__ import annotations
 
 import asyncio
-import threading
 import csv
 import datetime as dt
+import hashlib
 import http.client
 import io
+import queue
 import re
 import socket
+import threading
 import urllib.error
 import zipfile
 from decimal import Decimal
@@ -65,6 +67,7 @@ OAUTH_SCOPE = "https://ads.microsoft.com/msads.manage offline_access"
 REPORT_COLUMNS = ("TimePeriod", "AccountId", "CurrencyCode", "Spend")
 REPORT_NAME = "Ad Spend Hub daily spend"
 SOAP_TIMEOUT_SECONDS = 60.0   # suds' own default is 90 s; a report call answers in seconds
+SDK_SESSIONS = 4              # SOAP calls in flight per process (each session parses the WSDLs once)
 
 # Fault codes (B.7, operation-error-codes.md).
 THROTTLED = {"117"}                       # CallRateExceeded
@@ -271,59 +274,107 @@ def _suds_options(location: str) -> dict[str, Any]:
 
 
 class SdkSession:
-    """The SDK objects for one account in one fetch. Blocking; used from one worker thread at a time.
+    """One set of SDK clients (Reporting, Customer Management), reused across accounts and runs.
+    Blocking; used by one worker thread at a time (``SessionPool`` hands it out).
 
-    The SDK gets our access token before every call, in an authentication object that cannot refresh
-    (an implicit-grant object whose token has no expiry), and its own automatic refresh is switched
-    off so a fault 109 reaches us instead of the SDK's refresh (B.3)."""
+    Building an SDK client parses its bundled WSDL (0.5-0.9 s of CPU), so clients are made once per
+    session, not per account or per report. The account travels in the ``CustomerAccountId``
+    header, set from ``self.data.account_id`` before each call. The SDK gets our access token before
+    every call, in an authentication object that cannot refresh (an implicit-grant object whose
+    token has no expiry), and its own automatic refresh is switched off so a fault 109 reaches us
+    instead of the SDK's refresh (B.3). Reports are submitted and polled on the Reporting client
+    itself, not through ``submit_download``/``ReportingDownloadOperation``: those build a polling
+    client per report and ``get_status()`` retries on its own with 15-25 s sleeps (B.5)."""
 
-    def __init__(self, credentials: Mapping[str, str], account_id: str, base_url: str):
+    def __init__(self, credentials: Mapping[str, str], base_url: str):
         from bingads.authorization import AuthorizationData
         self.client_id = _credential(credentials, "MICROSOFT_CLIENT_ID")
         self.base_url = base_url
-        self.data = AuthorizationData(account_id=account_id, customer_id=customer_id(credentials),
+        self.data = AuthorizationData(account_id=None, customer_id=customer_id(credentials),
                                       developer_token=_credential(credentials, "MICROSOFT_DEVELOPER_TOKEN"))
-        self._manager: Any = None
-        self._operation: Any = None
+        self._reporting: Any = None
         self._customer: Any = None
 
-    def set_token(self, token: str) -> None:
+    def prepare(self, token: str, account_id: str) -> None:
         from bingads.authorization import OAuthDesktopMobileImplicitGrant, OAuthTokens
         self.data.authentication = OAuthDesktopMobileImplicitGrant(self.client_id, oauth_tokens=OAuthTokens(token))
+        self.data.account_id = int(account_id)
+
+    def _client(self, service: str, location: str) -> Any:
+        from bingads.service_client import ServiceClient
+        client = ServiceClient(service, API_VERSION, self.data, "production", **_suds_options(location))
+        client.refresh_oauth_tokens_automatically = False
+        return client
 
     @property
-    def manager(self) -> Any:
-        if self._manager is None:
-            from bingads.v13.reporting import ReportingServiceManager
-            self._manager = ReportingServiceManager(self.data, environment="production",
-                                                    **_suds_options(reporting_url(self.base_url)))
-            self._manager.service_client.refresh_oauth_tokens_automatically = False
-        return self._manager
+    def reporting(self) -> Any:
+        if self._reporting is None:
+            self._reporting = self._client("ReportingService", reporting_url(self.base_url))
+        return self._reporting
 
     def submit(self, start: dt.date, end: dt.date, report_time_zone: str) -> str:
-        request = build_report_request(self.manager.service_client.factory, self.data.account_id,
-                                       start, end, report_time_zone)
-        self._operation = self.manager.submit_download(request)
-        self._operation.service_client.refresh_oauth_tokens_automatically = False
-        return self._operation.request_id
+        request = build_report_request(self.reporting.factory, str(self.data.account_id), start, end,
+                                       report_time_zone)
+        return self.reporting.SubmitGenerateReport(ReportRequest=request)
 
     def poll(self, request_id: str) -> Any:
-        if self._operation is None or self._operation.request_id != request_id:   # resumed from a past run
-            from bingads.v13.reporting import ReportingDownloadOperation
-            self._operation = ReportingDownloadOperation(request_id, self.data, environment="production",
-                                                         **_suds_options(reporting_url(self.base_url)))
-            self._operation.service_client.refresh_oauth_tokens_automatically = False
-        # The service client directly, not operation.get_status(): that one retries by itself with
-        # 15-25 s sleeps and would hide a fault 109 from us (B.5).
-        return self._operation.service_client.PollGenerateReport(ReportRequestId=request_id)
+        return self.reporting.PollGenerateReport(ReportRequestId=request_id)
 
     def get_account(self) -> Any:
         if self._customer is None:
-            from bingads.service_client import ServiceClient
-            self._customer = ServiceClient("CustomerManagementService", API_VERSION, self.data, "production",
-                                           **_suds_options(customer_management_url(self.base_url)))
-            self._customer.refresh_oauth_tokens_automatically = False
+            self._customer = self._client("CustomerManagementService", customer_management_url(self.base_url))
         return self._customer.GetAccount(AccountId=self.data.account_id)
+
+
+class SessionPool:
+    """At most ``size`` SDK sessions per endpoint and credentials, shared by every account of every
+    run in this process: a handful of WSDL parses in all, and that many SOAP calls in flight."""
+
+    def __init__(self, credentials: Mapping[str, str], base_url: str, size: int):
+        self.credentials, self.base_url, self.size = dict(credentials), base_url, size
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._made = 0
+        self._lock = threading.Lock()
+
+    def call(self, method: str, token: str, account_id: str, *args: Any) -> Any:
+        """Run ``SdkSession.<method>(*args)`` for ``account_id`` on a free session (blocking)."""
+        session = self._checkout()
+        try:
+            session.prepare(token, account_id)
+            return getattr(session, method)(*args)
+        finally:
+            self._idle.put(session)
+
+    def _checkout(self) -> SdkSession:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            make = self._made < self.size
+            if make:
+                self._made += 1
+        if make:
+            try:
+                return SdkSession(self.credentials, self.base_url)
+            except BaseException:
+                with self._lock:
+                    self._made -= 1
+                raise
+        return self._idle.get()
+
+
+_POOLS: dict[tuple, SessionPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def session_pool(credentials: Mapping[str, str], base_url: str) -> SessionPool:
+    key = (base_url, hashlib.sha256("|".join(f"{k}={credentials.get(k, '')}" for k in (
+        "MICROSOFT_CLIENT_ID", "MICROSOFT_CUSTOMER_ID", "MICROSOFT_DEVELOPER_TOKEN")).encode()).hexdigest())
+    with _POOLS_LOCK:
+        if key not in _POOLS:
+            _POOLS[key] = SessionPool(credentials, base_url, SDK_SESSIONS)
+        return _POOLS[key]
 
 
 def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.date,
@@ -356,18 +407,7 @@ def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.
     return req
 
 
-# The SDK and suds are not documented as thread-safe; one SDK call at a time per process keeps
-# their shared module state out of harm's way. The waits (report polling, backoff) happen outside
-# the lock, and the calls themselves are short.
-_SDK_LOCK = threading.Lock()
-
-
-def _one_at_a_time(fn: Callable[..., Any], *args: Any) -> Any:
-    with _SDK_LOCK:
-        return fn(*args)
-
-
-async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args: Any) -> Any:
+async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
     """One SDK call with what ``api.request`` gives HTTP calls: budget, request count, our token,
     117 retried with backoff, 109 -> refresh our token and retry once, transport errors retried."""
     from suds import WebFault
@@ -375,11 +415,11 @@ async def soap_call(api: Api, session: SdkSession, fn: Callable[..., Any], *args
     verdict = Verdict("retry", "server", "no attempt made")
     for attempt in range(api.retry.max_attempts):                          # type: ignore[attr-defined]
         token = await api.access_token()
-        session.set_token(token)
         await api.budget.acquire()                                         # type: ignore[attr-defined]
         api.note_request()                                                 # type: ignore[attr-defined]
         try:
-            return await api.to_thread(_one_at_a_time, fn, *args)
+            return await api.to_thread(session_pool(api.credentials, api.base_url).call, method, token,
+                                       account_id, *args)
         except WebFault as exc:
             verdict = fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
         except Exception as exc:      # noqa: BLE001 - every other failure is sorted by exception_verdict
@@ -561,34 +601,30 @@ class MicrosoftFetcher:
         # Only the report download goes through api.request; SOAP faults are sorted by fault_verdict.
         return default_verdict(response)
 
-    async def _session(self, api: Api, account_id: str) -> SdkSession:
-        redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
-        return await api.to_thread(_one_at_a_time, SdkSession, api.credentials, account_id, api.base_url)
-
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         """Currency and time zone from CustomerManagement GetAccount (B.8): the report's CurrencyCode
         column is absent when an account had no delivery, and the time zone is needed before the
         report is requested."""
         account_id = normalize_account_id(account_id)
-        session = await self._session(api, account_id)
-        account = await soap_call(api, session, session.get_account)
+        redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
+        account = await soap_call(api, account_id, "get_account")
         return parse_account(account, account_id)
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
         zone = report_time_zone(account)
-        session = await self._session(api, account.account_id)
+        redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
 
         async def submit() -> str:
             for _ in range(2):     # an empty ReportRequestId is a failed submit: try once more (B.9)
-                request_id = await soap_call(api, session, session.submit, start, end, zone)
+                request_id = await soap_call(api, account.account_id, "submit", start, end, zone)
                 if request_id and str(request_id).strip():
                     return str(request_id).strip()
             raise MalformedResponse(f"microsoft: SubmitGenerateReport for {account.account_id} returned no "
                                     "ReportRequestId")
 
         async def poll(request_id: str) -> JobStatus:
-            return parse_poll_status(await soap_call(api, session, session.poll, request_id), request_id)
+            return parse_poll_status(await soap_call(api, account.account_id, "poll", request_id), request_id)
 
         async def download(status: JobStatus) -> str | None:
             url = status.detail.get("url")

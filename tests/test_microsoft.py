@@ -519,8 +519,7 @@ def test_sandbox_stuck_report_times_out_and_resumes(fast_reports, sandbox_env):
 def test_sandbox_refuses_end_before_start_with_its_message(fast_reports, sandbox_env):
     async def go(client):
         api = _api(client, fast_reports, sandbox_env)
-        session = await F._session(api, USD_ACCOUNT)
-        return await ms.soap_call(api, session, session.submit, dt.date(2026, 3, 5), dt.date(2026, 3, 1),
+        return await ms.soap_call(api, USD_ACCOUNT, "submit", dt.date(2026, 3, 5), dt.date(2026, 3, 1),
                                   "EasternTimeUSCanada")
 
     with pytest.raises(FetchError) as e:
