@@ -213,12 +213,12 @@ def cmd_spend(args) -> int:
 
 def cmd_export(args) -> int:
     from service.export import IncompleteExport, export_reports
-    from service.report import UnknownStore, spend_report
+    from service.report import UnknownStore, spend_report, spend_reports
     _check_period(args.start, args.end)
     store = _open_store(args)
-    ids = [s["store_id"] for s in store.stores()] if args.all else [args.store]
     try:
-        reports = [spend_report(store, sid, args.start, args.end) for sid in ids]
+        reports = (list(spend_reports(store, None, args.start, args.end).values()) if args.all
+                   else [spend_report(store, args.store, args.start, args.end)])
     except UnknownStore as exc:
         raise BadInput(str(exc)) from None
     try:

@@ -334,25 +334,13 @@ def _linked_daily(store: SpendStore, start: dt.date, end: dt.date, per_store: bo
 def portfolio_spend(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD") -> PortfolioSpend:
     """Spend across all stores in one currency, per month and platform. An account linked to two
     stores is counted once. Each account-month is converted day by day and rounded once (the
-    invoice rule); days without an exchange rate are left out and counted."""
-    groups: dict[tuple[str, str, str, str], dict[dt.date, Decimal]] = {}
-    for _s, platform, account_id, ccy, day, amount in _linked_daily(store, start, end, per_store=False):
-        groups.setdefault((day.strftime("%Y-%m"), platform, account_id, ccy), {})[day] = amount
-    by_month: dict[tuple[str, str], Decimal] = {}
-    missing = 0
-    days = 0
-    for (month, platform, _a, ccy), daily in groups.items():
-        line = fx.convert_line(daily, ccy, currency)
-        missing += len(line.missing_days)
-        days += len(daily)
-        by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + line.billing_amount
-    by_platform: dict[str, Decimal] = {}
-    for (_m, p), v in by_month.items():
-        by_platform[p] = by_platform.get(p, Decimal(0)) + v
+    invoice rule); days without an exchange rate are left out and counted. The per-day work is one
+    DuckDB query (``service.report.portfolio_totals``), never a Python loop over daily rows."""
+    from .report import portfolio_totals
+    t = portfolio_totals(store, start, end, currency)
     n_accounts = store.query("SELECT count(*) FROM (SELECT DISTINCT platform, account_id FROM ad_accounts)")[0][0]
-    return PortfolioSpend(currency, dict(sorted(by_month.items())),
-                          {p: by_platform[p] for p in PLATFORM_IDS if p in by_platform},
-                          sum(by_platform.values(), Decimal(0)), missing, int(n_accounts), days,
+    return PortfolioSpend(currency, t.by_month, {p: t.by_platform[p] for p in PLATFORM_IDS if p in t.by_platform},
+                          t.total, t.fx_missing_days, int(n_accounts), t.days_with_data,
                           int(n_accounts) * ((end - start).days + 1))
 
 

@@ -58,7 +58,7 @@ from storage.db import DatabaseBusy, DatabaseError, SpendStore
 
 from . import fx
 from .export import HEADER, neutralise, render_csv, write_atomic
-from .report import AccountLine, SpendReport, UnknownStore, spend_report
+from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
 #: When an account's time zone is unknown, a day is over everywhere only at 12:00 UTC of the next day.
@@ -348,7 +348,7 @@ def store_csv(store: SpendStore, store_id: str, start: dt.date, end: dt.date) ->
 
 def all_stores_csv(store: SpendStore, start: dt.date, end: dt.date) -> bytes:
     """One CSV for every store of a period (the bytes `cli.py export --all` writes)."""
-    return render_csv([spend_report(store, s["store_id"], start, end) for s in store.stores()])
+    return render_csv(list(spend_reports(store, None, start, end).values()))
 
 
 # --- invoices --------------------------------------------------------------------------------------
