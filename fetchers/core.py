@@ -191,10 +191,18 @@ class RateBudget:
         return max(0.0, allowed_at - now)
 
     async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
+        while True:
+            wait = self.reserve()
+            due = self._clock() + wait
+            if wait <= 0:
+                return
             self.waited += wait
             await asyncio.sleep(wait)
+            # Woken much later than our slot: the process stalled (a long CPU-bound step holding the
+            # event loop), and every waiter whose slot passed meanwhile wakes at once. Sending them
+            # all would be a burst the platform throttles, so a late waiter queues again instead.
+            if self._clock() - due <= self.interval * self.burst:
+                return
 
     def pause(self, seconds: float) -> None:
         self._tat = max(self._tat, self._clock() + seconds)

@@ -318,3 +318,26 @@ def test_a_refused_refresh_token_is_asked_for_once_per_run():
     errors = run(go())
     assert route.call_count == 1
     assert len(errors) == 3 and len(set(errors)) == 1 and "invalid_grant" in errors[0]
+
+
+def test_rate_budget_does_not_burst_after_the_process_stalls():
+    """Waiters whose slots passed while the event loop was blocked queue again instead of all
+    going out together (the platform would throttle that burst)."""
+    import time as _time
+    budget = RateBudget(600)                         # 10 a second, bursts of 5
+    sent: list[float] = []
+
+    async def one():
+        await budget.acquire()
+        sent.append(_time.monotonic())
+
+    async def go():
+        tasks = [asyncio.ensure_future(one()) for _ in range(30)]
+        await asyncio.sleep(0.25)
+        _time.sleep(1.2)                             # the loop stalls: ~12 slots pass meanwhile
+        await asyncio.gather(*tasks)
+
+    run(go())
+    assert len(sent) == 30
+    worst = max(sum(1 for t in sent if s <= t < s + 0.5) for s in sent)
+    assert worst <= 5 + 5 + 1                        # half a second's budget plus one burst, never the backlog
