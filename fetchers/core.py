@@ -165,7 +165,7 @@ def fill_zeros(rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date,
 # --- rate budget --------------------------------------------------------------------------------
 
 class RateBudget:
-    """Requests spread evenly over the minute, with bursts of at most about half a second's worth.
+    """Requests spread evenly over the minute, with bursts of at most an eighth of a second's worth.
 
     Generic cell rate algorithm: each request reserves the next slot; a caller sleeps until its
     slot. Shared by every account and store of one platform in a run. ``pause`` pushes every
@@ -176,7 +176,7 @@ class RateBudget:
             raise ValueError("a request budget must be a positive number per minute")
         self.per_minute = per_minute
         self.interval = 60.0 / per_minute
-        self.burst = max(1, int(per_minute / 120))     # half a second's worth
+        self.burst = max(1, int(per_minute / 480))     # an eighth of a second's worth
         self._clock = clock
         self._tat = 0.0                                 # theoretical arrival time of the next slot
         self.waited = 0.0
