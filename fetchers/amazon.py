@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, body_snippet, default_verdict, json_body, parse_decimal, retry_after_seconds
+from .core import (OAuthRefreshAuth, body_snippet, default_verdict, json_body, parse_day, parse_decimal,
+                   retry_after_seconds)
 
 PLATFORM = "amazon"
 API_VERSION = "reporting v3"
@@ -203,13 +204,7 @@ def parse_report_rows(rows: Any, currency: str | None = None) -> dict[dt.date, D
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise MalformedResponse(f"amazon report row {i} is not an object")
-        raw_day = row.get("date")
-        try:
-            day = dt.date.fromisoformat(raw_day) if isinstance(raw_day, str) else None
-        except ValueError:
-            day = None
-        if day is None:
-            raise MalformedResponse(f"amazon report row {i} has no valid date ({str(raw_day)[:20]!r})")
+        day = parse_day(row.get("date"), f"amazon report row {i}'s date")
         if "cost" not in row or row["cost"] is None:
             raise MalformedResponse(f"amazon report row {i} ({day}) has no cost")
         row_currency = row.get("campaignBudgetCurrencyCode")

@@ -150,6 +150,19 @@ def micros_to_decimal(value: Any, what: str = "amount in micros") -> Decimal:
     return Decimal(value) / MICROS
 
 
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(value: Any, what: str) -> dt.date:
+    """A ``YYYY-MM-DD`` day from the wire, or a MalformedResponse naming ``what`` (never a guess)."""
+    if isinstance(value, str) and _DAY_RE.match(value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise MalformedResponse(f"{what} is not a YYYY-MM-DD day: {str(value)[:30]!r}")
+
+
 def fill_zeros(rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date,
                platform: str = "") -> dict[dt.date, Decimal]:
     """Every day of [start, end]: the platform's amount, or an explicit zero for a day it left

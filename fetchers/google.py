@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, redact,
+from .core import (OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day, redact,
                    retry_after_seconds)
 
 PLATFORM = "google"
@@ -208,10 +208,7 @@ def parse_daily_cost(body: Any) -> dict[dt.date, Decimal]:
         segments, metrics = r.get("segments"), r.get("metrics", {})
         if not isinstance(segments, dict) or not isinstance(metrics, dict):
             raise MalformedResponse("google result has no 'segments' object or a 'metrics' that is not an object")
-        try:
-            day = dt.date.fromisoformat(segments.get("date"))
-        except (TypeError, ValueError):
-            raise MalformedResponse(f"google segments.date is not a date: {str(segments.get('date'))[:30]!r}") from None
+        day = parse_day(segments.get("date"), "google segments.date")
         if day in rows:
             raise MalformedResponse(f"google returned {day} twice for one customer")
         rows[day] = micros_to_decimal(metrics["costMicros"], f"google costMicros for {day}") \

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import StaticTokenAuth, default_verdict, json_body, parse_decimal, redact
+from .core import StaticTokenAuth, default_verdict, json_body, parse_day, parse_decimal, redact
 
 PLATFORM = "meta"
 # Graph API version. v25.0 was "Latest Graph API Version" on Meta's docs (§1.1); v22.0-v26.0 are
@@ -101,10 +101,7 @@ def utc_today() -> dt.date:
 # --- parsing ------------------------------------------------------------------------------------
 
 def _date(value: Any, what: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise MalformedResponse(f"meta insights {what} is not a YYYY-MM-DD date: {str(value)[:30]!r}") from None
+    return parse_day(value, f"meta insights {what}")
 
 
 def parse_insights_page(body: Any, currency: str) -> tuple[dict[dt.date, Decimal], str | None]:

@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, parse_decimal, redact
+from .core import OAuthRefreshAuth, default_verdict, parse_day, parse_decimal, redact
 from .specs import SPECS
 
 PLATFORM = "microsoft"
@@ -549,11 +549,7 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
         if len(row) != len(header):
             raise MalformedResponse(f"microsoft: a report row has {len(row)} fields, the header has {len(header)}")
         count += 1
-        try:
-            day = dt.date.fromisoformat(row[col["TimePeriod"]].strip())
-        except ValueError:
-            raise MalformedResponse(f"microsoft: TimePeriod {row[col['TimePeriod']][:30]!r} is not a yyyy-mm-dd "
-                                    "day") from None
+        day = parse_day(row[col["TimePeriod"]], "microsoft: TimePeriod")
         if row[col["AccountId"]].strip() != account_id:
             raise MalformedResponse(f"microsoft: the report for {account_id} has a row for account "
                                     f"{row[col['AccountId']][:30]!r}")

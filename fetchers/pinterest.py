@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, retry_after_seconds
+from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day, retry_after_seconds
 
 API_VERSION = "v5"            # no sunset announced (OpenAPI v5.23.0, 2025-12-11)
 MAX_DAYS = 90                 # sync range cap (section 6.2); the async cap (186) is wider
@@ -86,13 +86,7 @@ def parse_daily_rows(rows: Any, where: str) -> dict[dt.date, Decimal]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise MalformedResponse(f"pinterest {where} row {i} is not an object")
-        raw_day = row.get("DATE")
-        try:
-            day = dt.date.fromisoformat(raw_day) if isinstance(raw_day, str) else None
-        except ValueError:
-            day = None
-        if day is None:
-            raise MalformedResponse(f"pinterest {where} row {i} has no valid DATE ({str(raw_day)[:20]!r})")
+        day = parse_day(row.get("DATE"), f"pinterest {where} row {i}'s DATE")
         if SPEND_COLUMN not in row:
             raise MalformedResponse(f"pinterest {where} row for {day} has no {SPEND_COLUMN}")
         if day in out:

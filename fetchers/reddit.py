@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal
+from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day
 
 PLATFORM = "reddit"
 API_VERSION = "v3"            # /api/v3; no sunset announced (§7.1)
@@ -156,10 +156,7 @@ def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str
     for row in metrics:
         if not isinstance(row, dict):
             raise MalformedResponse(f"{where}: a metrics row is not an object")
-        raw = row.get("date")
-        if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            raise MalformedResponse(f"{where}: a metrics row has no readable date ({str(raw)[:30]!r})")
-        day = dt.date.fromisoformat(raw)
+        day = parse_day(row.get("date"), f"{where}: a metrics row's date")
         if "spend" not in row:
             raise MalformedResponse(f"{where}: the {day} row has no spend")
         amount = micros_to_decimal(row["spend"], f"{where}: spend on {day}")

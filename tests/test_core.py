@@ -343,3 +343,16 @@ def test_rate_budget_does_not_burst_after_the_process_stalls():
     assert len(sent) == 60
     worst = max(sum(1 for t in sent if s <= t < s + 0.25) for s in sent)
     assert worst <= 10 + 5 + 5                       # a quarter second's budget, a burst, a late waiter's tolerance
+
+
+@pytest.mark.parametrize("raw", ["2026-01-02", " 2026-01-02 "])
+def test_parse_day(raw):
+    from fetchers.core import parse_day
+    assert parse_day(raw, "x") == D(2026, 1, 2)
+
+
+@pytest.mark.parametrize("raw", ["20260102", "2026-13-01", "2026-01-02T00:00", "1/2/2026", None, 20260102, ""])
+def test_parse_day_refuses_anything_else(raw):
+    from fetchers.core import parse_day
+    with pytest.raises(MalformedResponse, match="row 3's date is not a YYYY-MM-DD day"):
+        parse_day(raw, "row 3's date")

@@ -149,7 +149,7 @@ def test_empty_stream_shapes_are_no_rows():
     ([{"results": [result("2026-03-01", "12.5")], "fieldMask": MASK}], "whole number"),
     ([{"results": [result("2026-03-01", "abc")], "fieldMask": MASK}], "whole number"),
     ([{"results": [{"metrics": {"costMicros": "1"}}], "fieldMask": MASK}], "segments"),
-    ([{"results": [result("03/01/2026", "1")], "fieldMask": MASK}], "not a date"),
+    ([{"results": [result("03/01/2026", "1")], "fieldMask": MASK}], "not a YYYY-MM-DD day"),
     ([{"results": [{"segments": {"date": "2026-03-01"}, "metrics": "1"}], "fieldMask": MASK}], "not an object"),
     ([{"results": [result("2026-03-01", "1"), result("2026-03-01", "2")], "fieldMask": MASK}], "twice"),
 ])

@@ -116,7 +116,7 @@ def test_omitted_days_become_explicit_zeros_via_fetch_window():
     (lambda t: t.replace('"244.90"', '"2.449E2"'), "Spend on 2026-03-05"),
     (lambda t: t.replace('"2026-03-04","111111","USD"', '"2026-03-04","111111","EUR"'), "EUR"),
     (lambda t: t.replace('"2026-03-04","111111"', '"2026-03-04","999999"'), "999999"),
-    (lambda t: t.replace('"2026-03-04"', '"3/4/2026"'), "yyyy-mm-dd"),
+    (lambda t: t.replace('"2026-03-04"', '"3/4/2026"'), "YYYY-MM-DD"),
     (lambda t: t.replace(',"Spend"', ""), "Spend"),
     (lambda t: t.replace('"TimePeriod",', ""), "TimePeriod"),
     (lambda t: t.replace(',"189.72"', ""), "fields"),
