@@ -117,12 +117,21 @@ def run_streamlit(db: Path, log_path: Path, extra_env: dict | None = None):
                 proc.wait()
 
 
+def require_chromium() -> None:
+    """Browser tests skip on a developer machine without chromium; in CI (which installs it) a
+    missing chromium is a failure, so the browser tests can never be skipped there unnoticed."""
+    if CHROMIUM:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing in CI: .ci/run installs it with apt-get (chromium chromium-driver)")
+    pytest.skip("chromium not installed (apt-get install chromium)")
+
+
 @pytest.fixture(scope="module")
 def browser():
     # module scope: Playwright's sync API leaves an event loop running in the main thread while it
     # lives, which breaks every later asyncio.run() (each CLI refresh) in the same process
-    if not CHROMIUM:
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    require_chromium()
     pw_api = pytest.importorskip("playwright.sync_api")
     with pw_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

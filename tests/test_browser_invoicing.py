@@ -17,8 +17,8 @@ import threading
 
 import pytest
 
-from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, go_to, no_exception, run_streamlit,
-                             screenshot, wait_caption)
+from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, go_to, no_exception, require_chromium,
+                             run_streamlit, screenshot, wait_caption)
 from test_invoices import MIXED, setup_store
 
 pytestmark = pytest.mark.browser
@@ -92,8 +92,7 @@ def drive(url: str, downloads) -> dict[str, bytes]:
 
 
 def test_invoicing_page_downloads_all_stores_and_finalizes(sandbox, sandbox_env, run_cli, db_path, tmp_path):
-    if not CHROMIUM:
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    require_chromium()
     pytest.importorskip("playwright.sync_api")
     in_thread(setup_store, run_cli, tmp_path, MIXED + [("s2", "Second Shop", "meta", "1000000002", "EUR")])
     expected_all = tmp_path / "expected_all.csv"
