@@ -34,12 +34,9 @@ def _account_ids(i: int) -> dict[str, str]:
     """Store i's account on each platform, in each platform's real id form (stored form). Every id
     ends in 7, so none ends in a sandbox currency code: all USD, no exchange rates involved."""
     n = f"{i:03d}7"
-    m = f"{(i - 1) % 10 + 1:03d}7"
     return {"meta": f"100010{n}", "google": f"123400{n}", "tiktok": f"710000000000{n}",
             "linkedin": f"urn:li:sponsoredAccount:6{n}", "amazon": f"331245670{n}",
-            # Microsoft's SDK builds its SOAP clients one at a time (~1 s an account), so ten
-            # Microsoft accounts serve the fifty stores (five stores each: shared accounts too)
-            "microsoft": f"4100{m}", "snapchat": f"8f2a6c1e-0000-4000-8000-00000000{n}",
+            "microsoft": f"4100{n}", "snapchat": f"8f2a6c1e-0000-4000-8000-00000000{n}",
             "pinterest": f"5490000{n}", "reddit": f"a2_chaos{n}"}
 
 
