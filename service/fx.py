@@ -225,6 +225,7 @@ def _norm(ccy: str) -> str:
     return c
 
 
+@lru_cache(maxsize=1 << 16)     # pure on the shipped data; FxQuote is immutable
 def quote(from_ccy: str, to_ccy: str, day: date) -> FxQuote:
     """The rate converting ``from_ccy`` into ``to_ccy`` for ``day``; raises :class:`FxMissing`."""
     if not isinstance(day, date):
