@@ -20,6 +20,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from fetchers import get_fetcher
 from fetchers.specs import PLATFORM_IDS
 from storage.db import SpendStore
 
@@ -226,7 +227,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             error = f"{days} of {expected} days fetched" + (f" ({future} day(s) are not over yet)" if future else "")
         lines.setdefault(p, []).append(AccountLine(
             p, a, name, ccy, spend, billing_amount, fx_rate, int(days), expected, int(failed_days), status, error,
-            basis or ("UTC" if p in ("linkedin", "pinterest") else "account"), tz, last_f, first_f, fx_note))
+            basis or _day_basis(p), tz, last_f, first_f, fx_note))
 
     platforms: dict[str, PlatformLine] = {}
     for pid in PLATFORM_IDS:
@@ -256,6 +257,14 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
         platforms[pid] = PlatformLine(pid, status, "; ".join(errors) or None, total, accs)
     grand = sum((pl.spend for pl in platforms.values()), Decimal(0))
     return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand)
+
+
+def _day_basis(platform: str) -> str:
+    """The platform's day basis, for an account whose details were never fetched."""
+    try:
+        return get_fetcher(platform).day_basis
+    except (ImportError, AttributeError, ValueError):
+        return "account"
 
 
 # --- portfolio totals: every linked account, per month and platform, in one currency ----------------
