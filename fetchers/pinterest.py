@@ -79,7 +79,12 @@ def _error_fields(resp: Any) -> tuple[Any, str]:
 
 
 def parse_daily_rows(rows: Any, where: str) -> dict[dt.date, Decimal]:
-    """Rows of ``{"DATE": "YYYY-MM-DD", "SPEND_IN_MICRO_DOLLAR": <number>, ...}`` as spend per day."""
+    """Rows of ``{"DATE": "YYYY-MM-DD", "SPEND_IN_MICRO_DOLLAR": <number>, ...}`` as spend per day.
+
+    Pinterest leaves out a column that has no value (section 6.3: "Columns with no value may be
+    left out of a row"; JSON reports "do not zero-fill", section 6.2): a dated row without the
+    spend column is a day that spent nothing. A spend column that is present must be a number;
+    ``null``, text or a row without its ``DATE`` is refused, never read as zero."""
     if not isinstance(rows, list):
         raise MalformedResponse(f"pinterest {where} is a {type(rows).__name__}, expected a list of daily rows")
     out: dict[dt.date, Decimal] = {}
@@ -87,10 +92,16 @@ def parse_daily_rows(rows: Any, where: str) -> dict[dt.date, Decimal]:
         if not isinstance(row, dict):
             raise MalformedResponse(f"pinterest {where} row {i} is not an object")
         day = parse_day(row.get("DATE"), f"pinterest {where} row {i}'s DATE")
-        if SPEND_COLUMN not in row:
-            raise MalformedResponse(f"pinterest {where} row for {day} has no {SPEND_COLUMN}")
         if day in out:
             raise MalformedResponse(f"pinterest {where} has two rows for {day}")
+        if SPEND_COLUMN not in row:
+            if any(k.startswith("SPEND_IN_") for k in row):
+                # another spend column came back with a value while ours did not: not an empty day
+                raise MalformedResponse(f"pinterest {where} row for {day} carries "
+                                        f"{', '.join(sorted(k for k in row if k.startswith('SPEND_IN_')))} "
+                                        f"but not {SPEND_COLUMN}")
+            out[day] = Decimal(0)                 # the column left out: no spend that day
+            continue
         out[day] = micros_to_decimal(row[SPEND_COLUMN], f"pinterest {SPEND_COLUMN} for {day}")
     return out
 

@@ -44,6 +44,17 @@ def today() -> dt.date:
     return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.timezone.utc).date()
 
 
+PAUSE_EVERY = 11
+
+
+def paused(platform: str, account_id: str, day: dt.date) -> bool:
+    """Accounts that spend through several campaigns or ad products (Pinterest, Amazon) also
+    pause as a whole one day in eleven, at an offset of their own, so their account-level
+    zero-spend days (which a per-campaign draw alone almost never gives) are in every window of
+    11 days or more. (Single-stream accounts have their one-in-eleven idle days anyway.)"""
+    return (day.toordinal() + _h(platform, account_id, "pause")) % PAUSE_EVERY == 0
+
+
 def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2, part: str = "",
                  generation: int = 0) -> Decimal:
     """Spend of one account on one day in the account's currency (0 = no delivery that day).
@@ -51,6 +62,8 @@ def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2
     ``scale`` is the number of decimal places the platform's wire format carries (2 for decimal
     strings, 6 for micro-units). ``generation`` > 0 is a restatement: a different figure."""
     if day > today():
+        return Decimal(0)
+    if part and paused(platform, account_id, day):   # every campaign / ad product of the account idle
         return Decimal(0)
     seed = _h(platform, account_id, day.isoformat(), part)
     if seed % 11 == 0:                        # about one day in eleven without delivery

@@ -153,8 +153,10 @@ def _analytics(req: Request, ctx: Context) -> Response:
     rows = []
     for day in _days(start, end):
         micros = sum(_campaign_micros(account, day, ctx.generation(PLATFORM, day)).values())
-        if micros:              # days with no delivery are left out (the client fills zeros)
-            rows.append({"AD_ACCOUNT_ID": account, "DATE": day.isoformat(), **_columns_row(micros, columns)})
+        # A day without delivery still has its row, but "columns with no value may be left out of
+        # a row" (section 6.3): the spend columns are absent, not 0.
+        rows.append({"AD_ACCOUNT_ID": account, "DATE": day.isoformat(),
+                     **(_columns_row(micros, columns) if micros else {})})
     return json_response(rows)
 
 
@@ -328,8 +330,9 @@ def throttle_response(req: Request) -> Response:
 
 
 def malformed_response(req: Request) -> Response:
-    if req.path.endswith("/analytics"):      # a row without the spend column that was asked for
-        return json_response([{"AD_ACCOUNT_ID": req.match.get("account"), "DATE": req.arg("start_date")}])
+    if req.path.endswith("/analytics"):      # a DAY row without its DATE (a row without the spend
+        # column is Pinterest's documented zero day, so that is not the damaged shape)
+        return json_response([{"AD_ACCOUNT_ID": req.match.get("account"), "SPEND_IN_MICRO_DOLLAR": 1_500_000}])
     if req.path.endswith("/reports"):
         return json_response({"report_status": "READY", "message": None})
     return json_response({"id": req.match.get("account"), "name": "no currency"})

@@ -113,6 +113,32 @@ def test_sync_request_and_exact_micros_with_omitted_days_as_zero():
 
 
 @respx.mock
+def test_a_row_without_the_spend_column_is_that_days_zero():
+    # "Columns with no value may be left out of a row" (section 6.3): a paused day comes back as a
+    # row with its DATE and no SPEND_IN_MICRO_DOLLAR; the account's other days are still exact.
+    s, e = day(5), day(3)
+    respx.get(analytics_url()).mock(return_value=httpx.Response(200, json=[
+        row(s, 1500000), {"AD_ACCOUNT_ID": ACCOUNT, "DATE": day(4).isoformat()}, row(e, 2)]))
+    rows = run(lambda api: fetch_window(F, api, INFO, s, e))
+    assert rows == {s: Decimal("1.5"), day(4): Decimal(0), e: Decimal("0.000002")}
+
+
+@respx.mock
+def test_report_rows_without_the_spend_column_are_zero_and_entities_still_summed():
+    s, e = day(300), day(298)
+    respx.post(reports_url()).mock(return_value=httpx.Response(
+        200, json={"report_status": "IN_PROGRESS", "token": "t0", "message": None}))
+    respx.get(reports_url()).mock(return_value=httpx.Response(
+        200, json={"report_status": "FINISHED", "url": "https://dl.example/z.json?X-Amz-Signature=s", "size": 9}))
+    respx.get("https://dl.example/z.json").mock(return_value=httpx.Response(200, json={
+        "111": [{"CAMPAIGN_ID": "111", "DATE": s.isoformat()},                         # JSON: no zero-fill
+                {"CAMPAIGN_ID": "111", "DATE": e.isoformat(), "SPEND_IN_MICRO_DOLLAR": 3000000}],
+        "222": [{"CAMPAIGN_ID": "222", "DATE": s.isoformat(), "SPEND_IN_MICRO_DOLLAR": 250000}]}))
+    rows = run(lambda api: fetch_window(F, api, INFO, s, e), jobs=MemoryJobStore())
+    assert rows == {s: Decimal("0.25"), day(299): Decimal(0), e: Decimal("3")}
+
+
+@respx.mock
 def test_range_split_into_report_and_sync_windows():
     start, end = day(150), day(1)
     windows = plan_windows(start, end, F.max_days)
@@ -324,7 +350,8 @@ def test_403_names_the_access_the_user_needs():
 
 @pytest.mark.parametrize("body", [
     [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": None}],                                     # no date
-    [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": "DAY_PLACEHOLDER"}],                        # no spend column
+    [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": "DAY_PLACEHOLDER", "SPEND_IN_DOLLAR": 1.5}],  # another spend column only
+    [{"AD_ACCOUNT_ID": ACCOUNT, "SPEND_IN_MICRO_DOLLAR": 1}],                        # a DAY row without DATE
     [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": "DAY_PLACEHOLDER", "SPEND_IN_MICRO_DOLLAR": "abc"}],
     [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": "DAY_PLACEHOLDER", "SPEND_IN_MICRO_DOLLAR": 1.5}],
     [{"AD_ACCOUNT_ID": ACCOUNT, "DATE": "DAY_PLACEHOLDER", "SPEND_IN_MICRO_DOLLAR": None}],
@@ -428,7 +455,10 @@ def test_sandbox_exact_total_over_report_and_sync_windows(sandbox):
     assert expected["currency"] == "GBP"
     assert str(sum(rows.values())) == expected["spend"]
     assert {d.isoformat(): v for d, v in rows.items()} == {k: Decimal(v) for k, v in expected["days"].items()}
-    assert any(v == 0 for v in rows.values())                        # omitted days came back as zeros
+    zero_days = [d for d, v in rows.items() if v == 0]
+    # the account's paused days (one in eleven): served as rows without the spend column
+    # (sync) or left out (reports); each is an explicit zero, never a failed window
+    assert len(zero_days) >= 260 // 11
     assert len([j for j in sandbox.ctx.jobs.values() if j.get("platform") == "pinterest"]) == 2
     assert len(rotated) == 1 and rotated[0].startswith("pinr.")
 
@@ -457,6 +487,19 @@ def sandbox_token(sb) -> str:
                    data={"grant_type": "refresh_token", "refresh_token": creds["PINTEREST_REFRESH_TOKEN"]})
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
+
+
+def test_sandbox_serves_a_paused_day_as_a_row_without_the_spend_column(sandbox):
+    account, start, end = "549755885175", day(12), day(2)          # 11 days: one paused day at least
+    with httpx.Client(base_url=sandbox.url) as c:
+        rows = c.get(f"/v5/ad_accounts/{account}/analytics", headers={"Authorization": f"Bearer {sandbox_token(sandbox)}"},
+                     params={"start_date": start.isoformat(), "end_date": end.isoformat(), "granularity": "DAY",
+                             "columns": "SPEND_IN_MICRO_DOLLAR"}).json()
+    assert [r["DATE"] for r in rows] == [(start + dt.timedelta(days=i)).isoformat() for i in range(11)]
+    bare = [r for r in rows if "SPEND_IN_MICRO_DOLLAR" not in r]
+    expected = sandbox.sandbox.expected_total("pinterest", account, start, end)["days"]
+    assert bare and all(set(r) == {"AD_ACCOUNT_ID", "DATE"} and Decimal(expected[r["DATE"]]) == 0 for r in bare)
+    assert pin.parse_analytics(rows, account) == {dt.date.fromisoformat(k): Decimal(v) for k, v in expected.items()}
 
 
 def test_sandbox_rejects_what_pinterest_rejects(sandbox):
