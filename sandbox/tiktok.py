@@ -140,9 +140,14 @@ def report(req: Request, ctx: Context) -> Response:
     while day <= end:
         cash, voucher = _parts(advertiser, day, ctx.generation(PLATFORM, day))
         spend = cash + voucher
-        if spend:                                   # days with no delivery are left out
+        if spend:
             values = {"spend": f"{spend:.2f}", "cash_spend": f"{cash:.2f}", "voucher_spend": f"{voucher:.2f}",
                       "impressions": str(int(spend * 37)), "clicks": int(spend / 3)}   # mixed types (§3.3)
+        elif day.toordinal() % 2:
+            values = None                           # a day with no delivery left out ...
+        else:                                       # ... or its row with every metric empty: "-" (§3.3)
+            values = {m: "-" for m in METRICS}
+        if values is not None:
             rows.append({"dimensions": {"advertiser_id": advertiser, "stat_time_day": f"{day} 00:00:00"},
                          "metrics": {m: values[m] for m in metrics}})
         day += dt.timedelta(days=1)
