@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 from decimal import Decimal
 
 from . import data
@@ -25,13 +26,125 @@ USD_RATE = {"USD": Decimal("1"), "EUR": Decimal("1.0835"), "GBP": Decimal("1.265
             "CAD": Decimal("0.7310"), "AUD": Decimal("0.6540")}
 
 URN_PREFIX = "urn:li:sponsoredAccount:"
-_DATE = r"\(year:(\d{4}),month:(\d{1,2}),day:(\d{1,2})\)"
-_DATE_RANGE = re.compile(rf"^\(start:{_DATE}(?:,end:{_DATE})?\)$")
-_ACCOUNTS = re.compile(r"^List\((urn:li:sponsoredAccount:\d+(?:,urn:li:sponsoredAccount:\d+)*)\)$")
-# What the raw (undecoded) query must look like: syntax characters bare, URN colons as %3A (§4.2).
-_RAW_DATE_RANGE = re.compile(r"^\(start:\(year:\d+,month:\d+,day:\d+\)(?:,end:\(year:\d+,month:\d+,day:\d+\))?\)$")
-_RAW_ACCOUNTS = re.compile(r"^List\(urn%3Ali%3AsponsoredAccount%3A\d+(?:,urn%3Ali%3AsponsoredAccount%3A\d+)*\)$",
-                           re.IGNORECASE)
+_URN = re.compile(r"^urn:li:sponsoredAccount:(\d+)$")
+# Percent-encoded Rest.li syntax characters: ( ) , anywhere, and : too where no URN is expected.
+_ENCODED_SYNTAX = {"dateRange": re.compile(r"%2[89C]|%3A", re.IGNORECASE),
+                   "accounts": re.compile(r"%2[89C]", re.IGNORECASE)}
+
+
+class RestliError(ValueError):
+    """A query value that is not Rest.li 2.0 syntax."""
+
+
+def parse_restli(raw: str):
+    """Decode one Rest.li 2.0 query value as LinkedIn reads it: ``(k:v,...)`` is an object whose
+    keys may come in any order, ``List(a,b)`` a list, anything else a string. The syntax
+    characters ``( ) , :`` must arrive bare; inside a string a reserved character is
+    percent-encoded (a URN's colons travel as ``%3A``), so strings are percent-decoded after
+    parsing. Raises :class:`RestliError` for anything else."""
+    pos = 0
+
+    def value():
+        nonlocal pos
+        if raw.startswith("List(", pos):
+            pos += 5
+            items = []
+            if raw.startswith(")", pos):
+                pos += 1
+                return items
+            while True:
+                items.append(value())
+                if pos < len(raw) and raw[pos] == ",":
+                    pos += 1
+                    continue
+                expect(")")
+                return items
+        if raw.startswith("(", pos):
+            pos += 1
+            obj: dict = {}
+            if raw.startswith(")", pos):
+                pos += 1
+                return obj
+            while True:
+                key = string()
+                if not key:
+                    raise RestliError(f"an empty key at position {pos}")
+                expect(":")
+                if key in obj:
+                    raise RestliError(f"the key {key!r} appears twice")
+                obj[key] = value()
+                if pos < len(raw) and raw[pos] == ",":
+                    pos += 1
+                    continue
+                expect(")")
+                return obj
+        return string()
+
+    def string() -> str:
+        nonlocal pos
+        start = pos
+        while pos < len(raw) and raw[pos] not in "(),:":
+            pos += 1
+        return urllib.parse.unquote(raw[start:pos])
+
+    def expect(ch: str) -> None:
+        nonlocal pos
+        if pos >= len(raw) or raw[pos] != ch:
+            found = repr(raw[pos]) if pos < len(raw) else "the end"
+            raise RestliError(f"expected {ch!r} at position {pos}, found {found}")
+        pos += 1
+
+    out = value()
+    if pos != len(raw):
+        raise RestliError(f"unexpected {raw[pos]!r} at position {pos}")
+    return out
+
+
+def _restli_error(name: str, raw: str, why: str, expected: str) -> Response:
+    if _ENCODED_SYNTAX[name].search(raw):
+        why = "Rest.li syntax characters ( ) , : must not be percent-encoded"
+    return error(400, "ILLEGAL_ARGUMENT", f"Invalid value for param: {name} ({why}; expected {expected})")
+
+
+def _restli_date(obj) -> dt.date | None:
+    if not isinstance(obj, dict) or set(obj) != {"year", "month", "day"}:
+        return None
+    if not all(isinstance(v, str) and v.isdigit() for v in obj.values()):
+        return None
+    return _date(obj["year"], obj["month"], obj["day"])
+
+
+def parse_date_range(raw: str) -> tuple[dt.date, dt.date | None] | str:
+    """``(start:(year,month,day)[,end:(...)])`` with keys in any order: (start, end or None) or
+    why it is not one."""
+    try:
+        obj = parse_restli(raw)
+    except RestliError as exc:
+        return str(exc)
+    if not isinstance(obj, dict) or "start" not in obj or not set(obj) <= {"start", "end"}:
+        return "a dateRange is an object with start and an optional end"
+    start = _restli_date(obj["start"])
+    end = _restli_date(obj["end"]) if "end" in obj else None
+    if start is None or ("end" in obj and end is None):
+        return "each bound is (year:YYYY,month:M,day:D)"
+    return start, end
+
+
+def parse_accounts(raw: str) -> list[str] | str:
+    """``List(urn%3Ali%3AsponsoredAccount%3A<id>,...)``: the account ids, or why not."""
+    try:
+        items = parse_restli(raw)
+    except RestliError as exc:
+        return str(exc)
+    if not isinstance(items, list) or not items:
+        return "accounts is a non-empty List(...) of sponsoredAccount URNs"
+    ids = []
+    for item in items:
+        m = _URN.match(item) if isinstance(item, str) else None
+        if not m:
+            return f"{str(item)[:60]!r} is not a urn:li:sponsoredAccount URN"
+        ids.append(m.group(1))
+    return ids
 
 
 def error(status: int, code: str, message: str, service_code: int | None = None) -> Response:
@@ -103,21 +216,18 @@ def _date(y: str, m: str, d: str) -> dt.date | None:
 
 
 def analytics(req: Request, ctx: Context) -> Response:
-    accounts_arg = req.arg("accounts") or ""
-    m_acc = _ACCOUNTS.match(accounts_arg)
-    first = m_acc.group(1).split(",")[0] if m_acc else None
-    bad = _gateway_checks(req, ctx, _digits(first) if first else None)
+    # Rest.li values are read from the query exactly as sent (before percent-decoding); a server
+    # that cannot hand it on gets the decoded value quoted back the way a client would send it.
+    raw_query = getattr(req, "raw_query", "") or ""
+    raw_range, raw_accounts = _raw_param(raw_query, "dateRange"), _raw_param(raw_query, "accounts")
+    if raw_accounts is None and req.arg("accounts") is not None:
+        raw_accounts = urllib.parse.quote(req.arg("accounts"), safe="(),")
+    if raw_range is None and req.arg("dateRange") is not None:
+        raw_range = urllib.parse.quote(req.arg("dateRange"), safe="(),:")
+    accounts = parse_accounts(raw_accounts) if raw_accounts is not None else "the accounts parameter is required"
+    bad = _gateway_checks(req, ctx, accounts[0] if isinstance(accounts, list) else None)
     if bad:
         return bad
-    raw = getattr(req, "raw_query", None)     # only when the server hands the undecoded query on
-    if raw is not None:
-        raw_range, raw_accounts = _raw_param(raw, "dateRange"), _raw_param(raw, "accounts")
-        if raw_range is not None and not _RAW_DATE_RANGE.match(raw_range):
-            return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange (Rest.li syntax characters "
-                                                  "( ) , : must not be percent-encoded)")
-        if raw_accounts is not None and not _RAW_ACCOUNTS.match(raw_accounts):
-            return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: accounts (expected "
-                                                  "List(urn%3Ali%3AsponsoredAccount%3A<id>))")
     q = req.arg("q")
     if q != "analytics":
         return error(400, "ILLEGAL_ARGUMENT", "Missing or unsupported finder: q=analytics" if q is None else
@@ -126,16 +236,17 @@ def analytics(req: Request, ctx: Context) -> Response:
         return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: pivot (sandbox serves pivot=ACCOUNT)")
     if req.arg("timeGranularity") != "DAILY":
         return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: timeGranularity (sandbox serves DAILY)")
-    m_range = _DATE_RANGE.match(req.arg("dateRange") or "")
-    if not m_range:
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange")
-    start = _date(*m_range.group(1, 2, 3))
-    end = _date(*m_range.group(4, 5, 6)) if m_range.group(4) else data.today()   # open end: up to now
-    if start is None or end is None or end < start:
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange (not a valid range)")
-    if not m_acc:
-        # Raw colons or a double-encoded URN arrive here as something other than List(urn:li:...).
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: accounts")
+    if raw_range is None:
+        return error(400, "ILLEGAL_ARGUMENT", "Missing required param: dateRange")
+    rng = parse_date_range(raw_range)
+    if isinstance(rng, str):
+        return _restli_error("dateRange", raw_range, rng, "(start:(year:Y,month:M,day:D),end:(...))")
+    start, end = rng[0], rng[1] or data.today()      # open end: up to now
+    if end < start:
+        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange (end is before start)")
+    if isinstance(accounts, str):
+        return _restli_error("accounts", raw_accounts or "", accounts,
+                             "List(urn%3Ali%3AsponsoredAccount%3A<id>)")
     fields_arg = req.arg("fields")
     # Without `fields` only impressions and clicks come back (§4.2, linkedin-api-js-client #23).
     fields = fields_arg.split(",") if fields_arg else ["impressions", "clicks"]
@@ -143,8 +254,8 @@ def analytics(req: Request, ctx: Context) -> Response:
         return error(400, "ILLEGAL_ARGUMENT", f"Too many fields requested: at most {MAX_FIELDS}")
 
     elements = []
-    for urn in m_acc.group(1).split(","):
-        acc = _digits(urn)
+    for acc in accounts:
+        urn = URN_PREFIX + acc
         currency = data.account_currency(acc)
         day = start
         while day <= end:
@@ -208,8 +319,8 @@ def malformed_response(req: Request) -> Response:
     """Shape drift: a daily row without costInLocalCurrency, or an account without currency."""
     if req.path.startswith("/rest/adAccounts/"):
         return json_response({"name": "Demo account", "status": "ACTIVE", "type": "BUSINESS"})
-    m = _DATE_RANGE.match(req.arg("dateRange") or "")
-    day = (_date(*m.group(1, 2, 3)) if m else None) or data.today()
+    rng = parse_date_range(_raw_param(getattr(req, "raw_query", "") or "", "dateRange") or "")
+    day = rng[0] if isinstance(rng, tuple) else data.today()
     bound = {"year": day.year, "month": day.month, "day": day.day}
     return json_response({"paging": {"start": 0, "count": 10, "links": []},
                           "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}]})

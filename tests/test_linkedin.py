@@ -369,12 +369,46 @@ def test_emulator_rejects_wrong_restli_encoding(sandbox, query):
     assert sandbox.sandbox.handle(req).status == 200
 
 
-@pytest.mark.skipif("raw_query" not in __import__("sandbox.common", fromlist=["Request"]).Request.__dataclass_fields__,
-                    reason="sandbox/server.py does not hand the raw query string to emulators yet")
 @pytest.mark.parametrize("query", ENCODED_WRONG)
 def test_sandbox_server_rejects_wrong_restli_encoding(sandbox, query):
     resp = raw_get(sandbox, query)
     assert resp.status_code == 400 and resp.json()["code"] == "ILLEGAL_ARGUMENT"
+
+
+def test_sandbox_reads_restli_objects_with_keys_in_any_order(sandbox):
+    # linkedin-api-client sorts object keys: end before start, day before month before year.
+    # LinkedIn reads a Rest.li object whatever the key order; so must the sandbox.
+    sorted_keys = GOOD.replace("dateRange=(start:(year:2026,month:6,day:1),end:(year:2026,month:6,day:7))",
+                               "dateRange=(end:(day:7,month:6,year:2026),start:(day:1,month:6,year:2026))")
+    assert sorted_keys != GOOD
+    good, other = raw_get(sandbox, GOOD), raw_get(sandbox, sorted_keys)
+    assert other.status_code == 200, other.text
+    assert other.json() == good.json() and len(good.json()["elements"]) >= 6
+    days = [e["dateRange"]["start"]["day"] for e in good.json()["elements"]]
+    expected = sandbox.sandbox.expected_total("linkedin", ACCOUNTS[1], dt.date(2026, 6, 1), dt.date(2026, 6, 7))
+    assert days == [int(d[-2:]) for d, v in expected["days"].items() if Decimal(v) != 0]
+
+
+@pytest.mark.parametrize("query, blames_encoding", [
+    (GOOD.replace("dateRange=(", "dateRange=%28").replace("7))&acc", "7%29%29&acc"), True),
+    (GOOD.replace("day:1),", "day%3A1),"), True),
+    (GOOD.replace("(year:2026,month:6,day:1)", "(year:2026,month:6)"), False),      # a bound without its day
+    (GOOD.replace("start:(", "begin:("), False),                                        # an unknown key
+    (GOOD.replace("%3A", ":"), False),                                                   # raw colons in the URN
+])
+def test_sandbox_restli_errors_say_what_is_wrong(sandbox, query, blames_encoding):
+    resp = raw_get(sandbox, query)
+    assert resp.status_code == 400 and resp.json()["code"] == "ILLEGAL_ARGUMENT"
+    assert ("must not be percent-encoded" in resp.json()["message"]) is blames_encoding, resp.json()
+
+
+def test_restli_decoder():
+    from sandbox.linkedin import RestliError, parse_restli
+    assert parse_restli("(b:(y:1),a:List(urn%3Ali%3Ax%3A1,2),c:)") == {"b": {"y": "1"}, "a": ["urn:li:x:1", "2"],
+                                                                      "c": ""}
+    for bad in ("(a:1", "(a:1))", "(a(1))", "List(a", "(a:1,a:2)", "(:1)"):
+        with pytest.raises(RestliError):
+            parse_restli(bad)
 
 
 def test_fetcher_with_a_retired_version_fails_naming_it(sandbox, monkeypatch):
