@@ -5,6 +5,7 @@ Source: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-redd
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import urllib.parse
 from decimal import Decimal
@@ -20,6 +21,8 @@ PLATFORM = "linkedin"
 # published; estimate from "roughly a year"). Bump it every 6-9 months (§4.8).
 LINKEDIN_VERSION = "202609"
 LINKEDIN_VERSION_SUNSET = dt.date(2027, 9, 1)
+# An operator can move to a newer monthly version without a release: LINKEDIN_API_VERSION=YYYYMM.
+VERSION_ENV = "LINKEDIN_API_VERSION"
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 ANALYTICS_PATH = "/rest/adAnalytics"
 AD_ACCOUNT_PATH = "/rest/adAccounts/{id}"
@@ -58,8 +61,20 @@ def build_analytics_query(account_urn: str, start: dt.date, end: dt.date) -> str
     ])
 
 
+def linkedin_version() -> str:
+    """The ``LinkedIn-Version`` sent: ``LINKEDIN_API_VERSION`` when set (``YYYYMM``), else the
+    version this release was written against."""
+    raw = os.environ.get(VERSION_ENV, "").strip()
+    if not raw:
+        return LINKEDIN_VERSION
+    if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", raw):
+        raise FetchError("config", f"{VERSION_ENV} must be a LinkedIn monthly version YYYYMM such as "
+                                   f"{LINKEDIN_VERSION}, not {raw[:20]!r}")
+    return raw
+
+
 def version_headers() -> dict[str, str]:
-    return {"LinkedIn-Version": LINKEDIN_VERSION, "X-Restli-Protocol-Version": RESTLI_PROTOCOL_VERSION}
+    return {"LinkedIn-Version": linkedin_version(), "X-Restli-Protocol-Version": RESTLI_PROTOCOL_VERSION}
 
 
 def _date_of(value: Any) -> dt.date:
@@ -165,8 +180,9 @@ class LinkedInFetcher:
         code, message = _error_fields(response)
         detail = f"{code}: {message}" if code else message or f"HTTP {response.status_code}"
         if response.status_code == 426 or code == "NONEXISTENT_VERSION":
-            return Verdict("fail", "config", f"LinkedIn-Version {LINKEDIN_VERSION} is no longer active ({detail}); "
-                                             "bump LINKEDIN_VERSION in fetchers/linkedin.py to a current YYYYMM")
+            return Verdict("fail", "config", f"LinkedIn-Version {linkedin_version()} is no longer active ({detail}); "
+                                             f"set {VERSION_ENV} to a current YYYYMM (or bump LINKEDIN_VERSION "
+                                             "in fetchers/linkedin.py)")
         if response.status_code == 401:
             return Verdict("refresh", "auth", f"HTTP 401, the access token was rejected ({detail})")
         if response.status_code == 403:

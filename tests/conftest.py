@@ -23,6 +23,7 @@ def _isolated_env(monkeypatch, tmp_path):
         for key in (*s.all_keys, s.base_url_var, s.token_url_var, s.rpm_var):
             monkeypatch.delenv(key, raising=False)
     for key in ("ADSPEND_DB", "VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "ADSPEND_VAULT_PATH", "ADSPEND_ENV",
+                "LINKEDIN_API_VERSION",
                 "ADSPEND_APP_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ADSPEND_TOKEN_CACHE", str(tmp_path / "token_cache.json"))
@@ -30,10 +31,22 @@ def _isolated_env(monkeypatch, tmp_path):
     yield
 
 
+def keep_linkedin_version_current(monkeypatch) -> None:
+    """LinkedIn retires each monthly API version after about a year, and the sandbox does too. So
+    that tests about the protocol pass on any date (CI also runs them a year ahead), the fetcher
+    is pointed at a version the sandbox holds active today when the shipped one has aged out, as
+    an operator would with LINKEDIN_API_VERSION; the retirement itself is tested on its own."""
+    from fetchers import linkedin as li
+    from sandbox.linkedin import active_versions
+    if li.LINKEDIN_VERSION not in active_versions() and not os.environ.get(li.VERSION_ENV):
+        monkeypatch.setenv(li.VERSION_ENV, max(active_versions()))
+
+
 @pytest.fixture
-def sandbox():
+def sandbox(monkeypatch):
     """A fresh sandbox server on 127.0.0.1:<free port>, stopped after the test."""
     from sandbox.server import SandboxServer
+    keep_linkedin_version_current(monkeypatch)
     server = SandboxServer(0).start()
     try:
         yield server

@@ -187,7 +187,24 @@ def test_retired_version_names_the_version_to_bump():
     with pytest.raises(FetchError) as exc:
         run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
     assert exc.value.kind == "config" and exc.value.platform_wide
-    assert "LinkedIn-Version 202609" in exc.value.message and "bump LINKEDIN_VERSION" in exc.value.message
+    assert "LinkedIn-Version 202609" in exc.value.message and "set LINKEDIN_API_VERSION" in exc.value.message
+
+
+@pytest.mark.parametrize("value, sent", [("", "202609"), ("202712", "202712")])
+@respx.mock
+def test_linkedin_api_version_overrides_the_shipped_version(monkeypatch, value, sent):
+    monkeypatch.setenv("LINKEDIN_API_VERSION", value)
+    route = analytics_route().mock(return_value=httpx.Response(200, json={"elements": []}))
+    run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
+    assert route.calls.last.request.headers["LinkedIn-Version"] == sent
+
+
+@pytest.mark.parametrize("value", ["2026-09", "202613", "latest"])
+def test_a_malformed_linkedin_api_version_is_a_config_error(monkeypatch, value):
+    monkeypatch.setenv("LINKEDIN_API_VERSION", value)
+    with pytest.raises(FetchError) as exc:
+        li.version_headers()
+    assert exc.value.kind == "config" and "LINKEDIN_API_VERSION must be" in exc.value.message
 
 
 @respx.mock
@@ -270,7 +287,9 @@ def _module_sandbox():
 
 
 @pytest.fixture
-def sandbox(_module_sandbox):
+def sandbox(_module_sandbox, monkeypatch):
+    from conftest import keep_linkedin_version_current
+    keep_linkedin_version_current(monkeypatch)
     _module_sandbox.ctx.reset()
     return _module_sandbox
 
@@ -310,7 +329,7 @@ def test_sandbox_two_accounts_exact_totals_over_several_windows(sandbox):
 
 
 def raw_get(sandbox, query, headers=None):
-    h = {"Authorization": "Bearer sandbox-linkedin-token", "LinkedIn-Version": li.LINKEDIN_VERSION,
+    h = {"Authorization": "Bearer sandbox-linkedin-token", "LinkedIn-Version": li.linkedin_version(),
          "X-Restli-Protocol-Version": "2.0.0"}
     h.update(headers or {})
     return httpx.get(f"{sandbox.url}/rest/adAnalytics?{query}", headers={k: v for k, v in h.items() if v})
@@ -360,7 +379,7 @@ def test_emulator_rejects_wrong_restli_encoding(sandbox, query):
     # Calls the emulator with the undecoded query attached, as the server would hand it on.
     from sandbox.common import Request
     req = Request("GET", "/rest/adAnalytics", urllib.parse.parse_qs(query, keep_blank_values=True),
-                  {"authorization": "Bearer sandbox-linkedin-token", "linkedin-version": li.LINKEDIN_VERSION,
+                  {"authorization": "Bearer sandbox-linkedin-token", "linkedin-version": li.linkedin_version(),
                    "x-restli-protocol-version": "2.0.0"}, b"")
     req.raw_query = query
     resp = sandbox.sandbox.handle(req)
@@ -412,7 +431,7 @@ def test_restli_decoder():
 
 
 def test_fetcher_with_a_retired_version_fails_naming_it(sandbox, monkeypatch):
-    monkeypatch.setattr(li, "LINKEDIN_VERSION", "202401")
+    monkeypatch.setenv("LINKEDIN_API_VERSION", "202401")
     with pytest.raises(FetchError) as exc:
         run_sandbox(sandbox, lambda api: fetch_range(api, ACCOUNTS[0], dt.date(2026, 6, 1), dt.date(2026, 6, 1)))
     assert exc.value.kind == "config" and "LinkedIn-Version 202401" in exc.value.message
