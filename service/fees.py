@@ -435,7 +435,11 @@ def _statement(con, report) -> FeeStatement:
 def preview(store: SpendStore, store_id: str, start: dt.date, end: dt.date) -> FeeStatement:
     """``fee preview``: the statement from the data stored now (UnknownStore for an unknown id)."""
     from .report import spend_report
-    report = spend_report(store, store_id, start, end, today=clock.today())
+    return preview_report(store, spend_report(store, store_id, start, end, today=clock.today()))
+
+
+def preview_report(store: SpendStore, report) -> FeeStatement:
+    """The statement of an already built spend report's store and period (the Invoicing page)."""
     with store.connect() as con:
         return _statement(con, report)
 
@@ -577,6 +581,16 @@ def observed_fees(store: SpendStore, start: dt.date, end: dt.date, currency: str
             out.real_fee += fx.quantize(s.fee * rate, currency)
             out.real_spend += fx.quantize(s.ad_spend * rate, currency)
     return out
+
+
+def blended_fee_per_month(model_fee_per_month: Decimal, obs: ObservedFees, months: Decimal,
+                          net_profit_share: Decimal, fee_rate: Decimal) -> Decimal:
+    """The Revenue-impact page's observed fee a month: the model's estimate (spend x net profit share
+    x rate), with the stores that have revenue counted by their real fee instead of the estimate."""
+    if not obs.with_revenue or not months:
+        return model_fee_per_month
+    return (model_fee_per_month - obs.real_spend / months * net_profit_share * fee_rate
+            + obs.real_fee / months)
 
 
 # --- CLI: `python cli.py revenue import` and `fee rate | preview` ---------------------------------
