@@ -464,14 +464,15 @@ def render_csv(statements: Sequence[FeeStatement]) -> bytes:
 _SNAP_COLS = ("invoice_number", "invoice", "store_id", "store_name", "period_start", "period_end",
               "billing_currency", "revenue", "costs", "ad_spend", "net_profit", "fee_rate", "rates", "fee", "status",
               "note", "revenue_days", "days", "csv_sha256", "frozen_at")
+_FREEZE_COLS = (*_SNAP_COLS[:-2], "csv", "csv_sha256", "frozen_at")
+_FREEZE_PARAMS = ", ".join("?" * len(_FREEZE_COLS))
 
 
 def freeze(con, number: int, invoice: str, report, now: dt.datetime) -> FeeStatement:
     """Write the fee statement of a just-finalized invoice through ``con`` (the finalize transaction)."""
     s = _statement(con, report)
     data = render_csv([s])
-    con.execute(f"INSERT INTO fee_statements ({', '.join(_SNAP_COLS[:-2])}, csv, csv_sha256, frozen_at) VALUES "
-                f"({', '.join('?' * (len(_SNAP_COLS) + 1))})",
+    con.execute(f"INSERT INTO fee_statements ({', '.join(_FREEZE_COLS)}) VALUES ({_FREEZE_PARAMS})",
                 [number, invoice, s.store_id, s.store_name, s.start, s.end, s.billing_currency, s.revenue, s.costs,
                  s.ad_spend, s.net_profit, s.fee_rate, json.dumps([g.to_json() for g in s.segments]), s.fee,
                  s.status, s.note, s.revenue_days, s.days, data, hashlib.sha256(data).hexdigest(), now])
