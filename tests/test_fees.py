@@ -369,3 +369,20 @@ def test_export_without_any_output_or_without_a_statement(run_cli, db_path, tmp_
     assert fees.fee_snapshot_content(store, 2) is None
     d = run_cli("invoice", "diff", "--number", "2", "--json")
     assert d.returncode == 0 and "fee" not in d.json()
+
+
+def test_the_fee_statement_is_frozen_in_the_finalize_transaction(run_cli, db_path, tmp_path, monkeypatch):
+    make_store(run_cli, tmp_path)
+    put_spend(db_path, "1000000001", SEP_START, SEP_END, "1.00", "USD")
+    store = SpendStore(db_path)
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full while freezing the fee")
+    with monkeypatch.context() as mp, pytest.raises(RuntimeError, match="disk full"):
+        mp.setattr(fees, "freeze", broken)
+        inv.finalize(store, "s1", SEP_START, SEP_END, by="t", source="test")
+    # neither the invoice nor its lines nor a statement: all or nothing
+    assert store.query("SELECT (SELECT count(*) FROM invoices), (SELECT count(*) FROM invoice_lines), "
+                       "(SELECT count(*) FROM fee_statements)") == [(0, 0, 0)]
+    done = inv.finalize(store, "s1", SEP_START, SEP_END, by="t", source="test")
+    assert fees.fee_snapshot_content(store, done.summary.number)["ad_spend"] == done.summary.total == "30.00"
