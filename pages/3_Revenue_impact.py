@@ -10,6 +10,7 @@ import streamlit as st
 
 import ui
 from service import dashboard as dash
+from ui import fees as fee_ui
 
 store = ui.bootstrap("Revenue impact", ":material/trending_up:")
 
@@ -71,9 +72,7 @@ if store is not None:
                 obs_totals = dash.revenue_totals(model)
                 st.dataframe(model_table(model), hide_index=True, key="observed_table")
                 o1, o2, o3 = st.columns(3)
-                o1.metric("Observed fee / month (all clients)",
-                          dash.usd_short(sum((r.fee_per_month * r.clients for r in model), Decimal(0))))
-                o2.metric("Observed annual revenue", dash.usd_short(obs_totals.annual))
+                fee_ui.observed_fee_metrics(o1, o2, store, sel.start, sel.end, net_d, fee_d, model)  # real fees
                 o3.metric("Of which new platforms", "+" + dash.usd_short(obs_totals.uplift))
                 if any(o.fx_missing_days for o in observed):
                     st.warning("Some account-days have no USD exchange rate and are left out (the shipped ECB "

@@ -13,6 +13,7 @@ import ui
 from service import fx
 from service import invoices as inv
 from service import invoicing_view as view
+from ui import fees as fee_ui
 
 CUSTOM = "Custom range"
 store = ui.bootstrap("Invoicing", ":material/receipt_long:")
@@ -76,6 +77,7 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     st.dataframe(pd.DataFrame(view.line_rows(r), columns=list(view.LINE_COLUMNS)), hide_index=True,
                  key="inv_lines")
     st.caption(f"Rounding: {inv.ROUNDING_RULE}.")
+    fee_ui.fee_section(store, r, start, end)           # success fee: preview, or the statement frozen with it
 
     if r.invoice is None:
         who = st.text_input("Finalized by", value=inv.default_user(), key="inv_by")

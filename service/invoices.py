@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fetchers.specs import SPECS
 from storage.db import DatabaseBusy, DatabaseError, SpendStore
 
-from . import fx
+from . import fees, fx
 from .export import HEADER, neutralise, render_csv, write_atomic
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
@@ -548,6 +548,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
                          line.timezone, line.days, json.dumps(line.daily, sort_keys=True),
                          json.dumps(line.rates, sort_keys=True), line.first_fetched, line.last_fetched,
                          line.fx_note, number])
+        fees.freeze(con, number, summary.invoice, report, now)     # the fee statement, same transaction
     return Invoice(summary, lines, data)
 
 
@@ -741,7 +742,8 @@ def _cli(fn):
             return fn(args)
         except (UnknownStore, UnknownInvoice) as exc:
             raise ValueError(str(exc)) from None
-        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError) as exc:
+        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError,
+                fees.NoFeeStatement) as exc:
             return _fail(str(exc))
     run.__name__ = fn.__name__
     return run
@@ -779,7 +781,15 @@ def cmd_finalize(args) -> int:
 def cmd_export(args) -> int:
     store = _open(args)
     inv = get_invoice(store, args.number)
+    if not (args.out or args.fee_out):
+        raise ValueError("give --out FILE.csv (the invoice) and/or --fee-out FILE.csv (its fee statement)")
     data = invoice_csv(store, inv.number)
+    fee_data = fees.fee_csv(store, inv.number) if args.fee_out else None
+    if fee_data is not None:
+        write_atomic(args.fee_out, fee_data)
+        print(f"wrote {args.fee_out}: fee statement of {inv.invoice}")
+    if not args.out:
+        return 0
     write_atomic(args.out, data)
     print(f"wrote {args.out}: {inv.invoice} (store {inv.store_id} {inv.start}..{inv.end}, total {inv.total} "
           f"{inv.billing_currency})")
@@ -790,10 +800,11 @@ def cmd_export(args) -> int:
 def cmd_diff(args) -> int:
     store = _open(args)
     d = diff(store, args.number)
+    fee = fees.fee_diff(store, d.invoice.number)
     if args.out:
         write_atomic(args.out, d.adjustment_csv())
     if args.json:
-        print(json.dumps(d.to_json(), indent=2))
+        print(json.dumps({**d.to_json(), **({"fee": fee} if fee else {})}, indent=2))
     else:
         doc = d.to_json()
         print(f"{doc['invoice']} store {doc['store_id']} {doc['start']}..{doc['end']}: "
@@ -804,6 +815,8 @@ def cmd_diff(args) -> int:
             print(f"    {line['platform']:<10} {line['account_id']:<20} {line['currency']} snapshot "
                   f"{line['snapshot']:>12} current {line['current']:>12} difference {line['difference']:>10}  "
                   f"{line['status']}")
+        if fee:
+            print(fees.fee_diff_text(fee))
     if args.out:
         print(f"wrote {args.out}: adjustment to {d.invoice.invoice}", file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -840,7 +853,8 @@ def add_cli(subparsers, date_type, parser_class) -> None:
 
     ex = sub.add_parser("export", help="the finalized invoice's CSV (the same bytes every time)")
     ex.add_argument("--number", required=True, help="INV-000001 or 1")
-    ex.add_argument("--out", required=True)
+    ex.add_argument("--out")
+    ex.add_argument("--fee-out", help="also (or only) write the invoice's frozen fee statement CSV")
     ex.set_defaults(handler=cmd_export)
 
     df = sub.add_parser("diff", help="what the data says now against a finalized invoice")

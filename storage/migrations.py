@@ -140,6 +140,53 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (invoice_number, line_no)
         );
     """),
+    (6, "success fee: revenue per store and day, fee-rate history, frozen fee statements", """
+        -- Revenue (and optional costs) per store and day, in the store's billing currency as it
+        -- was at import (``currency``), exact. Written by ``revenue import`` (service/fees.py).
+        CREATE TABLE store_revenue (
+            store_id     VARCHAR NOT NULL,
+            day          DATE NOT NULL,
+            revenue      DECIMAL(20, 6) NOT NULL,
+            costs        DECIMAL(20, 6) NOT NULL DEFAULT 0,
+            currency     VARCHAR NOT NULL,
+            imported_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (store_id, day)
+        );
+        -- Success-fee rate history: ``percent`` applies from ``valid_from`` until the next row of
+        -- the same store (20 before the first row). Old periods keep their rate.
+        CREATE TABLE fee_rates (
+            store_id    VARCHAR NOT NULL,
+            valid_from  DATE NOT NULL,
+            percent     DECIMAL(9, 4) NOT NULL,
+            set_at      TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (store_id, valid_from)
+        );
+        -- The fee statement frozen with an invoice, in the same transaction as the invoice; written
+        -- once, never changed. ``csv`` holds the exact bytes of `invoice export --fee-out`.
+        CREATE TABLE fee_statements (
+            invoice_number    INTEGER PRIMARY KEY,
+            invoice           VARCHAR NOT NULL UNIQUE,
+            store_id          VARCHAR NOT NULL,
+            store_name        VARCHAR NOT NULL,
+            period_start      DATE NOT NULL,
+            period_end        DATE NOT NULL,
+            billing_currency  VARCHAR NOT NULL,
+            revenue           DECIMAL(20, 6) NOT NULL,
+            costs             DECIMAL(20, 6) NOT NULL,
+            ad_spend          DECIMAL(20, 6) NOT NULL,
+            net_profit        DECIMAL(20, 6) NOT NULL,
+            fee_rate          VARCHAR NOT NULL,          -- percent, e.g. '20' (day-weighted when it changed)
+            rates             VARCHAR NOT NULL,          -- JSON: [{"start", "end", "percent", "days"}]
+            fee               DECIMAL(20, 6) NOT NULL,
+            status            VARCHAR NOT NULL,          -- final, loss, provisional
+            note              VARCHAR NOT NULL,
+            revenue_days      INTEGER NOT NULL,
+            days              INTEGER NOT NULL,
+            csv               BLOB NOT NULL,
+            csv_sha256        VARCHAR NOT NULL,
+            frozen_at         TIMESTAMPTZ NOT NULL
+        );
+    """),
 ]
 
 LATEST = MIGRATIONS[-1][0]
