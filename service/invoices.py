@@ -59,7 +59,7 @@ from storage.db import NotADatabase, has_control
 
 from . import fx
 from .export import HEADER, neutralise_row, render_csv
-from .outfile import write_new_file
+from .outfile import check_target, write_new_file
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
@@ -787,6 +787,7 @@ def cmd_finalize(args) -> int:
 
 @_cli
 def cmd_export(args) -> int:
+    check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     store = _open(args, read_only=True)
     inv = get_invoice(store, args.number)
     data = invoice_csv(store, inv.number)
@@ -798,9 +799,11 @@ def cmd_export(args) -> int:
 
 @_cli
 def cmd_diff(args) -> int:
+    if args.out is not None:
+        check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     store = _open(args, read_only=True)
     d = diff(store, args.number)
-    if args.out:
+    if args.out is not None:
         write_new_file(args.out, d.adjustment_csv(), force=args.force, db=store.path)
     if args.json:
         print(json.dumps(d.to_json(), indent=2))
