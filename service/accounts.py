@@ -138,6 +138,7 @@ def _parse(data: bytes) -> _Parsed:
     store_meta = out.stores
     currencies: dict[str, str] = {}
     n_cols = len(cols)
+    control_search = _CONTROL.search
     line_no = 1
     while True:
         try:
@@ -156,13 +157,18 @@ def _parse(data: bytes) -> _Parsed:
             if len(errors) < MAX_ERRORS_SHOWN:
                 errors.append(f"line {line_no}: {len(fields)} fields, expected {n_cols}")
             continue
-        rec = {c: unneutralise(f.strip()) for c, f in zip(cols, fields)}
+        joined = "".join(fields)
+        if "'" in joined:
+            rec = {c: unneutralise(f.strip()) for c, f in zip(cols, fields)}
+        else:
+            rec = dict(zip(cols, map(str.strip, fields)))
         problems = []
-        for c, v in rec.items():
-            if len(v) > MAX_FIELD:
-                problems.append(f"{c} is longer than {MAX_FIELD} characters")
-            if _CONTROL.search(v):
-                problems.append(f"{c} contains control characters")
+        if len(joined) > MAX_FIELD or control_search(joined):       # one check for the whole row first
+            for c, v in rec.items():
+                if len(v) > MAX_FIELD:
+                    problems.append(f"{c} is longer than {MAX_FIELD} characters")
+                if control_search(v):
+                    problems.append(f"{c} contains control characters")
         store_id = rec["store_id"]
         if not _STORE_ID.match(store_id):
             problems.append(f"store_id {store_id[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-'")
