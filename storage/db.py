@@ -163,12 +163,29 @@ class SpendStore:
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline, delay = time.monotonic() + self.lock_timeout, 0.05
+        read_only = self.read_only
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only)
                 break
+            except duckdb.ConnectionException as exc:
+                # DuckDB allows one configuration per file per process: a read-only open while this
+                # process holds a read-write connection (or the reverse) is refused. Reading through
+                # the read-write one is fine; a writer waits for the brief read-only one to close.
+                if "different configuration" not in str(exc):
+                    raise DatabaseError(f"cannot open {self.path}: {_first_line(exc)}") from None
+                if read_only:
+                    read_only = False
+                    continue
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(f"the database {self.path} is in use in this process (waited "
+                                       f"{self.lock_timeout:g} s); try again") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
             except duckdb.IOException as exc:
                 if _not_writable(exc):
+                    if read_only:
+                        raise DatabaseError(f"cannot read {self.path}: permission denied") from None
                     raise DatabaseError(f"cannot open {self.path} for writing: permission denied (the file or "
                                         "its folder is not writable)") from None
                 if "lock" not in str(exc).lower():

@@ -431,3 +431,20 @@ def test_one_strict_day_parser_for_cli_wire_and_clock(monkeypatch):
             parse_day(bad, "date")
     monkeypatch.setenv("ADSPEND_TODAY", "2026-W40-1")          # not a pin: ignored, the real day answers
     assert clock.today() == dt.datetime.now(dt.timezone.utc).date()
+
+
+def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
+    """DuckDB refuses two configurations of one file in one process: a reader falls back to the
+    open read-write configuration, a writer waits for the brief read-only one to close."""
+    import threading
+
+    from storage.db import SpendStore
+    rw = SpendStore(tmp_path / "a.duckdb")
+    ro = SpendStore(tmp_path / "a.duckdb", read_only=True)
+    assert ro.read_only and not rw.read_only
+    with rw.connect():
+        assert ro.stores() == []
+    with ro.connect() as con:
+        threading.Timer(0.2, con.close).start()
+        rw.save_store("s1", "Acme", "USD")
+    assert [s["store_id"] for s in ro.stores()] == ["s1"]
