@@ -104,11 +104,10 @@ def _parse(data: bytes) -> _Parsed:
     if len(data) > MAX_FILE_BYTES:
         raise ImportError_(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        data.decode("utf-8-sig")           # checked whole first (the message names the byte); then read
+    except UnicodeDecodeError as exc:      # as a stream, so no second full copy of the text is kept
         raise ImportError_(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV and import again") from None
-    del data
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
     try:
         header = next(reader)
     except StopIteration:
