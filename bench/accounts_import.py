@@ -29,6 +29,11 @@ def write_csv(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -46,9 +51,9 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f}; peak RSS before import {peak_mb():.0f} MB")
         store = SpendStore(Path(tmp) / "bench.duckdb")
         for label in ("first import", "re-import (unchanged)"):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu()
             r = import_accounts(store, csv_path)
-            print(f"{label}: {time.perf_counter() - t0:.1f} s, {r.stores:,} stores, {r.added:,} new, "
+            print(f"{label}: {time.perf_counter() - t0:.1f} s wall, {cpu() - c0:.1f} s CPU, {r.stores:,} stores, {r.added:,} new, "
                   f"{r.unchanged:,} unchanged; peak RSS {peak_mb():.0f} MB")
 
 

@@ -149,14 +149,14 @@ def _parse(data: bytes) -> _Parsed:
             errors.append(f"line {reader.line_num}: not valid CSV ({exc})")
             break
         line_no = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
+        joined = "".join(fields)
+        if not joined.strip():
             continue                                # blank lines are allowed
         if len(fields) != n_cols:
             n_errors += 1
             if len(errors) < MAX_ERRORS_SHOWN:
                 errors.append(f"line {line_no}: {len(fields)} fields, expected {n_cols}")
             continue
-        joined = "".join(fields)
         if "'" in joined:
             rec = {c: unneutralise(f.strip()) for c, f in zip(cols, fields)}
         else:
