@@ -126,6 +126,11 @@ def _out_file_error(exc) -> int:
     return exc.exit_status
 
 
+def _database_errors() -> tuple[type, ...]:
+    from storage.db import DatabaseError
+    return (DatabaseError,)
+
+
 def _quiet_broken_pipe() -> int:
     """The reader of our output went away (``cli.py accounts list | head``): stop quietly, as a Unix
     tool killed by SIGPIPE would (status 141), without a second error when Python flushes stdout."""
@@ -313,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except _database_errors() as exc:   # the database could not be used (busy, not writable, ...)
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT if type(exc).__name__ == "NotADatabase" else EXIT_FAILED
     except Failed as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -216,7 +216,16 @@ class SpendStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                if _not_writable(exc):
+                    raise DatabaseError(self._cannot_write()) from None
+                raise
+
+    def _cannot_write(self) -> str:
+        return (f"cannot write to the database {self.path}: permission denied (DuckDB needs to write the file "
+                f"and create {self.path.name}.wal in its folder); nothing was changed")
 
     def query(self, sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
         with self.connect() as con:
@@ -256,6 +265,11 @@ class SpendStore:
                     con.execute(sql)
                     con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, _utcnow()])
                     con.execute("COMMIT")
+                except duckdb.Error as exc:
+                    con.execute("ROLLBACK")
+                    if _not_writable(exc):
+                        raise DatabaseError(self._cannot_write()) from None
+                    raise
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise

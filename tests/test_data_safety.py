@@ -448,3 +448,20 @@ def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
         threading.Timer(0.2, con.close).start()
         rw.save_store("s1", "Acme", "USD")
     assert [s["store_id"] for s in ro.stores()] == ["s1"]
+
+
+def test_a_writable_database_in_a_read_only_folder_reads_and_refuses_writes_in_one_sentence(locked_db, tmp_path):
+    """DuckDB creates <db>.wal next to the file on commit: without write access to the folder a
+    write is one sentence (exit 1, nothing changed), and reading still works."""
+    db, out = locked_db
+    os.chmod(db, 0o644)
+    before = _sha(db)
+    f = out / "m.csv"
+    f.write_text(HEADER + "s2,Two,meta,1000000002\n")
+    r = _as_nobody(["--db", db, "accounts", "import", f])
+    assert r.returncode == 1, r
+    assert r.stderr == (f"error: cannot write to the database {db}: permission denied (DuckDB needs to write the "
+                        "file and create adspend.duckdb.wal in its folder); nothing was changed\n")
+    r = _as_nobody(["--db", db, "spend", "--store", "s1", *PERIOD, "--json"])
+    assert r.returncode == 0 and '"store_id": "s1"' in r.stdout, r.stderr
+    assert _sha(db) == before
