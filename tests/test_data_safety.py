@@ -465,3 +465,18 @@ def test_a_writable_database_in_a_read_only_folder_reads_and_refuses_writes_in_o
     r = _as_nobody(["--db", db, "spend", "--store", "s1", *PERIOD, "--json"])
     assert r.returncode == 0 and '"store_id": "s1"' in r.stdout, r.stderr
     assert _sha(db) == before
+
+
+def test_import_still_names_every_bad_line_after_the_first():
+    """Bulk import keeps the old checks: a store given two names is reported on each later line,
+    even after an earlier bad line."""
+    from service.accounts import ImportError_, parse_import
+    body = ("s1,Acme,meta,1000000001\n"
+            "s2,Fine,nosuch,1\n"
+            "s3,Three,meta,1000000003\n"
+            "s3,Other,meta,1000000004\n")
+    with pytest.raises(ImportError_) as exc:
+        parse_import((HEADER + body).encode())
+    msg = str(exc.value)
+    assert msg.startswith("nothing imported: 2 bad line(s): line 3: unknown platform 'nosuch'")
+    assert "line 5: store s3 has name/currency 'Other'/USD here but 'Three'/USD on line 4" in msg
