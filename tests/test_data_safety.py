@@ -480,3 +480,29 @@ def test_import_still_names_every_bad_line_after_the_first():
     msg = str(exc.value)
     assert msg.startswith("nothing imported: 2 bad line(s): line 3: unknown platform 'nosuch'")
     assert "line 5: store s3 has name/currency 'Other'/USD here but 'Three'/USD on line 4" in msg
+
+
+def test_dashboard_shows_a_database_it_cannot_write_read_only(one_store, db_path, monkeypatch):
+    """The dashboard's store opens read-only when the file cannot be written (simulated here: the
+    tests run as root in-process, so DuckDB's read-write open is made to fail as it would)."""
+    import duckdb
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    real = duckdb.connect
+
+    def no_write(path, *a, **k):
+        if not k.get("read_only"):
+            raise duckdb.IOException(f'IO Error: Cannot open file "{path}": Permission denied')
+        return real(path, *a, **k)
+    before = _sha(db_path)
+    monkeypatch.setenv("ADSPEND_DB", str(db_path))
+    monkeypatch.setattr(duckdb, "connect", no_write)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    finally:
+        st.cache_resource.clear()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cannot be written here" in w.value and "read-only" in w.value for w in at.warning)
+    assert at.sidebar.selectbox(key="store_id").value == "s1"          # no demo stores were seeded
+    assert _sha(db_path) == before
