@@ -34,11 +34,19 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{message} (see `python {self.prog} --help`)")
 
 
+MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(2999, 12, 31)
+
+
 def _date(value: str) -> dt.date:
+    """A day strictly as YYYY-MM-DD (not 20261001, not 2026-W40-1), between MIN_DAY and MAX_DAY."""
+    from fetchers.clock import strict_day
     try:
-        return dt.date.fromisoformat(value)
+        day = strict_day(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+    if not MIN_DAY <= day <= MAX_DAY:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use a date between {MIN_DAY} and {MAX_DAY}")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--end", type=_date, required=True)
     ex.add_argument("--out", required=True)
     ex.add_argument("--allow-incomplete", action="store_true")
+    ex.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
 
     try:
         from service import invoices as _inv  # noqa: F401  (the invoicing commands, when present)
@@ -96,10 +105,13 @@ def _db_path(args) -> str:
     return args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
 
 
-def _open_store(args):
-    from storage.db import DatabaseBusy, DatabaseError, SpendStore
+def _open_store(args, read_only: bool = False):
+    """The database; ``read_only`` for commands that only read (storage/db.py SpendStore)."""
+    from storage.db import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
     try:
-        return SpendStore(_db_path(args))
+        return SpendStore(_db_path(args), read_only=read_only)
+    except NotADatabase as exc:
+        raise BadInput(str(exc)) from None
     except DatabaseBusy as exc:
         raise Failed(str(exc)) from None
     except DatabaseError as exc:
@@ -109,6 +121,27 @@ def _open_store(args):
 def _check_period(start: dt.date, end: dt.date) -> None:
     if start > end:
         raise BadInput(f"the start date {start} is after the end date {end}")
+
+
+def _out_file_error(exc) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_status
+
+
+def _database_errors() -> tuple[type, ...]:
+    from storage.db import DatabaseError
+    return (DatabaseError,)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``cli.py accounts list | head``): stop quietly, as a Unix
+    tool killed by SIGPIPE would (status 141), without a second error when Python flushes stdout."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 128 + 13
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -127,7 +160,7 @@ def cmd_accounts_import(args) -> int:
 
 def cmd_accounts_list(args) -> int:
     from service.accounts import accounts_overview
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     overview = accounts_overview(store)
     if args.json:
         print(json.dumps(overview, indent=2, default=str))
@@ -197,7 +230,7 @@ def cmd_refresh(args) -> int:
 def cmd_spend(args) -> int:
     from service.report import UnknownStore, spend_report
     _check_period(args.start, args.end)
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     try:
         report = spend_report(store, args.store, args.start, args.end)
     except UnknownStore as exc:
@@ -215,16 +248,19 @@ def cmd_spend(args) -> int:
 
 def cmd_export(args) -> int:
     from service.export import IncompleteExport, export_reports
+    from service.outfile import check_target
     from service.report import UnknownStore, spend_report, spend_reports
     _check_period(args.start, args.end)
-    store = _open_store(args)
+    check_target(args.out, force=args.force, db=_db_path(args))
+    store = _open_store(args, read_only=True)
     try:
         reports = (list(spend_reports(store, None, args.start, args.end).values()) if args.all
                    else [spend_report(store, args.store, args.start, args.end)])
     except UnknownStore as exc:
         raise BadInput(str(exc)) from None
     try:
-        export_reports(reports, args.out, allow_incomplete=args.allow_incomplete)
+        export_reports(reports, args.out, allow_incomplete=args.allow_incomplete, force=args.force,
+                       db=_db_path(args))
     except IncompleteExport as exc:
         raise Failed(str(exc)) from None
     n = sum(1 for r in reports if not r.complete)
@@ -268,21 +304,39 @@ def _setup_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     from fetchers.core import redact
+    from service.outfile import OutFileError
     try:
         args = build_parser().parse_args(argv)
         fn = COMMANDS.get((args.command, getattr(args, "action", None))) or COMMANDS.get((args.command, None))
         if fn is None:
             fn = getattr(args, "handler")
-        return fn(args)
+        code = fn(args)
+        sys.stdout.flush()              # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except OutFileError as exc:
+        return _out_file_error(exc)
     except BadInput as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except _database_errors() as exc:   # the database could not be used (busy, not writable, ...)
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT if type(exc).__name__ == "NotADatabase" else EXIT_FAILED
     except Failed as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except ValueError as exc:           # configuration values (e.g. a bad <P>_REQUESTS_PER_MINUTE)
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OverflowError:               # date arithmetic past year 1 or 9999: the input was out of range
+        print("error: a date is out of range; use dates between "
+              f"{MIN_DAY} and {MAX_DAY}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:              # the operating system refused (permissions, a full disk, ...)
+        what = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error: cannot use{what}: {(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -14,10 +14,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 from typing import Iterator
 
 UTC = dt.timezone.utc
 _pinned: list[dt.date] = []
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def strict_day(value: str) -> dt.date:
+    """A day written exactly ``YYYY-MM-DD`` (``date.fromisoformat`` alone also takes ``20261001`` and
+    ``2026-W40-1``); ValueError otherwise. The one date parser for the CLI, imports and the wire."""
+    if not isinstance(value, str) or not _DAY.fullmatch(value.strip()):
+        raise ValueError(f"{str(value)[:30]!r} is not a date in the form YYYY-MM-DD")
+    return dt.date.fromisoformat(value.strip())
 
 
 def _env_day() -> dt.date | None:
@@ -25,7 +37,7 @@ def _env_day() -> dt.date | None:
     if not raw:
         return None
     try:
-        return dt.date.fromisoformat(raw) if len(raw) == 10 else None
+        return strict_day(raw)
     except ValueError:
         return None
 

@@ -39,6 +39,7 @@ if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 from .base import AccountInfo, FetchError, JobStatus, MalformedResponse, PlatformFetcher, Verdict
+from .clock import strict_day
 
 log = logging.getLogger("adspend.fetchers")
 
@@ -155,11 +156,10 @@ _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def parse_day(value: Any, what: str) -> dt.date:
     """A ``YYYY-MM-DD`` day from the wire, or a MalformedResponse naming ``what`` (never a guess)."""
-    if isinstance(value, str) and _DAY_RE.match(value.strip()):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
+    try:
+        return strict_day(value)
+    except ValueError:
+        pass
     raise MalformedResponse(f"{what} is not a YYYY-MM-DD day: {str(value)[:30]!r}")
 
 

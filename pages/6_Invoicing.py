@@ -87,7 +87,7 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
                           "changed afterwards."):
             try:
                 invoice = inv.finalize(store, rep.store_id, start, end, by=who, source="dashboard")
-            except (inv.NotReady, inv.AlreadyFinalized) as exc:
+            except (inv.NotReady, inv.AlreadyFinalized, ValueError) as exc:
                 st.session_state["inv_msg"] = ("error", str(exc))
             else:
                 s = invoice.summary

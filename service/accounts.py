@@ -10,12 +10,12 @@ import csv
 import datetime as dt
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fetchers import get_fetcher
 from fetchers.specs import PLATFORM_IDS, SPECS
-from storage.db import SpendStore
+from storage.db import _CONTROL, SpendStore, has_control  # noqa: F401  (has_control: re-exported)
 
 from .config import describe_platforms, load_settings
 
@@ -52,15 +52,63 @@ def validate_currency(code: str) -> str:
     return code
 
 
-def parse_import(data: bytes) -> list[dict]:
+MAX_ERRORS_SHOWN = 50
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` unchanged, or ValueError in one sentence when it holds control characters."""
+    if has_control(value):
+        raise ValueError(f"{what} contains control characters (such as a newline, tab or terminal escape); "
+                         "use plain text")
+    return value
+
+
+_BATCH_ROWS = 65536
+
+
+@dataclass
+class _Parsed:
+    """The validated rows of a mapping CSV: the stores, and the links as Arrow batches of
+    ``_BATCH_ROWS`` (the links of 1M rows take about 35 MB as Arrow, several times that as
+    Python lists of strings)."""
+    stores: dict[str, tuple[str, str, int]]          # store_id -> (name, currency, first line)
+    store_id: list[str]
+    platform: list[str]
+    account_id: list[str]
+    display_name: list[str | None]
+    batches: list = field(default_factory=list)
+    rows: int = 0
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        if not self.store_id:
+            return
+        n = len(self.store_id)
+        self.batches.append(pa.record_batch({
+            "seq": pa.array(range(self.rows, self.rows + n), pa.int64()),
+            "store_id": pa.array(self.store_id, pa.string()), "platform": pa.array(self.platform, pa.string()),
+            "account_id": pa.array(self.account_id, pa.string()),
+            "display_name": pa.array(self.display_name, pa.string())}))
+        self.rows += n
+        for col in (self.store_id, self.platform, self.account_id, self.display_name):
+            col.clear()
+
+    def links(self):
+        import pyarrow as pa
+        self.flush()
+        return pa.Table.from_batches(self.batches)
+
+
+def _parse(data: bytes) -> _Parsed:
     """Rows of a mapping CSV, validated; ImportError_ listing every bad line."""
+    from .export import unneutralise
     if len(data) > MAX_FILE_BYTES:
         raise ImportError_(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        data.decode("utf-8-sig")           # checked whole first (the message names the byte); then read
+    except UnicodeDecodeError as exc:      # as a stream, so no second full copy of the text is kept
         raise ImportError_(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV and import again") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -78,9 +126,19 @@ def parse_import(data: bytes) -> list[dict]:
                            f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
     if len(set(cols)) != len(cols):
         raise ImportError_("the header names a column twice")
+    normalizers = {}
+    for pid in PLATFORM_IDS:
+        try:
+            normalizers[pid] = get_fetcher(pid).normalize_account_id
+        except (ImportError, AttributeError):
+            pass
     errors: list[str] = []
-    rows: list[dict] = []
-    store_meta: dict[str, tuple[str, str, int]] = {}
+    n_errors = 0
+    out = _Parsed({}, [], [], [], [])
+    store_meta = out.stores
+    currencies: dict[str, str] = {}
+    n_cols = len(cols)
+    control_search = _CONTROL.search
     line_no = 1
     while True:
         try:
@@ -88,23 +146,32 @@ def parse_import(data: bytes) -> list[dict]:
         except StopIteration:
             break
         except csv.Error as exc:
+            n_errors += 1
             errors.append(f"line {reader.line_num}: not valid CSV ({exc})")
             break
         line_no = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
+        joined = "".join(fields)
+        if not joined.strip():
             continue                                # blank lines are allowed
-        if len(fields) != len(cols):
-            errors.append(f"line {line_no}: {len(fields)} fields, expected {len(cols)}")
+        if len(fields) != n_cols:
+            n_errors += 1
+            if len(errors) < MAX_ERRORS_SHOWN:
+                errors.append(f"line {line_no}: {len(fields)} fields, expected {n_cols}")
             continue
-        rec = {c: f.strip() for c, f in zip(cols, fields)}
+        if "'" in joined:
+            rec = {c: unneutralise(f.strip()) for c, f in zip(cols, fields)}
+        else:
+            rec = dict(zip(cols, map(str.strip, fields)))
         problems = []
-        for c, v in rec.items():
-            if len(v) > MAX_FIELD:
-                problems.append(f"{c} is longer than {MAX_FIELD} characters")
-            if any(ord(ch) < 32 for ch in v):
-                problems.append(f"{c} contains control characters")
-        if not _STORE_ID.match(rec["store_id"]):
-            problems.append(f"store_id {rec['store_id'][:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-'")
+        if len(joined) > MAX_FIELD or control_search(joined):       # one check for the whole row first
+            for c, v in rec.items():
+                if len(v) > MAX_FIELD:
+                    problems.append(f"{c} is longer than {MAX_FIELD} characters")
+                if control_search(v):
+                    problems.append(f"{c} contains control characters")
+        store_id = rec["store_id"]
+        if not _STORE_ID.match(store_id):
+            problems.append(f"store_id {store_id[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-'")
         if not rec["store_name"]:
             problems.append("store_name is empty")
         platform = rec["platform"].lower()
@@ -112,63 +179,106 @@ def parse_import(data: bytes) -> list[dict]:
         if platform not in SPECS:
             problems.append(f"unknown platform {rec['platform'][:40]!r}; expected one of {', '.join(PLATFORM_IDS)}")
         else:
+            platform = SPECS[platform].id                # one shared string per platform
             try:
-                account_id = normalize_account_id(platform, rec["account_id"])
+                norm = normalizers.get(platform)
+                account_id = norm(rec["account_id"]) if norm else normalize_account_id(platform, rec["account_id"])
             except ValueError as exc:
                 problems.append(str(exc))
-        currency = rec.get("billing_currency") or "USD"
-        try:
-            currency = validate_currency(currency)
-        except ValueError as exc:
-            problems.append(str(exc))
-        prev = store_meta.get(rec["store_id"])
+        raw_ccy = rec.get("billing_currency") or "USD"
+        currency = currencies.get(raw_ccy)
+        if currency is None:
+            try:
+                currency = validate_currency(raw_ccy)
+                currencies[raw_ccy] = currency
+            except ValueError as exc:
+                problems.append(str(exc))
+        prev = store_meta.get(store_id)
         if prev and not problems and (prev[0] != rec["store_name"] or prev[1] != currency):
-            problems.append(f"store {rec['store_id']} has name/currency {rec['store_name']!r}/{currency} here but "
+            problems.append(f"store {store_id} has name/currency {rec['store_name']!r}/{currency} here but "
                             f"{prev[0]!r}/{prev[1]} on line {prev[2]}")
         if problems:
-            errors.append(f"line {line_no}: " + "; ".join(problems))
+            n_errors += 1
+            if len(errors) < MAX_ERRORS_SHOWN:
+                errors.append(f"line {line_no}: " + "; ".join(problems))
             continue
-        store_meta.setdefault(rec["store_id"], (rec["store_name"], currency, line_no))
-        rows.append({"store_id": rec["store_id"], "store_name": rec["store_name"], "billing_currency": currency,
-                     "platform": platform, "account_id": account_id, "display_name": rec.get("display_name") or None})
-    if errors:
-        shown = errors[:50]
-        more = f"; and {len(errors) - 50} more bad lines" if len(errors) > 50 else ""
-        raise ImportError_(f"nothing imported: {len(errors)} bad line(s): " + " | ".join(shown) + more)
-    if not rows:
+        if prev is None:
+            store_meta[store_id] = (rec["store_name"], currency, line_no)
+        if n_errors:
+            continue                                # nothing will be imported: keep only the messages
+        out.store_id.append(store_id)
+        out.platform.append(platform)
+        out.account_id.append(account_id)
+        out.display_name.append(rec.get("display_name") or None)
+        if len(out.store_id) >= _BATCH_ROWS:
+            out.flush()
+    if n_errors:
+        more = f"; and {n_errors - len(errors)} more bad lines" if n_errors > len(errors) else ""
+        raise ImportError_(f"nothing imported: {n_errors} bad line(s): " + " | ".join(errors) + more)
+    out.flush()
+    if not out.rows:
         raise ImportError_("nothing imported: the file has a header but no rows")
-    return rows
+    return out
 
 
-def import_accounts(store: SpendStore, path: Path) -> ImportResult:
+def parse_import(data: bytes) -> list[dict]:
+    """Rows of a mapping CSV, validated; ImportError_ listing every bad line."""
+    p = _parse(data)
+    return [{"store_id": r["store_id"], "store_name": p.stores[r["store_id"]][0],
+             "billing_currency": p.stores[r["store_id"]][1], "platform": r["platform"],
+             "account_id": r["account_id"], "display_name": r["display_name"]} for r in p.links().to_pylist()]
+
+
+def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes, read in chunks and refused as soon as it passes ``limit`` (so
+    ``/dev/zero`` or a huge file costs at most ``limit`` bytes of memory, never all of it)."""
+    chunks: list[bytes] = []
+    total = 0
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            while True:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise ImportError_(f"the file is larger than {limit // (1024 * 1024)} MB; split it")
+                chunks.append(chunk)
     except FileNotFoundError:
         raise ImportError_(f"no such file: {path}") from None
     except IsADirectoryError:
         raise ImportError_(f"{path} is a directory, not a CSV file") from None
     except OSError as exc:
-        raise ImportError_(f"cannot read {path}: {exc.strerror}") from None
-    rows = parse_import(data)
-    stores = {r["store_id"]: (r["store_id"], r["store_name"], r["billing_currency"], False) for r in rows}
-    links = {(r["store_id"], r["platform"], r["account_id"]): r["display_name"] for r in rows}
+        raise ImportError_(f"cannot read {path}: {exc.strerror or exc}") from None
+    return b"".join(chunks)
+
+
+def import_accounts(store: SpendStore, path: Path) -> ImportResult:
+    """Import a mapping CSV: all rows in one transaction, inserted in bulk (Arrow), or nothing."""
+    import pyarrow as pa
+    parsed = _parse(read_capped(Path(path)))
+    stores = pa.table({"store_id": list(parsed.stores),
+                       "name": [m[0] for m in parsed.stores.values()],
+                       "billing_currency": [m[1] for m in parsed.stores.values()]})
+    links = parsed.links()
+    del parsed
     with store.transaction() as con:
-        store.upsert_stores(con, stores.values())
-        added = store.link_accounts(con, [(s, p, a, n) for (s, p, a), n in links.items()])
-    return ImportResult(len(stores), added, len(links) - added)
+        added, total = store.import_mapping(con, stores, links)
+    return ImportResult(stores.num_rows, added, total - added)
 
 
 def export_mapping_csv(store: SpendStore) -> bytes:
-    """The current mapping in the import format (round-trips through ``accounts import``)."""
-    from .export import neutralise
+    """The current mapping in the import format (round-trips through ``accounts import``: every
+    column is text, neutralised by ``neutralise_text``, which the import undoes)."""
+    from .export import neutralise_text
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS))
     names = {s["store_id"]: s for s in store.stores()}
     for a in store.accounts():
         s = names[a["store_id"]]
-        w.writerow([neutralise(v) for v in (a["store_id"], s["name"], a["platform"], a["account_id"],
-                                             s["billing_currency"], a["display_name"] or "")])
+        w.writerow([neutralise_text(v) for v in (a["store_id"], s["name"], a["platform"], a["account_id"],
+                                                  s["billing_currency"], a["display_name"] or "")])
     return buf.getvalue().encode("utf-8")
 
 

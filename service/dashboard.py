@@ -492,7 +492,8 @@ def validate_store_id(store_id: str) -> str:
 
 def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
     """Check the id against the platform's form and link it; (stored id, newly linked)."""
-    from .accounts import normalize_account_id
+    from .accounts import check_text, normalize_account_id
+    check_text(display_name or "", "the display name")
     if store.store(store_id) is None:
         raise ValueError(f"unknown store {store_id!r}")
     if not (raw_id or "").strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -20,23 +21,44 @@ from .report import SpendReport
 HEADER = ["store_id", "store_name", "period_start", "period_end", "platform", "account_id", "account_name",
           "account_currency", "spend", "fx_rate", "billing_currency", "billing_amount", "day_basis", "status"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# the columns that hold numbers we computed; every other column is text from users or platforms
+MONEY_COLUMNS = frozenset({"spend", "fx_rate", "billing_amount"})
 
 
 class IncompleteExport(RuntimeError):
     """The period is not complete and the caller did not allow an incomplete export."""
 
 
-def neutralise(value: object) -> str:
-    """Text a spreadsheet would evaluate (=, +, -, @, tab, CR first) gets a leading apostrophe.
-    Plain numbers (our money columns, e.g. a negative adjustment) are left as they are."""
+def neutralise_text(value: object) -> str:
+    """A text cell as a spreadsheet will show it, never run: text starting with =, +, -, @, tab or
+    CR gets a leading apostrophe, even when it reads as a number (``-1E+2``, ``-Infinity``,
+    ``+NaN``). Text that itself starts with an apostrophe gets one more, so that
+    :func:`unneutralise` gives back exactly the original (the mapping CSV round-trips)."""
     s = "" if value is None else str(value)
-    if s.startswith(_FORMULA_START):
-        try:
-            Decimal(s)
-            return s
-        except ArithmeticError:
-            return "'" + s
-    return s
+    return "'" + s if s.startswith(_FORMULA_START + ("'",)) else s
+
+
+def unneutralise(value: str) -> str:
+    """The inverse of :func:`neutralise_text` (for imports of a CSV this product wrote)."""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_START + ("'",)):
+        return value[1:]
+    return value
+
+
+def neutralise(value: object) -> str:
+    """A cell whose column may hold a number: a plain decimal (``-12.50``, a negative adjustment)
+    stays as it is; anything else is :func:`neutralise_text`. Prefer :func:`neutralise_row` (by
+    column) or :func:`neutralise_text` for text columns."""
+    s = "" if value is None else str(value)
+    return s if _PLAIN_NUMBER.fullmatch(s) else neutralise_text(s)
+
+
+def neutralise_row(row: list, header: list[str] | None = None) -> list[str]:
+    """One CSV row of ``header`` (default the export HEADER): money columns as plain decimals,
+    every other column as text (:func:`neutralise_text`)."""
+    header = header or HEADER
+    return [neutralise(c) if name in MONEY_COLUMNS else neutralise_text(c) for name, c in zip(header, row)]
 
 
 def report_rows(report: SpendReport) -> list[list[str]]:
@@ -69,7 +91,7 @@ def render_csv(reports: Iterable[SpendReport]) -> bytes:
     w.writerow(HEADER)
     for report in reports:
         for row in report_rows(report):
-            w.writerow([neutralise(c) for c in row])
+            w.writerow(neutralise_row(row))
     return buf.getvalue().encode("utf-8")
 
 
@@ -91,7 +113,11 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def export_reports(reports: list[SpendReport], out: str | os.PathLike, allow_incomplete: bool = False) -> bytes:
+def export_reports(reports: list[SpendReport], out: str | os.PathLike, allow_incomplete: bool = False, *,
+                   force: bool = False, db: str | os.PathLike | None = None) -> bytes:
+    """Write the CSV to ``out`` by ``service/outfile.write_new_file`` (never over the database or
+    the token cache; never over an existing file unless ``force``)."""
+    from .outfile import write_new_file
     incomplete = [r for r in reports if not r.complete]
     if incomplete and not allow_incomplete:
         names = ", ".join(f"{r.store_id} ({_why(r)})" for r in incomplete[:5])
@@ -99,7 +125,7 @@ def export_reports(reports: list[SpendReport], out: str | os.PathLike, allow_inc
         raise IncompleteExport(f"not exported: the period is incomplete for {names}{more}; refresh first, or pass "
                                "--allow-incomplete to export with every incomplete row marked")
     data = render_csv(reports)
-    write_atomic(out, data)
+    write_new_file(out, data, force=force, db=db)
     return data
 
 

@@ -450,12 +450,14 @@ def has_revenue(store: SpendStore, store_id: str, start: dt.date, end: dt.date) 
 
 
 def render_csv(statements: Sequence[FeeStatement]) -> bytes:
-    from .export import neutralise
+    from .export import neutralise, neutralise_text
+    money = {"revenue", "ad_spend", "costs", "net_profit", "fee_rate", "fee"}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(FEE_CSV_HEADER)
     for s in statements:
-        w.writerow([neutralise(c) for c in s.csv_row()])
+        w.writerow([neutralise(c) if name in money else neutralise_text(c)
+                    for name, c in zip(FEE_CSV_HEADER, s.csv_row())])
     return buf.getvalue().encode("utf-8")
 
 

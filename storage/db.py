@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,29 @@ class DatabaseBusy(RuntimeError):
 
 class DatabaseError(RuntimeError):
     """The file is not a usable Ad Spend Hub database."""
+
+
+class NotADatabase(DatabaseError):
+    """The path names a file that is not a DuckDB database at all (a CSV, say): bad input."""
+
+
+# C0/C1 controls, DEL, line/paragraph separators, bidi overrides: never in a stored name or user
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def has_control(value: str | None) -> bool:
+    """True when ``value`` holds a control character (a newline, tab, terminal escape, bidi override)."""
+    return bool(_CONTROL.search(value or ""))
+
+
+def _not_writable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("permission denied", "read-only file system", "read only file system",
+                                   "operation not permitted"))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _utcnow() -> dt.datetime:
@@ -68,8 +92,14 @@ class WindowFailure:
 
 
 class SpendStore:
-    def __init__(self, path: str | os.PathLike, lock_timeout: float | None = None):
+    def __init__(self, path: str | os.PathLike, lock_timeout: float | None = None, read_only: bool = False):
+        """Open (and migrate) the database. ``read_only=True`` (commands that only read): an existing
+        database at the current schema is opened read-only by every connection (so a 0444 file in a
+        0555 folder can be read, and nothing is written). Without it, a database that cannot be
+        written (permissions, a read-only mount) but is at the current schema is opened read-only
+        too; its writes then fail with one sentence."""
         self.path = Path(path)
+        self.read_only = False
         self.lock_timeout = lock_timeout if lock_timeout is not None else float(
             os.environ.get("ADSPEND_DB_LOCK_TIMEOUT", "15"))
         key = str(self.path.resolve())
@@ -77,20 +107,89 @@ class SpendStore:
             self._write_lock = _write_locks.setdefault(key, threading.Lock())
         if self.path.is_dir():
             raise DatabaseError(f"{self.path} is a directory, not a database file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.migrate()
+        self._check_magic()
+        if read_only and self.path.exists():
+            current = self._read_only_version()
+            if current == LATEST:
+                self.read_only = True
+                return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder {self.path.parent} for the database: "
+                                f"{(exc.strerror or str(exc)).lower()}") from None
+        try:
+            self.migrate()
+        except DatabaseError as exc:
+            if not (self.path.exists() and _not_writable(exc)):
+                raise
+            current = self._read_only_version()
+            if current != LATEST:
+                raise DatabaseError(f"{self.path} has schema version {current}, older than this Ad Spend Hub's "
+                                    f"{LATEST}, and cannot be upgraded because it is not writable here; run any "
+                                    "command once with write access to upgrade it") from None
+            self.read_only = True
+
+    def _check_magic(self) -> None:
+        """A file that exists but is not DuckDB (a CSV given as --db) is refused before DuckDB sees it."""
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(12)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise DatabaseError(f"cannot read {self.path}: {(exc.strerror or str(exc)).lower()}") from None
+        if head and head[8:12] != b"DUCK":
+            raise NotADatabase(f"{self.path} is not an Ad Spend Hub database (not a DuckDB file); check --db "
+                               "or ADSPEND_DB")
+
+    def _read_only_version(self) -> int:
+        """The schema version, read through a read-only connection (creates nothing)."""
+        was, self.read_only = self.read_only, True
+        try:
+            with self.connect() as con:
+                has = con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'schema_migrations'").fetchone()[0]
+                current = int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]) \
+                    if has else 0
+        finally:
+            self.read_only = was
+        if current > LATEST:
+            raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
+                                f"this one knows {LATEST}); upgrade the application")
+        return current
 
     # -- connections -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline, delay = time.monotonic() + self.lock_timeout, 0.05
+        read_only = self.read_only
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), read_only=read_only)
                 break
+            except duckdb.ConnectionException as exc:
+                # DuckDB allows one configuration per file per process: a read-only open while this
+                # process holds a read-write connection (or the reverse) is refused. Reading through
+                # the read-write one is fine; a writer waits for the brief read-only one to close.
+                if "different configuration" not in str(exc):
+                    raise DatabaseError(f"cannot open {self.path}: {_first_line(exc)}") from None
+                if read_only:
+                    read_only = False
+                    continue
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(f"the database {self.path} is in use in this process (waited "
+                                       f"{self.lock_timeout:g} s); try again") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
             except duckdb.IOException as exc:
+                if _not_writable(exc):
+                    if read_only:
+                        raise DatabaseError(f"cannot read {self.path}: permission denied") from None
+                    raise DatabaseError(f"cannot open {self.path} for writing: permission denied (the file or "
+                                        "its folder is not writable)") from None
                 if "lock" not in str(exc).lower():
-                    raise DatabaseError(f"cannot open {self.path}: {exc}") from None
+                    raise DatabaseError(f"cannot open {self.path}: {_first_line(exc)}") from None
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"the database {self.path} is in use by another process (waited "
@@ -98,7 +197,7 @@ class SpendStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
-                raise DatabaseError(f"cannot open {self.path}: {exc}") from None
+                raise DatabaseError(f"cannot open {self.path}: {_first_line(exc)}") from None
         try:
             yield con
         finally:
@@ -107,6 +206,9 @@ class SpendStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One writer per process; the whole block commits or nothing does."""
+        if self.read_only:
+            raise DatabaseError(f"the database {self.path} is open read-only (the file or its folder is not "
+                                "writable here); this needs write access")
         with self._write_lock, self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -114,7 +216,16 @@ class SpendStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                if _not_writable(exc):
+                    raise DatabaseError(self._cannot_write()) from None
+                raise
+
+    def _cannot_write(self) -> str:
+        return (f"cannot write to the database {self.path}: permission denied (DuckDB needs to write the file "
+                f"and create {self.path.name}.wal in its folder); nothing was changed")
 
     def query(self, sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
         with self.connect() as con:
@@ -128,6 +239,8 @@ class SpendStore:
 
     # -- migrations ------------------------------------------------------------------------------
     def schema_version(self) -> int:
+        if self.read_only:
+            return self._read_only_version()
         with self.connect() as con:
             return self._version(con)
 
@@ -152,6 +265,11 @@ class SpendStore:
                     con.execute(sql)
                     con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, _utcnow()])
                     con.execute("COMMIT")
+                except duckdb.Error as exc:
+                    con.execute("ROLLBACK")
+                    if _not_writable(exc):
+                        raise DatabaseError(self._cannot_write()) from None
+                    raise
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
@@ -180,7 +298,40 @@ class SpendStore:
                             "AND account_id = ?", [display_name, store_id, platform, account_id])
         return added
 
+    def import_mapping(self, con, stores, links) -> tuple[int, int]:
+        """Bulk form of upsert_stores + link_accounts inside the caller's transaction. ``stores``:
+        Arrow table (store_id, name, billing_currency); ``links``: (seq, store_id, platform,
+        account_id, display_name), a repeated link keeping its last display name. Returns (new
+        links, distinct links)."""
+        con.register("import_stores", stores)
+        con.register("import_links", links)
+        try:
+            con.execute("INSERT INTO stores (store_id, name, billing_currency, is_demo) "
+                        "SELECT store_id, name, billing_currency, FALSE FROM import_stores "
+                        "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
+                        "billing_currency = excluded.billing_currency")
+            con.execute("CREATE OR REPLACE TEMP TABLE import_last AS SELECT store_id, platform, account_id, "
+                        "display_name FROM import_links QUALIFY row_number() OVER "
+                        "(PARTITION BY store_id, platform, account_id ORDER BY seq DESC) = 1")
+            total = con.execute("SELECT count(*) FROM import_last").fetchone()[0]
+            con.execute("UPDATE ad_accounts SET display_name = i.display_name FROM import_last i "
+                        "WHERE ad_accounts.store_id = i.store_id AND ad_accounts.platform = i.platform "
+                        "AND ad_accounts.account_id = i.account_id AND coalesce(i.display_name, '') <> '' "
+                        "AND ad_accounts.display_name IS DISTINCT FROM i.display_name")
+            added = con.execute("INSERT INTO ad_accounts (store_id, platform, account_id, display_name) "
+                                "SELECT i.store_id, i.platform, i.account_id, i.display_name FROM import_last i "
+                                "ANTI JOIN ad_accounts a ON a.store_id = i.store_id AND a.platform = i.platform "
+                                "AND a.account_id = i.account_id").fetchone()[0]
+            con.execute("DROP TABLE import_last")
+        finally:
+            con.unregister("import_stores")
+            con.unregister("import_links")
+        return int(added), int(total)
+
     def save_store(self, store_id: str, name: str, billing_currency: str, is_demo: bool = False) -> None:
+        if has_control(name):
+            raise ValueError("the store name contains control characters (such as a newline, tab or terminal "
+                             "escape); use plain text")
         with self.transaction() as con:
             self.upsert_stores(con, [(store_id, name, billing_currency, is_demo)])
 

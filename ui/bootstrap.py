@@ -49,8 +49,8 @@ def _open_store(path: str) -> SpendStore:
     """One SpendStore per database path (it holds no open connection). A database without any
     store gets the demo stores, so a fresh machine opens a working dashboard."""
     from service.demo import create_demo
-    store = SpendStore(path)
-    if not store.stores():
+    store = SpendStore(path)            # read-only when the file cannot be written (storage/db.py)
+    if not store.read_only and not store.stores():
         create_demo(store)
     return store
 
@@ -162,6 +162,10 @@ def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | No
         log.error("cannot open the database: %s", redact(repr(exc)))
         st.error(f"Could not open the database {db_path()}. {_message(exc)}")
         return None
+    if store.read_only:
+        st.warning(f"The database {db_path()} cannot be written here (file or folder permissions): it is "
+                   "shown read-only, and saving, importing, refreshing or finalizing will not work.",
+                   icon=":material/lock:")
     with guard("the banner"):
         _banner(store)
     return store
