@@ -409,3 +409,21 @@ def period_note(start: dt.date, end: dt.date, platforms: Iterable[str], today: d
         return None
     return ("This period reaches past what the platforms serve: " + "; ".join(past)
             + ". Days before that which are not stored cannot be fetched any more.")
+
+
+# --- the demo's first start ------------------------------------------------------------------------
+
+def demo_never_fetched(store: SpendStore) -> list[str]:
+    """The demo store ids when no demo store was ever refreshed (no run named one, and nothing is
+    stored for their accounts); [] otherwise (or when there are no demo stores)."""
+    with store.connect() as con:
+        ids = [r[0] for r in con.execute("SELECT store_id FROM stores WHERE is_demo ORDER BY store_id").fetchall()]
+        if not ids:
+            return []
+        tried = con.execute(
+            "SELECT count(*) FROM refresh_runs WHERE len(list_intersect(string_split(stores, ','), $ids)) > 0",
+            {"ids": ids}).fetchone()[0]
+        stored = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM daily_spend d SEMI JOIN ad_accounts a ON a.platform = d.platform "
+            "AND a.account_id = d.account_id AND list_contains($ids, a.store_id) LIMIT 1)", {"ids": ids}).fetchone()[0]
+    return [] if tried or stored else ids
