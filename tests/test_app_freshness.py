@@ -93,7 +93,8 @@ def test_data_as_of_agrees_with_status_json(env):
     expected = []
     for pid, pf in platforms.items():
         text = f"data as of {pf['last_day']}"
-        text += f" (fetched {dt.datetime.fromisoformat(pf['fetched_at']).astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)"
+        fetched = dt.datetime.fromisoformat(pf["fetched_at"]).astimezone(dt.timezone.utc)
+        text += f" (fetched {fetched:%Y-%m-%d %H:%M} UTC)"
         if pf["pending_days"]:
             text += f"; {pf['pending_days']} day(s) to fetch"
         if pf["unfetchable_days"]:

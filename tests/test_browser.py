@@ -1,7 +1,7 @@
 """Real browser: Debian's chromium driven by Playwright against `streamlit run app.py` on a free
-port with a FRESH database. Demo stores appear already fetched (first start), the first widget change on the fresh server takes
-effect, Refresh shows progress, and the totals and the CSV download equal `cli.py spend --json`.
-Screenshots of every page go to test-artifacts/ (gitignored)."""
+port with a FRESH database. Demo stores appear already fetched (first start), the first widget
+change on the fresh server takes effect, Refresh shows progress, and the totals and the CSV
+download equal `cli.py spend --json`. Screenshots of every page go to test-artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import csv
