@@ -224,7 +224,7 @@ def _iso(value) -> str | None:
 
 
 _STATUS_SQL = """
-    WITH acc AS (SELECT DISTINCT platform, account_id FROM ad_accounts WHERE {flt}),
+    WITH acc AS (SELECT DISTINCT platform, account_id FROM ad_accounts WHERE {store_filter}),
     last AS (SELECT d.platform, d.account_id, max(d.day) AS last_day, max(d.fetched_at) AS fetched_at
              FROM daily_spend d SEMI JOIN acc a ON a.platform = d.platform AND a.account_id = d.account_id
              GROUP BY ALL)
@@ -232,7 +232,7 @@ _STATUS_SQL = """
     LEFT JOIN last l ON l.platform = a.platform AND l.account_id = a.account_id"""
 
 _GAPS_SQL = """
-    WITH acc AS (SELECT DISTINCT platform, account_id FROM ad_accounts WHERE {flt}),
+    WITH acc AS (SELECT DISTINCT platform, account_id FROM ad_accounts WHERE {store_filter}),
     days AS (SELECT CAST(d AS DATE) AS day FROM generate_series(CAST($lo AS DATE), CAST($hi AS DATE),
                                                                  INTERVAL 1 DAY) t(d))
     SELECT a.platform, a.account_id, days.day FROM acc a CROSS JOIN days
@@ -255,15 +255,15 @@ def store_status(store: SpendStore, store_ids: Sequence[str] | None = None,
     today = today or clock.today()
     lo, hi = previous_month_start(today), today - DAY
     ids = None if store_ids is None else list(store_ids)
-    flt = "TRUE" if ids is None else "list_contains($ids, store_id)"
+    store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"   # code, never a value
     params: dict = {} if ids is None else {"ids": ids}
     with store.connect() as con:
-        stores = con.execute(f"SELECT store_id, name FROM stores WHERE {flt} ORDER BY store_id", params).fetchall()
-        links = con.execute(f"SELECT store_id, platform, account_id FROM ad_accounts WHERE {flt} "
+        stores = con.execute(f"SELECT store_id, name FROM stores WHERE {store_filter} ORDER BY store_id", params).fetchall()
+        links = con.execute(f"SELECT store_id, platform, account_id FROM ad_accounts WHERE {store_filter} "
                             "ORDER BY store_id, platform, account_id", params).fetchall()
-        last = {(p, a): (d, f) for p, a, d, f in con.execute(_STATUS_SQL.format(flt=flt), params).fetchall()}
+        last = {(p, a): (d, f) for p, a, d, f in con.execute(_STATUS_SQL.format(store_filter=store_filter), params).fetchall()}
         gaps: dict[tuple[str, str], list[dt.date]] = {}
-        for p, a, d in con.execute(_GAPS_SQL.format(flt=flt), {**params, "lo": lo, "hi": hi}).fetchall():
+        for p, a, d in con.execute(_GAPS_SQL.format(store_filter=store_filter), {**params, "lo": lo, "hi": hi}).fetchall():
             gaps.setdefault((p, a), []).append(d)
     oldest = {p: oldest_servable(p, today) for p in {lk[1] for lk in links}}
     accounts: dict[tuple[str, str, str], AccountFreshness] = {}
