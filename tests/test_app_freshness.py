@@ -20,6 +20,12 @@ from ui.format import money
 
 APP = str(ROOT / "app.py")
 
+try:        # LinkedIn retires API versions after a year: conftest keeps the fetcher on an active one
+    from conftest import keep_linkedin_version_current
+except ImportError:          # a tree from before that helper
+    def keep_linkedin_version_current(_mp) -> None:
+        return None
+
 
 def ok(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
@@ -33,6 +39,7 @@ def first_start(tmp_path_factory):
     server = SandboxServer(0).start()
     db = tmp_path_factory.mktemp("first") / "fresh.duckdb"
     with pytest.MonkeyPatch.context() as mp:
+        keep_linkedin_version_current(mp)
         for k, v in {**FAST_ENV, "ADSPEND_DB": str(db), "ADSPEND_SANDBOX_URL": server.url,
                      "ADSPEND_TOKEN_CACHE": str(db.parent / "tokens.json")}.items():
             mp.setenv(k, v)
