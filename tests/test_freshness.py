@@ -16,6 +16,7 @@ import pytest
 from fetchers import clock
 from service import freshness as fr
 from service import invoices as inv
+from service import invoicing_view as view
 from service.report import spend_report
 from storage.db import SpendStore, WindowFailure, WindowWrite
 
@@ -145,6 +146,13 @@ def test_refresh_recent_and_dates_are_exclusive(tmp_path, run_cli, args, message
     assert (r.returncode, r.stderr) == (2, f"error: {message}\n")
 
 
+def test_refresh_recent_bad_store_or_platform(pinned_store, run_cli):
+    r = run_cli("refresh", "--store", "nope", "--recent", db=pinned_store.path)
+    assert (r.returncode, r.stderr) == (2, "error: unknown store 'nope'; see `python cli.py accounts list`\n")
+    r = run_cli("refresh", "--store", "s1", "--recent", "--platform", "myspace", db=pinned_store.path)
+    assert r.returncode == 2 and r.stderr.startswith("error: unknown platform 'myspace'; expected one of meta, ")
+
+
 # --- retention told honestly --------------------------------------------------------------------------
 
 def test_spend_report_and_invoicing_say_cannot_be_fetched(pinned_store):
@@ -178,6 +186,11 @@ def test_spend_report_and_invoicing_say_cannot_be_fetched(pinned_store):
         assert by[("amazon", "failed")] is False and by[("google", "missing")] is True
         plan = inv.refresh_plan([r])
         assert (plan.platforms, plan.start, plan.end) == (["google", "meta"], D(2026, 9, 1), D(2026, 9, 30))
+        rows = {(x["platform"], x["problem"]): (x["refresh fixes it"], x["detail"]) for x in view.issue_rows(r)}
+        assert rows[("Amazon Ads", "failed")] == ("no", "boom (1 of 30 days failed; earlier data kept for 2 days); 28 "
+                                                        "day(s) before 2026-10-04 cannot be fetched any more (Amazon Ads "
+                                                        "keeps 60 days)")
+        assert rows[("Google Ads", "missing")][0] == "yes"
         # across the cut, amazon is in the offer only from the oldest day it serves
         r = inv.readiness(pinned_store, "s1", D(2026, 9, 25), D(2026, 10, 10), now=now)
         plan = inv.refresh_plan([dataclass_only(r, "amazon")])
