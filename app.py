@@ -18,6 +18,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
+import ui.freshness as ui_freshness
 from service import dashboard as dash
 from service.export import render_csv
 from service.refresh import refresh
@@ -87,6 +88,8 @@ if store is not None:
                            + ". Missing spend is not counted as zero: refresh or check the platform.")
             for note in dash.fx_notes(report):
                 st.warning(note)
+            ui_freshness.retention_notes(store, sel.store_id, sel.start, sel.end)
+            ui_freshness.data_as_of(store, sel.store_id)
 
             daily = dash.daily_by_platform(store, sel.store_id, sel.start, sel.end, ccy)
             left, right = st.columns([3, 2])

@@ -65,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     who = ref.add_mutually_exclusive_group(required=True)
     who.add_argument("--store", action="append", help="store id (repeatable)")
     who.add_argument("--all", action="store_true", help="every store")
-    ref.add_argument("--start", type=_date, required=True)
-    ref.add_argument("--end", type=_date, required=True)
+    ref.add_argument("--start", type=_date)
+    ref.add_argument("--end", type=_date)
+    ref.add_argument("--recent", action="store_true", help="no dates: each platform's restatement window up to "
+                     "yesterday, and the missing or failed days of this and last month it still serves (daily job)")
     ref.add_argument("--platform", action="append", help="only this platform (repeatable)")
     ref.add_argument("--full", action="store_true", help="re-fetch every day, not only the days that can change")
     ref.add_argument("--json", action="store_true")
@@ -94,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     from service import fees as _fees          # revenue import, fee rate | preview (success fee)
     _fees.add_cli(sub, _date, _Parser)
+
+    st = sub.add_parser("status", help="per store and platform: last day stored, last fetch, pending days")
+    st.add_argument("--store", action="append", help="store id (repeatable)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=cmd_status)
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
     sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")
@@ -197,14 +204,22 @@ def cmd_accounts_list(args) -> int:
 
 def cmd_refresh(args) -> int:
     from service.config import load_settings
-    from service.refresh import RefreshError, refresh
-    _check_period(args.start, args.end)
+    from service.refresh import RefreshError, refresh, refresh_recent
+    if args.recent and (args.start or args.end or args.full):
+        raise BadInput("--recent picks the days itself: give it without --start, --end or --full")
+    if not args.recent and not (args.start and args.end):
+        raise BadInput("refresh needs both --start and --end (or --recent for the daily job)")
+    if not args.recent:
+        _check_period(args.start, args.end)
     store = _open_store(args)
     ids = None if args.all else args.store
     settings = load_settings()
     try:
-        outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full,
-                          settings=settings)
+        if args.recent:
+            outcome = refresh_recent(store, ids, args.platform, trigger="cli", settings=settings)
+        else:
+            outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full,
+                              settings=settings)
     except RefreshError as exc:
         msg = str(exc)
         if msg.startswith(("unknown store", "unknown platform", "the start date")):
@@ -212,7 +227,9 @@ def cmd_refresh(args) -> int:
         raise Failed(msg) from None
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "requests": outcome.requests,
-                          "error": outcome.error, "results": [p.to_json() for p in outcome.platforms]}, indent=2))
+                          "error": outcome.error, "results": [p.to_json() for p in outcome.platforms],
+                          **({"start": outcome.start.isoformat(), "end": outcome.end.isoformat()}
+                             if args.recent else {})}, indent=2))
     else:
         for p in outcome.platforms:
             line = f"{p.store_id:<16} {p.platform:<10} {p.status:<15} {p.seconds:6.2f}s"
@@ -265,6 +282,25 @@ def cmd_export(args) -> int:
         raise Failed(str(exc)) from None
     n = sum(1 for r in reports if not r.complete)
     print(f"wrote {args.out}: {len(reports)} store(s)" + (f", {n} incomplete (marked in the status column)" if n else ""))
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from service.freshness import status_json
+    store = _open_store(args)
+    known = {s["store_id"] for s in store.stores()}
+    for sid in args.store or []:
+        if sid not in known:
+            raise BadInput(f"unknown store {sid!r}; see `python cli.py accounts list`")
+    doc = status_json(store, args.store)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    for s in doc["stores"]:
+        print(f"{s['store_id']}  {s['name']}")
+        for pid, pf in s["platforms"].items():
+            print(f"    {pid:<10} last day {pf['last_day'] or '-':<10}  fetched {pf['fetched_at'] or 'never':<32}  "
+                  f"pending {pf['pending_days']:>3}  unfetchable {pf['unfetchable_days']:>3}")
     return EXIT_OK
 
 

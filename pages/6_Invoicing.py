@@ -148,7 +148,8 @@ if store is not None:
             plan = inv.refresh_plan(items)
             if plan is not None:
                 st.info(f"A refresh would fix the missing or stale data of {len(plan.store_ids)} store(s): "
-                        f"`{plan.command()}`")
+                        f"`{plan.command()}`" + (f" (days before {plan.start} cannot be fetched any more: a "
+                                                 "platform no longer serves them)" if plan.start > start else ""))
                 if st.button("Refresh what is missing", key="inv_refresh", icon=":material/sync:"):
                     run_plan(plan)
                     st.rerun()

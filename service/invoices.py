@@ -258,7 +258,7 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
             continue
         for a in pl.accounts:
             if a.status != "ok":
-                fixes = a.status in ("failed", "missing", "partial")
+                fixes = a.status in ("failed", "missing", "partial") and a.fixable   # not past retention
                 msg = a.error or a.status
                 if a.status == "fx_missing":
                     msg = _fx_missing_reason(a, report.billing_currency, start, end)
@@ -331,8 +331,11 @@ def refresh_plan(items: Iterable[Readiness]) -> RefreshPlan | None:
     if not items:
         return None
     platforms = sorted({p for r in items for p in r.refresh_platforms()})
+    # only days a refresh can fix: from the oldest day the platforms still serve, when that is later
+    start = min((max(r.report.start, a.oldest_servable or r.report.start) for r in items
+                 for p in r.refresh_platforms() for a in r.report.platforms[p].accounts), default=items[0].report.start)
     return RefreshPlan([r.store_id for r in items], platforms, any(r.needs_full_refresh for r in items),
-                       items[0].report.start, items[0].report.end)
+                       start, items[0].report.end)
 
 
 def run_refresh(store: SpendStore, plan: RefreshPlan, progress: Callable | None = None,

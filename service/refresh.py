@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import httpcore
 import httpx
 
-from fetchers import get_fetcher
+from fetchers import clock, get_fetcher
 from fetchers.base import AccountInfo, FetchError
 from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, count_requests, fetch_window,
                            plan_windows, redact)
@@ -323,7 +323,11 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                         platforms: Sequence[str] | None = None, *, progress: Callable[[Progress], None] | None = None,
                         trigger: str = "cli", full: bool = False, settings: Settings | None = None,
                         transport: httpx.AsyncBaseTransport | None = None, now: dt.datetime | None = None,
-                        ) -> RefreshOutcome:
+                        recent: bool = False) -> RefreshOutcome:
+    """``recent=True``: instead of the days of ``start..end`` that can change, each account's
+    ``service.freshness.recent_days`` (its restatement window up to yesterday, and the missing or
+    failed days of the current and previous month it still serves); ``start..end`` is then only
+    the period recorded for the run (``freshness.recent_period``)."""
     t0 = time.monotonic()
     _validate_period(start, end)
     _ensure_executor()
@@ -387,7 +391,11 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
 
         def prefetch():        # one connection: what to fetch, and every account's stored info
-            return (store.days_to_fetch(lookbacks, start, end, now, full),
+            if recent:
+                from .freshness import recent_days
+                return (recent_days(store, [(p, a) for p, a, _ in lookbacks], now=now),
+                        store.account_infos([(p, a) for p, a, _ in usable]))
+            return (store.days_to_fetch(lookbacks, start, end, now or clock.now(), full),
                     store.account_infos([(p, a) for p, a, _ in usable]))
 
         plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
@@ -423,7 +431,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
 
             async def fail_all(exc: FetchError, remaining) -> None:
                 for ws, we in remaining:
-                    now_ = dt.datetime.now(dt.timezone.utc)
+                    now_ = clock.now()
                     await writer.add(None, WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
                                      dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
                                           window_end=we, status="failed", error=exc.message, finished_at=now_))
@@ -467,7 +475,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                     except FetchError as exc:
                         amounts, failure = None, exc
                 requests = wtally[0] + (info_requests.pop() if info_requests else 0)
-                now_ = dt.datetime.now(dt.timezone.utc)
+                now_ = clock.now()
                 result = dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws, window_end=we,
                               duration_ms=int((time.monotonic() - w0) * 1000), requests=requests, finished_at=now_)
                 if amounts is None:
@@ -572,7 +580,7 @@ def _oldest_servable(fetcher) -> dt.date | None:
     history = getattr(fetcher, "history_days", None)
     if not history:
         return None
-    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=int(history))
+    return clock.today() - dt.timedelta(days=int(history))
 
 
 async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: _Writer) -> AccountInfo:
@@ -617,3 +625,11 @@ def refresh(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, 
             platforms: Sequence[str] | None = None, **kwargs) -> RefreshOutcome:
     """Synchronous wrapper (the CLI, the dashboard's button)."""
     return asyncio.run(refresh_async(store, store_ids, start, end, platforms, **kwargs))
+
+
+def refresh_recent(store: SpendStore, store_ids: Sequence[str] | None, platforms: Sequence[str] | None = None,
+                   **kwargs) -> RefreshOutcome:
+    """The daily job without dates (``cli.py refresh --recent``): see ``service.freshness``."""
+    from .freshness import recent_period
+    start, end = recent_period(platforms=list(platforms) if platforms else PLATFORM_IDS)
+    return refresh(store, store_ids, start, end, platforms, recent=True, **kwargs)

@@ -20,11 +20,11 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from fetchers import get_fetcher
+from fetchers import clock, get_fetcher
 from fetchers.specs import PLATFORM_IDS
 from storage.db import SpendStore
 
-from . import fx
+from . import freshness, fx
 from .config import Settings, load_settings, platform_config
 
 STATUS_ORDER = ("failed", "fx_missing", "missing", "partial", "ok", "not_configured")
@@ -49,6 +49,9 @@ class AccountLine:
     last_fetched: dt.datetime | None
     first_fetched: dt.datetime | None
     fx_note: str | None = None
+    lost_days: int = 0                  # missing or failed days older than the platform serves
+    fixable: bool = True                # can a refresh fix this line's problem days?
+    oldest_servable: dt.date | None = None   # set when the platform's retention cuts into the period
 
 
 @dataclass
@@ -149,7 +152,7 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
     day by day in Python (the exact FX rule of ``service/fx.py``). Unknown ids are left out."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or clock.today()
     ids = None if store_ids is None else list(store_ids)
     params: dict = {"start": start, "end": end}
     if ids is not None:
@@ -172,17 +175,19 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
                     [start, end]).fetchall():
                 daily.setdefault((p, a), {})[d] = amt
             con.unregister("foreign_keys")
+        lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today)
     settings = settings or load_settings()
     usable: dict[str, tuple[bool, str | None]] = {}
     by_store: dict[str, list[tuple]] = {}
     for r in rows:
         by_store.setdefault(r[0], []).append(r[1:])
-    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable)
+    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable, lost)
             for sid, meta in metas.items()}
 
 
 def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
-                  settings: Settings, usable: dict[str, tuple[bool, str | None]]) -> SpendReport:
+                  settings: Settings, usable: dict[str, tuple[bool, str | None]],
+                  lost: dict | None = None) -> SpendReport:
     store_id = meta["store_id"]
     billing = meta["billing_currency"]
     n_days = (end - start).days + 1
@@ -225,9 +230,13 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             future = max(0, (end - max(today, start - dt.timedelta(days=1))).days) if end > today else 0
             status = "partial"
             error = f"{days} of {expected} days fetched" + (f" ({future} day(s) are not over yet)" if future else "")
+        cut = (lost or {}).get((p, a))          # days past the platform's retention: never "run a refresh"
+        if cut is not None and status != "ok":
+            error = freshness.retention_error(p, status, error, cut, start, end)
         lines.setdefault(p, []).append(AccountLine(
             p, a, name, ccy, spend, billing_amount, fx_rate, int(days), expected, int(failed_days), status, error,
-            basis or _day_basis(p), tz, last_f, first_f, fx_note))
+            basis or _day_basis(p), tz, last_f, first_f, fx_note, cut.lost if cut else 0,
+            not (cut and cut.lost and not cut.fixable), cut.oldest if cut else None))
 
     platforms: dict[str, PlatformLine] = {}
     for pid in PLATFORM_IDS:

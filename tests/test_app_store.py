@@ -92,15 +92,23 @@ def test_fresh_database_gets_demo_stores_and_banner(tmp_path, monkeypatch):
     assert banner.startswith("Demo data: the 3 demo stores are served by the built-in sandbox at http://127.0.0.1:")
     assert "No platform credentials are set" in " ".join(c.value for c in at.caption)
     assert "open to anyone who can reach it" in " ".join(c.value for c in at.caption)
-    # default: first store by name, last month (a complete billing period), nothing fetched yet
+    # default: first store by name, last month (a complete billing period), fetched on this first
+    # start (tests/test_app_freshness.py has the details): the first screen has numbers
     assert at.sidebar.selectbox(key="store_id").value == "demo-acme"
     assert at.sidebar.selectbox(key="period").value == "Last month"
-    assert metric(at, "Total spend").value == "no data"          # never a silent 0.00
-    chips = at.markdown[0].value if at.markdown[0].value.startswith(":") else next(
-        m.value for m in at.markdown if m.value.startswith(":red-badge"))
-    assert chips.count(":red-badge[") == 9 and "Meta: no data" in chips
+    report = spend_report(SpendStore(db), "demo-acme", LAST_START, LAST_END)
+    assert metric(at, "Total spend").value == money(report.total, "USD") and report.total > 0
+    assert last_caption(at) == (f"store demo-acme | {LAST_START}..{LAST_END} | total USD "
+                                f"{dash.fx.format_amount(report.total, 'USD')} | complete {str(report.complete).lower()}")
+
+
+def test_store_never_fetched_shows_no_data_never_zero(db):
+    at = select_store(run_app(), "demo-sakura")          # the module's database never fetched Sakura
+    assert metric(at, "Total spend").value == "no data"          # never a silent 0
+    chips = next(m.value for m in at.markdown if m.value.startswith(":red-badge"))
+    assert chips.count(":red-badge[") == 5 and "Meta: no data" in chips
     assert any("not complete" in w.value for w in at.warning)
-    assert last_caption(at) == f"store demo-acme | {LAST_START}..{LAST_END} | total USD 0.00 | complete false"
+    assert last_caption(at) == f"store demo-sakura | {LAST_START}..{LAST_END} | total JPY 0 | complete false"
 
 
 def test_store_totals_table_chips_and_csv_equal_the_service(db):

@@ -168,4 +168,7 @@ def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | No
                    icon=":material/lock:")
     with guard("the banner"):
         _banner(store)
+    with guard("the first fetch of the demo stores"):
+        from .freshness import first_start
+        first_start(store)
     return store

@@ -85,4 +85,6 @@ def sidebar_pickers(store: SpendStore, with_store: bool = True) -> Selection | N
     if period is None:
         return None
     start, end, preset = period
+    from .freshness import period_note
+    period_note(store, meta["store_id"] if meta else None, start, end)
     return Selection(meta["store_id"] if meta else None, meta, start, end, preset)
