@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         _inv.add_cli(sub, _date, _Parser)
     except ImportError:
         pass
+    from service import alerts as _alerts
+    _alerts.add_cli(sub, _date, _Parser)      # alerts, budgets import
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
     sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")
