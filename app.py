@@ -18,6 +18,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
+from ui import alerts as ui_alerts
 from service import dashboard as dash
 from service.export import render_csv
 from service.refresh import refresh
@@ -87,6 +88,8 @@ if store is not None:
                            + ". Missing spend is not counted as zero: refresh or check the platform.")
             for note in dash.fx_notes(report):
                 st.warning(note)
+            with ui.guard("the pacing and alerts"):
+                ui_alerts.store_block(store, sel.store_id, sel.store["name"])
 
             daily = dash.daily_by_platform(store, sel.store_id, sel.start, sel.end, ccy)
             left, right = st.columns([3, 2])
