@@ -49,7 +49,7 @@ from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
 
 from . import fx
-from .budgets import Budget, load_budgets
+from .budgets import Budget
 
 log = logging.getLogger("adspend.alerts")
 
@@ -442,6 +442,8 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
                 "ON k.platform = f.platform AND k.account_id = f.account_id WHERE f.day BETWEEN ? AND ? "
                 "ORDER BY 1, 2, 3", [fail_lo, as_of]).fetchall()
             con.unregister("alert_keys")
+        budget_rows = con.execute(f"SELECT store_id, month, platform, amount, currency FROM budgets WHERE {flt} "
+                                  "AND month = $month ORDER BY 1, 2, 3", {**p, "month": first}).fetchall()
     stores = []
     for sid, name, ccy, is_demo in metas:
         unconfigured: set[str] = set()
@@ -476,7 +478,7 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
         by_key.setdefault((pl, acc), []).append((day, err))
     ok = {(pl, acc): t for pl, acc, t in last_ok}
     fetch = [FetchState(pl, acc, ok.get((pl, acc)), tuple(by_key.get((pl, acc), ()))) for pl, acc in keys]
-    budgets = load_budgets(store, [s.store_id for s in stores], first) if stores else []
+    budgets = [Budget(r[0], r[1], r[2], Decimal(r[3]), r[4]) for r in budget_rows]
     return Inputs(stores, link_objs, rows, fetch, budgets, as_of)
 
 
