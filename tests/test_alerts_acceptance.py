@@ -30,7 +30,7 @@ def configure(sandbox, cfg: dict) -> None:
 
 
 def page_rows(at: AppTest) -> list[tuple]:
-    cols = ["store", "platform", "account", "kind", "day", "detail", "open"]
+    cols = ["store", "platform", "account", "kind", "day", "open", "detail"]
     [df] = [d.value for d in at.dataframe if list(d.value.columns) == cols]
     return [(r["store"].rsplit("(", 1)[1].rstrip(")"), r["platform"], r["account"], r["kind"], r["day"], r["detail"])
             for r in df.astype(str).to_dict("records")]

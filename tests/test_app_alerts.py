@@ -98,7 +98,7 @@ def cli_alerts(db, *extra) -> list[dict]:
     return json.loads(out)
 
 
-TABLES = {"alerts": ["store", "platform", "account", "kind", "day", "detail", "open"],
+TABLES = {"alerts": ["store", "platform", "account", "kind", "day", "open", "detail"],
           "pacing": ["platform", "budget (USD)", "month to date (USD)", "projected (USD)", "pace", "incomplete"],
           "budgets": ["month", "platform", "amount"]}
 

@@ -25,7 +25,7 @@ from storage.db import SpendStore
 
 from .format import escape_md, money
 
-COLUMNS = ["store", "platform", "account", "kind", "day", "detail", "open"]
+COLUMNS = ["store", "platform", "account", "kind", "day", "open", "detail"]
 
 
 def as_of() -> dt.date:
