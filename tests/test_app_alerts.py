@@ -181,6 +181,9 @@ def test_budget_editor_shows_and_saves_through_the_import_rules(db):
     at = ok(at.run())
     assert table(at, "budgets") == [{"month": "2026-03", "platform": "", "amount": "3000.00"},
                                     {"month": "2026-03", "platform": "google", "amount": "1500.00"}]
+    # saving the editor's table unchanged goes through the import rules and changes nothing
+    at = ok(next(b for b in at.button if b.key == "save_budgets_demo-acme").click().run())
+    assert [m.value for m in at.success] == ["Saved budgets of demo-acme: 0 new, 0 changed, 2 unchanged."]
     assert editor_rows(store, "demo-acme") == [{"month": "2026-03", "platform": "", "amount": "3000.00"},
                                               {"month": "2026-03", "platform": "google", "amount": "1500.00"}]
     with pytest.raises(BudgetError) as err:

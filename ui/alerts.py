@@ -123,7 +123,8 @@ def budget_editor(store: SpendStore, store_id: str, currency: str) -> None:
                "saves nothing. Remove a row to delete that budget.")
     rows = bsvc.editor_rows(store, store_id)
     df = pd.DataFrame(rows, columns=["month", "platform", "amount"]).astype(str)
-    edited = st.data_editor(df, num_rows="dynamic", hide_index=True, key=f"budget_editor_{store_id}",
+    version = st.session_state.get(f"_budget_version_{store_id}", 0)     # a new editor after each save
+    edited = st.data_editor(df, num_rows="dynamic", hide_index=True, key=f"budget_editor_{store_id}_{version}",
                             column_config={
                                 "month": st.column_config.TextColumn("month", help="YYYY-MM"),
                                 "platform": st.column_config.SelectboxColumn("platform", options=["", *PLATFORM_IDS]),
@@ -133,6 +134,7 @@ def budget_editor(store: SpendStore, store_id: str, currency: str) -> None:
             res = bsvc.save_editor_rows(store, store_id, edited.to_dict("records"))
             st.session_state["accounts_flash"] = ("success", f"Saved budgets of {store_id}: {res.added} new, "
                                                   f"{res.changed} changed, {res.unchanged} unchanged.")
+            st.session_state[f"_budget_version_{store_id}"] = version + 1
             st.rerun()
         except bsvc.BudgetError as exc:
             st.error(str(exc))
