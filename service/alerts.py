@@ -408,6 +408,9 @@ class Inputs:
     as_of: dt.date
 
 
+_STORES = "(CAST($ids AS VARCHAR[]) IS NULL OR list_contains(CAST($ids AS VARCHAR[]), store_id))"
+
+
 def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None,
                 settings=None) -> Inputs:
     """Everything the pure functions need, read in one connection."""
@@ -415,15 +418,14 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
     lo = min(first, as_of - dt.timedelta(days=HISTORY_DAYS + SPIKE_LOOKBACK_DAYS + 14))
     fail_lo = (first - dt.timedelta(days=1)).replace(day=1)
     ids = None if store_ids is None else list(store_ids)
-    flt = "TRUE" if ids is None else "list_contains($ids, store_id)"
-    p = {} if ids is None else {"ids": ids}
+    p = {"ids": ids}                                   # NULL: every store
     with store.connect() as con:
-        metas = con.execute(f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {flt} "
+        metas = con.execute(f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {_STORES} "
                             "ORDER BY store_id", p).fetchall()
         links = con.execute(
             f"SELECT a.store_id, a.platform, a.account_id, coalesce(i.currency, "
             f"(SELECT max(currency) FROM daily_spend d WHERE d.platform = a.platform AND d.account_id = a.account_id)) "
-            f"FROM (SELECT * FROM ad_accounts WHERE {flt}) a LEFT JOIN account_info i "
+            f"FROM (SELECT * FROM ad_accounts WHERE {_STORES}) a LEFT JOIN account_info i "
             "ON i.platform = a.platform AND i.account_id = a.account_id ORDER BY 1, 2, 3", p).fetchall()
         keys = sorted({(r[1], r[2]) for r in links})
         spend, last_ok, fails = [], [], []
@@ -442,7 +444,7 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
                 "ON k.platform = f.platform AND k.account_id = f.account_id WHERE f.day BETWEEN ? AND ? "
                 "ORDER BY 1, 2, 3", [fail_lo, as_of]).fetchall()
             con.unregister("alert_keys")
-        budget_rows = con.execute(f"SELECT store_id, month, platform, amount, currency FROM budgets WHERE {flt} "
+        budget_rows = con.execute(f"SELECT store_id, month, platform, amount, currency FROM budgets WHERE {_STORES} "
                                   "AND month = $month ORDER BY 1, 2, 3", {**p, "month": first}).fetchall()
     stores = []
     for sid, name, ccy, is_demo in metas:
