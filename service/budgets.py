@@ -15,7 +15,7 @@ import datetime as dt
 import io
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 

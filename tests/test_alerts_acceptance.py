@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import urllib.request
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
