@@ -10,9 +10,9 @@ The kinds are shared/interfaces.md's, each evaluated "as of" a day D (default: y
   and above 50 in the account's currency. ``day`` is that day.
 - ``pacing``: a budget of D's month whose projected month-end spend is more than 10% over or under
   it. ``day`` is D.
-- ``stale``: a linked platform (of the store) whose latest successful fetch is older than 2 days at
-  the end of D (or never happened; a platform without credentials and without data is
-  ``not_configured``, not stale). ``day`` is D.
+- ``stale``: a linked platform (of the store) whose latest successful fetch is older than 2 days
+  now (for an earlier D: at the end of the day after D), or never happened (a platform without
+  credentials and without data is ``not_configured``, not stale). ``day`` is D.
 - ``failed``: an account with days (of D's and the previous calendar month, up to D) whose latest
   fetch failed. ``day`` is the first such day.
 
@@ -320,30 +320,36 @@ def _failed(link: Link, state: FetchState | None, as_of: dt.date) -> Alert | Non
                  f"failed ({span}): {error.rstrip('.')}.", first.isoformat())
 
 
+def reference_moment(as_of: dt.date, now: dt.datetime | None = None) -> dt.datetime:
+    """When data "as of" a day is judged: now, but never later than the end of the day after it
+    (the day a daily job looks at it); the end of that day when ``now`` is not given."""
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.max, UTC)
+    return end if now is None else min(now.astimezone(UTC), end)
+
+
 def _stale(store: StoreInfo, platform: str, links: Sequence[Link], states: Mapping[tuple[str, str], FetchState],
-           has_data: bool, as_of: dt.date) -> Alert | None:
+           has_data: bool, as_of: dt.date, now: dt.datetime | None) -> Alert | None:
     if platform in store.unconfigured and not has_data:
         return None                      # not_configured: never an error
     times = [states[(l.platform, l.account_id)].last_success for l in links
              if (l.platform, l.account_id) in states and states[(l.platform, l.account_id)].last_success]
-    moment = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0), UTC)
     if not times:
         return Alert(store.store_id, platform, None, "stale", as_of,
                      f"{_name(platform)} has never been fetched successfully for this store.", "never")
     last = max(times).astimezone(UTC)
-    age = moment - last
-    if age <= STALE_AFTER:
+    ref = reference_moment(as_of, now)
+    if ref - last <= STALE_AFTER:
         return None
-    hours = int(age.total_seconds() // 3600)
     return Alert(store.store_id, platform, None, "stale", as_of,
-                 f"{_name(platform)}'s latest successful fetch was at {last:%Y-%m-%d %H:%M} UTC, "
-                 f"{hours // 24} days {hours % 24} h before the end of {as_of} (alert after 2 days).",
-                 last.date().isoformat())
+                 f"{_name(platform)}'s latest successful fetch was at {last:%Y-%m-%d %H:%M} UTC, more than 2 days "
+                 f"old on {ref:%Y-%m-%d}.", last.date().isoformat())
 
 
 def compute_alerts(stores: Sequence[StoreInfo], links: Sequence[Link], rows: Sequence[DayRow],
-                   fetch: Sequence[FetchState], budgets: Sequence[Budget], as_of: dt.date) -> list[Alert]:
-    """Every alert as of ``as_of`` (see the module doc), sorted by store, kind, platform, account, day."""
+                   fetch: Sequence[FetchState], budgets: Sequence[Budget], as_of: dt.date,
+                   now: dt.datetime | None = None) -> list[Alert]:
+    """Every alert as of ``as_of`` (see the module doc), sorted by store, kind, platform, account, day.
+    ``now`` is when it is asked (for ``stale``; see :func:`reference_moment`)."""
     states = {(s.platform, s.account_id): s for s in fetch}
     per_link: dict[tuple[str, str, str], dict[dt.date, Decimal]] = {}
     for r in rows:
@@ -370,7 +376,7 @@ def compute_alerts(stores: Sequence[StoreInfo], links: Sequence[Link], rows: Seq
             has_data = any(per_link.get((s.store_id, p, l.account_id)) for l in plinks) or any(
                 states.get((p, l.account_id)) and (states[(p, l.account_id)].last_success
                                                    or states[(p, l.account_id)].failed_days) for l in plinks)
-            a = _stale(s, p, plinks, states, has_data, as_of)
+            a = _stale(s, p, plinks, states, has_data, as_of, now)
             if a:
                 alerts.append(a)
         month = as_of.replace(day=1)
@@ -497,10 +503,12 @@ def _unconfigured(settings, platforms: set[str]) -> set[str]:
     return out
 
 
-def collect(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None, settings=None) -> list[Alert]:
-    """The alerts as of ``as_of`` from stored data (no API call)."""
+def collect(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None, settings=None,
+            now: dt.datetime | None = None) -> list[Alert]:
+    """The alerts as of ``as_of`` from stored data (no API call), judged now (``fetchers.clock``)."""
+    from fetchers import clock
     i = load_inputs(store, as_of, store_ids, settings)
-    return compute_alerts(i.stores, i.links, i.rows, i.fetch, i.budgets, i.as_of)
+    return compute_alerts(i.stores, i.links, i.rows, i.fetch, i.budgets, i.as_of, now or clock.now())
 
 
 def store_pacing(store: SpendStore, store_id: str, as_of: dt.date, settings=None) -> list[Pacing]:

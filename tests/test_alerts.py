@@ -198,19 +198,22 @@ def test_pacing_alert_when_incomplete_says_so():
 
 # --- stale ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("last, expected", [
-    (dt.datetime(2026, 3, 17, 0, 0, tzinfo=UTC), None),                 # exactly 2 days before the end of AS_OF
-    (dt.datetime(2026, 3, 16, 23, 59, 59, tzinfo=UTC),
-     "Meta's latest successful fetch was at 2026-03-16 23:59 UTC, 2 days 0 h before the end of 2026-03-18 "
-     "(alert after 2 days)."),
-    (dt.datetime(2026, 3, 14, 6, 30, tzinfo=UTC),
-     "Meta's latest successful fetch was at 2026-03-14 06:30 UTC, 4 days 17 h before the end of 2026-03-18 "
-     "(alert after 2 days)."),
-    (None, "Meta has never been fetched successfully for this store."),
+NOW = dt.datetime(2026, 3, 19, 6, 0, tzinfo=UTC)        # the day after AS_OF, 06:00
+
+
+@pytest.mark.parametrize("last, now, expected", [
+    (dt.datetime(2026, 3, 17, 6, 0, tzinfo=UTC), NOW, None),            # exactly 2 days old: not older
+    (dt.datetime(2026, 3, 17, 5, 59, 59, tzinfo=UTC), NOW,
+     "Meta's latest successful fetch was at 2026-03-17 05:59 UTC, more than 2 days old on 2026-03-19."),
+    # asked later about an earlier day: judged at the end of the day after it (2026-03-19 23:59:59.999999)
+    (dt.datetime(2026, 3, 17, 23, 59, 59, 999999, tzinfo=UTC), dt.datetime(2026, 4, 1, tzinfo=UTC), None),
+    (dt.datetime(2026, 3, 17, 23, 59, 59, 999998, tzinfo=UTC), None,
+     "Meta's latest successful fetch was at 2026-03-17 23:59 UTC, more than 2 days old on 2026-03-19."),
+    (None, NOW, "Meta has never been fetched successfully for this store."),
 ])
-def test_stale(last, expected):
+def test_stale(last, now, expected):
     state = [FetchState("meta", "111", last)]
-    got = [a for a in compute_alerts([STORE], [META], [], state, [], AS_OF) if a.kind == "stale"]
+    got = [a for a in compute_alerts([STORE], [META], [], state, [], AS_OF, now) if a.kind == "stale"]
     assert [(a.platform, a.account_id, a.day, a.detail) for a in got] == (
         [] if expected is None else [("meta", None, AS_OF, expected)])
 

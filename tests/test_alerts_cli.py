@@ -136,11 +136,15 @@ def test_alerts_json_exit_codes_and_store_filter(tmp_path, run_cli, with_alerts)
 def test_alerts_default_date_is_yesterday_and_stale_when_the_clock_moves(run_cli, with_alerts, monkeypatch):
     monkeypatch.setenv("ADSPEND_TODAY", "2026-03-19")              # yesterday = AS_OF
     assert [a["kind"] for a in run_cli("alerts", "--json").json()] == ["spike"]
-    monkeypatch.setenv("ADSPEND_TODAY", "2026-03-21")              # fetched 2026-03-18 06:00; end of the 20th
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-03-21")              # fetched 2026-03-18 06:00: 3 days and more
     got = run_cli("alerts", "--json", "--store", "s2").json()
     assert got == [{"store_id": "s2", "platform": "meta", "account_id": None, "kind": "stale", "day": "2026-03-20",
-                    "detail": "Meta's latest successful fetch was at 2026-03-18 06:00 UTC, 2 days 18 h before the "
-                              "end of 2026-03-20 (alert after 2 days)."}]
+                    "detail": "Meta's latest successful fetch was at 2026-03-18 06:00 UTC, more than 2 days old on "
+                              "2026-03-21."}]
+    # the same day asked about later (--date): judged at the end of the day after it, so not stale then
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-04-30")
+    assert run_cli("alerts", "--json", "--store", "s2", "--date", "2026-03-18").json() == []
+    assert [a["kind"] for a in run_cli("alerts", "--json", "--store", "s2", "--date", "2026-03-19").json()] == ["stale"]
 
 
 # --- webhook ---------------------------------------------------------------------------------------
