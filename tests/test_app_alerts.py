@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal
 
 import pyarrow as pa
@@ -76,12 +77,22 @@ def _clear_caches():
     yield
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("alerts") / "template.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in FAST_ENV.items():
+            mp.setenv(k, v)
+        make_db(path)
+    return path
+
+
 @pytest.fixture
-def db(tmp_path, monkeypatch):
+def db(template, tmp_path, monkeypatch):
     for k, v in FAST_ENV.items():
         monkeypatch.setenv(k, v)
     path = tmp_path / "app.duckdb"
-    make_db(path)
+    shutil.copy(template, path)
     monkeypatch.setenv("ADSPEND_DB", str(path))
     monkeypatch.setenv("ADSPEND_TODAY", TODAY)
     return path
