@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.error
 import urllib.request
 
 import streamlit as st
@@ -116,3 +117,31 @@ def test_every_kind_from_the_sandbox_in_cli_store_page_and_alerts_page(tmp_path,
         pages_show(later)
     finally:
         rx.close()
+
+
+def test_sandbox_stop_and_spike_switches(sandbox):
+    """The sandbox's alert switches: zero spend from a day on, a spike day (factor x the account's
+    size), LinkedIn matched by its URN or digits; a reset clears them; a bad switch is a 400."""
+    from decimal import Decimal
+
+    from sandbox import data
+    day = dt.date(2026, 3, 10)
+    before = sandbox.sandbox.expected_total("linkedin", "500978", day, day + dt.timedelta(days=3))["days"]
+    configure(sandbox, {"events": [
+        {"platform": "linkedin", "account": "urn:li:sponsoredAccount:500978", "kind": "stop",
+         "from": (day + dt.timedelta(days=2)).isoformat()},
+        {"platform": "meta", "account": "1000000001", "kind": "spike", "day": day.isoformat(), "factor": 7}]})
+    after = sandbox.sandbox.expected_total("linkedin", "500978", day, day + dt.timedelta(days=3))["days"]
+    assert [after[k] for k in sorted(after)] == [before[k] for k in sorted(before)][:2] + ["0", "0"]
+    size = 40 + (data._h("meta", "1000000001", "size") % 400)
+    assert sandbox.sandbox.expected_total("meta", "1000000001", day, day)["spend"] == f"{size * 7}.00"
+    sandbox.ctx.reset()
+    assert sandbox.sandbox.expected_total("linkedin", "500978", day, day + dt.timedelta(days=3))["days"] == before
+    req = urllib.request.Request(f"{sandbox.url}/_sandbox/config", method="POST",
+                                 data=json.dumps({"events": [{"platform": "meta", "account": "1", "kind": "pause",
+                                                              "from": "2026-03-01"}]}).encode())
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("a bad switch was accepted")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
