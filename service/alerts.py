@@ -573,12 +573,18 @@ def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: in
     ``attempts`` times, each with ``timeout`` seconds. Returns None on success, else one sentence
     (naming the host only, never the URL's secret path)."""
     body = json.dumps(payload).encode("utf-8")
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        return f"{WEBHOOK_ENV} is not an http(s) URL; nothing was sent"
     why = "no attempt made"
     for attempt in range(1, max(1, attempts) + 1):
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "adspend-alerts"})
         retry_after = None
         try:
+            req = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "adspend-alerts"})
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 resp.read(65536)
                 return None
@@ -595,7 +601,7 @@ def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: in
             why = "no answer within {:g} s".format(timeout) if isinstance(reason, TimeoutError) or \
                 "timed out" in str(reason) else f"connection failed ({type(reason).__name__})"
         except ValueError:
-            return f"{WEBHOOK_ENV} is not a usable http(s) URL"
+            return f"{WEBHOOK_ENV} is not a usable http(s) URL; nothing was sent"
         if attempt < attempts:
             time.sleep(min(retry_after if retry_after is not None else backoff * 2 ** (attempt - 1), 5.0))
     return f"the alert webhook at {_host(url)} failed after {attempts} attempt(s): {why}"

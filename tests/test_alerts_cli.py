@@ -255,3 +255,12 @@ def test_webhook_not_called_without_alerts_and_4xx_is_not_retried(run_cli, with_
     assert len(rx.bodies) == 1 and r.returncode == 1
     assert r.stderr.startswith("warning: the alert webhook at 127.0.0.1 refused the message (HTTP 404); check "
                                "ADSPEND_ALERT_WEBHOOK_URL")
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/x", "http://[::1"])
+def test_a_bad_webhook_url_is_reported_not_fatal(run_cli, with_alerts, monkeypatch, url):
+    monkeypatch.setenv("ADSPEND_ALERT_WEBHOOK_URL", url)
+    r = run_cli("alerts", "--date", AS_OF, "--json")
+    assert r.returncode == 1 and [a["kind"] for a in r.json()] == ["spike"]
+    assert r.stderr.startswith("warning: ADSPEND_ALERT_WEBHOOK_URL is not ")
+    assert with_alerts.query("SELECT count(*) FROM alerts_sent") == [(0,)]
