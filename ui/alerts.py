@@ -39,16 +39,18 @@ def _rows(alerts, names: dict[str, str]) -> list[dict]:
              "open": "./" + a.link()} for a in alerts]
 
 
-def alerts_table(alerts, names: dict[str, str], key: str) -> None:
-    st.dataframe(pd.DataFrame(_rows(alerts, names), columns=COLUMNS), hide_index=True, key=key,
-                 column_config={"open": st.column_config.LinkColumn("open", display_text="store view"),
-                                "detail": st.column_config.TextColumn("detail", width="large")})
+def alerts_table(alerts, names: dict[str, str], key: str, show_store: bool = True) -> None:
+    config = {"open": st.column_config.LinkColumn("open", display_text="store view"),
+              "detail": st.column_config.TextColumn("detail", width="large")}
+    if not show_store:
+        config["store"] = None          # hidden (the store page is that store's)
+    st.dataframe(pd.DataFrame(_rows(alerts, names), columns=COLUMNS), hide_index=True, key=key, column_config=config)
 
 
 def _pace_text(pc: svc.Pacing) -> str:
     if pc.pace is None:
         return "no budget" if pc.budget is None else "no projection yet"
-    pct = f" ({pc.percent:+}%)" if pc.percent is not None else ""
+    pct = f" {pc.percent:+}%" if pc.percent is not None else ""
     return f"{pc.pace}{pct}"
 
 
@@ -83,7 +85,7 @@ def store_block(store: SpendStore, store_id: str, name: str) -> None:
     alerts = svc.collect(store, day, [store_id])
     st.subheader(f"Open alerts ({len(alerts)})")
     if alerts:
-        alerts_table(alerts, {store_id: name}, "store_alerts")
+        alerts_table(alerts, {store_id: name}, "store_alerts", show_store=False)
     else:
         st.caption(f"No alerts as of {day}.")
 
