@@ -650,8 +650,8 @@ def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, tim
                 "alert_key": pa.array([a.key for a in chunk], pa.string()),
                 "day": pa.array([a.day for a in chunk], pa.date32()),
                 "detail": pa.array([a.detail for a in chunk], pa.string())}))
-            con.execute("INSERT INTO alerts_sent SELECT store_id, platform, account_id, kind, alert_key, day, detail, ? "
-                        "FROM sent_now ON CONFLICT DO NOTHING", [now])
+            con.execute("INSERT INTO alerts_sent SELECT store_id, platform, account_id, kind, alert_key, day, "
+                        "detail, ? FROM sent_now ON CONFLICT DO NOTHING", [now])
             con.unregister("sent_now")
         result.sent += len(chunk)
     return result

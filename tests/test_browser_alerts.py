@@ -2,8 +2,8 @@
 
 The database holds every kind of alert for demo-acme as of 2026-03-18 (tests/test_app_alerts.py
 make_db); the server's clock is pinned with ADSPEND_TODAY=2026-03-19. In the browser: go to the
-Alerts page, see as many alerts as `cli.py alerts --json` and filter by kind. The browser runs in a worker thread with its own Playwright (see
-tests/test_browser_invoicing.py for why)."""
+Alerts page, see as many alerts as `cli.py alerts --json` and filter by kind. The browser runs
+in a worker thread with its own Playwright (see tests/test_browser_invoicing.py for why)."""
 from __future__ import annotations
 
 import json

@@ -73,7 +73,8 @@ def pacing_block(pacings: list[svc.Pacing]) -> None:
     if len(pacings) > 1:
         st.dataframe(pd.DataFrame([{"platform": pc.label, f"budget ({ccy})": money(pc.budget, ccy),
                                     f"month to date ({ccy})": money(pc.month_to_date, ccy),
-                                    f"projected ({ccy})": money(pc.projected, ccy) if pc.projected is not None else "—",
+                                    f"projected ({ccy})": (money(pc.projected, ccy) if pc.projected is not None
+                                                           else "—"),
                                     "pace": _pace_text(pc), "incomplete": pc.note or ""} for pc in pacings[1:]]),
                      hide_index=True, key="pacing_table")
 
