@@ -43,9 +43,11 @@ def days_back(n: int, value: str, end: str = AS_OF) -> dict[dt.date, str]:
 
 
 @pytest.fixture
-def with_alerts(stores):
+def with_alerts(stores, monkeypatch):
     """s1: Meta spikes on the as-of day (500 against 100 a day), Google spends steadily; March
-    budget 1000 for the whole store -> pacing over. s2 (EUR): steady, no budget."""
+    budget 1000 for the whole store -> pacing over. s2 (EUR): steady, no budget. The clock is
+    pinned after the days asked about (so `stale` is judged at the end of the day after each)."""
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-04-30")
     write_spend(stores, "meta", "111", {**days_back(30, "100.00"), dt.date(2026, 3, 18): "500.00"})
     write_spend(stores, "google", "1234567001", days_back(30, "10.00"))
     write_spend(stores, "meta", "222", days_back(30, "20.00"), "EUR")
