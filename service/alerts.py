@@ -40,7 +40,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Iterable, Mapping, Sequence
 
 import pyarrow as pa
@@ -63,6 +63,9 @@ SPIKE_MIN_HISTORY = 7              # stored days needed for a median
 PACE_BAND = Decimal("0.10")
 STALE_AFTER = dt.timedelta(days=2)
 UTC = dt.timezone.utc
+# Sums and products of money are exact at this precision (amount x 28-digit rate); only the
+# projection's averages are estimates, rounded once at the end.
+_WIDE = Context(prec=1000, rounding=ROUND_HALF_UP)
 
 
 # --- inputs and outputs of the pure functions ---------------------------------------------------
@@ -197,6 +200,12 @@ def compute_pacing(store: StoreInfo, links: Sequence[Link], rows: Iterable[DayRo
                    budget: Decimal | None, platform: str = "") -> Pacing:
     """Month-to-date spend against ``budget`` (billing currency) for the month of ``as_of``, and
     the weekday-aware projection of the month's end. ``platform`` '' = every platform of the store."""
+    with localcontext(_WIDE):
+        return _pacing(store, links, rows, as_of, budget, platform)
+
+
+def _pacing(store: StoreInfo, links: Sequence[Link], rows: Iterable[DayRow], as_of: dt.date,
+            budget: Decimal | None, platform: str) -> Pacing:
     ccy = store.billing_currency
     first, last = as_of.replace(day=1), month_end(as_of)
     scope = [(l.platform, l.account_id) for l in links
@@ -479,7 +488,7 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
                 if ccy == bccy:
                     b = v
                 elif d in rates:
-                    b = v * rates[d].rate
+                    b = _WIDE.multiply(v, rates[d].rate)        # exact, as fx.convert_line
             rows.append(DayRow(link.store_id, link.platform, link.account_id, d, v, b))
     by_key: dict[tuple[str, str], list[tuple[dt.date, str]]] = {}
     for pl, acc, day, err in fails:

@@ -266,3 +266,21 @@ def test_a_bad_webhook_url_is_reported_not_fatal(run_cli, with_alerts, monkeypat
     assert r.returncode == 1 and [a["kind"] for a in r.json()] == ["spike"]
     assert r.stderr.startswith("warning: ADSPEND_ALERT_WEBHOOK_URL is not ")
     assert with_alerts.query("SELECT count(*) FROM alerts_sent") == [(0,)]
+
+
+def test_month_to_date_in_the_billing_currency_equals_the_spend_report(run_cli, stores, tmp_path):
+    """A GBP account of a EUR store: pacing converts each day exactly as `spend` does (each day's
+    ECB rate, the account rounded once), so month to date equals the report's total to the cent."""
+    from service.alerts import store_pacing
+    from service.report import spend_report
+    csv = tmp_path / "more.csv"
+    csv.write_text("store_id,store_name,platform,account_id,billing_currency\ns2,Fjord,google,1234567826,EUR\n")
+    assert run_cli("accounts", "import", csv).returncode == 0
+    write_spend(stores, "meta", "222", days_back(18, "20.00"), "EUR")
+    write_spend(stores, "google", "1234567826", {d: f"{33 + i}.333333" for i, d in
+                                                  enumerate(sorted(days_back(18, "0")))}, "GBP")
+    report = spend_report(stores, "s2", dt.date(2026, 3, 1), dt.date(2026, 3, 18))
+    assert report.complete and report.platforms["google"].accounts[0].fx_rate != 1
+    (pc,) = store_pacing(stores, "s2", dt.date(2026, 3, 18))
+    assert (pc.currency, pc.month_to_date, pc.complete) == ("EUR", report.total, True)
+    assert pc.month_to_date == Decimal("360.00") + report.platforms["google"].spend
