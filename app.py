@@ -19,6 +19,7 @@ import streamlit as st
 
 import ui
 import ui.freshness as ui_freshness
+from ui import alerts as ui_alerts
 from service import dashboard as dash
 from service.export import render_csv
 from service.refresh import refresh
@@ -90,6 +91,8 @@ if store is not None:
                 st.warning(note)
             ui_freshness.retention_notes(store, sel.store_id, sel.start, sel.end)
             ui_freshness.data_as_of(store, sel.store_id)
+            with ui.guard("the pacing and alerts"):
+                ui_alerts.store_block(store, sel.store_id, sel.store["name"])
 
             daily = dash.daily_by_platform(store, sel.store_id, sel.start, sel.end, ccy)
             left, right = st.columns([3, 2])

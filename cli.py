@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--store", action="append", help="store id (repeatable)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=cmd_status)
+    from service import alerts as _alerts
+    _alerts.add_cli(sub, _date, _Parser)      # alerts, budgets import
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
     sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")

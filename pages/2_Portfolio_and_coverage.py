@@ -11,6 +11,7 @@ import streamlit as st
 import ui
 from fetchers.specs import PLATFORM_IDS, SPECS
 from service import dashboard as dash
+from ui.alerts import with_pace
 
 store = ui.bootstrap("Portfolio & coverage", ":material/hub:")
 
@@ -52,8 +53,9 @@ if store is not None:
             st.caption(f"The shares add up to {total_share.normalize():f}%, not 100%.")
 
         st.subheader("Stores x platforms")
-        st.dataframe(pd.DataFrame(dash.portfolio_matrix(store)), hide_index=True, key="matrix_table")
-        st.caption("Each cell: linked accounts · status of their latest refresh ('—' = not linked).")
+        st.dataframe(pd.DataFrame(with_pace(store, dash.portfolio_matrix(store))), hide_index=True, key="matrix_table")
+        st.caption("Each cell: linked accounts · status of their latest refresh ('—' = not linked). Pace: this "
+                   "month's projected spend against the store's budget, as of yesterday (Alerts page).")
 
         if sel is not None:
             currency = st.selectbox("Report currency", ["USD", "EUR", "GBP", "JPY"], key="portfolio_ccy")

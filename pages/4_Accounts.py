@@ -9,6 +9,7 @@ import ui
 from fetchers.specs import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from service.accounts import ImportError_, export_mapping_csv, validate_currency
+from ui.alerts import budget_editor
 
 store = ui.bootstrap("Accounts", ":material/manage_accounts:")
 
@@ -91,6 +92,7 @@ if store is not None:
                               "is kept.")
                     st.rerun()
             st.caption("Account id forms: " + "; ".join(f"{SPECS[p].name}: {f}" for p, f in dash.ID_FORMS.items()))
+            budget_editor(store, target, by_id[target]["billing_currency"])
 
         st.subheader("Import and export the mapping")
         st.caption("CSV header store_id,store_name,platform,account_id (optional billing_currency, display_name), "

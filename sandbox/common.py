@@ -123,6 +123,8 @@ class Context:
             self.platform_state: dict[str, dict] = {}   # per-emulator state, cleared on reset
             self.hang_seconds = 35.0
             self.report_polls_needed = 3           # polls before a report completes
+            from .data import set_events
+            set_events([])                         # the alert demo switches (data.set_events)
 
     # configuration -----------------------------------------------------------------------------
     def configure(self, cfg: dict) -> None:
@@ -151,6 +153,9 @@ class Context:
                 self.hang_seconds = float(cfg["hang_seconds"])
             if "report_polls_needed" in cfg:
                 self.report_polls_needed = int(cfg["report_polls_needed"])
+            if "events" in cfg:
+                from .data import set_events
+                set_events(cfg["events"])
 
     # faults ------------------------------------------------------------------------------------
     def take_fault(self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS,

@@ -63,10 +63,12 @@ def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2
     strings, 6 for micro-units). ``generation`` > 0 is a restatement: a different figure."""
     if day > today():
         return Decimal(0)
-    if part and paused(platform, account_id, day):   # every campaign / ad product of the account idle
+    event = _event(platform, account_id, day)
+    # a "stop" switch, or every campaign / ad product of the account idle that day
+    if event == "stop" or (event is None and part and paused(platform, account_id, day)):
         return Decimal(0)
     seed = _h(platform, account_id, day.isoformat(), part)
-    if seed % 11 == 0:                        # about one day in eleven without delivery
+    if seed % 11 == 0 and event is None:      # about one day in eleven without delivery
         return Decimal(0)
     currency = account_currency(account_id)
     base_units = 40 + (_h(platform, account_id, "size") % 400)          # 40..440 a day
@@ -77,6 +79,8 @@ def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2
     quantum = Decimal(1).scaleb(-places)
     jitter = Decimal(seed % 10_000_000) / Decimal(10_000_000)            # 0..1
     amount = Decimal(base_units) * _WEEKDAY_FACTOR[day.weekday()] * (Decimal("0.75") + jitter / 2)
+    if event is not None:                     # a spike: the factor times the account's size, whatever the jitter
+        amount = Decimal(base_units) * event
     if generation:
         amount *= Decimal(1) + Decimal(generation) / Decimal(50)        # restated: 2% more a generation
     return amount.quantize(quantum)
@@ -89,3 +93,30 @@ def restated_generation(restate: dict | None, day: dt.date) -> int:
     start = restate.get("from")
     start = dt.date.fromisoformat(start) if isinstance(start, str) else start
     return int(restate.get("generation", 1)) if (start is None or day >= start) else 0
+
+
+# Demo switches for alerts (POST /_sandbox/config {"events": [...]}; cleared by /_sandbox/reset):
+# {"platform", "account", "kind": "stop", "from": day[, "to": day]} serves zero spend on those days;
+# {"platform", "account", "kind": "spike", "day": day[, "factor": 10]} serves factor x the account's
+# usual size that day. Module-level, so every sandbox of this process serves them.
+_EVENTS: list[tuple[str, str, str, dt.date, dt.date, Decimal]] = []
+
+
+def set_events(events) -> None:
+    parsed = []
+    for e in events or ():
+        kind = e["kind"]
+        if kind not in ("stop", "spike"):
+            raise ValueError(f"unknown event kind {kind!r}; one of stop, spike")
+        lo = dt.date.fromisoformat(e["from"] if kind == "stop" else e["day"])
+        hi = dt.date.fromisoformat(e["to"]) if e.get("to") else (dt.date.max if kind == "stop" else lo)
+        parsed.append((e["platform"], str(e["account"]), kind, lo, hi, Decimal(str(e.get("factor", 10)))))
+    _EVENTS[:] = parsed
+
+
+def _event(platform: str, account_id: str, day: dt.date):
+    """"stop", a spike's factor, or None for (platform, account, day). LinkedIn passes the digits of its URN."""
+    for p, acc, kind, lo, hi, factor in _EVENTS:
+        if p == platform and (acc == str(account_id) or acc.rsplit(":", 1)[-1] == str(account_id)) and lo <= day <= hi:
+            return "stop" if kind == "stop" else factor
+    return None

@@ -10,7 +10,9 @@ Control endpoints (for tests, the bench and the dashboard's demo mode):
 - ``POST /_sandbox/config``: ``{"faults": [{"platform", "kind", "count", "account"}],
   "restate": {platform: {"from": "YYYY-MM-DD", "generation": 1}},
   "latency_ms": {platform: [lo, hi]}, "rate_limit_rpm": {platform: n},
-  "chaos": {"seed": 1, "rate": 0.2}, "hang_seconds": 35, "report_polls_needed": 3}``
+  "chaos": {"seed": 1, "rate": 0.2}, "hang_seconds": 35, "report_polls_needed": 3,
+  "events": [{"platform", "account", "kind": "stop", "from"}, {..., "kind": "spike", "day", "factor"}]}``
+  (events: see ``sandbox/data.py`` set_events)
 - ``GET  /_sandbox/totals?platform=&account=&start=&end=``: the exact spend the sandbox serves
 - ``GET  /_sandbox/stats``: requests and throttle responses per platform, token grants
 """

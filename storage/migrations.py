@@ -140,6 +140,31 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (invoice_number, line_no)
         );
     """),
+    (5, "budgets and sent alerts", """
+        -- A spend budget per store and calendar month, for the whole store (platform = '') or
+        -- one platform, in the store's billing currency (exact). Written by service/budgets.py.
+        CREATE TABLE budgets (
+            store_id    VARCHAR NOT NULL,
+            month       DATE NOT NULL,                -- the first day of the month
+            platform    VARCHAR NOT NULL DEFAULT '',  -- '' = the whole store
+            amount      DECIMAL(20, 6) NOT NULL,
+            currency    VARCHAR NOT NULL,             -- the store's billing currency when set
+            updated_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (store_id, month, platform)
+        );
+        -- Alerts already sent to the webhook (service/alerts.py), so each is sent once.
+        CREATE TABLE alerts_sent (
+            store_id    VARCHAR NOT NULL,
+            platform    VARCHAR NOT NULL,             -- '' for a store-wide alert
+            account_id  VARCHAR NOT NULL,             -- '' for a platform- or store-wide alert
+            kind        VARCHAR NOT NULL,
+            alert_key   VARCHAR NOT NULL,             -- what makes it the same alert on a later run
+            day         DATE NOT NULL,
+            detail      VARCHAR NOT NULL,
+            sent_at     TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (store_id, platform, account_id, kind, alert_key)
+        );
+    """),
     (6, "success fee: revenue per store and day, fee-rate history, frozen fee statements", """
         -- Revenue (and optional costs) per store and day, in the store's billing currency as it
         -- was at import (``currency``), exact. Written by ``revenue import`` (service/fees.py).
@@ -189,4 +214,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     """),
 ]
 
+# helpers' branches append in any order: apply by version
+MIGRATIONS.sort(key=lambda m: m[0])
 LATEST = MIGRATIONS[-1][0]
