@@ -171,28 +171,30 @@ ACCOUNT_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx rate"
 
 
 def account_rows(report: SpendReport) -> list[dict]:
-    """The per-account table of the store page, every amount an exact decimal string."""
+    """The per-account detail table of the store page. ``spend`` (account currency) and ``billing
+    amount`` are exact Decimals (None when unknown, never a silent 0) so the page can show them as
+    numeric, sortable columns; the FX rate stays an exact decimal string."""
     out = []
     for pid, pl in report.platforms.items():
         if not pl.accounts:
-            out.append({"platform": SPECS[pid].name, "account": "", "name": "", "currency": "", "spend": "",
-                        "fx rate": "", "billing amount": "", "days covered": "",
+            out.append({"platform": SPECS[pid].name, "account": "", "name": "", "currency": "", "spend": None,
+                        "fx rate": "", "billing amount": None, "days covered": "",
                         "status": pl.status.replace("_", " "), "last fetched": ""})
             continue
         for a in pl.accounts:
             if a.days == 0:          # nothing stored: no amount at all, never a silent 0
                 out.append({"platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
-                            "currency": "" if a.currency == "?" else a.currency, "spend": "", "fx rate": "",
-                            "billing amount": "", "days covered": f"0/{a.days_expected}",
+                            "currency": "" if a.currency == "?" else a.currency, "spend": None, "fx rate": "",
+                            "billing amount": None, "days covered": f"0/{a.days_expected}",
                             "status": f"{a.status}: {a.error}" if a.error else a.status,
                             "last fetched": "never"})
                 continue
             out.append({
                 "platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
                 "currency": a.currency,
-                "spend": fx.format_amount(a.spend, a.currency) if a.currency != "?" else str(a.spend),
+                "spend": fx.quantize(a.spend, a.currency) if a.currency != "?" else a.spend,
                 "fx rate": "" if a.fx_rate is None else ("1" if a.fx_rate == 1 else format(a.fx_rate, "f")),
-                "billing amount": "" if a.billing_amount is None else str(a.billing_amount),
+                "billing amount": a.billing_amount,
                 "days covered": f"{a.days}/{a.days_expected}",
                 "status": a.status if a.status == "ok" else f"{a.status}: {a.error}",
                 "last fetched": a.last_fetched.strftime("%Y-%m-%d %H:%M UTC") if a.last_fetched else "never",
@@ -627,9 +629,12 @@ def comparison_period(start: dt.date, end: dt.date, mode: str = DEFAULT_COMPARIS
 def _not_ok(report: SpendReport) -> tuple[str, ...]:
     labels = {"failed": "failed", "missing": "no data", "partial": "partial", "fx_missing": "no exchange rate",
               "not_configured": "not configured"}
-    out = [f"{SPECS[p].name} ({labels.get(pl.status, pl.status)})" for p, pl in report.platforms.items()
-           if pl.status != "ok"]
-    return tuple(out) if report.platforms else ("no linked platforms",)
+    if not report.platforms:
+        return ("no linked platforms",)
+    bad = {p: pl.status for p, pl in report.platforms.items() if pl.status != "ok"}
+    if len(bad) == len(report.platforms) > 1 and set(bad.values()) == {"missing"}:
+        return ("data on every platform (never fetched)",)
+    return tuple(f"{SPECS[p].name} ({labels.get(s, s)})" for p, s in bad.items())
 
 
 @dataclass(frozen=True)
@@ -712,8 +717,8 @@ def breakdown(current: SpendReport, previous: SpendReport | None = None) -> list
     prev_acc = {(a.platform, a.account_id): a for pl in prev_pl.values() for a in pl.accounts}
     out = []
     for pid, pl in current.platforms.items():
-        known = pl.status not in ("missing", "not_configured") and all(a.billing_amount is not None
-                                                                      for a in pl.accounts)
+        # what the platform adds to the total (accounts without a rate are not in it), or None
+        known = any(a.days and a.billing_amount is not None for a in pl.accounts)
         p_prev = prev_pl.get(pid)
         out.append(_row("platform", pid, "", "", pl.status, pl.spend if known else None,
                         p_prev.status if p_prev else None, p_prev.spend if p_prev else None, current.total))
