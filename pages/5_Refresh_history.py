@@ -36,4 +36,4 @@ if store is not None:
             st.dataframe(pd.DataFrame(platforms), hide_index=True, key="run_platforms")
             st.subheader("Per account")
             st.dataframe(pd.DataFrame(accounts), hide_index=True, key="run_accounts")
-            st.caption(f"history | run {run_id} | {run['status']}")
+            ui.page_state(f"history | run {run_id} | {run['status']}")

@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, make_demo_db
+from browser_support import FAST_ENV, ROOT, app_state, make_demo_db
 from fetchers.specs import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from service.accounts import export_mapping_csv
@@ -75,7 +75,8 @@ def metrics(at) -> dict[str, str]:
 
 
 def last_caption(at) -> str:
-    return at.main.caption[-1].value
+    """The page's state (hidden from users; ui.page_state)."""
+    return app_state(at)
 
 
 def test_page_switch_keeps_store_and_period_and_every_page_renders(db):

@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, cli, make_demo_db, reset_sandbox
+from browser_support import FAST_ENV, ROOT, app_state, cli, make_demo_db, reset_sandbox
 from service import dashboard as dash
 from service.report import spend_report
 from storage.db import SpendStore
@@ -60,7 +60,8 @@ def metric(at, label_start: str):
 
 
 def last_caption(at) -> str:
-    return at.main.caption[-1].value
+    """The page's state (hidden from users; ui.page_state)."""
+    return app_state(at)
 
 
 def table(at, columns=dash.ACCOUNT_COLUMNS) -> list[dict]:

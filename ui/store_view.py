@@ -102,3 +102,24 @@ def account_table(rows, ccy: str) -> None:
                                                                      format=number_format(ccy)),
                      "spend": st.column_config.NumberColumn("spend (account currency)", format="%,.2f"),
                      "status": st.column_config.TextColumn("status", width="large")})
+
+
+def portfolio_charts(spend, start, end) -> None:
+    """The portfolio's platform share and monthly trend (months not whole are hatched and say
+    "(partial)"), and its per-platform table with numeric, formatted amounts."""
+    ccy = spend.currency
+    left, right = st.columns(2)
+    shares = [(p, v) for p, v in spend.by_platform.items() if v]
+    if shares:
+        left.plotly_chart(charts.share_donut(shares, ccy, f"Spend share of {money(spend.total, ccy)}"),
+                          key="portfolio_share")
+    right.plotly_chart(charts.monthly_bars(spend.by_month, dash.partial_months(start, end), ccy,
+                                           f"Monthly spend ({ccy})"), key="portfolio_trend")
+    total = spend.total
+    st.dataframe(pd.DataFrame([{"platform": dash.SPECS[p].name, "spend": display_number(v),
+                                "share": display_number((v / total * 100).quantize(dash.Decimal("0.1")) if total
+                                                        else None)}
+                               for p, v in spend.by_platform.items()], columns=["platform", "spend", "share"]),
+                 hide_index=True, key="portfolio_table", column_config={
+                     "spend": st.column_config.NumberColumn(f"spend ({ccy})", format=number_format(ccy)),
+                     "share": st.column_config.NumberColumn("share", format="%.1f%%")})
