@@ -663,6 +663,9 @@ def compare(current: SpendReport, previous: SpendReport, mode: str = DEFAULT_COM
     side would show missing spend as a change. Otherwise the note says which platforms are missing
     on which side."""
     ccy = current.billing_currency
+    if not current.platforms and not previous.platforms:
+        return Comparison(mode, previous.start, previous.end, None, None, None, (), (),
+                          "No comparison: this store has no linked ad accounts.")
     mc = () if current.complete else _not_ok(current)
     mp = () if previous.complete else _not_ok(previous)
     if mc or mp:

@@ -29,13 +29,12 @@ def _write(store, platform, account, start, end, amount_of, ccy):
     store.write_windows([WindowWrite(platform, account, start, end, days, ccy, "run-test", FETCHED)])
 
 
-@pytest.fixture
-def store(tmp_path):
-    """Store s1 (USD, demo so no credentials are needed): Meta 111 (USD), Google 222 (USD) and
-    Amazon 333 (EUR). August and September 2026 fully stored; Amazon lacks August."""
-    s = SpendStore(tmp_path / "v.duckdb")
+def build_store(path, demo: bool = True) -> SpendStore:
+    """Store s1 (USD; demo by default, so no credentials are needed): Meta 111 (USD), Google 222
+    (USD) and Amazon 333 (EUR). August and September 2026 fully stored; Amazon lacks August."""
+    s = SpendStore(path)
     s.migrate()
-    s.save_store("s1", "Shop One", "USD", True)
+    s.save_store("s1", "Shop One", "USD", demo)
     with s.transaction() as con:
         s.link_accounts(con, [("s1", "meta", "111", "Meta main"), ("s1", "google", "222", None),
                               ("s1", "amazon", "333", None)])
@@ -45,6 +44,11 @@ def store(tmp_path):
     _write(s, "google", "222", D(2026, 8, 1), D(2026, 9, 30), lambda d: "50.005" if d.month == 9 else "60", "USD")
     _write(s, "amazon", "333", D(2026, 9, 1), D(2026, 9, 30), lambda d: "10.01", "EUR")
     return s
+
+
+@pytest.fixture
+def store(tmp_path):
+    return build_store(tmp_path / "v.duckdb")
 
 
 @pytest.fixture(autouse=True)

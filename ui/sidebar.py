@@ -144,4 +144,28 @@ def sidebar_pickers(store: SpendStore, with_store: bool = True, with_compare: bo
     compare = compare_picker() if with_compare else st.session_state.get("_keep_compare", DEFAULT_COMPARISON)
     sel = Selection(meta["store_id"] if meta else None, meta, start, end, preset, compare)
     write_url(sel)
+    if st.session_state.pop("_picked", False):
+        close_sidebar_on_narrow_screens()
     return sel
+
+
+#: Streamlit draws the sidebar OVER the content below this width; after a pick it stays open and
+#: hides the page, so it is closed for the user (the same as tapping its close button).
+NARROW_PX = 768
+_CLOSE_JS = """<script>
+(function () {
+  if (window.innerWidth >= %d) return;
+  var tries = 0;
+  (function close() {
+    var bar = document.querySelector('[data-testid="stSidebar"]');
+    var btn = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (bar && btn && bar.getBoundingClientRect().right > 0) { btn.click(); return; }
+    if (++tries < 20) setTimeout(close, 100);
+  })();
+})();
+</script>""" % NARROW_PX
+
+
+def close_sidebar_on_narrow_screens() -> None:
+    """After a pick in the sidebar: on a narrow screen (< 768 px) close it so the page shows."""
+    st.html(_CLOSE_JS, unsafe_allow_javascript=True)
