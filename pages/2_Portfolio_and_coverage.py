@@ -51,8 +51,12 @@ if store is not None:
             st.caption(f"The shares add up to {total_share.normalize():f}%, not 100%.")
 
         st.subheader("Stores x platforms")
-        st.dataframe(pd.DataFrame(dash.portfolio_matrix(store)), hide_index=True, key="matrix_table")
-        st.caption("Each cell: linked accounts · status of their latest refresh ('—' = not linked).")
+        st.dataframe(pd.DataFrame(dash.portfolio_matrix(store)), hide_index=True, key="matrix_table",
+                     column_config={SPECS[p].name: st.column_config.TextColumn(SPECS[p].name.split(" ")[0],
+                                                                               help=SPECS[p].name)
+                                    for p in PLATFORM_IDS})
+        st.caption("Each cell: linked accounts · status of their latest refresh (ok, failed, partly refreshed, "
+                   "never refreshed; '—' = not linked).")
 
         if sel is not None:
             currency = st.selectbox("Report currency", ["USD", "EUR", "GBP", "JPY"], key="portfolio_ccy")

@@ -66,8 +66,11 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
         c1.metric(f"Total ({ccy})", ui.money(Decimal(r.invoice.total), ccy),
                   help=f"As invoiced on {r.invoice.invoice}; restatements since are shown below.")
     else:
-        c1.metric(f"Total ({ccy})", ui.money(rep.total, ccy) + ("" if rep.complete else " (incomplete)"),
+        has_data = any(pl.status not in ("missing", "not_configured") for pl in rep.platforms.values())
+        c1.metric(f"Total ({ccy})", ui.money(rep.total, ccy) if has_data else "no data",
                   help="Sum of the printed lines, each rounded once to the billing currency.")
+        if not rep.complete:
+            c1.caption("Incomplete: not every linked account has every day (see below).")
     c2.metric("State", r.state)
     c3.metric("Invoice", r.invoice.invoice if r.invoice else "-")
     if r.invoice is None:
@@ -75,7 +78,8 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
             st.warning("Not ready to invoice: every linked account must be ok for every day, with data fetched "
                        "after the period ended. What is missing:")
             st.dataframe(pd.DataFrame(view.issue_rows(r), columns=list(view.ISSUE_COLUMNS)), hide_index=True,
-                         key="inv_issues")
+                         key="inv_issues", column_order=("platform", "account", "problem", "refresh fixes it",
+                                                         "detail"))
         elif r.invoices:
             st.warning(f"This period overlaps {', '.join(i.invoice for i in r.invoices)}: the same spend is never "
                        "invoiced twice.")

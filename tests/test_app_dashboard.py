@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal
 
 import pytest
@@ -35,13 +36,20 @@ def _env(monkeypatch):
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
     """s1 with Meta and Google only (complete in August and September), and s2 with nothing linked."""
-    path = tmp_path / "dash.duckdb"
+    path = tmp_path_factory.mktemp("dash") / "template.duckdb"
     store = build_store(path, demo=False)
     store.unlink_account("s1", "amazon", "333")
     store.save_store("s2", "Zed Empty Shop", "USD", False)
+    return path
+
+
+@pytest.fixture
+def db(template, tmp_path, monkeypatch):
+    path = tmp_path / "dash.duckdb"
+    shutil.copy(template, path)
     monkeypatch.setenv("ADSPEND_DB", str(path))
     return path
 
