@@ -23,12 +23,11 @@ ISSUE_COLUMNS = ("platform", "account", "problem", "detail", "refresh fixes it")
 DIFF_COLUMNS = ("platform", "account", "currency", "snapshot", "current", "difference", "billing difference",
                 "status", "changed days")
 INVOICE_COLUMNS = ("invoice", "store", "name", "period", "currency", "total", "finalized at", "by")
-SNAPSHOT_COLUMNS = ("platform", "account", "currency", "invoiced spend", "invoiced", "restated", "difference",
-                    "status")
+SNAPSHOT_COLUMNS = ("platform", "account", "currency", "invoiced spend", "invoiced", "restated", "change", "status")
 #: Columns holding amounts: in the billing currency ("billing") or in the row's own currency ("own").
 MONEY_COLUMNS = {"total": "own", "spend": "own", "billing": "billing", "snapshot": "own", "current": "own",
                  "difference": "own", "billing difference": "billing", "invoiced spend": "own",
-                 "invoiced": "billing", "restated": "billing"}
+                 "invoiced": "billing", "restated": "billing", "change": "billing"}
 
 
 def platform_name(pid: str) -> str:
@@ -123,7 +122,7 @@ def snapshot_rows(d: InvoiceDiff) -> list[dict]:
              "invoiced spend": None if line.snapshot is None else fx.quantize(line.snapshot, line.currency),
              "invoiced": fx.quantize(line.billing_snapshot or 0, b),
              "restated": None if line.billing_current is None else fx.quantize(line.billing_current, b),
-             "difference": None if line.billing_difference is None else fx.quantize(line.billing_difference, b),
+             "change": None if line.billing_difference is None else fx.quantize(line.billing_difference, b),
              "status": "not on the invoice" if line.snapshot is None else line.status}
             for line in d.lines]
 

@@ -187,7 +187,7 @@ def test_restatement_since_finalize_is_shown_with_an_adjustment(sandbox, sandbox
     assert (diff_metric.value, diff_metric.delta) == ("USD 133.47", "133.47")
     snap = table(at, "inv_snapshot")
     assert snap == view_table(view.snapshot_rows(d))
-    assert [(r["account"], r["invoiced"], r["restated"], r["difference"]) for r in snap] == [
+    assert [(r["account"], r["invoiced"], r["restated"], r["change"]) for r in snap] == [
         ("1000000001", "6333.92", "6383.38", "49.46"), ("1000000978", "12126.57", "12210.58", "84.01"),
         ("1234567826", "13205.37", "13205.37", "0.00")]
     assert view.snapshot_totals(d) == view.SnapshotTotals(Decimal("31665.86"), Decimal("31799.33"),
