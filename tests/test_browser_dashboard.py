@@ -5,7 +5,8 @@ tests' state is visible, and at 420 px the sidebar closes after a pick. Screensh
 at 1440 and 420 px go to test-artifacts/ (gitignored)."""
 from __future__ import annotations
 
-import shutil
+import csv
+import io
 
 import pytest
 
@@ -29,6 +30,7 @@ def server(browser, tmp_path_factory):
 
 
 def test_drop_down_arrow_url_state_and_no_test_text(server, page):
+    page.add_init_script("delete window.showSaveFilePicker;")     # the grid's CSV: an ordinary download
     page.goto(server)
     wait_caption(page, "store s1 | 2026-09-01..2026-09-30 | total USD 4503.15 | complete true | compare "
                        "previous_period shown")
@@ -44,6 +46,17 @@ def test_drop_down_arrow_url_state_and_no_test_text(server, page):
     assert not state.is_visible()
     assert "complete true" not in main_area(page).inner_text()
     assert page.url.endswith("/?store=s1&start=2026-09-01&end=2026-09-30&compare=previous_period")
+    # the breakdown grid's own CSV holds numbers, not text: it sorts and sums as numbers
+    grid = page.locator('[data-testid="stDataFrame"]').filter(has_text="platform / account").first
+    grid.hover()
+    with page.expect_download() as dl:
+        grid.get_by_role("button", name="Download as CSV").click()
+    text = open(dl.value.path(), encoding="utf-8-sig").read()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["platform / account"].strip(), r["spend"], r["previous"], r["Δ"], r["Δ %"]) for r in rows] == [
+        ("Meta", "3003", "2791.55", "211.45", "7.6"), ("↳ 111 · Meta main", "3003", "2791.55", "211.45", "7.6"),
+        ("Google Ads", "1500.15", "1860", "-359.85", "-19.3"),
+        ("↳ 222 · google acct", "1500.15", "1860", "-359.85", "-19.3")]
     # a change goes into the URL; the URL opens the same view in a new tab
     pick_sidebar_option(page, "Compare with", "Same period last year")
     wait_caption(page, "compare last_year none")
