@@ -84,7 +84,9 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
             st.warning(f"This period overlaps {', '.join(i.invoice for i in r.invoices)}: the same spend is never "
                        "invoiced twice.")
         ui.money_table(view.line_rows(r), view.LINE_COLUMNS, key="inv_lines", money_columns=view.MONEY_COLUMNS,
-                       billing=ccy, wide=("note",))
+                       billing=ccy, wide=("note",), order=("platform", "account", "billing", "status", "spend",
+                                                           "currency", "fx_rate", "days", "day_basis", "name",
+                                                           "note"))
         st.caption(f"Rounding: {inv.ROUNDING_RULE}.")
         finalize_form(r, start, end)
         st.download_button("Download draft CSV" if not rep.complete else "Download CSV",

@@ -819,6 +819,21 @@ def spend_series(store: SpendStore, report: SpendReport, granularity: str = "day
                        left_out, sum((v for *_, v in points), Decimal(0)))
 
 
+def empty_chart_reason(report: SpendReport, today: dt.date | None = None) -> str:
+    """Why there is nothing to draw, in one sentence (and what would fix it, if anything)."""
+    from fetchers import clock
+    today = today or clock.today()
+    if not report.platforms:
+        return "Nothing to draw: this store has no linked ad accounts. Link them on the Accounts page."
+    if report.start > today:
+        return f"Nothing to draw: the period {report.start} to {report.end} has not started yet."
+    unconf = [SPECS[p].name for p, pl in report.platforms.items() if pl.status == "not_configured"]
+    if len(unconf) == len(report.platforms):
+        return (f"Nothing to draw: no credentials are set for {', '.join(unconf)}, so nothing can be fetched. "
+                "See the Accounts page.")
+    return "No daily spend stored for this period yet: press Refresh."
+
+
 def partial_months(start: dt.date, end: dt.date, today: dt.date | None = None) -> set[str]:
     """``YYYY-MM`` of the months of ``start..end`` that are not whole or not over (portfolio trend)."""
     return {b.strftime("%Y-%m") for b in partial_buckets(start, end, "month", today)}

@@ -182,6 +182,8 @@ def test_charts_add_up_to_the_total_with_platform_colours_and_tooltips(db):
 
 def test_refresh_says_why_nothing_was_fetched(db):
     at = run({"store": "s2"})
+    assert [i.value for i in at.info][-1] == ("Nothing to draw: this store has no linked ad accounts. Link them on "
+                                              "the Accounts page.")
     at.button(key="refresh").click()
     ok(at.run())
     assert at.status[0].label == "Nothing to fetch: this store has no linked ad accounts. Link them on the " \
@@ -193,6 +195,7 @@ def test_refresh_says_why_nothing_was_fetched(db):
     assert at.status[0].label == ("Nothing fetched: no credentials are set for Meta, Google Ads. Add them (see the "
                                   "Accounts page) to fetch this store's spend.")
     at = run({"store": "s1", "start": "2026-11-01", "end": "2026-11-30"})
+    assert [i.value for i in at.info][-1] == "Nothing to draw: the period 2026-11-01 to 2026-11-30 has not started yet."
     at.button(key="refresh").click()
     ok(at.run())
     assert at.status[0].label.startswith("Nothing to fetch: the period 2026-11-01 to 2026-11-30 has not started "

@@ -47,10 +47,8 @@ def spend_charts(store, report, rows) -> None:
                                                     f"{money(series.total, ccy)}", status), key="daily_chart")
         if any(b in series.partial for b, *_ in series.points):
             left.caption("Hatched bars: a period that is not whole (cut by the chosen dates, or not over yet).")
-    elif not report.platforms:
-        left.info("Nothing to draw: this store has no linked ad accounts.")
     else:
-        left.info("No daily spend stored for this period yet: press Refresh.")
+        left.info(dash.empty_chart_reason(report))
     if series.left_out:
         left.caption("Not drawn and not in the total (no exchange rate): " + "; ".join(
             f"{dash.SPECS[p].name} {a}" for p, a, _why in series.left_out) + ".")
