@@ -200,3 +200,23 @@ def test_refresh_says_why_nothing_was_fetched(db):
     ok(at.run())
     assert at.status[0].label.startswith("Nothing to fetch: the period 2026-11-01 to 2026-11-30 has not started "
                                          "yet (today is 2026-10-15)")
+
+
+def test_portfolio_marks_partial_months_and_revenue_pairs_plan_rows(db):
+    at = run({"store": "s1", "start": "2026-09-01", "end": "2026-10-31"})
+    ok(at.switch_page("pages/2_Portfolio_and_coverage.py").run())
+    trend = json.loads(next(c for c in at.get("plotly_chart") if "Monthly" in c.proto.spec).proto.spec)
+    # October is not over on 2026-10-15: labelled and hatched; no "00:00:00" tick anywhere
+    assert [t["x"] for t in trend["data"]] == [["Sep 2026"], ["Sep 2026"]]
+    assert trend["layout"]["xaxis"]["categoryarray"] == ["Sep 2026"]
+    at = run({"store": "s1", "start": "2026-09-15", "end": "2026-09-30"})
+    ok(at.switch_page("pages/2_Portfolio_and_coverage.py").run())
+    trend = json.loads(next(c for c in at.get("plotly_chart") if "Monthly" in c.proto.spec).proto.spec)
+    assert trend["data"][0]["x"] == ["Sep 2026 (partial)"] and trend["data"][0]["marker"]["pattern"]["shape"] == ["/"]
+    ok(at.switch_page("pages/3_Revenue_impact.py").run())
+    chart = json.loads(next(c for c in at.get("plotly_chart") if "plan vs observed" in c.proto.spec).proto.spec)
+    plan, observed = chart["data"]
+    assert plan["x"] == observed["x"] == ["Meta + Google", "TikTok", "LinkedIn", "Amazon", "Microsoft"]
+    # Meta + Google together: (1601.60 + 800.08) over 16/30 of a month, one store
+    assert observed["y"][0] == 4503.15 and observed["y"][1:] == [None, None, None, None]
+    assert plan["y"] == [15000.0, 8000.0, 12000.0, 10000.0, 5000.0]
