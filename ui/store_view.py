@@ -73,7 +73,7 @@ def breakdown_frame(rows) -> pd.DataFrame:
 
 
 def breakdown_table(rows, ccy: str, cmp: dash.Comparison) -> None:
-    st.dataframe(breakdown_frame(rows), hide_index=True, key="breakdown_table", height=table_height(len(rows)),
+    st.dataframe(breakdown_frame(rows), hide_index=True, key="breakdown_table", placeholder="—", height=table_height(len(rows)),
                  column_order=BREAKDOWN_COLUMNS, column_config={
                      "platform / account": st.column_config.TextColumn("platform / account", width="medium"),
                      "spend": st.column_config.NumberColumn(f"spend ({ccy})", format=number_format(ccy)),
@@ -84,7 +84,7 @@ def breakdown_table(rows, ccy: str, cmp: dash.Comparison) -> None:
                      "Δ %": st.column_config.NumberColumn("Δ %", format="%+.1f%%"),
                      "status": st.column_config.TextColumn("status")})
     st.caption(f"Previous: {cmp.label.lower()}, {cmp.start} to {cmp.end}; shown where the platform or account "
-               "is complete in both periods. Empty means not known, never zero.")
+               "is complete in both periods. — means not known, never zero.")
 
 
 def account_frame(rows, ccy: str) -> pd.DataFrame:
@@ -94,7 +94,7 @@ def account_frame(rows, ccy: str) -> pd.DataFrame:
 
 
 def account_table(rows, ccy: str) -> None:
-    st.dataframe(account_frame(rows, ccy), hide_index=True, key="accounts_table", column_order=ACCOUNT_TABLE_ORDER,
+    st.dataframe(account_frame(rows, ccy), hide_index=True, key="accounts_table", placeholder="—", column_order=ACCOUNT_TABLE_ORDER,
                  column_config={
                      "billing amount": st.column_config.NumberColumn(f"billing amount ({ccy})",
                                                                      format=number_format(ccy)),
@@ -118,6 +118,6 @@ def portfolio_charts(spend, start, end) -> None:
                                 "share": display_number((v / total * 100).quantize(dash.Decimal("0.1")) if total
                                                         else None)}
                                for p, v in spend.by_platform.items()], columns=["platform", "spend", "share"]),
-                 hide_index=True, key="portfolio_table", column_config={
+                 hide_index=True, key="portfolio_table", placeholder="—", column_config={
                      "spend": st.column_config.NumberColumn(f"spend ({ccy})", format=number_format(ccy)),
                      "share": st.column_config.NumberColumn("share", format="%.1f%%")})

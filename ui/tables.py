@@ -34,5 +34,5 @@ def money_table(rows: list[dict], columns, *, key: str, money_columns: dict[str,
             config[col] = st.column_config.NumberColumn(col, format="%,.2f")
         elif col in wide:
             config[col] = st.column_config.TextColumn(col, width="large")
-    st.dataframe(money_frame(rows, columns, [c for c in columns if c in money_columns]), hide_index=True, key=key, column_config=config,
+    st.dataframe(money_frame(rows, columns, [c for c in columns if c in money_columns]), hide_index=True, key=key, column_config=config, placeholder="—",
                  column_order=order or tuple(columns))
