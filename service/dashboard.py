@@ -634,7 +634,19 @@ def _not_ok(report: SpendReport) -> tuple[str, ...]:
     bad = {p: pl.status for p, pl in report.platforms.items() if pl.status != "ok"}
     if len(bad) == len(report.platforms) > 1 and set(bad.values()) == {"missing"}:
         return ("data on every platform (never fetched)",)
-    return tuple(f"{SPECS[p].name} ({labels.get(s, s)})" for p, s in bad.items())
+    return tuple(f"{SPECS[p].name} ({_too_old(p, report.start) or labels.get(s, s)})" for p, s in bad.items())
+
+
+def _too_old(platform: str, start: dt.date) -> str | None:
+    """"older than the 60 days it serves" when the period starts before the platform's history."""
+    from fetchers import clock, get_fetcher
+    try:
+        days = getattr(get_fetcher(platform), "history_days", None)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if days and start < clock.today() - dt.timedelta(days=int(days)):
+        return f"older than the {int(days)} days it serves"
+    return None
 
 
 @dataclass(frozen=True)

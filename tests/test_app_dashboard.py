@@ -115,7 +115,7 @@ def test_choice_of_comparison_and_incomplete_sides_named(db):
     ok(at.run())
     assert total_metric(at).delta == ""
     assert [c.value for c in at.main.caption if c.value.startswith("No comparison")] == [
-        "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (not configured)."]
+        "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (older than the 60 days it serves)."]
 
 
 def test_the_url_opens_the_same_view_and_follows_changes(db):

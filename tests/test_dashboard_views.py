@@ -13,7 +13,7 @@ import pytest
 from fetchers import clock
 from service import dashboard as dash
 from service.report import spend_report
-from storage.db import SpendStore, WindowFailure, WindowWrite
+from storage.db import SpendStore, WindowWrite
 
 D = dt.date
 TODAY = D(2026, 10, 15)
@@ -80,8 +80,11 @@ def test_comparison_only_between_complete_periods(store):
     aug = spend_report(store, "s1", *dash.comparison_period(sep.start, sep.end), today=TODAY)
     c = dash.compare(sep, aug)
     assert not c.shown and c.delta is None and c.missing_current == ()
-    assert c.missing_previous == ("Amazon Ads (no data)",)
-    assert c.note == "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (no data)."
+    # Amazon Ads serves 60 days: August is out of reach on 2026-10-15, and the note says so
+    assert c.missing_previous == ("Amazon Ads (older than the 60 days it serves)",)
+    assert c.note == "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (older than the 60 days it serves)."
+    with clock.pinned(D(2026, 9, 20)):
+        assert dash.compare(sep, aug).missing_previous == ("Amazon Ads (no data)",)
     # both complete: the numbers (the 23rd..29th against the 7 days before)
     cur = spend_report(store, "s1", D(2026, 9, 23), D(2026, 9, 29), today=TODAY)
     prev = spend_report(store, "s1", *dash.comparison_period(cur.start, cur.end), today=TODAY)
