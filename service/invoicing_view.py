@@ -38,12 +38,17 @@ def overview_rows(items: Iterable[Readiness]) -> list[dict]:
     rows = []
     for r in items:
         rows.append({"store": r.store_id, "name": r.report.store_name, "currency": r.report.billing_currency,
-                     "total": fx.quantize(r.report.total, r.report.billing_currency),
+                     "total": fx.quantize(r.report.total, r.report.billing_currency) if _has_data(r) else None,
                      "data": "complete" if r.report.complete else "incomplete",
                      "state": r.state, "invoice": r.invoice.invoice if r.invoice else
                      ", ".join(i.invoice for i in r.invoices),
                      "restated since": _restated(r), "problems": len(r.issues)})
     return rows
+
+
+def _has_data(r: Readiness) -> bool:
+    """Something is stored for the period (otherwise the total is unknown, never a silent 0.00)."""
+    return any(pl.status not in ("missing", "not_configured") for pl in r.report.platforms.values())
 
 
 def _restated(r: Readiness) -> str:

@@ -197,3 +197,13 @@ def test_plan_rows_pair_with_the_platforms_they_mean(store):
     assert by["Amazon"].platforms == ("amazon",) and by["Amazon"].clients == 1
     assert by["TikTok"].observed is None and by["TikTok"].clients == 0
     assert by["Reddit"].plan is None and by["Reddit"].observed == Decimal("60.00")
+
+
+def test_invoicing_overview_amounts_are_decimals_and_unknown_is_none(store):
+    from service import invoices as inv
+    from service import invoicing_view as view
+    store.unlink_account("s1", "amazon", "333")
+    store.save_store("s2", "Empty", "USD", True)
+    rows = {r["store"]: r for r in view.overview_rows(inv.month_overview(store, D(2026, 9, 1), D(2026, 9, 30)))}
+    assert rows["s1"]["total"] == Decimal("4503.15") and rows["s1"]["data"] == "complete"
+    assert rows["s2"]["total"] is None and rows["s2"]["data"] == "incomplete"      # never a silent 0.00
