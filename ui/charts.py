@@ -20,7 +20,7 @@ _TICKS = {"day": ("%b %d", "%Y-%m-%d"), "week": ("%b %d", "week of %Y-%m-%d"), "
 
 def _layout(fig: go.Figure, title: str, ccy: str) -> go.Figure:
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
-                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0, traceorder="normal"),
                       hoverlabel=dict(namelength=-1), separators=".,")
     fig.update_yaxes(title_text=ccy, tickformat=",.0f" if ccy != "%" else None)
     return fig
