@@ -14,7 +14,6 @@ tests/test_app_pages.py (``at.switch_page``) and tests/test_browser.py (first ch
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 import ui
@@ -38,18 +37,21 @@ def run_refresh(store, sel) -> None:
             status.update(label=f"Refresh failed: {error}", state="error", expanded=True)
             st.session_state["last_refresh"] = f"Last refresh failed: {error}"
             return
-        lines = [{"platform": p.platform, "status": p.status, "error": p.error or "",
+        lines = [{"platform": dash.SPECS[p.platform].name, "status": p.status, "error": p.error or "",
                   "accounts": len(p.accounts), "seconds": round(p.seconds, 1)} for p in out.platforms]
-        st.dataframe(pd.DataFrame(lines), hide_index=True)
-        summary = (f"Refresh {out.status} in {out.seconds:.1f} s, {out.requests} requests"
-                   + (f": {out.error}" if out.error else ""))
-        status.update(label=summary, state="complete" if out.status == "ok" else "error", expanded=out.failed)
+        if lines:
+            st.dataframe(pd.DataFrame(lines), hide_index=True)
+        summary, state = dash.refresh_summary(out)
+        status.update(label=summary, state="error" if state == "error" else "complete",
+                      expanded=state == "error")
+        if state == "info":
+            st.info(summary)
         st.session_state["last_refresh"] = f"Last refresh ({sel.store_id}, {sel.start} to {sel.end}): {summary}"
 
 
 if store is not None:
     with ui.guard("the store spend page"):
-        sel = ui.sidebar_pickers(store)
+        sel = ui.sidebar_pickers(store, with_compare=True)
         if sel is not None:
             ccy = sel.store["billing_currency"]
             st.title(sel.store["name"])
@@ -62,18 +64,12 @@ if store is not None:
                 st.caption(st.session_state["last_refresh"])
 
             report = spend_report(store, sel.store_id, sel.start, sel.end)
-            prev_start, prev_end = dash.previous_period(sel.start, sel.end)
-            change = dash.change(report, spend_report(store, sel.store_id, prev_start, prev_end))
-            c1, c2 = st.columns([2, 3])
-            delta = None
-            if change.delta is not None:
-                delta = f"{ui.money(change.delta, ccy)}" + (f" ({change.percent:+}%)" if change.percent is not None
-                                                            else "")
+            prev_start, prev_end = dash.comparison_period(sel.start, sel.end, sel.compare)
+            previous = spend_report(store, sel.store_id, prev_start, prev_end)
+            cmp = dash.compare(report, previous, sel.compare)
             has_data = any(pl.status not in ("missing", "not_configured") for pl in report.platforms.values())
-            c1.metric(f"Total spend ({ccy})", ui.money(report.total, ccy) if has_data else "no data", delta=delta,
-                      help=f"Compared with {prev_start} to {prev_end} (same length)."
-                      + ("" if report.complete else " Incomplete: see the platform statuses."))
-            c1.caption(change.note or f"vs {prev_start} to {prev_end}: {ui.money(change.previous, ccy)}")
+            c1, c2 = st.columns([2, 3])
+            ui.spend_metric(c1, report, cmp, has_data)
             with c2:
                 chips = dash.chips(report)
                 if chips:
@@ -94,28 +90,17 @@ if store is not None:
             with ui.guard("the pacing and alerts"):
                 ui_alerts.store_block(store, sel.store_id, sel.store["name"])
 
-            daily = dash.daily_by_platform(store, sel.store_id, sel.start, sel.end, ccy)
-            left, right = st.columns([3, 2])
-            if daily.rows:
-                df = pd.DataFrame([{"day": d, "platform": dash.SPECS[p].name, "spend": float(v)}   # chart only
-                                   for d, p, v in daily.rows])
-                fig = px.bar(df, x="day", y="spend", color="platform", barmode="stack",
-                             labels={"spend": f"spend ({ccy})"}, title=f"Daily spend by platform ({ccy})")
-                left.plotly_chart(fig, key="daily_chart")
-            else:
-                left.info("No daily spend stored for this period yet: press Refresh.")
-            shares = dash.platform_shares(report)
-            if shares:
-                pie = px.pie(pd.DataFrame([{"platform": n, "spend": float(v)} for n, v in shares]),
-                             names="platform", values="spend", hole=0.5, title="Platform share of spend")
-                right.plotly_chart(pie, key="share_chart")
+            rows = dash.breakdown(report, previous if cmp.shown else None)
+            ui.spend_charts(store, report, rows)
+            st.subheader("By platform and account")
+            ui.breakdown_table(rows, ccy, cmp)
 
-            st.subheader("Accounts")
-            st.dataframe(pd.DataFrame(dash.account_rows(report), columns=list(dash.ACCOUNT_COLUMNS)),
-                         hide_index=True, key="accounts_table")
+            with st.expander("Account details (currencies, exchange rates, days covered)"):
+                ui.account_table(dash.account_rows(report), ccy)
             st.download_button("Download CSV", data=render_csv([report]),
                                file_name=f"spend_{sel.store_id}_{sel.start}_{sel.end}.csv", mime="text/csv",
                                on_click="ignore", key="download_csv", icon=":material/download:")
-            # LAST element on purpose: browser tests wait for it (recipe §7b)
-            st.caption(f"store {sel.store_id} | {sel.start}..{sel.end} | total {ccy} "
-                       f"{dash.fx.format_amount(report.total, ccy)} | complete {str(report.complete).lower()}")
+            # LAST element on purpose: browser tests wait for it (recipe §7b); hidden from users
+            ui.page_state(f"store {sel.store_id} | {sel.start}..{sel.end} | total {ccy} "
+                          f"{dash.fx.format_amount(report.total, ccy)} | complete {str(report.complete).lower()} | "
+                          f"compare {sel.compare} {'shown' if cmp.shown else 'none'}")

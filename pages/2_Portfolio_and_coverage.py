@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 import ui
@@ -53,9 +52,13 @@ if store is not None:
             st.caption(f"The shares add up to {total_share.normalize():f}%, not 100%.")
 
         st.subheader("Stores x platforms")
-        st.dataframe(pd.DataFrame(with_pace(store, dash.portfolio_matrix(store))), hide_index=True, key="matrix_table")
-        st.caption("Each cell: linked accounts · status of their latest refresh ('—' = not linked). Pace: this "
-                   "month's projected spend against the store's budget, as of yesterday (Alerts page).")
+        st.dataframe(pd.DataFrame(with_pace(store, dash.portfolio_matrix(store))), hide_index=True, key="matrix_table",
+                     column_config={SPECS[p].name: st.column_config.TextColumn(SPECS[p].name.split(" ")[0],
+                                                                               help=SPECS[p].name)
+                                    for p in PLATFORM_IDS})
+        st.caption("Each cell: linked accounts · status of their latest refresh (ok, failed, partly refreshed, "
+                   "never refreshed; '—' = not linked). Pace: this month's projected spend against the "
+                   "store's budget, as of yesterday (Alerts page).")
 
         if sel is not None:
             currency = st.selectbox("Report currency", ["USD", "EUR", "GBP", "JPY"], key="portfolio_ccy")
@@ -70,18 +73,7 @@ if store is not None:
                 st.warning(f"Data covers {spend.days_with_data} of {spend.days_expected} account-days of the "
                            "period: refresh the stores for complete figures.")
             if spend.by_platform:
-                left, right = st.columns(2)
-                pie = px.pie(pd.DataFrame([{"platform": SPECS[p].name, "spend": float(v)}      # chart only
-                                           for p, v in spend.by_platform.items()]),
-                             names="platform", values="spend", hole=0.5, title="Spend share by platform")
-                left.plotly_chart(pie, key="portfolio_share")
-                trend = pd.DataFrame([{"month": m, "platform": SPECS[p].name, "spend": float(v)}
-                                      for (m, p), v in spend.by_month.items()])
-                right.plotly_chart(px.bar(trend, x="month", y="spend", color="platform", barmode="stack",
-                                          title=f"Monthly spend ({currency})"), key="portfolio_trend")
-                st.dataframe(pd.DataFrame([{"platform": SPECS[p].name, f"spend ({currency})": str(v)}
-                                           for p, v in spend.by_platform.items()]),
-                             hide_index=True, key="portfolio_table")
+                ui.portfolio_charts(spend, sel.start, sel.end)
             else:
                 st.info("No spend stored for this period yet.")
-            st.caption(f"portfolio | {sel.start}..{sel.end} | {currency} {dash.fx.format_amount(spend.total, currency)}")
+            ui.page_state(f"portfolio | {sel.start}..{sel.end} | {currency} {dash.fx.format_amount(spend.total, currency)}")

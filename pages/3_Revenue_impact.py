@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 import ui
@@ -77,14 +76,10 @@ if store is not None:
                 if any(o.fx_missing_days for o in observed):
                     st.warning("Some account-days have no USD exchange rate and are left out (the shipped ECB "
                                f"rates end on {dash.fx.data_range()[1]}).")
-                plan_by = {label: r for (label, *_), r in zip(dash.PLAN_ROWS, rows)}
-                chart = []
-                for r in model:
-                    chart.append({"platform": r.label, "source": "observed", "spend": float(r.spend)})  # chart only
-                for label, r in plan_by.items():
-                    chart.append({"platform": label, "source": "plan", "spend": float(r.spend)})
-                st.plotly_chart(px.bar(pd.DataFrame(chart), x="platform", y="spend", color="source",
-                                       barmode="group", title="Average client spend per month: plan vs observed"),
+                pairs = dash.plan_vs_observed(store, sel.start, sel.end, rows, "USD")
+                st.plotly_chart(ui.charts.plan_bars(pairs, "Average client spend per month: plan vs observed"),
                                 key="observed_chart")
-            st.caption(f"revenue | {sel.start}..{sel.end} | clients {int(clients)} | annual "
+                st.caption("Each plan row beside the platforms it means (\"Meta + Google\" is both together, over "
+                           "the stores with spend on either); platforms the plan does not list follow.")
+            ui.page_state(f"revenue | {sel.start}..{sel.end} | clients {int(clients)} | annual "
                        f"{dash.usd_short(totals.annual)}")

@@ -127,4 +127,4 @@ if store is not None:
                                     "error": d.get("error") or ""}
                                    for d in described]),
                      hide_index=True, key="credentials_table")
-        st.caption(f"accounts | {len(stores)} stores | {len(links)} links")
+        ui.page_state(f"accounts | {len(stores)} stores | {len(links)} links")

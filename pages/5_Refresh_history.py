@@ -17,7 +17,7 @@ if store is not None:
         if not runs:
             st.info("No refresh has run yet: press Refresh on the Store spend page or run "
                     "`python cli.py refresh`.")
-            st.caption("history | 0 runs")
+            ui.page_state("history | 0 runs")
         else:
             st.dataframe(pd.DataFrame(runs), hide_index=True, key="runs_table")
             run_id = st.selectbox("Run", [r["run"] for r in runs], key="history_run",
@@ -36,4 +36,4 @@ if store is not None:
             st.dataframe(pd.DataFrame(platforms), hide_index=True, key="run_platforms")
             st.subheader("Per account")
             st.dataframe(pd.DataFrame(accounts), hide_index=True, key="run_accounts")
-            st.caption(f"history | run {run_id} | {run['status']}")
+            ui.page_state(f"history | run {run_id} | {run['status']}")

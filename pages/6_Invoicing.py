@@ -6,11 +6,12 @@ page only draws what that module and service/invoicing_view.py return."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+
 import pandas as pd
 import streamlit as st
 
 import ui
-from service import fx
 from service import invoices as inv
 from service import invoicing_view as view
 from ui import fees as fee_ui
@@ -62,58 +63,66 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     ccy = rep.billing_currency
     st.subheader(f"{ui.escape_md(rep.store_name)} ({rep.store_id})")
     c1, c2, c3 = st.columns(3)
-    c1.metric(f"Total ({ccy})", r.total + ("" if rep.complete else " *"),
-              help="Sum of the printed lines, each rounded once to the billing currency.")
+    if r.invoice is not None:       # what was invoiced, not today's restated figures
+        c1.metric(f"Total ({ccy})", ui.money(Decimal(r.invoice.total), ccy),
+                  help=f"As invoiced on {r.invoice.invoice}; restatements since are shown below.")
+    else:
+        has_data = any(pl.status not in ("missing", "not_configured") for pl in rep.platforms.values())
+        c1.metric(f"Total ({ccy})", ui.money(rep.total, ccy) if has_data else "no data",
+                  help="Sum of the printed lines, each rounded once to the billing currency.")
+        if not rep.complete:
+            c1.caption("Incomplete: not every linked account has every day (see below).")
     c2.metric("State", r.state)
     c3.metric("Invoice", r.invoice.invoice if r.invoice else "-")
-    if r.issues:
-        st.warning("Not ready to invoice: every linked account must be ok for every day, with data fetched "
-                   "after the period ended. What is missing:")
-        st.dataframe(pd.DataFrame(view.issue_rows(r), columns=list(view.ISSUE_COLUMNS)), hide_index=True,
-                     key="inv_issues")
-    elif r.invoice is None and r.invoices:
-        st.warning(f"This period overlaps {', '.join(i.invoice for i in r.invoices)}: the same spend is never "
-                   "invoiced twice.")
-    st.dataframe(pd.DataFrame(view.line_rows(r), columns=list(view.LINE_COLUMNS)), hide_index=True,
-                 key="inv_lines")
-    st.caption(f"Rounding: {inv.ROUNDING_RULE}.")
-    fee_ui.fee_section(store, r, start, end)           # success fee: preview, or the statement frozen with it
-
     if r.invoice is None:
-        who = st.text_input("Finalized by", value=inv.default_user(), key="inv_by")
-        if st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", type="primary",
-                     disabled=not r.finalizable, icon=":material/lock:",
-                     help="Freezes the lines, rates and total as the next numbered invoice. It cannot be "
-                          "changed afterwards."):
-            try:
-                invoice = inv.finalize(store, rep.store_id, start, end, by=who, source="dashboard")
-            except (inv.NotReady, inv.AlreadyFinalized, ValueError) as exc:
-                st.session_state["inv_msg"] = ("error", str(exc))
-            else:
-                s = invoice.summary
-                st.session_state["inv_msg"] = ("success", f"Finalized {s.invoice}: {s.total} {s.billing_currency}")
-            st.rerun()
+        if r.issues:
+            st.warning("Not ready to invoice: every linked account must be ok for every day, with data fetched "
+                       "after the period ended. What is missing:")
+            st.dataframe(pd.DataFrame(view.issue_rows(r), columns=list(view.ISSUE_COLUMNS)), hide_index=True,
+                         key="inv_issues", column_order=("platform", "account", "problem", "refresh fixes it",
+                                                         "detail"))
+        elif r.invoices:
+            st.warning(f"This period overlaps {', '.join(i.invoice for i in r.invoices)}: the same spend is never "
+                       "invoiced twice.")
+        ui.money_table(view.line_rows(r), view.LINE_COLUMNS, key="inv_lines", money_columns=view.MONEY_COLUMNS,
+                       billing=ccy, wide=("note",), order=("platform", "account", "billing", "status", "spend",
+                                                           "currency", "fx_rate", "days", "day_basis", "name",
+                                                           "note"))
+        st.caption(f"Rounding: {inv.ROUNDING_RULE}.")
+        fee_ui.fee_section(store, r, start, end)       # success fee: the preview of this period
+        finalize_form(r, start, end)
         st.download_button("Download draft CSV" if not rep.complete else "Download CSV",
                            data=inv.store_csv(store, rep.store_id, start, end),
                            file_name=f"invoice_{rep.store_id}_{start}_{end}.csv", mime="text/csv",
                            on_click="ignore", key="inv_dl_store", icon=":material/download:")
         return
 
+    d = inv.diff(store, r.invoice.number)
+    st.markdown(f"**As invoiced on {r.invoice.invoice}**, with today's restated figures beside it")
+    totals = view.snapshot_totals(d)
+    t1, t2, t3 = st.columns(3)
+    t1.metric(f"Invoiced ({ccy})", ui.money(totals.invoiced, ccy))
+    t2.metric(f"Restated now ({ccy})", "not known" if totals.restated is None else ui.money(totals.restated, ccy),
+              help="The same lines from the data stored today." +
+                   ("" if totals.restated is not None else " Some line cannot be converted or has no data."))
+    t3.metric(f"Difference ({ccy})", ui.money(totals.difference, ccy), delta=totals.difference if d.changed else None,
+              delta_color="off", format=ui.number_format(ccy))
+    ui.money_table(view.snapshot_rows(d), view.SNAPSHOT_COLUMNS, key="inv_snapshot",
+                   money_columns=view.MONEY_COLUMNS, billing=ccy)
     st.download_button(f"Download {r.invoice.invoice}", data=inv.invoice_csv(store, r.invoice.number),
                        file_name=f"{r.invoice.invoice}_{rep.store_id}_{start}_{end}.csv", mime="text/csv",
                        on_click="ignore", key="inv_dl_invoice", icon=":material/download:")
     st.caption(f"Finalized {r.invoice.finalized_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by "
                f"{ui.escape_md(r.invoice.finalized_by)}; the download is the same file every time.")
     st.subheader("Restatements since finalize")
-    d = inv.diff(store, r.invoice.number)
-    total = fx.format_amount(d.total_difference, ccy)
     if not d.changed:
         st.success(f"No change since {r.invoice.invoice} was finalized.")
     else:
-        st.warning(f"The platforms restated spend since {r.invoice.invoice}: total difference {total} {ccy}"
+        st.warning(f"The platforms restated spend since {r.invoice.invoice}: total difference "
+                   f"{ui.money(d.total_difference, ccy)}"
                    + ("" if d.current_complete and d.exact else " (current data incomplete)"))
-    st.dataframe(pd.DataFrame(view.diff_rows(d), columns=list(view.DIFF_COLUMNS)), hide_index=True,
-                 key="inv_diff")
+    ui.money_table(view.diff_rows(d), view.DIFF_COLUMNS, key="inv_diff", money_columns=view.MONEY_COLUMNS,
+                   billing=ccy)
     if d.changed:
         try:
             adj = d.adjustment_csv()
@@ -123,6 +132,41 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
             st.download_button(f"Download adjustment to {r.invoice.invoice}", data=adj,
                                file_name=f"adjustment_{r.invoice.invoice}.csv", mime="text/csv",
                                on_click="ignore", key="inv_dl_adjustment", icon=":material/download:")
+    fee_ui.fee_section(store, r, start, end)           # the fee statement frozen with the invoice
+
+
+def finalize_form(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
+    """Finalizing cannot be undone: it asks for the name of the person (no default) and an explicit
+    confirmation, and refuses without either."""
+    rep = r.report
+    if not r.finalizable:
+        st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", disabled=True,
+                  icon=":material/lock:", help="Not ready: see what is missing above.")
+        return
+    with st.container(border=True):
+        st.markdown(f"**Finalize {rep.store_id} for {start} to {end}** as the next numbered invoice: the lines, "
+                    f"rates and total ({ui.money(rep.total, rep.billing_currency)}) are frozen and cannot be changed "
+                    "afterwards.")
+        who = st.text_input("Your name", value="", key="inv_by", placeholder="who is finalizing",
+                            help="Recorded on the invoice as 'finalized by'.")
+        sure = st.checkbox("I checked the lines above; finalize them.", key="inv_confirm")
+        if st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", type="primary",
+                     icon=":material/lock:"):
+            if not who.strip():
+                st.error("Not finalized: enter your name first.")
+                return
+            if not sure:
+                st.error("Not finalized: tick the confirmation first (finalizing cannot be undone).")
+                return
+            try:
+                invoice = inv.finalize(store, rep.store_id, start, end, by=who.strip(), source="dashboard")
+            except (inv.NotReady, inv.AlreadyFinalized) as exc:
+                st.session_state["inv_msg"] = ("error", str(exc))
+            else:
+                s = invoice.summary
+                st.session_state["inv_msg"] = ("success", f"Finalized {s.invoice}: "
+                                                          f"{ui.money(Decimal(s.total), s.billing_currency)}")
+            st.rerun()
 
 
 if store is not None:
@@ -142,8 +186,10 @@ if store is not None:
             m2.metric("Ready to finalize", n["ready"])
             m3.metric("Finalized", n["finalized"])
             m4.metric("Not ready", n["not ready"])
-            st.dataframe(pd.DataFrame(view.overview_rows(items), columns=list(view.OVERVIEW_COLUMNS)),
-                         hide_index=True, key="inv_overview")
+            ui.money_table(view.overview_rows(items), view.OVERVIEW_COLUMNS, key="inv_overview",
+                           money_columns=view.MONEY_COLUMNS,
+                           order=("store", "total", "currency", "state", "data", "name", "invoice", "restated since",
+                                  "problems"))
 
             plan = inv.refresh_plan(items)
             if plan is not None:
@@ -174,10 +220,10 @@ if store is not None:
             st.subheader("Finalized invoices")
             invoices = inv.list_invoices(store)
             if invoices:
-                st.dataframe(pd.DataFrame(view.invoice_rows(invoices), columns=list(view.INVOICE_COLUMNS)),
-                             hide_index=True, key="inv_list")
+                ui.money_table(view.invoice_rows(invoices), view.INVOICE_COLUMNS, key="inv_list",
+                               money_columns=view.MONEY_COLUMNS)
             else:
                 st.caption("No invoice has been finalized yet.")
             # LAST element on purpose: browser tests wait for it (recipe §7b)
-            st.caption(f"invoicing | {start}..{end} | {n['stores']} stores | ready {n['ready']} | "
+            ui.page_state(f"invoicing | {start}..{end} | {n['stores']} stores | ready {n['ready']} | "
                        f"finalized {n['finalized']} | not ready {n['not ready']}")

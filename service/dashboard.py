@@ -110,7 +110,8 @@ def _age(delta: dt.timedelta) -> str:
 def chips(report: SpendReport, now: dt.datetime | None = None, stale_hours: int = STALE_HOURS) -> list[Chip]:
     """One chip per linked platform: ok, failed (with its reason), not configured, stale (with the
     age of the data: the oldest account's latest fetch), or the report's other statuses."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    from fetchers import clock
+    now = now or clock.now()
     recent = report.end >= now.date() - dt.timedelta(days=RECENT_DAYS)
     out = []
     for pid, pl in report.platforms.items():
@@ -170,28 +171,30 @@ ACCOUNT_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx rate"
 
 
 def account_rows(report: SpendReport) -> list[dict]:
-    """The per-account table of the store page, every amount an exact decimal string."""
+    """The per-account detail table of the store page. ``spend`` (account currency) and ``billing
+    amount`` are exact Decimals (None when unknown, never a silent 0) so the page can show them as
+    numeric, sortable columns; the FX rate stays an exact decimal string."""
     out = []
     for pid, pl in report.platforms.items():
         if not pl.accounts:
-            out.append({"platform": SPECS[pid].name, "account": "", "name": "", "currency": "", "spend": "",
-                        "fx rate": "", "billing amount": "", "days covered": "",
+            out.append({"platform": SPECS[pid].name, "account": "", "name": "", "currency": "", "spend": None,
+                        "fx rate": "", "billing amount": None, "days covered": "",
                         "status": pl.status.replace("_", " "), "last fetched": ""})
             continue
         for a in pl.accounts:
             if a.days == 0:          # nothing stored: no amount at all, never a silent 0
                 out.append({"platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
-                            "currency": "" if a.currency == "?" else a.currency, "spend": "", "fx rate": "",
-                            "billing amount": "", "days covered": f"0/{a.days_expected}",
+                            "currency": "" if a.currency == "?" else a.currency, "spend": None, "fx rate": "",
+                            "billing amount": None, "days covered": f"0/{a.days_expected}",
                             "status": f"{a.status}: {a.error}" if a.error else a.status,
                             "last fetched": "never"})
                 continue
             out.append({
                 "platform": SPECS[pid].name, "account": a.account_id, "name": a.account_name,
                 "currency": a.currency,
-                "spend": fx.format_amount(a.spend, a.currency) if a.currency != "?" else str(a.spend),
+                "spend": fx.quantize(a.spend, a.currency) if a.currency != "?" else a.spend,
                 "fx rate": "" if a.fx_rate is None else ("1" if a.fx_rate == 1 else format(a.fx_rate, "f")),
-                "billing amount": "" if a.billing_amount is None else str(a.billing_amount),
+                "billing amount": a.billing_amount,
                 "days covered": f"{a.days}/{a.days_expected}",
                 "status": a.status if a.status == "ok" else f"{a.status}: {a.error}",
                 "last fetched": a.last_fetched.strftime("%Y-%m-%d %H:%M UTC") if a.last_fetched else "never",
@@ -289,14 +292,14 @@ def portfolio_matrix(store: SpendStore) -> list[dict]:
     cells: dict[str, dict[str, str]] = {}
     for store_id, platform, n, refreshed, failed, at in rows:
         if refreshed == 0:
-            status = "never refreshed"
+            status = "never"
         elif failed:
             status = f"failed ({failed})"
         elif refreshed < n:
-            status = "partly refreshed"
+            status = "partly"
         else:
             status = "ok"
-        cells.setdefault(store_id, {})[platform] = f"{n} acct · {status}"
+        cells.setdefault(store_id, {})[platform] = f"{n} · {status}"      # short: 9 platforms fit at 1440 px
     out = []
     for s in store.stores():
         row = {"store": f"{s['name']} ({s['store_id']})", "currency": s["billing_currency"]}
@@ -435,12 +438,10 @@ class ObservedRow:
     fx_missing_days: int
 
 
-def observed_model(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD",
-                   net_profit_share: Decimal = PLAN_NET_PROFIT, fee_rate: Decimal = PLAN_FEE_RATE
-                   ) -> tuple[list[ObservedRow], list[RevenueRow], int]:
-    """The plan's model filled from the stored data: per platform (tier 3 included) the average
-    monthly spend per client (stores with spend there) over the period, and the client count.
-    Returns (observed rows, model rows, number of stores)."""
+def _observed_totals(store: SpendStore, start: dt.date, end: dt.date, currency: str
+                     ) -> tuple[dict[str, Decimal], dict[str, set[str]], dict[str, int]]:
+    """Per platform: spend in ``currency`` (each store x account line converted and rounded once),
+    the stores with spend there, and the account-days without an exchange rate."""
     groups: dict[tuple[str, str, str, str], dict[dt.date, Decimal]] = {}
     for store_id, platform, account_id, ccy, day, amount in _linked_daily(store, start, end, per_store=True):
         groups.setdefault((store_id, platform, account_id, ccy), {})[day] = amount
@@ -453,6 +454,16 @@ def observed_model(store: SpendStore, start: dt.date, end: dt.date, currency: st
         missing[platform] = missing.get(platform, 0) + len(line.missing_days)
         if line.spend:
             clients.setdefault(platform, set()).add(store_id)
+    return totals, clients, missing
+
+
+def observed_model(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD",
+                   net_profit_share: Decimal = PLAN_NET_PROFIT, fee_rate: Decimal = PLAN_FEE_RATE
+                   ) -> tuple[list[ObservedRow], list[RevenueRow], int]:
+    """The plan's model filled from the stored data: per platform (tier 3 included) the average
+    monthly spend per client (stores with spend there) over the period, and the client count.
+    Returns (observed rows, model rows, number of stores)."""
+    totals, clients, missing = _observed_totals(store, start, end, currency)
     months = months_in(start, end)
     observed, model = [], []
     for pid in PLATFORM_IDS:
@@ -569,3 +580,333 @@ def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
                   ("failed" if p["failed accounts"] == p["accounts"] else "partial"),
                   "errors": "; ".join(p["errors"])} for p in plat.values()]
     return plat_rows, acc_rows
+
+
+# --- comparisons (issue 16) -------------------------------------------------------------------------
+
+#: URL value -> label. "previous_period": the period just before (the previous calendar period
+#: when the period is whole calendar months, else the same number of days); "previous_month": the
+#: same days one month earlier; "last_year": the same days one year earlier.
+COMPARISONS = {"previous_period": "Previous period", "previous_month": "Previous month",
+               "last_year": "Same period last year"}
+DEFAULT_COMPARISON = "previous_period"
+
+
+def _month_end(day: dt.date) -> dt.date:
+    return month_bounds(day)[1]
+
+
+def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.date:
+    """``day`` moved by ``months`` calendar months; a day past the target month's end (31 Jan -> Feb)
+    becomes that month's last day, and so does a month end when ``keep_month_end``."""
+    y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
+    last = calendar.monthrange(y, m + 1)[1]
+    if keep_month_end and day == _month_end(day):
+        return dt.date(y, m + 1, last)
+    return dt.date(y, m + 1, min(day.day, last))
+
+
+def whole_months(start: dt.date, end: dt.date) -> int | None:
+    """How many calendar months ``start..end`` is, when it is whole months (1st to a month end)."""
+    if start.day != 1 or end != _month_end(end) or end < start:
+        return None
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def comparison_period(start: dt.date, end: dt.date, mode: str = DEFAULT_COMPARISON) -> tuple[dt.date, dt.date]:
+    """The period ``start..end`` is compared with (see :data:`COMPARISONS`)."""
+    if mode == "previous_period":
+        n = whole_months(start, end)
+        if n:
+            return shift_months(start, -n), start - dt.timedelta(days=1)
+        return previous_period(start, end)
+    if mode in ("previous_month", "last_year"):
+        k = -1 if mode == "previous_month" else -12
+        whole = whole_months(start, end) is not None
+        return shift_months(start, k), shift_months(end, k, keep_month_end=whole)
+    raise ValueError(f"unknown comparison {mode!r}; use one of {', '.join(COMPARISONS)}")
+
+
+def _not_ok(report: SpendReport) -> tuple[str, ...]:
+    labels = {"failed": "failed", "missing": "no data", "partial": "partial", "fx_missing": "no exchange rate",
+              "not_configured": "not configured"}
+    if not report.platforms:
+        return ("no linked platforms",)
+    bad = {p: pl.status for p, pl in report.platforms.items() if pl.status != "ok"}
+    if len(bad) == len(report.platforms) > 1 and set(bad.values()) == {"missing"}:
+        return ("data on every platform (never fetched)",)
+    return tuple(f"{SPECS[p].name} ({_too_old(p, report.start) or labels.get(s, s)})" for p, s in bad.items())
+
+
+def _too_old(platform: str, start: dt.date) -> str | None:
+    """"older than the 60 days it serves" when the period starts before the platform's history."""
+    from fetchers import clock, get_fetcher
+    try:
+        days = getattr(get_fetcher(platform), "history_days", None)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if days and start < clock.today() - dt.timedelta(days=int(days)):
+        return f"older than the {int(days)} days it serves"
+    return None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    mode: str
+    start: dt.date                 # the compared (earlier) period
+    end: dt.date
+    previous: Decimal | None       # its total, only when both sides are complete
+    delta: Decimal | None          # current - previous, billing currency
+    percent: Decimal | None        # delta / previous x 100, one decimal (None when previous is 0)
+    missing_current: tuple[str, ...]   # "LinkedIn (partial)": why this period is not complete
+    missing_previous: tuple[str, ...]
+    note: str                      # why there is no comparison ("" when there is one)
+
+    @property
+    def shown(self) -> bool:
+        return self.delta is not None
+
+    @property
+    def label(self) -> str:
+        return COMPARISONS.get(self.mode, self.mode)
+
+
+def compare(current: SpendReport, previous: SpendReport, mode: str = DEFAULT_COMPARISON) -> Comparison:
+    """The change of ``current`` against ``previous``, only when BOTH are complete: an incomplete
+    side would show missing spend as a change. Otherwise the note says which platforms are missing
+    on which side."""
+    ccy = current.billing_currency
+    if not current.platforms and not previous.platforms:
+        return Comparison(mode, previous.start, previous.end, None, None, None, (), (),
+                          "No comparison: this store has no linked ad accounts.")
+    mc = () if current.complete else _not_ok(current)
+    mp = () if previous.complete else _not_ok(previous)
+    if mc or mp:
+        parts = []
+        if mc:
+            parts.append(f"this period ({current.start} to {current.end}) lacks {', '.join(mc)}")
+        if mp:
+            parts.append(f"{previous.start} to {previous.end} lacks {', '.join(mp)}")
+        return Comparison(mode, previous.start, previous.end, None, None, None, mc, mp,
+                          "No comparison: " + "; ".join(parts) + ".")
+    delta = fx.quantize(current.total - previous.total, ccy)
+    pct = (delta / previous.total * 100).quantize(Decimal("0.1")) if previous.total else None
+    return Comparison(mode, previous.start, previous.end, previous.total, delta, pct, (), (), "")
+
+
+# --- breakdown per platform and account (issue 16) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    level: str                     # "platform" or "account"
+    platform: str                  # platform id
+    platform_name: str
+    account: str                   # "" on a platform row
+    account_name: str
+    status: str
+    spend: Decimal | None          # billing currency; None = not known (no data, no rate, not configured)
+    share: Decimal | None          # % of the total, one decimal
+    previous: Decimal | None       # the compared period, when the row is complete on both sides
+    delta: Decimal | None
+    delta_pct: Decimal | None
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
+    return (part / whole * 100).quantize(Decimal("0.1")) if whole else None
+
+
+def _row(level, pid, account, name, status, spend, prev_status, prev_spend, total) -> BreakdownRow:
+    known = spend is not None and status == "ok"
+    prev_known = prev_spend is not None and prev_status == "ok"
+    delta = spend - prev_spend if known and prev_known else None
+    return BreakdownRow(level, pid, SPECS[pid].name, account, name, status, spend,
+                        None if spend is None else _pct(spend, total),
+                        prev_spend if prev_known else None, delta,
+                        None if delta is None else _pct(delta, prev_spend))
+
+
+def breakdown(current: SpendReport, previous: SpendReport | None = None) -> list[BreakdownRow]:
+    """One row per linked platform followed by one per account: spend in the billing currency,
+    share of the total, and (where the row is ok in both periods) the previous amount, delta and
+    delta %. Platforms and accounts without a known amount have ``spend`` None, never 0."""
+    prev_pl = previous.platforms if previous is not None else {}
+    prev_acc = {(a.platform, a.account_id): a for pl in prev_pl.values() for a in pl.accounts}
+    out = []
+    for pid, pl in current.platforms.items():
+        # what the platform adds to the total (accounts without a rate are not in it), or None
+        known = any(a.days and a.billing_amount is not None for a in pl.accounts)
+        p_prev = prev_pl.get(pid)
+        out.append(_row("platform", pid, "", "", pl.status, pl.spend if known else None,
+                        p_prev.status if p_prev else None, p_prev.spend if p_prev else None, current.total))
+        for a in pl.accounts:
+            pa_ = prev_acc.get((pid, a.account_id))
+            spend = a.billing_amount if a.days else None
+            out.append(_row("account", pid, a.account_id, a.account_name, a.status, spend,
+                            pa_.status if pa_ else None,
+                            (pa_.billing_amount if pa_.days else None) if pa_ else None, current.total))
+    return out
+
+
+# --- chart series that add up to the total beside them (issue 16) -----------------------------------
+
+GRANULARITIES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
+
+
+def bucket_of(day: dt.date, granularity: str) -> dt.date:
+    if granularity == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+def bucket_end(first: dt.date, granularity: str) -> dt.date:
+    if granularity == "week":
+        return first + dt.timedelta(days=6)
+    if granularity == "month":
+        return _month_end(first)
+    return first
+
+
+def partial_buckets(start: dt.date, end: dt.date, granularity: str, today: dt.date | None = None) -> set[dt.date]:
+    """Buckets (their first day) that are not whole: cut by the period's start or end, or not over
+    yet (a day is over once ``today`` has begun after it)."""
+    from fetchers import clock
+    today = today or clock.today()
+    out = set()
+    b = bucket_of(start, granularity)
+    while b <= end:
+        last = bucket_end(b, granularity)
+        if b < start or last > end or last >= today:
+            out.add(b)
+        b = last + dt.timedelta(days=1)
+    return out
+
+
+@dataclass
+class SpendSeries:
+    granularity: str
+    currency: str
+    points: list[tuple[dt.date, str, Decimal]]        # (bucket start, platform id, amount)
+    partial: set[dt.date]
+    left_out: list[tuple[str, str, str]]              # (platform id, account, why) not drawn, not in the total
+    total: Decimal                                    # == the report's total, exactly
+
+
+def spend_series(store: SpendStore, report: SpendReport, granularity: str = "day",
+                 today: dt.date | None = None) -> SpendSeries:
+    """The report's spend per bucket and platform, drawn from the same account lines as its total:
+    each account-day converted with the rate the report used, and each account's rounding (less
+    than half a minor unit) added to its last day, so the bars add up to ``report.total`` exactly.
+    Accounts left out of the total (no exchange rate) are left out here too and listed."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    ccy = report.billing_currency
+    drawn = [a for pl in report.platforms.values() for a in pl.accounts if a.days and a.billing_amount is not None]
+    left_out = [(a.platform, a.account_id, a.error or a.status) for pl in report.platforms.values()
+                for a in pl.accounts if a.days and a.billing_amount is None]
+    daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
+    if drawn:
+        for p, a, d, amt in store.query(
+                "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d "
+                "WHERE d.day BETWEEN ? AND ? AND list_contains(?, d.platform || '/' || d.account_id) "
+                "ORDER BY 1, 2, 3", [report.start, report.end, [f"{x.platform}/{x.account_id}" for x in drawn]]):
+            daily.setdefault((p, a), {})[d] = Decimal(amt)
+    sums: dict[tuple[dt.date, str], Decimal] = {}
+    for a in drawn:
+        days = daily.get((a.platform, a.account_id), {})
+        if not days:
+            continue
+        if a.currency == ccy:
+            values = dict(days)
+        else:
+            conv = fx.convert_line(days, a.currency, ccy)
+            values = {d: v * conv.rates[d].rate for d, v in days.items()}
+        last = max(values)
+        values[last] += a.billing_amount - sum(values.values(), Decimal(0))
+        for d, v in values.items():
+            k = (bucket_of(d, granularity), a.platform)
+            sums[k] = sums.get(k, Decimal(0)) + v
+    points = [(b, p, v) for (b, p), v in sorted(sums.items(), key=lambda kv: (kv[0][0], PLATFORM_IDS.index(kv[0][1])))]
+    return SpendSeries(granularity, ccy, points, partial_buckets(report.start, report.end, granularity, today),
+                       left_out, sum((v for *_, v in points), Decimal(0)))
+
+
+def empty_chart_reason(report: SpendReport, today: dt.date | None = None) -> str:
+    """Why there is nothing to draw, in one sentence (and what would fix it, if anything)."""
+    from fetchers import clock
+    today = today or clock.today()
+    if not report.platforms:
+        return "Nothing to draw: this store has no linked ad accounts. Link them on the Accounts page."
+    if report.start > today:
+        return f"Nothing to draw: the period {report.start} to {report.end} has not started yet."
+    unconf = [SPECS[p].name for p, pl in report.platforms.items() if pl.status == "not_configured"]
+    if len(unconf) == len(report.platforms):
+        return (f"Nothing to draw: no credentials are set for {', '.join(unconf)}, so nothing can be fetched. "
+                "See the Accounts page.")
+    return "No daily spend stored for this period yet: press Refresh."
+
+
+def partial_months(start: dt.date, end: dt.date, today: dt.date | None = None) -> set[str]:
+    """``YYYY-MM`` of the months of ``start..end`` that are not whole or not over (portfolio trend)."""
+    return {b.strftime("%Y-%m") for b in partial_buckets(start, end, "month", today)}
+
+
+# --- honest refresh outcomes (issue 16) -------------------------------------------------------------
+
+def refresh_summary(out, today: dt.date | None = None) -> tuple[str, str]:
+    """(sentence, state) for a finished refresh (``service.refresh.RefreshOutcome``); state is
+    ``complete``, ``error`` or ``info`` (nothing was fetched, and the sentence says why)."""
+    from fetchers import clock
+    today = today or clock.today()
+    timing = f"in {out.seconds:.1f} s, {out.requests} requests"
+    if out.status != "ok":
+        return f"Refresh {out.status} {timing}" + (f": {out.error}" if out.error else ""), "error"
+    if out.requests:
+        return f"Refresh ok {timing}", "complete"
+    if not out.platforms:
+        return ("Nothing to fetch: this store has no linked ad accounts. Link them on the Accounts page.", "info")
+    if out.start > today:
+        return (f"Nothing to fetch: the period {out.start} to {out.end} has not started yet (today is {today}); "
+                "no platform reports future days.", "info")
+    unconf = [SPECS[p.platform].name for p in out.platforms if p.status == "not_configured"]
+    if len(unconf) == len(out.platforms):
+        return (f"Nothing fetched: no credentials are set for {', '.join(unconf)}. Add them (see the Accounts "
+                "page) to fetch this store's spend.", "info")
+    text = f"Nothing to fetch: the stored data for {out.start} to {out.end} is up to date"
+    text += f" ({out.requests} requests)."
+    if unconf:
+        text += f" Not configured (no credentials): {', '.join(unconf)}."
+    return text, "complete"
+
+
+# --- plan vs observed, paired by the platforms a plan row means (issue 16) ----------------------------
+
+@dataclass(frozen=True)
+class PlanPair:
+    label: str                     # the plan's label, or the platform's name for a platform not in the plan
+    platforms: tuple[str, ...]
+    plan: Decimal | None           # the plan's average client spend a month
+    observed: Decimal | None       # observed average monthly spend per client with spend there
+    clients: int
+
+
+def plan_vs_observed(store: SpendStore, start: dt.date, end: dt.date, plan: Sequence[RevenueRow],
+                     currency: str = "USD") -> list[PlanPair]:
+    """Each plan row beside what the data says for the platforms it means ("Meta + Google" is
+    Meta and Google together: their spend over the stores with spend on either), then every other
+    platform with spend."""
+    totals, clients, _missing = _observed_totals(store, start, end, currency)
+    months = months_in(start, end)
+    out, covered = [], set()
+    for r in plan:
+        covered.update(r.platforms)
+        who = set().union(*(clients.get(p, set()) for p in r.platforms))
+        spend = sum((totals.get(p, Decimal(0)) for p in r.platforms), Decimal(0))
+        obs = fx.quantize(spend / months / len(who), currency) if who else None
+        out.append(PlanPair(r.label, tuple(r.platforms), r.spend, obs, len(who)))
+    for pid in PLATFORM_IDS:
+        if pid not in covered and clients.get(pid):
+            n = len(clients[pid])
+            out.append(PlanPair(SPECS[pid].name, (pid,), None, fx.quantize(totals[pid] / months / n, currency), n))
+    return out

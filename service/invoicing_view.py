@@ -1,11 +1,14 @@
-"""Table rows for the Invoicing page (pages/6_Invoicing.py): plain dicts of exact strings.
+"""Table rows for the Invoicing page (pages/6_Invoicing.py): plain dicts.
 
-Money is formatted here from Decimal (never float) so the page only draws what it is given and
-tests can compare the page's cells with these rows.
+Amounts are exact ``Decimal`` values (``None`` when unknown, never a silent 0) so the page shows
+them as numeric, sortable columns formatted by Streamlit (thousands separators, the currency);
+tests compare the page's cells with these rows. Everything else is text.
 """
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Iterable
 
 from fetchers.specs import SPECS
@@ -13,13 +16,18 @@ from fetchers.specs import SPECS
 from . import fx
 from .invoices import InvoiceDiff, InvoiceSummary, Readiness, day_basis_label
 
-OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "state", "invoice", "restated since", "problems")
+OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "data", "state", "invoice", "restated since", "problems")
 LINE_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx_rate", "billing", "day_basis", "days",
                 "status", "note")
 ISSUE_COLUMNS = ("platform", "account", "problem", "detail", "refresh fixes it")
 DIFF_COLUMNS = ("platform", "account", "currency", "snapshot", "current", "difference", "billing difference",
                 "status", "changed days")
 INVOICE_COLUMNS = ("invoice", "store", "name", "period", "currency", "total", "finalized at", "by")
+SNAPSHOT_COLUMNS = ("platform", "account", "currency", "invoiced spend", "invoiced", "restated", "change", "status")
+#: Columns holding amounts: in the billing currency ("billing") or in the row's own currency ("own").
+MONEY_COLUMNS = {"total": "own", "spend": "own", "billing": "billing", "snapshot": "own", "current": "own",
+                 "difference": "own", "billing difference": "billing", "invoiced spend": "own",
+                 "invoiced": "billing", "restated": "billing", "change": "billing"}
 
 
 def platform_name(pid: str) -> str:
@@ -30,11 +38,17 @@ def overview_rows(items: Iterable[Readiness]) -> list[dict]:
     rows = []
     for r in items:
         rows.append({"store": r.store_id, "name": r.report.store_name, "currency": r.report.billing_currency,
-                     "total": r.total + ("" if r.report.complete else " (incomplete)"),
+                     "total": fx.quantize(r.report.total, r.report.billing_currency) if _has_data(r) else None,
+                     "data": "complete" if r.report.complete else "incomplete",
                      "state": r.state, "invoice": r.invoice.invoice if r.invoice else
                      ", ".join(i.invoice for i in r.invoices),
                      "restated since": _restated(r), "problems": len(r.issues)})
     return rows
+
+
+def _has_data(r: Readiness) -> bool:
+    """Something is stored for the period (otherwise the total is unknown, never a silent 0.00)."""
+    return any(pl.status not in ("missing", "not_configured") for pl in r.report.platforms.values())
 
 
 def _restated(r: Readiness) -> str:
@@ -68,17 +82,17 @@ def line_rows(r: Readiness) -> list[dict]:
     billing = r.report.billing_currency
     for pid, pl in r.report.platforms.items():
         if not pl.accounts:
-            rows.append({"platform": platform_name(pid), "account": "", "name": "", "currency": "", "spend": "",
-                         "fx_rate": "", "billing": "", "day_basis": "", "days": "", "status": pl.status,
+            rows.append({"platform": platform_name(pid), "account": "", "name": "", "currency": "", "spend": None,
+                         "fx_rate": "", "billing": None, "day_basis": "", "days": "", "status": pl.status,
                          "note": pl.error or ""})
             continue
         for a in pl.accounts:
             rows.append({
                 "platform": platform_name(pid), "account": a.account_id, "name": a.account_name,
                 "currency": a.currency,
-                "spend": fx.format_amount(a.spend, a.currency) if a.currency != "?" else str(a.spend),
+                "spend": fx.quantize(a.spend, a.currency) if a.currency != "?" else a.spend,
                 "fx_rate": "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
-                "billing": "" if a.billing_amount is None else fx.format_amount(a.billing_amount, billing),
+                "billing": a.billing_amount,
                 "day_basis": day_basis_label(a), "days": f"{a.days}/{a.days_expected}", "status": a.status,
                 "note": "; ".join(x for x in (a.error, a.fx_note) if x)})
     return rows
@@ -96,18 +110,46 @@ def diff_rows(d: InvoiceDiff) -> list[dict]:
     for line in d.lines:
         rows.append({
             "platform": platform_name(line.platform), "account": line.account_id, "currency": line.currency,
-            "snapshot": fx.format_amount(line.snapshot or 0, line.currency),
-            "current": "" if line.current is None else fx.format_amount(line.current, line.currency),
-            "difference": "" if line.difference is None else fx.format_amount(line.difference, line.currency),
-            "billing difference": ("" if line.billing_difference is None
-                                   else fx.format_amount(line.billing_difference, b)),
+            "snapshot": fx.quantize(line.snapshot or 0, line.currency),
+            "current": None if line.current is None else fx.quantize(line.current, line.currency),
+            "difference": None if line.difference is None else fx.quantize(line.difference, line.currency),
+            "billing difference": (None if line.billing_difference is None
+                                   else fx.quantize(line.billing_difference, b)),
             "status": line.status, "changed days": _day_ranges(line.changed_days)})
     return rows
 
 
+def snapshot_rows(d: InvoiceDiff) -> list[dict]:
+    """A finalized invoice's lines AS INVOICED (the snapshot), with today's restated billing amount
+    and the difference beside each; ``restated`` is None when it cannot be converted or is unknown."""
+    b = d.billing_currency
+    return [{"platform": platform_name(line.platform), "account": line.account_id, "currency": line.currency,
+             "invoiced spend": None if line.snapshot is None else fx.quantize(line.snapshot, line.currency),
+             "invoiced": fx.quantize(line.billing_snapshot or 0, b),
+             "restated": None if line.billing_current is None else fx.quantize(line.billing_current, b),
+             "change": None if line.billing_difference is None else fx.quantize(line.billing_difference, b),
+             "status": "not on the invoice" if line.snapshot is None else line.status}
+            for line in d.lines]
+
+
+@dataclass(frozen=True)
+class SnapshotTotals:
+    invoiced: Decimal             # the invoice's total, as finalized
+    restated: Decimal | None      # what the same lines add up to now (None: some line is not known)
+    difference: Decimal
+
+
+def snapshot_totals(d: InvoiceDiff) -> SnapshotTotals:
+    b = d.billing_currency
+    restated = None
+    if d.exact:
+        restated = fx.quantize(sum((line.billing_current for line in d.lines), Decimal(0)), b)
+    return SnapshotTotals(Decimal(d.invoice.total), restated, fx.quantize(d.total_difference, b))
+
+
 def invoice_rows(invoices: Iterable[InvoiceSummary]) -> list[dict]:
     return [{"invoice": i.invoice, "store": i.store_id, "name": i.store_name, "period": f"{i.start}..{i.end}",
-             "currency": i.billing_currency, "total": i.total,
+             "currency": i.billing_currency, "total": Decimal(i.total),
              "finalized at": i.finalized_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
              "by": i.finalized_by} for i in invoices]
 

@@ -163,9 +163,22 @@ def main_area(page):
 
 
 def wait_caption(page, text: str, timeout: float = 30_000):
-    """Wait for the page's last element (a caption echoing the state) to show ``text``."""
-    page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').filter(
-        has_text=text).last.wait_for(timeout=timeout)
+    """Wait for the page's state (its last element, hidden from users: ui.page_state) to show
+    ``text``."""
+    page.locator('[data-testid="stMain"] .adspend-state').filter(has_text=text).last.wait_for(
+        state="attached", timeout=timeout)
+
+
+wait_state = wait_caption
+
+
+def app_state(at) -> str:
+    """AppTest: the page's state text (ui.page_state), the hook tests read instead of a caption."""
+    import html
+    import re
+    bodies = [h.proto.body for h in at.get("html") if 'class="adspend-state"' in h.proto.body]
+    assert bodies, "the page drew no state (ui.page_state)"
+    return html.unescape(re.sub(r"<[^>]+>", "", bodies[-1]))
 
 
 def metric_value(page, label: str) -> str:

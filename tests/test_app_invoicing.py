@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 from service import invoices as inv
 from service import invoicing_view as view
 from storage.db import SpendStore
+
+from browser_support import app_state
 
 from test_invoices import MIXED, setup_store
 
@@ -64,13 +66,38 @@ def metric(at, label: str) -> str:
 
 
 TABLE_COLUMNS = {"inv_overview": view.OVERVIEW_COLUMNS, "inv_issues": view.ISSUE_COLUMNS,
-                 "inv_lines": view.LINE_COLUMNS, "inv_diff": view.DIFF_COLUMNS, "inv_list": view.INVOICE_COLUMNS}
+                 "inv_lines": view.LINE_COLUMNS, "inv_diff": view.DIFF_COLUMNS, "inv_list": view.INVOICE_COLUMNS,
+                 "inv_snapshot": view.SNAPSHOT_COLUMNS}
+
+
+def _cell(v) -> str:
+    """A rendered cell as text: amounts are numeric columns (shown formatted by Streamlit), so they
+    are compared as their exact two-decimal text."""
+    if isinstance(v, float):
+        return "" if v != v else f"{v:.2f}"
+    return "" if v is None else str(v)
 
 
 def table(at, key: str) -> list[dict]:
     """The rendered table of that name (AppTest gives st.dataframe no id: found by its columns)."""
     [df] = [d.value for d in at.dataframe if tuple(d.value.columns) == TABLE_COLUMNS[key]]
-    return df.astype(str).to_dict("records")
+    return [{k: _cell(v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def view_table(rows) -> list[dict]:
+    return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
+
+
+def numeric(at, key: str, column: str) -> bool:
+    [df] = [d.value for d in at.dataframe if tuple(d.value.columns) == TABLE_COLUMNS[key]]
+    return df[column].dtype.kind == "f"
+
+
+def finalize_on_page(at, name: str = "page-tester", confirm: bool = True) -> AppTest:
+    at.text_input(key="inv_by").set_value(name)
+    at.checkbox(key="inv_confirm").set_value(confirm)
+    button(at, "inv_finalize").click()
+    return ok(at.run()) if name.strip() and confirm else at.run()
 
 
 def button(at, key: str):
@@ -89,10 +116,11 @@ def test_month_overview_equals_service_and_finalize_from_the_page(sandbox, sandb
     store = SpendStore(app_db)
     items = inv.month_overview(store, DEC_START, DEC_END)
     assert [metric(at, k) for k in ("Stores", "Ready to finalize", "Finalized", "Not ready")] == ["3", "2", "0", "1"]
-    assert table(at, "inv_overview") == [{k: str(v) for k, v in row.items()} for row in view.overview_rows(items)]
+    assert table(at, "inv_overview") == view_table(view.overview_rows(items))
+    assert numeric(at, "inv_overview", "total")
     s1 = next(r for r in table(at, "inv_overview") if r["store"] == "s1")
     assert (s1["total"], s1["state"], s1["currency"]) == ("31665.86", "ready", "USD")
-    assert at.main.caption[-1].value == ("invoicing | 2025-12-01..2025-12-31 | 3 stores | ready 2 | finalized 0 | "
+    assert app_state(at) == ("invoicing | 2025-12-01..2025-12-31 | 3 stores | ready 2 | finalized 0 | "
                                          "not ready 1")
     assert "Download all stores (2025-12-01 to 2025-12-31)" in download_labels(at)
 
@@ -106,17 +134,25 @@ def test_month_overview_equals_service_and_finalize_from_the_page(sandbox, sandb
     at.selectbox(key="inv_store").set_value("s1")
     ok(at.run())
     rep = inv.readiness(store, "s1", DEC_START, DEC_END)
-    assert table(at, "inv_lines") == [{k: str(v) for k, v in row.items()} for row in view.line_rows(rep)]
+    assert table(at, "inv_lines") == view_table(view.line_rows(rep))
+    assert numeric(at, "inv_lines", "billing") and numeric(at, "inv_lines", "spend")
     assert [(r["account"], r["billing"], r["day_basis"]) for r in table(at, "inv_lines")] == [
         ("1000000001", "6333.92", "America/New_York"), ("1000000978", "12126.57", "Europe/Berlin"),
         ("1234567826", "13205.37", "Europe/London")]
-    assert metric(at, "Total (USD)") == "31665.86"
+    assert metric(at, "Total (USD)") == "USD 31,665.86"
     assert not button(at, "inv_finalize").disabled
     assert "Download CSV" in download_labels(at)
+    # finalizing asks for a name (no OS-user default) and a confirmation, and refuses without them
+    assert at.text_input(key="inv_by").value == ""
+    at = finalize_on_page(at, name="  ")
+    assert [e.value for e in at.error] == ["Not finalized: enter your name first."]
+    at = finalize_on_page(at, confirm=False)
+    assert [e.value for e in at.error] == ["Not finalized: tick the confirmation first (finalizing cannot be "
+                                           "undone)."]
+    assert inv.list_invoices(store) == []
 
-    button(at, "inv_finalize").click()
-    ok(at.run())
-    assert successes(at) == ["Finalized INV-000001: 31665.86 USD",
+    at = finalize_on_page(at)
+    assert successes(at) == ["Finalized INV-000001: USD 31,665.86",
                                              "No change since INV-000001 was finalized."]
     [entry] = inv.list_invoices(store)
     assert (entry.invoice, entry.store_id, entry.total, entry.finalized_by, entry.source) == (
@@ -125,7 +161,7 @@ def test_month_overview_equals_service_and_finalize_from_the_page(sandbox, sandb
     assert "Download INV-000001" in download_labels(at)
     assert table(at, "inv_list")[0]["invoice"] == "INV-000001"
     assert next(r for r in table(at, "inv_overview") if r["store"] == "s1")["restated since"] == "no"
-    assert at.main.caption[-1].value.endswith("| 3 stores | ready 1 | finalized 1 | not ready 1")
+    assert app_state(at).endswith("| 3 stores | ready 1 | finalized 1 | not ready 1")
     assert not any(b.key == "inv_finalize" for b in at.button)        # no second finalize on the page
     # the CLI refuses it too
     assert run_cli("invoice", "finalize", "--store", "s1", "--month", "2025-12").returncode == 1
@@ -142,14 +178,27 @@ def test_restatement_since_finalize_is_shown_with_an_adjustment(sandbox, sandbox
     assert [(r["store"], r["state"], r["invoice"], r["restated since"]) for r in table(at, "inv_overview")] == [
         ("s1", "finalized", "INV-000001", "+133.47")]
     assert [w.value for w in at.warning] == [
-        "The platforms restated spend since INV-000001: total difference 133.47 USD"]
+        "The platforms restated spend since INV-000001: total difference USD 133.47"]
+    # the detail shows what was INVOICED, with the restated figures and the difference beside it
+    d = inv.diff(SpendStore(app_db), 1)
+    assert metric(at, "Total (USD)") == "USD 31,665.86" == metric(at, "Invoiced (USD)")
+    assert metric(at, "Restated now (USD)") == "USD 31,799.33"
+    diff_metric = next(m for m in at.metric if m.label == "Difference (USD)")
+    assert (diff_metric.value, diff_metric.delta) == ("USD 133.47", "133.47")
+    snap = table(at, "inv_snapshot")
+    assert snap == view_table(view.snapshot_rows(d))
+    assert [(r["account"], r["invoiced"], r["restated"], r["change"]) for r in snap] == [
+        ("1000000001", "6333.92", "6383.38", "49.46"), ("1000000978", "12126.57", "12210.58", "84.01"),
+        ("1234567826", "13205.37", "13205.37", "0.00")]
+    assert view.snapshot_totals(d) == view.SnapshotTotals(Decimal("31665.86"), Decimal("31799.33"),
+                                                          Decimal("133.47"))
     rows = table(at, "inv_diff")
     assert [(r["account"], r["snapshot"], r["current"], r["difference"], r["billing difference"])
             for r in rows] == [("1000000001", "6333.92", "6383.38", "49.46", "49.46"),
                                ("1000000978", "10353.03", "10424.42", "71.39", "84.01"),
                                ("1234567826", "9864.90", "9864.90", "0.00", "0.00")]
     assert rows[0]["changed days"] == "2025-12-20..2025-12-31"
-    assert rows == [{k: str(v) for k, v in r.items()} for r in view.diff_rows(inv.diff(SpendStore(app_db), 1))]
+    assert rows == view_table(view.diff_rows(inv.diff(SpendStore(app_db), 1)))
     assert "Download adjustment to INV-000001" in download_labels(at)
     adj = next(e for e in at.get("download_button") if e.proto.label == "Download adjustment to INV-000001")
     assert adj.proto.label and inv.diff(SpendStore(app_db), 1).adjustment_csv().decode().splitlines()[-1] == (
@@ -164,8 +213,7 @@ def test_refresh_what_is_missing_makes_the_month_ready(sandbox, sandbox_env, run
     assert [i.value for i in at.info][-1] == (
         "A refresh would fix the missing or stale data of 1 store(s): `python cli.py refresh --store s1 "
         "--start 2025-12-01 --end 2025-12-31 --platform google --platform meta`")
-    total_before = table(at, "inv_overview")[0]["total"]
-    assert total_before.endswith("(incomplete)")
+    assert table(at, "inv_overview")[0]["data"] == "incomplete"
     button(at, "inv_refresh").click()
     ok(at.run())
     assert successes(at)[0].startswith("Refresh ok in ")
@@ -179,7 +227,7 @@ def test_custom_range_and_all_stores_download_matches_cli(sandbox, sandbox_env, 
     at = open_page("Custom range")
     at.date_input(key="inv_range").set_value((dt.date(2025, 12, 20), dt.date(2025, 12, 31)))
     ok(at.run())
-    assert at.main.caption[-1].value.startswith("invoicing | 2025-12-20..2025-12-31 | 1 stores | ready 1")
+    assert app_state(at).startswith("invoicing | 2025-12-20..2025-12-31 | 1 stores | ready 1")
     store = SpendStore(app_db)
     out = tmp_path / "all.csv"
     assert run_cli("export", "--all", "--start", "2025-12-20", "--end", "2025-12-31", "--out", out).returncode == 0

@@ -3,6 +3,7 @@ gate and errors. Rendered values equal the service layer's for the same data."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, make_demo_db
+from browser_support import FAST_ENV, ROOT, app_state, make_demo_db
+from ui.colors import PLATFORM_COLORS
 from fetchers.specs import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from service.accounts import export_mapping_csv
@@ -67,7 +69,8 @@ def open_page(page: str) -> AppTest:
 
 def frame(at, first_column: str, *more: str) -> list[dict]:
     df = next(d.value for d in at.dataframe if list(d.value.columns)[:1 + len(more)] == [first_column, *more])
-    return df.astype(str).to_dict("records")
+    return [{k: (f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in r.items()}
+            for r in df.to_dict("records")]
 
 
 def metrics(at) -> dict[str, str]:
@@ -75,7 +78,8 @@ def metrics(at) -> dict[str, str]:
 
 
 def last_caption(at) -> str:
-    return at.main.caption[-1].value
+    """The page's state (hidden from users; ui.page_state)."""
+    return app_state(at)
 
 
 def test_page_switch_keeps_store_and_period_and_every_page_renders(db):
@@ -114,14 +118,22 @@ def test_portfolio_page(db):
         {k: str(v) for k, v in r.items()} for r in dash.portfolio_matrix(store)]
     assert [r["pace"] for r in matrix] == ["no budget"] * 3          # tests/test_app_alerts.py: with budgets
     fjord = next(r for r in matrix if r["store"].endswith("(demo-fjord)"))
-    assert fjord["Meta"] == "2 acct · ok" and fjord["LinkedIn"] == "—"
+    assert fjord["Meta"] == "2 · ok" and fjord["LinkedIn"] == "—"
     acme = next(r for r in matrix if r["store"].endswith("(demo-acme)"))
-    assert acme["Meta"] == "1 acct · never refreshed"
+    assert acme["Meta"] == "1 · never"
     spend = dash.portfolio_spend(store, LAST_START, LAST_END, "USD")
     assert m["Total spend (USD)"] == money(spend.total, "USD")
     assert spend.total == sum(spend.by_platform.values()) and spend.total > 0
-    rows = frame(at, "platform", "spend (USD)")
-    assert rows == [{"platform": SPECS[p].name, "spend (USD)": str(v)} for p, v in spend.by_platform.items()]
+    rows = frame(at, "platform", "spend", "share")
+    assert rows == [{"platform": SPECS[p].name, "spend": f"{v:.2f}",
+                     "share": f"{(v / spend.total * 100).quantize(Decimal('0.1')):.2f}"}
+                    for p, v in spend.by_platform.items()]
+    # the monthly trend: month labels (never "00:00:00"), fixed platform colours, formatted tooltips
+    trend = json.loads(next(c for c in at.get("plotly_chart") if "Monthly" in c.proto.spec).proto.spec)
+    assert {tuple(t["x"]) for t in trend["data"]} == {(LAST_START.strftime("%b %Y"),)}
+    assert {t["name"]: t["marker"]["color"] for t in trend["data"]} == {
+        SPECS[p].name: PLATFORM_COLORS[p] for p in spend.by_platform}
+    assert all("USD %{y:,.2f}" in t["hovertemplate"] for t in trend["data"])
     assert last_caption(at) == f"portfolio | {LAST_START}..{LAST_END} | USD {dash.fx.format_amount(spend.total, 'USD')}"
     # an editable assumption: the coverage follows it
     shares = dict(dash.DEFAULT_SHARES, tiktok=Decimal(20))

@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, cli, make_demo_db, reset_sandbox
+from browser_support import FAST_ENV, ROOT, app_state, cli, make_demo_db, reset_sandbox
 from service import dashboard as dash
 from service.report import spend_report
 from storage.db import SpendStore
@@ -60,13 +60,25 @@ def metric(at, label_start: str):
 
 
 def last_caption(at) -> str:
-    return at.main.caption[-1].value
+    """The page's state (hidden from users; ui.page_state)."""
+    return app_state(at)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):          # a numeric amount column: empty when unknown
+        return "" if v != v else f"{v:.2f}"
+    return "" if v is None else str(v)
 
 
 def table(at, columns=dash.ACCOUNT_COLUMNS) -> list[dict]:
-    """The rows (as strings) of the first dataframe with exactly these columns."""
+    """The rows (as strings; amounts with two decimals) of the first dataframe with these columns."""
     df = next(d.value for d in at.dataframe if list(d.value.columns) == list(columns))
-    return df.astype(str).to_dict("records")
+    return [{k: _cell(v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def as_cells(rows) -> list[dict]:
+    return [{k: "" if v is None else (f"{v:.2f}" if isinstance(v, Decimal) else str(v)) for k, v in r.items()}
+            for r in rows]
 
 
 def select_store(at, store_id: str) -> AppTest:
@@ -108,7 +120,10 @@ def test_store_never_fetched_shows_no_data_never_zero(db):
     chips = next(m.value for m in at.markdown if m.value.startswith(":red-badge"))
     assert chips.count(":red-badge[") == 5 and "Meta: no data" in chips
     assert any("not complete" in w.value for w in at.warning)
-    assert last_caption(at) == f"store demo-sakura | {LAST_START}..{LAST_END} | total JPY 0 | complete false"
+    assert last_caption(at) == (f"store demo-sakura | {LAST_START}..{LAST_END} | total JPY 0 | complete false | "
+                                "compare previous_period none")
+    # the page's state is for tests only: never on screen
+    assert not any(" | complete " in c.value for c in at.caption)
 
 
 def test_store_totals_table_chips_and_csv_equal_the_service(db):
@@ -125,7 +140,7 @@ def test_store_totals_table_chips_and_csv_equal_the_service(db):
     chips = next(x.value for x in at.markdown if "-badge[" in x.value)
     assert chips == " ".join(f":green-badge[{dash.SPECS[p].name}: ok]" for p in report.platforms)
     rows = table(at)
-    assert rows == [{k: str(v) for k, v in r.items()} for r in dash.account_rows(report)]
+    assert rows == as_cells(dash.account_rows(report))
     for row, acc in zip(rows, [a for pl in report.platforms.values() for a in pl.accounts]):
         assert row["billing amount"] == str(acc.billing_amount)
         assert row["spend"] == doc["platforms"][acc.platform]["accounts"][
@@ -134,29 +149,32 @@ def test_store_totals_table_chips_and_csv_equal_the_service(db):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["barmode"] == "stack"
     assert sorted(t["name"] for t in spec["data"]) == sorted(dash.SPECS[p].name for p in report.platforms)
-    assert last_caption(at) == (f"store demo-fjord | {LAST_START}..{LAST_END} | total EUR "
-                                f"{doc['total_spend']} | complete true")
+    assert last_caption(at).startswith(f"store demo-fjord | {LAST_START}..{LAST_END} | total EUR "
+                                       f"{doc['total_spend']} | complete true | compare previous_period ")
 
 
 def test_custom_period_shows_change_against_previous_period(db):
     at = select_store(run_app(), "demo-fjord")
     half = ((LAST_END - LAST_START).days + 1) // 2
     start, end = LAST_START + dt.timedelta(days=half), LAST_START + dt.timedelta(days=2 * half - 1)
-    prev_start, prev_end = dash.previous_period(start, end)
+    prev_start, prev_end = dash.comparison_period(start, end)
     assert prev_start >= LAST_START          # inside the fetched month: complete
     at = set_custom(at, start, end)
     store = SpendStore(db)
     cur, prev = spend_report(store, "demo-fjord", start, end), spend_report(store, "demo-fjord", prev_start, prev_end)
-    ch = dash.change(cur, prev)
+    ch = dash.compare(cur, prev)
     assert ch.delta == cur.total - prev.total
     m = metric(at, "Total spend (EUR)")
     assert m.value == money(cur.total, "EUR")
-    assert m.delta == f"{money(ch.delta, 'EUR')} ({ch.percent:+}%)"
-    assert f"vs {prev_start} to {prev_end}: {money(prev.total, 'EUR')}" in [c.value for c in at.main.caption]
+    assert m.delta == str(ch.delta) and m.proto.format == "EUR %,.2f"      # a number: Streamlit reads its sign
+    assert m.proto.delta_description == f"{ch.percent:+}% vs {prev_start} to {prev_end}"
+    assert f"Previous period, {prev_start} to {prev_end}: {money(prev.total, 'EUR')}" in [
+        c.value for c in at.main.caption]
     # a previous period without data: no change figure, and the reason is said
     at = set_custom(at, LAST_START, LAST_START + dt.timedelta(days=9))
     assert metric(at, "Total spend (EUR)").delta == ""
-    assert any(c.value.startswith("no comparison: ") and "is not complete" in c.value for c in at.main.caption)
+    assert any(c.value.startswith("No comparison: ") and "lacks data on every platform" in c.value
+               for c in at.main.caption)
 
 
 def test_fx_missing_after_the_ecb_data_is_shown_with_its_reason(db):
@@ -204,11 +222,11 @@ def test_refresh_button_shows_progress_and_outcome_then_new_numbers(db):
     assert sorted((r["platform"], r["account"], r["state"]) for r in progress) == sorted(
         (dash.SPECS[a["platform"]].name, a["account_id"], "done") for a in links)
     outcome = status.dataframe[1].value.astype(str).to_dict("records")
-    assert {r["platform"]: r["status"] for r in outcome} == {a["platform"]: "ok" for a in links}
+    assert {r["platform"]: r["status"] for r in outcome} == {dash.SPECS[a["platform"]].name: "ok" for a in links}
     report = spend_report(SpendStore(db), "demo-sakura", LAST_START, LAST_END)
     assert report.complete
     assert metric(at, "Total spend (JPY)").value == money(report.total, "JPY")
-    assert last_caption(at).endswith(f"total JPY {dash.fx.format_amount(report.total, 'JPY')} | complete true")
+    assert f"total JPY {dash.fx.format_amount(report.total, 'JPY')} | complete true | " in last_caption(at)
     run = SpendStore(db).runs(1)[0]
     assert run["trigger"] == "dashboard" and run["status"] == "ok" and run["stores"] == "demo-sakura"
     # the outcome stays visible (as a line) on the next run
@@ -231,6 +249,9 @@ def test_change_and_chip_rules():
     assert dash.period_for("Last 7 days", dt.date(2026, 3, 15)) == (dt.date(2026, 3, 8), dt.date(2026, 3, 14))
     assert dash.previous_period(dt.date(2026, 10, 1), dt.date(2026, 10, 31)) == (dt.date(2026, 8, 31),
                                                                                   dt.date(2026, 9, 30))
+    # ... but a calendar month is compared with the month before
+    assert dash.comparison_period(dt.date(2026, 10, 1), dt.date(2026, 10, 31)) == (dt.date(2026, 9, 1),
+                                                                                    dt.date(2026, 9, 30))
     with pytest.raises(ValueError, match="after the end date"):
         dash.period_for("Custom", TODAY, (dt.date(2026, 2, 2), dt.date(2026, 2, 1)))
     assert money(Decimal("1234567.5"), "EUR") == "EUR 1,234,567.50"

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from decimal import Decimal
 
 import pytest
 
@@ -101,9 +102,10 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
         assert by_account[key]["spend"] == a["spend"]
         assert by_account[key]["billing_amount"] == a["billing_amount"]
         assert by_account[key]["fx_rate"] == a["fx_rate"]
-    # the table on the page holds the same account amounts: its own "Download as CSV" (the grid's
-    # toolbar) gives exactly what it displays
-    grid = page.locator('[data-testid="stDataFrame"]').last
+    # the account table on the page holds the same amounts (numeric columns): its own "Download as
+    # CSV" (the grid's toolbar) gives what it displays
+    page.get_by_text("Account details (currencies, exchange rates, days covered)").click()
+    grid = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]').last
     grid.scroll_into_view_if_needed()
     grid.hover()
     with page.expect_download() as grid_dl:
@@ -112,10 +114,18 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     grid_dl.value.save_as(grid_path)
     shown_rows = list(csv.DictReader(io.StringIO(grid_path.read_text(encoding="utf-8-sig"))))
     assert len(shown_rows) == len(rows) - 1
+
+    def col(r, name):          # a column by its name or its label ("billing amount (EUR)")
+        return next(v for k, v in r.items() if k == name or k.startswith(name + " ("))
+
+    def num(text):             # "EUR 1,234.50" / "1,234.5" / "1234.5" -> Decimal
+        return Decimal(re.sub(r"[^0-9.\-]", "", text))
+
     for r in shown_rows:
         exported = by_account[(next(p for p in dash.SPECS if dash.SPECS[p].name == r["platform"]), r["account"])]
-        assert (r["spend"], r["fx rate"], r["billing amount"], r["currency"]) == (
-            exported["spend"], exported["fx_rate"], exported["billing_amount"], exported["account_currency"])
+        assert num(col(r, "spend")) == Decimal(exported["spend"])
+        assert num(col(r, "billing amount")) == Decimal(exported["billing_amount"])
+        assert (r["fx rate"], r["currency"]) == (exported["fx_rate"], exported["account_currency"])
     screenshot(page, "04_store_spend_table")
 
     # every page renders in the browser; screenshots for the record

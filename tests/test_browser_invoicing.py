@@ -79,9 +79,20 @@ def drive(url: str, downloads) -> dict[str, bytes]:
             got["all"] = download(page, "Download all stores (2025-12-01 to 2025-12-31)", downloads)
 
             pick_main_option(page, "Store", "Mixed Shop (s1)")
-            page.get_by_role("button", name=re.compile(r"Finalize s1 2025-12-01 to 2025-12-31")).click()
+            finalize = page.get_by_role("button", name=re.compile(r"Finalize s1 2025-12-01 to 2025-12-31"))
+            # irreversible: without a name (no OS-user default) it is refused
+            assert page.get_by_role("textbox", name="Your name").input_value() == ""
+            finalize.click()
+            page.get_by_text("Not finalized: enter your name first.").wait_for()
+            page.get_by_role("textbox", name="Your name").fill("Dana Finance")
+            page.get_by_role("textbox", name="Your name").press("Enter")
+            page.get_by_text("I checked the lines above; finalize them.").click()
+            finalize.click()
             wait_caption(page, "invoicing | 2025-12-01..2025-12-31 | 2 stores | ready 1 | finalized 1 | not ready 0")
-            page.get_by_text("Finalized INV-000001: 31665.86 USD").wait_for()
+            page.get_by_text("Finalized INV-000001: USD 31,665.86").wait_for()
+            # the detail shows the invoice as invoiced
+            assert page.locator('[data-testid="stMetric"]').filter(has_text="Invoiced (USD)").locator(
+                '[data-testid="stMetricValue"]').inner_text() == "USD 31,665.86"
             no_exception(page)
             screenshot(page, "invoicing_finalized")
             got["invoice"] = download(page, "Download INV-000001", downloads)
@@ -114,4 +125,4 @@ def test_invoicing_page_downloads_all_stores_and_finalizes(sandbox, sandbox_env,
     assert in_thread(run_cli, "invoice", "export", "--number", "INV-000001", "--out", exported).returncode == 0
     assert got["invoice"] == exported.read_bytes()
     [entry] = in_thread(run_cli, "invoice", "list", "--json").json()
-    assert (entry["store_id"], entry["total"]) == ("s1", "31665.86")
+    assert (entry["store_id"], entry["total"], entry["finalized_by"]) == ("s1", "31665.86", "Dana Finance")

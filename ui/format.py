@@ -31,3 +31,25 @@ def badge_markdown(text: str, state: str) -> str:
     color = BADGE_COLORS.get(state, "gray")
     safe = str(text).replace("[", "(").replace("]", ")")
     return f":{color}-badge[{safe}]"
+
+
+def number_format(ccy: str, signed: bool = False) -> str:
+    """The printf format Streamlit applies to a numeric cell or metric delta in ``ccy``:
+    ``EUR %,.2f`` shows ``EUR 12,345.67`` (``%+,.2f`` with a sign), the same text as :func:`money`."""
+    return f"{ccy} %{'+' if signed else ''},.{fx.minor_units(ccy)}f"
+
+
+def d3_format(ccy: str) -> str:
+    """The plotly (d3) format of an amount in ``ccy``, for hover templates: ``,.2f``."""
+    return f",.{fx.minor_units(ccy)}f"
+
+
+def pct(value: Decimal | None) -> str:
+    """``+7.6%`` / ``-19.3%``; ``""`` when there is no percentage."""
+    return "" if value is None else f"{value:+}%"
+
+
+def display_number(amount: Decimal | None) -> float | None:
+    """An exact amount as a float for DISPLAY ONLY (a numeric, sortable table cell or a chart);
+    it is never computed with or written anywhere."""
+    return None if amount is None else float(amount)

@@ -3,7 +3,11 @@
 Widget state in Streamlit belongs to one page (the widget id includes the page), so each picker
 mirrors its value into a plain session-state key (updated by the widget's on_change callback,
 which runs before the script) and every page sets the widget's value from that mirror before
-drawing it: the chosen store and period survive page switches."""
+drawing it: the chosen store and period survive page switches.
+
+Shareable state (issue 16): the store, the period and the comparison are also kept in the URL
+(``?store=ID&start=YYYY-MM-DD&end=YYYY-MM-DD&compare=previous_period|previous_month|last_year``):
+read once when a session starts (a shared link opens the same view) and written on every run."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +15,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from service.dashboard import DEFAULT_PRESET, PRESETS, period_for
+from fetchers import clock
+from service.dashboard import COMPARISONS, DEFAULT_COMPARISON, DEFAULT_PRESET, PRESETS, period_for
 from storage.db import SpendStore
 
 
@@ -22,6 +27,7 @@ class Selection:
     start: dt.date
     end: dt.date
     preset: str
+    compare: str = DEFAULT_COMPARISON
 
 
 def _restore(key: str, default) -> None:
@@ -32,12 +38,50 @@ def _restore(key: str, default) -> None:
 
 
 def _save(key: str) -> None:
-    """on_change: keep the user's new value for this and every other page."""
+    """on_change: keep the user's new value for this and every other page; on a narrow screen the
+    sidebar closes after the pick (ui.narrow)."""
     st.session_state[f"_keep_{key}"] = st.session_state[key]
+    st.session_state["_picked"] = True
 
 
 def today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return clock.today()
+
+
+def _url_day(value) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value)) if value and len(str(value)) == 10 else None
+    except ValueError:
+        return None
+
+
+def read_url(today_: dt.date | None = None) -> None:
+    """Once per session: take store, period and comparison from the URL into the mirrors (invalid
+    values are ignored; an unknown store falls back to the first one)."""
+    if st.session_state.get("_url_read"):
+        return
+    st.session_state["_url_read"] = True
+    qp = st.query_params
+    if qp.get("store"):
+        st.session_state["_keep_store_id"] = qp.get("store")
+    start, end = _url_day(qp.get("start")), _url_day(qp.get("end"))
+    if start and end and start <= end:
+        t = today_ or today()
+        preset = next((p for p in PRESETS if p != "Custom" and period_for(p, t) == (start, end)), "Custom")
+        st.session_state["_keep_period"] = preset
+        if preset == "Custom":
+            st.session_state["_keep_custom_range"] = (start, end)
+    if qp.get("compare") in COMPARISONS:
+        st.session_state["_keep_compare"] = qp.get("compare")
+
+
+def write_url(sel: "Selection") -> None:
+    """The view's state into the URL (only when it changed: no needless browser history entries)."""
+    want = {"store": sel.store_id or st.session_state.get("_keep_store_id") or "",
+            "start": sel.start.isoformat(), "end": sel.end.isoformat(), "compare": sel.compare}
+    want = {k: v for k, v in want.items() if v}
+    if {k: st.query_params.get(k) for k in want} != want or set(st.query_params) - set(want):
+        st.query_params.from_dict(want)
 
 
 def store_picker(store: SpendStore) -> dict | None:
@@ -77,7 +121,19 @@ def period_picker(label: str = "Period") -> tuple[dt.date, dt.date, str] | None:
     return start, end, preset
 
 
-def sidebar_pickers(store: SpendStore, with_store: bool = True) -> Selection | None:
+def compare_picker() -> str:
+    _restore("compare", DEFAULT_COMPARISON)
+    if st.session_state["compare"] not in COMPARISONS:
+        st.session_state["compare"] = st.session_state["_keep_compare"] = DEFAULT_COMPARISON
+    st.sidebar.selectbox("Compare with", list(COMPARISONS), key="compare", on_change=_save, args=("compare",),
+                         format_func=lambda c: COMPARISONS.get(c, c),
+                         help="Previous period: the calendar period before (the month before for a month), "
+                              "or the same number of days before a custom range.")
+    return st.session_state["compare"]
+
+
+def sidebar_pickers(store: SpendStore, with_store: bool = True, with_compare: bool = False) -> Selection | None:
+    read_url()
     meta = store_picker(store) if with_store else None
     if with_store and meta is None:
         return None
@@ -87,4 +143,31 @@ def sidebar_pickers(store: SpendStore, with_store: bool = True) -> Selection | N
     start, end, preset = period
     from .freshness import period_note
     period_note(store, meta["store_id"] if meta else None, start, end)
-    return Selection(meta["store_id"] if meta else None, meta, start, end, preset)
+    compare = compare_picker() if with_compare else st.session_state.get("_keep_compare", DEFAULT_COMPARISON)
+    sel = Selection(meta["store_id"] if meta else None, meta, start, end, preset, compare)
+    write_url(sel)
+    if st.session_state.pop("_picked", False):
+        close_sidebar_on_narrow_screens()
+    return sel
+
+
+#: Streamlit draws the sidebar OVER the content below this width; after a pick it stays open and
+#: hides the page, so it is closed for the user (the same as tapping its close button).
+NARROW_PX = 768
+_CLOSE_JS = """<script>
+(function () {
+  if (window.innerWidth >= %d) return;
+  var tries = 0;
+  (function close() {
+    var bar = document.querySelector('[data-testid="stSidebar"]');
+    var btn = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (bar && btn && bar.getBoundingClientRect().right > 0) { btn.click(); return; }
+    if (++tries < 20) setTimeout(close, 100);
+  })();
+})();
+</script>""" % NARROW_PX
+
+
+def close_sidebar_on_narrow_screens() -> None:
+    """After a pick in the sidebar: on a narrow screen (< 768 px) close it so the page shows."""
+    st.html(_CLOSE_JS, unsafe_allow_javascript=True)
