@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         _inv.add_cli(sub, _date, _Parser)
     except ImportError:
         pass
+    from service import fxrates as _fxrates
+    _fxrates.add_cli(sub, _date, _Parser)
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
     sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")
@@ -167,6 +169,9 @@ def cmd_refresh(args) -> int:
     store = _open_store(args)
     ids = None if args.all else args.store
     settings = load_settings()
+    from service.fxrates import auto_update_for_stores
+    for warning in auto_update_for_stores(store, ids):
+        print(f"warning: {warning}", file=sys.stderr)      # rates: never a failed refresh
     try:
         outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full,
                           settings=settings)

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from fetchers import get_fetcher
+from fetchers import clock, get_fetcher
 from fetchers.specs import PLATFORM_IDS
 from storage.db import SpendStore
 
@@ -69,6 +69,7 @@ class SpendReport:
     billing_currency: str
     platforms: dict[str, PlatformLine]
     total: Decimal
+    rates: "fx.RateSet | None" = field(default=None, repr=False, compare=False)   # the rates converted with
 
     @property
     def complete(self) -> bool:
@@ -149,7 +150,7 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
     day by day in Python (the exact FX rule of ``service/fx.py``). Unknown ids are left out."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or clock.today()
     ids = None if store_ids is None else list(store_ids)
     params: dict = {"start": start, "end": end}
     if ids is not None:
@@ -172,17 +173,21 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
                     [start, end]).fetchall():
                 daily.setdefault((p, a), {})[d] = amt
             con.unregister("foreign_keys")
+        from .fxrates import rates_for           # demo stores: the demo rate set; real stores: ECB only
+        rate_sets = {demo: rates_for(store, demo, con) for demo in {bool(m["is_demo"]) for m in metas.values()}}
     settings = settings or load_settings()
     usable: dict[str, tuple[bool, str | None]] = {}
     by_store: dict[str, list[tuple]] = {}
     for r in rows:
         by_store.setdefault(r[0], []).append(r[1:])
-    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable)
+    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable,
+                               rate_sets[bool(meta["is_demo"])])
             for sid, meta in metas.items()}
 
 
 def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
-                  settings: Settings, usable: dict[str, tuple[bool, str | None]]) -> SpendReport:
+                  settings: Settings, usable: dict[str, tuple[bool, str | None]],
+                  rates: fx.RateSet | None = None) -> SpendReport:
     store_id = meta["store_id"]
     billing = meta["billing_currency"]
     n_days = (end - start).days + 1
@@ -201,7 +206,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             billing_amount, fx_rate = Decimal(0), None
         else:
             try:
-                conv = fx.convert_line(daily.get((p, a), {}), ccy, billing)
+                conv = fx.convert_line(daily.get((p, a), {}), ccy, billing, rates=rates)
             except fx.FxMissing as exc:
                 conv = None
                 status, error = "fx_missing", str(exc)
@@ -256,7 +261,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
         errors = [f"{a.account_id}: {a.error}" for a in accs if a.error and a.status != "ok"]
         platforms[pid] = PlatformLine(pid, status, "; ".join(errors) or None, total, accs)
     grand = sum((pl.spend for pl in platforms.values()), Decimal(0))
-    return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand)
+    return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand, rates)
 
 
 def _day_basis(platform: str) -> str:
@@ -292,7 +297,8 @@ PORTFOLIO_SQL = """
     GROUP BY ALL"""
 
 
-def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str) -> tuple[pa.Table, int, int]:
+def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str, rates: fx.RateSet | None = None
+                  ) -> tuple[pa.Table, int, int]:
     """Every day's rate from each currency into ``to_ccy`` as an exact integer R (rate x 10^scale)
     cut into base-10^9 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
     rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
@@ -305,7 +311,7 @@ def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str) -> tupl
         d = start
         while d <= end:
             try:
-                quotes.append((ccy, d, fx.quote(ccy, to_ccy, d).rate))
+                quotes.append((ccy, d, fx.quote(ccy, to_ccy, d, rates).rate))
             except fx.FxMissing:
                 pass
             d += dt.timedelta(days=1)
@@ -334,7 +340,8 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
     with store.connect() as con:
         ccys = [r[0] for r in con.execute("SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?",
                                           [start, end]).fetchall()]
-        limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency)
+        from .fxrates import portfolio_rates
+        limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency, portfolio_rates(store, con))
         con.register("fx_limbs", limbs)
         rows = con.execute(portfolio_sql(n_limbs), {"start": start, "end": end}).fetchall()
         con.unregister("fx_limbs")
