@@ -110,7 +110,9 @@ def rates_for(store: SpendStore, demo: bool, con=None) -> fx.RateSet:
     if con is None:
         with store.connect() as c:
             return rates_for(store, demo, c)
-    fp = tuple(con.execute("SELECT count(*), max(fetched_at) FROM fx_rates WHERE rate_set = ?", [name]).fetchall()[0])
+    fp = tuple(con.execute("SELECT (SELECT count(*) FROM fx_rates WHERE rate_set = $s), (SELECT max(fetched_at) "
+                           "FROM fx_rates WHERE rate_set = $s), (SELECT max(attempted_at) FROM fx_updates WHERE "
+                           "rate_set = $s AND ok)", {"s": name}).fetchall()[0])
     key = (str(store.path.resolve()), name)
     with _cache_lock:
         hit = _cache.get(key)
@@ -192,8 +194,8 @@ class UpdateResult:
 
 
 def _record_attempt(store: SpendStore, rate_set: str, trigger: str, source: str, ok: bool, added: int,
-                    error: str | None, con=None) -> None:
-    args = [rate_set, clock.now(), trigger, source, ok, added, error]
+                    error: str | None, con=None, when: dt.datetime | None = None) -> None:
+    args = [rate_set, when or clock.now(), trigger, source, ok, added, error]
     sql = ("INSERT INTO fx_updates (rate_set, attempted_at, trigger, source, ok, rates_added, error) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
     if con is not None:
@@ -213,8 +215,9 @@ def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: s
         raise RatesError(str(exc)) from None
     shipped = fx.shipped()
     with store.connect() as con:
-        known_rows = con.execute("SELECT day, currency, rate FROM fx_rates WHERE rate_set = ?", [rate_set]).fetchall()
-    known: dict[tuple[dt.date, str], Decimal] = {(d, c): r for d, c, r in known_rows}
+        known_rows = con.execute("SELECT day, currency, published FROM fx_rates WHERE rate_set = ?",
+                                 [rate_set]).fetchall()
+    known: dict[tuple[dt.date, str], Decimal] = {(d, c): Decimal(r) for d, c, r in known_rows}
     new: list[tuple[dt.date, str, Decimal, str]] = []
     for d in sorted(parsed):
         ship = shipped.get(d)
@@ -241,7 +244,7 @@ def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: s
             con.execute("INSERT INTO fx_rates (rate_set, day, currency, rate, published, source, fetched_at) "
                         "SELECT ?, day, currency, rate, published, ?, ? FROM new_rates", [rate_set, source, now])
             con.unregister("new_rates")
-        _record_attempt(store, rate_set, trigger, source, True, len(new), None, con)
+        _record_attempt(store, rate_set, trigger, source, True, len(new), None, con, now)
     rs = rates_for(store, rate_set == "demo")
     first, last = fx.data_range(rs)
     return UpdateResult(rate_set, source, len({n[0] for n in new}), len(new), first, last, now)

@@ -101,7 +101,7 @@ def _fmt_rate(rate: Decimal | None) -> str | None:
         return None
     if rate == 1:
         return "1"
-    return format(rate.normalize(), "f")
+    return format(rate, "f")        # as the CSV and the page print it (10 significant digits)
 
 
 class UnknownStore(LookupError):
