@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import httpcore
 import httpx
 
-from fetchers import get_fetcher
+from fetchers import clock, get_fetcher
 from fetchers.base import AccountInfo, FetchError
 from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, count_requests, fetch_window,
                            plan_windows, redact)
@@ -387,7 +387,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
 
         def prefetch():        # one connection: what to fetch, and every account's stored info
-            return (store.days_to_fetch(lookbacks, start, end, now, full),
+            return (store.days_to_fetch(lookbacks, start, end, now or clock.now(), full),
                     store.account_infos([(p, a) for p, a, _ in usable]))
 
         plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
@@ -572,7 +572,7 @@ def _oldest_servable(fetcher) -> dt.date | None:
     history = getattr(fetcher, "history_days", None)
     if not history:
         return None
-    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=int(history))
+    return clock.today() - dt.timedelta(days=int(history))
 
 
 async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: _Writer) -> AccountInfo:

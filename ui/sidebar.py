@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from fetchers import clock
 from service.dashboard import DEFAULT_PRESET, PRESETS, period_for
 from storage.db import SpendStore
 
@@ -37,7 +38,7 @@ def _save(key: str) -> None:
 
 
 def today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return clock.today()
 
 
 def store_picker(store: SpendStore) -> dict | None:
