@@ -322,7 +322,10 @@ def auto_update(store: SpendStore, demo: bool = False, real: bool = True) -> lis
 
 def auto_update_for_stores(store: SpendStore, store_ids: Iterable[str] | None) -> list[str]:
     """``auto_update`` for the rate sets of these stores (``None``: every store)."""
-    stores = store.stores()
+    try:
+        stores = store.stores()
+    except Exception as exc:            # e.g. the database busy: the refresh itself will say so
+        return [f"exchange rates not updated: {exc}"]
     ids = None if store_ids is None else set(store_ids)
     chosen = [s for s in stores if ids is None or s["store_id"] in ids]
     return auto_update(store, demo=any(s["is_demo"] for s in chosen),
