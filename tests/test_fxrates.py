@@ -376,3 +376,24 @@ def test_invoicing_page_shows_coverage_and_updates_rates(run_cli, db_path, ecb, 
     assert [s.value.replace("\\", "") for s in at.success if "new rate" in s.value] == [
         f"{added} new rate(s); ECB rates now cover 1999-01-04 to {last}."]
     st.cache_resource.clear()
+
+
+def test_sandbox_serves_a_labelled_deterministic_demo_feed(sandbox):
+    import urllib.request
+    with urllib.request.urlopen(sandbox.url + fxrates.DEMO_FEED_PATH, timeout=10) as resp:
+        body, demo_header = resp.read(), resp.headers["X-Sandbox-Demo-Rates"]
+    assert demo_header == "true"
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        assert zf.namelist() == ["eurofxref-hist-SANDBOX-DEMO.csv"]
+        first_lines = zf.read(zf.namelist()[0]).decode().splitlines()[:2]
+    assert first_lines[0].startswith("Date,USD,JPY,") and first_lines[0].endswith(",")
+    yesterday = clock.today() - dt.timedelta(days=1)       # the sandbox's clock is the system's here
+    newest = fxrates.last_target_day(clock.today())
+    assert first_lines[1].startswith(newest.isoformat() + ",")
+    assert body == fxfeed.feed(yesterday)                   # the same bytes for the same day
+    parsed = fx.parse_rate_file(body)
+    made_up = [d for d in parsed if d > SHIPPED_END]
+    assert all(fxrates.is_target_day(d) for d in made_up) and max(parsed) == newest
+    for d in made_up[:5]:
+        base = fx.shipped()[SHIPPED_END]["JPY"]
+        assert abs(D(parsed[d]["JPY"]) / base - 1) <= D("0.01")
