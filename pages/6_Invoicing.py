@@ -41,8 +41,8 @@ def run_plan(plan: inv.RefreshPlan) -> None:
     fx_warnings: list[str] = []
     out, error, status = ui.run_with_progress(
         f"Refreshing {len(plan.store_ids)} store(s) for {plan.start} to {plan.end}...",
-        fx_rates.with_rate_update(store, plan.store_ids, lambda progress: inv.run_refresh(store, plan, progress=progress),
-                                  fx_warnings))
+        fx_rates.with_rate_update(store, plan.store_ids,
+                                  lambda progress: inv.run_refresh(store, plan, progress=progress), fx_warnings))
     if fx_warnings:
         st.session_state["fx_msg"] = ("warning", "; ".join(fx_warnings))
     with status:

@@ -212,7 +212,8 @@ def fx_notes(report: SpendReport) -> list[str]:
     first, last = fx.data_range(report.rates)
     demo = report.rates is not None and report.rates.name == "demo"
     what = "The demo exchange rates" if demo else "The ECB reference rates available"
-    fix = "refresh to fetch the demo rates" if demo else "`python cli.py fx update` (or the Invoicing page) adds newer ones"
+    fix = ("refresh to fetch the demo rates" if demo
+           else "`python cli.py fx update` (or the Invoicing page) adds newer ones")
     notes = []
     for pl in report.platforms.values():
         for a in pl.accounts:

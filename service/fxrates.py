@@ -262,7 +262,8 @@ def download(url: str) -> bytes:
         reason = getattr(exc, "reason", exc)
         raise RatesError(f"downloading the exchange rates from {url} failed: {reason}") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
-        raise RatesError(f"the file at {url} is larger than {MAX_DOWNLOAD_BYTES // 1024 // 1024} MB; not an ECB rate file")
+        raise RatesError(f"the file at {url} is larger than {MAX_DOWNLOAD_BYTES // 1024 // 1024} MB; "
+                         "not an ECB rate file")
     return data
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import threading
 import zipfile
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
