@@ -23,15 +23,19 @@ from service import dashboard as dash
 from service.export import render_csv
 from service.refresh import refresh
 from service.report import spend_report
+from ui import fx_rates
 
 store = ui.bootstrap("Store spend", ":material/payments:")
 
 
 def run_refresh(store, sel) -> None:
     """Run the refresh in a worker thread and show its progress per platform x account."""
+    fx_warnings: list[str] = []
     out, error, status = ui.run_with_progress(
         f"Refreshing {sel.store['name']} for {sel.start} to {sel.end}...",
-        lambda progress: refresh(store, [sel.store_id], sel.start, sel.end, progress=progress, trigger="dashboard"))
+        fx_rates.with_rate_update(store, [sel.store_id], lambda progress: refresh(
+            store, [sel.store_id], sel.start, sel.end, progress=progress, trigger="dashboard"), fx_warnings))
+    fx_rates.show_warnings(fx_warnings)
     with status:
         if error is not None:
             status.update(label=f"Refresh failed: {error}", state="error", expanded=True)

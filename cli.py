@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=cmd_status)
     from service import alerts as _alerts
     _alerts.add_cli(sub, _date, _Parser)      # alerts, budgets import
+    from service import fxrates as _fxrates
+    _fxrates.add_cli(sub, _date, _Parser)
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
     sb = sub.add_parser("sandbox", help="run the built-in platform sandbox on 127.0.0.1 in the foreground")
@@ -216,6 +218,9 @@ def cmd_refresh(args) -> int:
     store = _open_store(args)
     ids = None if args.all else args.store
     settings = load_settings()
+    from service.fxrates import auto_update_for_stores
+    for warning in auto_update_for_stores(store, ids):
+        print(f"warning: {warning}", file=sys.stderr)      # rates: never a failed refresh
     try:
         if args.recent:
             outcome = refresh_recent(store, ids, args.platform, trigger="cli", settings=settings)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 import httpx
 
+from . import clock
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
 from .core import StaticTokenAuth, default_verdict, json_body, parse_day, parse_decimal, redact
 
@@ -95,7 +96,7 @@ def build_insights_params(start: dt.date, end: dt.date, after: str | None = None
 
 
 def utc_today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return clock.today()
 
 
 # --- parsing ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
+from . import clock
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
 from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day, retry_after_seconds
 
@@ -35,7 +36,7 @@ _RETRY_AFTER_RE = re.compile(r"(?i)retry after (\d+) seconds?")
 # --- requests ---------------------------------------------------------------------------------
 
 def utc_today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return clock.today()
 
 
 def uses_async_report(start: dt.date, today: dt.date) -> bool:

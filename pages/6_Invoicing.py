@@ -12,6 +12,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from service import fx
+from ui import fx_rates
 from service import invoices as inv
 from service import invoicing_view as view
 from ui import fees as fee_ui
@@ -39,9 +41,13 @@ def pick_period() -> tuple[dt.date, dt.date] | None:
 
 def run_plan(plan: inv.RefreshPlan) -> None:
     """Run the refresh in a worker thread and show progress per platform x account."""
+    fx_warnings: list[str] = []
     out, error, status = ui.run_with_progress(
         f"Refreshing {len(plan.store_ids)} store(s) for {plan.start} to {plan.end}...",
-        lambda progress: inv.run_refresh(store, plan, progress=progress))
+        fx_rates.with_rate_update(store, plan.store_ids,
+                                  lambda progress: inv.run_refresh(store, plan, progress=progress), fx_warnings))
+    if fx_warnings:
+        st.session_state["fx_msg"] = ("warning", "; ".join(fx_warnings))
     with status:
         if error is not None:
             status.update(label=f"Refresh failed: {error}", state="error")
@@ -173,6 +179,7 @@ if store is not None:
     with ui.guard("the invoicing page"):
         st.title("Invoicing")
         show_message()
+        fx_rates.coverage(store)
         period = pick_period()
         if period is not None and period[0] > period[1]:
             st.error(f"The start {period[0]} is after the end {period[1]}.")

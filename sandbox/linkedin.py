@@ -8,6 +8,7 @@ confirmed one (§4.1), the other codes follow LinkedIn's naming (UNCONFIRMED, §
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import urllib.parse
 from decimal import Decimal
@@ -170,7 +171,12 @@ def _plain(amount: Decimal) -> str:
 
 
 def active_versions(today: dt.date | None = None) -> set[str]:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    """The LinkedIn-Version values LinkedIn accepts on ``today`` (the last ACTIVE_VERSION_MONTHS months).
+    ``ADSPEND_SANDBOX_VERSION_TODAY=YYYY-MM-DD`` fixes the day this check uses (CI's year-ahead run:
+    a version pinned in fetchers/linkedin.py really retires after a year; that run is about dates of
+    data, and the run on the real date checks the version)."""
+    pinned = os.environ.get("ADSPEND_SANDBOX_VERSION_TODAY", "").strip()
+    today = today or (dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.timezone.utc).date())
     y, m, out = today.year, today.month, set()
     for _ in range(ACTIVE_VERSION_MONTHS):
         out.add(f"{y}{m:02d}")

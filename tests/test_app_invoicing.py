@@ -38,6 +38,8 @@ def _clear_caches():
 def app_db(db_path, monkeypatch):
     monkeypatch.setenv("ADSPEND_DB", str(db_path))
     monkeypatch.setenv("ADSPEND_USER", "page-tester")
+    # the page offers the last 24 months: pin "today" (fetchers/clock.py) so December 2025 is one of them
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-06-15")
     return db_path
 
 

