@@ -115,11 +115,21 @@ def search_stream(req: Request, ctx: Context) -> Response:
                            "token, login cookie or other valid authentication credential.",
                 "expired": "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                            "login cookie or other valid authentication credential.",
-                "revoked": "Request had invalid authentication credentials. The token has been revoked."}[problem]
+                "revoked": "Request had invalid authentication credentials. The token has been revoked.",
+                "invalid": "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                           "login cookie or other valid authentication credential."}[problem]
+        if problem == "invalid":
+            return rpc_error(401, "UNAUTHENTICATED", text, "authenticationError", "OAUTH_TOKEN_INVALID",
+                             "Oauth token is invalid.", version, stream=False)
         return rpc_error(401, "UNAUTHENTICATED", text, stream=False)
     if not req.header("developer-token"):
         return _invalid("The developer token is not included in the request.", "requestError",
                         "DEVELOPER_TOKEN_PARAMETER_MISSING", version)
+    if req.header("developer-token") != FAKE_CREDENTIALS[PLATFORM]["GOOGLE_ADS_DEVELOPER_TOKEN"]:
+        return rpc_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected "
+                         "OAuth 2 access token, login cookie or other valid authentication credential.",
+                         "authenticationError", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.",
+                         version, stream=False)
     login = req.header("login-customer-id")
     if login is not None and not re.fullmatch(r"\d{10}", login):
         return _invalid(f"Invalid login-customer-id header '{login}': expected 10 digits, no dashes.",

@@ -74,7 +74,7 @@ def _gateway_checks(req: Request, ctx: Context, account: str | None) -> Response
     if version not in active_versions():
         return error(426, "NONEXISTENT_VERSION", f"Requested version {version} is not active")
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
-    if problem == "missing":
+    if problem in ("missing", "invalid"):
         return error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
     if problem == "expired":
         return error(401, "EXPIRED_ACCESS_TOKEN", "The token used in the request has expired", 65601)

@@ -55,6 +55,8 @@ def _check(req: Request, ctx: Context) -> Response | None:
     if problem == "missing":
         return graph_error("An active access token must be used to query information about the current user.",
                            104)
+    if problem == "invalid":
+        return graph_error("Invalid OAuth access token - Cannot parse access token", 190, 400)
     if problem == "expired":
         return graph_error("Error validating access token: Session has expired on Thursday, 01-Jan-26 "
                            "00:00:00 PST.", 190, 401, subcode=463)

@@ -198,7 +198,7 @@ def _check_headers(ctx: Context, req: Request, soap: SoapRequest, required: tupl
     problem = access_check(ctx, req, PLATFORM, soap.headers.get("AuthenticationToken"), account)
     if problem == "expired":
         return adapi_fault(109, "AuthenticationTokenExpired", "The user's authentication token has expired.")
-    if problem == "revoked":
+    if problem in ("revoked", "invalid"):
         return adapi_fault(105, "InvalidCredentials", "Authentication failed. Either supplied credentials are "
                                                       "invalid or the account is inactive.")
     if problem == "missing":
@@ -529,7 +529,14 @@ def token(req: Request, ctx: Context) -> Response:
         return error("invalid_request", "AADSTS900144: The request body must contain the parameter: 'refresh_token'.")
     if SCOPE_NEEDED not in form.get("scope", ""):
         return error("invalid_scope", "AADSTS70011: The provided value for the input parameter 'scope' is not valid.")
-    if form["refresh_token"].startswith("revoked"):
+    creds = FAKE_CREDENTIALS[PLATFORM]
+    if form["client_id"] != creds["MICROSOFT_CLIENT_ID"]:
+        return error("unauthorized_client", f"AADSTS700016: Application with identifier '{form['client_id'][:40]}' "
+                                            "was not found in the directory.", 400)
+    if "client_secret" in form and form["client_secret"] != creds["MICROSOFT_CLIENT_SECRET"]:
+        return error("invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent "
+                                       "in the request is the client secret value, not the client secret ID.", 401)
+    if form["refresh_token"].startswith("revoked") or not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]):
         return error("invalid_grant", "AADSTS70000: The provided grant has expired or been revoked.")
     access = ctx.issue_token(PLATFORM)
     with ctx.lock:
@@ -537,7 +544,7 @@ def token(req: Request, ctx: Context) -> Response:
                         "scope": form.get("scope"), "client_id": form.get("client_id")})
     return json_response({"token_type": "Bearer", "scope": "https://ads.microsoft.com/msads.manage",
                           "expires_in": 3600, "ext_expires_in": 3600, "access_token": access,
-                          "refresh_token": f"M.C5{uuid.uuid4().hex}"})
+                          "refresh_token": ctx.issue_refresh_token(PLATFORM, "M.C5")})
 
 
 def routes() -> list[Route]:

@@ -9,8 +9,9 @@ Written from shared/platform-apis part 1, section 6 (the official OpenAPI file v
   ``GET /v5/ad_accounts/{id}/reports?token=`` until ``FINISHED`` with a pre-signed ``url`` valid
   5 minutes; the JSON file is keyed by entity id and leaves out all-zero rows. 914 days back,
   186 days per report.
-- ``POST /v5/oauth/token``: HTTP Basic client auth, form body; every refresh returns a NEW
-  refresh token and the one it replaced stops working (continuous refresh tokens).
+- ``POST /v5/oauth/token``: HTTP Basic client auth (the demo app id and secret), form body; every
+  refresh returns a NEW refresh token (continuous refresh tokens, 60 days from issue). Accepted:
+  the configured demo refresh token and every refresh token this sandbox issued.
 - Errors: ``{"code": <int>, "message": "..."}`` with the HTTP status; throttling is 429 with code
   2726 and the wait inside the message (no Retry-After header).
 """
@@ -279,17 +280,6 @@ def _download(req: Request, ctx: Context) -> Response:
 
 # --- OAuth --------------------------------------------------------------------------------------
 
-def _retired_refresh_tokens(ctx: Context) -> set[str]:
-    """Refresh tokens already exchanged (they stop working). Lives on the context and starts
-    afresh when the context is reset (``reset`` replaces ``ctx.jobs``)."""
-    with ctx.lock:
-        state = getattr(ctx, "_pinterest_oauth", None)
-        if state is None or state[0] is not ctx.jobs:
-            state = (ctx.jobs, set())
-            ctx._pinterest_oauth = state
-        return state[1]
-
-
 def _token(req: Request, ctx: Context) -> Response:
     creds = FAKE_CREDENTIALS[PLATFORM]
     expected = base64.b64encode(f"{creds['PINTEREST_APP_ID']}:{creds['PINTEREST_APP_SECRET']}".encode()).decode()
@@ -307,12 +297,13 @@ def _token(req: Request, ctx: Context) -> Response:
     if form.get("continuous_refresh", "true") not in ("true", "false"):
         return _error(400, 400, "continuous_refresh must be true or false.")
     refresh = form.get("refresh_token") or ""
-    retired = _retired_refresh_tokens(ctx)
-    with ctx.lock:
-        if not refresh.startswith("pinr.") or refresh in retired:
-            return _error(400, 400, "invalid_grant: the refresh token is invalid, expired or already used.")
-        retired.add(refresh)
-    new_refresh = f"pinr.sbx-{secrets.token_hex(12)}"
+    if not ctx.refresh_token_ok(PLATFORM, refresh):
+        return _error(400, 400, "invalid_grant: the refresh token is invalid or expired.")
+    # Continuous refresh (§6.6): each refresh hands out a new refresh token, valid 60 days from
+    # its issue. The one it replaced is not retired (the docs say it expires, not that it is
+    # used up); the configured demo token counts as freshly issued, so the demo keeps working
+    # across any number of runs against one sandbox.
+    new_refresh = ctx.issue_refresh_token(PLATFORM, "pinr.sbx-")
     return json_response({"access_token": ctx.issue_token(PLATFORM), "token_type": "bearer",
                           "expires_in": 2592000, "scope": "ads:read", "refresh_token": new_refresh,
                           "refresh_token_expires_in": 5184000,

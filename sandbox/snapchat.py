@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
+from .credentials import demo_value
 
 PLATFORM = "snapchat"
 TOKEN_PATH = "/login/oauth2/access_token"
@@ -33,7 +34,8 @@ def _auth_problem(ctx: Context, req: Request, account: str | None) -> Response |
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
     if problem is None:
         return None
-    text = {"missing": "Missing access token", "expired": "The access token has expired",
+    text = {"missing": "Missing access token", "invalid": "Invalid access token",
+            "expired": "The access token has expired",
             "revoked": "The access token has been revoked"}[problem]
     return error(401, "E3001", f"Unauthorized: {text}")
 
@@ -61,9 +63,10 @@ def token(req: Request, ctx: Context) -> Response:
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "grant_type must be refresh_token or authorization_code"}, 400)
-    if not form.get("client_id") or not form.get("client_secret"):
+    if form.get("client_id") != demo_value(PLATFORM, "_CLIENT_ID") or \
+            form.get("client_secret") != demo_value(PLATFORM, "_CLIENT_SECRET"):
         return json_response({"error": "invalid_client", "error_description": "Invalid client credentials"}, 401)
-    if not form.get("refresh_token"):
+    if not ctx.refresh_token_ok(PLATFORM, form.get("refresh_token")):
         return json_response({"error": "invalid_grant", "error_description": "Invalid refresh token"}, 400)
     return json_response({"access_token": ctx.issue_token(PLATFORM), "token_type": "Bearer", "expires_in": 1800,
                           "refresh_token": form["refresh_token"], "scope": "snapchat-marketing-api"})

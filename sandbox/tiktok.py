@@ -44,7 +44,8 @@ def param_error(message: str) -> Response:
 def _token_error(state: str) -> Response:
     return {"missing": envelope(40104, "Access token is null, please check your access token."),
             "expired": envelope(40102, "Access token has expired."),
-            "revoked": envelope(40105, "Access token is incorrect or has been revoked.")}[state]
+            "revoked": envelope(40105, "Access token is incorrect or has been revoked."),
+            "invalid": envelope(40105, "Access token is incorrect or has been revoked.")}[state]
 
 
 def _json_list(req: Request, name: str, required: bool = True) -> list[str] | None | Response:

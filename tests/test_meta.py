@@ -273,7 +273,7 @@ def test_sandbox_rejects_what_graph_rejects(sandbox):
 
 
 def test_sandbox_without_time_increment_answers_one_row_for_the_range_which_the_parser_refuses(sandbox):
-    body = httpx.get(f"{sandbox.url}/v25.0/act_1234567890/insights", headers={"Authorization": "Bearer t0k3n"},
+    body = httpx.get(f"{sandbox.url}/v25.0/act_1234567890/insights", headers={"Authorization": "Bearer sandbox-meta-token"},
                      params={"level": "account", "fields": "spend,date_start,date_stop",
                              "time_range": '{"since":"2026-03-01","until":"2026-03-31"}'}).json()
     assert len(body["data"]) == 1
