@@ -581,3 +581,23 @@ def test_sandbox_stuck_report_times_out_and_keeps_its_token(sandbox):
     assert exc.value.kind == "timeout"
     kept = jobs.get(pin.report_resume_key(ACCOUNT, day(300), day(250)))
     assert kept in sandbox.ctx.jobs
+
+
+def test_demo_pinterest_survives_repeated_cli_runs_against_one_sandbox(sandbox, run_cli, monkeypatch):
+    """``ADSPEND_SANDBOX_URL`` set: every CLI run is a new process (it remembers no rotation) and
+    sends the demo's configured refresh token to the same long-lived sandbox. Continuous refresh
+    tokens are not used up, so each run is ``ok``."""
+    import service.refresh as refresh_module
+    from fetchers import clock
+    monkeypatch.setenv("ADSPEND_SANDBOX_URL", sandbox.url)
+    assert run_cli("demo").returncode == 0
+    end = clock.today() - dt.timedelta(days=2)
+    start = end - dt.timedelta(days=2)
+    for n in range(1, 4):
+        monkeypatch.setattr(refresh_module, "_SANDBOX_ROTATIONS", {})       # a fresh CLI process
+        r = run_cli("refresh", "--store", "demo-acme", "--platform", "pinterest", "--start", start.isoformat(),
+                    "--end", end.isoformat(), "--full")
+        assert r.returncode == 0, (n, r)
+        assert [line.split()[:3] for line in r.stdout.splitlines() if "pinterest" in line] == [
+            ["demo-acme", "pinterest", "ok"]], r
+        assert sandbox.ctx.token_grants["pinterest"] == n
