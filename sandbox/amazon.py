@@ -390,6 +390,15 @@ def download(req: Request, ctx: Context) -> Response:
     return Response(200, body, {"Content-Type": "application/octet-stream"})
 
 
+
+PATH_SPACE = r"/v2/|/reporting/|/auth/o2/|{}/".format(re.escape(DOWNLOAD_PREFIX))
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return v2_error(status, "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED", message)
+
+
 def routes() -> list[Route]:
     return [
         Route("POST", re.escape(TOKEN_PATH), token, api=False),

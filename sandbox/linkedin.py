@@ -121,11 +121,11 @@ def analytics(req: Request, ctx: Context) -> Response:
     q = req.arg("q")
     if q != "analytics":
         return error(400, "ILLEGAL_ARGUMENT", "Missing or unsupported finder: q=analytics" if q is None else
-                     f"sandbox serves the analytics finder only, not q={q}")
+                     f"sandbox: only the analytics finder is emulated, not q={q}")
     if req.arg("pivot") != "ACCOUNT":
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: pivot (sandbox serves pivot=ACCOUNT)")
+        return error(400, "ILLEGAL_ARGUMENT", "sandbox: only pivot=ACCOUNT is emulated")
     if req.arg("timeGranularity") != "DAILY":
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: timeGranularity (sandbox serves DAILY)")
+        return error(400, "ILLEGAL_ARGUMENT", "sandbox: only timeGranularity=DAILY is emulated")
     m_range = _DATE_RANGE.match(req.arg("dateRange") or "")
     if not m_range:
         return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange")
@@ -182,7 +182,7 @@ def token(req: Request, ctx: Context) -> Response:
     creds = FAKE_CREDENTIALS[PLATFORM]
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
-                              "error_description": "sandbox accepts grant_type=refresh_token"}, 400)
+                              "error_description": "sandbox: only grant_type=refresh_token is emulated"}, 400)
     for key in ("refresh_token", "client_id", "client_secret"):
         if not form.get(key):
             return json_response({"error": "invalid_request",
@@ -213,6 +213,15 @@ def malformed_response(req: Request) -> Response:
     bound = {"year": day.year, "month": day.month, "day": day.day}
     return json_response({"paging": {"start": 0, "count": 10, "links": []},
                           "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}]})
+
+
+
+PATH_SPACE = r"/rest/|/oauth/v2/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED", message)
 
 
 def routes() -> list[Route]:

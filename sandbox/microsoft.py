@@ -239,7 +239,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
         return api_fault(2001, "NullReportRequest", "The report request is null.")
     rtype = (rr.get(f"{{{NS_XSI}}}type") or "").split(":")[-1]
     if rtype != "AccountPerformanceReportRequest":
-        return api_fault(2002, "ReportTypeNotSupported", f"The sandbox emulates AccountPerformanceReportRequest only, "
+        return api_fault(2002, "ReportTypeNotSupported", f"sandbox: only AccountPerformanceReportRequest is emulated, "
                                                          f"not {rtype or 'an untyped ReportRequest'}.")
     fmt = _text(rr, "Format")
     if fmt not in ("Csv", "Tsv"):
@@ -248,7 +248,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
     if aggregation not in AGGREGATIONS:
         return api_fault(2007, "InvalidReportAggregation", f"Aggregation {aggregation!r} is not valid.")
     if aggregation not in ("Daily", "Summary"):
-        return api_fault(2007, "InvalidReportAggregation", f"The sandbox emulates Daily and Summary only, not {aggregation}.")
+        return api_fault(2007, "InvalidReportAggregation", f"sandbox: only Daily and Summary are emulated, not {aggregation}.")
     cols = [(c.text or "").strip() for c in (_child(rr, "Columns") or [])]
     if not cols:
         return api_fault(2014, "ReportColumnsNotSpecified", "The report request must specify columns.")
@@ -274,7 +274,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
     if predefined and (start or end):
         return api_fault(2008, "InvalidTimePeriod", "Specify either a custom date range or a predefined time, not both.")
     if predefined:
-        return api_fault(2008, "InvalidTimePeriod", "The sandbox emulates custom date ranges only.")
+        return api_fault(2008, "InvalidTimePeriod", "sandbox: only custom date ranges are emulated.")
     if not (start and end):
         return api_fault(2008, "InvalidTimePeriod", "Both CustomDateRangeStart and CustomDateRangeEnd are required.")
     if end < start:
@@ -367,7 +367,7 @@ def reporting_service(req: Request, ctx: Context) -> Response:
         return _submit(req, ctx, soap, account or "")
     if soap.name == "PollGenerateReportRequest":
         return _poll(req, ctx, soap, account or "")
-    return _client_fault(f"The sandbox does not emulate the operation {soap.action!r}")
+    return _client_fault(f"sandbox: the operation {soap.action!r} is not emulated")
 
 
 # --- the report file -----------------------------------------------------------------------------
@@ -471,7 +471,7 @@ def customer_service(req: Request, ctx: Context) -> Response:
     if isinstance(soap, Response):
         return soap
     if soap.name != "GetAccountRequest":
-        return _client_fault(f"The sandbox does not emulate the operation {soap.action!r}")
+        return _client_fault(f"sandbox: the operation {soap.action!r} is not emulated")
     account = _text(soap.op, "AccountId") or ""
     problem = _check_headers(ctx, req, soap, ("DeveloperToken", "AuthenticationToken"), account or None)
     if problem:
@@ -545,6 +545,17 @@ def token(req: Request, ctx: Context) -> Response:
     return json_response({"token_type": "Bearer", "scope": "https://ads.microsoft.com/msads.manage",
                           "expires_in": 3600, "ext_expires_in": 3600, "access_token": access,
                           "refresh_token": ctx.issue_refresh_token(PLATFORM, "M.C5")})
+
+
+
+PATH_SPACE = r"/Api/|/common/oauth2/|{}/".format(DOWNLOAD_PREFIX)
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    resp = _client_fault(message)
+    resp.status = status
+    return resp
 
 
 def routes() -> list[Route]:

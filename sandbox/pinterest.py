@@ -112,8 +112,8 @@ def _check_columns(columns) -> list[str] | Response:
         return _bad_params("At least one column is required.")
     unknown = [c for c in columns if c not in SPEND_COLUMNS]
     if unknown:
-        return _bad_params(f"Unknown column(s): {', '.join(unknown)[:80]} (the sandbox serves "
-                           f"{', '.join(SPEND_COLUMNS)}).")
+        return _error(400, 400, f"sandbox: only the columns {', '.join(SPEND_COLUMNS)} are emulated, not "
+                                f"{', '.join(unknown)[:80]}.")
     return list(columns)
 
 
@@ -144,7 +144,7 @@ def _analytics(req: Request, ctx: Context) -> Response:
     if granularity not in GRANULARITIES:
         return _bad_params(f"granularity must be one of {', '.join(GRANULARITIES)}.")
     if granularity != "DAY":
-        return _bad_params("The sandbox serves granularity=DAY only.")
+        return _error(400, 400, "sandbox: only granularity=DAY is emulated.")
     # explode: false -> one comma-separated value; a repeated parameter is not the documented form
     if len(req.query.get("columns", [])) > 1:
         return _bad_params("columns must be one comma-separated value.")
@@ -181,18 +181,18 @@ def _create_report(req: Request, ctx: Context) -> Response:
     if body.get("granularity") not in GRANULARITIES:
         return _bad_params(f"granularity must be one of {', '.join(GRANULARITIES)}.")
     if body.get("granularity") != "DAY":
-        return _bad_params("The sandbox serves granularity=DAY only.")
+        return _error(400, 400, "sandbox: only granularity=DAY is emulated.")
     if body.get("level") not in LEVELS:
         return _bad_params(f"level must be one of {', '.join(LEVELS)}.")
     if body.get("level") not in ("ADVERTISER", "CAMPAIGN"):
-        return _bad_params("The sandbox serves level ADVERTISER and CAMPAIGN only.")
+        return _error(400, 400, "sandbox: only level ADVERTISER and CAMPAIGN are emulated.")
     if not isinstance(body.get("columns"), list):
         return _bad_params("columns must be a list of column names.")
     columns = _check_columns(body["columns"])
     if isinstance(columns, Response):
         return columns
     if body.get("report_format", "JSON") != "JSON":
-        return _bad_params("The sandbox serves report_format JSON only.")
+        return _error(400, 400, "sandbox: only report_format JSON is emulated.")
     fault = ctx.take_fault(PLATFORM, account, ("report_failed", "report_stuck"))
     token = secrets.token_hex(16)
     with ctx.lock:
@@ -292,8 +292,8 @@ def _token(req: Request, ctx: Context) -> Response:
         return _error(400, 400, "Content-Type must be application/x-www-form-urlencoded.")
     form = req.form()
     if form.get("grant_type") != "refresh_token":
-        return _error(400, 400, "grant_type must be authorization_code, refresh_token or client_credentials "
-                                "(the sandbox serves refresh_token).")
+        return _error(400, 400, "sandbox: only grant_type=refresh_token is emulated (Pinterest also takes "
+                                "authorization_code and client_credentials).")
     if form.get("continuous_refresh", "true") not in ("true", "false"):
         return _error(400, 400, "continuous_refresh must be true or false.")
     refresh = form.get("refresh_token") or ""
@@ -324,6 +324,15 @@ def malformed_response(req: Request) -> Response:
     if req.path.endswith("/reports"):
         return json_response({"report_status": "READY", "message": None})
     return json_response({"id": req.match.get("account"), "name": "no currency"})
+
+
+
+PATH_SPACE = r"/v5/|{}/".format(DOWNLOAD_PREFIX)
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return _error(status, status, message)
 
 
 def routes() -> list[Route]:

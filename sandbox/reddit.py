@@ -195,7 +195,7 @@ def reports(req: Request, ctx: Context) -> Response:
     if "DATE" in upper and "HOUR" in upper:
         return error(400, "DATE and HOUR breakdowns cannot be combined")
     if upper != ["DATE"]:
-        return error(400, "the sandbox emulates the DATE breakdown only")
+        return error(400, "sandbox: only the DATE breakdown is emulated")
     fields = spec.get("fields")
     if not isinstance(fields, list) or not fields or not all(isinstance(x, str) and x.upper() in FIELDS for x in fields):
         return error(400, f"fields is required: a list of metrics such as SPEND (got {fields!r})")
@@ -249,6 +249,15 @@ def malformed_response(req: Request) -> Response:
         return json_response({"data": {"metrics": [{"date": "2025-03-01", "impressions": 1000}]},
                               "pagination": {"next_url": None}})
     return json_response({"data": {"id": req.match.get("account", ""), "name": "no currency"}})
+
+
+
+PATH_SPACE = r"/api/v3/|/api/v1/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, message)
 
 
 def routes() -> list[Route]:

@@ -112,7 +112,7 @@ def stats(req: Request, ctx: Context) -> Response:
     if granularity not in GRANULARITIES:
         return error(400, "E1001", f"Invalid granularity: {req.arg('granularity')}")
     if granularity != "DAY":
-        return error(400, "E1001", "the sandbox emulates granularity=DAY only")
+        return error(400, "E1001", "sandbox: only granularity=DAY is emulated")
     fields = [f.strip() for f in (req.arg("fields") or "").split(",") if f.strip()]
     if fields and fields != ["spend"]:
         return error(400, "E1001", f"Invalid fields for an ad account: {','.join(fields)}; only spend is supported")
@@ -159,6 +159,15 @@ def malformed_response(req: Request) -> Response:
             "id": req.match.get("account", ""), "type": "AD_ACCOUNT", "granularity": "DAY",
             "timeseries": [{"start_time": "2025-03-01T00:00:00.000-08:00",
                             "end_time": "2025-03-02T00:00:00.000-08:00", "stats": {}}]}}]})
+
+
+
+PATH_SPACE = r"/v1/|/login/oauth2/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, "E1001" if status == 404 else "E1002", message)
 
 
 def routes() -> list[Route]:
