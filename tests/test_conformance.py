@@ -212,3 +212,214 @@ def test_amazon_ad_api_wrong_secret_and_foreign_profile_are_refused(sandbox):
     with pytest.raises(exceptions.AdvertisingApiUnauthorizedException) as err:
         _amazon_reports(sandbox, profile="1234").get_report(reportId="x")
     assert err.value.error == {"code": "UNAUTHORIZED", "details": "Not authorized to access scope 1234"}
+
+
+# --- Microsoft: bingads ---------------------------------------------------------------------------
+
+def _bingads_auth(sandbox, monkeypatch, secret: str | None = None):
+    """``OAuthWebAuthCodeGrant`` refreshing at the sandbox (the SDK has no public option for the
+    token URL: its table of token URLs is pointed at the sandbox, as the platform notes (C) do)."""
+    from bingads import authorization
+    from bingads.authorization import OAuthWebAuthCodeGrant
+    table = authorization._UriOAuthService.AUTH_TOKEN_URI
+    for key in list(table):
+        monkeypatch.setitem(table, key, sandbox.url + "/common/oauth2/v2.0/token")
+    creds = FAKE_CREDENTIALS["microsoft"]
+    auth = OAuthWebAuthCodeGrant(creds["MICROSOFT_CLIENT_ID"], secret or creds["MICROSOFT_CLIENT_SECRET"],
+                                 "http://localhost/callback")
+    auth.request_oauth_tokens_by_refresh_token(creds["MICROSOFT_REFRESH_TOKEN"])
+    return auth
+
+
+def _bingads_request(manager, account: int, start: dt.date, end: dt.date):
+    f = manager.service_client.factory
+    req = f.create("AccountPerformanceReportRequest")
+    req.Format, req.ReportName, req.ReturnOnlyCompleteData, req.Aggregation = "Csv", "Daily spend", False, "Daily"
+    req.ExcludeReportHeader = req.ExcludeReportFooter = req.ExcludeColumnHeaders = False
+    req.Filter = None
+    scope = f.create("AccountReportScope")
+    scope.AccountIds = {"long": [account]}
+    req.Scope = scope
+    t = f.create("ReportTime")
+    s, e = f.create("Date"), f.create("Date")
+    s.Day, s.Month, s.Year = start.day, start.month, start.year
+    e.Day, e.Month, e.Year = end.day, end.month, end.year
+    t.CustomDateRangeStart, t.CustomDateRangeEnd, t.PredefinedTime = s, e, None
+    t.ReportTimeZone = "PacificTimeUSCanadaTijuana"
+    req.Time = t
+    cols = f.create("ArrayOfAccountPerformanceReportColumn")
+    cols.AccountPerformanceReportColumn.append(["TimePeriod", "AccountId", "CurrencyCode", "Spend"])
+    req.Columns = cols
+    return req
+
+
+def test_bingads_reporting_service_manager_download(sandbox, monkeypatch, tmp_path):
+    from bingads.authorization import AuthorizationData
+    from bingads.util import _PollingBlocker
+    from bingads.v13.reporting import ReportingDownloadParameters, ReportingServiceManager
+    monkeypatch.setattr(_PollingBlocker, "INITIAL_STATUS_CHECK_INTERVAL_IN_MS", 20)
+    creds = FAKE_CREDENTIALS["microsoft"]
+    account = 41000001
+    start, end = _days_back(40, 2)
+    data = AuthorizationData(account_id=account, customer_id=int(creds["MICROSOFT_CUSTOMER_ID"]),
+                             developer_token=creds["MICROSOFT_DEVELOPER_TOKEN"],
+                             authentication=_bingads_auth(sandbox, monkeypatch))
+    manager = ReportingServiceManager(data, poll_interval_in_milliseconds=20, environment="production",
+                                      location=sandbox.url + "/Api/Advertiser/Reporting/v13/ReportingService.svc")
+    container = manager.download_report(ReportingDownloadParameters(
+        report_request=_bingads_request(manager, account, start, end), result_file_directory=str(tmp_path),
+        result_file_name="spend.csv", overwrite_result_file=True, timeout_in_milliseconds=20_000))
+    try:
+        spend = {r.value("TimePeriod"): Decimal(r.value("Spend").replace(",", "")) for r in container.report_records}
+    finally:
+        container.close()
+    expected = _totals(sandbox, "microsoft", str(account), start, end)
+    assert str(sum(spend.values())) == expected["spend"]
+    assert sandbox.ctx.token_grants["microsoft"] == 1
+
+
+def test_bingads_wrong_client_secret_is_aadsts7000215(sandbox, monkeypatch):
+    from bingads.exceptions import OAuthTokenRequestException
+    with pytest.raises(OAuthTokenRequestException) as err:
+        _bingads_auth(sandbox, monkeypatch, secret="not-the-secret")
+    assert err.value.error_code == "invalid_client"
+    assert err.value.error_description.startswith("AADSTS7000215: Invalid client secret provided.")
+
+
+# --- Pinterest: pinterest-api-sdk ----------------------------------------------------------------
+
+def test_pinterest_sdk_refresh_then_analytics(sandbox):
+    from openapi_generated.pinterest_client.api.ad_accounts_api import AdAccountsApi
+    from pinterest.client import PinterestSDKClient
+    from pinterest.utils.refresh_access_token import get_new_access_token
+    creds = FAKE_CREDENTIALS["pinterest"]
+    token = get_new_access_token(app_id=creds["PINTEREST_APP_ID"], app_secret=creds["PINTEREST_APP_SECRET"],
+                                 refresh_access_token=creds["PINTEREST_REFRESH_TOKEN"], host=sandbox.url + "/v5")
+    client = PinterestSDKClient(access_token=token)
+    client.configuration.host = sandbox.url + "/v5"
+    account = "549000000001"
+    start, end = _days_back(60, 1)
+    rows = AdAccountsApi(client).ad_account_analytics(account, start, end, ["SPEND_IN_MICRO_DOLLAR"], "DAY").value
+    expected = _totals(sandbox, "pinterest", account, start, end)
+    micros = {r["DATE"].isoformat(): int(r["SPEND_IN_MICRO_DOLLAR"]) for r in rows}
+    assert str(Decimal(sum(micros.values())).scaleb(-6)) == expected["spend"]
+    assert set(micros) == {d for d, v in expected["days"].items() if Decimal(v)}
+
+
+def test_pinterest_sdk_wrong_app_secret_and_made_up_token(sandbox):
+    from openapi_generated.pinterest_client.api.ad_accounts_api import AdAccountsApi
+    from openapi_generated.pinterest_client.exceptions import UnauthorizedException
+    from pinterest.client import PinterestSDKClient
+    from pinterest.utils.refresh_access_token import get_new_access_token
+    from pinterest.utils.sdk_exceptions import SdkException
+    creds = FAKE_CREDENTIALS["pinterest"]
+    with pytest.raises(SdkException) as err:
+        get_new_access_token(app_id=creds["PINTEREST_APP_ID"], app_secret="not-the-secret",
+                             refresh_access_token=creds["PINTEREST_REFRESH_TOKEN"], host=sandbox.url + "/v5")
+    assert err.value.status == 401 and json.loads(err.value.body) == {    # http_resp set: the raw body
+        "code": 2, "message": "Authentication failed. Invalid app id or app secret."}
+    client = PinterestSDKClient(access_token="pina_made-up")
+    client.configuration.host = sandbox.url + "/v5"
+    with pytest.raises(UnauthorizedException) as err:
+        AdAccountsApi(client).ad_accounts_get("549000000001")
+    assert err.value.status == 401 and json.loads(err.value.body) == {"code": 2, "message": "Authentication failed."}
+
+
+# --- LinkedIn: linkedin-api-client ---------------------------------------------------------------
+
+def _linkedin(sandbox, monkeypatch):
+    from linkedin_api.clients.restli.client import RestliClient
+    from linkedin_api.common import constants
+    monkeypatch.setattr(constants, "VERSIONED_BASE_URL", sandbox.url + "/rest")
+    return RestliClient()
+
+
+def test_linkedin_api_client_finder_ad_analytics(sandbox, monkeypatch):
+    """The client encodes Rest.li objects with their keys sorted: ``dateRange=(end:(day:..,month:..,
+    year:..),start:(...))``. The real API reads any key order, so must the sandbox."""
+    from sandbox.linkedin import active_versions
+    start, end = _days_back(30, 1)
+    bound = lambda d: {"year": d.year, "month": d.month, "day": d.day}      # noqa: E731
+    response = _linkedin(sandbox, monkeypatch).finder(
+        resource_path="/adAnalytics", finder_name="analytics",
+        access_token=FAKE_CREDENTIALS["linkedin"]["LINKEDIN_ACCESS_TOKEN"],
+        query_params={"pivot": "ACCOUNT", "timeGranularity": "DAILY",
+                      "dateRange": {"start": bound(start), "end": bound(end)},
+                      "accounts": ["urn:li:sponsoredAccount:500001"],
+                      "fields": "costInLocalCurrency,dateRange,pivotValues"},
+        version_string=max(active_versions()))
+    assert response.status_code == 200, response.response.text
+    expected = _totals(sandbox, "linkedin", "500001", start, end)
+    assert str(sum(Decimal(e["costInLocalCurrency"]) for e in response.elements)) == expected["spend"]
+    assert len(response.elements) == 30 - _zero_days(expected)
+
+
+def test_linkedin_api_client_made_up_token_is_65600(sandbox, monkeypatch):
+    from sandbox.linkedin import active_versions
+    response = _linkedin(sandbox, monkeypatch).finder(
+        resource_path="/adAnalytics", finder_name="analytics", access_token="AQmadeup",
+        query_params={"pivot": "ACCOUNT"}, version_string=max(active_versions()))
+    assert (response.status_code, response.response.json()) == (401, {
+        "status": 401, "code": "INVALID_ACCESS_TOKEN", "message": "Invalid access token", "serviceErrorCode": 65600})
+
+
+# --- Google (no Python client for the REST transport): developer token and client secret --------
+
+def _google_token(sandbox, secret: str | None = None) -> httpx.Response:
+    creds = FAKE_CREDENTIALS["google"]
+    return httpx.post(sandbox.url + "/token", data={
+        "grant_type": "refresh_token", "client_id": creds["GOOGLE_ADS_CLIENT_ID"],
+        "client_secret": secret or creds["GOOGLE_ADS_CLIENT_SECRET"], "refresh_token": creds["GOOGLE_ADS_REFRESH_TOKEN"]})
+
+
+def test_google_wrong_developer_token_made_up_token_and_wrong_secret(sandbox):
+    wrong_secret = _google_token(sandbox, "not-the-secret")
+    assert (wrong_secret.status_code, wrong_secret.json()) == (401, {
+        "error": "invalid_client", "error_description": "The OAuth client was not found."})
+    token = _google_token(sandbox).json()["access_token"]
+    url = f"{sandbox.url}/v26/customers/1234567890/googleAds:searchStream"
+    query = {"query": "SELECT customer.id FROM customer"}
+
+    def call(access: str, devtoken: str) -> httpx.Response:
+        return httpx.post(url, json=query, headers={"Authorization": f"Bearer {access}", "developer-token": devtoken})
+    ok = call(token, FAKE_CREDENTIALS["google"]["GOOGLE_ADS_DEVELOPER_TOKEN"])
+    assert ok.status_code == 200 and ok.json()[0]["results"][0]["customer"]["id"] == "1234567890"
+    wrong_dev = call(token, "not-the-developer-token").json()["error"]
+    assert (wrong_dev["code"], wrong_dev["status"]) == (401, "UNAUTHENTICATED")
+    assert wrong_dev["details"][0]["errors"][0]["errorCode"] == {"authenticationError": "DEVELOPER_TOKEN_INVALID"}
+    made_up = call("ya29.made-up", FAKE_CREDENTIALS["google"]["GOOGLE_ADS_DEVELOPER_TOKEN"]).json()["error"]
+    assert (made_up["code"], made_up["status"]) == (401, "UNAUTHENTICATED")
+    assert made_up["details"][0]["errors"][0]["errorCode"] == {"authenticationError": "OAUTH_TOKEN_INVALID"}
+
+
+# --- Vault: hvac against the stand-in -------------------------------------------------------------
+
+def test_hvac_reads_what_the_stand_in_holds_and_its_credentials_fetch_exact_totals(sandbox):
+    """hvac writes the demo's Meta credentials to KV v2 and reads them back; the token read from
+    Vault fetches the exact total (facebook-business); a wrong Vault token is ``Forbidden``."""
+    import hvac
+    import hvac.exceptions
+    from facebook_business.adobjects.adaccount import AdAccount
+    from vault_standin import VaultStandIn
+    vault = VaultStandIn(token="s.conformance").start()
+    try:
+        client = hvac.Client(url=vault.url, token="s.conformance")
+        token = FAKE_CREDENTIALS["meta"]["META_ACCESS_TOKEN"]
+        written = client.secrets.kv.v2.create_or_update_secret(path="adspend/meta", secret={"META_ACCESS_TOKEN": token},
+                                                               cas=0, mount_point="secret")
+        assert written["data"]["version"] == 1
+        read = client.secrets.kv.v2.read_secret_version(path="adspend/meta", mount_point="secret",
+                                                        raise_on_deleted_version=True)
+        assert read["data"]["data"] == {"META_ACCESS_TOKEN": token} and read["data"]["metadata"]["version"] == 1
+        with pytest.raises(hvac.exceptions.InvalidRequest):          # a stale check-and-set
+            client.secrets.kv.v2.create_or_update_secret(path="adspend/meta", secret={}, cas=0, mount_point="secret")
+        with pytest.raises(hvac.exceptions.Forbidden):
+            hvac.Client(url=vault.url, token="s.wrong").secrets.kv.v2.read_secret_version(
+                path="adspend/meta", mount_point="secret", raise_on_deleted_version=True)
+    finally:
+        vault.stop()
+    start, end = _days_back(10, 1)
+    rows = list(AdAccount("act_1000000001", api=_meta_api(sandbox, read["data"]["data"]["META_ACCESS_TOKEN"]))
+                .get_insights(fields=["spend", "date_start"], params={
+                    "time_increment": 1, "time_range": {"since": start.isoformat(), "until": end.isoformat()}}))
+    assert str(sum(Decimal(r["spend"]) for r in rows)) == _totals(sandbox, "meta", "1000000001", start, end)["spend"]
