@@ -211,7 +211,7 @@ def malformed_response(req: Request) -> Response:
 
 
 
-PATH_SPACE = r"/v\d+/|/token$"
+PATH_SPACE = r"/v\d+/customers(/|$)|/token$"
 
 
 def unrouted(req: Request, status: int, message: str) -> Response:

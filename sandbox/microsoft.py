@@ -533,7 +533,10 @@ def token(req: Request, ctx: Context) -> Response:
     if form["client_id"] != creds["MICROSOFT_CLIENT_ID"]:
         return error("unauthorized_client", f"AADSTS700016: Application with identifier '{form['client_id'][:40]}' "
                                             "was not found in the directory.", 400)
-    if "client_secret" in form and form["client_secret"] != creds["MICROSOFT_CLIENT_SECRET"]:
+    if not form.get("client_secret"):       # the demo app is a confidential (web) client: it has a secret
+        return error("invalid_client", "AADSTS7000218: The request body must contain the following parameter: "
+                                       "'client_assertion' or 'client_secret'.", 401)
+    if form["client_secret"] != creds["MICROSOFT_CLIENT_SECRET"]:
         return error("invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent "
                                        "in the request is the client secret value, not the client secret ID.", 401)
     if form["refresh_token"].startswith("revoked") or not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]):

@@ -423,3 +423,84 @@ def test_hvac_reads_what_the_stand_in_holds_and_its_credentials_fetch_exact_tota
                 .get_insights(fields=["spend", "date_start"], params={
                     "time_increment": 1, "time_range": {"since": start.isoformat(), "until": end.isoformat()}}))
     assert str(sum(Decimal(r["spend"]) for r in rows)) == _totals(sandbox, "meta", "1000000001", start, end)["spend"]
+
+
+# --- token endpoints without a Python client here: the client id and secret are checked -----------
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+UA = {"User-Agent": "python:adspend-conformance:1.0 (by /u/adspend)"}
+TOKEN_CASES = {
+    # platform: (path, how the client authenticates, the refusal a wrong secret gets)
+    "linkedin": ("/oauth/v2/accessToken", "form", 401, {"error": "invalid_client",
+                                                        "error_description": "Client authentication failed"}),
+    "snapchat": ("/login/oauth2/access_token", "form", 401, {"error": "invalid_client",
+                                                             "error_description": "Invalid client credentials"}),
+    "reddit": ("/api/v1/access_token", "basic", 401, {"message": "Unauthorized", "error": 401}),
+    "microsoft": ("/common/oauth2/v2.0/token", "form", 401, None),
+}
+
+
+@pytest.mark.parametrize("platform", sorted(TOKEN_CASES))
+def test_token_endpoint_refuses_a_wrong_client_secret_and_accepts_the_demo_one(sandbox, platform):
+    path, how, status, body = TOKEN_CASES[platform]
+    creds = {k.split("_", 1)[1]: v for k, v in FAKE_CREDENTIALS[platform].items()}     # CLIENT_ID, ...
+    client_id, secret, refresh = creds["CLIENT_ID"], creds["CLIENT_SECRET"], creds["REFRESH_TOKEN"]
+
+    def grant(secret_sent: str) -> httpx.Response:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh, "scope": "https://ads.microsoft.com/msads.manage"}
+        headers = dict(UA)
+        if how == "basic":
+            headers["Authorization"] = _basic(client_id, secret_sent)
+        else:
+            form.update(client_id=client_id, client_secret=secret_sent)
+        return httpx.post(sandbox.url + path, data=form, headers=headers)
+    wrong = grant("not-the-secret")
+    assert wrong.status_code == status
+    if body is not None:
+        assert wrong.json() == body
+    else:
+        assert wrong.json()["error"] == "invalid_client" and wrong.json()["error_description"].startswith("AADSTS7000215")
+    ok = grant(secret)
+    assert ok.status_code == 200 and ok.json()["access_token"].startswith(f"sbx-{platform}-at-")
+    assert sandbox.ctx.token_grants[platform] == 1
+
+
+def test_reddit_made_up_token_and_made_up_refresh_token(sandbox):
+    creds = FAKE_CREDENTIALS["reddit"]
+    r = httpx.get(f"{sandbox.url}/api/v3/ad_accounts/a2_conf0001", headers={**UA, "Authorization": "Bearer made-up"})
+    assert (r.status_code, r.json()) == (401, {"success": False, "error": {"reason": "UNAUTHORIZED",
+                                                                           "explanation": "invalid access token"}})
+    made_up = httpx.post(f"{sandbox.url}/api/v1/access_token", data={"grant_type": "refresh_token",
+                                                                     "refresh_token": "made-up"},
+                         headers={**UA, "Authorization": _basic(creds["REDDIT_CLIENT_ID"], creds["REDDIT_CLIENT_SECRET"])})
+    assert (made_up.status_code, made_up.json()) == (400, {"error": "invalid_grant"})
+
+
+def test_microsoft_token_endpoint_without_a_secret_is_aadsts7000218(sandbox):
+    creds = FAKE_CREDENTIALS["microsoft"]
+    r = httpx.post(f"{sandbox.url}/common/oauth2/v2.0/token", data={
+        "grant_type": "refresh_token", "client_id": creds["MICROSOFT_CLIENT_ID"],
+        "refresh_token": creds["MICROSOFT_REFRESH_TOKEN"], "scope": "https://ads.microsoft.com/msads.manage"})
+    assert r.status_code == 401 and r.json()["error_description"].startswith("AADSTS7000218")
+
+
+@pytest.mark.parametrize("path, method, check", [
+    ("/v25.0/act_1/campaigns", "GET", lambda b: b["error"]["code"] == 100 and b["error"]["type"] == "OAuthException"),
+    ("/v26/customers/1234567890/googleAds:mutate", "POST", lambda b: b["error"]["status"] == "NOT_FOUND"),
+    ("/open_api/v1.3/campaign/get/", "GET", lambda b: b["code"] == 40400 and b["data"] == {}),
+    ("/rest/adCampaigns", "GET", lambda b: b["status"] == 404 and b["code"] == "NOT_FOUND"),
+    ("/v2/sp/campaigns", "GET", lambda b: b["code"] == "NOT_FOUND"),
+    ("/v1/adaccounts/x/campaigns", "GET", lambda b: b["request_status"] == "ERROR"),
+    ("/v5/boards", "GET", lambda b: b["code"] == 404),
+    ("/api/v3/me", "GET", lambda b: b["error"]["code"] == 404),
+    ("/v5/ad_accounts/549000000001/analytics", "POST", lambda b: b["code"] == 405),
+])
+def test_unknown_paths_and_methods_answer_in_the_platforms_own_format(sandbox, path, method, check):
+    r = httpx.request(method, sandbox.url + path)
+    assert r.status_code in (400, 404, 405)
+    body = r.json()
+    assert check(body), body
+    assert "sandbox: " in r.text
