@@ -286,6 +286,22 @@ def test_bingads_wrong_client_secret_is_aadsts7000215(sandbox, monkeypatch):
     assert err.value.error_description.startswith("AADSTS7000215: Invalid client secret provided.")
 
 
+def test_bingads_made_up_token_is_fault_105(sandbox):
+    from bingads.authorization import AuthorizationData, OAuthDesktopMobileImplicitGrant, OAuthTokens
+    from bingads.service_client import ServiceClient
+    from suds import WebFault
+    creds = FAKE_CREDENTIALS["microsoft"]
+    auth = OAuthDesktopMobileImplicitGrant(creds["MICROSOFT_CLIENT_ID"], oauth_tokens=OAuthTokens("made-up"))
+    data = AuthorizationData(account_id=41000001, customer_id=int(creds["MICROSOFT_CUSTOMER_ID"]),
+                             developer_token=creds["MICROSOFT_DEVELOPER_TOKEN"], authentication=auth)
+    client = ServiceClient("CustomerManagementService", 13, data, "production",
+                           location=sandbox.url + "/Api/CustomerManagement/v13/CustomerManagementService.svc")
+    with pytest.raises(WebFault) as err:
+        client.GetAccount(AccountId=41000001)
+    error = err.value.fault.detail.AdApiFaultDetail.Errors.AdApiError
+    assert (str(error.Code), str(error.ErrorCode)) == ("105", "InvalidCredentials")
+
+
 # --- Pinterest: pinterest-api-sdk ----------------------------------------------------------------
 
 def test_pinterest_sdk_refresh_then_analytics(sandbox):
