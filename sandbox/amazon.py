@@ -390,7 +390,6 @@ def download(req: Request, ctx: Context) -> Response:
     return Response(200, body, {"Content-Type": "application/octet-stream"})
 
 
-
 PATH_SPACE = r"/v2/|/reporting/|/auth/o2/|{}/".format(re.escape(DOWNLOAD_PREFIX))
 
 

@@ -210,7 +210,6 @@ def malformed_response(req: Request) -> Response:
     return json_response({"results": "unexpected"})        # an object where the stream's array belongs
 
 
-
 PATH_SPACE = r"/v\d+/customers(/|$)|/token$"
 
 

@@ -121,11 +121,11 @@ def analytics(req: Request, ctx: Context) -> Response:
     q = req.arg("q")
     if q != "analytics":
         return error(400, "ILLEGAL_ARGUMENT", "Missing or unsupported finder: q=analytics" if q is None else
-                     f"sandbox: only the analytics finder is emulated, not q={q}")
+                     f"sandbox serves the analytics finder only, not q={q}")
     if req.arg("pivot") != "ACCOUNT":
-        return error(400, "ILLEGAL_ARGUMENT", "sandbox: only pivot=ACCOUNT is emulated")
+        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: pivot (sandbox serves pivot=ACCOUNT)")
     if req.arg("timeGranularity") != "DAILY":
-        return error(400, "ILLEGAL_ARGUMENT", "sandbox: only timeGranularity=DAILY is emulated")
+        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: timeGranularity (sandbox serves DAILY)")
     m_range = _DATE_RANGE.match(req.arg("dateRange") or "")
     if not m_range:
         return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange")
@@ -213,7 +213,6 @@ def malformed_response(req: Request) -> Response:
     bound = {"year": day.year, "month": day.month, "day": day.day}
     return json_response({"paging": {"start": 0, "count": 10, "links": []},
                           "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}]})
-
 
 
 PATH_SPACE = r"/rest/|/oauth/v2/"

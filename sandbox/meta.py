@@ -204,14 +204,13 @@ def malformed_response(req: Request) -> Response:
     return json_response({"id": f"act_{req.match.get('account', '')}"})   # no currency, no timezone
 
 
-
 PATH_SPACE = r"/v\d+\.\d+(/|$)"           # graph.facebook.com/vNN.N/...
 
 
 def unrouted(req: Request, status: int, message: str) -> Response:
     """A path or method the sandbox does not emulate, in this platform's own error format."""
     # Graph answers an unknown edge or an unsupported method with 400 and code 100
-    return graph_error(message, 100, 400, subcode=33 if status == 405 else None, headers=None)
+    return graph_error(message, 100, 400, subcode=33 if status == 405 else None)
 
 
 def routes() -> list[Route]:

@@ -550,7 +550,6 @@ def token(req: Request, ctx: Context) -> Response:
                           "refresh_token": ctx.issue_refresh_token(PLATFORM, "M.C5")})
 
 
-
 PATH_SPACE = r"/Api/|/common/oauth2/|{}/".format(DOWNLOAD_PREFIX)
 
 

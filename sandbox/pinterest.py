@@ -326,7 +326,6 @@ def malformed_response(req: Request) -> Response:
     return json_response({"id": req.match.get("account"), "name": "no currency"})
 
 
-
 PATH_SPACE = r"/v5/|{}/".format(DOWNLOAD_PREFIX)
 
 

@@ -251,7 +251,6 @@ def malformed_response(req: Request) -> Response:
     return json_response({"data": {"id": req.match.get("account", ""), "name": "no currency"}})
 
 
-
 PATH_SPACE = r"/api/v3/|/api/v1/"
 
 

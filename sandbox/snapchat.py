@@ -161,7 +161,6 @@ def malformed_response(req: Request) -> Response:
                             "end_time": "2025-03-02T00:00:00.000-08:00", "stats": {}}]}}]})
 
 
-
 PATH_SPACE = r"/v1/|/login/oauth2/"
 
 

@@ -196,7 +196,6 @@ def malformed_response(req: Request) -> Response:
                               "page_info": {"page": 1, "page_size": 10, "total_number": 1, "total_page": 1}})
 
 
-
 PATH_SPACE = r"/open_api/"
 
 
