@@ -30,6 +30,7 @@ from decimal import Decimal
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
+from .credentials import demo_value
 
 PLATFORM = "amazon"
 TOKEN_PATH = "/auth/o2/token"
@@ -154,18 +155,29 @@ def _auth(req: Request, ctx: Context, scoped: bool) -> Response | None:
     if problem == "revoked":
         with ctx.lock:   # revoking the grant also kills the refresh token (A.2)
             ctx.platform_state.setdefault(PLATFORM, {})["grant_revoked"] = True
+    if problem == "invalid":
+        return v2_error(401, "UNAUTHORIZED", "Not authorized to access this advertiser")
     if problem in ("expired", "revoked"):
         return error(401, "The access token has expired or is invalid" if problem == "expired"
                      else "The access token has been revoked")
     client_id = req.header("amazon-advertising-api-clientid") or ""
     if not client_id.startswith("amzn1.application-oa2-client."):
         return error(400, "Missing or invalid Amazon-Advertising-API-ClientId header")
+    if client_id != demo_value(PLATFORM, "_CLIENT_ID"):       # another app's id: not the token's
+        return v2_error(401, "UNAUTHORIZED", "Not authorized to access this advertiser")
     if scoped:
         if not profile:
             return error(400, "Missing Amazon-Advertising-API-Scope header")
-        if not re.fullmatch(r"\d{1,20}", profile):
-            return error(401, f"Not authorized to access scope {profile[:40]}")
+        if not profile_granted(profile):
+            return v2_error(401, "UNAUTHORIZED", f"Not authorized to access scope {profile[:40]}")
     return None
+
+
+def profile_granted(profile: str) -> bool:
+    """The profiles the demo grant may use: the listed demo profiles and every profile id of the
+    sandbox's demo range (10 to 16 digits, starting with 3 or 4). Another id is another
+    advertiser's: Amazon answers 401 for a scope the token was not granted."""
+    return profile in DEMO_PROFILES or bool(re.fullmatch(r"[34]\d{9,15}", profile))
 
 
 # --- handlers -----------------------------------------------------------------------------------
@@ -175,12 +187,14 @@ def token(req: Request, ctx: Context) -> Response:
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "grant_type must be refresh_token"}, 400)
-    if not form.get("client_id", "").startswith("amzn1.application-oa2-client.") or not form.get("client_secret"):
+    if form.get("client_id") != demo_value(PLATFORM, "_CLIENT_ID") or \
+            form.get("client_secret") != demo_value(PLATFORM, "_CLIENT_SECRET"):
         return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
     if not form.get("refresh_token"):
         return json_response({"error": "invalid_request",
                               "error_description": "The request is missing a required parameter : refresh_token"}, 400)
-    if ctx.platform_state.get(PLATFORM, {}).get("grant_revoked"):
+    if not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]) or \
+            ctx.platform_state.get(PLATFORM, {}).get("grant_revoked"):
         return json_response({"error": "invalid_grant", "error_description": "The request has an invalid grant"}, 400)
     return json_response({"access_token": ctx.issue_token(PLATFORM), "refresh_token": form["refresh_token"],
                           "token_type": "bearer", "expires_in": 3600})
@@ -374,6 +388,14 @@ def download(req: Request, ctx: Context) -> Response:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
         body = report_file(job, ctx)
     return Response(200, body, {"Content-Type": "application/octet-stream"})
+
+
+PATH_SPACE = r"/v2/|/reporting/|/auth/o2/|{}/".format(re.escape(DOWNLOAD_PREFIX))
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return v2_error(status, "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED", message)
 
 
 def routes() -> list[Route]:

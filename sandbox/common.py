@@ -100,6 +100,9 @@ class Context:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.static_token_platforms: set[str] = set()   # no refresh grant (set by the server)
+        # Every token this sandbox ever issued (access and refresh), by token -> platform. Not
+        # cleared by ``reset``: a reset forgets faults and expiries, not what the server handed out.
+        self._ever_issued: dict[str, str] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -233,16 +236,38 @@ class Context:
             self.token_grants[platform] = n
             token = f"sbx-{platform}-at-{n}-{random.randrange(16**8):08x}"
             self._issued[token] = (platform, gen)
+            self._ever_issued[token] = platform
             return token
 
+    def issue_refresh_token(self, platform: str, prefix: str) -> str:
+        """A new refresh token (for platforms that rotate them), remembered as issued here."""
+        with self.lock:
+            token = f"{prefix}{random.randrange(16**24):024x}"
+            self._ever_issued[token] = platform
+            return token
+
+    def issued_here(self, platform: str, token: str | None) -> bool:
+        with self.lock:
+            return bool(token) and self._ever_issued.get(token) == platform
+
+    def refresh_token_ok(self, platform: str, token: str | None) -> bool:
+        """A refresh token the platform would accept: the configured demo one, or one issued here."""
+        from .credentials import demo_refresh_tokens
+        return bool(token) and (token in demo_refresh_tokens(platform) or self.issued_here(platform, token))
+
     def token_state(self, platform: str, token: str | None) -> str:
-        """``ok``, ``missing``, ``expired`` or ``revoked``. Tokens the sandbox did not issue (a
-        configured long-lived token) are accepted until an expiry fault retires them."""
+        """``ok``, ``missing``, ``invalid``, ``expired`` or ``revoked``. Accepted: the tokens this
+        sandbox issued for ``platform`` and the platform's configured demo access token
+        (``sandbox/credentials.py``), each until an expiry fault retires it; anything else is
+        ``invalid``, as the platform answers a made-up token."""
+        from .credentials import demo_access_tokens
         if not token:
             return "missing"
         with self.lock:
             if token in self._revoked:
                 return "revoked"
+            if self._ever_issued.get(token) != platform and token not in demo_access_tokens(platform):
+                return "invalid"
             plat, gen = self._issued.get(token, (platform, 0))
             return "ok" if gen >= self._token_gen.get(platform, 0) else "expired"
 
@@ -262,7 +287,7 @@ class Context:
 def access_check(ctx: Context, req: Request, platform: str, token: str | None, account: str | None = None
                  ) -> str | None:
     """Apply the fault switches that concern auth and return the token problem, if any:
-    ``missing``, ``expired`` or ``revoked`` (the emulator renders it in its own protocol)."""
+    ``missing``, ``invalid``, ``expired`` or ``revoked`` (the emulator renders it in its own protocol)."""
     if token:
         with ctx.lock:
             ctx._token_uses[token] = ctx._token_uses.get(token, 0) + 1

@@ -47,3 +47,20 @@ def sandbox_env(url: str, platforms=tuple(ENV_PREFIX)) -> dict[str, str]:
             env[f"{prefix}_TOKEN_URL"] = url + token_path
         env.update(FAKE_CREDENTIALS[p])
     return env
+
+
+def demo_access_tokens(platform: str) -> set[str]:
+    """The configured long-lived access tokens of a platform (read at call time: tests swap values)."""
+    return {v for k, v in FAKE_CREDENTIALS.get(platform, {}).items() if k.endswith("_ACCESS_TOKEN")}
+
+
+def demo_refresh_tokens(platform: str) -> set[str]:
+    return {v for k, v in FAKE_CREDENTIALS.get(platform, {}).items() if k.endswith("_REFRESH_TOKEN")}
+
+
+def demo_value(platform: str, suffix: str) -> str | None:
+    """The configured demo credential whose variable name ends in ``suffix`` (e.g. ``_CLIENT_SECRET``)."""
+    for k, v in FAKE_CREDENTIALS.get(platform, {}).items():
+        if k.endswith(suffix):
+            return v
+    return None

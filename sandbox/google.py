@@ -67,13 +67,13 @@ def parse_query(query: str, version: str) -> dict | Response:
             return _invalid(f"Error in SELECT clause: unrecognized field '{f}'.", "queryError",
                             "UNRECOGNIZED_FIELD", version)
     if m["resource"] != "customer":
-        return _invalid(f"The sandbox serves FROM customer only, not '{m['resource']}'.", "queryError",
+        return _invalid(f"sandbox: only FROM customer is emulated, not '{m['resource']}'.", "queryError",
                         "INVALID_RESOURCE_NAME", version)
     rng = None
     if m["where"]:
         w = _BETWEEN_RE.match(m["where"].strip())
         if not w:
-            return _invalid("Error in WHERE clause: the sandbox serves segments.date BETWEEN 'a' AND 'b' only.",
+            return _invalid("sandbox: only a WHERE clause segments.date BETWEEN 'a' AND 'b' is emulated.",
                             "queryError", "UNEXPECTED_INPUT", version)
         try:
             rng = dt.date.fromisoformat(w[1]), dt.date.fromisoformat(w[2])
@@ -88,7 +88,7 @@ def parse_query(query: str, version: str) -> dict | Response:
         return _invalid("A finite date range filter on segments.date is required when segments.date is "
                         "selected.", "queryError", "EXPECTED_FILTERS_ON_DATE_RANGE", version)
     if has_metric and not has_date:
-        return _invalid("The sandbox serves metrics segmented by segments.date only.", "queryError",
+        return _invalid("sandbox: only metrics segmented by segments.date are emulated.", "queryError",
                         "PROHIBITED_METRIC_IN_SELECT_OR_WHERE_CLAUSE", version)
     return {"fields": fields, "range": rng}
 
@@ -115,11 +115,21 @@ def search_stream(req: Request, ctx: Context) -> Response:
                            "token, login cookie or other valid authentication credential.",
                 "expired": "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                            "login cookie or other valid authentication credential.",
-                "revoked": "Request had invalid authentication credentials. The token has been revoked."}[problem]
+                "revoked": "Request had invalid authentication credentials. The token has been revoked.",
+                "invalid": "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                           "login cookie or other valid authentication credential."}[problem]
+        if problem == "invalid":
+            return rpc_error(401, "UNAUTHENTICATED", text, "authenticationError", "OAUTH_TOKEN_INVALID",
+                             "Oauth token is invalid.", version, stream=False)
         return rpc_error(401, "UNAUTHENTICATED", text, stream=False)
     if not req.header("developer-token"):
         return _invalid("The developer token is not included in the request.", "requestError",
                         "DEVELOPER_TOKEN_PARAMETER_MISSING", version)
+    if req.header("developer-token") != FAKE_CREDENTIALS[PLATFORM]["GOOGLE_ADS_DEVELOPER_TOKEN"]:
+        return rpc_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected "
+                         "OAuth 2 access token, login cookie or other valid authentication credential.",
+                         "authenticationError", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.",
+                         version, stream=False)
     login = req.header("login-customer-id")
     if login is not None and not re.fullmatch(r"\d{10}", login):
         return _invalid(f"Invalid login-customer-id header '{login}': expected 10 digits, no dashes.",
@@ -198,6 +208,14 @@ def throttle_response(req: Request) -> Response:
 
 def malformed_response(req: Request) -> Response:
     return json_response({"results": "unexpected"})        # an object where the stream's array belongs
+
+
+PATH_SPACE = r"/v\d+/customers(/|$)|/token$"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return rpc_error(status, "NOT_FOUND" if status == 404 else "UNIMPLEMENTED", message, stream=False)
 
 
 def routes() -> list[Route]:

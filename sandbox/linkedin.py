@@ -193,7 +193,7 @@ def _gateway_checks(req: Request, ctx: Context, account: str | None) -> Response
     if version not in active_versions():
         return error(426, "NONEXISTENT_VERSION", f"Requested version {version} is not active")
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
-    if problem == "missing":
+    if problem in ("missing", "invalid"):
         return error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
     if problem == "expired":
         return error(401, "EXPIRED_ACCESS_TOKEN", "The token used in the request has expired", 65601)
@@ -299,7 +299,7 @@ def token(req: Request, ctx: Context) -> Response:
     creds = FAKE_CREDENTIALS[PLATFORM]
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
-                              "error_description": "sandbox accepts grant_type=refresh_token"}, 400)
+                              "error_description": "sandbox: only grant_type=refresh_token is emulated"}, 400)
     for key in ("refresh_token", "client_id", "client_secret"):
         if not form.get(key):
             return json_response({"error": "invalid_request",
@@ -330,6 +330,14 @@ def malformed_response(req: Request) -> Response:
     bound = {"year": day.year, "month": day.month, "day": day.day}
     return json_response({"paging": {"start": 0, "count": 10, "links": []},
                           "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}]})
+
+
+PATH_SPACE = r"/rest/|/oauth/v2/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED", message)
 
 
 def routes() -> list[Route]:

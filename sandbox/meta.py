@@ -55,6 +55,8 @@ def _check(req: Request, ctx: Context) -> Response | None:
     if problem == "missing":
         return graph_error("An active access token must be used to query information about the current user.",
                            104)
+    if problem == "invalid":
+        return graph_error("Invalid OAuth access token - Cannot parse access token", 190, 400)
     if problem == "expired":
         return graph_error("Error validating access token: Session has expired on Thursday, 01-Jan-26 "
                            "00:00:00 PST.", 190, 401, subcode=463)
@@ -99,7 +101,7 @@ def _time_range(req: Request) -> tuple[dt.date, dt.date] | Response:
     today = data.today()
     if raw is None:
         if req.arg("date_preset") not in (None, "last_30d"):
-            return graph_error("(#100) the sandbox serves date_preset=last_30d or a time_range", 100)
+            return graph_error("sandbox: only date_preset=last_30d or a time_range is emulated", 100)
         return today - dt.timedelta(days=30), today - dt.timedelta(days=1)   # Graph's default: last_30d
     if req.arg("date_preset"):
         return graph_error("(#100) time_range and date_preset cannot be used together", 100)
@@ -136,7 +138,7 @@ def insights(req: Request, ctx: Context) -> Response:
         return bad
     acc = req.match["account"]
     if req.arg("level", "account") != "account":
-        return graph_error("(#100) the sandbox serves level=account only", 100)
+        return graph_error("sandbox: only level=account is emulated", 100)
     fields = _fields(req, INSIGHTS_FIELDS, ["date_start", "date_stop"])
     if isinstance(fields, Response):
         return fields
@@ -167,7 +169,7 @@ def insights(req: Request, ctx: Context) -> Response:
         total = sum((a for _, a in amounts), Decimal(0))
         rows = [row(since, until, total)] if total else []
     else:
-        return graph_error("(#100) the sandbox serves time_increment=1 or all_days", 100)
+        return graph_error("sandbox: only time_increment=1 or all_days is emulated", 100)
 
     start = 0
     if req.arg("after"):
@@ -200,6 +202,15 @@ def malformed_response(req: Request) -> Response:
         return json_response({"data": [{"account_id": req.match.get("account", ""), "date_start": "2026-01-01",
                                         "date_stop": "2026-01-01"}]})
     return json_response({"id": f"act_{req.match.get('account', '')}"})   # no currency, no timezone
+
+
+PATH_SPACE = r"/v\d+\.\d+(/|$)"           # graph.facebook.com/vNN.N/...
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    # Graph answers an unknown edge or an unsupported method with 400 and code 100
+    return graph_error(message, 100, 400, subcode=33 if status == 405 else None)
 
 
 def routes() -> list[Route]:

@@ -198,7 +198,7 @@ def _check_headers(ctx: Context, req: Request, soap: SoapRequest, required: tupl
     problem = access_check(ctx, req, PLATFORM, soap.headers.get("AuthenticationToken"), account)
     if problem == "expired":
         return adapi_fault(109, "AuthenticationTokenExpired", "The user's authentication token has expired.")
-    if problem == "revoked":
+    if problem in ("revoked", "invalid"):
         return adapi_fault(105, "InvalidCredentials", "Authentication failed. Either supplied credentials are "
                                                       "invalid or the account is inactive.")
     if problem == "missing":
@@ -239,7 +239,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
         return api_fault(2001, "NullReportRequest", "The report request is null.")
     rtype = (rr.get(f"{{{NS_XSI}}}type") or "").split(":")[-1]
     if rtype != "AccountPerformanceReportRequest":
-        return api_fault(2002, "ReportTypeNotSupported", f"The sandbox emulates AccountPerformanceReportRequest only, "
+        return api_fault(2002, "ReportTypeNotSupported", f"sandbox: only AccountPerformanceReportRequest is emulated, "
                                                          f"not {rtype or 'an untyped ReportRequest'}.")
     fmt = _text(rr, "Format")
     if fmt not in ("Csv", "Tsv"):
@@ -248,7 +248,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
     if aggregation not in AGGREGATIONS:
         return api_fault(2007, "InvalidReportAggregation", f"Aggregation {aggregation!r} is not valid.")
     if aggregation not in ("Daily", "Summary"):
-        return api_fault(2007, "InvalidReportAggregation", f"The sandbox emulates Daily and Summary only, not {aggregation}.")
+        return api_fault(2007, "InvalidReportAggregation", f"sandbox: only Daily and Summary are emulated, not {aggregation}.")
     cols = [(c.text or "").strip() for c in (_child(rr, "Columns") or [])]
     if not cols:
         return api_fault(2014, "ReportColumnsNotSpecified", "The report request must specify columns.")
@@ -274,7 +274,7 @@ def _validate_report(soap: SoapRequest, header_account: str) -> dict | Response:
     if predefined and (start or end):
         return api_fault(2008, "InvalidTimePeriod", "Specify either a custom date range or a predefined time, not both.")
     if predefined:
-        return api_fault(2008, "InvalidTimePeriod", "The sandbox emulates custom date ranges only.")
+        return api_fault(2008, "InvalidTimePeriod", "sandbox: only custom date ranges are emulated.")
     if not (start and end):
         return api_fault(2008, "InvalidTimePeriod", "Both CustomDateRangeStart and CustomDateRangeEnd are required.")
     if end < start:
@@ -367,7 +367,7 @@ def reporting_service(req: Request, ctx: Context) -> Response:
         return _submit(req, ctx, soap, account or "")
     if soap.name == "PollGenerateReportRequest":
         return _poll(req, ctx, soap, account or "")
-    return _client_fault(f"The sandbox does not emulate the operation {soap.action!r}")
+    return _client_fault(f"sandbox: the operation {soap.action!r} is not emulated")
 
 
 # --- the report file -----------------------------------------------------------------------------
@@ -471,7 +471,7 @@ def customer_service(req: Request, ctx: Context) -> Response:
     if isinstance(soap, Response):
         return soap
     if soap.name != "GetAccountRequest":
-        return _client_fault(f"The sandbox does not emulate the operation {soap.action!r}")
+        return _client_fault(f"sandbox: the operation {soap.action!r} is not emulated")
     account = _text(soap.op, "AccountId") or ""
     problem = _check_headers(ctx, req, soap, ("DeveloperToken", "AuthenticationToken"), account or None)
     if problem:
@@ -529,7 +529,17 @@ def token(req: Request, ctx: Context) -> Response:
         return error("invalid_request", "AADSTS900144: The request body must contain the parameter: 'refresh_token'.")
     if SCOPE_NEEDED not in form.get("scope", ""):
         return error("invalid_scope", "AADSTS70011: The provided value for the input parameter 'scope' is not valid.")
-    if form["refresh_token"].startswith("revoked"):
+    creds = FAKE_CREDENTIALS[PLATFORM]
+    if form["client_id"] != creds["MICROSOFT_CLIENT_ID"]:
+        return error("unauthorized_client", f"AADSTS700016: Application with identifier '{form['client_id'][:40]}' "
+                                            "was not found in the directory.", 400)
+    if not form.get("client_secret"):       # the demo app is a confidential (web) client: it has a secret
+        return error("invalid_client", "AADSTS7000218: The request body must contain the following parameter: "
+                                       "'client_assertion' or 'client_secret'.", 401)
+    if form["client_secret"] != creds["MICROSOFT_CLIENT_SECRET"]:
+        return error("invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent "
+                                       "in the request is the client secret value, not the client secret ID.", 401)
+    if form["refresh_token"].startswith("revoked") or not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]):
         return error("invalid_grant", "AADSTS70000: The provided grant has expired or been revoked.")
     access = ctx.issue_token(PLATFORM)
     with ctx.lock:
@@ -537,7 +547,17 @@ def token(req: Request, ctx: Context) -> Response:
                         "scope": form.get("scope"), "client_id": form.get("client_id")})
     return json_response({"token_type": "Bearer", "scope": "https://ads.microsoft.com/msads.manage",
                           "expires_in": 3600, "ext_expires_in": 3600, "access_token": access,
-                          "refresh_token": f"M.C5{uuid.uuid4().hex}"})
+                          "refresh_token": ctx.issue_refresh_token(PLATFORM, "M.C5")})
+
+
+PATH_SPACE = r"/Api/|/common/oauth2/|{}/".format(DOWNLOAD_PREFIX)
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    resp = _client_fault(message)
+    resp.status = status
+    return resp
 
 
 def routes() -> list[Route]:

@@ -9,8 +9,9 @@ Written from shared/platform-apis part 1, section 6 (the official OpenAPI file v
   ``GET /v5/ad_accounts/{id}/reports?token=`` until ``FINISHED`` with a pre-signed ``url`` valid
   5 minutes; the JSON file is keyed by entity id and leaves out all-zero rows. 914 days back,
   186 days per report.
-- ``POST /v5/oauth/token``: HTTP Basic client auth, form body; every refresh returns a NEW
-  refresh token and the one it replaced stops working (continuous refresh tokens).
+- ``POST /v5/oauth/token``: HTTP Basic client auth (the demo app id and secret), form body; every
+  refresh returns a NEW refresh token (continuous refresh tokens, 60 days from issue). Accepted:
+  the configured demo refresh token and every refresh token this sandbox issued.
 - Errors: ``{"code": <int>, "message": "..."}`` with the HTTP status; throttling is 429 with code
   2726 and the wait inside the message (no Retry-After header).
 """
@@ -111,8 +112,8 @@ def _check_columns(columns) -> list[str] | Response:
         return _bad_params("At least one column is required.")
     unknown = [c for c in columns if c not in SPEND_COLUMNS]
     if unknown:
-        return _bad_params(f"Unknown column(s): {', '.join(unknown)[:80]} (the sandbox serves "
-                           f"{', '.join(SPEND_COLUMNS)}).")
+        return _error(400, 400, f"sandbox: only the columns {', '.join(SPEND_COLUMNS)} are emulated, not "
+                                f"{', '.join(unknown)[:80]}.")
     return list(columns)
 
 
@@ -143,7 +144,7 @@ def _analytics(req: Request, ctx: Context) -> Response:
     if granularity not in GRANULARITIES:
         return _bad_params(f"granularity must be one of {', '.join(GRANULARITIES)}.")
     if granularity != "DAY":
-        return _bad_params("The sandbox serves granularity=DAY only.")
+        return _error(400, 400, "sandbox: only granularity=DAY is emulated.")
     # explode: false -> one comma-separated value; a repeated parameter is not the documented form
     if len(req.query.get("columns", [])) > 1:
         return _bad_params("columns must be one comma-separated value.")
@@ -182,18 +183,18 @@ def _create_report(req: Request, ctx: Context) -> Response:
     if body.get("granularity") not in GRANULARITIES:
         return _bad_params(f"granularity must be one of {', '.join(GRANULARITIES)}.")
     if body.get("granularity") != "DAY":
-        return _bad_params("The sandbox serves granularity=DAY only.")
+        return _error(400, 400, "sandbox: only granularity=DAY is emulated.")
     if body.get("level") not in LEVELS:
         return _bad_params(f"level must be one of {', '.join(LEVELS)}.")
     if body.get("level") not in ("ADVERTISER", "CAMPAIGN"):
-        return _bad_params("The sandbox serves level ADVERTISER and CAMPAIGN only.")
+        return _error(400, 400, "sandbox: only level ADVERTISER and CAMPAIGN are emulated.")
     if not isinstance(body.get("columns"), list):
         return _bad_params("columns must be a list of column names.")
     columns = _check_columns(body["columns"])
     if isinstance(columns, Response):
         return columns
     if body.get("report_format", "JSON") != "JSON":
-        return _bad_params("The sandbox serves report_format JSON only.")
+        return _error(400, 400, "sandbox: only report_format JSON is emulated.")
     fault = ctx.take_fault(PLATFORM, account, ("report_failed", "report_stuck"))
     token = secrets.token_hex(16)
     with ctx.lock:
@@ -281,17 +282,6 @@ def _download(req: Request, ctx: Context) -> Response:
 
 # --- OAuth --------------------------------------------------------------------------------------
 
-def _retired_refresh_tokens(ctx: Context) -> set[str]:
-    """Refresh tokens already exchanged (they stop working). Lives on the context and starts
-    afresh when the context is reset (``reset`` replaces ``ctx.jobs``)."""
-    with ctx.lock:
-        state = getattr(ctx, "_pinterest_oauth", None)
-        if state is None or state[0] is not ctx.jobs:
-            state = (ctx.jobs, set())
-            ctx._pinterest_oauth = state
-        return state[1]
-
-
 def _token(req: Request, ctx: Context) -> Response:
     creds = FAKE_CREDENTIALS[PLATFORM]
     expected = base64.b64encode(f"{creds['PINTEREST_APP_ID']}:{creds['PINTEREST_APP_SECRET']}".encode()).decode()
@@ -304,17 +294,18 @@ def _token(req: Request, ctx: Context) -> Response:
         return _error(400, 400, "Content-Type must be application/x-www-form-urlencoded.")
     form = req.form()
     if form.get("grant_type") != "refresh_token":
-        return _error(400, 400, "grant_type must be authorization_code, refresh_token or client_credentials "
-                                "(the sandbox serves refresh_token).")
+        return _error(400, 400, "sandbox: only grant_type=refresh_token is emulated (Pinterest also takes "
+                                "authorization_code and client_credentials).")
     if form.get("continuous_refresh", "true") not in ("true", "false"):
         return _error(400, 400, "continuous_refresh must be true or false.")
     refresh = form.get("refresh_token") or ""
-    retired = _retired_refresh_tokens(ctx)
-    with ctx.lock:
-        if not refresh.startswith("pinr.") or refresh in retired:
-            return _error(400, 400, "invalid_grant: the refresh token is invalid, expired or already used.")
-        retired.add(refresh)
-    new_refresh = f"pinr.sbx-{secrets.token_hex(12)}"
+    if not ctx.refresh_token_ok(PLATFORM, refresh):
+        return _error(400, 400, "invalid_grant: the refresh token is invalid or expired.")
+    # Continuous refresh (§6.6): each refresh hands out a new refresh token, valid 60 days from
+    # its issue. The one it replaced is not retired (the docs say it expires, not that it is
+    # used up); the configured demo token counts as freshly issued, so the demo keeps working
+    # across any number of runs against one sandbox.
+    new_refresh = ctx.issue_refresh_token(PLATFORM, "pinr.sbx-")
     return json_response({"access_token": ctx.issue_token(PLATFORM), "token_type": "bearer",
                           "expires_in": 2592000, "scope": "ads:read", "refresh_token": new_refresh,
                           "refresh_token_expires_in": 5184000,
@@ -336,6 +327,14 @@ def malformed_response(req: Request) -> Response:
     if req.path.endswith("/reports"):
         return json_response({"report_status": "READY", "message": None})
     return json_response({"id": req.match.get("account"), "name": "no currency"})
+
+
+PATH_SPACE = r"/v5/|{}/".format(DOWNLOAD_PREFIX)
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return _error(status, status, message)
 
 
 def routes() -> list[Route]:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
+from .credentials import demo_value
 
 PLATFORM = "reddit"
 TOKEN_PATH = "/api/v1/access_token"
@@ -51,7 +52,7 @@ def _auth_problem(ctx: Context, req: Request, account: str | None) -> Response |
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
     if problem is None:
         return None
-    text = {"missing": "no access token", "expired": "access token expired",
+    text = {"missing": "no access token", "invalid": "invalid access token", "expired": "access token expired",
             "revoked": "access token revoked"}[problem]
     return json_response({"success": False, "error": {"reason": "UNAUTHORIZED", "explanation": text}}, 401)
 
@@ -68,16 +69,16 @@ def token(req: Request, ctx: Context) -> Response:
             auth.lower().startswith("basic ") else ("", "", "")
     except ValueError:
         client_id, secret = "", ""
-    if not client_id or not secret:
+    if client_id != demo_value(PLATFORM, "_CLIENT_ID") or secret != demo_value(PLATFORM, "_CLIENT_SECRET"):
         return json_response({"message": "Unauthorized", "error": 401}, 401)
     form = req.form()
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type"}, 400)
-    if not form.get("refresh_token"):
+    if not ctx.refresh_token_ok(PLATFORM, form.get("refresh_token")):
         return json_response({"error": "invalid_grant"}, 400)
     access = ctx.issue_token(PLATFORM)
     # Reddit may hand back a new refresh token (doc §7.6): this emulator always rotates it
-    rotated = "sbx-reddit-rt-" + access.rsplit("-", 1)[-1]
+    rotated = ctx.issue_refresh_token(PLATFORM, "sbx-reddit-rt-")
     return json_response({"access_token": access, "token_type": "bearer", "expires_in": 86400,
                           "refresh_token": rotated, "scope": "adsread"})
 
@@ -194,7 +195,7 @@ def reports(req: Request, ctx: Context) -> Response:
     if "DATE" in upper and "HOUR" in upper:
         return error(400, "DATE and HOUR breakdowns cannot be combined")
     if upper != ["DATE"]:
-        return error(400, "the sandbox emulates the DATE breakdown only")
+        return error(400, "sandbox: only the DATE breakdown is emulated")
     fields = spec.get("fields")
     if not isinstance(fields, list) or not fields or not all(isinstance(x, str) and x.upper() in FIELDS for x in fields):
         return error(400, f"fields is required: a list of metrics such as SPEND (got {fields!r})")
@@ -248,6 +249,14 @@ def malformed_response(req: Request) -> Response:
         return json_response({"data": {"metrics": [{"date": "2025-03-01", "impressions": 1000}]},
                               "pagination": {"next_url": None}})
     return json_response({"data": {"id": req.match.get("account", ""), "name": "no currency"}})
+
+
+PATH_SPACE = r"/api/v3/|/api/v1/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, message)
 
 
 def routes() -> list[Route]:

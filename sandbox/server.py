@@ -25,6 +25,7 @@ import datetime as dt
 import importlib
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -101,7 +102,7 @@ class Sandbox:
                 return json_response({"requests": self.ctx.requests, "throttled": self.ctx.throttled,
                                       "token_grants": self.ctx.token_grants,
                                       "jobs": len(self.ctx.jobs)})
-        return json_response({"error": "unknown sandbox control endpoint"}, 404)
+        return json_response({"error": f"sandbox: no control endpoint {req.path}"}, 404)
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -121,9 +122,20 @@ class Sandbox:
             req.match = {k: v for k, v in m.groupdict().items() if v is not None}
             return self._dispatch(route, req)
         if allowed:
-            return json_response({"error": f"method {req.method} not allowed here; use {', '.join(sorted(allowed))}"},
-                                 405, {"Allow": ", ".join(sorted(allowed))})
-        return json_response({"error": f"no such endpoint: {req.path}"}, 404)
+            use = ", ".join(sorted(allowed))
+            return self._unrouted(req, 405, f"sandbox: {req.method} is not emulated at {req.path}; use {use}",
+                                  {"Allow": use})
+        return self._unrouted(req, 404, f"sandbox: {req.method} {req.path} is not emulated")
+
+    def _unrouted(self, req: Request, status: int, message: str, headers: dict | None = None) -> Response:
+        """404/405 in the error format of the platform whose URL space the path is in."""
+        for mod in self.emulators.values():
+            space = getattr(mod, "PATH_SPACE", None)
+            if space and re.match(space, req.path) and hasattr(mod, "unrouted"):
+                resp = mod.unrouted(req, status, message)
+                resp.headers.update(headers or {})
+                return resp
+        return json_response({"error": message}, status, headers)
 
     def _dispatch(self, route: Route, req: Request) -> Response:
         p, mod, ctx = route.platform, self.emulators[route.platform], self.ctx

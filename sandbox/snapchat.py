@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
+from .credentials import demo_value
 
 PLATFORM = "snapchat"
 TOKEN_PATH = "/login/oauth2/access_token"
@@ -33,7 +34,8 @@ def _auth_problem(ctx: Context, req: Request, account: str | None) -> Response |
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
     if problem is None:
         return None
-    text = {"missing": "Missing access token", "expired": "The access token has expired",
+    text = {"missing": "Missing access token", "invalid": "Invalid access token",
+            "expired": "The access token has expired",
             "revoked": "The access token has been revoked"}[problem]
     return error(401, "E3001", f"Unauthorized: {text}")
 
@@ -61,9 +63,10 @@ def token(req: Request, ctx: Context) -> Response:
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "grant_type must be refresh_token or authorization_code"}, 400)
-    if not form.get("client_id") or not form.get("client_secret"):
+    if form.get("client_id") != demo_value(PLATFORM, "_CLIENT_ID") or \
+            form.get("client_secret") != demo_value(PLATFORM, "_CLIENT_SECRET"):
         return json_response({"error": "invalid_client", "error_description": "Invalid client credentials"}, 401)
-    if not form.get("refresh_token"):
+    if not ctx.refresh_token_ok(PLATFORM, form.get("refresh_token")):
         return json_response({"error": "invalid_grant", "error_description": "Invalid refresh token"}, 400)
     return json_response({"access_token": ctx.issue_token(PLATFORM), "token_type": "Bearer", "expires_in": 1800,
                           "refresh_token": form["refresh_token"], "scope": "snapchat-marketing-api"})
@@ -109,7 +112,7 @@ def stats(req: Request, ctx: Context) -> Response:
     if granularity not in GRANULARITIES:
         return error(400, "E1001", f"Invalid granularity: {req.arg('granularity')}")
     if granularity != "DAY":
-        return error(400, "E1001", "the sandbox emulates granularity=DAY only")
+        return error(400, "E1001", "sandbox: only granularity=DAY is emulated")
     fields = [f.strip() for f in (req.arg("fields") or "").split(",") if f.strip()]
     if fields and fields != ["spend"]:
         return error(400, "E1001", f"Invalid fields for an ad account: {','.join(fields)}; only spend is supported")
@@ -156,6 +159,14 @@ def malformed_response(req: Request) -> Response:
             "id": req.match.get("account", ""), "type": "AD_ACCOUNT", "granularity": "DAY",
             "timeseries": [{"start_time": "2025-03-01T00:00:00.000-08:00",
                             "end_time": "2025-03-02T00:00:00.000-08:00", "stats": {}}]}}]})
+
+
+PATH_SPACE = r"/v1/|/login/oauth2/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return error(status, "E1001" if status == 404 else "E1002", message)
 
 
 def routes() -> list[Route]:

@@ -44,7 +44,8 @@ def param_error(message: str) -> Response:
 def _token_error(state: str) -> Response:
     return {"missing": envelope(40104, "Access token is null, please check your access token."),
             "expired": envelope(40102, "Access token has expired."),
-            "revoked": envelope(40105, "Access token is incorrect or has been revoked.")}[state]
+            "revoked": envelope(40105, "Access token is incorrect or has been revoked."),
+            "invalid": envelope(40105, "Access token is incorrect or has been revoked.")}[state]
 
 
 def _json_list(req: Request, name: str, required: bool = True) -> list[str] | None | Response:
@@ -101,7 +102,7 @@ def report(req: Request, ctx: Context) -> Response:
         return param_error("service_type: Must be one of: AUCTION, RESERVATION.")
     if req.arg("report_type") != "BASIC":
         return param_error("report_type: Missing data for required field." if req.arg("report_type") is None
-                           else "report_type: sandbox serves BASIC reports only.")
+                           else "sandbox: only report_type BASIC is emulated.")
     data_level = req.arg("data_level")
     if data_level not in DATA_LEVELS:
         return param_error(f"data_level: Must be one of: {', '.join(sorted(DATA_LEVELS))}.")
@@ -115,7 +116,7 @@ def report(req: Request, ctx: Context) -> Response:
     if data_level != "AUCTION_ADVERTISER" or set(dims) != {"advertiser_id", "stat_time_day"}:
         unknown = [d for d in dims if d not in ADVERTISER_DIMENSIONS]
         return param_error(f"dimensions: invalid dimension(s) {unknown} for {data_level}." if unknown else
-                           "dimensions: sandbox serves advertiser_id + stat_time_day at AUCTION_ADVERTISER only.")
+                           "sandbox: only dimensions advertiser_id + stat_time_day at AUCTION_ADVERTISER are emulated.")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         return param_error(f"metrics: invalid metric(s) {unknown}.")
@@ -198,6 +199,15 @@ def malformed_response(req: Request) -> Response:
                                                        "stat_time_day": f"{day} 00:00:00"},
                                         "metrics": {"impressions": "1200"}}],
                               "page_info": {"page": 1, "page_size": 10, "total_number": 1, "total_page": 1}})
+
+
+PATH_SPACE = r"/open_api/"
+
+
+def unrouted(req: Request, status: int, message: str) -> Response:
+    """A path or method the sandbox does not emulate, in this platform's own error format."""
+    return json_response({"code": 40400 if status == 404 else 40000, "message": message,
+                          "request_id": _request_id(), "data": {}}, status)
 
 
 def routes() -> list[Route]:

@@ -652,7 +652,7 @@ def _raw(sandbox, method, path, headers=None, body=None):
 
 def _token(sandbox, env):
     r = _raw(sandbox, "POST", "/auth/o2/token", {"Content-Type": "application/x-www-form-urlencoded"},
-             f"grant_type=refresh_token&refresh_token=x&client_id={env['AMAZON_CLIENT_ID']}"
+             f"grant_type=refresh_token&refresh_token={env['AMAZON_REFRESH_TOKEN']}&client_id={env['AMAZON_CLIENT_ID']}"
              f"&client_secret={env['AMAZON_CLIENT_SECRET']}".encode())
     assert r.status_code == 200 and r.json()["expires_in"] == 3600 and r.json()["token_type"] == "bearer"
     return r.json()["access_token"]

@@ -527,14 +527,37 @@ def test_sandbox_rejects_what_pinterest_rejects(sandbox):
         assert c.post(f"/v5/ad_accounts/{ACCOUNT}/reports", json=long, headers=h).status_code == 400
         assert c.post(f"/v5/ad_accounts/{ACCOUNT}/reports", json={**body, "start_date": day(915).isoformat()},
                       headers=h).status_code == 400
-        # the token endpoint wants HTTP Basic client auth; a refresh token works once
+        # the token endpoint wants HTTP Basic client auth
         creds = sandbox_creds()
         r = c.post("/v5/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "pinr.x",
                                             "client_id": creds["PINTEREST_APP_ID"],
                                             "client_secret": creds["PINTEREST_APP_SECRET"]})
         assert r.status_code == 401
-    with pytest.raises(AssertionError):
-        sandbox_token(sandbox)                  # the configured refresh token was already exchanged
+    sandbox_token(sandbox)                  # continuous refresh: the configured token is not used up
+
+
+def test_sandbox_continuous_refresh_tokens(sandbox):
+    """Each refresh hands out a new refresh token, and it works; a made-up one or a wrong app
+    secret is refused as Pinterest refuses it."""
+    creds = sandbox_creds()
+    basic = base64.b64encode(f"{creds['PINTEREST_APP_ID']}:{creds['PINTEREST_APP_SECRET']}".encode()).decode()
+
+    def grant(refresh, auth=basic):
+        return httpx.post(sandbox.url + "/v5/oauth/token", headers={"Authorization": f"Basic {auth}"},
+                          data={"grant_type": "refresh_token", "refresh_token": refresh, "continuous_refresh": "true"})
+    first = grant(creds["PINTEREST_REFRESH_TOKEN"]).json()
+    second = grant(first["refresh_token"]).json()
+    assert second["refresh_token"].startswith("pinr.") and second["refresh_token"] != first["refresh_token"]
+    assert grant(creds["PINTEREST_REFRESH_TOKEN"]).status_code == 200
+    r = httpx.get(f"{sandbox.url}/v5/ad_accounts/{ACCOUNT}", headers={"Authorization": f"Bearer {second['access_token']}"})
+    assert r.status_code == 200 and r.json()["id"] == ACCOUNT
+    made_up = grant("pinr.made-up")
+    assert (made_up.status_code, made_up.json()["code"]) == (400, 400)
+    wrong = base64.b64encode(f"{creds['PINTEREST_APP_ID']}:not-the-secret".encode()).decode()
+    assert grant(creds["PINTEREST_REFRESH_TOKEN"], wrong).json() == {
+        "code": 2, "message": "Authentication failed. Invalid app id or app secret."}
+    bogus = httpx.get(f"{sandbox.url}/v5/ad_accounts/{ACCOUNT}", headers={"Authorization": "Bearer pina_made-up"})
+    assert (bogus.status_code, bogus.json()) == (401, {"code": 2, "message": "Authentication failed."})
 
 
 def test_sandbox_download_link_is_pre_signed(sandbox):
@@ -601,3 +624,23 @@ def test_sandbox_stuck_report_times_out_and_keeps_its_token(sandbox):
     assert exc.value.kind == "timeout"
     kept = jobs.get(pin.report_resume_key(ACCOUNT, day(300), day(250)))
     assert kept in sandbox.ctx.jobs
+
+
+def test_demo_pinterest_survives_repeated_cli_runs_against_one_sandbox(sandbox, run_cli, monkeypatch):
+    """``ADSPEND_SANDBOX_URL`` set: every CLI run is a new process (it remembers no rotation) and
+    sends the demo's configured refresh token to the same long-lived sandbox. Continuous refresh
+    tokens are not used up, so each run is ``ok``."""
+    import service.refresh as refresh_module
+    from fetchers import clock
+    monkeypatch.setenv("ADSPEND_SANDBOX_URL", sandbox.url)
+    assert run_cli("demo").returncode == 0
+    end = clock.today() - dt.timedelta(days=2)
+    start = end - dt.timedelta(days=2)
+    for n in range(1, 4):
+        monkeypatch.setattr(refresh_module, "_SANDBOX_ROTATIONS", {})       # a fresh CLI process
+        r = run_cli("refresh", "--store", "demo-acme", "--platform", "pinterest", "--start", start.isoformat(),
+                    "--end", end.isoformat(), "--full")
+        assert r.returncode == 0, (n, r)
+        assert [line.split()[:3] for line in r.stdout.splitlines() if "pinterest" in line] == [
+            ["demo-acme", "pinterest", "ok"]], r
+        assert sandbox.ctx.token_grants["pinterest"] == n

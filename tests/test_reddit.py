@@ -270,8 +270,14 @@ def test_sandbox_multi_window_multi_page_total_is_exact(sandbox, account, monkey
         assert total != total.quantize(Decimal("0.01"))          # sub-cent micros made it through
 
 
-def _post(sandbox, body, *, account=SB_EUR, ua="test-suite:adspend:1.0", token="sandbox-reddit-token",
+def _issued(sandbox) -> str:
+    """An access token the sandbox issued (it refuses any other)."""
+    return sandbox.ctx.issue_token("reddit")
+
+
+def _post(sandbox, body, *, account=SB_EUR, ua="test-suite:adspend:1.0", token="",
           params=None, method="POST"):
+    token = _issued(sandbox) if token == "" else token
     headers = {"User-Agent": ua, **({"Authorization": f"Bearer {token}"} if token else {})}
     return httpx.request(method, f"{sandbox.url}/api/v3/ad_accounts/{account}/reports", params=params,
                          json=body, headers=headers)
@@ -285,10 +291,10 @@ def test_sandbox_rejects_what_reddit_rejects(sandbox):
     nxt = ok.json()["pagination"]["next_url"]
     assert "page.token=" in nxt and "%3D" in nxt
     second = httpx.post(nxt, json=good, headers={"User-Agent": "test-suite:adspend:1.0",
-                                                 "Authorization": "Bearer sandbox-reddit-token"})
+                                                 "Authorization": f"Bearer {_issued(sandbox)}"})
     assert second.status_code == 200 and second.json()["data"]["metrics"][0]["date"] > ok.json()["data"]["metrics"][-1]["date"]
     changed = httpx.post(nxt, json={"data": {**good["data"], "fields": ["SPEND", "CLICKS"]}},
-                         headers={"User-Agent": "test-suite:adspend:1.0", "Authorization": "Bearer sandbox-reddit-token"})
+                         headers={"User-Agent": "test-suite:adspend:1.0", "Authorization": f"Bearer {_issued(sandbox)}"})
     assert changed.status_code == 400
     assert _post(sandbox, good, method="GET").status_code == 405
     assert _post(sandbox, good, ua="python-httpx/0.28.1").status_code == 403

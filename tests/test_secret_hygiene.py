@@ -46,10 +46,8 @@ def secrets(monkeypatch, sandbox):
     monkeypatch.setattr(ms_emulator, "DEVELOPER_TOKEN", FAKE_CREDENTIALS["microsoft"]["MICROSOFT_DEVELOPER_TOKEN"])
     for k, v in sandbox_env(sandbox.url).items():
         monkeypatch.setenv(k, v)
-    # the live store's Pinterest lineage is its own (Pinterest retires a refresh token once exchanged,
-    # and the demo stores exchange the sandbox's)
-    monkeypatch.setenv("PINTEREST_REFRESH_TOKEN", "pinr.live-refresh-S3CRET-98")
-    values.append("pinr.live-refresh-S3CRET-98")
+    # (the sandbox accepts only its configured refresh tokens and the ones it issued: the live store
+    # uses the same S3CRET values as the demo stores, and its rotations come from the sandbox)
     monkeypatch.setenv("ADSPEND_SANDBOX_URL", sandbox.url)
     for s in SPECS.values():
         monkeypatch.setenv(s.rpm_var, "100000")

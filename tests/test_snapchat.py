@@ -289,7 +289,8 @@ def test_sandbox_multi_window_total_is_exact(sandbox, account):
     assert sandbox.ctx.token_grants["snapchat"] == 1
 
 
-def _get(sandbox, path, params=None, token="sandbox-snapchat-token"):
+def _get(sandbox, path, params=None, token=""):
+    token = sandbox.ctx.issue_token("snapchat") if token == "" else token      # one the sandbox issued
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.get(sandbox.url + path, params=params, headers=headers)
 
@@ -316,9 +317,17 @@ def test_sandbox_rejects_what_snap_rejects(sandbox):
     assert no_token.status_code == 401
     post = httpx.post(sandbox.url + path, params=good, headers={"Authorization": "Bearer x"})
     assert post.status_code == 405
+    from sandbox.credentials import FAKE_CREDENTIALS
+    creds = FAKE_CREDENTIALS["snapchat"]
+    client = {"grant_type": "refresh_token", "client_id": creds["SNAPCHAT_CLIENT_ID"]}
     bad_grant = httpx.post(sandbox.url + "/login/oauth2/access_token",
-                           data={"grant_type": "refresh_token", "client_id": "c", "client_secret": "s"})
+                           data={**client, "client_secret": creds["SNAPCHAT_CLIENT_SECRET"], "refresh_token": "made-up"})
     assert bad_grant.status_code == 400 and bad_grant.json()["error"] == "invalid_grant"
+    bad_secret = httpx.post(sandbox.url + "/login/oauth2/access_token",
+                            data={**client, "client_secret": "s", "refresh_token": creds["SNAPCHAT_REFRESH_TOKEN"]})
+    assert bad_secret.status_code == 401 and bad_secret.json()["error"] == "invalid_client"
+    made_up = _get(sandbox, path, good, token="made-up")
+    assert made_up.status_code == 401 and made_up.json()["error_code"] == "E3001"
 
 
 def _configure(sandbox, **cfg):
