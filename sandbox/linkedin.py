@@ -237,11 +237,14 @@ def analytics(req: Request, ctx: Context) -> Response:
     q = req.arg("q")
     if q != "analytics":
         return error(400, "ILLEGAL_ARGUMENT", "Missing or unsupported finder: q=analytics" if q is None else
-                     f"sandbox serves the analytics finder only, not q={q}")
-    if req.arg("pivot") != "ACCOUNT":
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: pivot (sandbox serves pivot=ACCOUNT)")
-    if req.arg("timeGranularity") != "DAILY":
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: timeGranularity (sandbox serves DAILY)")
+                     f"sandbox: only the analytics finder is emulated, not q={q}")
+    pivot, granularity = req.arg("pivot"), req.arg("timeGranularity")
+    if pivot is None or granularity is None:
+        return error(400, "ILLEGAL_ARGUMENT", f"Missing required param: {'pivot' if pivot is None else 'timeGranularity'}")
+    if pivot != "ACCOUNT":
+        return error(400, "ILLEGAL_ARGUMENT", f"sandbox: only pivot=ACCOUNT is emulated, not pivot={pivot}")
+    if granularity != "DAILY":
+        return error(400, "ILLEGAL_ARGUMENT", f"sandbox: only timeGranularity=DAILY is emulated, not {granularity}")
     if raw_range is None:
         return error(400, "ILLEGAL_ARGUMENT", "Missing required param: dateRange")
     rng = parse_date_range(raw_range)
