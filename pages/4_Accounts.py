@@ -111,6 +111,8 @@ if store is not None:
         st.caption("Which variables are set and where from; values are never shown. Demo stores always use the "
                    "built-in sandbox.")
         described = ui.settings_described()
+        if ui.vault_warning():
+            st.warning(ui.vault_warning())
         for d in described:
             for warning in (d.get("warning"), d.get("rotation_warning")):
                 if warning:

@@ -81,6 +81,14 @@ def settings_described() -> list[dict]:
     return _described()[0]
 
 
+def vault_warning() -> str | None:
+    """The plain-http warning for VAULT_ADDR (token unencrypted to another host), or None."""
+    from service.config import load_settings
+    from service.vault import plain_http_warning
+    addr = load_settings().get("VAULT_ADDR")
+    return plain_http_warning(addr) if addr else None
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, DatabaseBusy):
         return f"The database is busy: {exc}. Wait for the other job to finish, then reload the page."
