@@ -58,6 +58,7 @@ from storage.db import DatabaseBusy, DatabaseError, SpendStore
 
 from . import fx
 from .export import HEADER, neutralise, render_csv, write_atomic
+from .invoice_register import RegisterBroken, require_intact, seal_new
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
@@ -398,6 +399,7 @@ def invoice_csv(store: SpendStore, number: int | str) -> bytes:
     if hashlib.sha256(data).hexdigest() != inv.csv_sha256:
         raise DatabaseError(f"{inv.invoice}: the stored CSV does not match its checksum; the database was "
                             "altered outside Ad Spend Hub")
+    require_intact(store, inv.number)          # the register is sound up to this invoice
     return data
 
 
@@ -548,6 +550,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
                          line.timezone, line.days, json.dumps(line.daily, sort_keys=True),
                          json.dumps(line.rates, sort_keys=True), line.first_fetched, line.last_fetched,
                          line.fx_note, number])
+        seal_new(con, number, now)           # its seal in the register, same transaction
     return Invoice(summary, lines, data)
 
 
@@ -672,6 +675,7 @@ class InvoiceDiff:
 def diff(store: SpendStore, number: int | str) -> InvoiceDiff:
     """What the stored data says now against invoice ``number`` (module doc: Diff)."""
     inv = get_invoice(store, number)
+    require_intact(store, inv.number)
     snap = invoice_lines(store, inv.number)
     b = inv.billing_currency
     try:
@@ -741,7 +745,8 @@ def _cli(fn):
             return fn(args)
         except (UnknownStore, UnknownInvoice) as exc:
             raise ValueError(str(exc)) from None
-        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError) as exc:
+        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError,
+                RegisterBroken) as exc:
             return _fail(str(exc))
     run.__name__ = fn.__name__
     return run
@@ -812,6 +817,7 @@ def cmd_diff(args) -> int:
 @_cli
 def cmd_list(args) -> int:
     store = _open(args)
+    require_intact(store)
     invs = list_invoices(store, store_id=args.store)
     if args.json:
         print(json.dumps([i.to_json() for i in invs], indent=2))
@@ -824,8 +830,28 @@ def cmd_list(args) -> int:
     return 0
 
 
+@_cli
+def cmd_verify(args) -> int:
+    from .invoice_register import verify
+    v = verify(_open(args))
+    if args.json:
+        print(json.dumps(v.to_json(), indent=2))
+    elif v.ok:
+        head = f"; head {v.head['invoice']} {v.head['hash']}" if v.head else ""
+        algos = ", ".join(f"{n} {a}" for a, n in sorted(v.algorithms.items()))
+        print(f"invoice register intact: {v.invoices} invoice(s){f' ({algos})' if algos else ''}{head}")
+    else:
+        for p in v.problems:
+            print(f"{p['invoice']}  {p['problem']}")
+    if not v.ok:
+        print(f"error: the invoice register fails verification: {len(v.problems)} problem(s), the first: "
+              f"{v.problems[0]['problem']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_cli(subparsers, date_type, parser_class) -> None:
-    """Add ``invoice finalize | export | diff | list`` to cli.py's parser (cli.py calls this)."""
+    """Add ``invoice finalize | export | diff | list | verify`` to cli.py's parser (cli.py calls this)."""
     inv = subparsers.add_parser("invoice", help="finalize, export and check invoices")
     sub = inv.add_subparsers(dest="action", required=True, parser_class=parser_class)
 
@@ -853,3 +879,7 @@ def add_cli(subparsers, date_type, parser_class) -> None:
     ls.add_argument("--store")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=cmd_list)
+
+    vf = sub.add_parser("verify", help="check the invoice register (numbers, hash chain, every invoice's content)")
+    vf.add_argument("--json", action="store_true")
+    vf.set_defaults(handler=cmd_verify)
