@@ -4,7 +4,6 @@ first run), the banner (demo data from the sandbox / which platforms are live), 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import os
 from pathlib import Path
@@ -120,11 +119,13 @@ def _gate() -> None:
         given = st.text_input("Password", type="password", key="_password")
         ok = st.form_submit_button("Enter")
     if ok:
-        if hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8")):
+        from .login import check, client_key      # throttled and logged (never the password)
+        accepted, message = check(given, password, client_key())
+        if accepted:
             st.session_state["_auth_ok"] = True
             st.session_state.pop("_password", None)
             st.rerun()
-        st.error("Wrong password.")
+        st.error(message)
     st.stop()
 
 
