@@ -29,11 +29,11 @@ store = ui.bootstrap("Store spend", ":material/payments:")
 def run_refresh(store, sel) -> None:
     """Run the refresh in a worker thread and show its progress per platform x account."""
     out, error, status = ui.run_with_progress(
-        f"Refreshing {sel.store['name']} for {sel.start} to {sel.end}...",
+        f"Refreshing {ui.escape_md(sel.store['name'])} for {sel.start} to {sel.end}...",
         lambda progress: refresh(store, [sel.store_id], sel.start, sel.end, progress=progress, trigger="dashboard"))
     with status:
         if error is not None:
-            status.update(label=f"Refresh failed: {error}", state="error", expanded=True)
+            status.update(label=f"Refresh failed: {ui.escape_md(error)}", state="error", expanded=True)
             st.session_state["last_refresh"] = f"Last refresh failed: {error}"
             return
         lines = [{"platform": p.platform, "status": p.status, "error": p.error or "",
@@ -41,7 +41,7 @@ def run_refresh(store, sel) -> None:
         st.dataframe(pd.DataFrame(lines), hide_index=True)
         summary = (f"Refresh {out.status} in {out.seconds:.1f} s, {out.requests} requests"
                    + (f": {out.error}" if out.error else ""))
-        status.update(label=summary, state="complete" if out.status == "ok" else "error", expanded=out.failed)
+        status.update(label=ui.escape_md(summary), state="complete" if out.status == "ok" else "error", expanded=out.failed)
         st.session_state["last_refresh"] = f"Last refresh ({sel.store_id}, {sel.start} to {sel.end}): {summary}"
 
 
@@ -50,14 +50,14 @@ if store is not None:
         sel = ui.sidebar_pickers(store)
         if sel is not None:
             ccy = sel.store["billing_currency"]
-            st.title(sel.store["name"])
+            st.title(ui.escape_md(sel.store["name"]))
             head, button = st.columns([4, 1], vertical_alignment="bottom")
-            head.caption(f"Store {sel.store_id} · billed in {ccy} · {sel.start} to {sel.end}")
+            head.caption(f"Store {ui.escape_md(sel.store_id)} · billed in {ccy} · {sel.start} to {sel.end}")
             if button.button("Refresh", key="refresh", type="primary", icon=":material/sync:",
                              help="Fetch this store's spend for the period from every linked platform."):
                 run_refresh(store, sel)
             elif st.session_state.get("last_refresh"):
-                st.caption(st.session_state["last_refresh"])
+                st.caption(ui.escape_md(st.session_state["last_refresh"]))
 
             report = spend_report(store, sel.store_id, sel.start, sel.end)
             prev_start, prev_end = dash.previous_period(sel.start, sel.end)
@@ -86,7 +86,7 @@ if store is not None:
                            + "; ".join(f"{c.name} {c.label}" for c in chips if c.state not in ("ok", "stale"))
                            + ". Missing spend is not counted as zero: refresh or check the platform.")
             for note in dash.fx_notes(report):
-                st.warning(note)
+                st.warning(ui.escape_md(note))
 
             daily = dash.daily_by_platform(store, sel.store_id, sel.start, sel.end, ccy)
             left, right = st.columns([3, 2])
@@ -111,5 +111,5 @@ if store is not None:
                                file_name=f"spend_{sel.store_id}_{sel.start}_{sel.end}.csv", mime="text/csv",
                                on_click="ignore", key="download_csv", icon=":material/download:")
             # LAST element on purpose: browser tests wait for it (recipe §7b)
-            st.caption(f"store {sel.store_id} | {sel.start}..{sel.end} | total {ccy} "
+            st.caption(f"store {ui.escape_md(sel.store_id)} | {sel.start}..{sel.end} | total {ccy} "
                        f"{dash.fx.format_amount(report.total, ccy)} | complete {str(report.complete).lower()}")

@@ -22,7 +22,7 @@ if store is not None:
         st.title("Accounts")
         msg = st.session_state.pop("accounts_flash", None)
         if msg:
-            getattr(st, msg[0])(msg[1])
+            getattr(st, msg[0])(ui.escape_md(msg[1]))
         stores = store.stores()
         links = store.accounts()
         counts = {}
@@ -51,7 +51,7 @@ if store is not None:
                         flash("success", f"Saved store {sid_ok} ({name.strip()}, {validate_currency(ccy)}).")
                         st.rerun()
                     except ValueError as exc:
-                        st.error(f"Not saved: {exc}.")
+                        st.error(ui.escape_md(f"Not saved: {exc}."))
 
         if stores:
             by_id = {s["store_id"]: s for s in stores}
@@ -79,7 +79,7 @@ if store is not None:
                               if added else f"{SPECS[platform].name} account {account_id} was already linked.")
                         st.rerun()
                     except ValueError as exc:
-                        st.error(f"Not linked: {exc}")
+                        st.error(ui.escape_md(f"Not linked: {exc}"))
             with right.form("unlink_form"):
                 options = [f"{a['platform']}|{a['account_id']}" for a in mine]
                 chosen = st.selectbox("Linked account", options, key="unlink_choice",
@@ -103,7 +103,7 @@ if store is not None:
                       f"{res.unchanged} unchanged.")
                 st.rerun()
             except ImportError_ as exc:
-                st.error(str(exc))
+                st.error(ui.escape_md(str(exc)))
         st.download_button("Export mapping CSV", data=export_mapping_csv(store), file_name="account_mapping.csv",
                            mime="text/csv", on_click="ignore", key="export_mapping")
 
@@ -116,7 +116,7 @@ if store is not None:
         for d in described:
             for warning in (d.get("warning"), d.get("rotation_warning")):
                 if warning:
-                    st.warning(f"{d['name']}: {warning}")
+                    st.warning(ui.escape_md(f"{d['name']}: {warning}"))
         st.dataframe(pd.DataFrame([{"platform": d["name"], "tier": d["tier"],
                                     "mode": "live" if d["mode"] == "live" else "not configured (sandbox for demo)",
                                     "set": ", ".join(d["set"]), "missing": ", ".join(d["missing"]),

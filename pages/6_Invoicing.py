@@ -42,24 +42,24 @@ def run_plan(plan: inv.RefreshPlan) -> None:
         lambda progress: inv.run_refresh(store, plan, progress=progress))
     with status:
         if error is not None:
-            status.update(label=f"Refresh failed: {error}", state="error")
+            status.update(label=f"Refresh failed: {ui.escape_md(error)}", state="error")
             st.session_state["inv_msg"] = ("error", f"Refresh failed: {error}")
             return
         label = f"Refresh {out.status} in {out.seconds:.1f} s" + (f": {out.error}" if out.error else "")
-        status.update(label=label, state="complete" if out.status == "ok" else "error")
+        status.update(label=ui.escape_md(label), state="complete" if out.status == "ok" else "error")
         st.session_state["inv_msg"] = ("success" if out.status == "ok" else "warning", label)
 
 
 def show_message() -> None:
     msg = st.session_state.pop("inv_msg", None)
     if msg:     # errors quote platform messages: shown as inert text
-        getattr(st, msg[0])(ui.escape_md(msg[1]) if msg[0] in ("error", "warning") else msg[1])
+        getattr(st, msg[0])(ui.escape_md(msg[1]))
 
 
 def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     rep = r.report
     ccy = rep.billing_currency
-    st.subheader(f"{ui.escape_md(rep.store_name)} ({rep.store_id})")
+    st.subheader(ui.escape_md(f"{rep.store_name} ({rep.store_id})"))
     c1, c2, c3 = st.columns(3)
     c1.metric(f"Total ({ccy})", r.total + ("" if rep.complete else " *"),
               help="Sum of the printed lines, each rounded once to the billing currency.")
@@ -79,7 +79,7 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
 
     if r.invoice is None:
         who = st.text_input("Finalized by", value=inv.default_user(), key="inv_by")
-        if st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", type="primary",
+        if st.button(ui.escape_md(f"Finalize {rep.store_id} {start} to {end}"), key="inv_finalize", type="primary",
                      disabled=not r.finalizable, icon=":material/lock:",
                      help="Freezes the lines, rates and total as the next numbered invoice. It cannot be "
                           "changed afterwards."):
@@ -157,7 +157,7 @@ if store is not None:
                                key="inv_dl_all", icon=":material/download:",
                                help="One CSV, each store's lines followed by its TOTAL row.")
             if incomplete:
-                st.caption(f"{len(incomplete)} store(s) are incomplete ({', '.join(incomplete[:10])}): their "
+                st.caption(f"{len(incomplete)} store(s) are incomplete ({ui.escape_md(', '.join(incomplete[:10]))}): their "
                            "rows say so in the status column.")
 
             if items:

@@ -13,6 +13,8 @@ import streamlit as st
 from fetchers.core import redact
 from storage.db import DatabaseBusy, DatabaseError, SpendStore
 
+from .format import escape_md
+
 log = logging.getLogger("adspend.dashboard")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "data/adspend.duckdb"
@@ -105,7 +107,7 @@ def guard(what: str = "this page"):
         yield
     except Exception as exc:        # noqa: BLE001 - shown to the user, logged without secrets
         log.error("error on %s: %s", what, redact(repr(exc)))
-        st.error(f"Could not show {what}. {_message(exc)}")
+        st.error(escape_md(f"Could not show {what}. {_message(exc)}"))
 
 
 def _gate() -> None:
@@ -169,7 +171,7 @@ def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | No
         store = get_store()
     except Exception as exc:        # noqa: BLE001
         log.error("cannot open the database: %s", redact(repr(exc)))
-        st.error(f"Could not open the database {db_path()}. {_message(exc)}")
+        st.error(escape_md(f"Could not open the database {db_path()}. {_message(exc)}"))
         return None
     with guard("the banner"):
         _banner(store)
