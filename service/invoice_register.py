@@ -85,16 +85,16 @@ def _invoice_contents(con, numbers: Sequence[int] | None = None) -> dict[int, di
     if numbers is not None:
         if not numbers:
             return {}
-        where, params = " WHERE number IN (SELECT unnest(?))", [list(numbers)]
+        where, params = "WHERE number IN (SELECT unnest(?))", [list(numbers)]
     out: dict[int, dict] = {}
-    for row in con.execute(f"SELECT {', '.join(_INVOICE_COLS)}, csv FROM invoices{where} ORDER BY number",
+    for row in con.execute(f"SELECT {', '.join(_INVOICE_COLS)}, csv FROM invoices {where} ORDER BY number",
                            params).fetchall():
         doc = {k: _plain(v) for k, v in zip(_INVOICE_COLS, row[:-1])}
         doc["csv_bytes_sha256"] = hashlib.sha256(bytes(row[-1])).hexdigest()
         doc["lines"] = []
         out[int(row[0])] = doc
-    line_where = where.replace("number IN", "invoice_number IN")
-    for row in con.execute(f"SELECT {', '.join(_LINE_COLS)} FROM invoice_lines{line_where} "
+    where = where.replace("number IN", "invoice_number IN")
+    for row in con.execute(f"SELECT {', '.join(_LINE_COLS)} FROM invoice_lines {where} "
                            "ORDER BY invoice_number, line_no", params).fetchall():
         doc = out.get(int(row[0]))
         if doc is not None:                   # lines of an invoice that is gone: verify() reports them
@@ -219,11 +219,11 @@ def verify(store: SpendStore, upto: int | None = None) -> Verification:
 
 
 def _verify(con, upto: int | None, in_memory: bool) -> Verification:
-    limit = "" if upto is None else " WHERE number <= ?"
+    where = "" if upto is None else "WHERE number <= ?"
     params = [] if upto is None else [upto]
-    numbers = [n for (n,) in con.execute(f"SELECT number FROM invoices{limit} ORDER BY number", params).fetchall()]
+    numbers = [n for (n,) in con.execute(f"SELECT number FROM invoices {where} ORDER BY number", params).fetchall()]
     seals = {int(r[0]): r[1:] for r in con.execute(
-        f"SELECT number, prev_hash, hash, algo, legacy FROM invoice_chain{limit} ORDER BY number", params).fetchall()}
+        f"SELECT number, prev_hash, hash, algo, legacy FROM invoice_chain {where} ORDER BY number", params).fetchall()}
     problems: list[dict] = []
 
     def problem(n: int, text: str) -> None:
@@ -261,9 +261,9 @@ def _verify(con, upto: int | None, in_memory: bool) -> Verification:
             problem(n, f"{_name(n)} has a seal of unknown kind {algo!r}")
         elif seal_hash(contents[n], s_prev, algo, key) != s_hash:
             problem(n, f"{_name(n)} was changed after it was finalized (its content no longer matches its seal)")
-    for (n,) in con.execute("SELECT DISTINCT invoice_number FROM invoice_lines WHERE invoice_number NOT IN "
-                            f"(SELECT number FROM invoices){limit.replace('WHERE', 'AND').replace('number', 'invoice_number')}"
-                            " ORDER BY 1", params).fetchall():
+    orphan_sql = ("SELECT DISTINCT invoice_number FROM invoice_lines WHERE invoice_number NOT IN "
+                  "(SELECT number FROM invoices)" + ("" if upto is None else " AND invoice_number <= ?") + " ORDER BY 1")
+    for (n,) in con.execute(orphan_sql, params).fetchall():
         if n > top:
             problem(n, f"{_name(n)} has invoice lines but no invoice (deleted)")
     problems.sort(key=lambda p: p["number"])
