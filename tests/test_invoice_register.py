@@ -251,3 +251,24 @@ def test_a_new_invoice_chains_onto_legacy_ones(built, tmp_path, monkeypatch):
     assert store.query("SELECT number, legacy FROM invoice_chain ORDER BY 1") == [(1, True), (2, True), (3, False)]
     code, doc, _ = _verify(db)
     assert code == 0 and doc["legacy"] == 2 and doc["invoices"] == 3
+
+
+def test_the_invoicing_page_refuses_a_tampered_invoice_with_one_sentence(db, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from browser_support import ROOT
+    _sql(db, "UPDATE invoices SET total = '1.00' WHERE number = 2")
+    monkeypatch.setenv("ADSPEND_DB", str(db))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at = at.switch_page("pages/6_Invoicing.py").run()
+    at.selectbox(key="inv_month").set_value("2025-12").run()
+    at.selectbox(key="inv_store").set_value("s2").run()
+    assert not at.exception
+    labels = [e.proto.label for e in at.get("download_button")]
+    assert not any("INV-000002" in label for label in labels)
+    assert [e.value for e in at.error] == [
+        f"Could not show the invoicing page. The invoice register fails verification: {CHANGED}; INV-000002 is "
+        "not served: see \\`python cli.py invoice verify\\`."]
+    at.selectbox(key="inv_store").set_value("s1").run()     # an invoice before the edit is still served
+    assert not at.error and "Download INV-000001" in [e.proto.label for e in at.get("download_button")]

@@ -95,6 +95,9 @@ def _message(exc: BaseException) -> str:
         return f"The database is busy: {exc}. Wait for the other job to finish, then reload the page."
     if isinstance(exc, DatabaseError):
         return f"The database cannot be used: {exc}."
+    from service.invoice_register import RegisterBroken
+    if isinstance(exc, RegisterBroken):            # a tampered invoice register: say so plainly
+        return f"{str(exc)[:1].upper()}{str(exc)[1:]}."
     text = str(exc) or type(exc).__name__
     return redact(f"Something went wrong ({type(exc).__name__}): {text}")
 
