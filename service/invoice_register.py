@@ -45,6 +45,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from fetchers.core import redact
 from storage.db import SpendStore
 
 UTC = dt.timezone.utc
@@ -114,6 +115,8 @@ def canonical(content: dict, prev_hash: str) -> bytes:
 
 def _key() -> bytes | None:
     raw = os.environ.get(KEY_VAR)
+    if raw:
+        redact.add(raw)                     # a secret: never in a log line or message
     return raw.encode("utf-8") if raw else None
 
 
