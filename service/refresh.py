@@ -133,7 +133,11 @@ class _Lease:
         return self
 
     def stop(self) -> None:
+        """Stop renewing, and wait for a renewal under way (a thread still inside DuckDB when the
+        interpreter exits would abort the process)."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

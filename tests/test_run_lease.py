@@ -105,16 +105,16 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
     csv = tmp_path / "accounts.csv"
     csv.write_text("store_id,store_name,platform,account_id\ns1,Lease,tiktok,7100000000000011\n")
     assert run_cli("accounts", "import", csv).returncode == 0
-    sandbox.ctx.configure({"latency_ms": {"tiktok": [700, 700]}})
+    sandbox.ctx.configure({"latency_ms": {"tiktok": [1500, 1500]}})
     end = TODAY - dt.timedelta(days=2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADSPEND_", "PYTEST"))}
     env.update(sandbox_env)
     env.update({"ADSPEND_TOKEN_CACHE": os.environ["ADSPEND_TOKEN_CACHE"], "ADSPEND_NO_DOTENV": "1",
-                "ADSPEND_RUN_LEASE_SECONDS": "1.5"})
+                "ADSPEND_RUN_LEASE_SECONDS": "3"})
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "refresh", "--store", "s1",
                              "--start", (end - dt.timedelta(days=3)).isoformat(), "--end", end.isoformat()],
                             cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    os.environ["ADSPEND_RUN_LEASE_SECONDS"] = "1.5"
+    os.environ["ADSPEND_RUN_LEASE_SECONDS"] = "3"
     store = SpendStore(db_path)
     marked, seen_running = 0, 0
     try:
@@ -124,7 +124,7 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
                 seen_running += store.query("SELECT count(*) FROM refresh_runs WHERE status = 'running'")[0][0]
             except Exception:                   # the refresh holds the file for a moment
                 pass
-            time.sleep(0.1)
+            time.sleep(0.5)                     # a reader now and then, as the history page
         out, err = proc.communicate(timeout=60)
     finally:
         os.environ.pop("ADSPEND_RUN_LEASE_SECONDS", None)
@@ -132,5 +132,7 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, (out, err)
+    started, finished = store.query("SELECT started_at, finished_at FROM refresh_runs")[0]
+    assert (finished - started).total_seconds() > 3          # the run outlived its lease several times over
     assert seen_running > 0 and marked == 0
     assert [s for (s,) in store.query("SELECT status FROM refresh_runs")] == ["ok"]
