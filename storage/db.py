@@ -400,9 +400,10 @@ class SpendStore:
         now = _utcnow()
         with self.transaction() as con:
             con.execute("INSERT INTO refresh_runs (run_id, started_at, status, trigger, period_start, period_end, "
-                        "stores, platforms, pid, heartbeat_at, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "stores, platforms, pid, heartbeat_at, owner, lease_seconds) "
+                        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, now, trigger, start, end, ",".join(stores), ",".join(platforms), os.getpid(), now,
-                         process_identity()])
+                         process_identity(), lease_seconds()])
 
     def renew_lease(self, run_id: str, con=None) -> None:
         """The run is alive: move its heartbeat to now (with each batch commit and on a timer)."""
@@ -442,19 +443,21 @@ class SpendStore:
         """Runs left 'running' that are not alive were interrupted (killed, crashed, machine gone).
 
         Alive means the run's lease is current: it renews ``heartbeat_at`` with every batch commit
-        and on a timer (every ``lease_seconds() / 4``); a heartbeat older than ``lease_seconds()``
-        (``ADSPEND_RUN_LEASE_SECONDS``, default 60) is a dead run, whatever its PID says (PIDs are
+        and on a timer (every quarter of its lease); a heartbeat older than the lease the run
+        recorded (``ADSPEND_RUN_LEASE_SECONDS`` of the refreshing process, default 60; this
+        process's setting for runs that recorded none) is a dead run, whatever its PID says (PIDs are
         reused, and every container's first process is PID 1). Sooner, when the run's ``owner``
         is a process of THIS machine and PID namespace (same boot id and namespace) and that
         process no longer exists or is another process now (different start time). A run from
         before leases (no heartbeat) counts from its start."""
         now = now or _utcnow()
-        lease = dt.timedelta(seconds=lease_seconds())
+        default = lease_seconds()
         me = process_identity()
-        rows = self.query("SELECT run_id, coalesce(heartbeat_at, started_at), owner FROM refresh_runs "
+        rows = self.query("SELECT run_id, coalesce(heartbeat_at, started_at), owner, lease_seconds "
+                          "FROM refresh_runs "
                           "WHERE status = 'running'")
-        dead = [run_id for run_id, beat, owner in rows
-                if beat is None or now - beat > lease or _owner_gone(owner, me)]
+        dead = [run_id for run_id, beat, owner, lease in rows
+                if beat is None or now - beat > dt.timedelta(seconds=lease or default) or _owner_gone(owner, me)]
         if dead:
             with self.transaction() as con:
                 con.execute("UPDATE refresh_runs SET status = 'interrupted', error = 'the refresh process stopped "

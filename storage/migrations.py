@@ -147,6 +147,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- that a run whose process is gone on THIS machine is marked at once.
         ALTER TABLE refresh_runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
         ALTER TABLE refresh_runs ADD COLUMN owner VARCHAR;
+        ALTER TABLE refresh_runs ADD COLUMN lease_seconds DOUBLE;   -- the run's own lease length
         -- One seal per invoice (service/invoice_register.py), INSERTed in the same transaction as
         -- the invoice and never changed: ``hash`` = sha256 (or HMAC-SHA256 keyed by
         -- ADSPEND_INVOICE_KEY, ``algo`` says which) over the invoice's full content and

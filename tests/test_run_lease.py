@@ -51,6 +51,16 @@ def test_an_expired_lease_is_interrupted_even_though_its_pid_is_alive(store, mon
     assert "stopped before finishing" in store.runs()[0]["error"]
 
 
+def test_the_lease_length_is_the_one_the_run_recorded(store, monkeypatch):
+    monkeypatch.setenv("ADSPEND_RUN_LEASE_SECONDS", "600")            # the refreshing process's setting
+    _start(store, owner="another-boot-id/pid:[4026532000]/1/4242")
+    monkeypatch.setenv("ADSPEND_RUN_LEASE_SECONDS", "60")             # a reader configured otherwise
+    _age_lease(store, 300)
+    assert store.mark_interrupted_runs() == 0 and _status(store) == "running"
+    _age_lease(store, 301)
+    assert store.mark_interrupted_runs() == 1 and _status(store) == "interrupted"
+
+
 def test_a_run_in_another_container_as_pid_1_is_judged_by_its_lease_only(store, monkeypatch):
     monkeypatch.setenv("ADSPEND_RUN_LEASE_SECONDS", "60")
     _start(store, owner="another-boot-id/pid:[4026532000]/1/4242")     # PID 1 elsewhere: no PID check here
@@ -114,7 +124,6 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "refresh", "--store", "s1",
                              "--start", (end - dt.timedelta(days=3)).isoformat(), "--end", end.isoformat()],
                             cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    os.environ["ADSPEND_RUN_LEASE_SECONDS"] = "3"
     store = SpendStore(db_path)
     marked, seen_running = 0, 0
     try:
@@ -127,12 +136,12 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
             time.sleep(0.5)                     # a reader now and then, as the history page
         out, err = proc.communicate(timeout=60)
     finally:
-        os.environ.pop("ADSPEND_RUN_LEASE_SECONDS", None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, (out, err)
-    started, finished = store.query("SELECT started_at, finished_at FROM refresh_runs")[0]
+    started, finished, lease = store.query("SELECT started_at, finished_at, lease_seconds FROM refresh_runs")[0]
+    assert lease == 3.0                                       # recorded by the run; readers judge by it
     assert (finished - started).total_seconds() > 3          # the run outlived its lease several times over
     assert seen_running > 0 and marked == 0
     assert [s for (s,) in store.query("SELECT status FROM refresh_runs")] == ["ok"]
