@@ -218,6 +218,7 @@ def test_invoices_made_before_the_register_are_sealed_as_found_on_first_use(buil
     shutil.copy(built, db)
     _sql(db, "DROP TABLE invoice_chain", "DROP TABLE invoice_chain_start",
          "ALTER TABLE refresh_runs DROP COLUMN heartbeat_at", "ALTER TABLE refresh_runs DROP COLUMN owner",
+         "ALTER TABLE refresh_runs DROP COLUMN lease_seconds",
          "DELETE FROM schema_migrations WHERE version = 4")
     store = SpendStore(db)                                          # migrates to 4 again
     assert store.query("SELECT legacy_upto FROM invoice_chain_start") == [(3,)]
