@@ -32,13 +32,13 @@ def run_refresh(store, sel) -> None:
     """Run the refresh in a worker thread and show its progress per platform x account."""
     fx_warnings: list[str] = []
     out, error, status = ui.run_with_progress(
-        f"Refreshing {sel.store['name']} for {sel.start} to {sel.end}...",
+        f"Refreshing {ui.escape_md(sel.store['name'])} for {sel.start} to {sel.end}...",
         fx_rates.with_rate_update(store, [sel.store_id], lambda progress: refresh(
             store, [sel.store_id], sel.start, sel.end, progress=progress, trigger="dashboard"), fx_warnings))
     fx_rates.show_warnings(fx_warnings)
     with status:
         if error is not None:
-            status.update(label=f"Refresh failed: {error}", state="error", expanded=True)
+            status.update(label=f"Refresh failed: {ui.escape_md(error)}", state="error", expanded=True)
             st.session_state["last_refresh"] = f"Last refresh failed: {error}"
             return
         lines = [{"platform": dash.SPECS[p.platform].name, "status": p.status, "error": p.error or "",
@@ -46,10 +46,10 @@ def run_refresh(store, sel) -> None:
         if lines:
             st.dataframe(pd.DataFrame(lines), hide_index=True)
         summary, state = dash.refresh_summary(out)
-        status.update(label=summary, state="error" if state == "error" else "complete",
+        status.update(label=ui.escape_md(summary), state="error" if state == "error" else "complete",
                       expanded=state == "error")
         if state == "info":
-            st.info(summary)
+            st.info(ui.escape_md(summary))
         st.session_state["last_refresh"] = f"Last refresh ({sel.store_id}, {sel.start} to {sel.end}): {summary}"
 
 
@@ -58,14 +58,14 @@ if store is not None:
         sel = ui.sidebar_pickers(store, with_compare=True)
         if sel is not None:
             ccy = sel.store["billing_currency"]
-            st.title(sel.store["name"])
+            st.title(ui.escape_md(sel.store["name"]))
             head, button = st.columns([4, 1], vertical_alignment="bottom")
-            head.caption(f"Store {sel.store_id} · billed in {ccy} · {sel.start} to {sel.end}")
+            head.caption(f"Store {ui.escape_md(sel.store_id)} · billed in {ccy} · {sel.start} to {sel.end}")
             if button.button("Refresh", key="refresh", type="primary", icon=":material/sync:",
                              help="Fetch this store's spend for the period from every linked platform."):
                 run_refresh(store, sel)
             elif st.session_state.get("last_refresh"):
-                st.caption(st.session_state["last_refresh"])
+                st.caption(ui.escape_md(st.session_state["last_refresh"]))
 
             report = spend_report(store, sel.store_id, sel.start, sel.end)
             prev_start, prev_end = dash.comparison_period(sel.start, sel.end, sel.compare)
@@ -88,7 +88,7 @@ if store is not None:
                            + "; ".join(f"{c.name} {c.label}" for c in chips if c.state not in ("ok", "stale"))
                            + ". Missing spend is not counted as zero: refresh or check the platform.")
             for note in dash.fx_notes(report):
-                st.warning(note)
+                st.warning(ui.escape_md(note))
             ui_freshness.retention_notes(store, sel.store_id, sel.start, sel.end)
             ui_freshness.data_as_of(store, sel.store_id)
             with ui.guard("the pacing and alerts"):

@@ -187,6 +187,7 @@ def cmd_accounts_list(args) -> int:
         v = overview["vault"]
         print(f"    vault      {v['addr']}  path {v['path_template']}  environment {v['environment'] or '-'}"
               + (f"  namespace {v['namespace']}" if v.get("namespace") else "")
+              + (f"  WARNING: {v['warning']}" if v.get("warning") else "")
               + (f"  ERROR: {vault_error}" if vault_error else ""))
     elif vault_error:
         print(f"    vault      ERROR: {vault_error}")

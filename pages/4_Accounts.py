@@ -23,7 +23,7 @@ if store is not None:
         st.title("Accounts")
         msg = st.session_state.pop("accounts_flash", None)
         if msg:
-            getattr(st, msg[0])(msg[1])
+            getattr(st, msg[0])(ui.escape_md(msg[1]))
         stores = store.stores()
         links = store.accounts()
         counts = {}
@@ -52,7 +52,7 @@ if store is not None:
                         flash("success", f"Saved store {sid_ok} ({name.strip()}, {validate_currency(ccy)}).")
                         st.rerun()
                     except ValueError as exc:
-                        st.error(f"Not saved: {exc}.")
+                        st.error(ui.escape_md(f"Not saved: {exc}."))
 
         if stores:
             by_id = {s["store_id"]: s for s in stores}
@@ -80,7 +80,7 @@ if store is not None:
                               if added else f"{SPECS[platform].name} account {account_id} was already linked.")
                         st.rerun()
                     except ValueError as exc:
-                        st.error(f"Not linked: {exc}")
+                        st.error(ui.escape_md(f"Not linked: {exc}"))
             with right.form("unlink_form"):
                 options = [f"{a['platform']}|{a['account_id']}" for a in mine]
                 chosen = st.selectbox("Linked account", options, key="unlink_choice",
@@ -105,7 +105,7 @@ if store is not None:
                       f"{res.unchanged} unchanged.")
                 st.rerun()
             except ImportError_ as exc:
-                st.error(str(exc))
+                st.error(ui.escape_md(str(exc)))
         st.download_button("Export mapping CSV", data=export_mapping_csv(store), file_name="account_mapping.csv",
                            mime="text/csv", on_click="ignore", key="export_mapping")
 
@@ -113,10 +113,12 @@ if store is not None:
         st.caption("Which variables are set and where from; values are never shown. Demo stores always use the "
                    "built-in sandbox.")
         described = ui.settings_described()
+        if ui.vault_warning():
+            st.warning(ui.vault_warning())
         for d in described:
             for warning in (d.get("warning"), d.get("rotation_warning")):
                 if warning:
-                    st.warning(f"{d['name']}: {warning}")
+                    st.warning(ui.escape_md(f"{d['name']}: {warning}"))
         st.dataframe(pd.DataFrame([{"platform": d["name"], "tier": d["tier"],
                                     "mode": "live" if d["mode"] == "live" else "not configured (sandbox for demo)",
                                     "set": ", ".join(d["set"]), "missing": ", ".join(d["missing"]),

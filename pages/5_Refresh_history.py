@@ -30,7 +30,7 @@ if store is not None:
             c3.metric("Duration", run["duration"] or "running")
             c4.metric("Period", run["period"])
             if run["error"]:
-                st.error(run["error"])
+                st.error(ui.escape_md(run["error"]))
             platforms, accounts = dash.run_detail(store, run_id)
             st.subheader("Per platform")
             st.dataframe(pd.DataFrame(platforms), hide_index=True, key="run_platforms")

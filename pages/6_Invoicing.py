@@ -50,24 +50,24 @@ def run_plan(plan: inv.RefreshPlan) -> None:
         st.session_state["fx_msg"] = ("warning", "; ".join(fx_warnings))
     with status:
         if error is not None:
-            status.update(label=f"Refresh failed: {error}", state="error")
+            status.update(label=f"Refresh failed: {ui.escape_md(error)}", state="error")
             st.session_state["inv_msg"] = ("error", f"Refresh failed: {error}")
             return
         label = f"Refresh {out.status} in {out.seconds:.1f} s" + (f": {out.error}" if out.error else "")
-        status.update(label=label, state="complete" if out.status == "ok" else "error")
+        status.update(label=ui.escape_md(label), state="complete" if out.status == "ok" else "error")
         st.session_state["inv_msg"] = ("success" if out.status == "ok" else "warning", label)
 
 
 def show_message() -> None:
     msg = st.session_state.pop("inv_msg", None)
     if msg:     # errors quote platform messages: shown as inert text
-        getattr(st, msg[0])(ui.escape_md(msg[1]) if msg[0] in ("error", "warning") else msg[1])
+        getattr(st, msg[0])(ui.escape_md(msg[1]))
 
 
 def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     rep = r.report
     ccy = rep.billing_currency
-    st.subheader(f"{ui.escape_md(rep.store_name)} ({rep.store_id})")
+    st.subheader(ui.escape_md(f"{rep.store_name} ({rep.store_id})"))
     c1, c2, c3 = st.columns(3)
     if r.invoice is not None:       # what was invoiced, not today's restated figures
         c1.metric(f"Total ({ccy})", ui.money(Decimal(r.invoice.total), ccy),
@@ -213,7 +213,7 @@ if store is not None:
                                key="inv_dl_all", icon=":material/download:",
                                help="One CSV, each store's lines followed by its TOTAL row.")
             if incomplete:
-                st.caption(f"{len(incomplete)} store(s) are incomplete ({', '.join(incomplete[:10])}): their "
+                st.caption(f"{len(incomplete)} store(s) are incomplete ({ui.escape_md(', '.join(incomplete[:10]))}): their "
                            "rows say so in the status column.")
 
             if items:

@@ -61,6 +61,7 @@ from storage.db import NotADatabase, has_control
 from . import fees, fx
 from .export import HEADER, neutralise_row, render_csv
 from .outfile import check_target, write_new_file
+from .invoice_register import RegisterBroken, require_intact, seal_new
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
@@ -303,9 +304,13 @@ def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.d
     """Readiness of every store for one period, in the order of ``store.stores()``; a finalized
     period also carries its restatement (:func:`diff`) so restated invoices show in the overview."""
     items = [readiness(store, s["store_id"], start, end, now=now) for s in store.stores()]
-    for r in items:
-        if r.invoice is not None:
-            r.restatement = diff(store, r.invoice.number)
+    finalized = [r for r in items if r.invoice is not None]
+    if finalized:       # one check of the register; an invoice that fails it gets no restatement
+        from .invoice_register import verify
+        bad = verify(store, max(r.invoice.number for r in finalized)).first_problem()
+        for r in finalized:
+            if bad is None or r.invoice.number < bad["number"]:
+                r.restatement = diff(store, r.invoice.number, verified=True)
     return items
 
 
@@ -408,6 +413,7 @@ def invoice_csv(store: SpendStore, number: int | str) -> bytes:
     if hashlib.sha256(data).hexdigest() != inv.csv_sha256:
         raise DatabaseError(f"{inv.invoice}: the stored CSV does not match its checksum; the database was "
                             "altered outside Ad Spend Hub")
+    require_intact(store, inv.number)          # the register is sound up to this invoice
     return data
 
 
@@ -573,6 +579,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
                          json.dumps(line.rates, sort_keys=True), line.first_fetched, line.last_fetched,
                          line.fx_note, number])
         fees.freeze(con, number, summary.invoice, report, now)     # the fee statement, same transaction
+        seal_new(con, number, now)           # its seal in the register, same transaction
     return Invoice(summary, lines, data)
 
 
@@ -694,9 +701,12 @@ class InvoiceDiff:
         return buf.getvalue().encode("utf-8")
 
 
-def diff(store: SpendStore, number: int | str) -> InvoiceDiff:
-    """What the stored data says now against invoice ``number`` (module doc: Diff)."""
+def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> InvoiceDiff:
+    """What the stored data says now against invoice ``number`` (module doc: Diff). RegisterBroken
+    when the invoice register fails up to it (``verified``: the caller has just checked that)."""
     inv = get_invoice(store, number)
+    if not verified:
+        require_intact(store, inv.number)
     snap = invoice_lines(store, inv.number)
     b = inv.billing_currency
     try:
@@ -770,7 +780,7 @@ def _cli(fn):
         except (UnknownStore, UnknownInvoice) as exc:
             raise ValueError(str(exc)) from None
         except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError,
-                fees.NoFeeStatement) as exc:
+                fees.NoFeeStatement, RegisterBroken) as exc:
             return _fail(str(exc))
     run.__name__ = fn.__name__
     return run
@@ -858,6 +868,7 @@ def cmd_diff(args) -> int:
 @_cli
 def cmd_list(args) -> int:
     store = _open(args, read_only=True)
+    require_intact(store)
     invs = list_invoices(store, store_id=args.store)
     if args.json:
         print(json.dumps([i.to_json() for i in invs], indent=2))
@@ -870,8 +881,28 @@ def cmd_list(args) -> int:
     return 0
 
 
+@_cli
+def cmd_verify(args) -> int:
+    from .invoice_register import verify
+    v = verify(_open(args))
+    if args.json:
+        print(json.dumps(v.to_json(), indent=2))
+    elif v.ok:
+        head = f"; head {v.head['invoice']} {v.head['hash']}" if v.head else ""
+        algos = ", ".join(f"{n} {a}" for a, n in sorted(v.algorithms.items()))
+        print(f"invoice register intact: {v.invoices} invoice(s){f' ({algos})' if algos else ''}{head}")
+    else:
+        for p in v.problems:
+            print(f"{p['invoice']}  {p['problem']}")
+    if not v.ok:
+        print(f"error: the invoice register fails verification: {len(v.problems)} problem(s), the first: "
+              f"{v.problems[0]['problem']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_cli(subparsers, date_type, parser_class) -> None:
-    """Add ``invoice finalize | export | diff | list`` to cli.py's parser (cli.py calls this)."""
+    """Add ``invoice finalize | export | diff | list | verify`` to cli.py's parser (cli.py calls this)."""
     inv = subparsers.add_parser("invoice", help="finalize, export and check invoices")
     sub = inv.add_subparsers(dest="action", required=True, parser_class=parser_class)
 
@@ -903,3 +934,7 @@ def add_cli(subparsers, date_type, parser_class) -> None:
     ls.add_argument("--store")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=cmd_list)
+
+    vf = sub.add_parser("verify", help="check the invoice register (numbers, hash chain, every invoice's content)")
+    vf.add_argument("--json", action="store_true")
+    vf.set_defaults(handler=cmd_verify)

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import select
+import threading
 import time
 import uuid
 import weakref
@@ -33,7 +34,7 @@ from fetchers.base import AccountInfo, FetchError
 from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, count_requests, fetch_window,
                            plan_windows, redact)
 from fetchers.specs import PLATFORM_IDS, SPECS
-from storage.db import DatabaseBusy, SpendStore, WindowFailure, WindowWrite
+from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, WindowWrite, lease_seconds
 
 from .config import PlatformConfig, Settings, load_settings, platform_config
 from .token_cache import TokenCache
@@ -110,6 +111,47 @@ class RefreshError(RuntimeError):
     """The refresh could not run at all (bad input, database busy)."""
 
 
+# --- the run's lease: it is alive while it says so -------------------------------------------------
+
+class _Lease:
+    """Renews the run's lease (``refresh_runs.heartbeat_at``) every ``lease_seconds() / 4`` from a
+    thread of its own, so a run that only waits (a report being polled, a slow platform) or whose
+    event loop is busy still counts as alive; the writer also renews it with every batch commit.
+    It stops with ``stop()`` or when the run's task ends (even by an exception): a run that no
+    longer renews is marked ``interrupted`` by the next reader once the lease has expired."""
+
+    def __init__(self, store: SpendStore, run_id: str, task: "asyncio.Task | None" = None,
+                 interval: float | None = None) -> None:
+        self.store, self.run_id, self.task = store, run_id, task
+        self.interval = interval if interval is not None else max(0.05, lease_seconds() / 4)
+        self.renewed = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"adspend-lease-{run_id}", daemon=True)
+
+    def start(self) -> "_Lease":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop renewing, and wait for a renewal under way (a thread still inside DuckDB when the
+        interpreter exits would abort the process)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.task is not None and self.task.done():
+                return
+            if time.monotonic() - self.renewed < self.interval * 0.9:
+                continue                      # a batch commit renewed it just now
+            try:
+                self.store.renew_lease(self.run_id)
+                self.renewed = time.monotonic()
+            except (DatabaseBusy, DatabaseError) as exc:      # try again at the next tick
+                log.debug("could not renew the lease of run %s: %s", self.run_id, exc)
+
+
 # --- the writer: committed batches of whole windows -----------------------------------------------
 
 class _Writer:
@@ -129,6 +171,7 @@ class _Writer:
         # its own thread: commits never queue behind blocking platform calls (the Microsoft SDK)
         # that may be holding every thread of the loop's default pool
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adspend-writer")
+        self.lease: _Lease | None = None     # renewed with every batch commit
 
     async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
         if write:
@@ -168,6 +211,10 @@ class _Writer:
             self.store.add_results(results, con=con)
             for js, ops in jobs:
                 js.write(con, ops)
+            if self.lease is not None:
+                self.store.renew_lease(self.lease.run_id, con=con)
+        if self.lease is not None:
+            self.lease.renewed = time.monotonic()
 
 
 class _SocketStream(httpcore.AsyncNetworkStream):
@@ -349,6 +396,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
     links = store.accounts(store_ids, platforms)
     run_id = _run_id()
     store.start_run(run_id, trigger=trigger, start=start, end=end, stores=list(store_ids), platforms=platforms)
+    lease = _Lease(store, run_id, task=asyncio.current_task()).start()
     emit = progress or (lambda _e: None)
 
     # one task per unique (platform, account, endpoint): an account linked to two stores is fetched once
@@ -368,6 +416,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
     token_cache = TokenCache()
     outcomes: dict[tuple[str, str, bool], AccountOutcome] = {}
     writer = _Writer(store)
+    writer.lease = lease
     # one client for every platform and store, connections kept alive, one pool per platform
     # (see _PoolPerPlatform)
     transport = transport or _PoolPerPlatform()
@@ -554,6 +603,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         status = "failed"
     else:
         status = "partial"
+    lease.stop()
     try:
         store.finish_run(run_id, status, requests, error)
     except DatabaseBusy as exc:

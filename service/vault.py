@@ -31,9 +31,15 @@ past 80 days of the plan's 90 — counts from the last version an operator wrote
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import re
+import threading
+import time
+import urllib.parse
 from typing import Mapping
+
+import requests
 
 from fetchers.core import redact
 
@@ -54,6 +60,78 @@ class VaultError(RuntimeError):
 
 class VaultConfigError(ValueError):
     """The Vault settings themselves are wrong (caught by config.load_settings)."""
+
+
+class NotVault(Exception):
+    """Whatever answers at VAULT_ADDR is not Vault's API (an ordinary web server, a proxy's error
+    page, JSON of another shape): never read as "no secret here"."""
+
+
+class VaultDeadline(requests.exceptions.Timeout):
+    """A Vault request did not complete (headers and body) within VAULT_CLIENT_TIMEOUT."""
+
+
+class _DeadlineSession(requests.Session):
+    """A requests session whose every request has a TOTAL deadline of ``total`` seconds: connect,
+    headers and the whole body. ``timeout=`` in requests bounds each socket read only, so a server
+    that sends headers and then one byte a second would hold a call for as long as it likes.
+
+    The request runs in a worker thread; the caller waits at most ``total`` seconds, then closes
+    the response (which ends the worker's read) and raises ``VaultDeadline``."""
+
+    def __init__(self, total: float) -> None:
+        super().__init__()
+        self.total = float(total)
+
+    def request(self, method, url, **kwargs):                      # type: ignore[override]
+        total = self.total
+        kwargs["stream"] = True
+        kwargs["timeout"] = total
+        box: dict = {}
+
+        def work() -> None:
+            try:
+                resp = requests.Session.request(self, method, url, **kwargs)
+                box["resp"] = resp
+                resp.content                       # read the whole body here, inside the deadline
+                box["done"] = resp
+            except BaseException as exc:           # handed to the caller
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="vault-request", daemon=True)
+        worker.start()
+        worker.join(total)
+        if "done" in box:
+            return box["done"]
+        if "error" in box and not worker.is_alive():
+            raise box["error"]
+        resp = box.get("resp")
+        if resp is not None:
+            resp.close()                           # unblocks the worker's read; it ends on its own
+        raise VaultDeadline(f"no complete answer within {total:g} s")
+
+
+def _is_loopback(host: str) -> bool:
+    host = (host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(addr: str) -> str | None:
+    """The warning when VAULT_TOKEN would travel unencrypted: http:// to a host that is not this
+    machine (loopback is fine: a local Vault dev server or an SSH tunnel)."""
+    u = urllib.parse.urlsplit(addr)
+    if u.scheme.lower() == "http" and not _is_loopback(u.hostname or ""):
+        return (f"VAULT_ADDR {addr} is plain http to another host: VAULT_TOKEN and the secrets travel "
+                "unencrypted; use https://")
+    return None
+
+
+_warned: set[str] = set()                  # plain-http warnings already logged by this process
 
 
 def split_template(template: str, env: str | None, platform: str) -> tuple[str, str]:
@@ -121,6 +199,8 @@ class VaultSource:
         self._meta: dict[str, dict | None] = {}
         self.used: dict[str, set[str]] = {}                 # platform -> keys the settings took from Vault
         self.writeback_errors: list[str] = []
+        self.timeout: float | None = None
+        self.warning: str | None = None                     # plain http to a remote host
 
     @classmethod
     def from_settings(cls, values: Mapping[str, str]) -> "VaultSource":
@@ -146,9 +226,16 @@ class VaultSource:
         elif values.get("VAULT_CACERT"):
             verify = values["VAULT_CACERT"]
         namespace = (values.get("VAULT_NAMESPACE") or "").strip() or None
-        client = hvac.Client(url=addr, token=token, namespace=namespace, verify=verify,
-                             timeout=_timeout(values.get("VAULT_CLIENT_TIMEOUT")))
-        return cls(client, addr=addr, template=template, env=env, namespace=namespace)
+        total = _timeout(values.get("VAULT_CLIENT_TIMEOUT"))
+        client = hvac.Client(url=addr, token=token, namespace=namespace, verify=verify, timeout=total,
+                             session=_DeadlineSession(total))
+        source = cls(client, addr=addr, template=template, env=env, namespace=namespace)
+        source.timeout = total
+        source.warning = plain_http_warning(addr)
+        if source.warning and source.warning not in _warned:
+            _warned.add(source.warning)            # once per process (stderr in the CLI)
+            log.warning("%s", source.warning)
+        return source
 
     # --- where ----------------------------------------------------------------------------------
 
@@ -162,7 +249,7 @@ class VaultSource:
     def describe(self) -> dict:
         """What the UI and ``accounts list`` may show (never the token)."""
         return {"addr": self.addr, "namespace": self.namespace or "", "path_template": self.template,
-                "environment": self.env or ""}
+                "environment": self.env or "", **({"warning": self.warning} if self.warning else {})}
 
     # --- errors ---------------------------------------------------------------------------------
 
@@ -173,7 +260,16 @@ class VaultSource:
         where = self.secret_path(platform)
         mount, path = self.location(platform)
         at = f"Vault at {self.addr}" + (f" (namespace {self.namespace})" if self.namespace else "")
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, hx.VaultError) and not isinstance(exc, (hx.VaultDown, hx.VaultNotInitialized,
+                                                                    hx.BadGateway, hx.InternalServerError)):
+            exc = self._not_vault_error(exc) or exc
+        if isinstance(exc, NotVault):
+            msg = (f"{at} did not answer as Vault ({exc}); check that VAULT_ADDR is the address of Vault's API, "
+                   "such as https://vault.example.com:8200, not another web server")
+        elif isinstance(exc, VaultDeadline):
+            msg = (f"{at} did not answer within {self.timeout or 10:g} s (VAULT_CLIENT_TIMEOUT); check that Vault "
+                   "is healthy and reachable from this machine")
+        elif isinstance(exc, requests.exceptions.SSLError):
             msg = (f"{at} could not be reached over TLS ({type(exc).__name__}); check VAULT_ADDR and "
                    "VAULT_CACERT")
         elif isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
@@ -198,15 +294,44 @@ class VaultSource:
     def _unreachable(exc: Exception) -> bool:
         import hvac.exceptions as hx
         import requests
+        if isinstance(exc, hx.VaultError) and VaultSource._not_vault_error(exc):
+            return True
         return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                                hx.VaultDown, hx.VaultNotInitialized))
+                                hx.VaultDown, hx.VaultNotInitialized, NotVault))
+
+    @staticmethod
+    def _not_vault_error(exc: Exception) -> NotVault | None:
+        """A refusal (4xx) whose body is not Vault's JSON (``{"errors": [...]}``, or the ``data``
+        envelope of a deleted version): an ordinary web server's 404 page is not "no secret"."""
+        import hvac.exceptions as hx
+        if isinstance(exc, (hx.VaultDown, hx.VaultNotInitialized, hx.BadGateway, hx.InternalServerError)):
+            return None
+        body = getattr(exc, "json", None)
+        if isinstance(body, dict) and (isinstance(body.get("errors"), list) or isinstance(body.get("data"), dict)):
+            return None
+        status = {hx.InvalidPath: 404, hx.Forbidden: 403, hx.Unauthorized: 401, hx.InvalidRequest: 400,
+                  hx.RateLimitExceeded: 429}.get(type(exc))
+        return NotVault(f"HTTP {status or 'error'} without Vault's JSON error body")
+
+    @staticmethod
+    def _check_envelope(resp, *keys: str) -> dict:
+        """Vault's 200 answer ``{"data": {...}}`` with ``data[key]`` present for each key; NotVault
+        for anything else (an HTML page, JSON of another shape)."""
+        if not isinstance(resp, dict):
+            status = getattr(resp, "status_code", "?")
+            ctype = (getattr(resp, "headers", None) or {}).get("Content-Type", "no content type")
+            raise NotVault(f"HTTP {status} {str(ctype).split(';')[0]}")
+        data = resp.get("data")
+        if not isinstance(data, dict) or any(k not in data for k in keys):
+            raise NotVault("JSON without Vault's data envelope")
+        return data
 
     @staticmethod
     def _missing(exc: Exception) -> bool:
         """A 404 for a secret that does not exist (or whose latest version is deleted), as opposed
         to a 404 for a mount that does not exist (``no handler for route``)."""
         import hvac.exceptions as hx
-        if not isinstance(exc, hx.InvalidPath):
+        if not isinstance(exc, hx.InvalidPath) or VaultSource._not_vault_error(exc):
             return False
         errors = getattr(exc, "errors", None) or []
         return not any("no handler for route" in str(e) for e in errors)
@@ -223,9 +348,11 @@ class VaultSource:
             if self._missing(exc):
                 return {}, 0
             raise
-        data = (resp or {}).get("data") or {}
+        data = self._check_envelope(resp, "data", "metadata")
         secret = data.get("data") or {}
-        version = int((data.get("metadata") or {}).get("version") or 0)
+        if not isinstance(secret, dict) or not isinstance(data.get("metadata"), dict):
+            raise NotVault("JSON without Vault's KV version 2 secret")
+        version = int(data["metadata"].get("version") or 0)
         out = {str(k): str(v) for k, v in secret.items() if v is not None and not isinstance(v, (dict, list))}
         redact.add(*out.values())
         return out, version
@@ -331,7 +458,7 @@ class VaultSource:
             mount, path = self.location(platform)
             try:
                 resp = self.client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
-                self._meta[platform] = (resp or {}).get("data") or {}
+                self._meta[platform] = self._check_envelope(resp, "versions")
             except Exception as exc:
                 if self._missing(exc):
                     self._meta[platform] = None

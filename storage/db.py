@@ -150,14 +150,16 @@ class SpendStore:
             with self.connect() as con:
                 has = con.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_name = 'schema_migrations'").fetchone()[0]
-                current = int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]) \
-                    if has else 0
+                applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()} \
+                    if has else set()
         finally:
             self.read_only = was
+        current = max(applied, default=0)
         if current > LATEST:
             raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
                                 f"this one knows {LATEST}); upgrade the application")
-        return current
+        missing = sorted({v for v, _, _ in MIGRATIONS} - applied)
+        return missing[0] - 1 if missing else current       # up to date only when every version is in
 
     # -- connections -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -257,9 +259,10 @@ class SpendStore:
             if current > LATEST:
                 raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
                                     f"this one knows {LATEST}); upgrade the application")
+            applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
             for version, description, sql in MIGRATIONS:
-                if version <= current:
-                    continue
+                if version in applied:        # by set, not by max: a database made between branches
+                    continue                  # that added versions out of order still gets each one
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(sql)
@@ -548,10 +551,19 @@ class SpendStore:
     # -- refresh runs ------------------------------------------------------------------------------
     def start_run(self, run_id: str, *, trigger: str, start: dt.date, end: dt.date, stores: Sequence[str],
                   platforms: Sequence[str]) -> None:
+        now = _utcnow()
         with self.transaction() as con:
             con.execute("INSERT INTO refresh_runs (run_id, started_at, status, trigger, period_start, period_end, "
-                        "stores, platforms, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                        [run_id, _utcnow(), trigger, start, end, ",".join(stores), ",".join(platforms), os.getpid()])
+                        "stores, platforms, pid, heartbeat_at, owner, lease_seconds) "
+                        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, now, trigger, start, end, ",".join(stores), ",".join(platforms), os.getpid(), now,
+                         process_identity(), lease_seconds()])
+
+    def renew_lease(self, run_id: str, con=None) -> None:
+        """The run is alive: move its heartbeat to now (with each batch commit and on a timer)."""
+        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as c:
+            c.execute("UPDATE refresh_runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
+                      [_utcnow(), run_id])
 
     def finish_run(self, run_id: str, status: str, requests: int, error: str | None = None) -> None:
         with self.transaction() as con:
@@ -581,10 +593,25 @@ class SpendStore:
             con.execute(f"INSERT INTO refresh_results SELECT {', '.join(cols)} FROM new_results")
             con.unregister("new_results")
 
-    def mark_interrupted_runs(self) -> int:
-        """Runs left 'running' by a process that no longer exists were interrupted (killed, crashed)."""
-        rows = self.query("SELECT run_id, pid FROM refresh_runs WHERE status = 'running'")
-        dead = [run_id for run_id, pid in rows if pid is None or not _pid_alive(int(pid))]
+    def mark_interrupted_runs(self, now: dt.datetime | None = None) -> int:
+        """Runs left 'running' that are not alive were interrupted (killed, crashed, machine gone).
+
+        Alive means the run's lease is current: it renews ``heartbeat_at`` with every batch commit
+        and on a timer (every quarter of its lease); a heartbeat older than the lease the run
+        recorded (``ADSPEND_RUN_LEASE_SECONDS`` of the refreshing process, default 60; this
+        process's setting for runs that recorded none) is a dead run, whatever its PID says (PIDs are
+        reused, and every container's first process is PID 1). Sooner, when the run's ``owner``
+        is a process of THIS machine and PID namespace (same boot id and namespace) and that
+        process no longer exists or is another process now (different start time). A run from
+        before leases (no heartbeat) counts from its start."""
+        now = now or _utcnow()
+        default = lease_seconds()
+        me = process_identity()
+        rows = self.query("SELECT run_id, coalesce(heartbeat_at, started_at), owner, lease_seconds "
+                          "FROM refresh_runs "
+                          "WHERE status = 'running'")
+        dead = [run_id for run_id, beat, owner, lease in rows
+                if beat is None or now - beat > dt.timedelta(seconds=lease or default) or _owner_gone(owner, me)]
         if dead:
             with self.transaction() as con:
                 con.execute("UPDATE refresh_runs SET status = 'interrupted', error = 'the refresh process stopped "
@@ -703,18 +730,44 @@ class BufferedJobStore:
             raise
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def lease_seconds() -> float:
+    """How long a refresh run stays alive without renewing its lease (ADSPEND_RUN_LEASE_SECONDS)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers kill(0); treat it as gone
+        value = float(os.environ.get("ADSPEND_RUN_LEASE_SECONDS") or 60)
+    except ValueError:
+        value = 60.0
+    return value if value > 0 else 60.0
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """``boot id/pid namespace/pid/start time`` of a process (this one by default), or None where
+    /proc does not tell (then only the lease decides)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        ns = os.readlink("/proc/self/ns/pid")
     except OSError:
-        return True
+        return None
+    start = _proc_start_time(pid)
+    return f"{boot}/{ns}/{pid}/{start}" if start else None
+
+
+def _owner_gone(owner: str | None, me: str | None) -> bool:
+    """True when ``owner`` was a process of this machine and PID namespace that is gone now."""
+    if not owner or not me:
+        return False
+    parts, mine = owner.split("/"), me.split("/")
+    if len(parts) != 4 or parts[:2] != mine[:2] or not parts[2].isdigit():
+        return False                     # another machine or container: only its lease tells
+    return _proc_start_time(int(parts[2])) != parts[3]

@@ -240,6 +240,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             frozen_at         TIMESTAMPTZ NOT NULL
         );
     """),
+    (4, "refresh-run leases; the tamper-evident invoice register (hash chain)", """
+        -- A run is alive while it renews its lease (storage/db.py renew_lease); one whose lease
+        -- expired is 'interrupted', whatever its PID says (PIDs are reused; containers run as
+        -- PID 1). ``owner`` identifies the process (boot id, PID namespace, PID, start time) so
+        -- that a run whose process is gone on THIS machine is marked at once.
+        ALTER TABLE refresh_runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
+        ALTER TABLE refresh_runs ADD COLUMN owner VARCHAR;
+        ALTER TABLE refresh_runs ADD COLUMN lease_seconds DOUBLE;   -- the run's own lease length
+        -- One seal per invoice (service/invoice_register.py), INSERTed in the same transaction as
+        -- the invoice and never changed: ``hash`` = sha256 (or HMAC-SHA256 keyed by
+        -- ADSPEND_INVOICE_KEY, ``algo`` says which) over the invoice's full content and
+        -- ``prev_hash``, the previous invoice's hash. ``legacy``: an invoice finalized before the
+        -- chain existed, sealed as found on first use.
+        CREATE TABLE invoice_chain (
+            number      INTEGER PRIMARY KEY,
+            prev_hash   VARCHAR NOT NULL,
+            hash        VARCHAR NOT NULL,
+            algo        VARCHAR NOT NULL,           -- sha256 | hmac-sha256
+            sealed_at   TIMESTAMPTZ NOT NULL,
+            legacy      BOOLEAN NOT NULL
+        );
+        -- How many invoices existed when this migration ran: only those may be sealed as found.
+        CREATE TABLE invoice_chain_start (
+            legacy_upto  INTEGER NOT NULL,
+            migrated_at  TIMESTAMPTZ NOT NULL
+        );
+        INSERT INTO invoice_chain_start SELECT coalesce(max(number), 0), now() FROM invoices;
+    """),
 ]
 
 # helpers' branches append in any order: apply by version

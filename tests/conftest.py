@@ -24,7 +24,7 @@ def _isolated_env(monkeypatch, tmp_path):
             monkeypatch.delenv(key, raising=False)
     for key in ("ADSPEND_DB", "VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "ADSPEND_VAULT_PATH", "ADSPEND_ENV",
                 "LINKEDIN_API_VERSION",
-                "ADSPEND_APP_PASSWORD"):
+                "ADSPEND_APP_PASSWORD", "ADSPEND_INVOICE_KEY", "ADSPEND_RUN_LEASE_SECONDS", "VAULT_CLIENT_TIMEOUT"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ADSPEND_TOKEN_CACHE", str(tmp_path / "token_cache.json"))
     monkeypatch.setenv("ADSPEND_NO_DOTENV", "1")

@@ -362,6 +362,8 @@ def test_export_without_any_output_or_without_a_statement(run_cli, db_path, tmp_
         con.execute("INSERT INTO invoices SELECT 2, 'INV-000002', store_id, store_name, DATE '2026-08-01', "
                     "DATE '2026-08-31', billing_currency, total, finalized_at, finalized_by, source, csv, csv_sha256, "
                     "fx_source, rounding_rule FROM invoices WHERE number = 1")
+        from service.invoice_register import seal_new
+        seal_new(con, 2, dt.datetime.now(dt.timezone.utc))     # sealed as it was: without a statement
     out, fee_out = tmp_path / "i.csv", tmp_path / "f.csv"
     r = run_cli("invoice", "export", "--number", "2", "--out", out, "--fee-out", fee_out)
     assert r.returncode == 1 and "INV-000002 has no fee statement" in r.stderr

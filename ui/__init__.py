@@ -1,7 +1,7 @@
 """Shared Streamlit helpers: bootstrap (page config, access gate, cached store, demo banner,
 navigation), the sidebar pickers, error guard and formatting. Every page calls
 ``ui.bootstrap(title)`` first."""
-from .bootstrap import bootstrap, get_store, guard, settings_described  # noqa: F401
+from .bootstrap import bootstrap, get_store, guard, settings_described, vault_warning  # noqa: F401
 from .progress import run_with_progress  # noqa: F401
 from .format import badge_markdown, escape_md, money, number_format  # noqa: F401
 from .sidebar import Selection, sidebar_pickers  # noqa: F401

@@ -4,7 +4,6 @@ first run), the banner (demo data from the sandbox / which platforms are live), 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import os
 from pathlib import Path
@@ -13,6 +12,8 @@ import streamlit as st
 
 from fetchers.core import redact
 from storage.db import DatabaseBusy, DatabaseError, SpendStore
+
+from .format import escape_md
 
 log = logging.getLogger("adspend.dashboard")
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,11 +82,22 @@ def settings_described() -> list[dict]:
     return _described()[0]
 
 
+def vault_warning() -> str | None:
+    """The plain-http warning for VAULT_ADDR (token unencrypted to another host), or None."""
+    from service.config import load_settings
+    from service.vault import plain_http_warning
+    addr = load_settings().get("VAULT_ADDR")
+    return plain_http_warning(addr) if addr else None
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, DatabaseBusy):
         return f"The database is busy: {exc}. Wait for the other job to finish, then reload the page."
     if isinstance(exc, DatabaseError):
         return f"The database cannot be used: {exc}."
+    from service.invoice_register import RegisterBroken
+    if isinstance(exc, RegisterBroken):            # a tampered invoice register: say so plainly
+        return f"{str(exc)[:1].upper()}{str(exc)[1:]}."
     text = str(exc) or type(exc).__name__
     return redact(f"Something went wrong ({type(exc).__name__}): {text}")
 
@@ -98,7 +110,7 @@ def guard(what: str = "this page"):
         yield
     except Exception as exc:        # noqa: BLE001 - shown to the user, logged without secrets
         log.error("error on %s: %s", what, redact(repr(exc)))
-        st.error(f"Could not show {what}. {_message(exc)}")
+        st.error(escape_md(f"Could not show {what}. {_message(exc)}"))
 
 
 def _gate() -> None:
@@ -112,11 +124,13 @@ def _gate() -> None:
         given = st.text_input("Password", type="password", key="_password")
         ok = st.form_submit_button("Enter")
     if ok:
-        if hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8")):
+        from .login import check, client_key      # throttled and logged (never the password)
+        accepted, message = check(given, password, client_key())
+        if accepted:
             st.session_state["_auth_ok"] = True
             st.session_state.pop("_password", None)
             st.rerun()
-        st.error("Wrong password.")
+        st.error(message)
     st.stop()
 
 
@@ -160,7 +174,7 @@ def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | No
         store = get_store()
     except Exception as exc:        # noqa: BLE001
         log.error("cannot open the database: %s", redact(repr(exc)))
-        st.error(f"Could not open the database {db_path()}. {_message(exc)}")
+        st.error(escape_md(f"Could not open the database {db_path()}. {_message(exc)}"))
         return None
     if store.read_only:
         st.warning(f"The database {db_path()} cannot be written here (file or folder permissions): it is "

@@ -2,6 +2,7 @@
 units and printed with thousands separators; nothing passes through float."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from service import fx
@@ -16,15 +17,49 @@ def money(amount: Decimal, ccy: str) -> str:
     return f"{ccy} {q:,}"
 
 
-def escape_md(text: str) -> str:
-    """Make arbitrary text (an API error, an account name) inert in st.markdown / st.caption."""
+_ALWAYS = set("\\`*~$<[]")
+_WWW = re.compile(r"(?i)(?<![A-Za-z0-9])www(?=\.)")
+_LINE_START = re.compile(r"^(\s*)([-+#>=]|\d+(?=[.)]))")
+
+
+def escape_md(text) -> str:
+    """Arbitrary text (a store, account or display name, an id, an API error) made inert wherever
+    Streamlit renders Markdown (st.title/header/subheader/caption/markdown/info/warning/error/
+    success, widget and status labels): it then shows exactly as typed, never as an image, a
+    link, emphasis, a heading, a colored or icon directive, LaTeX or HTML, and on one line.
+
+    Only what can start Markdown is escaped (backslash escapes, which render as the bare
+    character): always `` \\ ` * ~ $ < [ ] ``; ``_`` unless it sits inside a word;
+    ``:`` when followed by a non-space (``:red[``, ``:smile:``, ``http://``); ``&`` starting an
+    entity; ``www.`` (autolink); and a list/heading/quote marker at the start. Ordinary sentences
+    ("Saved store shop-42 (Shop 42, GBP).") come out unchanged."""
+    t = str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     out = []
-    for ch in str(text):
-        if ch in "\\`*_{}[]()<>#+-.!|:$~":
+    n = len(t)
+    for i, ch in enumerate(t):
+        prev = t[i - 1] if i else ""
+        nxt = t[i + 1] if i + 1 < n else ""
+        if ch in _ALWAYS:
             out.append("\\" + ch)
+        elif ch == "_" and not (prev.isalnum() and nxt.isalnum()):
+            out.append("\\_")
+        elif ch == ":" and nxt and not nxt.isspace():
+            out.append("\\:")
+        elif ch == "&" and re.match(r"&#?[A-Za-z0-9]+;", t[i:]):
+            out.append("\\&")
         else:
             out.append(ch)
-    return "".join(out).replace("\n", " ")
+    s = "".join(out)
+    s = _WWW.sub(lambda m: m.group(0) + "\\", s)
+    m = _LINE_START.match(s)
+    if m:
+        marker = m.group(2)
+        if marker[0].isdigit():                      # "1." / "1)" would start an ordered list
+            end = m.end(2)
+            s = s[:end] + "\\" + s[end:]
+        else:
+            s = s[:m.start(2)] + "\\" + s[m.start(2):]
+    return s
 
 
 def badge_markdown(text: str, state: str) -> str:
