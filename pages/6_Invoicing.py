@@ -146,17 +146,17 @@ def finalize_form(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
     confirmation, and refuses without either."""
     rep = r.report
     if not r.finalizable:
-        st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", disabled=True,
+        st.button(ui.escape_md(f"Finalize {rep.store_id} {start} to {end}"), key="inv_finalize", disabled=True,
                   icon=":material/lock:", help="Not ready: see what is missing above.")
         return
     with st.container(border=True):
-        st.markdown(f"**Finalize {rep.store_id} for {start} to {end}** as the next numbered invoice: the lines, "
+        st.markdown(f"**Finalize {ui.escape_md(rep.store_id)} for {start} to {end}** as the next numbered invoice: the lines, "
                     f"rates and total ({ui.money(rep.total, rep.billing_currency)}) are frozen and cannot be changed "
                     "afterwards.")
         who = st.text_input("Your name", value="", key="inv_by", placeholder="who is finalizing",
                             help="Recorded on the invoice as 'finalized by'.")
         sure = st.checkbox("I checked the lines above; finalize them.", key="inv_confirm")
-        if st.button(f"Finalize {rep.store_id} {start} to {end}", key="inv_finalize", type="primary",
+        if st.button(ui.escape_md(f"Finalize {rep.store_id} {start} to {end}"), key="inv_finalize", type="primary",
                      icon=":material/lock:"):
             if not who.strip():
                 st.error("Not finalized: enter your name first.")
@@ -166,7 +166,7 @@ def finalize_form(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
                 return
             try:
                 invoice = inv.finalize(store, rep.store_id, start, end, by=who.strip(), source="dashboard")
-            except (inv.NotReady, inv.AlreadyFinalized) as exc:
+            except (inv.NotReady, inv.AlreadyFinalized, ValueError) as exc:
                 st.session_state["inv_msg"] = ("error", str(exc))
             else:
                 s = invoice.summary
