@@ -472,6 +472,9 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
     daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
     for pl, acc, day, amount in spend:
         daily.setdefault((pl, acc), {})[day] = Decimal(amount)
+    from .fxrates import rates_for           # the rate set spend_report uses: demo stores the demo one
+    demo_of = {sid: bool(is_demo) for sid, _, _, is_demo in metas}
+    rate_sets = {d: rates_for(store, d) for d in set(demo_of.values())}
     rows: list[DayRow] = []
     for link in link_objs:
         days = daily.get((link.platform, link.account_id), {})
@@ -481,7 +484,8 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
         month_days = {d: v for d, v in days.items() if d >= first}
         rates: Mapping = {}
         if ccy != bccy and month_days:
-            rates = fx.convert_line(month_days, ccy, bccy).rates if ccy != "?" else {}
+            rates = fx.convert_line(month_days, ccy, bccy, rates=rate_sets[demo_of[link.store_id]]).rates \
+                if ccy != "?" else {}
         for d, v in sorted(days.items()):
             b = None
             if d >= first:

@@ -827,7 +827,7 @@ def spend_series(store: SpendStore, report: SpendReport, granularity: str = "day
         if a.currency == ccy:
             values = dict(days)
         else:
-            conv = fx.convert_line(days, a.currency, ccy)
+            conv = fx.convert_line(days, a.currency, ccy, rates=report.rates)   # the rates the total used
             values = {d: v * conv.rates[d].rate for d, v in days.items()}
         last = max(values)
         values[last] += a.billing_amount - sum(values.values(), Decimal(0))

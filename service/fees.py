@@ -575,7 +575,7 @@ def observed_fees(store: SpendStore, start: dt.date, end: dt.date, currency: str
                 continue
             s = _statement(con, reports[sid])
             try:
-                rate = fx.quote(s.billing_currency, currency, end).rate
+                rate = fx.quote(s.billing_currency, currency, end, reports[sid].rates).rate
             except fx.FxMissing:
                 out.fx_missing.append(sid)
                 continue

@@ -90,6 +90,8 @@ def test_invoicing_page_fee_preview_provisional_loss_and_frozen_statement(fee_db
     # finalize s1 from the page: its statement is frozen and downloadable
     at.selectbox(key="inv_store").set_value("s1")
     ok(at.run())
+    at.text_input(key="inv_by").set_value("Finance Lead")
+    at.checkbox(key="inv_confirm").set_value(True)
     next(b for b in at.button if b.key == "inv_finalize").click()
     ok(at.run())
     assert "Success fee (frozen with INV-000001)" in [h.value for h in at.subheader]

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, cli
+from browser_support import app_state, FAST_ENV, ROOT, cli
 from fetchers import clock
 from fetchers.specs import SPECS
 from service import dashboard as dash
@@ -78,7 +78,7 @@ def test_first_start_fetches_the_demo_stores_once_with_progress(env):
     report = spend_report(store, "demo-acme", start, end)
     total = next(m for m in at.metric if m.label == "Total spend (USD)")
     assert total.value == money(report.total, "USD") and report.total > 0
-    assert at.main.caption[-1].value.startswith(f"store demo-acme | {start}..{end} | total USD "
+    assert app_state(at).startswith(f"store demo-acme | {start}..{end} | total USD "
                                                 f"{dash.fx.format_amount(report.total, 'USD')} | ")
     # not repeated: neither on the next rerun nor in a new session
     ok(at.run())

@@ -110,6 +110,7 @@ def guard(what: str = "this page"):
         yield
     except Exception as exc:        # noqa: BLE001 - shown to the user, logged without secrets
         log.error("error on %s: %s", what, redact(repr(exc)))
+        log.debug("traceback", exc_info=True)
         st.error(escape_md(f"Could not show {what}. {_message(exc)}"))
 
 
