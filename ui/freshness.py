@@ -56,11 +56,15 @@ def first_start(store: SpendStore) -> None:
     from service.dashboard import DEFAULT_PRESET, period_for
     from service.refresh import refresh
 
+    from . import fx_rates
     from .progress import run_with_progress
     start, end = period_for(DEFAULT_PRESET, clock.today())
+    fx_warnings: list[str] = []
     out, error, status = run_with_progress(
         f"First start: fetching the {len(ids)} demo stores for {start} to {end} from the built-in sandbox...",
-        lambda progress: refresh(store, ids, start, end, progress=progress, trigger="dashboard"))
+        fx_rates.with_rate_update(store, ids, lambda progress: refresh(
+            store, ids, start, end, progress=progress, trigger="dashboard"), fx_warnings))
+    fx_rates.show_warnings(fx_warnings)
     if error is not None:
         status.update(label=f"The first fetch of the demo stores failed: {error}", state="error", expanded=True)
     else:
