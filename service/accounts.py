@@ -18,6 +18,8 @@ from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import _CONTROL, SpendStore, has_control  # noqa: F401  (has_control: re-exported)
 
 from .config import describe_platforms, load_settings
+from .csv_input import open_table
+from .csv_input import read_capped as _read_capped
 
 REQUIRED_COLUMNS = ("store_id", "store_name", "platform", "account_id")
 OPTIONAL_COLUMNS = ("billing_currency", "display_name")
@@ -102,30 +104,9 @@ class _Parsed:
 def _parse(data: bytes) -> _Parsed:
     """Rows of a mapping CSV, validated; ImportError_ listing every bad line."""
     from .export import unneutralise
-    if len(data) > MAX_FILE_BYTES:
-        raise ImportError_(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
-    try:
-        data.decode("utf-8-sig")           # checked whole first (the message names the byte); then read
-    except UnicodeDecodeError as exc:      # as a stream, so no second full copy of the text is kept
-        raise ImportError_(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV and import again") from None
-    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ImportError_("the file is empty; expected a header store_id,store_name,platform,account_id") from None
-    except csv.Error as exc:
-        raise ImportError_(f"the header is not valid CSV ({exc})") from None
-    cols = [h.strip().lower() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing:
-        raise ImportError_(f"the header lacks {', '.join(missing)}; expected store_id,store_name,platform,account_id "
-                           "(optional billing_currency, display_name)")
-    unknown = [c for c in cols if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        raise ImportError_(f"unknown column(s) {', '.join(unknown)}; allowed: "
-                           f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-    if len(set(cols)) != len(cols):
-        raise ImportError_("the header names a column twice")
+    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
+                              "store_id,store_name,platform,account_id (optional billing_currency, display_name)",
+                              ImportError_, MAX_FILE_BYTES)
     normalizers = {}
     for pid in PLATFORM_IDS:
         try:
@@ -230,27 +211,8 @@ def parse_import(data: bytes) -> list[dict]:
 
 
 def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The file's bytes, read in chunks and refused as soon as it passes ``limit`` (so
-    ``/dev/zero`` or a huge file costs at most ``limit`` bytes of memory, never all of it)."""
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        with open(path, "rb") as fh:
-            while True:
-                chunk = fh.read(1 << 20)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise ImportError_(f"the file is larger than {limit // (1024 * 1024)} MB; split it")
-                chunks.append(chunk)
-    except FileNotFoundError:
-        raise ImportError_(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise ImportError_(f"{path} is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise ImportError_(f"cannot read {path}: {exc.strerror or exc}") from None
-    return b"".join(chunks)
+    """The file's bytes, refused as soon as it passes ``limit`` (service/csv_input.py)."""
+    return _read_capped(path, limit, ImportError_)
 
 
 def import_accounts(store: SpendStore, path: Path) -> ImportResult:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +24,7 @@ from fetchers.specs import PLATFORM_IDS
 from storage.db import SpendStore
 
 from . import fx
+from .csv_input import open_table, read_capped
 
 REQUIRED_COLUMNS = ("store_id", "month", "amount")
 OPTIONAL_COLUMNS = ("platform", "currency")
@@ -129,30 +129,8 @@ def _validate(store: SpendStore, records) -> tuple[list[Budget], list[str]]:
 
 
 def parse_csv(store: SpendStore, data: bytes) -> list[Budget]:
-    if len(data) > MAX_FILE_BYTES:
-        raise BudgetError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BudgetError(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV and import again") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise BudgetError("the file is empty; expected a header store_id,month,amount (optional platform)") from None
-    except csv.Error as exc:
-        raise BudgetError(f"the header is not valid CSV ({exc})") from None
-    cols = [h.strip().lower() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing:
-        raise BudgetError(f"the header lacks {', '.join(missing)}; expected store_id,month,amount "
-                          "(optional platform, currency)")
-    unknown = [c for c in cols if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        raise BudgetError(f"unknown column(s) {', '.join(unknown)[:200]}; allowed: "
-                          f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-    if len(set(cols)) != len(cols):
-        raise BudgetError("the header names a column twice")
+    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
+                              "store_id,month,amount (optional platform, currency)", BudgetError, MAX_FILE_BYTES)
     records: list[tuple[str, dict]] = []
     bad: list[str] = []
     while True:
@@ -216,14 +194,7 @@ def save_budgets(store: SpendStore, budgets: Sequence[Budget], replace_store_mon
 
 
 def import_budgets(store: SpendStore, path: Path) -> BudgetImportResult:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BudgetError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise BudgetError(f"{path} is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise BudgetError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_capped(path, MAX_FILE_BYTES, BudgetError)
     return save_budgets(store, parse_csv(store, data))
 
 

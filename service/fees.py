@@ -43,7 +43,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -53,6 +53,7 @@ from fetchers import clock
 from storage.db import SpendStore
 
 from . import fx
+from .csv_input import open_table, read_capped
 
 DEFAULT_PERCENT = Decimal(20)
 FEE_CSV_HEADER = ["store_id", "store_name", "period_start", "period_end", "billing_currency", "revenue",
@@ -105,30 +106,8 @@ def parse_amount(raw: str, ccy: str, what: str) -> Decimal:
 def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.date], tuple[Decimal, Decimal]]:
     """``{(store_id, day): (revenue, costs)}`` from a revenue CSV; ``stores`` maps every known store id
     to its billing currency. FeeInputError naming every bad line."""
-    if len(data) > MAX_FILE_BYTES:
-        raise FeeInputError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FeeInputError(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV and import "
-                            "again") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise FeeInputError("the file is empty; expected a header store_id,day,revenue (optional costs)") from None
-    except csv.Error as exc:
-        raise FeeInputError(f"the header is not valid CSV ({exc})") from None
-    cols = [h.strip().lower() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing:
-        raise FeeInputError(f"the header lacks {', '.join(missing)}; expected store_id,day,revenue (optional costs)")
-    unknown = [c for c in cols if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        raise FeeInputError(f"unknown column(s) {', '.join(u[:40] for u in unknown)}; allowed: "
-                            f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-    if len(set(cols)) != len(cols):
-        raise FeeInputError("the header names a column twice")
+    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "store_id,day,revenue (optional costs)",
+                              FeeInputError, MAX_FILE_BYTES)
     errors: list[str] = []
     rows: dict[tuple[str, dt.date], tuple[Decimal, Decimal]] = {}
     while True:
@@ -188,14 +167,7 @@ def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.
 def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None = None) -> RevenueImport:
     """Parse and store a revenue CSV in one transaction (module doc: Revenue)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FeeInputError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise FeeInputError(f"{path} is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise FeeInputError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_capped(path, MAX_FILE_BYTES, FeeInputError)
     stores = {s["store_id"]: s["billing_currency"] for s in store.stores()}
     rows = parse_revenue(data, stores)
     now = now or clock.now()

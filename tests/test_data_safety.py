@@ -130,6 +130,14 @@ def test_import_of_dev_zero_is_refused_without_reading_it_whole(tmp_path):
     assert store.stores() == []
 
 
+@pytest.mark.parametrize("command, limit", [(("budgets", "import"), 5), (("revenue", "import"), 20),
+                                            (("accounts", "import"), 20)])
+def test_every_csv_import_refuses_dev_zero_early_in_one_sentence(run_cli, command, limit):
+    # the same capped read for every importer (service/csv_input.py): never the whole of /dev/zero
+    r = run_cli(*command, "/dev/zero")
+    assert (r.returncode, r.stderr) == (2, f"error: the file is larger than {limit} MB; split it\n"), r
+
+
 def test_import_is_bulk_in_one_transaction_and_exact(tmp_path, monkeypatch):
     """2,000 rows: the same result as row by row (last display name wins, re-import unchanged),
     in a handful of statements, not thousands."""
