@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, cli
+from browser_support import FAST_ENV, ROOT, app_state, cli
 from service import alerts as svc
 from service.budgets import BudgetError, editor_rows, save_editor_rows
 from storage.db import SpendStore, WindowFailure
@@ -173,7 +173,7 @@ def test_alerts_page_lists_every_store_and_filters(db):
     assert as_json(rows) == cli_tuples(expected)
     # the other demo stores were never fetched: their platforms are stale ("never"), not silently fine
     assert {a["store_id"] for a in expected} == {"demo-acme", "demo-fjord", "demo-sakura"}
-    assert at.caption[-1].value == f"alerts | as of 2026-03-18 | {len(expected)} of {len(expected)} shown"
+    assert app_state(at) == f"alerts | as of 2026-03-18 | {len(expected)} of {len(expected)} shown"
     at.multiselect(key="alerts_kind").set_value(["spike", "failed"])
     at.multiselect(key="alerts_store").set_value(["demo-acme"])
     at = ok(at.run())

@@ -24,6 +24,7 @@ from service import budgets as bsvc
 from storage.db import SpendStore
 
 from .format import escape_md, money
+from .state import page_state
 
 COLUMNS = ["store", "platform", "account", "kind", "day", "open", "detail"]
 
@@ -115,7 +116,7 @@ def alerts_page(store: SpendStore) -> None:
     else:
         st.success(f"No open alerts as of {day}" + (" for these filters." if alerts else "."))
     # LAST element on purpose: browser tests wait for it
-    st.caption(f"alerts | as of {day} | {len(shown)} of {len(alerts)} shown")
+    page_state(f"alerts | as of {day} | {len(shown)} of {len(alerts)} shown")   # for tests; hidden
 
 
 def budget_editor(store: SpendStore, store_id: str, currency: str) -> None:
