@@ -109,7 +109,7 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     grid.scroll_into_view_if_needed()
     grid.hover()
     with page.expect_download() as grid_dl:
-        grid.get_by_role("button", name="Download as CSV").click()
+        grid.get_by_role("button", name="Download as CSV").click(force=True)   # the toolbar floats over the grid
     grid_path = tmp_path / "grid.csv"
     grid_dl.value.save_as(grid_path)
     shown_rows = list(csv.DictReader(io.StringIO(grid_path.read_text(encoding="utf-8-sig"))))
