@@ -22,6 +22,9 @@ import pytest
 
 from fetchers.specs import PLATFORM_IDS, SPECS
 
+# timing-sensitive (deadlines, kills, locks): run alone, not beside other tests (scripts/test.sh)
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 END = TODAY - dt.timedelta(days=1)

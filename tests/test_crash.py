@@ -23,7 +23,12 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from fetchers.specs import SPECS
+
+# timing-sensitive (deadlines, kills, locks): run alone, not beside other tests (scripts/test.sh)
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.datetime.now(dt.timezone.utc).date()

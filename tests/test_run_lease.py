@@ -14,6 +14,9 @@ import pytest
 
 from storage.db import SpendStore, process_identity
 
+# timing-sensitive (deadlines, kills, locks): run alone, not beside other tests (scripts/test.sh)
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 
