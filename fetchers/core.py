@@ -490,7 +490,7 @@ class PlatformApi:
                       content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
                       authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
         full = self.url(url)
-        refreshed = False
+        refreshed = 0           # refreshes (and race retries) made for this request
         last = ""
         for attempt in range(self.retry.max_attempts):
             hdrs = dict(headers or {})
@@ -517,11 +517,17 @@ class PlatformApi:
             if verdict.action == "ok":
                 return resp
             if verdict.action == "refresh" and authed:
+                current = getattr(self.auth, "access_token", None)
+                if refreshed and current and current != token and refreshed < 3:
+                    # another request of this run refreshed after we read the token: a race, not a
+                    # refused credential; retry with the current token (bounded)
+                    refreshed += 1
+                    continue
                 if refreshed or self.auth is None or not self.auth.can_refresh:
                     raise FetchError("auth", redact(f"{self.platform}: {verdict.message or 'access token rejected'}; "
                                                     "re-authorise and update the credentials"))
                 await self.auth.refresh(self.client, token)
-                refreshed = True
+                refreshed = 1
                 continue
             if verdict.action == "retry":
                 kind, last = verdict.kind or "server", verdict.message or f"HTTP {resp.status_code}"

@@ -23,7 +23,8 @@ if store is not None:
         status = dash.integration_status(ui.settings_described())
         st.dataframe(pd.DataFrame([{k: r[k] for k in ("tier", "name", "implemented", "configured", "runs as",
                                                        "missing")} for r in status]),
-                     hide_index=True, key="integration_table")
+                     hide_index=True, key="integration_table",
+                     column_config={"missing": st.column_config.TextColumn("missing", width="large")})
         st.caption("Tier 0 is billed today (Meta, Google); tiers 1-3 follow the expansion plan. "
                    "'configured' means every required credential is set (live API); demo stores always use "
                    "the built-in sandbox.")

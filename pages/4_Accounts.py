@@ -128,5 +128,7 @@ if store is not None:
                                     "warning": "; ".join(w for w in (d.get("warning"), d.get("rotation_warning")) if w),
                                     "error": d.get("error") or ""}
                                    for d in described]),
-                     hide_index=True, key="credentials_table")
+                     hide_index=True, key="credentials_table",
+                     column_config={c: st.column_config.TextColumn(c, width="large")      # lists: never cut short
+                                    for c in ("set", "missing", "warning", "error")})
         ui.page_state(f"accounts | {len(stores)} stores | {len(links)} links")

@@ -86,7 +86,8 @@ def store_detail(r: inv.Readiness, start: dt.date, end: dt.date) -> None:
                        "after the period ended. What is missing:")
             st.dataframe(pd.DataFrame(view.issue_rows(r), columns=list(view.ISSUE_COLUMNS)), hide_index=True,
                          key="inv_issues", column_order=("platform", "account", "problem", "refresh fixes it",
-                                                         "detail"))
+                                                         "detail"),
+                         column_config={"detail": st.column_config.TextColumn("detail", width="large")})
         elif r.invoices:
             st.warning(f"This period overlaps {', '.join(i.invoice for i in r.invoices)}: the same spend is never "
                        "invoiced twice.")
