@@ -206,6 +206,37 @@ def test_oauth_refreshes_before_use_and_once_more_on_401_then_fails_clearly():
 
 
 @respx.mock
+def test_a_401_after_another_request_refreshed_is_a_race_retried_with_the_current_token():
+    # request A refreshes after a 401 and retries; meanwhile request B (simulated) refreshed again,
+    # so A's fresh token was already replaced: A retries with the current token instead of failing
+    # the whole platform. A fresh token refused while it is still the current one stays an auth error.
+    respx.post("https://auth.test/token").mock(side_effect=[
+        httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
+        httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600})])
+    holder = {}
+
+    def answer(request):
+        seen = request.headers["Authorization"]
+        if seen == "Bearer at-2":
+            holder["auth"].access_token = "at-3"          # another request of the run refreshed meanwhile
+            return httpx.Response(401)
+        if seen == "Bearer at-3":
+            return httpx.Response(200, json={"code": 0, "days": {"2026-01-01": "4.20"}})
+        return httpx.Response(401)
+    api_route = respx.get("https://api.test/spend").mock(side_effect=answer)
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            holder["auth"] = auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "cs", "rt-1")
+            return await fetch_window(_Dummy(), _api(c, auth=auth), AccountInfo("x", "USD", "UTC"),
+                                      D(2026, 1, 1), D(2026, 1, 1))
+
+    assert run(go()) == {D(2026, 1, 1): Decimal("4.20")}
+    assert [c.request.headers["Authorization"] for c in api_route.calls] == ["Bearer at-1", "Bearer at-2",
+                                                                              "Bearer at-3"]
+
+
+@respx.mock
 def test_refused_refresh_token_is_an_auth_error_without_secrets():
     respx.post("https://auth.test/token").mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
 
