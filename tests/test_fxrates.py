@@ -125,7 +125,7 @@ GOOD = {SHIPPED_END + dt.timedelta(days=3): {"USD": "1.1000", "JPY": "170.00", "
     (b"Day,USD,JPY\n2026-11-02,1.16,170.1\n", "has the wrong header 'DAY,USD,JPY'"),
     (b"Date,USD,JPY\n02/11/2026,1.16,170.1\n", "line 2: '02/11/2026' is not a date (YYYY-MM-DD)"),
     (b"Date,USD,JPY\n", "holds no rates"),
-])
+], ids=["truncated-zip", "html", "non-numeric", "date-twice", "wrong-header", "bad-date", "no-rates"])
 def test_bad_files_are_one_sentence_and_store_nothing(tmp_path, run_cli, db_path, content, message):
     f = tmp_path / "rates.bin"
     f.write_bytes(content)
