@@ -274,6 +274,7 @@ def test_the_invoicing_page_refuses_a_tampered_invoice_with_one_sentence(db, mon
     from browser_support import ROOT
     _sql(db, "UPDATE invoices SET total = '1.00' WHERE number = 2")
     monkeypatch.setenv("ADSPEND_DB", str(db))
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-01-15")     # December 2025 is among the page's months on any date
     st.cache_resource.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
     at = at.switch_page("pages/6_Invoicing.py").run()
