@@ -12,7 +12,41 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
+
+
+# --- the words the core speaks ---------------------------------------------------------------
+# StrEnums: each member is equal to (and formats as) its string, which is what is stored and shown.
+
+class Action(StrEnum):
+    """What the core does with one answer (``Verdict.action``)."""
+
+    OK = "ok"
+    RETRY = "retry"          # throttle or transient: back off and try again
+    REFRESH = "refresh"      # access token expired: refresh once, then retry
+    FAIL = "fail"            # give up with the verdict's kind and message
+
+
+class ErrorKind(StrEnum):
+    """``FetchError.kind``: what the operator should do about a failed fetch (see FetchError)."""
+
+    AUTH = "auth"
+    THROTTLED = "throttled"
+    SERVER = "server"
+    TIMEOUT = "timeout"
+    MALFORMED = "malformed"
+    REQUEST = "request"
+    REPORT_FAILED = "report_failed"
+    CONFIG = "config"
+
+
+class JobState(StrEnum):
+    """``JobStatus.state``: one poll of an asynchronous report."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -34,11 +68,11 @@ class FetchError(Exception):
     The message must be safe to show to users: no secret values, no raw URLs with tokens.
     """
 
-    PLATFORM_WIDE = frozenset({"auth", "config"})
+    PLATFORM_WIDE = frozenset({ErrorKind.AUTH, ErrorKind.CONFIG})
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: ErrorKind | str, message: str):
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)          # an unknown kind is a bug: ValueError here, not later
         self.message = message
 
     @property
@@ -52,7 +86,7 @@ class FetchError(Exception):
 
 class MalformedResponse(FetchError):
     def __init__(self, message: str):
-        super().__init__("malformed", message)
+        super().__init__(ErrorKind.MALFORMED, message)
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -69,21 +103,25 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class Verdict:
-    """How the core should treat one HTTP response.
+    """How the core should treat one answer (an HTTP response, a SOAP call's result or error).
 
-    ``action`` is one of ``ok``, ``retry`` (throttle or transient: back off and try again),
-    ``refresh`` (access token expired: refresh once, then retry), ``fail`` (give up with
-    ``kind``/``message``).
+    ``action`` is an :class:`Action` (``ok``, ``retry``, ``refresh``, ``fail``); ``kind`` the
+    :class:`ErrorKind` a failure gets (empty for ``ok``). Plain strings are accepted and checked.
     """
 
-    action: str
-    kind: str = ""
+    action: Action
+    kind: ErrorKind | str = ""
     message: str = ""
     retry_after: float | None = None   # seconds, when the body says how long to wait
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
+        if self.kind:
+            object.__setattr__(self, "kind", ErrorKind(self.kind))
+
     @staticmethod
     def ok() -> "Verdict":
-        return Verdict("ok")
+        return Verdict(Action.OK)
 
 
 # --- the handle a fetcher is given ------------------------------------------------------------
@@ -134,11 +172,15 @@ class Api(Protocol):
 
 @dataclass(frozen=True)
 class JobStatus:
-    """One poll of an asynchronous report. ``state`` is ``pending``, ``done`` or ``failed``."""
+    """One poll of an asynchronous report. ``state`` is a :class:`JobState`: ``pending``,
+    ``done`` or ``failed``."""
 
-    state: str
+    state: JobState
     detail: Mapping[str, Any] = field(default_factory=dict)   # e.g. the download URL
     message: str = ""                                          # the failure reason, if failed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", JobState(self.state))
 
 
 # --- the protocol -----------------------------------------------------------------------------

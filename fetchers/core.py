@@ -38,7 +38,8 @@ import httpx
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
-from .base import AccountInfo, FetchError, JobStatus, MalformedResponse, PlatformFetcher, Verdict
+from .base import (AccountInfo, Action, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PlatformFetcher,
+                   Verdict)
 from .clock import strict_day
 
 log = logging.getLogger("adspend.fetchers")
@@ -372,14 +373,14 @@ def default_verdict(resp: httpx.Response) -> Verdict:
     if 200 <= s < 300:
         return Verdict.ok()
     if s == 429:
-        return Verdict("retry", "throttled", "HTTP 429", retry_after_seconds(resp))
+        return Verdict(Action.RETRY, ErrorKind.THROTTLED, "HTTP 429", retry_after_seconds(resp))
     if s >= 500:
-        return Verdict("retry", "server", f"HTTP {s}", retry_after_seconds(resp))
+        return Verdict(Action.RETRY, ErrorKind.SERVER, f"HTTP {s}", retry_after_seconds(resp))
     if s == 401:
-        return Verdict("refresh", "auth", "HTTP 401: the access token was rejected")
+        return Verdict(Action.REFRESH, ErrorKind.AUTH, "HTTP 401: the access token was rejected")
     if s == 403:
-        return Verdict("fail", "request", f"HTTP 403: no access ({body_snippet(resp)})")
-    return Verdict("fail", "request", f"HTTP {s}: {body_snippet(resp)}")
+        return Verdict(Action.FAIL, ErrorKind.REQUEST, f"HTTP 403: no access ({body_snippet(resp)})")
+    return Verdict(Action.FAIL, ErrorKind.REQUEST, f"HTTP {s}: {body_snippet(resp)}")
 
 
 def json_body(resp: httpx.Response, platform: str = "") -> Any:
@@ -567,7 +568,7 @@ class PlatformApi:
             try:
                 status = await poll(job_id)
             except FetchError as exc:
-                if resumed and exc.kind == "request":       # the platform no longer knows that id
+                if resumed and exc.kind == ErrorKind.REQUEST:       # the platform no longer knows that id
                     resumed = False
                     if resume_key:
                         self.jobs.drop(resume_key)
@@ -576,18 +577,18 @@ class PlatformApi:
                         self.jobs.put(resume_key, job_id)
                     continue
                 raise
-            if status.state == "done":
+            if status.state == JobState.DONE:
                 result = await download(status)
                 if resume_key:
                     self.jobs.drop(resume_key)
                 return result
-            if status.state == "failed":
+            if status.state == JobState.FAILED:
                 if resume_key:
                     self.jobs.drop(resume_key)
-                raise FetchError("report_failed", redact(f"{self.platform} report {job_id} failed: "
+                raise FetchError(ErrorKind.REPORT_FAILED, redact(f"{self.platform} report {job_id} failed: "
                                                          f"{status.message or 'no reason given'}"))
             if time.monotonic() + wait > deadline:
-                raise FetchError("timeout", f"{self.platform} report {job_id} was still {status.state} at the "
+                raise FetchError(ErrorKind.TIMEOUT, f"{self.platform} report {job_id} was still {status.state} at the "
                                             "deadline; the next refresh resumes it")
             await asyncio.sleep(wait)
             wait = min(self.report.max_poll, wait * self.report.factor)

@@ -387,3 +387,32 @@ def test_parse_day_refuses_anything_else(raw):
     from fetchers.core import parse_day
     with pytest.raises(MalformedResponse, match="row 3's date is not a YYYY-MM-DD day"):
         parse_day(raw, "row 3's date")
+
+
+# --- actions, error kinds and job states are StrEnums -----------------------------------------
+
+@pytest.mark.parametrize("enum,values", [
+    ("Action", ["ok", "retry", "refresh", "fail"]),
+    ("ErrorKind", ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config"]),
+    ("JobState", ["pending", "done", "failed"]),
+])
+def test_enums_keep_their_stored_strings(enum, values):
+    import fetchers.base as base
+    members = list(getattr(base, enum))
+    assert [m.value for m in members] == values
+    assert [f"{m}" for m in members] == values and members == values      # equal to, and shown as, the string
+
+
+def test_verdicts_errors_and_job_states_take_strings_and_refuse_typos():
+    from fetchers.base import Action, ErrorKind, JobState
+    v = Verdict("retry", "throttled", "HTTP 429", 3.0)
+    assert v.action is Action.RETRY and v.kind is ErrorKind.THROTTLED and v.action == "retry"
+    assert Verdict.ok().action is Action.OK and Verdict.ok().kind == ""
+    err = FetchError("config", "x")
+    assert err.kind is ErrorKind.CONFIG and err.platform_wide and not FetchError(ErrorKind.SERVER, "y").platform_wide
+    assert MalformedResponse("z").kind is ErrorKind.MALFORMED
+    assert JobStatus("done", {"url": "u"}).state is JobState.DONE
+    for bad in (lambda: Verdict("retyr"), lambda: Verdict("fail", "nope"), lambda: FetchError("authz", "m"),
+                lambda: JobStatus("finished")):
+        with pytest.raises(ValueError):
+            bad()
