@@ -138,7 +138,7 @@ class ReportJobStore(Protocol):
 class Api(Protocol):
     """What ``fetchers/core.py`` hands a platform fetcher for one run.
 
-    ``request`` applies the platform's rate budget, auth headers (via
+    ``request`` (and ``call``, its loop, for a call that is not HTTP) applies the platform's rate budget, auth headers (via
     ``PlatformFetcher.auth_headers``), retries with backoff on 429/5xx/timeouts (honouring
     ``Retry-After``), the platform's ``classify`` verdicts, and one token refresh on expiry.
     It returns a response whose verdict was ``ok`` or raises :class:`FetchError`.
@@ -154,6 +154,16 @@ class Api(Protocol):
                       content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
                       authed: bool = True, budgeted: bool = True, timeout: float | None = None
                       ) -> Any: ...                   # httpx.Response
+
+    async def call(self, send: Callable[[str | None], Awaitable[Any]], *,
+                   classify: Callable[[Any], Verdict] | None = None,
+                   on_error: Callable[[Exception], Verdict | None] | None = None,
+                   authed: bool = True, budgeted: bool = True) -> Any:
+        """What ``request`` does, for a call that is not an httpx request (an SDK's SOAP call):
+        ``send(token)`` makes one attempt; ``classify`` sorts its result, ``on_error`` an
+        exception it raised (None: not ours to sort, raised as it is). Same budget, count,
+        retries, backoff, token refresh and errors as ``request``."""
+        ...
 
     async def access_token(self) -> str: ...
 

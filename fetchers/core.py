@@ -7,7 +7,8 @@
   more on a 401, rotated refresh tokens handed to a callback (the token cache).
 - ``PlatformApi``: the handle a fetcher gets: budget + auth + retries with backoff and jitter on
   429/5xx/timeouts (honouring Retry-After) + the platform's own classifier for errors that arrive
-  inside HTTP 200 bodies; and ``run_report_job`` for submit -> poll -> download with a deadline.
+  inside HTTP 200 bodies, in one loop (``call``) that HTTP requests and SDK (SOAP) calls share;
+  and ``run_report_job`` for submit -> poll -> download with a deadline.
 - ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
@@ -41,8 +42,10 @@ if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
 from .base import (AccountInfo, Action, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PlatformFetcher,
                    Verdict)
 from .clock import strict_day
+from .specs import SPECS
 
 log = logging.getLogger("adspend.fetchers")
+T = TypeVar("T")
 
 # --- secrets never leave ------------------------------------------------------------------------
 
@@ -487,37 +490,46 @@ class PlatformApi:
             raise FetchError("auth", f"{self.platform}: no credentials configured")
         return await self.auth.token(self.client)
 
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
-                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
-        full = self.url(url)
-        refreshed = 0           # refreshes (and race retries) made for this request
-        last = ""
+    async def call(self, send: Callable[[str | None], Awaitable[T]], *,
+                   classify: Callable[[T], Verdict] | None = None,
+                   on_error: Callable[[Exception], Verdict | None] | None = None,
+                   authed: bool = True, budgeted: bool = True) -> T:
+        """One call to the platform, HTTP or not (an SDK's SOAP call in a thread), tried until it
+        succeeds or fails for good. Every attempt gets the access token (``send(token)``; None
+        when ``authed`` is false), a slot of the rate budget and a count. ``classify`` sorts a
+        result and ``on_error`` an exception ``send`` raised into a :class:`Verdict` (``on_error``
+        returning None lets the exception through; a FetchError always goes through):
+
+        - ``retry``: wait what the platform asked (Retry-After, pausing the whole budget; a wait
+          past ``max_retry_after`` is a ``throttled`` failure) or back off with full jitter (a
+          throttle pauses the budget for that backoff too), then try again;
+        - ``refresh``: refresh the access token once and try again; refused again after the
+          refresh (or no refresh possible) is an ``auth`` failure that names the credential;
+        - ``fail``: a FetchError of the verdict's kind and message.
+
+        After ``max_attempts`` the last retry's kind and reason become a FetchError. Messages
+        pass through ``redact``."""
+        refreshed = 0           # refreshes (and race retries) made for this call
+        kind, last = ErrorKind.SERVER, ""
         for attempt in range(self.retry.max_attempts):
-            hdrs = dict(headers or {})
-            token = None
-            if authed:
-                token = await self.access_token()
-                hdrs.update(self.fetcher.auth_headers(token))
+            token = await self.access_token() if authed else None
             if budgeted:
                 await self.budget.acquire()
             self.note_request()
+            result: Any = None
             try:
-                resp = await self.client.request(method, full, params=params, json=json, content=content,
-                                                 headers=hdrs, timeout=timeout or self.timeout,
-                                                 extensions={"adspend_pool": self.platform})
-            except httpx.TimeoutException:
-                last, kind = f"no answer within {timeout or self.timeout:.0f} s", "timeout"
-                await asyncio.sleep(self.retry.backoff(attempt))
-                continue
-            except httpx.TransportError as exc:
-                last, kind = f"connection failed ({type(exc).__name__})", "server"
-                await asyncio.sleep(self.retry.backoff(attempt))
-                continue
-            verdict = self.fetcher.classify(resp)
-            if verdict.action == "ok":
-                return resp
-            if verdict.action == "refresh" and authed:
+                result = await send(token)
+            except FetchError:
+                raise
+            except Exception as exc:
+                verdict = on_error(exc) if on_error is not None else None
+                if verdict is None:
+                    raise
+            else:
+                verdict = classify(result) if classify is not None else Verdict.ok()
+            if verdict.action == Action.OK:
+                return result
+            if verdict.action == Action.REFRESH and authed:
                 current = getattr(self.auth, "access_token", None)
                 if refreshed and current and current != token and refreshed < 3:
                     # another request of this run refreshed after we read the token: a race, not a
@@ -525,28 +537,59 @@ class PlatformApi:
                     refreshed += 1
                     continue
                 if refreshed or self.auth is None or not self.auth.can_refresh:
-                    raise FetchError("auth", redact(f"{self.platform}: {verdict.message or 'access token rejected'}; "
-                                                    "re-authorise and update the credentials"))
+                    spec = SPECS.get(self.platform)
+                    key = (spec.refresh_token_key if spec else "") or "the credentials"
+                    raise FetchError(ErrorKind.AUTH, redact(
+                        f"{self.platform}: {verdict.message or 'access token rejected'}; "
+                        + (f"refused again after a refresh: re-authorise and update {key}" if refreshed
+                           else "re-authorise and update the credentials")))
                 await self.auth.refresh(self.client, token)
                 refreshed = 1
                 continue
-            if verdict.action == "retry":
-                kind, last = verdict.kind or "server", verdict.message or f"HTTP {resp.status_code}"
-                if verdict.kind == "throttled":
+            if verdict.action == Action.RETRY:
+                kind = ErrorKind(verdict.kind or ErrorKind.SERVER)
+                last = verdict.message or (f"HTTP {result.status_code}" if isinstance(result, httpx.Response)
+                                           else "no reason given")
+                if kind == ErrorKind.THROTTLED:
                     self.throttled_count += 1
                 wait = verdict.retry_after
                 if wait is not None:
                     if wait > self.retry.max_retry_after:
-                        raise FetchError("throttled", f"{self.platform} asked us to wait {wait:.0f} s "
-                                                      f"({last}); try again later")
-                    self.budget.pause(wait)
-                    await asyncio.sleep(wait)
+                        raise FetchError(ErrorKind.THROTTLED, f"{self.platform} asked us to wait {wait:.0f} s "
+                                                              f"({last}); try again later")
                 else:
-                    await asyncio.sleep(self.retry.backoff(attempt))
+                    wait = self.retry.backoff(attempt)
+                if verdict.retry_after is not None or kind == ErrorKind.THROTTLED:
+                    self.budget.pause(wait)
+                await asyncio.sleep(wait)
                 continue
-            raise FetchError(verdict.kind or "request", redact(f"{self.platform}: {verdict.message}"))
-        kind = locals().get("kind", "server")
+            raise FetchError(verdict.kind or ErrorKind.REQUEST, redact(f"{self.platform}: {verdict.message}"))
         raise FetchError(kind, redact(f"{self.platform}: gave up after {self.retry.max_attempts} attempts ({last})"))
+
+    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
+                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
+                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
+        """One HTTP request through :meth:`call`: the fetcher's ``auth_headers`` and ``classify``;
+        timeouts and transport errors are retried."""
+        full = self.url(url)
+        seconds = timeout or self.timeout
+
+        async def send(token: str | None) -> httpx.Response:
+            hdrs = dict(headers or {})
+            if token is not None:
+                hdrs.update(self.fetcher.auth_headers(token))
+            return await self.client.request(method, full, params=params, json=json, content=content, headers=hdrs,
+                                             timeout=seconds, extensions={"adspend_pool": self.platform})
+
+        def on_error(exc: Exception) -> Verdict | None:
+            if isinstance(exc, httpx.TimeoutException):
+                return Verdict(Action.RETRY, ErrorKind.TIMEOUT, f"no answer within {seconds:.0f} s")
+            if isinstance(exc, httpx.TransportError):
+                return Verdict(Action.RETRY, ErrorKind.SERVER, f"connection failed ({type(exc).__name__})")
+            return None
+
+        return await self.call(send, classify=self.fetcher.classify, on_error=on_error, authed=authed,
+                               budgeted=budgeted)
 
     async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
                              poll: Callable[[str], Awaitable[JobStatus]],

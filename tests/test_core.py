@@ -416,3 +416,115 @@ def test_verdicts_errors_and_job_states_take_strings_and_refuse_typos():
                 lambda: JobStatus("finished")):
         with pytest.raises(ValueError):
             bad()
+
+
+# --- one retry/classify loop for HTTP and non-HTTP calls (an SDK's SOAP call) -----------------
+
+class _SoapFault(Exception):
+    """Stands in for an SDK's fault: ``code`` says what the platform answered."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _soap_verdict(exc):
+    if not isinstance(exc, _SoapFault):
+        return None                                  # not ours to sort: raised as it is
+    return {"throttled": Verdict("retry", "throttled", "fault 117 CallRateExceeded"),
+            "transient": Verdict("retry", "server", "fault 0 InternalError"),
+            "expired": Verdict("refresh", "auth", "fault 109 AuthenticationTokenExpired"),
+            "refused": Verdict("fail", "auth", "fault 105 InvalidCredentials"),
+            "bad": Verdict("fail", "request", "fault 2011 InvalidCustomDateRangeEnd")}[exc.code]
+
+
+class _Budget(RateBudget):
+    def __init__(self):
+        super().__init__(60000)
+        self.paused: list[float] = []
+
+    def pause(self, seconds):
+        self.paused.append(seconds)
+
+
+# answers in order ("ok" is a result; anything else a fault, or an exception to raise) ->
+# (result or (kind, words in the message)), attempts sent, token grants, throttled count, budget paused
+SOAP_CASES = [
+    ("throttle then success", ["throttled", "ok"], "answer", 2, 1, 1, 1),
+    ("two throttles then success", ["throttled", "throttled", "ok"], "answer", 3, 1, 2, 2),
+    ("transient fault then success", ["transient", "ok"], "answer", 2, 1, 0, 0),
+    ("expired token: one refresh, then success", ["expired", "ok"], "answer", 2, 2, 0, 0),
+    ("credentials refused: auth at once", ["refused"], ("auth", "dummy: fault 105 InvalidCredentials"), 1, 1, 0, 0),
+    ("request refused: request at once", ["bad"], ("request", "fault 2011"), 1, 1, 0, 0),
+    ("expired again after the refresh: auth naming the refresh",
+     ["expired", "expired"], ("auth", "fault 109", "refused again after a refresh"), 2, 2, 0, 0),
+    ("throttled on every attempt: gives up as throttled",
+     ["throttled"] * 4, ("throttled", "gave up after 4 attempts", "fault 117"), 4, 1, 4, 4),
+    ("a FetchError from the call goes through as it is",
+     [FetchError("config", "dummy: the customer id is not digits")], ("config", "not digits"), 1, 1, 0, 0),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize("name,answers,expected,attempts,grants,throttled,paused", SOAP_CASES,
+                         ids=[c[0] for c in SOAP_CASES])
+def test_shared_loop_on_a_soap_like_call(name, answers, expected, attempts, grants, throttled, paused):
+    token_route = respx.post("https://auth.test/token").mock(side_effect=[
+        httpx.Response(200, json={"access_token": f"at-{i}", "expires_in": 3600}) for i in range(1, 4)])
+    tokens_seen: list[str | None] = []
+    queue = list(answers)
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "cs", "rt-1")
+            api = _api(c, auth=auth)
+            api.budget = _Budget()
+
+            async def send(token):
+                tokens_seen.append(token)
+                answer = queue.pop(0)
+                if isinstance(answer, Exception):
+                    raise answer
+                if answer != "ok":
+                    raise _SoapFault(answer)
+                return "answer"
+
+            try:
+                return await api.call(send, on_error=_soap_verdict), api
+            except FetchError as exc:
+                return exc, api
+
+    out, api = run(go())
+    if isinstance(expected, tuple):
+        assert isinstance(out, FetchError) and out.kind == expected[0]
+        for words in expected[1:]:
+            assert words in out.message
+    else:
+        assert out == expected
+    assert api.request_count == len(tokens_seen) == attempts
+    assert token_route.call_count == grants
+    assert api.throttled_count == throttled and len(api.budget.paused) == paused
+    if "refresh" in name:
+        assert tokens_seen == ["at-1", "at-2"]                   # the retry carries the refreshed token
+
+
+def test_shared_loop_lets_exceptions_it_cannot_sort_through_and_classifies_results():
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+
+            async def broken(token):
+                raise KeyError("a bug, not a platform answer")
+
+            with pytest.raises(KeyError):
+                await api.call(broken, on_error=_soap_verdict)
+            answers = iter([{"status": "busy"}, {"status": "ok"}])
+
+            async def send(token):
+                assert token == "tok-1"
+                return next(answers)
+
+            verdict = lambda r: Verdict("ok") if r["status"] == "ok" else Verdict("retry", "server", "busy")
+            return await api.call(send, classify=verdict), api.request_count
+
+    assert run(go()) == ({"status": "ok"}, 3)
