@@ -193,6 +193,41 @@ class JobStatus:
         object.__setattr__(self, "state", JobState(self.state))
 
 
+# --- paging -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page's request, as ``Api.request`` takes it."""
+
+    method: str
+    url: str                            # a path under the base URL (or a whole URL)
+    params: Any = None
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+
+    def key(self) -> str:
+        """What makes two page requests the same request (a paging loop)."""
+        params = sorted(self.params.items()) if isinstance(self.params, Mapping) else self.params
+        return repr((self.method, self.url, params, self.json))
+
+
+class Paginator(Protocol):
+    """How one platform pages one report: the first request, and from each page's JSON body its
+    rows and the next request (a cursor, a page number or a next URL). ``core.fetch_pages`` runs
+    the loop: the page cap, repeated requests, bodies that are not JSON or not the documented
+    shape, and a day on two pages are its to refuse. A paginator serves one fetch (it may keep
+    state across pages, e.g. a total to check)."""
+
+    what: str                           # names the report in error messages, e.g. "meta insights"
+
+    def first(self) -> PageRequest: ...
+
+    def read(self, body: Any) -> tuple[Mapping[dt.date, Decimal | None], PageRequest | None]:
+        """This page's days (None: a day listed without an amount) and the next page's request
+        (None on the last page)."""
+        ...
+
+
 # --- the protocol -----------------------------------------------------------------------------
 
 @runtime_checkable

@@ -9,6 +9,7 @@
   429/5xx/timeouts (honouring Retry-After) + the platform's own classifier for errors that arrive
   inside HTTP 200 bodies, in one loop (``call``) that HTTP requests and SDK (SOAP) calls share;
   and ``run_report_job`` for submit -> poll -> download with a deadline.
+- ``fetch_pages``: the one paging loop (page cap, loop and shape guards) behind every paged report.
 - ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
 """
 from __future__ import annotations
@@ -39,8 +40,8 @@ import httpx
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
-from .base import (AccountInfo, Action, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PlatformFetcher,
-                   Verdict)
+from .base import (AccountInfo, Action, Api, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PageRequest,
+                   Paginator, PlatformFetcher, Verdict)
 from .clock import strict_day
 from .specs import SPECS
 
@@ -638,6 +639,47 @@ class PlatformApi:
 
     async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
+
+
+DEFAULT_MAX_PAGES = 1000      # a chain of pages longer than this is a paging loop, not data
+
+
+async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_PAGES) -> dict[dt.date, Decimal]:
+    """Every page of one paged report (see ``base.Paginator``), its days merged.
+
+    Refused as malformed, never read as fewer days: a body that is not JSON, a body the
+    paginator cannot read (its shape is not the documented one), a day on two pages, a next
+    request that repeats an earlier one, more than ``max_pages`` pages. Each page goes through
+    ``api.request`` (budget, retries, classify)."""
+    out: dict[dt.date, Decimal] = {}
+    listed: set[dt.date] = set()
+    sent: set[str] = set()
+    request: PageRequest | None = pages.first()
+    for n in range(1, max_pages + 1):
+        assert request is not None
+        key = request.key()
+        if key in sent:
+            raise MalformedResponse(f"{pages.what}: page {n} repeats an earlier page's request (a paging loop)")
+        sent.add(key)
+        resp = await api.request(request.method, request.url, params=request.params, json=request.json,
+                                 headers=request.headers)
+        body = json_body(resp, api.platform)
+        try:
+            rows, request = pages.read(body)
+        except FetchError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+            raise MalformedResponse(f"{pages.what}: page {n} does not have the documented shape "
+                                    f"({type(exc).__name__})") from None
+        for day, amount in rows.items():
+            if day in listed:
+                raise MalformedResponse(f"{pages.what}: {day} appears on two pages")
+            listed.add(day)
+            if amount is not None:
+                out[day] = amount
+        if request is None:
+            return out
+    raise MalformedResponse(f"{pages.what}: paging did not end after {max_pages} pages")
 
 
 async def fetch_window(fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo,

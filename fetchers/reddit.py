@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day
+from .base import AccountInfo, Api, FetchError, MalformedResponse, PageRequest, Verdict
+from .core import OAuthRefreshAuth, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
 
 PLATFORM = "reddit"
 API_VERSION = "v3"            # /api/v3; no sunset announced (§7.1)
@@ -168,6 +168,25 @@ def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str
     return out, (pagination or {}).get("next_url")
 
 
+class ReportPages:
+    """The report paged by next URL: every page is a POST of the same body to
+    ``pagination.next_url``, which carries page.token (§7.4)."""
+
+    def __init__(self, account: AccountInfo, start: dt.date, end: dt.date):
+        self.account_id, self.start, self.end = account.account_id, start, end
+        self.what = f"reddit report for {account.account_id}"
+        self.body = build_report_body(account, start, end)
+
+    def first(self) -> PageRequest:
+        return PageRequest("POST", f"{API_PREFIX}/ad_accounts/{self.account_id}/reports",
+                           params={"page.size": str(PAGE_SIZE)}, json=self.body)
+
+    def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
+        rows, next_url = parse_report_page(body, self.start, self.end, self.account_id)
+        path = next_page_path(next_url, self.account_id)
+        return rows, (PageRequest("POST", path, json=self.body) if path is not None else None)
+
+
 # --- the fetcher --------------------------------------------------------------------------------
 
 class RedditFetcher:
@@ -229,26 +248,7 @@ class RedditFetcher:
                           ) -> dict[dt.date, Decimal]:
         if (end - start).days + 1 > MAX_DAYS:
             raise ValueError(f"reddit: window {start}..{end} exceeds {MAX_DAYS} days")
-        body = build_report_body(account, start, end)
-        path: str | None = f"{API_PREFIX}/ad_accounts/{account.account_id}/reports"
-        params: dict | None = {"page.size": str(PAGE_SIZE)}
-        out: dict[dt.date, Decimal] = {}
-        seen: set[str] = set()
-        while path is not None:
-            if len(seen) >= MAX_PAGES:
-                raise MalformedResponse(f"reddit report for {account.account_id}: more than {MAX_PAGES} pages")
-            seen.add(path)
-            # every page is a POST of the same body; next_url carries page.token (§7.4)
-            resp = await api.request("POST", path, params=params, json=body)
-            rows, next_url = parse_report_page(json_body(resp, PLATFORM), start, end, account.account_id)
-            for day, amount in rows.items():
-                if day in out:
-                    raise MalformedResponse(f"reddit report for {account.account_id}: {day} appears on two pages")
-                out[day] = amount
-            path, params = next_page_path(next_url, account.account_id), None
-            if path in seen:
-                raise MalformedResponse(f"reddit report for {account.account_id}: pagination.next_url repeats")
-        return out
+        return await fetch_pages(api, ReportPages(account, start, end), MAX_PAGES)
 
 
 FETCHER = RedditFetcher()

@@ -9,10 +9,10 @@ import httpx
 import pytest
 import respx
 
-from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, Verdict
+from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, PageRequest, Verdict
 from fetchers.core import (OAuthRefreshAuth, PlatformApi, RateBudget, RetryPolicy, StaticTokenAuth, contiguous_ranges,
-                           default_verdict, fetch_window, fill_zeros, micros_to_decimal, parse_decimal, plan_windows,
-                           redact, retry_after_seconds)
+                           default_verdict, fetch_pages, fetch_window, fill_zeros, micros_to_decimal, parse_decimal,
+                           plan_windows, redact, retry_after_seconds)
 
 D = dt.date
 
@@ -528,3 +528,132 @@ def test_shared_loop_lets_exceptions_it_cannot_sort_through_and_classifies_resul
             return await api.call(send, classify=verdict), api.request_count
 
     assert run(go()) == ({"status": "ok"}, 3)
+
+
+# --- one paging loop behind every paged report ------------------------------------------------
+
+class _CursorPages:
+    """Cursor paging (Meta's style): the same request with ``after``."""
+
+    what = "dummy cursor report"
+
+    def first(self):
+        return PageRequest("GET", "/pages", params={"limit": "2"})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): (None if v == "-" else parse_decimal(v)) for k, v in body["days"].items()}
+        after = body.get("after")
+        return days, (PageRequest("GET", "/pages", params={"limit": "2", "after": after}) if after else None)
+
+
+class _NumberPages:
+    """Page-number paging (TikTok's style): ``page`` up to ``total_page``."""
+
+    what = "dummy numbered report"
+
+    def __init__(self):
+        self.page = 1
+
+    def first(self):
+        return PageRequest("GET", "/pages", params={"page": "1"})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): parse_decimal(v) for k, v in body["days"].items()}
+        if self.page >= body["total_page"]:
+            return days, None
+        self.page += 1
+        return days, PageRequest("GET", "/pages", params={"page": str(self.page)})
+
+
+class _NextUrlPages:
+    """Next-URL paging (Reddit's style): a POST of the same body to the URL the page names."""
+
+    what = "dummy next-url report"
+
+    def first(self):
+        return PageRequest("POST", "/pages", params={"page.size": "2"}, json={"q": 1})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): parse_decimal(v) for k, v in body["days"].items()}
+        return days, (PageRequest("POST", body["next"], json={"q": 1}) if body.get("next") else None)
+
+
+class _PlainDummy(_Dummy):
+    def classify(self, resp):
+        return default_verdict(resp)
+
+
+def _pages(*bodies):
+    return [httpx.Response(200, json=b) if isinstance(b, (dict, list)) else httpx.Response(200, text=b) for b in bodies]
+
+
+# paginator, answers, max pages -> the days (or the error's words), the requests' (method, query) in order
+PAGING_CASES = [
+    ("cursor: three pages merged exactly", _CursorPages,
+     _pages({"days": {"2026-01-01": "1.10"}, "after": "C1"}, {"days": {"2026-01-02": "0.01"}, "after": "C2"},
+            {"days": {"2026-01-03": "1000000.99", "2026-01-04": "-"}}), 10,
+     {D(2026, 1, 1): Decimal("1.10"), D(2026, 1, 2): Decimal("0.01"), D(2026, 1, 3): Decimal("1000000.99")},
+     [("GET", "limit=2"), ("GET", "limit=2&after=C1"), ("GET", "limit=2&after=C2")]),
+    ("page number: to total_page", _NumberPages,
+     _pages({"days": {"2026-01-01": "2"}, "total_page": 2}, {"days": {"2026-01-05": "3.5"}, "total_page": 2}), 10,
+     {D(2026, 1, 1): Decimal(2), D(2026, 1, 5): Decimal("3.5")}, [("GET", "page=1"), ("GET", "page=2")]),
+    ("next url: follows it with the same body", _NextUrlPages,
+     _pages({"days": {"2026-01-01": "7"}, "next": "/pages?page.token=t2"}, {"days": {}}), 10,
+     {D(2026, 1, 1): Decimal(7)}, [("POST", "page.size=2"), ("POST", "page.token=t2")]),
+    ("a cursor that repeats is a loop", _CursorPages,
+     _pages({"days": {}, "after": "C1"}, {"days": {}, "after": "C1"}), 10,
+     "page 3 repeats an earlier page's request", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
+    ("past the page cap", _NumberPages,
+     _pages(*({"days": {}, "total_page": 99} for _ in range(3))), 3,
+     "paging did not end after 3 pages", [("GET", "page=1"), ("GET", "page=2"), ("GET", "page=3")]),
+    ("a day on two pages", _CursorPages,
+     _pages({"days": {"2026-01-01": "1"}, "after": "C1"}, {"days": {"2026-01-01": "1"}}), 10,
+     "2026-01-01 appears on two pages", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
+    ("a body that is not JSON", _CursorPages, _pages("<html>maintenance</html>"), 10,
+     "not JSON", [("GET", "limit=2")]),
+    ("a body without the documented shape", _NumberPages, _pages({"days": {}}, ), 10,
+     "dummy numbered report: page 1 does not have the documented shape (KeyError)", [("GET", "page=1")]),
+    ("a body of the wrong type", _NextUrlPages, _pages([1, 2]), 10,
+     "dummy next-url report: page 1 does not have the documented shape (TypeError)", [("POST", "page.size=2")]),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize("name,paginator,answers,max_pages,expected,requests", PAGING_CASES,
+                         ids=[c[0] for c in PAGING_CASES])
+def test_fetch_pages(name, paginator, answers, max_pages, expected, requests):
+    route = respx.route(url__startswith="https://api.test/pages").mock(side_effect=answers)
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = PlatformApi(_PlainDummy(), c, base_url="https://api.test", credentials={},
+                              auth=StaticTokenAuth("tok-1"), budget=RateBudget(60000))
+            return await fetch_pages(api, paginator(), max_pages)
+
+    if isinstance(expected, str):
+        with pytest.raises(MalformedResponse) as err:
+            run(go())
+        assert expected in err.value.message and err.value.kind == "malformed"
+    else:
+        assert run(go()) == expected
+    assert [(c.request.method, c.request.url.query.decode()) for c in route.calls] == requests
+    if paginator is _NextUrlPages:
+        assert {c.request.content for c in route.calls} == {b'{"q":1}'}
+
+
+@pytest.mark.parametrize("platform", ["meta", "tiktok", "reddit"])
+def test_every_paging_platform_goes_through_the_core_loop(platform, monkeypatch):
+    import importlib
+    from fetchers import core, get_fetcher
+    module, seen = importlib.import_module(f"fetchers.{platform}"), []
+
+    async def spy(api, pages, max_pages=core.DEFAULT_MAX_PAGES):
+        seen.append((pages.what, max_pages, pages.first().method))
+        return {}
+
+    monkeypatch.setattr(module, "fetch_pages", spy)
+    monkeypatch.setattr(module, "common_params", lambda api: asyncio.sleep(0, {}), raising=False)
+    account = AccountInfo({"meta": "1", "tiktok": "7000000000001", "reddit": "a2_x"}[platform], "USD", "UTC")
+    assert run(get_fetcher(platform).fetch_daily(object(), account, D(2020, 1, 1), D(2020, 1, 2))) == {}
+    assert seen == [({"meta": "meta insights", "tiktok": "tiktok report", "reddit": "reddit report for a2_x"}[platform],
+                     module.MAX_PAGES, {"reddit": "POST"}.get(platform, "GET"))]
