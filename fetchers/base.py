@@ -138,9 +138,10 @@ class ReportJobStore(Protocol):
 class Api(Protocol):
     """What ``fetchers/core.py`` hands a platform fetcher for one run.
 
-    ``request`` (and ``call``, its loop, for a call that is not HTTP) applies the platform's rate budget, auth headers (via
-    ``PlatformFetcher.auth_headers``), retries with backoff on 429/5xx/timeouts (honouring
-    ``Retry-After``), the platform's ``classify`` verdicts, and one token refresh on expiry.
+    ``request`` (and ``call``, its loop, for a call that is not HTTP) applies the platform's rate
+    budget, auth headers (via ``PlatformFetcher.auth_headers``), retries with backoff on
+    429/5xx/timeouts (honouring ``Retry-After``), the platform's ``classify`` verdicts, and one
+    token refresh on expiry.
     It returns a response whose verdict was ``ok`` or raises :class:`FetchError`.
     """
 

@@ -3,6 +3,7 @@
 - ``plan_windows`` / ``contiguous_ranges``: date windows within a platform's per-request cap.
 - ``parse_decimal`` / ``micros_to_decimal``: money off the wire, exactly, never through float.
 - ``RateBudget``: the per-platform request budget, shared by every account and store in a run.
+- ``missing_credentials`` / ``credential``: the spec's required credentials, checked in one place.
 - ``StaticTokenAuth`` / ``OAuthRefreshAuth``: access tokens, refreshed before expiry and once
   more on a 401, rotated refresh tokens handed to a callback (the token cache).
 - ``PlatformApi``: the handle a fetcher gets: budget + auth + retries with backoff and jitter on
@@ -87,6 +88,26 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+def missing_credentials(platform: str, credentials: Mapping[str, str]) -> tuple[str, ...]:
+    """The platform's required credential variables (``specs.PlatformSpec.required``) that are
+    unset or blank: the check the configuration makes before a platform is used."""
+    return tuple(k for k in SPECS[platform].required if not str(credentials.get(k) or "").strip())
+
+
+def credential(platform: str, credentials: Mapping[str, str], key: str) -> str:
+    """A required credential's value (stripped), as a fetcher reads it: an ``auth`` FetchError
+    naming it when it is unset or blank. Only the spec's required keys are read this way (the
+    optional ones with ``.get``), so what is required is said once, in ``fetchers/specs.py``."""
+    if key not in SPECS[platform].required:
+        raise ValueError(f"{key} is not one of {platform}'s required credentials (fetchers/specs.py)")
+    value = str(credentials.get(key) or "").strip()
+    if not value:
+        raise FetchError(ErrorKind.AUTH, f"{platform}: {key} is not set; add it to the environment or the secret store")
+    return value
 
 
 # --- date windows -------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from . import clock
-from .base import AccountInfo, Api, FetchError, MalformedResponse, PageRequest, Verdict
-from .core import StaticTokenAuth, default_verdict, fetch_pages, json_body, parse_day, parse_decimal, redact
+from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
+from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_day, parse_decimal, redact
 
 PLATFORM = "meta"
 # Graph API version. v25.0 was "Latest Graph API Version" on Meta's docs (§1.1); v22.0-v26.0 are
@@ -254,9 +254,7 @@ class MetaFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
-        token = credentials.get("META_ACCESS_TOKEN")
-        if not token:
-            raise FetchError("auth", "meta: META_ACCESS_TOKEN is not set")
+        token = credential(PLATFORM, credentials, "META_ACCESS_TOKEN")
         redact.add(credentials.get("META_APP_SECRET"))
         return StaticTokenAuth(token)          # Meta has no refresh grant (§1.6)
 

@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, parse_day, parse_decimal, redact
+from .core import OAuthRefreshAuth, credential, default_verdict, parse_day, parse_decimal, redact
 from .specs import SPECS
 
 PLATFORM = "microsoft"
@@ -173,15 +173,8 @@ def normalize_account_id(raw: str) -> str:
     return value
 
 
-def _credential(credentials: Mapping[str, str], key: str) -> str:
-    value = (credentials.get(key) or "").strip()
-    if not value:
-        raise FetchError("auth", f"microsoft: {key} is not set; add it to the environment or the secret store")
-    return value
-
-
 def customer_id(credentials: Mapping[str, str]) -> str:
-    value = _credential(credentials, "MICROSOFT_CUSTOMER_ID")
+    value = credential(PLATFORM, credentials, "MICROSOFT_CUSTOMER_ID")
     if not _DIGITS_RE.match(value):
         raise FetchError("config", "microsoft: MICROSOFT_CUSTOMER_ID must be the numeric customer id "
                                    "(digits, as shown in the Microsoft Advertising UI URL as cid=...)")
@@ -288,10 +281,10 @@ class SdkSession:
 
     def __init__(self, credentials: Mapping[str, str], base_url: str):
         from bingads.authorization import AuthorizationData
-        self.client_id = _credential(credentials, "MICROSOFT_CLIENT_ID")
+        self.client_id = credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID")
         self.base_url = base_url
         self.data = AuthorizationData(account_id=None, customer_id=customer_id(credentials),
-                                      developer_token=_credential(credentials, "MICROSOFT_DEVELOPER_TOKEN"))
+                                      developer_token=credential(PLATFORM, credentials, "MICROSOFT_DEVELOPER_TOKEN"))
         self._reporting: Any = None
         self._customer: Any = None
 
@@ -570,9 +563,9 @@ class MicrosoftFetcher:
         # MICROSOFT_CLIENT_SECRET is optional: desktop (public) clients have none.
         return OAuthRefreshAuth(
             platform=PLATFORM, token_url=token_url,
-            client_id=_credential(credentials, "MICROSOFT_CLIENT_ID"),
+            client_id=credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID"),
             client_secret=(credentials.get("MICROSOFT_CLIENT_SECRET") or "").strip(),
-            refresh_token=_credential(credentials, "MICROSOFT_REFRESH_TOKEN"),
+            refresh_token=credential(PLATFORM, credentials, "MICROSOFT_REFRESH_TOKEN"),
             access_token=(credentials.get("MICROSOFT_ACCESS_TOKEN") or "").strip() or None,
             extra_form={"scope": OAUTH_SCOPE}, on_rotate=on_rotate)
 

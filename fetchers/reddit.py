@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from .base import AccountInfo, Api, FetchError, MalformedResponse, PageRequest, Verdict
-from .core import OAuthRefreshAuth, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
+from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
+from .core import OAuthRefreshAuth, credential, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
 
 PLATFORM = "reddit"
 API_VERSION = "v3"            # /api/v3; no sunset announced (§7.1)
@@ -42,13 +42,6 @@ def normalize_account_id(raw: str) -> str:
         raise ValueError(f"reddit: {str(raw)!r} is not a Reddit ad account id; expected the id as Reddit Ads "
                          "shows it: a2_ or t2_ followed by letters and digits, e.g. a2_abc123")
     return f"{m.group(1).lower()}_{m.group(2)}"
-
-
-def _required(credentials: Mapping[str, str], key: str) -> str:
-    value = (credentials.get(key) or "").strip()
-    if not value:
-        raise FetchError("auth", f"reddit: {key} is not set; add it to the environment or the secret store")
-    return value
 
 
 # --- request building ---------------------------------------------------------------------------
@@ -208,9 +201,9 @@ class RedditFetcher:
         # refresh token, which on_rotate persists (§7.6)
         return OAuthRefreshAuth(
             platform=PLATFORM, token_url=token_url,
-            client_id=_required(credentials, "REDDIT_CLIENT_ID"),
-            client_secret=_required(credentials, "REDDIT_CLIENT_SECRET"),
-            refresh_token=_required(credentials, "REDDIT_REFRESH_TOKEN"),
+            client_id=credential(PLATFORM, credentials, "REDDIT_CLIENT_ID"),
+            client_secret=credential(PLATFORM, credentials, "REDDIT_CLIENT_SECRET"),
+            refresh_token=credential(PLATFORM, credentials, "REDDIT_REFRESH_TOKEN"),
             access_token=(credentials.get("REDDIT_ACCESS_TOKEN") or None),
             client_auth="basic", extra_headers={"User-Agent": USER_AGENT}, on_rotate=on_rotate)
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, FetchError, MalformedResponse, PageRequest, Verdict
-from .core import StaticTokenAuth, default_verdict, fetch_pages, json_body, parse_decimal
+from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_decimal
 
 PLATFORM = "tiktok"
 API_VERSION = "v1.3"             # TikTok announces no sunset date for v1.3 (none published, §3.1)
@@ -213,10 +213,7 @@ class TikTokFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
-        token = credentials.get("TIKTOK_ACCESS_TOKEN")
-        if not token:
-            raise FetchError("auth", "tiktok: TIKTOK_ACCESS_TOKEN is not set")
-        return StaticTokenAuth(token)
+        return StaticTokenAuth(credential(PLATFORM, credentials, "TIKTOK_ACCESS_TOKEN"))
 
     def classify(self, response: httpx.Response) -> Verdict:
         verdict = default_verdict(response)

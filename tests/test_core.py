@@ -657,3 +657,55 @@ def test_every_paging_platform_goes_through_the_core_loop(platform, monkeypatch)
     assert run(get_fetcher(platform).fetch_daily(object(), account, D(2020, 1, 1), D(2020, 1, 2))) == {}
     assert seen == [({"meta": "meta insights", "tiktok": "tiktok report", "reddit": "reddit report for a2_x"}[platform],
                      module.MAX_PAGES, {"reddit": "POST"}.get(platform, "GET"))]
+
+
+# --- required credentials: said once (fetchers/specs.py), checked by one function -------------
+
+# the required keys each fetcher's auth reads (the rest are read by the SDK session or the requests)
+AUTH_READS = {
+    "meta": ["META_ACCESS_TOKEN"], "tiktok": ["TIKTOK_ACCESS_TOKEN"], "linkedin": ["LINKEDIN_ACCESS_TOKEN"],
+    "google": ["GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"],
+    "amazon": ["AMAZON_CLIENT_ID", "AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN"],
+    "microsoft": ["MICROSOFT_CLIENT_ID", "MICROSOFT_REFRESH_TOKEN"],
+    "snapchat": ["SNAPCHAT_CLIENT_ID", "SNAPCHAT_CLIENT_SECRET", "SNAPCHAT_REFRESH_TOKEN"],
+    "pinterest": ["PINTEREST_APP_ID", "PINTEREST_APP_SECRET", "PINTEREST_REFRESH_TOKEN"],
+    "reddit": ["REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_REFRESH_TOKEN"],
+}
+
+
+@pytest.mark.parametrize("platform", sorted(AUTH_READS))
+def test_required_credentials_come_from_the_spec(platform):
+    from fetchers import SPECS, get_fetcher
+    from fetchers.core import missing_credentials
+    from sandbox.credentials import FAKE_CREDENTIALS
+    required = SPECS[platform].required
+    only_required = {k: v for k, v in FAKE_CREDENTIALS[platform].items() if k in required}
+    assert missing_credentials(platform, only_required) == ()
+    assert missing_credentials(platform, {}) == required
+    assert missing_credentials(platform, {**only_required, required[-1]: "  "}) == (required[-1],)
+    fetcher = get_fetcher(platform)
+    fetcher.build_auth(only_required, "https://auth.test/token", None)       # no optional key is needed
+    for key in required:
+        blank = {**only_required, key: " "}
+        if key not in AUTH_READS[platform]:
+            fetcher.build_auth(blank, "https://auth.test/token", None)
+            continue
+        with pytest.raises(FetchError) as err:
+            fetcher.build_auth(blank, "https://auth.test/token", None)
+        assert (err.value.kind, err.value.message) == (
+            "auth", f"{platform}: {key} is not set; add it to the environment or the secret store")
+
+
+def test_only_required_credentials_are_read_as_required():
+    from fetchers.core import credential
+    assert credential("microsoft", {"MICROSOFT_CUSTOMER_ID": " 123 "}, "MICROSOFT_CUSTOMER_ID") == "123"
+    with pytest.raises(ValueError, match="MICROSOFT_CLIENT_SECRET is not one of microsoft's required"):
+        credential("microsoft", {"MICROSOFT_CLIENT_SECRET": "x"}, "MICROSOFT_CLIENT_SECRET")
+
+
+def test_a_blank_required_credential_leaves_the_platform_not_configured(tmp_path):
+    from service.config import load_settings, platform_config
+    settings = load_settings(environ={"REDDIT_CLIENT_ID": "cid", "REDDIT_CLIENT_SECRET": "   ",
+                                      "REDDIT_REFRESH_TOKEN": "rt"}, root=tmp_path)
+    cfg = platform_config(settings, "reddit")
+    assert (cfg.mode, cfg.missing) == ("not_configured", ("REDDIT_CLIENT_SECRET",))
