@@ -239,8 +239,6 @@ class RedditFetcher:
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"reddit: window {start}..{end} exceeds {MAX_DAYS} days")
         return await fetch_pages(api, ReportPages(account, start, end), MAX_PAGES)
 
 

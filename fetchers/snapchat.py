@@ -213,8 +213,6 @@ class SnapchatFetcher:
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"snapchat: window {start}..{end} exceeds {MAX_DAYS} days")
         zone = account_zone(account)
         # stats are not paginated (§5.4): one request per window
         resp = await api.request("GET", f"/{API_VERSION}/adaccounts/{account.account_id}/stats",

@@ -709,3 +709,49 @@ def test_a_blank_required_credential_leaves_the_platform_not_configured(tmp_path
                                       "REDDIT_REFRESH_TOKEN": "rt"}, root=tmp_path)
     cfg = platform_config(settings, "reddit")
     assert (cfg.mode, cfg.missing) == ("not_configured", ("REDDIT_CLIENT_SECRET",))
+
+
+# --- no platform module repeats a check the core makes -----------------------------------------
+
+class _Sent(Exception):
+    """The fetcher got as far as sending its first request."""
+
+
+class _StubApi:
+    base_url = "https://api.test"
+
+    def __init__(self, platform):
+        from fetchers.core import MemoryJobStore
+        from sandbox.credentials import FAKE_CREDENTIALS
+        self.platform, self.credentials, self.jobs = platform, dict(FAKE_CREDENTIALS[platform]), MemoryJobStore()
+
+    async def request(self, *args, **kwargs):
+        raise _Sent
+
+    async def call(self, *args, **kwargs):
+        raise _Sent
+
+    async def access_token(self):
+        return "tok"
+
+    async def run_report_job(self, *, submit, **kwargs):
+        return await submit()
+
+
+STUB_ACCOUNTS = {"meta": "1234567890", "google": "1234567890", "tiktok": "7000000000001",
+                 "linkedin": "urn:li:sponsoredAccount:123456", "amazon": "3312456789012345",
+                 "microsoft": "4455667001", "snapchat": "8adc3db7-8148-4fbf-999c-8d2266369d74",
+                 "pinterest": "549755885175", "reddit": "a2_abc123"}
+
+
+@pytest.mark.parametrize("platform", sorted(STUB_ACCOUNTS))
+def test_the_window_cap_is_the_cores_alone(platform):
+    from fetchers import clock, get_fetcher
+    fetcher = get_fetcher(platform)
+    end = clock.today() - dt.timedelta(days=1)
+    start = end - dt.timedelta(days=fetcher.max_days)                 # one day over the cap
+    account = AccountInfo(STUB_ACCOUNTS[platform], "USD", "America/New_York")
+    with pytest.raises(ValueError, match=f"exceeds {fetcher.max_days} days"):
+        run(fetch_window(fetcher, _StubApi(platform), account, start, end))
+    with pytest.raises(_Sent):                                         # the module itself asks the platform
+        run(fetcher.fetch_daily(_StubApi(platform), account, start, end))
