@@ -29,16 +29,16 @@ class Action(StrEnum):
 
 
 class ErrorKind(StrEnum):
-    """``FetchError.kind``: what the operator should do about a failed fetch (see FetchError)."""
+    """``FetchError.kind``: what the operator should do about a failed fetch."""
 
-    AUTH = "auth"
-    THROTTLED = "throttled"
-    SERVER = "server"
-    TIMEOUT = "timeout"
-    MALFORMED = "malformed"
-    REQUEST = "request"
-    REPORT_FAILED = "report_failed"
-    CONFIG = "config"
+    AUTH = "auth"                    # credentials missing, expired or revoked: re-authorise (platform-wide)
+    THROTTLED = "throttled"          # the platform kept throttling after every retry: try again later
+    SERVER = "server"                # 5xx or transport failures after every retry
+    TIMEOUT = "timeout"              # a request or a report job ran past its deadline
+    MALFORMED = "malformed"          # the body did not have the documented shape: never read as zero
+    REQUEST = "request"              # the platform refused the request (bad id, no access, bad parameter)
+    REPORT_FAILED = "report_failed"  # an asynchronous report ended in a failed state
+    CONFIG = "config"                # our own configuration is wrong (e.g. an API version the platform retired)
 
 
 class JobState(StrEnum):
@@ -54,16 +54,7 @@ class JobState(StrEnum):
 class FetchError(Exception):
     """A fetch that did not produce trustworthy numbers.
 
-    ``kind`` says what the operator should do about it:
-
-    - ``auth``: credentials are missing, expired or revoked: re-authorise (platform-wide).
-    - ``throttled``: the platform kept throttling after every retry: try again later.
-    - ``server``: 5xx or transport failures after every retry.
-    - ``timeout``: a request or a report job ran past its deadline.
-    - ``malformed``: the body did not have the documented shape: never read as zero.
-    - ``request``: the platform refused the request (bad id, no access, bad parameter).
-    - ``report_failed``: an asynchronous report ended in a failed state.
-    - ``config``: our own configuration is wrong (for example an API version the platform retired).
+    ``kind`` (an :class:`ErrorKind`) says what the operator should do about it.
 
     The message must be safe to show to users: no secret values, no raw URLs with tokens.
     """
