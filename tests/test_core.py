@@ -755,3 +755,22 @@ def test_the_window_cap_is_the_cores_alone(platform):
         run(fetch_window(fetcher, _StubApi(platform), account, start, end))
     with pytest.raises(_Sent):                                         # the module itself asks the platform
         run(fetcher.fetch_daily(_StubApi(platform), account, start, end))
+
+
+@respx.mock
+def test_http_and_soap_share_the_throttle_rule_a_throttle_pauses_the_budget():
+    # a 429 without Retry-After pauses the platform's budget for the backoff (as a SOAP fault 117
+    # always did); a 5xx backs off alone; a Retry-After pauses for what it says
+    respx.get("https://api.test/spend").mock(side_effect=[
+        httpx.Response(429), httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0.002"}),
+        httpx.Response(200, json={"code": 0, "days": {}})])
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+            api.budget = _Budget()
+            await api.request("GET", "/spend")
+            return api.budget.paused, api.throttled_count
+
+    paused, throttled = run(go())
+    assert len(paused) == 2 and paused[1] == 0.002 and 0 <= paused[0] <= 0.001 and throttled == 2
