@@ -115,7 +115,8 @@ class ReportPages:
 
     def __init__(self, advertiser_id: str, start: dt.date, end: dt.date, page_size: int = PAGE_SIZE):
         self.advertiser_id, self.start, self.end, self.page_size = advertiser_id, start, end, page_size
-        self.page, self.total_number, self.rows = 1, None, 0
+        self.page, self.rows = 1, 0
+        self.total_number: int | None = None      # page_info.total_number of the first page
 
     def _request(self) -> PageRequest:
         return PageRequest("GET", REPORT_PATH, params=build_report_params(self.advertiser_id, self.start, self.end,
