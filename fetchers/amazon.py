@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, body_snippet, default_verdict, json_body, parse_day, parse_decimal,
+from .core import (OAuthRefreshAuth, body_snippet, credential, default_verdict, json_body, parse_day, parse_decimal,
                    retry_after_seconds)
 
 PLATFORM = "amazon"
@@ -274,13 +274,10 @@ class AmazonFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
-        missing = [k for k in ("AMAZON_CLIENT_ID", "AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN")
-                   if not credentials.get(k)]
-        if missing:
-            raise FetchError("config", f"amazon needs {', '.join(missing)} (Login with Amazon app and refresh token)")
         # LWA refresh-token grant with the client credentials in the form body (A.2)
-        return OAuthRefreshAuth(PLATFORM, token_url, credentials["AMAZON_CLIENT_ID"],
-                                credentials["AMAZON_CLIENT_SECRET"], credentials["AMAZON_REFRESH_TOKEN"],
+        return OAuthRefreshAuth(PLATFORM, token_url, credential(PLATFORM, credentials, "AMAZON_CLIENT_ID"),
+                                credential(PLATFORM, credentials, "AMAZON_CLIENT_SECRET"),
+                                credential(PLATFORM, credentials, "AMAZON_REFRESH_TOKEN"),
                                 access_token=credentials.get("AMAZON_ACCESS_TOKEN") or None,
                                 on_rotate=on_rotate)
 
@@ -314,8 +311,6 @@ class AmazonFetcher:
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"amazon reports span at most {MAX_DAYS} days; got {start}..{end}")
         tasks = [asyncio.ensure_future(self.fetch_product(api, account, p, start, end)) for p in AD_PRODUCTS]
         try:
             parts = await asyncio.gather(*tasks)

@@ -12,7 +12,41 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
+
+
+# --- the words the core speaks ---------------------------------------------------------------
+# StrEnums: each member is equal to (and formats as) its string, which is what is stored and shown.
+
+class Action(StrEnum):
+    """What the core does with one answer (``Verdict.action``)."""
+
+    OK = "ok"
+    RETRY = "retry"          # throttle or transient: back off and try again
+    REFRESH = "refresh"      # access token expired: refresh once, then retry
+    FAIL = "fail"            # give up with the verdict's kind and message
+
+
+class ErrorKind(StrEnum):
+    """``FetchError.kind``: what the operator should do about a failed fetch."""
+
+    AUTH = "auth"                    # credentials missing, expired or revoked: re-authorise (platform-wide)
+    THROTTLED = "throttled"          # the platform kept throttling after every retry: try again later
+    SERVER = "server"                # 5xx or transport failures after every retry
+    TIMEOUT = "timeout"              # a request or a report job ran past its deadline
+    MALFORMED = "malformed"          # the body did not have the documented shape: never read as zero
+    REQUEST = "request"              # the platform refused the request (bad id, no access, bad parameter)
+    REPORT_FAILED = "report_failed"  # an asynchronous report ended in a failed state
+    CONFIG = "config"                # our own configuration is wrong (e.g. an API version the platform retired)
+
+
+class JobState(StrEnum):
+    """``JobStatus.state``: one poll of an asynchronous report."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -20,25 +54,16 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkabl
 class FetchError(Exception):
     """A fetch that did not produce trustworthy numbers.
 
-    ``kind`` says what the operator should do about it:
-
-    - ``auth``: credentials are missing, expired or revoked: re-authorise (platform-wide).
-    - ``throttled``: the platform kept throttling after every retry: try again later.
-    - ``server``: 5xx or transport failures after every retry.
-    - ``timeout``: a request or a report job ran past its deadline.
-    - ``malformed``: the body did not have the documented shape: never read as zero.
-    - ``request``: the platform refused the request (bad id, no access, bad parameter).
-    - ``report_failed``: an asynchronous report ended in a failed state.
-    - ``config``: our own configuration is wrong (for example an API version the platform retired).
+    ``kind`` (an :class:`ErrorKind`) says what the operator should do about it.
 
     The message must be safe to show to users: no secret values, no raw URLs with tokens.
     """
 
-    PLATFORM_WIDE = frozenset({"auth", "config"})
+    PLATFORM_WIDE = frozenset({ErrorKind.AUTH, ErrorKind.CONFIG})
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: ErrorKind | str, message: str):
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)          # an unknown kind is a bug: ValueError here, not later
         self.message = message
 
     @property
@@ -52,7 +77,7 @@ class FetchError(Exception):
 
 class MalformedResponse(FetchError):
     def __init__(self, message: str):
-        super().__init__("malformed", message)
+        super().__init__(ErrorKind.MALFORMED, message)
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -69,21 +94,25 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class Verdict:
-    """How the core should treat one HTTP response.
+    """How the core should treat one answer (an HTTP response, a SOAP call's result or error).
 
-    ``action`` is one of ``ok``, ``retry`` (throttle or transient: back off and try again),
-    ``refresh`` (access token expired: refresh once, then retry), ``fail`` (give up with
-    ``kind``/``message``).
+    ``action`` is an :class:`Action` (``ok``, ``retry``, ``refresh``, ``fail``); ``kind`` the
+    :class:`ErrorKind` a failure gets (empty for ``ok``). Plain strings are accepted and checked.
     """
 
-    action: str
-    kind: str = ""
+    action: Action
+    kind: ErrorKind | str = ""
     message: str = ""
     retry_after: float | None = None   # seconds, when the body says how long to wait
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))
+        if self.kind:
+            object.__setattr__(self, "kind", ErrorKind(self.kind))
+
     @staticmethod
     def ok() -> "Verdict":
-        return Verdict("ok")
+        return Verdict(Action.OK)
 
 
 # --- the handle a fetcher is given ------------------------------------------------------------
@@ -100,9 +129,10 @@ class ReportJobStore(Protocol):
 class Api(Protocol):
     """What ``fetchers/core.py`` hands a platform fetcher for one run.
 
-    ``request`` applies the platform's rate budget, auth headers (via
-    ``PlatformFetcher.auth_headers``), retries with backoff on 429/5xx/timeouts (honouring
-    ``Retry-After``), the platform's ``classify`` verdicts, and one token refresh on expiry.
+    ``request`` (and ``call``, its loop, for a call that is not HTTP) applies the platform's rate
+    budget, auth headers (via ``PlatformFetcher.auth_headers``), retries with backoff on
+    429/5xx/timeouts (honouring ``Retry-After``), the platform's ``classify`` verdicts, and one
+    token refresh on expiry.
     It returns a response whose verdict was ``ok`` or raises :class:`FetchError`.
     """
 
@@ -116,6 +146,16 @@ class Api(Protocol):
                       content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
                       authed: bool = True, budgeted: bool = True, timeout: float | None = None
                       ) -> Any: ...                   # httpx.Response
+
+    async def call(self, send: Callable[[str | None], Awaitable[Any]], *,
+                   classify: Callable[[Any], Verdict] | None = None,
+                   on_error: Callable[[Exception], Verdict | None] | None = None,
+                   authed: bool = True, budgeted: bool = True) -> Any:
+        """What ``request`` does, for a call that is not an httpx request (an SDK's SOAP call):
+        ``send(token)`` makes one attempt; ``classify`` sorts its result, ``on_error`` an
+        exception it raised (None: not ours to sort, raised as it is). Same budget, count,
+        retries, backoff, token refresh and errors as ``request``."""
+        ...
 
     async def access_token(self) -> str: ...
 
@@ -134,11 +174,50 @@ class Api(Protocol):
 
 @dataclass(frozen=True)
 class JobStatus:
-    """One poll of an asynchronous report. ``state`` is ``pending``, ``done`` or ``failed``."""
+    """One poll of an asynchronous report. ``state`` is a :class:`JobState`: ``pending``,
+    ``done`` or ``failed``."""
 
-    state: str
+    state: JobState
     detail: Mapping[str, Any] = field(default_factory=dict)   # e.g. the download URL
     message: str = ""                                          # the failure reason, if failed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", JobState(self.state))
+
+
+# --- paging -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page's request, as ``Api.request`` takes it."""
+
+    method: str
+    url: str                            # a path under the base URL (or a whole URL)
+    params: Any = None
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+
+    def key(self) -> str:
+        """What makes two page requests the same request (a paging loop)."""
+        params = sorted(self.params.items()) if isinstance(self.params, Mapping) else self.params
+        return repr((self.method, self.url, params, self.json))
+
+
+class Paginator(Protocol):
+    """How one platform pages one report: the first request, and from each page's JSON body its
+    rows and the next request (a cursor, a page number or a next URL). ``core.fetch_pages`` runs
+    the loop: the page cap, repeated requests, bodies that are not JSON or not the documented
+    shape, and a day on two pages are its to refuse. A paginator serves one fetch (it may keep
+    state across pages, e.g. a total to check)."""
+
+    what: str                           # names the report in error messages, e.g. "meta insights"
+
+    def first(self) -> PageRequest: ...
+
+    def read(self, body: Any) -> tuple[Mapping[dt.date, Decimal | None], PageRequest | None]:
+        """This page's days (None: a day listed without an amount) and the next page's request
+        (None on the last page)."""
+        ...
 
 
 # --- the protocol -----------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 - ``plan_windows`` / ``contiguous_ranges``: date windows within a platform's per-request cap.
 - ``parse_decimal`` / ``micros_to_decimal``: money off the wire, exactly, never through float.
 - ``RateBudget``: the per-platform request budget, shared by every account and store in a run.
+- ``missing_credentials`` / ``credential``: the spec's required credentials, checked in one place.
 - ``StaticTokenAuth`` / ``OAuthRefreshAuth``: access tokens, refreshed before expiry and once
   more on a 401, rotated refresh tokens handed to a callback (the token cache).
 - ``PlatformApi``: the handle a fetcher gets: budget + auth + retries with backoff and jitter on
   429/5xx/timeouts (honouring Retry-After) + the platform's own classifier for errors that arrive
-  inside HTTP 200 bodies; and ``run_report_job`` for submit -> poll -> download with a deadline.
+  inside HTTP 200 bodies, in one loop (``call``) that HTTP requests and SDK (SOAP) calls share;
+  and ``run_report_job`` for submit -> poll -> download with a deadline.
+- ``fetch_pages``: the one paging loop (page cap, loop and shape guards) behind every paged report.
 - ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
@@ -38,10 +41,13 @@ import httpx
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
-from .base import AccountInfo, FetchError, JobStatus, MalformedResponse, PlatformFetcher, Verdict
+from .base import (AccountInfo, Action, Api, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PageRequest,
+                   Paginator, PlatformFetcher, Verdict)
 from .clock import strict_day
+from .specs import SPECS
 
 log = logging.getLogger("adspend.fetchers")
+T = TypeVar("T")
 
 # --- secrets never leave ------------------------------------------------------------------------
 
@@ -82,6 +88,26 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+def missing_credentials(platform: str, credentials: Mapping[str, str]) -> tuple[str, ...]:
+    """The platform's required credential variables (``specs.PlatformSpec.required``) that are
+    unset or blank: the check the configuration makes before a platform is used."""
+    return tuple(k for k in SPECS[platform].required if not str(credentials.get(k) or "").strip())
+
+
+def credential(platform: str, credentials: Mapping[str, str], key: str) -> str:
+    """A required credential's value (stripped), as a fetcher reads it: an ``auth`` FetchError
+    naming it when it is unset or blank. Only the spec's required keys are read this way (the
+    optional ones with ``.get``), so what is required is said once, in ``fetchers/specs.py``."""
+    if key not in SPECS[platform].required:
+        raise ValueError(f"{key} is not one of {platform}'s required credentials (fetchers/specs.py)")
+    value = str(credentials.get(key) or "").strip()
+    if not value:
+        raise FetchError(ErrorKind.AUTH, f"{platform}: {key} is not set; add it to the environment or the secret store")
+    return value
 
 
 # --- date windows -------------------------------------------------------------------------------
@@ -372,14 +398,14 @@ def default_verdict(resp: httpx.Response) -> Verdict:
     if 200 <= s < 300:
         return Verdict.ok()
     if s == 429:
-        return Verdict("retry", "throttled", "HTTP 429", retry_after_seconds(resp))
+        return Verdict(Action.RETRY, ErrorKind.THROTTLED, "HTTP 429", retry_after_seconds(resp))
     if s >= 500:
-        return Verdict("retry", "server", f"HTTP {s}", retry_after_seconds(resp))
+        return Verdict(Action.RETRY, ErrorKind.SERVER, f"HTTP {s}", retry_after_seconds(resp))
     if s == 401:
-        return Verdict("refresh", "auth", "HTTP 401: the access token was rejected")
+        return Verdict(Action.REFRESH, ErrorKind.AUTH, "HTTP 401: the access token was rejected")
     if s == 403:
-        return Verdict("fail", "request", f"HTTP 403: no access ({body_snippet(resp)})")
-    return Verdict("fail", "request", f"HTTP {s}: {body_snippet(resp)}")
+        return Verdict(Action.FAIL, ErrorKind.REQUEST, f"HTTP 403: no access ({body_snippet(resp)})")
+    return Verdict(Action.FAIL, ErrorKind.REQUEST, f"HTTP {s}: {body_snippet(resp)}")
 
 
 def json_body(resp: httpx.Response, platform: str = "") -> Any:
@@ -486,37 +512,46 @@ class PlatformApi:
             raise FetchError("auth", f"{self.platform}: no credentials configured")
         return await self.auth.token(self.client)
 
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
-                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
-        full = self.url(url)
-        refreshed = 0           # refreshes (and race retries) made for this request
-        last = ""
+    async def call(self, send: Callable[[str | None], Awaitable[T]], *,
+                   classify: Callable[[T], Verdict] | None = None,
+                   on_error: Callable[[Exception], Verdict | None] | None = None,
+                   authed: bool = True, budgeted: bool = True) -> T:
+        """One call to the platform, HTTP or not (an SDK's SOAP call in a thread), tried until it
+        succeeds or fails for good. Every attempt gets the access token (``send(token)``; None
+        when ``authed`` is false), a slot of the rate budget and a count. ``classify`` sorts a
+        result and ``on_error`` an exception ``send`` raised into a :class:`Verdict` (``on_error``
+        returning None lets the exception through; a FetchError always goes through):
+
+        - ``retry``: wait what the platform asked (Retry-After, pausing the whole budget; a wait
+          past ``max_retry_after`` is a ``throttled`` failure) or back off with full jitter (a
+          throttle pauses the budget for that backoff too), then try again;
+        - ``refresh``: refresh the access token once and try again; refused again after the
+          refresh (or no refresh possible) is an ``auth`` failure that names the credential;
+        - ``fail``: a FetchError of the verdict's kind and message.
+
+        After ``max_attempts`` the last retry's kind and reason become a FetchError. Messages
+        pass through ``redact``."""
+        refreshed = 0           # refreshes (and race retries) made for this call
+        kind, last = ErrorKind.SERVER, ""
         for attempt in range(self.retry.max_attempts):
-            hdrs = dict(headers or {})
-            token = None
-            if authed:
-                token = await self.access_token()
-                hdrs.update(self.fetcher.auth_headers(token))
+            token = await self.access_token() if authed else None
             if budgeted:
                 await self.budget.acquire()
             self.note_request()
+            result: Any = None
             try:
-                resp = await self.client.request(method, full, params=params, json=json, content=content,
-                                                 headers=hdrs, timeout=timeout or self.timeout,
-                                                 extensions={"adspend_pool": self.platform})
-            except httpx.TimeoutException:
-                last, kind = f"no answer within {timeout or self.timeout:.0f} s", "timeout"
-                await asyncio.sleep(self.retry.backoff(attempt))
-                continue
-            except httpx.TransportError as exc:
-                last, kind = f"connection failed ({type(exc).__name__})", "server"
-                await asyncio.sleep(self.retry.backoff(attempt))
-                continue
-            verdict = self.fetcher.classify(resp)
-            if verdict.action == "ok":
-                return resp
-            if verdict.action == "refresh" and authed:
+                result = await send(token)
+            except FetchError:
+                raise
+            except Exception as exc:
+                verdict = on_error(exc) if on_error is not None else None
+                if verdict is None:
+                    raise
+            else:
+                verdict = classify(result) if classify is not None else Verdict.ok()
+            if verdict.action == Action.OK:
+                return result
+            if verdict.action == Action.REFRESH and authed:
                 current = getattr(self.auth, "access_token", None)
                 if refreshed and current and current != token and refreshed < 3:
                     # another request of this run refreshed after we read the token: a race, not a
@@ -524,28 +559,59 @@ class PlatformApi:
                     refreshed += 1
                     continue
                 if refreshed or self.auth is None or not self.auth.can_refresh:
-                    raise FetchError("auth", redact(f"{self.platform}: {verdict.message or 'access token rejected'}; "
-                                                    "re-authorise and update the credentials"))
+                    spec = SPECS.get(self.platform)
+                    key = (spec.refresh_token_key if spec else "") or "the credentials"
+                    raise FetchError(ErrorKind.AUTH, redact(
+                        f"{self.platform}: {verdict.message or 'access token rejected'}; "
+                        + (f"refused again after a refresh: re-authorise and update {key}" if refreshed
+                           else "re-authorise and update the credentials")))
                 await self.auth.refresh(self.client, token)
                 refreshed = 1
                 continue
-            if verdict.action == "retry":
-                kind, last = verdict.kind or "server", verdict.message or f"HTTP {resp.status_code}"
-                if verdict.kind == "throttled":
+            if verdict.action == Action.RETRY:
+                kind = ErrorKind(verdict.kind or ErrorKind.SERVER)
+                last = verdict.message or (f"HTTP {result.status_code}" if isinstance(result, httpx.Response)
+                                           else "no reason given")
+                if kind == ErrorKind.THROTTLED:
                     self.throttled_count += 1
                 wait = verdict.retry_after
                 if wait is not None:
                     if wait > self.retry.max_retry_after:
-                        raise FetchError("throttled", f"{self.platform} asked us to wait {wait:.0f} s "
-                                                      f"({last}); try again later")
-                    self.budget.pause(wait)
-                    await asyncio.sleep(wait)
+                        raise FetchError(ErrorKind.THROTTLED, f"{self.platform} asked us to wait {wait:.0f} s "
+                                                              f"({last}); try again later")
                 else:
-                    await asyncio.sleep(self.retry.backoff(attempt))
+                    wait = self.retry.backoff(attempt)
+                if verdict.retry_after is not None or kind == ErrorKind.THROTTLED:
+                    self.budget.pause(wait)
+                await asyncio.sleep(wait)
                 continue
-            raise FetchError(verdict.kind or "request", redact(f"{self.platform}: {verdict.message}"))
-        kind = locals().get("kind", "server")
+            raise FetchError(verdict.kind or ErrorKind.REQUEST, redact(f"{self.platform}: {verdict.message}"))
         raise FetchError(kind, redact(f"{self.platform}: gave up after {self.retry.max_attempts} attempts ({last})"))
+
+    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
+                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
+                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
+        """One HTTP request through :meth:`call`: the fetcher's ``auth_headers`` and ``classify``;
+        timeouts and transport errors are retried."""
+        full = self.url(url)
+        seconds = timeout or self.timeout
+
+        async def send(token: str | None) -> httpx.Response:
+            hdrs = dict(headers or {})
+            if token is not None:
+                hdrs.update(self.fetcher.auth_headers(token))
+            return await self.client.request(method, full, params=params, json=json, content=content, headers=hdrs,
+                                             timeout=seconds, extensions={"adspend_pool": self.platform})
+
+        def on_error(exc: Exception) -> Verdict | None:
+            if isinstance(exc, httpx.TimeoutException):
+                return Verdict(Action.RETRY, ErrorKind.TIMEOUT, f"no answer within {seconds:.0f} s")
+            if isinstance(exc, httpx.TransportError):
+                return Verdict(Action.RETRY, ErrorKind.SERVER, f"connection failed ({type(exc).__name__})")
+            return None
+
+        return await self.call(send, classify=self.fetcher.classify, on_error=on_error, authed=authed,
+                               budgeted=budgeted)
 
     async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
                              poll: Callable[[str], Awaitable[JobStatus]],
@@ -567,7 +633,7 @@ class PlatformApi:
             try:
                 status = await poll(job_id)
             except FetchError as exc:
-                if resumed and exc.kind == "request":       # the platform no longer knows that id
+                if resumed and exc.kind == ErrorKind.REQUEST:       # the platform no longer knows that id
                     resumed = False
                     if resume_key:
                         self.jobs.drop(resume_key)
@@ -576,24 +642,65 @@ class PlatformApi:
                         self.jobs.put(resume_key, job_id)
                     continue
                 raise
-            if status.state == "done":
+            if status.state == JobState.DONE:
                 result = await download(status)
                 if resume_key:
                     self.jobs.drop(resume_key)
                 return result
-            if status.state == "failed":
+            if status.state == JobState.FAILED:
                 if resume_key:
                     self.jobs.drop(resume_key)
-                raise FetchError("report_failed", redact(f"{self.platform} report {job_id} failed: "
+                raise FetchError(ErrorKind.REPORT_FAILED, redact(f"{self.platform} report {job_id} failed: "
                                                          f"{status.message or 'no reason given'}"))
             if time.monotonic() + wait > deadline:
-                raise FetchError("timeout", f"{self.platform} report {job_id} was still {status.state} at the "
+                raise FetchError(ErrorKind.TIMEOUT, f"{self.platform} report {job_id} was still {status.state} at the "
                                             "deadline; the next refresh resumes it")
             await asyncio.sleep(wait)
             wait = min(self.report.max_poll, wait * self.report.factor)
 
     async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
+
+
+DEFAULT_MAX_PAGES = 1000      # a chain of pages longer than this is a paging loop, not data
+
+
+async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_PAGES) -> dict[dt.date, Decimal]:
+    """Every page of one paged report (see ``base.Paginator``), its days merged.
+
+    Refused as malformed, never read as fewer days: a body that is not JSON, a body the
+    paginator cannot read (its shape is not the documented one), a day on two pages, a next
+    request that repeats an earlier one, more than ``max_pages`` pages. Each page goes through
+    ``api.request`` (budget, retries, classify)."""
+    out: dict[dt.date, Decimal] = {}
+    listed: set[dt.date] = set()
+    sent: set[str] = set()
+    request: PageRequest | None = pages.first()
+    for n in range(1, max_pages + 1):
+        assert request is not None
+        key = request.key()
+        if key in sent:
+            raise MalformedResponse(f"{pages.what}: page {n} repeats an earlier page's request (a paging loop)")
+        sent.add(key)
+        resp = await api.request(request.method, request.url, params=request.params, json=request.json,
+                                 headers=request.headers)
+        body = json_body(resp, api.platform)
+        try:
+            rows, request = pages.read(body)
+        except FetchError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+            raise MalformedResponse(f"{pages.what}: page {n} does not have the documented shape "
+                                    f"({type(exc).__name__})") from None
+        for day, amount in rows.items():
+            if day in listed:
+                raise MalformedResponse(f"{pages.what}: {day} appears on two pages")
+            listed.add(day)
+            if amount is not None:
+                out[day] = amount
+        if request is None:
+            return out
+    raise MalformedResponse(f"{pages.what}: paging did not end after {max_pages} pages")
 
 
 async def fetch_window(fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo,

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day, redact,
+from .core import (OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal, parse_day, redact,
                    retry_after_seconds)
 
 PLATFORM = "google"
@@ -247,13 +247,10 @@ class GoogleAdsFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
-        missing = [k for k in ("GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN")
-                   if not credentials.get(k)]
-        if missing:
-            raise FetchError("auth", f"google: {', '.join(missing)} not set")
         redact.add(credentials.get("GOOGLE_ADS_DEVELOPER_TOKEN"))
-        return OAuthRefreshAuth(PLATFORM, token_url, credentials["GOOGLE_ADS_CLIENT_ID"],
-                                credentials["GOOGLE_ADS_CLIENT_SECRET"], credentials["GOOGLE_ADS_REFRESH_TOKEN"],
+        return OAuthRefreshAuth(PLATFORM, token_url, credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_ID"),
+                                credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_SECRET"),
+                                credential(PLATFORM, credentials, "GOOGLE_ADS_REFRESH_TOKEN"),
                                 client_auth="body", on_rotate=on_rotate)
 
     def classify(self, response: httpx.Response) -> Verdict:

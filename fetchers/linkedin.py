@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .base import AccountInfo, FetchError, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, StaticTokenAuth, default_verdict, json_body, parse_decimal
+from .core import OAuthRefreshAuth, StaticTokenAuth, credential, default_verdict, json_body, parse_decimal
 
 PLATFORM = "linkedin"
 # Monthly versions live about a year (§4.1): 202609 goes away around 2027-09 (sunset date not
@@ -168,10 +168,7 @@ class LinkedInFetcher:
             # Refresh grant: form-encoded, client id and secret in the body (§4.6).
             return OAuthRefreshAuth(PLATFORM, token_url, cid, secret, refresh, access_token=access,
                                     client_auth="body", on_rotate=on_rotate)
-        if access:
-            return StaticTokenAuth(access)
-        raise FetchError("auth", "linkedin: LINKEDIN_ACCESS_TOKEN is not set (or set LINKEDIN_REFRESH_TOKEN "
-                                 "with LINKEDIN_CLIENT_ID and LINKEDIN_CLIENT_SECRET)")
+        return StaticTokenAuth(credential(PLATFORM, credentials, "LINKEDIN_ACCESS_TOKEN"))
 
     def classify(self, response: httpx.Response) -> Verdict:
         verdict = default_verdict(response)

@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from . import clock
-from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import StaticTokenAuth, default_verdict, json_body, parse_day, parse_decimal, redact
+from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
+from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_day, parse_decimal, redact
 
 PLATFORM = "meta"
 # Graph API version. v25.0 was "Latest Graph API Version" on Meta's docs (§1.1); v22.0-v26.0 are
@@ -93,6 +93,26 @@ def build_insights_params(start: dt.date, end: dt.date, after: str | None = None
     if after:
         params["after"] = after
     return params
+
+
+class InsightsPages:
+    """Insights paged by cursor: the next page is the same request with ``after`` (§1.4)."""
+
+    what = "meta insights"
+
+    def __init__(self, account: AccountInfo, start: dt.date, end: dt.date, extra: Mapping[str, str]):
+        self.account, self.start, self.end, self.extra = account, start, end, extra
+
+    def _request(self, after: str | None) -> PageRequest:
+        return PageRequest("GET", insights_path(self.account.account_id),
+                           params={**build_insights_params(self.start, self.end, after), **self.extra})
+
+    def first(self) -> PageRequest:
+        return self._request(None)
+
+    def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
+        rows, after = parse_insights_page(body, self.account.currency)
+        return rows, (self._request(after) if after else None)
 
 
 def utc_today() -> dt.date:
@@ -234,9 +254,7 @@ class MetaFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
-        token = credentials.get("META_ACCESS_TOKEN")
-        if not token:
-            raise FetchError("auth", "meta: META_ACCESS_TOKEN is not set")
+        token = credential(PLATFORM, credentials, "META_ACCESS_TOKEN")
         redact.add(credentials.get("META_APP_SECRET"))
         return StaticTokenAuth(token)          # Meta has no refresh grant (§1.6)
 
@@ -257,24 +275,7 @@ class MetaFetcher:
         end = min(end, utc_today())
         if start > end:
             return {}
-        extra = await common_params(api)
-        rows: dict[dt.date, Decimal] = {}
-        after: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            resp = await api.request("GET", insights_path(account.account_id),
-                                     params={**build_insights_params(start, end, after), **extra})
-            page, after = parse_insights_page(json_body(resp, PLATFORM), account.currency)
-            for day in page:
-                if day in rows:
-                    raise MalformedResponse(f"meta insights returned {day} on two pages")
-            rows.update(page)
-            if after is None:
-                return rows
-            if after in seen:
-                raise MalformedResponse("meta insights paging repeats a cursor")
-            seen.add(after)
-        raise MalformedResponse(f"meta insights paging did not end after {MAX_PAGES} pages")
+        return await fetch_pages(api, InsightsPages(account, start, end, await common_params(api)), MAX_PAGES)
 
 
 FETCHER = MetaFetcher()

@@ -20,7 +20,6 @@ How the pieces split:
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import hashlib
@@ -36,7 +35,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, parse_day, parse_decimal, redact
+from .core import OAuthRefreshAuth, credential, default_verdict, parse_day, parse_decimal, redact
 from .specs import SPECS
 
 PLATFORM = "microsoft"
@@ -174,15 +173,8 @@ def normalize_account_id(raw: str) -> str:
     return value
 
 
-def _credential(credentials: Mapping[str, str], key: str) -> str:
-    value = (credentials.get(key) or "").strip()
-    if not value:
-        raise FetchError("auth", f"microsoft: {key} is not set; add it to the environment or the secret store")
-    return value
-
-
 def customer_id(credentials: Mapping[str, str]) -> str:
-    value = _credential(credentials, "MICROSOFT_CUSTOMER_ID")
+    value = credential(PLATFORM, credentials, "MICROSOFT_CUSTOMER_ID")
     if not _DIGITS_RE.match(value):
         raise FetchError("config", "microsoft: MICROSOFT_CUSTOMER_ID must be the numeric customer id "
                                    "(digits, as shown in the Microsoft Advertising UI URL as cid=...)")
@@ -217,8 +209,9 @@ def fault_errors(fault: Any) -> list[tuple[str, str, str]]:
         if node is None:
             continue
         for err in node if isinstance(node, list) else [node]:
-            out.append(tuple(str(getattr(err, name, None) or "").strip()
-                             for name in ("Code", "ErrorCode", "Message")))      # type: ignore[misc]
+            code, name, message = (str(getattr(err, attr, None) or "").strip()
+                                   for attr in ("Code", "ErrorCode", "Message"))
+            out.append((code, name, message))
     return out
 
 
@@ -288,10 +281,10 @@ class SdkSession:
 
     def __init__(self, credentials: Mapping[str, str], base_url: str):
         from bingads.authorization import AuthorizationData
-        self.client_id = _credential(credentials, "MICROSOFT_CLIENT_ID")
+        self.client_id = credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID")
         self.base_url = base_url
         self.data = AuthorizationData(account_id=None, customer_id=customer_id(credentials),
-                                      developer_token=_credential(credentials, "MICROSOFT_DEVELOPER_TOKEN"))
+                                      developer_token=credential(PLATFORM, credentials, "MICROSOFT_DEVELOPER_TOKEN"))
         self._reporting: Any = None
         self._customer: Any = None
 
@@ -407,42 +400,25 @@ def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.
     return req
 
 
-async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
-    """One SDK call with what ``api.request`` gives HTTP calls: budget, request count, our token,
-    117 retried with backoff, 109 -> refresh our token and retry once, transport errors retried."""
+def soap_verdict(exc: Exception) -> Verdict:
+    """Any error an SDK call raised: a SOAP fault by its codes, everything else by ``exception_verdict``."""
     from suds import WebFault
-    refreshed = False
-    verdict = Verdict("retry", "server", "no attempt made")
-    for attempt in range(api.retry.max_attempts):                          # type: ignore[attr-defined]
-        token = await api.access_token()
-        await api.budget.acquire()                                         # type: ignore[attr-defined]
-        api.note_request()                                                 # type: ignore[attr-defined]
-        try:
-            return await api.to_thread(session_pool(api.credentials, api.base_url).call, method, token,
-                                       account_id, *args)
-        except WebFault as exc:
-            verdict = fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
-        except Exception as exc:      # noqa: BLE001 - every other failure is sorted by exception_verdict
-            verdict = exception_verdict(exc)
-        if verdict.action == "refresh":
-            auth = getattr(api, "auth", None)
-            if refreshed or auth is None or not auth.can_refresh:
-                raise FetchError("auth", redact(f"microsoft: the access token was refused again after a refresh "
-                                                f"({verdict.message}); re-authorise and update MICROSOFT_REFRESH_TOKEN"))
-            await auth.refresh(api.client, token)                          # type: ignore[attr-defined]
-            refreshed = True
-            continue
-        if verdict.action == "retry":
-            if verdict.kind == "throttled" and hasattr(api, "throttled_count"):
-                api.throttled_count += 1                                   # type: ignore[attr-defined]
-            wait = api.retry.backoff(attempt)                              # type: ignore[attr-defined]
-            if verdict.kind == "throttled":
-                api.budget.pause(wait)                                     # type: ignore[attr-defined]
-            await asyncio.sleep(wait)
-            continue
-        raise FetchError(verdict.kind or "request", redact(f"microsoft: {verdict.message}"))
-    raise FetchError(verdict.kind or "server", redact(f"microsoft: gave up after "
-                                                      f"{api.retry.max_attempts} attempts ({verdict.message})"))  # type: ignore[attr-defined]
+    if isinstance(exc, WebFault):
+        return fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
+    return exception_verdict(exc)
+
+
+async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
+    """One SDK call (``SdkSession.<method>``) in a worker thread, through the core's loop
+    (``api.call``): budget, request count, our token, 117 retried with backoff (pausing the
+    budget), 109 -> refresh our token and retry once, transport errors retried, faults mapped."""
+    pool = session_pool(api.credentials, api.base_url)
+
+    async def send(token: str | None) -> Any:
+        assert token is not None          # authed: the core always hands a token
+        return await api.to_thread(pool.call, method, token, account_id, *args)
+
+    return await api.call(send, on_error=soap_verdict)
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -587,9 +563,9 @@ class MicrosoftFetcher:
         # MICROSOFT_CLIENT_SECRET is optional: desktop (public) clients have none.
         return OAuthRefreshAuth(
             platform=PLATFORM, token_url=token_url,
-            client_id=_credential(credentials, "MICROSOFT_CLIENT_ID"),
+            client_id=credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID"),
             client_secret=(credentials.get("MICROSOFT_CLIENT_SECRET") or "").strip(),
-            refresh_token=_credential(credentials, "MICROSOFT_REFRESH_TOKEN"),
+            refresh_token=credential(PLATFORM, credentials, "MICROSOFT_REFRESH_TOKEN"),
             access_token=(credentials.get("MICROSOFT_ACCESS_TOKEN") or "").strip() or None,
             extra_form={"scope": OAUTH_SCOPE}, on_rotate=on_rotate)
 

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 
 from . import clock
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day, retry_after_seconds
+from .core import (OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal, parse_day,
+                   retry_after_seconds)
 
 API_VERSION = "v5"            # no sunset announced (OpenAPI v5.23.0, 2025-12-11)
 MAX_DAYS = 90                 # sync range cap (section 6.2); the async cap (186) is wider
@@ -186,8 +187,9 @@ class PinterestFetcher:
         # ask for continuous refresh tokens explicitly; sending it is the safe choice for all.
         return OAuthRefreshAuth(
             platform=self.platform, token_url=token_url,
-            client_id=credentials["PINTEREST_APP_ID"], client_secret=credentials["PINTEREST_APP_SECRET"],
-            refresh_token=credentials["PINTEREST_REFRESH_TOKEN"],
+            client_id=credential(self.platform, credentials, "PINTEREST_APP_ID"),
+            client_secret=credential(self.platform, credentials, "PINTEREST_APP_SECRET"),
+            refresh_token=credential(self.platform, credentials, "PINTEREST_REFRESH_TOKEN"),
             access_token=credentials.get("PINTEREST_ACCESS_TOKEN") or None,
             client_auth="basic", extra_form={"continuous_refresh": "true"}, on_rotate=on_rotate)
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal, parse_day
+from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
+from .core import OAuthRefreshAuth, credential, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
 
 PLATFORM = "reddit"
 API_VERSION = "v3"            # /api/v3; no sunset announced (§7.1)
@@ -42,13 +42,6 @@ def normalize_account_id(raw: str) -> str:
         raise ValueError(f"reddit: {str(raw)!r} is not a Reddit ad account id; expected the id as Reddit Ads "
                          "shows it: a2_ or t2_ followed by letters and digits, e.g. a2_abc123")
     return f"{m.group(1).lower()}_{m.group(2)}"
-
-
-def _required(credentials: Mapping[str, str], key: str) -> str:
-    value = (credentials.get(key) or "").strip()
-    if not value:
-        raise FetchError("auth", f"reddit: {key} is not set; add it to the environment or the secret store")
-    return value
 
 
 # --- request building ---------------------------------------------------------------------------
@@ -168,6 +161,25 @@ def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str
     return out, (pagination or {}).get("next_url")
 
 
+class ReportPages:
+    """The report paged by next URL: every page is a POST of the same body to
+    ``pagination.next_url``, which carries page.token (§7.4)."""
+
+    def __init__(self, account: AccountInfo, start: dt.date, end: dt.date):
+        self.account_id, self.start, self.end = account.account_id, start, end
+        self.what = f"reddit report for {account.account_id}"
+        self.body = build_report_body(account, start, end)
+
+    def first(self) -> PageRequest:
+        return PageRequest("POST", f"{API_PREFIX}/ad_accounts/{self.account_id}/reports",
+                           params={"page.size": str(PAGE_SIZE)}, json=self.body)
+
+    def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
+        rows, next_url = parse_report_page(body, self.start, self.end, self.account_id)
+        path = next_page_path(next_url, self.account_id)
+        return rows, (PageRequest("POST", path, json=self.body) if path is not None else None)
+
+
 # --- the fetcher --------------------------------------------------------------------------------
 
 class RedditFetcher:
@@ -189,9 +201,9 @@ class RedditFetcher:
         # refresh token, which on_rotate persists (§7.6)
         return OAuthRefreshAuth(
             platform=PLATFORM, token_url=token_url,
-            client_id=_required(credentials, "REDDIT_CLIENT_ID"),
-            client_secret=_required(credentials, "REDDIT_CLIENT_SECRET"),
-            refresh_token=_required(credentials, "REDDIT_REFRESH_TOKEN"),
+            client_id=credential(PLATFORM, credentials, "REDDIT_CLIENT_ID"),
+            client_secret=credential(PLATFORM, credentials, "REDDIT_CLIENT_SECRET"),
+            refresh_token=credential(PLATFORM, credentials, "REDDIT_REFRESH_TOKEN"),
             access_token=(credentials.get("REDDIT_ACCESS_TOKEN") or None),
             client_auth="basic", extra_headers={"User-Agent": USER_AGENT}, on_rotate=on_rotate)
 
@@ -227,28 +239,7 @@ class RedditFetcher:
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"reddit: window {start}..{end} exceeds {MAX_DAYS} days")
-        body = build_report_body(account, start, end)
-        path: str | None = f"{API_PREFIX}/ad_accounts/{account.account_id}/reports"
-        params: dict | None = {"page.size": str(PAGE_SIZE)}
-        out: dict[dt.date, Decimal] = {}
-        seen: set[str] = set()
-        while path is not None:
-            if len(seen) >= MAX_PAGES:
-                raise MalformedResponse(f"reddit report for {account.account_id}: more than {MAX_PAGES} pages")
-            seen.add(path)
-            # every page is a POST of the same body; next_url carries page.token (§7.4)
-            resp = await api.request("POST", path, params=params, json=body)
-            rows, next_url = parse_report_page(json_body(resp, PLATFORM), start, end, account.account_id)
-            for day, amount in rows.items():
-                if day in out:
-                    raise MalformedResponse(f"reddit report for {account.account_id}: {day} appears on two pages")
-                out[day] = amount
-            path, params = next_page_path(next_url, account.account_id), None
-            if path in seen:
-                raise MalformedResponse(f"reddit report for {account.account_id}: pagination.next_url repeats")
-        return out
+        return await fetch_pages(api, ReportPages(account, start, end), MAX_PAGES)
 
 
 FETCHER = RedditFetcher()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import OAuthRefreshAuth, default_verdict, json_body, micros_to_decimal
+from .core import OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal
 
 PLATFORM = "snapchat"
 API_VERSION = "v1"            # Snap versions the path only as /v1/; no sunset announced (§5.1)
@@ -36,13 +36,6 @@ def normalize_account_id(raw: str) -> str:
     if not _UUID_RE.match(value):
         raise ValueError(f"snapchat: {str(raw)!r} is not a Snapchat ad account id; expected the ad account "
                          "UUID as Ads Manager shows it, e.g. 8adc3db7-8148-4fbf-999c-8d2266369d74")
-    return value
-
-
-def _required(credentials: Mapping[str, str], key: str) -> str:
-    value = (credentials.get(key) or "").strip()
-    if not value:
-        raise FetchError("auth", f"snapchat: {key} is not set; add it to the environment or the secret store")
     return value
 
 
@@ -176,9 +169,9 @@ class SnapchatFetcher:
         # not rotate, but should a reply carry a new one, on_rotate keeps it
         return OAuthRefreshAuth(
             platform=PLATFORM, token_url=token_url,
-            client_id=_required(credentials, "SNAPCHAT_CLIENT_ID"),
-            client_secret=_required(credentials, "SNAPCHAT_CLIENT_SECRET"),
-            refresh_token=_required(credentials, "SNAPCHAT_REFRESH_TOKEN"),
+            client_id=credential(PLATFORM, credentials, "SNAPCHAT_CLIENT_ID"),
+            client_secret=credential(PLATFORM, credentials, "SNAPCHAT_CLIENT_SECRET"),
+            refresh_token=credential(PLATFORM, credentials, "SNAPCHAT_REFRESH_TOKEN"),
             access_token=(credentials.get("SNAPCHAT_ACCESS_TOKEN") or None),
             client_auth="body", on_rotate=on_rotate)
 
@@ -220,8 +213,6 @@ class SnapchatFetcher:
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
                           ) -> dict[dt.date, Decimal]:
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"snapchat: window {start}..{end} exceeds {MAX_DAYS} days")
         zone = account_zone(account)
         # stats are not paginated (§5.4): one request per window
         resp = await api.request("GET", f"/{API_VERSION}/adaccounts/{account.account_id}/stats",

@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 
 import httpx
 
-from .base import AccountInfo, FetchError, MalformedResponse, Verdict
-from .core import StaticTokenAuth, default_verdict, json_body, parse_decimal
+from .base import AccountInfo, FetchError, MalformedResponse, PageRequest, Verdict
+from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_decimal
 
 PLATFORM = "tiktok"
 API_VERSION = "v1.3"             # TikTok announces no sunset date for v1.3 (none published, §3.1)
@@ -25,6 +25,7 @@ LOOKBACK_DAYS = 3
 DAY_BASIS = "account"            # stat_time_day is the advertiser's local day (§3.2, §3.3)
 HISTORY_DAYS = None              # no documented retention cap for the integrated report
 PAGE_SIZE = 1000                 # the largest page TikTok serves (§3.4)
+MAX_PAGES = 1000                 # total_page past this is a paging loop, not data
 
 DIMENSIONS = ("advertiser_id", "stat_time_day")
 METRICS = ("spend",)             # spend = cash_spend + voucher_spend: the whole billed figure (§3.3)
@@ -107,6 +108,46 @@ def parse_report_page(body: Any, advertiser_id: str) -> tuple[list[tuple[dt.date
     return out, total_page, total_number
 
 
+class ReportPages:
+    """The integrated report paged by number (``page`` 1..``page_info.total_page``, §3.4)."""
+
+    what = "tiktok report"
+
+    def __init__(self, advertiser_id: str, start: dt.date, end: dt.date, page_size: int = PAGE_SIZE):
+        self.advertiser_id, self.start, self.end, self.page_size = advertiser_id, start, end, page_size
+        self.page, self.rows = 1, 0
+        self.total_number: int | None = None      # page_info.total_number of the first page
+
+    def _request(self) -> PageRequest:
+        return PageRequest("GET", REPORT_PATH, params=build_report_params(self.advertiser_id, self.start, self.end,
+                                                                            self.page, self.page_size))
+
+    def first(self) -> PageRequest:
+        return self._request()
+
+    def read(self, body: Any) -> tuple[dict[dt.date, Decimal | None], PageRequest | None]:
+        rows, total_page, total_number = parse_report_page(body, self.advertiser_id)
+        # The report is not a snapshot: rows can move between pages (§3.4). A changed total means
+        # the pages no longer add up, so refuse rather than drop or double-count a day.
+        if self.total_number is None:
+            self.total_number = total_number
+        elif total_number != self.total_number:
+            raise FetchError("server", f"tiktok: the report for advertiser {self.advertiser_id} changed while it "
+                                       "was being paged; try again")
+        days: dict[dt.date, Decimal | None] = {}
+        for day, spend in rows:
+            if day in days:
+                raise MalformedResponse(f"tiktok report: day {day} appears twice for advertiser {self.advertiser_id}")
+            days[day] = spend
+        self.rows += len(days)
+        if self.page < total_page:
+            self.page += 1
+            return days, self._request()
+        if self.rows != self.total_number:
+            raise MalformedResponse(f"tiktok report: {self.rows} rows arrived but page_info said {self.total_number}")
+        return days, None
+
+
 def parse_advertiser_info(body: Any, advertiser_id: str) -> AccountInfo:
     rows = _data(body, "advertiser/info").get("list")
     if not isinstance(rows, list):
@@ -173,10 +214,7 @@ class TikTokFetcher:
 
     def build_auth(self, credentials: Mapping[str, str], token_url: str,
                    on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
-        token = credentials.get("TIKTOK_ACCESS_TOKEN")
-        if not token:
-            raise FetchError("auth", "tiktok: TIKTOK_ACCESS_TOKEN is not set")
-        return StaticTokenAuth(token)
+        return StaticTokenAuth(credential(PLATFORM, credentials, "TIKTOK_ACCESS_TOKEN"))
 
     def classify(self, response: httpx.Response) -> Verdict:
         verdict = default_verdict(response)
@@ -198,31 +236,7 @@ class TikTokFetcher:
         return parse_advertiser_info(json_body(resp, PLATFORM), advertiser_id)
 
     async def fetch_daily(self, api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
-        advertiser_id = account.account_id
-        out: dict[dt.date, Decimal] = {}
-        seen: set[dt.date] = set()
-        page, total_page, first_total = 1, 1, None
-        while page <= total_page:
-            params = build_report_params(advertiser_id, start, end, page, self.page_size)
-            resp = await api.request("GET", REPORT_PATH, params=params)
-            rows, total_page, total_number = parse_report_page(json_body(resp, PLATFORM), advertiser_id)
-            # The report is not a snapshot: rows can move between pages (§3.4). A changed total means
-            # the pages no longer add up, so refuse rather than drop or double-count a day.
-            if first_total is None:
-                first_total = total_number
-            elif total_number != first_total:
-                raise FetchError("server", f"tiktok: the report for advertiser {advertiser_id} changed while it "
-                                           "was being paged; try again")
-            for day, spend in rows:
-                if day in seen:
-                    raise MalformedResponse(f"tiktok report: day {day} appears twice for advertiser {advertiser_id}")
-                seen.add(day)
-                if spend is not None:
-                    out[day] = spend
-            page += 1
-        if len(seen) != first_total:
-            raise MalformedResponse(f"tiktok report: {len(seen)} rows arrived but page_info said {first_total}")
-        return out
+        return await fetch_pages(api, ReportPages(account.account_id, start, end, self.page_size), MAX_PAGES)
 
 
 FETCHER = TikTokFetcher()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from fetchers.core import redact
+from fetchers.core import missing_credentials, redact
 from fetchers.specs import PLATFORM_IDS, SPECS, PlatformSpec
 
 SOURCE_ENV, SOURCE_DOTENV, SOURCE_SECRETS, SOURCE_VAULT, SOURCE_SANDBOX = (
@@ -151,7 +151,7 @@ def platform_config(settings: Settings, platform: str, *, demo: bool = False, sa
     values = settings.platform_values(platform)
     creds = {k: v for k, (v, _) in values.items()}
     sources = {k: src for k, (_, src) in values.items()}
-    missing = tuple(k for k in s.required if not creds.get(k))
+    missing = missing_credentials(platform, creds)
     if missing:
         # with Vault configured but unusable, these credentials may exist there: the platform
         # failed (with Vault's reason), it is not merely unconfigured

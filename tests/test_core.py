@@ -9,10 +9,10 @@ import httpx
 import pytest
 import respx
 
-from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, Verdict
+from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, PageRequest, Verdict
 from fetchers.core import (OAuthRefreshAuth, PlatformApi, RateBudget, RetryPolicy, StaticTokenAuth, contiguous_ranges,
-                           default_verdict, fetch_window, fill_zeros, micros_to_decimal, parse_decimal, plan_windows,
-                           redact, retry_after_seconds)
+                           default_verdict, fetch_pages, fetch_window, fill_zeros, micros_to_decimal, parse_decimal,
+                           plan_windows, redact, retry_after_seconds)
 
 D = dt.date
 
@@ -387,3 +387,390 @@ def test_parse_day_refuses_anything_else(raw):
     from fetchers.core import parse_day
     with pytest.raises(MalformedResponse, match="row 3's date is not a YYYY-MM-DD day"):
         parse_day(raw, "row 3's date")
+
+
+# --- actions, error kinds and job states are StrEnums -----------------------------------------
+
+@pytest.mark.parametrize("enum,values", [
+    ("Action", ["ok", "retry", "refresh", "fail"]),
+    ("ErrorKind", ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config"]),
+    ("JobState", ["pending", "done", "failed"]),
+])
+def test_enums_keep_their_stored_strings(enum, values):
+    import fetchers.base as base
+    members = list(getattr(base, enum))
+    assert [m.value for m in members] == values
+    assert [f"{m}" for m in members] == values and members == values      # equal to, and shown as, the string
+
+
+def test_verdicts_errors_and_job_states_take_strings_and_refuse_typos():
+    from fetchers.base import Action, ErrorKind, JobState
+    v = Verdict("retry", "throttled", "HTTP 429", 3.0)
+    assert v.action is Action.RETRY and v.kind is ErrorKind.THROTTLED and v.action == "retry"
+    assert Verdict.ok().action is Action.OK and Verdict.ok().kind == ""
+    err = FetchError("config", "x")
+    assert err.kind is ErrorKind.CONFIG and err.platform_wide and not FetchError(ErrorKind.SERVER, "y").platform_wide
+    assert MalformedResponse("z").kind is ErrorKind.MALFORMED
+    assert JobStatus("done", {"url": "u"}).state is JobState.DONE
+    for bad in (lambda: Verdict("retyr"), lambda: Verdict("fail", "nope"), lambda: FetchError("authz", "m"),
+                lambda: JobStatus("finished")):
+        with pytest.raises(ValueError):
+            bad()
+
+
+# --- one retry/classify loop for HTTP and non-HTTP calls (an SDK's SOAP call) -----------------
+
+class _SoapFault(Exception):
+    """Stands in for an SDK's fault: ``code`` says what the platform answered."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _soap_verdict(exc):
+    if not isinstance(exc, _SoapFault):
+        return None                                  # not ours to sort: raised as it is
+    return {"throttled": Verdict("retry", "throttled", "fault 117 CallRateExceeded"),
+            "transient": Verdict("retry", "server", "fault 0 InternalError"),
+            "expired": Verdict("refresh", "auth", "fault 109 AuthenticationTokenExpired"),
+            "refused": Verdict("fail", "auth", "fault 105 InvalidCredentials"),
+            "bad": Verdict("fail", "request", "fault 2011 InvalidCustomDateRangeEnd")}[exc.code]
+
+
+class _Budget(RateBudget):
+    def __init__(self):
+        super().__init__(60000)
+        self.paused: list[float] = []
+
+    def pause(self, seconds):
+        self.paused.append(seconds)
+
+
+# answers in order ("ok" is a result; anything else a fault, or an exception to raise) ->
+# (result or (kind, words in the message)), attempts sent, token grants, throttled count, budget paused
+SOAP_CASES = [
+    ("throttle then success", ["throttled", "ok"], "answer", 2, 1, 1, 1),
+    ("two throttles then success", ["throttled", "throttled", "ok"], "answer", 3, 1, 2, 2),
+    ("transient fault then success", ["transient", "ok"], "answer", 2, 1, 0, 0),
+    ("expired token: one refresh, then success", ["expired", "ok"], "answer", 2, 2, 0, 0),
+    ("credentials refused: auth at once", ["refused"], ("auth", "dummy: fault 105 InvalidCredentials"), 1, 1, 0, 0),
+    ("request refused: request at once", ["bad"], ("request", "fault 2011"), 1, 1, 0, 0),
+    ("expired again after the refresh: auth naming the refresh",
+     ["expired", "expired"], ("auth", "fault 109", "refused again after a refresh"), 2, 2, 0, 0),
+    ("throttled on every attempt: gives up as throttled",
+     ["throttled"] * 4, ("throttled", "gave up after 4 attempts", "fault 117"), 4, 1, 4, 4),
+    ("a FetchError from the call goes through as it is",
+     [FetchError("config", "dummy: the customer id is not digits")], ("config", "not digits"), 1, 1, 0, 0),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize("name,answers,expected,attempts,grants,throttled,paused", SOAP_CASES,
+                         ids=[c[0] for c in SOAP_CASES])
+def test_shared_loop_on_a_soap_like_call(name, answers, expected, attempts, grants, throttled, paused):
+    token_route = respx.post("https://auth.test/token").mock(side_effect=[
+        httpx.Response(200, json={"access_token": f"at-{i}", "expires_in": 3600}) for i in range(1, 4)])
+    tokens_seen: list[str | None] = []
+    queue = list(answers)
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "cs", "rt-1")
+            api = _api(c, auth=auth)
+            api.budget = _Budget()
+
+            async def send(token):
+                tokens_seen.append(token)
+                answer = queue.pop(0)
+                if isinstance(answer, Exception):
+                    raise answer
+                if answer != "ok":
+                    raise _SoapFault(answer)
+                return "answer"
+
+            try:
+                return await api.call(send, on_error=_soap_verdict), api
+            except FetchError as exc:
+                return exc, api
+
+    out, api = run(go())
+    if isinstance(expected, tuple):
+        assert isinstance(out, FetchError) and out.kind == expected[0]
+        for words in expected[1:]:
+            assert words in out.message
+    else:
+        assert out == expected
+    assert api.request_count == len(tokens_seen) == attempts
+    assert token_route.call_count == grants
+    assert api.throttled_count == throttled and len(api.budget.paused) == paused
+    if "refresh" in name:
+        assert tokens_seen == ["at-1", "at-2"]                   # the retry carries the refreshed token
+
+
+def test_shared_loop_lets_exceptions_it_cannot_sort_through_and_classifies_results():
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+
+            async def broken(token):
+                raise KeyError("a bug, not a platform answer")
+
+            with pytest.raises(KeyError):
+                await api.call(broken, on_error=_soap_verdict)
+            answers = iter([{"status": "busy"}, {"status": "ok"}])
+
+            async def send(token):
+                assert token == "tok-1"
+                return next(answers)
+
+            verdict = lambda r: Verdict("ok") if r["status"] == "ok" else Verdict("retry", "server", "busy")
+            return await api.call(send, classify=verdict), api.request_count
+
+    assert run(go()) == ({"status": "ok"}, 3)
+
+
+# --- one paging loop behind every paged report ------------------------------------------------
+
+class _CursorPages:
+    """Cursor paging (Meta's style): the same request with ``after``."""
+
+    what = "dummy cursor report"
+
+    def first(self):
+        return PageRequest("GET", "/pages", params={"limit": "2"})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): (None if v == "-" else parse_decimal(v)) for k, v in body["days"].items()}
+        after = body.get("after")
+        return days, (PageRequest("GET", "/pages", params={"limit": "2", "after": after}) if after else None)
+
+
+class _NumberPages:
+    """Page-number paging (TikTok's style): ``page`` up to ``total_page``."""
+
+    what = "dummy numbered report"
+
+    def __init__(self):
+        self.page = 1
+
+    def first(self):
+        return PageRequest("GET", "/pages", params={"page": "1"})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): parse_decimal(v) for k, v in body["days"].items()}
+        if self.page >= body["total_page"]:
+            return days, None
+        self.page += 1
+        return days, PageRequest("GET", "/pages", params={"page": str(self.page)})
+
+
+class _NextUrlPages:
+    """Next-URL paging (Reddit's style): a POST of the same body to the URL the page names."""
+
+    what = "dummy next-url report"
+
+    def first(self):
+        return PageRequest("POST", "/pages", params={"page.size": "2"}, json={"q": 1})
+
+    def read(self, body):
+        days = {D.fromisoformat(k): parse_decimal(v) for k, v in body["days"].items()}
+        return days, (PageRequest("POST", body["next"], json={"q": 1}) if body.get("next") else None)
+
+
+class _PlainDummy(_Dummy):
+    def classify(self, resp):
+        return default_verdict(resp)
+
+
+def _pages(*bodies):
+    return [httpx.Response(200, json=b) if isinstance(b, (dict, list)) else httpx.Response(200, text=b) for b in bodies]
+
+
+# paginator, answers, max pages -> the days (or the error's words), the requests' (method, query) in order
+PAGING_CASES = [
+    ("cursor: three pages merged exactly", _CursorPages,
+     _pages({"days": {"2026-01-01": "1.10"}, "after": "C1"}, {"days": {"2026-01-02": "0.01"}, "after": "C2"},
+            {"days": {"2026-01-03": "1000000.99", "2026-01-04": "-"}}), 10,
+     {D(2026, 1, 1): Decimal("1.10"), D(2026, 1, 2): Decimal("0.01"), D(2026, 1, 3): Decimal("1000000.99")},
+     [("GET", "limit=2"), ("GET", "limit=2&after=C1"), ("GET", "limit=2&after=C2")]),
+    ("page number: to total_page", _NumberPages,
+     _pages({"days": {"2026-01-01": "2"}, "total_page": 2}, {"days": {"2026-01-05": "3.5"}, "total_page": 2}), 10,
+     {D(2026, 1, 1): Decimal(2), D(2026, 1, 5): Decimal("3.5")}, [("GET", "page=1"), ("GET", "page=2")]),
+    ("next url: follows it with the same body", _NextUrlPages,
+     _pages({"days": {"2026-01-01": "7"}, "next": "/pages?page.token=t2"}, {"days": {}}), 10,
+     {D(2026, 1, 1): Decimal(7)}, [("POST", "page.size=2"), ("POST", "page.token=t2")]),
+    ("a cursor that repeats is a loop", _CursorPages,
+     _pages({"days": {}, "after": "C1"}, {"days": {}, "after": "C1"}), 10,
+     "page 3 repeats an earlier page's request", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
+    ("past the page cap", _NumberPages,
+     _pages(*({"days": {}, "total_page": 99} for _ in range(3))), 3,
+     "paging did not end after 3 pages", [("GET", "page=1"), ("GET", "page=2"), ("GET", "page=3")]),
+    ("a day on two pages", _CursorPages,
+     _pages({"days": {"2026-01-01": "1"}, "after": "C1"}, {"days": {"2026-01-01": "1"}}), 10,
+     "2026-01-01 appears on two pages", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
+    ("a body that is not JSON", _CursorPages, _pages("<html>maintenance</html>"), 10,
+     "not JSON", [("GET", "limit=2")]),
+    ("a body without the documented shape", _NumberPages, _pages({"days": {}}, ), 10,
+     "dummy numbered report: page 1 does not have the documented shape (KeyError)", [("GET", "page=1")]),
+    ("a body of the wrong type", _NextUrlPages, _pages([1, 2]), 10,
+     "dummy next-url report: page 1 does not have the documented shape (TypeError)", [("POST", "page.size=2")]),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize("name,paginator,answers,max_pages,expected,requests", PAGING_CASES,
+                         ids=[c[0] for c in PAGING_CASES])
+def test_fetch_pages(name, paginator, answers, max_pages, expected, requests):
+    route = respx.route(url__startswith="https://api.test/pages").mock(side_effect=answers)
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = PlatformApi(_PlainDummy(), c, base_url="https://api.test", credentials={},
+                              auth=StaticTokenAuth("tok-1"), budget=RateBudget(60000))
+            return await fetch_pages(api, paginator(), max_pages)
+
+    if isinstance(expected, str):
+        with pytest.raises(MalformedResponse) as err:
+            run(go())
+        assert expected in err.value.message and err.value.kind == "malformed"
+    else:
+        assert run(go()) == expected
+    assert [(c.request.method, c.request.url.query.decode()) for c in route.calls] == requests
+    if paginator is _NextUrlPages:
+        assert {c.request.content for c in route.calls} == {b'{"q":1}'}
+
+
+@pytest.mark.parametrize("platform", ["meta", "tiktok", "reddit"])
+def test_every_paging_platform_goes_through_the_core_loop(platform, monkeypatch):
+    import importlib
+    from fetchers import core, get_fetcher
+    module, seen = importlib.import_module(f"fetchers.{platform}"), []
+
+    async def spy(api, pages, max_pages=core.DEFAULT_MAX_PAGES):
+        seen.append((pages.what, max_pages, pages.first().method))
+        return {}
+
+    monkeypatch.setattr(module, "fetch_pages", spy)
+    monkeypatch.setattr(module, "common_params", lambda api: asyncio.sleep(0, {}), raising=False)
+    account = AccountInfo({"meta": "1", "tiktok": "7000000000001", "reddit": "a2_x"}[platform], "USD", "UTC")
+    assert run(get_fetcher(platform).fetch_daily(object(), account, D(2020, 1, 1), D(2020, 1, 2))) == {}
+    assert seen == [({"meta": "meta insights", "tiktok": "tiktok report", "reddit": "reddit report for a2_x"}[platform],
+                     module.MAX_PAGES, {"reddit": "POST"}.get(platform, "GET"))]
+
+
+# --- required credentials: said once (fetchers/specs.py), checked by one function -------------
+
+# the required keys each fetcher's auth reads (the rest are read by the SDK session or the requests)
+AUTH_READS = {
+    "meta": ["META_ACCESS_TOKEN"], "tiktok": ["TIKTOK_ACCESS_TOKEN"], "linkedin": ["LINKEDIN_ACCESS_TOKEN"],
+    "google": ["GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"],
+    "amazon": ["AMAZON_CLIENT_ID", "AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN"],
+    "microsoft": ["MICROSOFT_CLIENT_ID", "MICROSOFT_REFRESH_TOKEN"],
+    "snapchat": ["SNAPCHAT_CLIENT_ID", "SNAPCHAT_CLIENT_SECRET", "SNAPCHAT_REFRESH_TOKEN"],
+    "pinterest": ["PINTEREST_APP_ID", "PINTEREST_APP_SECRET", "PINTEREST_REFRESH_TOKEN"],
+    "reddit": ["REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_REFRESH_TOKEN"],
+}
+
+
+@pytest.mark.parametrize("platform", sorted(AUTH_READS))
+def test_required_credentials_come_from_the_spec(platform):
+    from fetchers import SPECS, get_fetcher
+    from fetchers.core import missing_credentials
+    from sandbox.credentials import FAKE_CREDENTIALS
+    required = SPECS[platform].required
+    only_required = {k: v for k, v in FAKE_CREDENTIALS[platform].items() if k in required}
+    assert missing_credentials(platform, only_required) == ()
+    assert missing_credentials(platform, {}) == required
+    assert missing_credentials(platform, {**only_required, required[-1]: "  "}) == (required[-1],)
+    fetcher = get_fetcher(platform)
+    fetcher.build_auth(only_required, "https://auth.test/token", None)       # no optional key is needed
+    for key in required:
+        blank = {**only_required, key: " "}
+        if key not in AUTH_READS[platform]:
+            fetcher.build_auth(blank, "https://auth.test/token", None)
+            continue
+        with pytest.raises(FetchError) as err:
+            fetcher.build_auth(blank, "https://auth.test/token", None)
+        assert (err.value.kind, err.value.message) == (
+            "auth", f"{platform}: {key} is not set; add it to the environment or the secret store")
+
+
+def test_only_required_credentials_are_read_as_required():
+    from fetchers.core import credential
+    assert credential("microsoft", {"MICROSOFT_CUSTOMER_ID": " 123 "}, "MICROSOFT_CUSTOMER_ID") == "123"
+    with pytest.raises(ValueError, match="MICROSOFT_CLIENT_SECRET is not one of microsoft's required"):
+        credential("microsoft", {"MICROSOFT_CLIENT_SECRET": "x"}, "MICROSOFT_CLIENT_SECRET")
+
+
+def test_a_blank_required_credential_leaves_the_platform_not_configured(tmp_path):
+    from service.config import load_settings, platform_config
+    settings = load_settings(environ={"REDDIT_CLIENT_ID": "cid", "REDDIT_CLIENT_SECRET": "   ",
+                                      "REDDIT_REFRESH_TOKEN": "rt"}, root=tmp_path)
+    cfg = platform_config(settings, "reddit")
+    assert (cfg.mode, cfg.missing) == ("not_configured", ("REDDIT_CLIENT_SECRET",))
+
+
+# --- no platform module repeats a check the core makes -----------------------------------------
+
+class _Sent(Exception):
+    """The fetcher got as far as sending its first request."""
+
+
+class _StubApi:
+    base_url = "https://api.test"
+
+    def __init__(self, platform):
+        from fetchers.core import MemoryJobStore
+        from sandbox.credentials import FAKE_CREDENTIALS
+        self.platform, self.credentials, self.jobs = platform, dict(FAKE_CREDENTIALS[platform]), MemoryJobStore()
+
+    async def request(self, *args, **kwargs):
+        raise _Sent
+
+    async def call(self, *args, **kwargs):
+        raise _Sent
+
+    async def access_token(self):
+        return "tok"
+
+    async def run_report_job(self, *, submit, **kwargs):
+        return await submit()
+
+
+STUB_ACCOUNTS = {"meta": "1234567890", "google": "1234567890", "tiktok": "7000000000001",
+                 "linkedin": "urn:li:sponsoredAccount:123456", "amazon": "3312456789012345",
+                 "microsoft": "4455667001", "snapchat": "8adc3db7-8148-4fbf-999c-8d2266369d74",
+                 "pinterest": "549755885175", "reddit": "a2_abc123"}
+
+
+@pytest.mark.parametrize("platform", sorted(STUB_ACCOUNTS))
+def test_the_window_cap_is_the_cores_alone(platform):
+    from fetchers import clock, get_fetcher
+    fetcher = get_fetcher(platform)
+    end = clock.today() - dt.timedelta(days=1)
+    start = end - dt.timedelta(days=fetcher.max_days)                 # one day over the cap
+    account = AccountInfo(STUB_ACCOUNTS[platform], "USD", "America/New_York")
+    with pytest.raises(ValueError, match=f"exceeds {fetcher.max_days} days"):
+        run(fetch_window(fetcher, _StubApi(platform), account, start, end))
+    with pytest.raises(_Sent):                                         # the module itself asks the platform
+        run(fetcher.fetch_daily(_StubApi(platform), account, start, end))
+
+
+@respx.mock
+def test_http_and_soap_share_the_throttle_rule_a_throttle_pauses_the_budget():
+    # a 429 without Retry-After pauses the platform's budget for the backoff (as a SOAP fault 117
+    # always did); a 5xx backs off alone; a Retry-After pauses for what it says
+    respx.get("https://api.test/spend").mock(side_effect=[
+        httpx.Response(429), httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0.002"}),
+        httpx.Response(200, json={"code": 0, "days": {}})])
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            api = _api(c)
+            api.budget = _Budget()
+            await api.request("GET", "/spend")
+            return api.budget.paused, api.throttled_count
+
+    paused, throttled = run(go())
+    assert len(paused) == 2 and paused[1] == 0.002 and 0 <= paused[0] <= 0.001 and throttled == 2

@@ -445,6 +445,15 @@ def test_sandbox_wrong_developer_token_is_auth_error(fast_reports, sandbox_env):
     assert "not-the-devtoken" not in e.value.message
 
 
+def test_sandbox_config_error_inside_the_sdk_call_stays_a_config_error(fast_reports, sandbox_env):
+    # raised in the worker thread while the SDK session is built: the shared loop lets a FetchError
+    # through as it is (soap_call's own loop read it as an unreadable SOAP reply, kind malformed)
+    creds = {**_creds(sandbox_env), "MICROSOFT_CUSTOMER_ID": "cid-123"}
+    with pytest.raises(FetchError) as e:
+        _run(lambda c: F.account_info(_api(c, fast_reports, sandbox_env, creds=creds), USD_ACCOUNT))
+    assert e.value.kind == "config" and "MICROSOFT_CUSTOMER_ID must be the numeric customer id" in e.value.message
+
+
 def test_sandbox_revoked_refresh_token_is_auth_error(fast_reports, sandbox_env):
     creds = {**_creds(sandbox_env), "MICROSOFT_REFRESH_TOKEN": "revoked-token-1"}
     with pytest.raises(FetchError) as e:

@@ -130,8 +130,8 @@ def test_account_info_malformed(data):
 
 def test_windows_within_cap():
     assert len(plan_windows(D(2025, 1, 1), D(2025, 12, 31), f.max_days)) == 13
-    with pytest.raises(ValueError):
-        run(lambda api: f.fetch_daily(api, NY, D(2025, 1, 1), D(2025, 1, 31)))
+    with pytest.raises(ValueError):      # the core's window check (fetch_window), not one of reddit's own
+        run(lambda api: fetch_window(f, api, NY, D(2025, 1, 1), D(2025, 1, 31)))
 
 
 # --- retries, tokens, errors --------------------------------------------------------------------

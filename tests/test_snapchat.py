@@ -115,8 +115,8 @@ def test_local_midnight_where_midnight_does_not_exist():
 def test_windows_within_cap():
     assert plan_windows(D(2025, 1, 1), D(2025, 3, 1), f.max_days) == [
         (D(2025, 1, 1), D(2025, 1, 30)), (D(2025, 1, 31), D(2025, 3, 1))]
-    with pytest.raises(ValueError):
-        run(lambda api: f.fetch_daily(api, LA, D(2025, 1, 1), D(2025, 1, 31)))
+    with pytest.raises(ValueError):      # the core's window check (fetch_window), not one of snapchat's own
+        run(lambda api: fetch_window(f, api, LA, D(2025, 1, 1), D(2025, 1, 31)))
 
 
 @respx.mock
