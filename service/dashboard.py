@@ -6,7 +6,6 @@ stays ``Decimal`` here: a page may turn an amount into a float only to draw a ch
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -22,42 +21,7 @@ from .report import SpendReport
 
 # --- periods ------------------------------------------------------------------------------------
 
-PRESETS = ("Last month", "This month", "Last 7 days", "Last 30 days", "Last 90 days", "Custom")
-DEFAULT_PRESET = "Last month"     # a complete billing period (calendar month)
-
-
-def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
-    first = day.replace(day=1)
-    return first, day.replace(day=calendar.monthrange(day.year, day.month)[1])
-
-
-def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | None = None) -> tuple[dt.date, dt.date]:
-    """The inclusive date range of a period preset. Billing periods are calendar months:
-    "This month" is the whole current month (its days not over yet show as partial);
-    "Last N days" are the N complete days before today."""
-    if preset == "This month":
-        return month_bounds(today)
-    if preset == "Last month":
-        return month_bounds(today.replace(day=1) - dt.timedelta(days=1))
-    m = re.fullmatch(r"Last (\d+) days", preset)
-    if m:
-        n = int(m.group(1))
-        return today - dt.timedelta(days=n), today - dt.timedelta(days=1)
-    if preset == "Custom":
-        if not custom:
-            raise ValueError("choose a start and an end date")
-        start, end = custom
-        if start > end:
-            raise ValueError(f"the start date {start} is after the end date {end}")
-        return start, end
-    raise ValueError(f"unknown period {preset!r}")
-
-
-def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
-    """The period of equal length that ends the day before ``start``."""
-    n = (end - start).days + 1
-    prev_end = start - dt.timedelta(days=1)
-    return prev_end - dt.timedelta(days=n - 1), prev_end
+from .periods import DEFAULT_PRESET, PRESETS, month_bounds, period_for, previous_period  # noqa: F401,E402
 
 
 @dataclass(frozen=True)
@@ -421,16 +385,7 @@ def usd_short(amount: Decimal) -> str:
     return f"{sign}${v:,}"
 
 
-def months_in(start: dt.date, end: dt.date) -> Decimal:
-    """How many months the period spans: whole calendar months count 1, partial ones pro rata."""
-    total = Decimal(0)
-    d = start
-    while d <= end:
-        first, last = month_bounds(d)
-        seg_end = min(last, end)
-        total += Decimal((seg_end - d).days + 1) / Decimal(last.day)
-        d = seg_end + dt.timedelta(days=1)
-    return total
+from .periods import months_in  # noqa: F401,E402
 
 
 @dataclass
@@ -591,47 +546,8 @@ def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
 
 # --- comparisons (issue 16) -------------------------------------------------------------------------
 
-#: URL value -> label. "previous_period": the period just before (the previous calendar period
-#: when the period is whole calendar months, else the same number of days); "previous_month": the
-#: same days one month earlier; "last_year": the same days one year earlier.
-COMPARISONS = {"previous_period": "Previous period", "previous_month": "Previous month",
-               "last_year": "Same period last year"}
-DEFAULT_COMPARISON = "previous_period"
-
-
-def _month_end(day: dt.date) -> dt.date:
-    return month_bounds(day)[1]
-
-
-def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.date:
-    """``day`` moved by ``months`` calendar months; a day past the target month's end (31 Jan -> Feb)
-    becomes that month's last day, and so does a month end when ``keep_month_end``."""
-    y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
-    last = calendar.monthrange(y, m + 1)[1]
-    if keep_month_end and day == _month_end(day):
-        return dt.date(y, m + 1, last)
-    return dt.date(y, m + 1, min(day.day, last))
-
-
-def whole_months(start: dt.date, end: dt.date) -> int | None:
-    """How many calendar months ``start..end`` is, when it is whole months (1st to a month end)."""
-    if start.day != 1 or end != _month_end(end) or end < start:
-        return None
-    return (end.year - start.year) * 12 + end.month - start.month + 1
-
-
-def comparison_period(start: dt.date, end: dt.date, mode: str = DEFAULT_COMPARISON) -> tuple[dt.date, dt.date]:
-    """The period ``start..end`` is compared with (see :data:`COMPARISONS`)."""
-    if mode == "previous_period":
-        n = whole_months(start, end)
-        if n:
-            return shift_months(start, -n), start - dt.timedelta(days=1)
-        return previous_period(start, end)
-    if mode in ("previous_month", "last_year"):
-        k = -1 if mode == "previous_month" else -12
-        whole = whole_months(start, end) is not None
-        return shift_months(start, k), shift_months(end, k, keep_month_end=whole)
-    raise ValueError(f"unknown comparison {mode!r}; use one of {', '.join(COMPARISONS)}")
+from .periods import COMPARISONS, DEFAULT_COMPARISON, _month_end, comparison_period  # noqa: F401,E402
+from .periods import shift_months, whole_months  # noqa: F401,E402
 
 
 def _not_ok(report: SpendReport) -> tuple[str, ...]:
