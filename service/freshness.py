@@ -71,12 +71,7 @@ def cannot_fetch(platform: str) -> str:
     return f"cannot be fetched any more ({keeps(platform)})"
 
 
-def month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def previous_month_start(today: dt.date) -> dt.date:
-    return month_start(month_start(today) - DAY)
+from .periods import month_start, previous_month_start  # noqa: E402,F401  (one periods module)
 
 
 # --- the plan of `refresh --recent` ------------------------------------------------------------

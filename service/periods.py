@@ -12,15 +12,36 @@ from decimal import Decimal
 
 from fetchers import clock
 
+
+# --- calendar months --------------------------------------------------------------------------------
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def month_end(day: dt.date) -> dt.date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day of the calendar month of ``day``."""
+    return month_start(day), month_end(day)
+
+
+def previous_month_start(today: dt.date) -> dt.date:
+    """The first day of the month before ``today``'s."""
+    return month_start(month_start(today) - dt.timedelta(days=1))
+
+
+def previous_month(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The calendar month before ``today``'s (default: ``clock.today()``): the last billing period."""
+    return month_bounds(previous_month_start(today or clock.today()))
+
+
 # --- the dashboard's presets ----------------------------------------------------------------------
 
 PRESETS = ("Last month", "This month", "Last 7 days", "Last 30 days", "Last 90 days", "Custom")
 DEFAULT_PRESET = "Last month"     # a complete billing period (calendar month)
-
-
-def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
-    first = day.replace(day=1)
-    return first, day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
 def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | None = None) -> tuple[dt.date, dt.date]:
@@ -30,7 +51,7 @@ def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | No
     if preset == "This month":
         return month_bounds(today)
     if preset == "Last month":
-        return month_bounds(today.replace(day=1) - dt.timedelta(days=1))
+        return previous_month(today)
     m = re.fullmatch(r"Last (\d+) days", preset)
     if m:
         n = int(m.group(1))
@@ -74,8 +95,7 @@ COMPARISONS = {"previous_period": "Previous period", "previous_month": "Previous
 DEFAULT_COMPARISON = "previous_period"
 
 
-def _month_end(day: dt.date) -> dt.date:
-    return month_bounds(day)[1]
+_month_end = month_end          # the dashboard's old private name
 
 
 def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.date:
@@ -83,14 +103,14 @@ def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.
     becomes that month's last day, and so does a month end when ``keep_month_end``."""
     y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
     last = calendar.monthrange(y, m + 1)[1]
-    if keep_month_end and day == _month_end(day):
+    if keep_month_end and day == month_end(day):
         return dt.date(y, m + 1, last)
     return dt.date(y, m + 1, min(day.day, last))
 
 
 def whole_months(start: dt.date, end: dt.date) -> int | None:
     """How many calendar months ``start..end`` is, when it is whole months (1st to a month end)."""
-    if start.day != 1 or end != _month_end(end) or end < start:
+    if start.day != 1 or end != month_end(end) or end < start:
         return None
     return (end.year - start.year) * 12 + end.month - start.month + 1
 
@@ -122,20 +142,14 @@ def month_period(month: str | dt.date) -> tuple[dt.date, dt.date]:
         first = dt.date(int(m.group(1)), int(m.group(2)), 1)
     else:
         first = month.replace(day=1)
-    nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return first, nxt - dt.timedelta(days=1)
-
-
-def previous_month(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    today = today or clock.today()
-    return month_period(today.replace(day=1) - dt.timedelta(days=1))
+    return month_bounds(first)
 
 
 def recent_months(n: int = 12, today: dt.date | None = None) -> list[str]:
     """``YYYY-MM`` of the last ``n`` months, newest first, the current month included."""
     today = today or clock.today()
-    out, d = [], today.replace(day=1)
+    out, d = [], month_start(today)
     for _ in range(n):
         out.append(d.strftime("%Y-%m"))
-        d = (d - dt.timedelta(days=1)).replace(day=1)
+        d = previous_month_start(d)
     return out
