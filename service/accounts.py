@@ -229,6 +229,63 @@ def import_accounts(store: SpendStore, path: Path) -> ImportResult:
     return ImportResult(stores.num_rows, added, total - added)
 
 
+# --- account writes of the Accounts page (moved from service/dashboard.py) -----------------------------
+
+ID_FORMS = {
+    "meta": "digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
+    "google": "10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
+    "tiktok": "digits, e.g. 7123456789012345",
+    "linkedin": "urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
+    "amazon": "the advertising profile id, digits",
+    "microsoft": "the account id, digits",
+    "snapchat": "the ad account UUID, e.g. 8f2a6c1e-0000-4000-8000-000000000001",
+    "pinterest": "the ad account id, digits",
+    "reddit": "the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
+}
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def validate_store_id(store_id: str) -> str:
+    s = (store_id or "").strip()
+    if not STORE_ID_RE.match(s):
+        raise ValueError(f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' "
+                         "(starting with a letter or digit)")
+    return s
+
+
+def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
+    """Check the id against the platform's form and link it; (stored id, newly linked)."""
+    from .accounts import check_text, normalize_account_id
+    check_text(display_name or "", "the display name")
+    if store.store(store_id) is None:
+        raise ValueError(f"unknown store {store_id!r}")
+    if not (raw_id or "").strip():
+        raise ValueError(f"enter a {SPECS[platform].name} account id: {ID_FORMS[platform]}")
+    try:
+        account_id = normalize_account_id(platform, raw_id)
+    except ValueError as exc:
+        raise ValueError(f"{exc}. Expected form for {SPECS[platform].name}: {ID_FORMS[platform]}") from None
+    with store.transaction() as con:
+        added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
+    return account_id, bool(added)
+
+
+def import_mapping(store: SpendStore, data: bytes):
+    """The ``accounts import`` of an uploaded file (all or nothing; ImportError_ names bad lines)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .accounts import import_accounts
+    fd, tmp = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return import_accounts(store, Path(tmp))
+    finally:
+        os.unlink(tmp)
+
+
 def export_mapping_csv(store: SpendStore) -> bytes:
     """The current mapping in the import format (round-trips through ``accounts import``: every
     column is text, neutralised by ``neutralise_text``, which the import undoes)."""
