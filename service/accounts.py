@@ -25,7 +25,7 @@ REQUIRED_COLUMNS = ("store_id", "store_name", "platform", "account_id")
 OPTIONAL_COLUMNS = ("billing_currency", "display_name")
 MAX_FIELD = 200
 MAX_FILE_BYTES = 20 * 1024 * 1024
-_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -151,7 +151,7 @@ def _parse(data: bytes) -> _Parsed:
                 if control_search(v):
                     problems.append(f"{c} contains control characters")
         store_id = rec["store_id"]
-        if not _STORE_ID.match(store_id):
+        if not STORE_ID_RE.match(store_id):
             problems.append(f"store_id {store_id[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-'")
         if not rec["store_name"]:
             problems.append("store_name is empty")
@@ -216,9 +216,15 @@ def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 
 def import_accounts(store: SpendStore, path: Path) -> ImportResult:
-    """Import a mapping CSV: all rows in one transaction, inserted in bulk (Arrow), or nothing."""
+    """Import a mapping CSV file (``accounts import``): see :func:`import_mapping`."""
+    return import_mapping(store, read_capped(Path(path)))
+
+
+def import_mapping(store: SpendStore, data: bytes) -> ImportResult:
+    """Import a mapping CSV's bytes (a file, or the Accounts page's upload): all rows in one
+    transaction, inserted in bulk (Arrow), or nothing (ImportError_ names every bad line)."""
     import pyarrow as pa
-    parsed = _parse(read_capped(Path(path)))
+    parsed = _parse(data)
     stores = pa.table({"store_id": list(parsed.stores),
                        "name": [m[0] for m in parsed.stores.values()],
                        "billing_currency": [m[1] for m in parsed.stores.values()]})
@@ -242,9 +248,6 @@ ID_FORMS = {
     "pinterest": "the ad account id, digits",
     "reddit": "the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
 }
-STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-
-
 def validate_store_id(store_id: str) -> str:
     s = (store_id or "").strip()
     if not STORE_ID_RE.match(s):
@@ -255,7 +258,6 @@ def validate_store_id(store_id: str) -> str:
 
 def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
     """Check the id against the platform's form and link it; (stored id, newly linked)."""
-    from .accounts import check_text, normalize_account_id
     check_text(display_name or "", "the display name")
     if store.store(store_id) is None:
         raise ValueError(f"unknown store {store_id!r}")
@@ -268,22 +270,6 @@ def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, d
     with store.transaction() as con:
         added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
     return account_id, bool(added)
-
-
-def import_mapping(store: SpendStore, data: bytes):
-    """The ``accounts import`` of an uploaded file (all or nothing; ImportError_ names bad lines)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from .accounts import import_accounts
-    fd, tmp = tempfile.mkstemp(suffix=".csv")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return import_accounts(store, Path(tmp))
-    finally:
-        os.unlink(tmp)
 
 
 def export_mapping_csv(store: SpendStore) -> bytes:
