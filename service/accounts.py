@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fetchers import get_fetcher
-from fetchers.specs import PLATFORM_IDS, SPECS
+from fetchers.specs import PLATFORM_IDS, SPECS, spec
 from storage.db import _CONTROL, SpendStore, has_control  # noqa: F401  (has_control: re-exported)
 
 from .config import describe_platforms, load_settings
@@ -107,12 +107,7 @@ def _parse(data: bytes) -> _Parsed:
     reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
                               "store_id,store_name,platform,account_id (optional billing_currency, display_name)",
                               ImportError_, MAX_FILE_BYTES)
-    normalizers = {}
-    for pid in PLATFORM_IDS:
-        try:
-            normalizers[pid] = get_fetcher(pid).normalize_account_id
-        except (ImportError, AttributeError):
-            pass
+    normalizers = {pid: get_fetcher(pid).normalize_account_id for pid in PLATFORM_IDS}
     errors: list[str] = []
     n_errors = 0
     out = _Parsed({}, [], [], [], [])
@@ -162,8 +157,7 @@ def _parse(data: bytes) -> _Parsed:
         else:
             platform = SPECS[platform].id                # one shared string per platform
             try:
-                norm = normalizers.get(platform)
-                account_id = norm(rec["account_id"]) if norm else normalize_account_id(platform, rec["account_id"])
+                account_id = normalizers[platform](rec["account_id"])
             except ValueError as exc:
                 problems.append(str(exc))
         raw_ccy = rec.get("billing_currency") or "USD"
@@ -237,17 +231,10 @@ def import_mapping(store: SpendStore, data: bytes) -> ImportResult:
 
 # --- account writes of the Accounts page (moved from service/dashboard.py) -----------------------------
 
-ID_FORMS = {
-    "meta": "digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
-    "google": "10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
-    "tiktok": "digits, e.g. 7123456789012345",
-    "linkedin": "urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
-    "amazon": "the advertising profile id, digits",
-    "microsoft": "the account id, digits",
-    "snapchat": "the ad account UUID, e.g. 8f2a6c1e-0000-4000-8000-000000000001",
-    "pinterest": "the ad account id, digits",
-    "reddit": "the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
-}
+#: platform -> its account id form (the registry's ``PlatformSpec.id_form``)
+ID_FORMS = {p: SPECS[p].id_form for p in PLATFORM_IDS}
+
+
 def validate_store_id(store_id: str) -> str:
     s = (store_id or "").strip()
     if not STORE_ID_RE.match(s):
@@ -261,12 +248,13 @@ def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, d
     check_text(display_name or "", "the display name")
     if store.store(store_id) is None:
         raise ValueError(f"unknown store {store_id!r}")
+    s = spec(platform)                        # an unknown platform: one clear sentence
     if not (raw_id or "").strip():
-        raise ValueError(f"enter a {SPECS[platform].name} account id: {ID_FORMS[platform]}")
+        raise ValueError(f"enter a {s.name} account id: {s.id_form}")
     try:
         account_id = normalize_account_id(platform, raw_id)
     except ValueError as exc:
-        raise ValueError(f"{exc}. Expected form for {SPECS[platform].name}: {ID_FORMS[platform]}") from None
+        raise ValueError(f"{exc}. Expected form for {s.name}: {s.id_form}") from None
     with store.transaction() as con:
         added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
     return account_id, bool(added)

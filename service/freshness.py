@@ -45,11 +45,8 @@ class Limits:
 
 def limits(platform: str) -> Limits:
     """The platform's restatement window and retention, from its fetcher's constants."""
-    try:
-        f = get_fetcher(platform)
-    except (ImportError, AttributeError):
-        return Limits(platform, 0, None)
-    history = getattr(f, "history_days", None)
+    f = get_fetcher(platform)
+    history = f.history_days
     return Limits(platform, int(f.lookback_days), int(history) if history else None)
 
 
