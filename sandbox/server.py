@@ -37,6 +37,7 @@ from .emulators import emulators
 
 log = logging.getLogger("adspend.sandbox")
 
+
 def load_emulators() -> dict:
     """Platform id -> emulator module: every platform module of this package (``sandbox/emulators.py``)."""
     return dict(emulators())
