@@ -24,6 +24,7 @@ def test_every_entry_has_a_fetcher_with_its_limits():
 
 
 def test_every_entry_has_a_sandbox_module_that_agrees_with_it():
+    """(The tests at the end add a tenth module for a moment; this runs before and after them.)"""
     mods = emulators()
     assert sorted(mods) == sorted(PLATFORM_IDS)
     for pid, mod in mods.items():
@@ -103,3 +104,48 @@ def test_the_demo_stores_are_the_registrys_demo_accounts():
                                                                        ("demo-sakura", 5)]
     assert DEMO_STORES[1][3][:2] == [("meta", "1000000978", "Fjord Meta (EUR)"),
                                      ("meta", "1000000826", "Fjord Meta UK (GBP)")]
+
+
+@pytest.fixture
+def extra_sandbox_module(tmp_path, monkeypatch):
+    """A directory on the sandbox package's path for a tenth emulator module (removed afterwards)."""
+    import sys
+
+    import sandbox
+    from sandbox import emulators as registry
+    monkeypatch.setattr(sandbox, "__path__", [*sandbox.__path__, str(tmp_path)])
+    registry.emulators.cache_clear()
+    yield tmp_path
+    sys.modules.pop("sandbox.acme", None)
+    vars(sandbox).pop("acme", None)
+    registry.emulators.cache_clear()
+
+
+def test_a_tenth_sandbox_module_is_served_without_being_listed(extra_sandbox_module):
+    (extra_sandbox_module / "acme.py").write_text(
+        "import datetime as dt\nfrom decimal import Decimal\n"
+        "from .common import Route, json_response\n"
+        "PLATFORM = 'acme'\nENV_PREFIX = 'ACME'\nTOKEN_PATH = ''\nCREDENTIALS = {'ACME_ACCESS_TOKEN': 'sandbox-acme'}\n"
+        "def routes():\n    return [Route('GET', r'/acme/v1/ping', lambda req, ctx: json_response({'pong': True}))]\n"
+        "def expected_daily(account, day, generation):\n    return Decimal('1.25')\n")
+    from sandbox.common import Request
+    from sandbox.credentials import FAKE_CREDENTIALS, sandbox_env
+    from sandbox.server import Sandbox
+    sb = Sandbox()
+    assert "acme" in sb.emulators and "acme" in sb.ctx.static_token_platforms
+    assert sandbox_env("http://127.0.0.1:1", ["acme"]) == {"ACME_API_BASE_URL": "http://127.0.0.1:1",
+                                                          "ACME_ACCESS_TOKEN": "sandbox-acme"}
+    assert FAKE_CREDENTIALS["acme"] == {"ACME_ACCESS_TOKEN": "sandbox-acme"}
+    resp = sb.handle(Request("GET", "/acme/v1/ping", {}, {}, b""))
+    assert (resp.status, resp.body) == (200, b'{"pong": true}')
+
+
+def test_a_sandbox_module_missing_part_of_its_contract_fails_at_start(extra_sandbox_module):
+    (extra_sandbox_module / "acme.py").write_text("PLATFORM = 'acme'\nTOKEN_PATH = ''\ndef routes():\n    return []\n")
+    from sandbox.server import Sandbox
+    with pytest.raises(TypeError, match=r"^sandbox/acme.py declares PLATFORM but not ENV_PREFIX, CREDENTIALS, "
+                                        r"expected_daily$"):
+        Sandbox()
+
+
+test_the_sandbox_serves_the_nine_again = test_every_entry_has_a_sandbox_module_that_agrees_with_it
