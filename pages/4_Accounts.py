@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from fetchers.specs import PLATFORM_IDS, SPECS
-from service import dashboard as dash
+from service import accounts
 from service.accounts import ImportError_, export_mapping_csv, validate_currency
 from ui.alerts import budget_editor
 
@@ -43,7 +43,7 @@ if store is not None:
                 ccy = st.text_input("Billing currency (ISO code)", value="USD", key="new_store_ccy")
                 if st.form_submit_button("Save store"):
                     try:
-                        sid_ok = dash.validate_store_id(sid)
+                        sid_ok = accounts.validate_store_id(sid)
                         if not name.strip():
                             raise ValueError("enter the store's name")
                         existing = store.store(sid_ok)
@@ -71,11 +71,11 @@ if store is not None:
                 platform = st.selectbox("Platform", PLATFORM_IDS, key="link_platform",
                                         format_func=lambda p: SPECS[p].name)
                 raw = st.text_input("Account id", key="link_account_id",
-                                    help="; ".join(f"{SPECS[p].name}: {f}" for p, f in dash.ID_FORMS.items()))
+                                    help="; ".join(f"{SPECS[p].name}: {f}" for p, f in accounts.ID_FORMS.items()))
                 display = st.text_input("Display name (optional)", key="link_display")
                 if st.form_submit_button("Link account"):
                     try:
-                        account_id, added = dash.link_account(store, target, platform, raw, display)
+                        account_id, added = accounts.link_account(store, target, platform, raw, display)
                         flash("success", f"Linked {SPECS[platform].name} account {account_id} to {target}."
                               if added else f"{SPECS[platform].name} account {account_id} was already linked.")
                         st.rerun()
@@ -91,7 +91,7 @@ if store is not None:
                         flash("success", f"Unlinked {SPECS[p].name} account {a} from {target}; its stored spend "
                               "is kept.")
                     st.rerun()
-            st.caption("Account id forms: " + "; ".join(f"{SPECS[p].name}: {f}" for p, f in dash.ID_FORMS.items()))
+            st.caption("Account id forms: " + "; ".join(f"{SPECS[p].name}: {f}" for p, f in accounts.ID_FORMS.items()))
             budget_editor(store, target, by_id[target]["billing_currency"])
 
         st.subheader("Import and export the mapping")
@@ -100,7 +100,7 @@ if store is not None:
         up = st.file_uploader("Mapping CSV", type=["csv"], key="mapping_upload")
         if up is not None and st.button("Import", key="import_button"):
             try:
-                res = dash.import_mapping(store, up.getvalue())
+                res = accounts.import_mapping(store, up.getvalue())
                 flash("success", f"Imported {res.stores} store(s): {res.added} new account link(s), "
                       f"{res.unchanged} unchanged.")
                 st.rerun()

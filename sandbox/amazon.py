@@ -34,6 +34,11 @@ from .credentials import demo_value
 
 PLATFORM = "amazon"
 TOKEN_PATH = "/auth/o2/token"
+ENV_PREFIX = "AMAZON_ADS"            # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"AMAZON_CLIENT_ID": "amzn1.application-oa2-client.sandbox",
+               "AMAZON_CLIENT_SECRET": "sandbox-amazon-secret",
+               "AMAZON_REFRESH_TOKEN": "Atzr|sandbox-amazon-refresh"}
 DOWNLOAD_PREFIX = "/offline-report-storage-sandbox"
 
 CREATE_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"

@@ -1,51 +1,48 @@
 """Fake credentials and endpoint variables that point the product at a running sandbox.
 
 The variable names are the product's public configuration surface (shared/interfaces.md); the
-values are obviously fake. Each emulator module declares its ``TOKEN_PATH`` ("" when the
-platform uses a long-lived token with no refresh grant)."""
+values are obviously fake. Each emulator module declares them (``ENV_PREFIX``, ``TOKEN_PATH``,
+``CREDENTIALS``: see ``sandbox/emulators.py``); this module reads them from there."""
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterator, Mapping
 
-ENV_PREFIX = {"meta": "META", "google": "GOOGLE_ADS", "tiktok": "TIKTOK", "linkedin": "LINKEDIN",
-              "amazon": "AMAZON_ADS", "microsoft": "MICROSOFT_ADS", "snapchat": "SNAPCHAT",
-              "pinterest": "PINTEREST", "reddit": "REDDIT"}
-
-FAKE_CREDENTIALS = {
-    "meta": {"META_ACCESS_TOKEN": "sandbox-meta-token"},
-    "google": {"GOOGLE_ADS_DEVELOPER_TOKEN": "sandbox-google-devtoken", "GOOGLE_ADS_CLIENT_ID": "sandbox-google-client",
-               "GOOGLE_ADS_CLIENT_SECRET": "sandbox-google-secret", "GOOGLE_ADS_REFRESH_TOKEN": "sandbox-google-refresh"},
-    "tiktok": {"TIKTOK_APP_ID": "sandbox-tiktok-app", "TIKTOK_APP_SECRET": "sandbox-tiktok-secret",
-               "TIKTOK_ACCESS_TOKEN": "sandbox-tiktok-token"},
-    "linkedin": {"LINKEDIN_CLIENT_ID": "sandbox-linkedin-client", "LINKEDIN_CLIENT_SECRET": "sandbox-linkedin-secret",
-                 "LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token", "LINKEDIN_REFRESH_TOKEN": "sandbox-linkedin-refresh"},
-    "amazon": {"AMAZON_CLIENT_ID": "amzn1.application-oa2-client.sandbox", "AMAZON_CLIENT_SECRET": "sandbox-amazon-secret",
-               "AMAZON_REFRESH_TOKEN": "Atzr|sandbox-amazon-refresh"},
-    "microsoft": {"MICROSOFT_CLIENT_ID": "sandbox-microsoft-client", "MICROSOFT_CLIENT_SECRET": "sandbox-microsoft-secret",
-                  "MICROSOFT_DEVELOPER_TOKEN": "sandbox-microsoft-devtoken", "MICROSOFT_CUSTOMER_ID": "123456789",
-                  "MICROSOFT_REFRESH_TOKEN": "sandbox-microsoft-refresh"},
-    "snapchat": {"SNAPCHAT_CLIENT_ID": "sandbox-snapchat-client", "SNAPCHAT_CLIENT_SECRET": "sandbox-snapchat-secret",
-                 "SNAPCHAT_REFRESH_TOKEN": "sandbox-snapchat-refresh"},
-    "pinterest": {"PINTEREST_APP_ID": "sandbox-pinterest-app", "PINTEREST_APP_SECRET": "sandbox-pinterest-secret",
-                  "PINTEREST_REFRESH_TOKEN": "pinr.sandbox-pinterest-refresh"},
-    "reddit": {"REDDIT_CLIENT_ID": "sandbox-reddit-client", "REDDIT_CLIENT_SECRET": "sandbox-reddit-secret",
-               "REDDIT_REFRESH_TOKEN": "sandbox-reddit-refresh"},
-}
+from .emulators import emulators
 
 
-def sandbox_env(url: str, platforms=tuple(ENV_PREFIX)) -> dict[str, str]:
+class _PerEmulator(Mapping):
+    """Platform id -> one constant of each emulator module (read when asked: tests swap values)."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def __getitem__(self, platform: str):
+        mods = emulators()
+        if platform not in mods:
+            raise KeyError(platform)
+        return getattr(mods[platform], self.attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(emulators())
+
+    def __len__(self) -> int:
+        return len(emulators())
+
+
+ENV_PREFIX: Mapping[str, str] = _PerEmulator("ENV_PREFIX")
+FAKE_CREDENTIALS: Mapping[str, dict[str, str]] = _PerEmulator("CREDENTIALS")
+
+
+def sandbox_env(url: str, platforms=None) -> dict[str, str]:
+    """The variables that point the product's platforms (default: every emulated one) at ``url``."""
     env: dict[str, str] = {}
-    for p in platforms:
-        try:
-            mod = importlib.import_module(f"sandbox.{p}")
-        except ModuleNotFoundError:
-            continue
-        prefix = ENV_PREFIX[p]
-        env[f"{prefix}_API_BASE_URL"] = url
-        token_path = getattr(mod, "TOKEN_PATH", "")
-        if token_path:
-            env[f"{prefix}_TOKEN_URL"] = url + token_path
-        env.update(FAKE_CREDENTIALS[p])
+    mods = emulators()
+    for p in mods if platforms is None else platforms:
+        mod = mods[p]
+        env[f"{mod.ENV_PREFIX}_API_BASE_URL"] = url
+        if mod.TOKEN_PATH:
+            env[f"{mod.ENV_PREFIX}_TOKEN_URL"] = url + mod.TOKEN_PATH
+        env.update(mod.CREDENTIALS)
     return env
 
 

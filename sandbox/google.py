@@ -13,10 +13,15 @@ from decimal import Decimal
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response, text_response
-from .credentials import FAKE_CREDENTIALS
 
 PLATFORM = "google"
 TOKEN_PATH = "/token"                                    # oauth2.googleapis.com/token
+ENV_PREFIX = "GOOGLE_ADS"            # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"GOOGLE_ADS_DEVELOPER_TOKEN": "sandbox-google-devtoken",
+               "GOOGLE_ADS_CLIENT_ID": "sandbox-google-client",
+               "GOOGLE_ADS_CLIENT_SECRET": "sandbox-google-secret",
+               "GOOGLE_ADS_REFRESH_TOKEN": "sandbox-google-refresh"}
 VERSIONS = {"v23", "v24", "v25", "v26"}                  # each sunset about a year after release (§2.1)
 BATCH_ROWS = 10                                          # rows a stream batch (small, so streams have several)
 MICROS = Decimal(1_000_000)
@@ -125,7 +130,7 @@ def search_stream(req: Request, ctx: Context) -> Response:
     if not req.header("developer-token"):
         return _invalid("The developer token is not included in the request.", "requestError",
                         "DEVELOPER_TOKEN_PARAMETER_MISSING", version)
-    if req.header("developer-token") != FAKE_CREDENTIALS[PLATFORM]["GOOGLE_ADS_DEVELOPER_TOKEN"]:
+    if req.header("developer-token") != CREDENTIALS["GOOGLE_ADS_DEVELOPER_TOKEN"]:
         return rpc_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected "
                          "OAuth 2 access token, login cookie or other valid authentication credential.",
                          "authenticationError", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.",
@@ -185,7 +190,7 @@ def search_stream(req: Request, ctx: Context) -> Response:
 def token(req: Request, ctx: Context) -> Response:
     """Google's OAuth token endpoint, refresh-token grant with client credentials in the form (§2.6)."""
     form = req.form()
-    want = FAKE_CREDENTIALS[PLATFORM]
+    want = CREDENTIALS
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}, 400)
     if form.get("client_id") != want["GOOGLE_ADS_CLIENT_ID"] or \

@@ -15,10 +15,15 @@ from decimal import Decimal
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
-from .credentials import FAKE_CREDENTIALS
 
 PLATFORM = "linkedin"
 TOKEN_PATH = "/oauth/v2/accessToken"
+ENV_PREFIX = "LINKEDIN"              # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"LINKEDIN_CLIENT_ID": "sandbox-linkedin-client",
+               "LINKEDIN_CLIENT_SECRET": "sandbox-linkedin-secret",
+               "LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token",
+               "LINKEDIN_REFRESH_TOKEN": "sandbox-linkedin-refresh"}
 ACCESS_TOKEN_SECONDS = 5_184_000          # 60 days (§4.6)
 REFRESH_TOKEN_SECONDS = 31_536_000        # 365 days
 ACTIVE_VERSION_MONTHS = 12                # each monthly version lives about a year (§4.1)
@@ -299,7 +304,7 @@ def token(req: Request, ctx: Context) -> Response:
         return json_response({"error": "invalid_request",
                               "error_description": "Content-Type must be application/x-www-form-urlencoded"}, 400)
     form = req.form()
-    creds = FAKE_CREDENTIALS[PLATFORM]
+    creds = CREDENTIALS
     if form.get("grant_type") != "refresh_token":
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "sandbox: only grant_type=refresh_token is emulated"}, 400)

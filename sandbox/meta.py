@@ -16,6 +16,9 @@ from .common import Context, Request, Response, Route, access_check, json_respon
 
 PLATFORM = "meta"
 TOKEN_PATH = ""                     # Meta has no refresh grant (long-lived / system-user tokens)
+ENV_PREFIX = "META"                  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"META_ACCESS_TOKEN": "sandbox-meta-token"}
 VERSIONS = {"v22.0", "v23.0", "v24.0", "v25.0", "v26.0"}     # live in 2025-2026 (§1.1)
 LATEST = "v26.0"
 DEFAULT_LIMIT = 25                  # Meta's default page size (~25, §1.4)

@@ -36,10 +36,15 @@ from xml.sax.saxutils import escape
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
-from .credentials import FAKE_CREDENTIALS
 
 PLATFORM = "microsoft"
 TOKEN_PATH = "/common/oauth2/v2.0/token"
+ENV_PREFIX = "MICROSOFT_ADS"         # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"MICROSOFT_CLIENT_ID": "sandbox-microsoft-client",
+               "MICROSOFT_CLIENT_SECRET": "sandbox-microsoft-secret",
+               "MICROSOFT_DEVELOPER_TOKEN": "sandbox-microsoft-devtoken", "MICROSOFT_CUSTOMER_ID": "123456789",
+               "MICROSOFT_REFRESH_TOKEN": "sandbox-microsoft-refresh"}
 REPORTING_PATH = "/Api/Advertiser/Reporting/v13/ReportingService.svc"
 CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"
 DOWNLOAD_PREFIX = "/ReportDownloads"
@@ -51,7 +56,7 @@ NS_CUSTOMER = "https://bingads.microsoft.com/Customer/v13"
 NS_ENTITIES = "https://bingads.microsoft.com/Customer/v13/Entities"
 NS_ADAPI = "https://adapi.microsoft.com"
 
-DEVELOPER_TOKEN = FAKE_CREDENTIALS[PLATFORM]["MICROSOFT_DEVELOPER_TOKEN"]
+DEVELOPER_TOKEN = CREDENTIALS["MICROSOFT_DEVELOPER_TOKEN"]
 SCOPE_NEEDED = "msads.manage"
 MAX_RETENTION_DAYS = 3 * 365 + 31          # daily data kept 36 months
 
@@ -529,7 +534,7 @@ def token(req: Request, ctx: Context) -> Response:
         return error("invalid_request", "AADSTS900144: The request body must contain the parameter: 'refresh_token'.")
     if SCOPE_NEEDED not in form.get("scope", ""):
         return error("invalid_scope", "AADSTS70011: The provided value for the input parameter 'scope' is not valid.")
-    creds = FAKE_CREDENTIALS[PLATFORM]
+    creds = CREDENTIALS
     if form["client_id"] != creds["MICROSOFT_CLIENT_ID"]:
         return error("unauthorized_client", f"AADSTS700016: Application with identifier '{form['client_id'][:40]}' "
                                             "was not found in the directory.", 400)

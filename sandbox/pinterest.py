@@ -27,10 +27,13 @@ from decimal import Decimal
 
 from . import data
 from .common import Context, Request, Response, Route, access_check, json_response, parse_iso_date
-from .credentials import FAKE_CREDENTIALS
 
 PLATFORM = "pinterest"
 TOKEN_PATH = "/v5/oauth/token"
+ENV_PREFIX = "PINTEREST"             # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"PINTEREST_APP_ID": "sandbox-pinterest-app", "PINTEREST_APP_SECRET": "sandbox-pinterest-secret",
+               "PINTEREST_REFRESH_TOKEN": "pinr.sandbox-pinterest-refresh"}
 DOWNLOAD_PREFIX = "/_pinterest-reports"
 
 SYNC_BACK_DAYS = 90
@@ -283,7 +286,7 @@ def _download(req: Request, ctx: Context) -> Response:
 # --- OAuth --------------------------------------------------------------------------------------
 
 def _token(req: Request, ctx: Context) -> Response:
-    creds = FAKE_CREDENTIALS[PLATFORM]
+    creds = CREDENTIALS
     expected = base64.b64encode(f"{creds['PINTEREST_APP_ID']}:{creds['PINTEREST_APP_SECRET']}".encode()).decode()
     auth = req.header("authorization") or ""
     if not auth.startswith("Basic "):

@@ -23,6 +23,10 @@ from .credentials import demo_value
 
 PLATFORM = "reddit"
 TOKEN_PATH = "/api/v1/access_token"
+ENV_PREFIX = "REDDIT"                # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"REDDIT_CLIENT_ID": "sandbox-reddit-client", "REDDIT_CLIENT_SECRET": "sandbox-reddit-secret",
+               "REDDIT_REFRESH_TOKEN": "sandbox-reddit-refresh"}
 DEFAULT_PAGE_SIZE = 7        # small, so paging is exercised whenever a client relies on the default
 MAX_PAGE_SIZE = 1000
 BREAKDOWNS = {"DATE", "HOUR", "CAMPAIGN_ID", "AD_GROUP_ID", "AD_ID", "COUNTRY", "REGION", "COMMUNITY",

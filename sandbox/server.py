@@ -22,7 +22,6 @@ Demo exchange rates (ECB format, made up after the shipped history; ``sandbox/fx
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
 import re
@@ -34,21 +33,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import data, fxfeed
 from .common import Context, Request, Response, Route, json_response
+from .emulators import emulators
 
 log = logging.getLogger("adspend.sandbox")
 
-EMULATORS = ("meta", "google", "tiktok", "linkedin", "amazon", "microsoft", "snapchat", "pinterest", "reddit")
-
 
 def load_emulators() -> dict:
-    mods = {}
-    for name in EMULATORS:
-        try:
-            mods[name] = importlib.import_module(f"sandbox.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sandbox.{name}":
-                raise
-    return mods
+    """Platform id -> emulator module: every platform module of this package (``sandbox/emulators.py``)."""
+    return dict(emulators())
 
 
 class Sandbox:
@@ -58,7 +50,7 @@ class Sandbox:
         self.ctx = Context()
         self.emulators = load_emulators()
         self.routes: list[Route] = []
-        self.ctx.static_token_platforms = {n for n, m in self.emulators.items() if not getattr(m, "TOKEN_PATH", "")}
+        self.ctx.static_token_platforms = {n for n, m in self.emulators.items() if not m.TOKEN_PATH}
         for name, mod in self.emulators.items():
             for r in mod.routes():
                 r.platform = r.platform or name
@@ -278,8 +270,9 @@ def run(port: int = 8765) -> None:
         server.httpd.server_close()
 
 
-def env_for(url: str, platforms=EMULATORS) -> dict[str, str]:
-    """Environment that points the product's platforms at a sandbox URL, with sandbox credentials."""
+def env_for(url: str, platforms=None) -> dict[str, str]:
+    """Environment that points the product's platforms (default: every emulated one) at a sandbox
+    URL, with sandbox credentials."""
     from .credentials import sandbox_env
     return sandbox_env(url, platforms)
 

@@ -16,6 +16,11 @@ from .credentials import demo_value
 
 PLATFORM = "snapchat"
 TOKEN_PATH = "/login/oauth2/access_token"
+ENV_PREFIX = "SNAPCHAT"              # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"SNAPCHAT_CLIENT_ID": "sandbox-snapchat-client",
+               "SNAPCHAT_CLIENT_SECRET": "sandbox-snapchat-secret",
+               "SNAPCHAT_REFRESH_TOKEN": "sandbox-snapchat-refresh"}
 MAX_DAY_SPAN = 31            # what community tools stay within for DAY (the real cap is undocumented)
 GRANULARITIES = ("TOTAL", "DAY", "HOUR")
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

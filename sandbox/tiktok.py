@@ -18,6 +18,10 @@ from .common import Context, Request, Response, Route, access_check, json_respon
 
 PLATFORM = "tiktok"
 TOKEN_PATH = ""                      # advertiser tokens are long-lived; no refresh grant (§3.6)
+ENV_PREFIX = "TIKTOK"                # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+#: the fake credentials this emulator accepts (tests swap values in place: read at call time)
+CREDENTIALS = {"TIKTOK_APP_ID": "sandbox-tiktok-app", "TIKTOK_APP_SECRET": "sandbox-tiktok-secret",
+               "TIKTOK_ACCESS_TOKEN": "sandbox-tiktok-token"}
 VERSION = "v1.3"
 MAX_SPAN_DAYS = 30
 DEFAULT_PAGE_SIZE = 10               # the SDK's default (§3.4)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fetchers import get_fetcher
-from fetchers.specs import PLATFORM_IDS, SPECS
+from fetchers.specs import PLATFORM_IDS, SPECS, spec
 from storage.db import _CONTROL, SpendStore, has_control  # noqa: F401  (has_control: re-exported)
 
 from .config import describe_platforms, load_settings
@@ -25,7 +25,7 @@ REQUIRED_COLUMNS = ("store_id", "store_name", "platform", "account_id")
 OPTIONAL_COLUMNS = ("billing_currency", "display_name")
 MAX_FIELD = 200
 MAX_FILE_BYTES = 20 * 1024 * 1024
-_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -107,12 +107,7 @@ def _parse(data: bytes) -> _Parsed:
     reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
                               "store_id,store_name,platform,account_id (optional billing_currency, display_name)",
                               ImportError_, MAX_FILE_BYTES)
-    normalizers = {}
-    for pid in PLATFORM_IDS:
-        try:
-            normalizers[pid] = get_fetcher(pid).normalize_account_id
-        except (ImportError, AttributeError):
-            pass
+    normalizers = {pid: get_fetcher(pid).normalize_account_id for pid in PLATFORM_IDS}
     errors: list[str] = []
     n_errors = 0
     out = _Parsed({}, [], [], [], [])
@@ -151,7 +146,7 @@ def _parse(data: bytes) -> _Parsed:
                 if control_search(v):
                     problems.append(f"{c} contains control characters")
         store_id = rec["store_id"]
-        if not _STORE_ID.match(store_id):
+        if not STORE_ID_RE.match(store_id):
             problems.append(f"store_id {store_id[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-'")
         if not rec["store_name"]:
             problems.append("store_name is empty")
@@ -162,8 +157,7 @@ def _parse(data: bytes) -> _Parsed:
         else:
             platform = SPECS[platform].id                # one shared string per platform
             try:
-                norm = normalizers.get(platform)
-                account_id = norm(rec["account_id"]) if norm else normalize_account_id(platform, rec["account_id"])
+                account_id = normalizers[platform](rec["account_id"])
             except ValueError as exc:
                 problems.append(str(exc))
         raw_ccy = rec.get("billing_currency") or "USD"
@@ -216,9 +210,15 @@ def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 
 def import_accounts(store: SpendStore, path: Path) -> ImportResult:
-    """Import a mapping CSV: all rows in one transaction, inserted in bulk (Arrow), or nothing."""
+    """Import a mapping CSV file (``accounts import``): see :func:`import_mapping`."""
+    return import_mapping(store, read_capped(Path(path)))
+
+
+def import_mapping(store: SpendStore, data: bytes) -> ImportResult:
+    """Import a mapping CSV's bytes (a file, or the Accounts page's upload): all rows in one
+    transaction, inserted in bulk (Arrow), or nothing (ImportError_ names every bad line)."""
     import pyarrow as pa
-    parsed = _parse(read_capped(Path(path)))
+    parsed = _parse(data)
     stores = pa.table({"store_id": list(parsed.stores),
                        "name": [m[0] for m in parsed.stores.values()],
                        "billing_currency": [m[1] for m in parsed.stores.values()]})
@@ -227,6 +227,37 @@ def import_accounts(store: SpendStore, path: Path) -> ImportResult:
     with store.transaction() as con:
         added, total = store.import_mapping(con, stores, links)
     return ImportResult(stores.num_rows, added, total - added)
+
+
+# --- account writes of the Accounts page (moved from service/dashboard.py) -----------------------------
+
+#: platform -> its account id form (the registry's ``PlatformSpec.id_form``)
+ID_FORMS = {p: SPECS[p].id_form for p in PLATFORM_IDS}
+
+
+def validate_store_id(store_id: str) -> str:
+    s = (store_id or "").strip()
+    if not STORE_ID_RE.match(s):
+        raise ValueError(f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' "
+                         "(starting with a letter or digit)")
+    return s
+
+
+def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
+    """Check the id against the platform's form and link it; (stored id, newly linked)."""
+    check_text(display_name or "", "the display name")
+    if store.store(store_id) is None:
+        raise ValueError(f"unknown store {store_id!r}")
+    s = spec(platform)                        # an unknown platform: one clear sentence
+    if not (raw_id or "").strip():
+        raise ValueError(f"enter a {s.name} account id: {s.id_form}")
+    try:
+        account_id = normalize_account_id(platform, raw_id)
+    except ValueError as exc:
+        raise ValueError(f"{exc}. Expected form for {s.name}: {s.id_form}") from None
+    with store.transaction() as con:
+        added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
+    return account_id, bool(added)
 
 
 def export_mapping_csv(store: SpendStore) -> bytes:

@@ -30,7 +30,6 @@ what was sent in ``alerts_sent``.
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import logging
@@ -180,8 +179,7 @@ def median(values: Sequence[Decimal]) -> Decimal:
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def month_end(day: dt.date) -> dt.date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+from .periods import month_end  # noqa: E402  (one periods module)
 
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -6,9 +6,7 @@ stays ``Decimal`` here: a page may turn an amount into a float only to draw a ch
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
@@ -22,42 +20,7 @@ from .report import SpendReport
 
 # --- periods ------------------------------------------------------------------------------------
 
-PRESETS = ("Last month", "This month", "Last 7 days", "Last 30 days", "Last 90 days", "Custom")
-DEFAULT_PRESET = "Last month"     # a complete billing period (calendar month)
-
-
-def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
-    first = day.replace(day=1)
-    return first, day.replace(day=calendar.monthrange(day.year, day.month)[1])
-
-
-def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | None = None) -> tuple[dt.date, dt.date]:
-    """The inclusive date range of a period preset. Billing periods are calendar months:
-    "This month" is the whole current month (its days not over yet show as partial);
-    "Last N days" are the N complete days before today."""
-    if preset == "This month":
-        return month_bounds(today)
-    if preset == "Last month":
-        return month_bounds(today.replace(day=1) - dt.timedelta(days=1))
-    m = re.fullmatch(r"Last (\d+) days", preset)
-    if m:
-        n = int(m.group(1))
-        return today - dt.timedelta(days=n), today - dt.timedelta(days=1)
-    if preset == "Custom":
-        if not custom:
-            raise ValueError("choose a start and an end date")
-        start, end = custom
-        if start > end:
-            raise ValueError(f"the start date {start} is after the end date {end}")
-        return start, end
-    raise ValueError(f"unknown period {preset!r}")
-
-
-def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
-    """The period of equal length that ends the day before ``start``."""
-    n = (end - start).days + 1
-    prev_end = start - dt.timedelta(days=1)
-    return prev_end - dt.timedelta(days=n - 1), prev_end
+from .periods import DEFAULT_PRESET, PRESETS, month_bounds, period_for, previous_period  # noqa: F401,E402
 
 
 @dataclass(frozen=True)
@@ -243,11 +206,9 @@ def progress_rows(events: Iterable) -> list[dict]:
 # --- portfolio & coverage -------------------------------------------------------------------------------
 
 #: Share of a typical client's digital ad spend per platform: the expansion plan's assumptions
-#: (Meta + Google about 65 % today, about 95 % with TikTok, LinkedIn, Amazon and Microsoft).
-DEFAULT_SHARES: dict[str, Decimal] = {
-    "meta": Decimal(30), "google": Decimal(35), "tiktok": Decimal(10), "linkedin": Decimal(5),
-    "amazon": Decimal(10), "microsoft": Decimal(5), "snapchat": Decimal(2), "pinterest": Decimal(2),
-    "reddit": Decimal(1)}
+#: (Meta + Google about 65 % today, about 95 % with TikTok, LinkedIn, Amazon and Microsoft),
+#: from the registry (``PlatformSpec.default_share``).
+DEFAULT_SHARES: dict[str, Decimal] = {p: SPECS[p].default_share for p in PLATFORM_IDS}
 
 
 def coverage(shares: Mapping[str, Decimal], platforms: Iterable[str]) -> Decimal:
@@ -421,16 +382,7 @@ def usd_short(amount: Decimal) -> str:
     return f"{sign}${v:,}"
 
 
-def months_in(start: dt.date, end: dt.date) -> Decimal:
-    """How many months the period spans: whole calendar months count 1, partial ones pro rata."""
-    total = Decimal(0)
-    d = start
-    while d <= end:
-        first, last = month_bounds(d)
-        seg_end = min(last, end)
-        total += Decimal((seg_end - d).days + 1) / Decimal(last.day)
-        d = seg_end + dt.timedelta(days=1)
-    return total
+from .periods import months_in  # noqa: F401,E402
 
 
 @dataclass
@@ -486,59 +438,7 @@ def observed_model(store: SpendStore, start: dt.date, end: dt.date, currency: st
 
 # --- accounts & history ---------------------------------------------------------------------------------
 
-ID_FORMS = {
-    "meta": "digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
-    "google": "10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
-    "tiktok": "digits, e.g. 7123456789012345",
-    "linkedin": "urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
-    "amazon": "the advertising profile id, digits",
-    "microsoft": "the account id, digits",
-    "snapchat": "the ad account UUID, e.g. 8f2a6c1e-0000-4000-8000-000000000001",
-    "pinterest": "the ad account id, digits",
-    "reddit": "the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
-}
-STORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-
-
-def validate_store_id(store_id: str) -> str:
-    s = (store_id or "").strip()
-    if not STORE_ID_RE.match(s):
-        raise ValueError(f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' "
-                         "(starting with a letter or digit)")
-    return s
-
-
-def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
-    """Check the id against the platform's form and link it; (stored id, newly linked)."""
-    from .accounts import check_text, normalize_account_id
-    check_text(display_name or "", "the display name")
-    if store.store(store_id) is None:
-        raise ValueError(f"unknown store {store_id!r}")
-    if not (raw_id or "").strip():
-        raise ValueError(f"enter a {SPECS[platform].name} account id: {ID_FORMS[platform]}")
-    try:
-        account_id = normalize_account_id(platform, raw_id)
-    except ValueError as exc:
-        raise ValueError(f"{exc}. Expected form for {SPECS[platform].name}: {ID_FORMS[platform]}") from None
-    with store.transaction() as con:
-        added = store.link_accounts(con, [(store_id, platform, account_id, display_name.strip() or None)])
-    return account_id, bool(added)
-
-
-def import_mapping(store: SpendStore, data: bytes):
-    """The ``accounts import`` of an uploaded file (all or nothing; ImportError_ names bad lines)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from .accounts import import_accounts
-    fd, tmp = tempfile.mkstemp(suffix=".csv")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return import_accounts(store, Path(tmp))
-    finally:
-        os.unlink(tmp)
+from .accounts import ID_FORMS, STORE_ID_RE, import_mapping, link_account, validate_store_id  # noqa: E402,F401
 
 
 def run_rows(store: SpendStore, limit: int = 50) -> list[dict]:
@@ -591,47 +491,8 @@ def run_detail(store: SpendStore, run_id: str) -> tuple[list[dict], list[dict]]:
 
 # --- comparisons (issue 16) -------------------------------------------------------------------------
 
-#: URL value -> label. "previous_period": the period just before (the previous calendar period
-#: when the period is whole calendar months, else the same number of days); "previous_month": the
-#: same days one month earlier; "last_year": the same days one year earlier.
-COMPARISONS = {"previous_period": "Previous period", "previous_month": "Previous month",
-               "last_year": "Same period last year"}
-DEFAULT_COMPARISON = "previous_period"
-
-
-def _month_end(day: dt.date) -> dt.date:
-    return month_bounds(day)[1]
-
-
-def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.date:
-    """``day`` moved by ``months`` calendar months; a day past the target month's end (31 Jan -> Feb)
-    becomes that month's last day, and so does a month end when ``keep_month_end``."""
-    y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
-    last = calendar.monthrange(y, m + 1)[1]
-    if keep_month_end and day == _month_end(day):
-        return dt.date(y, m + 1, last)
-    return dt.date(y, m + 1, min(day.day, last))
-
-
-def whole_months(start: dt.date, end: dt.date) -> int | None:
-    """How many calendar months ``start..end`` is, when it is whole months (1st to a month end)."""
-    if start.day != 1 or end != _month_end(end) or end < start:
-        return None
-    return (end.year - start.year) * 12 + end.month - start.month + 1
-
-
-def comparison_period(start: dt.date, end: dt.date, mode: str = DEFAULT_COMPARISON) -> tuple[dt.date, dt.date]:
-    """The period ``start..end`` is compared with (see :data:`COMPARISONS`)."""
-    if mode == "previous_period":
-        n = whole_months(start, end)
-        if n:
-            return shift_months(start, -n), start - dt.timedelta(days=1)
-        return previous_period(start, end)
-    if mode in ("previous_month", "last_year"):
-        k = -1 if mode == "previous_month" else -12
-        whole = whole_months(start, end) is not None
-        return shift_months(start, k), shift_months(end, k, keep_month_end=whole)
-    raise ValueError(f"unknown comparison {mode!r}; use one of {', '.join(COMPARISONS)}")
+from .periods import COMPARISONS, DEFAULT_COMPARISON, _month_end, comparison_period  # noqa: F401,E402
+from .periods import shift_months, whole_months  # noqa: F401,E402
 
 
 def _not_ok(report: SpendReport) -> tuple[str, ...]:
@@ -649,8 +510,8 @@ def _too_old(platform: str, start: dt.date) -> str | None:
     """"older than the 60 days it serves" when the period starts before the platform's history."""
     from fetchers import clock, get_fetcher
     try:
-        days = getattr(get_fetcher(platform), "history_days", None)
-    except (ImportError, AttributeError, ValueError):
+        days = get_fetcher(platform).history_days
+    except ValueError:                  # a platform this build does not know
         return None
     if days and start < clock.today() - dt.timedelta(days=int(days)):
         return f"older than the {int(days)} days it serves"

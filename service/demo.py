@@ -5,37 +5,31 @@ ends in an ISO 4217 numeric code takes that currency (978 EUR, 826 GBP, 392 JPY)
 has non-USD accounts and stores billed in EUR and JPY."""
 from __future__ import annotations
 
+from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
 
-DEMO_STORES = [
-    ("demo-acme", "Acme Outdoor (demo)", "USD", [
-        ("meta", "1000000001", "Acme Meta"),
-        ("google", "1234567001", "Acme Google Ads"),
-        ("tiktok", "7100000000000001", "Acme TikTok"),
-        ("tiktok", "7100000000000002", "Acme TikTok EU shop"),
-        ("linkedin", "urn:li:sponsoredAccount:500978", "Acme LinkedIn (EUR)"),
-        ("amazon", "3000000001", "Acme Amazon"),
-        ("microsoft", "41000978", "Acme Microsoft (EUR)"),
-        ("snapchat", "8f2a6c1e-0000-4000-8000-000000000001", "Acme Snapchat"),
-        ("pinterest", "549000000001", "Acme Pinterest"),
-        ("reddit", "a2_acme0001", "Acme Reddit"),
-    ]),
-    ("demo-fjord", "Blue Fjord Apparel (demo)", "EUR", [
-        ("meta", "1000000978", "Fjord Meta (EUR)"),
-        ("meta", "1000000826", "Fjord Meta UK (GBP)"),
-        ("google", "1234567978", "Fjord Google Ads (EUR)"),
-        ("tiktok", "7100000000000978", "Fjord TikTok (EUR)"),
-        ("amazon", "3000000826", "Fjord Amazon UK (GBP)"),
-        ("pinterest", "549000000978", "Fjord Pinterest (EUR)"),
-    ]),
-    ("demo-sakura", "Sakura Tea (demo)", "JPY", [
-        ("meta", "1000000392", "Sakura Meta (JPY)"),
-        ("google", "1234567392", "Sakura Google Ads (JPY)"),
-        ("linkedin", "urn:li:sponsoredAccount:500001", "Sakura LinkedIn"),
-        ("snapchat", "8f2a6c1e-0000-4000-8000-000000000392", "Sakura Snapchat (JPY)"),
-        ("reddit", "a2_sakura0002", "Sakura Reddit"),
-    ]),
+#: (store id, name, billing currency) of each demo store; its accounts are the registry's
+#: ``demo_accounts`` (``fetchers/specs.py``), in registry order.
+STORES = [
+    ("demo-acme", "Acme Outdoor (demo)", "USD"),
+    ("demo-fjord", "Blue Fjord Apparel (demo)", "EUR"),
+    ("demo-sakura", "Sakura Tea (demo)", "JPY"),
 ]
+
+
+def demo_stores() -> list[tuple[str, str, str, list[tuple[str, str, str]]]]:
+    """(store id, name, currency, [(platform, account id, display name)]) of each demo store."""
+    known = {sid for sid, _, _ in STORES}
+    for pid in PLATFORM_IDS:
+        for sid, _, _ in SPECS[pid].demo_accounts:
+            if sid not in known:
+                raise ValueError(f"{pid}'s demo account names {sid!r}, which is not a demo store")
+    return [(sid, name, ccy, [(pid, account, display) for pid in PLATFORM_IDS
+                              for s, account, display in SPECS[pid].demo_accounts if s == sid])
+            for sid, name, ccy in STORES]
+
+
+DEMO_STORES = demo_stores()
 
 
 def create_demo(store: SpendStore) -> tuple[int, int]:

@@ -45,11 +45,8 @@ class Limits:
 
 def limits(platform: str) -> Limits:
     """The platform's restatement window and retention, from its fetcher's constants."""
-    try:
-        f = get_fetcher(platform)
-    except (ImportError, AttributeError):
-        return Limits(platform, 0, None)
-    history = getattr(f, "history_days", None)
+    f = get_fetcher(platform)
+    history = f.history_days
     return Limits(platform, int(f.lookback_days), int(history) if history else None)
 
 
@@ -71,12 +68,7 @@ def cannot_fetch(platform: str) -> str:
     return f"cannot be fetched any more ({keeps(platform)})"
 
 
-def month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def previous_month_start(today: dt.date) -> dt.date:
-    return month_start(month_start(today) - DAY)
+from .periods import month_start, previous_month_start  # noqa: E402,F401  (one periods module)
 
 
 # --- the plan of `refresh --recent` ------------------------------------------------------------

@@ -92,34 +92,7 @@ class IncompleteAdjustment(RuntimeError):
 
 # --- periods ---------------------------------------------------------------------------------------
 
-def month_period(month: str | dt.date) -> tuple[dt.date, dt.date]:
-    """First and last day of a calendar month given as ``YYYY-MM`` (or any date in it)."""
-    if isinstance(month, str):
-        m = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", month)
-        if not m or not 1 <= int(m.group(2)) <= 12:
-            raise ValueError(f"{month!r} is not a month in the form YYYY-MM")
-        if not 1970 <= int(m.group(1)) <= 2999:
-            raise ValueError(f"{month.strip()} is out of range; use a month between 1970-01 and 2999-12")
-        first = dt.date(int(m.group(1)), int(m.group(2)), 1)
-    else:
-        first = month.replace(day=1)
-    nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return first, nxt - dt.timedelta(days=1)
-
-
-def previous_month(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    today = today or clock.today()
-    return month_period(today.replace(day=1) - dt.timedelta(days=1))
-
-
-def recent_months(n: int = 12, today: dt.date | None = None) -> list[str]:
-    """``YYYY-MM`` of the last ``n`` months, newest first, the current month included."""
-    today = today or clock.today()
-    out, d = [], today.replace(day=1)
-    for _ in range(n):
-        out.append(d.strftime("%Y-%m"))
-        d = (d - dt.timedelta(days=1)).replace(day=1)
-    return out
+from .periods import month_period, previous_month, recent_months  # noqa: F401,E402  (service/periods.py)
 
 
 def period_over_at(end: dt.date, timezone: str | None, day_basis: str | None) -> dt.datetime:

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from fetchers.specs import PLATFORM_IDS, SPECS
 
-PLATFORM_COLORS = {
-    "meta": "#1877F2", "google": "#34A853", "tiktok": "#111111", "linkedin": "#0A66C2",
-    "amazon": "#FF9900", "microsoft": "#7FBA00", "snapchat": "#E6C800", "pinterest": "#E60023",
-    "reddit": "#FF4500"}
+PLATFORM_COLORS = {p: SPECS[p].color for p in PLATFORM_IDS}      # the registry's PlatformSpec.color
 OTHER_COLOR = "#9AA0A6"
 PLAN_COLOR = "#BDC1C6"          # the plan's bars on the revenue page (observed bars use the platform colour)
 
