@@ -89,11 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--allow-incomplete", action="store_true")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
 
-    try:
-        from service import invoices as _inv  # noqa: F401  (the invoicing commands, when present)
-        _inv.add_cli(sub, _date, _Parser)
-    except ImportError:
-        pass
+    import cli_invoice                         # invoice finalize | export | diff | list | verify
+    cli_invoice.add_cli(sub, _date, _Parser)
     from service import fees as _fees          # revenue import, fee rate | preview (success fee)
     _fees.add_cli(sub, _date, _Parser)
 

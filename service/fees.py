@@ -607,7 +607,7 @@ def cmd_fee_rate(args) -> int:
 
 
 def cmd_fee_preview(args) -> int:
-    from .invoices import _period
+    from cli_invoice import _period
     from .report import UnknownStore
     start, end = _period(args)
     store = _open(args)
