@@ -44,18 +44,18 @@ import datetime as dt
 import getpass
 import hashlib
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fetchers import clock
 from fetchers.specs import SPECS
 from storage.db import DatabaseError, SpendStore
 from storage.db import has_control
+from storage import invoices as sql
 
 from . import fees, fx
 from .export import HEADER, neutralise_row, render_csv
@@ -379,35 +379,26 @@ def parse_number(value: str | int) -> int:
     return int(m.group(1))
 
 
-_SUMMARY_COLS = ("number", "invoice", "store_id", "store_name", "period_start", "period_end", "billing_currency",
-                 "total", "finalized_at", "finalized_by", "source", "csv_sha256")
-
-
 def _summary(row) -> InvoiceSummary:
     return InvoiceSummary(*row)
 
 
 def list_invoices(store: SpendStore, store_id: str | None = None) -> list[InvoiceSummary]:
-    sql = f"SELECT {', '.join(_SUMMARY_COLS)} FROM invoices"
-    params: list = []
-    if store_id is not None:
-        sql += " WHERE store_id = ?"
-        params.append(store_id)
-    return [_summary(r) for r in store.query(sql + " ORDER BY number", params)]
+    return [_summary(r) for r in sql.summary_rows(store, store_id)]
 
 
 def get_invoice(store: SpendStore, number: int | str) -> InvoiceSummary:
     n = parse_number(number)
-    rows = store.query(f"SELECT {', '.join(_SUMMARY_COLS)} FROM invoices WHERE number = ?", [n])
-    if not rows:
+    row = sql.summary_row(store, n)
+    if row is None:
         raise UnknownInvoice(f"there is no invoice {format_number(n)}; see `python cli.py invoice list`")
-    return _summary(rows[0])
+    return _summary(row)
 
 
 def invoice_csv(store: SpendStore, number: int | str) -> bytes:
     """The finalized invoice's CSV: the exact bytes stored when it was finalized."""
     inv = get_invoice(store, number)
-    data = bytes(store.query("SELECT csv FROM invoices WHERE number = ?", [inv.number])[0][0])
+    data = sql.csv_bytes(store, inv.number)
     if hashlib.sha256(data).hexdigest() != inv.csv_sha256:
         raise DatabaseError(f"{inv.invoice}: the stored CSV does not match its checksum; the database was "
                             "altered outside Ad Spend Hub")
@@ -442,34 +433,9 @@ class SnapshotLine:
                 "rates": self.rates, **({"fx_note": self.fx_note} if self.fx_note else {})}
 
 
-_LINE_COLS = ("line_no", "platform", "account_id", "account_name", "currency", "spend", "spend_exact", "fx_rate",
-              "billing_amount", "day_basis", "timezone", "days", "daily", "rates", "first_fetched", "last_fetched",
-              "fx_note")
-
-
 def invoice_lines(store: SpendStore, number: int | str) -> list[SnapshotLine]:
     inv = get_invoice(store, number)
-    rows = store.query(f"SELECT {', '.join(_LINE_COLS)} FROM invoice_lines WHERE invoice_number = ? "
-                       "ORDER BY line_no", [inv.number])
-    out = []
-    for r in rows:
-        d = dict(zip(_LINE_COLS, r))
-        d["daily"], d["rates"] = json.loads(d["daily"]), json.loads(d["rates"])
-        out.append(SnapshotLine(**d))
-    return out
-
-
-def _daily_amounts(store: SpendStore, keys: Sequence[tuple[str, str]], start: dt.date, end: dt.date
-                   ) -> dict[tuple[str, str], dict[dt.date, Decimal]]:
-    out: dict[tuple[str, str], dict[dt.date, Decimal]] = {k: {} for k in keys}
-    if not keys:
-        return out
-    for p, a, d, amt in store.query(
-            "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
-            "AND list_contains(?, platform || '|' || account_id) ORDER BY 1, 2, 3",
-            [start, end, [f"{p}|{a}" for p, a in keys]]):
-        out.setdefault((p, a), {})[d] = Decimal(amt)
-    return out
+    return [SnapshotLine(**d) for d in sql.line_rows(store, inv.number)]
 
 
 def _rates_used(daily: dict[dt.date, Decimal], ccy: str, billing: str,
@@ -534,7 +500,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
         raise NotReady(f"store {report.store_id} {start}..{end} is not ready to invoice: {state.summary()}")
     billing = report.billing_currency
     accounts = [a for pl in report.platforms.values() for a in pl.accounts]
-    daily = _daily_amounts(store, [(a.platform, a.account_id) for a in accounts], start, end)
+    daily = sql.daily_amounts(store, [(a.platform, a.account_id) for a in accounts], start, end)
     lines: list[SnapshotLine] = []
     for i, a in enumerate(accounts, 1):
         days = daily[(a.platform, a.account_id)]
@@ -555,27 +521,20 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     sha = hashlib.sha256(data).hexdigest()
     fx_source = _fx_source(report.rates)
     with store.transaction() as con:
-        clash = con.execute("SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
-                            "AND period_end >= ? ORDER BY number LIMIT 1", [report.store_id, end, start]).fetchall()
+        clash = sql.overlapping_invoice(con, report.store_id, start, end)
         if clash:
             raise AlreadyFinalized(f"store {report.store_id} was already invoiced for an overlapping period as "
-                                   f"{clash[0][0]}; an invoice is never changed")
-        number = int(con.execute("SELECT coalesce(max(number), 0) + 1 FROM invoices").fetchone()[0])
+                                   f"{clash}; an invoice is never changed")
+        number = sql.next_number(con)
         summary = InvoiceSummary(number, format_number(number), report.store_id, report.store_name, start, end,
                                  billing, total, now, who, source, sha)
-        con.execute("INSERT INTO invoices (number, invoice, store_id, store_name, period_start, period_end, "
-                    "billing_currency, total, finalized_at, finalized_by, source, csv, csv_sha256, fx_source, "
-                    "rounding_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [number, summary.invoice, report.store_id, report.store_name, start, end, billing, total, now,
-                     who, source, data, sha, fx_source, ROUNDING_RULE])
+        sql.insert_invoice(con, number, summary.invoice, report.store_id, report.store_name, start, end, billing,
+                           total, now, who, source, data, sha, fx_source, ROUNDING_RULE)
         for line in lines:
-            con.execute(f"INSERT INTO invoice_lines ({', '.join(_LINE_COLS)}, invoice_number) VALUES "
-                        f"({', '.join('?' * (len(_LINE_COLS) + 1))})",
-                        [line.line_no, line.platform, line.account_id, line.account_name, line.currency,
-                         line.spend, line.spend_exact, line.fx_rate, line.billing_amount, line.day_basis,
-                         line.timezone, line.days, json.dumps(line.daily, sort_keys=True),
-                         json.dumps(line.rates, sort_keys=True), line.first_fetched, line.last_fetched,
-                         line.fx_note, number])
+            sql.insert_line(con, number, [line.line_no, line.platform, line.account_id, line.account_name,
+                                          line.currency, line.spend, line.spend_exact, line.fx_rate,
+                                          line.billing_amount, line.day_basis, line.timezone, line.days, line.daily,
+                                          line.rates, line.first_fetched, line.last_fetched, line.fx_note])
         fees.freeze(con, number, summary.invoice, report, now)     # the fee statement, same transaction
         seal_new(con, number, now)           # its seal in the register, same transaction
     return Invoice(summary, lines, data)
@@ -715,7 +674,7 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
         report, current, not_configured = None, {}, []
     keys = [(s.platform, s.account_id) for s in snap] + [k for k in current if k not in
                                                          {(s.platform, s.account_id) for s in snap}]
-    daily = _daily_amounts(store, keys, inv.start, inv.end)
+    daily = sql.daily_amounts(store, keys, inv.start, inv.end)
     by_key = {(s.platform, s.account_id): s for s in snap}
     lines: list[DiffLine] = []
     for key in keys:
