@@ -39,7 +39,7 @@ MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(2999, 12, 31)
 
 def _date(value: str) -> dt.date:
     """A day strictly as YYYY-MM-DD (not 20261001, not 2026-W40-1), between MIN_DAY and MAX_DAY."""
-    from fetchers.clock import strict_day
+    from service.facade import strict_day
     try:
         day = strict_day(value)
     except ValueError:
@@ -115,7 +115,7 @@ def _db_path(args) -> str:
 
 def _open_store(args, read_only: bool = False):
     """The database; ``read_only`` for commands that only read (storage/db.py SpendStore)."""
-    from storage.db import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
+    from service.facade import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
     try:
         return SpendStore(_db_path(args), read_only=read_only)
     except NotADatabase as exc:
@@ -137,7 +137,7 @@ def _out_file_error(exc) -> int:
 
 
 def _database_errors() -> tuple[type, ...]:
-    from storage.db import DatabaseError
+    from service.facade import DatabaseError
     return (DatabaseError,)
 
 
@@ -319,10 +319,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_sandbox(args) -> int:
-    from sandbox.server import run
+    from service.facade import run_sandbox
     if not (0 <= args.port <= 65535):
         raise BadInput(f"--port must be between 0 and 65535, not {args.port}")
-    run(args.port)
+    run_sandbox(args.port)
     return EXIT_OK
 
 
@@ -332,7 +332,7 @@ COMMANDS = {("accounts", "import"): cmd_accounts_import, ("accounts", "list"): c
 
 
 def _setup_logging() -> None:
-    from fetchers.core import RedactingFilter
+    from service.facade import RedactingFilter
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -344,7 +344,7 @@ def _setup_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
-    from fetchers.core import redact
+    from service.facade import redact
     from service.outfile import OutFileError
     try:
         args = build_parser().parse_args(argv)

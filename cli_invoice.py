@@ -10,10 +10,10 @@ import sys
 from service import fees
 from service.invoice_register import RegisterBroken, require_intact
 from service.invoices import (UTC, AlreadyFinalized, IncompleteAdjustment, NotReady, UnknownInvoice, diff,
-                              finalize, get_invoice, invoice_csv, list_invoices, month_period)
+                              finalize, get_invoice, invoice_csv, list_invoices, requested_period)
 from service.outfile import check_target, write_new_file
 from service.report import UnknownStore
-from storage.db import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
+from service.facade import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
 
 
 def _open(args, read_only: bool = False) -> SpendStore:
@@ -43,15 +43,7 @@ def _cli(fn):
 
 
 def _period(args) -> tuple[dt.date, dt.date]:
-    if args.month:
-        if args.start or args.end:
-            raise ValueError("give either --month or --start and --end, not both")
-        return month_period(args.month)
-    if not (args.start and args.end):
-        raise ValueError("give the period with --start YYYY-MM-DD --end YYYY-MM-DD (or --month YYYY-MM)")
-    if args.start > args.end:
-        raise ValueError(f"the start date {args.start} is after the end date {args.end}")
-    return args.start, args.end
+    return requested_period(args.month, args.start, args.end)
 
 
 @_cli

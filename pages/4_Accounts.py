@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from service.accounts import ImportError_, export_mapping_csv, validate_currency
 from ui.alerts import budget_editor

@@ -607,9 +607,9 @@ def cmd_fee_rate(args) -> int:
 
 
 def cmd_fee_preview(args) -> int:
-    from cli_invoice import _period
+    from .invoices import requested_period
     from .report import UnknownStore
-    start, end = _period(args)
+    start, end = requested_period(args.month, args.start, args.end)
     store = _open(args)
     try:
         s = preview(store, args.store, start, end)

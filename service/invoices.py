@@ -120,6 +120,19 @@ def recent_months(n: int = 12, today: dt.date | None = None) -> list[str]:
     return out
 
 
+def requested_period(month: str | None, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The period a command asked for: ``--month YYYY-MM`` or ``--start``/``--end`` (ValueError: one sentence)."""
+    if month:
+        if start or end:
+            raise ValueError("give either --month or --start and --end, not both")
+        return month_period(month)
+    if not (start and end):
+        raise ValueError("give the period with --start YYYY-MM-DD --end YYYY-MM-DD (or --month YYYY-MM)")
+    if start > end:
+        raise ValueError(f"the start date {start} is after the end date {end}")
+    return start, end
+
+
 def period_over_at(end: dt.date, timezone: str | None, day_basis: str | None) -> dt.datetime:
     """The instant (UTC) at which the day ``end`` is over in the account's day basis."""
     nxt = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0))

@@ -1,7 +1,7 @@
 """One fixed colour per platform, used by every chart on every page (and in every period)."""
 from __future__ import annotations
 
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import PLATFORM_IDS, SPECS
 
 PLATFORM_COLORS = {
     "meta": "#1877F2", "google": "#34A853", "tiktok": "#111111", "linkedin": "#0A66C2",

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 from service import fxrates
-from storage.db import SpendStore
+from service.facade import SpendStore
 
 from .format import escape_md
 
