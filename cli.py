@@ -137,6 +137,8 @@ def _out_file_error(exc) -> int:
 
 
 def _database_errors() -> tuple[type, ...]:
+    if "storage.db" not in sys.modules:       # no database was opened (e.g. --help): none of its errors
+        return ()
     from service.facade import DatabaseError
     return (DatabaseError,)
 
@@ -342,12 +344,17 @@ def _setup_logging() -> None:
     root.setLevel(os.environ.get("ADSPEND_LOG_LEVEL", "WARNING").upper())
 
 
+def redact(text) -> str:
+    """Secrets out of a message (fetchers/core.py redact, loaded only when there is an error to print)."""
+    from service.facade import redact as _redact
+    return _redact(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    _setup_logging()
-    from service.facade import redact
     from service.outfile import OutFileError
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)     # --help ends here: nothing heavy imported yet
+        _setup_logging()
         fn = COMMANDS.get((args.command, getattr(args, "action", None))) or COMMANDS.get((args.command, None))
         if fn is None:
             fn = getattr(args, "handler")

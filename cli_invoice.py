@@ -7,16 +7,18 @@ import json
 import os
 import sys
 
-from service import fees
-from service.invoice_register import RegisterBroken, require_intact
-from service.invoices import (UTC, AlreadyFinalized, IncompleteAdjustment, NotReady, UnknownInvoice, diff,
-                              finalize, get_invoice, invoice_csv, list_invoices, requested_period)
-from service.outfile import check_target, write_new_file
-from service.report import UnknownStore
-from service.facade import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
+from typing import TYPE_CHECKING
+
+# The service is imported inside the commands: building the parser (``cli.py --help``) stays free
+# of duckdb, pyarrow and httpx (issue 19 item 4; tests/test_cli_start.py).
+if TYPE_CHECKING:
+    from service.facade import SpendStore
+
+UTC = dt.timezone.utc
 
 
 def _open(args, read_only: bool = False) -> SpendStore:
+    from service.facade import NotADatabase, SpendStore
     try:
         return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb", read_only=read_only)
     except NotADatabase as exc:
@@ -31,6 +33,11 @@ def _fail(message: str) -> int:
 def _cli(fn):
     """Map the service's refusals to the CLI's exit codes (1 refused/failed, 2 bad input via ValueError)."""
     def run(args) -> int:
+        from service import fees
+        from service.facade import DatabaseBusy, DatabaseError
+        from service.invoice_register import RegisterBroken
+        from service.invoices import AlreadyFinalized, IncompleteAdjustment, NotReady, UnknownInvoice
+        from service.report import UnknownStore
         try:
             return fn(args)
         except (UnknownStore, UnknownInvoice) as exc:
@@ -43,11 +50,13 @@ def _cli(fn):
 
 
 def _period(args) -> tuple[dt.date, dt.date]:
+    from service.invoices import requested_period
     return requested_period(args.month, args.start, args.end)
 
 
 @_cli
 def cmd_finalize(args) -> int:
+    from service.invoices import finalize
     start, end = _period(args)
     store = _open(args)
     if store.store(args.store) is None:
@@ -64,6 +73,9 @@ def cmd_finalize(args) -> int:
 
 @_cli
 def cmd_export(args) -> int:
+    from service import fees
+    from service.invoices import get_invoice, invoice_csv
+    from service.outfile import check_target, write_new_file
     if not (args.out or args.fee_out):
         raise ValueError("give --out FILE.csv (the invoice) and/or --fee-out FILE.csv (its fee statement)")
     db_path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
@@ -87,6 +99,9 @@ def cmd_export(args) -> int:
 
 @_cli
 def cmd_diff(args) -> int:
+    from service import fees
+    from service.invoices import diff
+    from service.outfile import check_target, write_new_file
     if args.out is not None:
         check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     store = _open(args, read_only=True)
@@ -115,6 +130,8 @@ def cmd_diff(args) -> int:
 
 @_cli
 def cmd_list(args) -> int:
+    from service.invoice_register import require_intact
+    from service.invoices import list_invoices
     store = _open(args, read_only=True)
     require_intact(store)
     invs = list_invoices(store, store_id=args.store)

@@ -281,11 +281,62 @@ def _build(rows: Mapping[date, Mapping[str, Decimal]], base: _Rates | None = Non
     return _Rates(tuple(sorted(dates)), MappingProxyType({c: MappingProxyType(m) for c, m in by_ccy.items()}))
 
 
+_MAX_RATE = Decimal("1e20")
+
+
+def _shipped_fast(raw: bytes) -> _Rates | None:
+    """The shipped history column by column (a CLI run pays ~0.1 s instead of ~1 s for the row by
+    row checks of :func:`parse_rate_file`): the same ``_Rates`` as ``_build`` of the full parse,
+    or None at anything unusual, and the full parse then says what is wrong."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+            if len(names) != 1:
+                return None
+            text = zf.read(names[0]).decode("utf-8-sig")
+        head, _, body = text.partition("\n")
+        if any(ch in body for ch in 'eE" \t\r'):        # exponents, quoting, spaces: the full parse decides
+            return None
+        header = [h.strip().upper() for h in head.split(",")]
+        while header and not header[-1]:
+            header.pop()
+        width = len(header)
+        if width < 2 or header[0] != "DATE" or len(set(header)) != width or any(
+                len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:]):
+            return None
+        rows = [r.split(",") for r in body.split("\n") if r]
+        cells = list(zip(*rows))                      # one tuple per column
+        if not rows or len(cells) < width or any(len(r) != len(cells) for r in rows) or any(
+                any(col) for col in cells[width:]):
+            return None
+        days = [date.fromisoformat(d) for d in cells[0]]
+        if len(set(days)) != len(days):
+            return None
+        columns = []
+        for i, c in enumerate(header[1:], 1):
+            m = {d: Decimal(v) for d, v in zip(days, cells[i]) if v and v != "N/A"}
+            if not m:
+                continue
+            if not (min(m.values()) > 0 and max(m.values()) < _MAX_RATE):
+                return None
+            columns.append((days.index(next(iter(m))), i, c, m))
+    except (ValueError, ArithmeticError, zipfile.BadZipFile, EOFError, OSError):
+        return None
+    by_ccy: dict[str, Mapping[date, Decimal]] = {"EUR": MappingProxyType({d: Decimal(1) for d in days})}
+    for _, _, c, m in sorted(columns):          # the key order _build gives: first seen, then header order
+        by_ccy[c] = MappingProxyType(m)
+    return _Rates(tuple(sorted(days)), MappingProxyType(by_ccy))
+
+
 @lru_cache(maxsize=1)
 def _load() -> _Rates:
     """Parse the shipped ECB history once (exact Decimal figures)."""
+    raw = _data_bytes()
+    fast = _shipped_fast(raw)
+    if fast is not None:
+        return fast
     try:
-        parsed = parse_rate_file(_data_bytes(), f"{_DATA_FILE} in {_DATA_PACKAGE}")
+        parsed = parse_rate_file(raw, f"{_DATA_FILE} in {_DATA_PACKAGE}")
     except RateFileError as exc:
         raise RuntimeError(str(exc)) from None
     return _build({d: {c: Decimal(v) for c, v in day.items()} for d, day in parsed.items()})
