@@ -1,6 +1,6 @@
 """CLI start times (issue 19 item 4): `python cli.py --help` and `spend --json` for one store.
 
-    python bench/cli_start.py [--runs 15] [--keep DIR]
+    python bench/cli_start.py [--runs 15] [--keep DIR] [--cli PATH/cli.py]
 
 Each command runs ``--runs`` times as a fresh process (like hyperfine: one warm-up run first, which
 also writes the bytecode cache), and the median, min and max wall times are printed with the load
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,16 +33,24 @@ def _env(db: str) -> dict:
     return env
 
 
-def _time(args: list[str], env: dict, runs: int) -> list[float]:
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _time(args: list[str], env: dict, runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU (user + system) seconds of each run: on a shared machine the CPU time is
+    close to what the wall time would be on an idle one."""
     subprocess.run([PY, CLI, *args], env=env, capture_output=True, check=False)     # warm-up
-    out = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         proc = subprocess.run([PY, CLI, *args], env=env, capture_output=True)
-        out.append(time.perf_counter() - t)
+        wall.append(time.perf_counter() - t)
+        cpu.append(_cpu() - c)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed: {proc.stderr.decode()[-500:]}")
-    return out
+    return wall, cpu
 
 
 def _slowest_imports(args: list[str], env: dict, n: int = 6) -> list[str]:
@@ -60,7 +69,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--keep", help="use (or make) the database in this directory")
+    ap.add_argument("--cli", help="time another checkout's cli.py (e.g. an export of the commit before)")
     opts = ap.parse_args()
+    global CLI
+    CLI = opts.cli or CLI
     work = Path(opts.keep or tempfile.mkdtemp(prefix="cli_start_"))
     work.mkdir(parents=True, exist_ok=True)
     db = str(work / "bench.duckdb")
@@ -71,15 +83,15 @@ def main() -> None:
         subprocess.run([PY, CLI, "demo"], env=env, check=True, capture_output=True)
         subprocess.run([PY, CLI, "refresh", "--store", "demo-acme", "--start", str(start), "--end", str(end)],
                        env=env, capture_output=True)        # partial is fine: the store has data
-    print(f"machine: {machine()}; git {git_rev()}")
+    print(f"machine: {machine()}; git {git_rev()}; {CLI}")
     commands = {"--help": ["--help"],
                 "spend --json": ["spend", "--store", "demo-acme", "--start", str(start), "--end", str(end), "--json"]}
     for label, args in commands.items():
         load0 = os.getloadavg()[0]
-        times = _time(args, env, opts.runs)
+        times, cpu = _time(args, env, opts.runs)
         load1 = os.getloadavg()[0]
         print(f"{label:<14} median {statistics.median(times):.3f} s  min {min(times):.3f}  max {max(times):.3f}  "
-              f"({opts.runs} runs; load average {load0:.2f} -> {load1:.2f})")
+              f"CPU median {statistics.median(cpu):.3f} s  ({opts.runs} runs; load average {load0:.2f} -> {load1:.2f})")
         print(f"{'':<14} slowest imports: {', '.join(_slowest_imports(args, env))}")
     t = []
     for _ in range(opts.runs):

@@ -48,7 +48,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fetchers import clock
@@ -252,8 +252,10 @@ class Readiness:
 
 
 def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
-              now: dt.datetime | None = None, report: SpendReport | None = None) -> Readiness:
-    """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness)."""
+              now: dt.datetime | None = None, report: SpendReport | None = None,
+              invoices: Sequence[InvoiceSummary] | None = None) -> Readiness:
+    """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness).
+    ``report``/``invoices``: the store's report and every store's invoices, when the caller has them."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
     now = now or clock.now()
@@ -287,8 +289,8 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                 issues.append(Issue(sid, pid, a.account_id, "stale",
                                     f"some days were fetched before the period ended (earliest {when}); "
                                     "re-fetch the period in full to pick up late changes", True))
-    invoices = [i for i in list_invoices(store, store_id=sid) if i.start <= end and i.end >= start]
-    return Readiness(report, issues, invoices)
+    mine = list_invoices(store, store_id=sid) if invoices is None else [i for i in invoices if i.store_id == sid]
+    return Readiness(report, issues, [i for i in mine if i.start <= end and i.end >= start])
 
 
 def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date,
@@ -314,7 +316,12 @@ def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.d
                    ) -> list[Readiness]:
     """Readiness of every store for one period, in the order of ``store.stores()``; a finalized
     period also carries its restatement (:func:`diff`) so restated invoices show in the overview."""
-    items = [readiness(store, s["store_id"], start, end, now=now) for s in store.stores()]
+    now = now or clock.now()
+    # every store's report and the invoices in one read each (not two per store: a page rerun)
+    reports = spend_reports(store, None, start, end, today=now.date())
+    invoices = list_invoices(store)
+    items = [readiness(store, s["store_id"], start, end, now=now, report=reports.get(s["store_id"]),
+                       invoices=invoices) for s in store.stores()]
     finalized = [r for r in items if r.invoice is not None]
     if finalized:       # one check of the register; an invoice that fails it gets no restatement
         from .invoice_register import verify
