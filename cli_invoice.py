@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import sys
-
 from typing import TYPE_CHECKING
 
 # The service is imported inside the commands: building the parser (``cli.py --help``) stays free

@@ -30,7 +30,7 @@ _WHERE: dict[str, tuple[str, str | None]] = {
     "NotADatabase": ("storage.db", "NotADatabase"),
 }
 
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "run_sandbox"])
 
 
 def __getattr__(name: str) -> Any:
