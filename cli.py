@@ -39,7 +39,7 @@ MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(2999, 12, 31)
 
 def _date(value: str) -> dt.date:
     """A day strictly as YYYY-MM-DD (not 20261001, not 2026-W40-1), between MIN_DAY and MAX_DAY."""
-    from fetchers.clock import strict_day
+    from service.facade import strict_day
     try:
         day = strict_day(value)
     except ValueError:
@@ -89,11 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--allow-incomplete", action="store_true")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
 
-    try:
-        from service import invoices as _inv  # noqa: F401  (the invoicing commands, when present)
-        _inv.add_cli(sub, _date, _Parser)
-    except ImportError:
-        pass
+    import cli_invoice                         # invoice finalize | export | diff | list | verify
+    cli_invoice.add_cli(sub, _date, _Parser)
     from service import fees as _fees          # revenue import, fee rate | preview (success fee)
     _fees.add_cli(sub, _date, _Parser)
 
@@ -118,7 +115,7 @@ def _db_path(args) -> str:
 
 def _open_store(args, read_only: bool = False):
     """The database; ``read_only`` for commands that only read (storage/db.py SpendStore)."""
-    from storage.db import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
+    from service.facade import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
     try:
         return SpendStore(_db_path(args), read_only=read_only)
     except NotADatabase as exc:
@@ -140,7 +137,9 @@ def _out_file_error(exc) -> int:
 
 
 def _database_errors() -> tuple[type, ...]:
-    from storage.db import DatabaseError
+    if "storage.db" not in sys.modules:       # no database was opened (e.g. --help): none of its errors
+        return ()
+    from service.facade import DatabaseError
     return (DatabaseError,)
 
 
@@ -322,10 +321,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_sandbox(args) -> int:
-    from sandbox.server import run
+    from service.facade import run_sandbox
     if not (0 <= args.port <= 65535):
         raise BadInput(f"--port must be between 0 and 65535, not {args.port}")
-    run(args.port)
+    run_sandbox(args.port)
     return EXIT_OK
 
 
@@ -335,7 +334,7 @@ COMMANDS = {("accounts", "import"): cmd_accounts_import, ("accounts", "list"): c
 
 
 def _setup_logging() -> None:
-    from fetchers.core import RedactingFilter
+    from service.facade import RedactingFilter
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -345,12 +344,17 @@ def _setup_logging() -> None:
     root.setLevel(os.environ.get("ADSPEND_LOG_LEVEL", "WARNING").upper())
 
 
+def redact(text) -> str:
+    """Secrets out of a message (fetchers/core.py redact, loaded only when there is an error to print)."""
+    from service.facade import redact as _redact
+    return _redact(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    _setup_logging()
-    from fetchers.core import redact
     from service.outfile import OutFileError
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)     # --help ends here: nothing heavy imported yet
+        _setup_logging()
         fn = COMMANDS.get((args.command, getattr(args, "action", None))) or COMMANDS.get((args.command, None))
         if fn is None:
             fn = getattr(args, "handler")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from ui.alerts import with_pace
 

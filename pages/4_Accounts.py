@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from fetchers.specs import PLATFORM_IDS, SPECS
 from service import accounts
+from service.facade import PLATFORM_IDS, SPECS
 from service.accounts import ImportError_, export_mapping_csv, validate_currency
 from ui.alerts import budget_editor
 

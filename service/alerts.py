@@ -35,20 +35,18 @@ import json
 import logging
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
-from typing import Iterable, Mapping, Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from fetchers.specs import PLATFORM_IDS, SPECS
-from storage.db import SpendStore
 
 from . import fx
 from .budgets import Budget
+
+if TYPE_CHECKING:
+    from storage.db import SpendStore
 
 log = logging.getLogger("adspend.alerts")
 
@@ -427,6 +425,7 @@ _STORES = "(CAST($ids AS VARCHAR[]) IS NULL OR list_contains(CAST($ids AS VARCHA
 def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None,
                 settings=None) -> Inputs:
     """Everything the pure functions need, read in one connection."""
+    import pyarrow as pa
     first = as_of.replace(day=1)
     lo = min(first, as_of - dt.timedelta(days=HISTORY_DAYS + SPIKE_LOOKBACK_DAYS + 14))
     fail_lo = (first - dt.timedelta(days=1)).replace(day=1)
@@ -583,6 +582,8 @@ def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: in
     """POST ``payload`` as JSON; retried on connection errors, timeouts, 429 and 5xx, at most
     ``attempts`` times, each with ``timeout`` seconds. Returns None on success, else one sentence
     (naming the host only, never the URL's secret path)."""
+    import urllib.error
+    import urllib.request
     body = json.dumps(payload).encode("utf-8")
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
@@ -631,6 +632,7 @@ def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, tim
     """POST the alerts not sent before (in messages of at most :data:`MAX_PER_MESSAGE`) and
     remember each message's alerts once it was accepted. A failure stops there: what was not
     sent is sent by a later run."""
+    import pyarrow as pa
     timeout = timeout if timeout is not None else float(os.environ.get("ADSPEND_ALERT_WEBHOOK_TIMEOUT", "10"))
     attempts = attempts if attempts is not None else int(os.environ.get("ADSPEND_ALERT_WEBHOOK_ATTEMPTS", "3"))
     sent = _sent_keys(store)
@@ -672,7 +674,7 @@ def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, tim
 
 def cmd_alerts(args) -> int:
     from fetchers import clock
-    from storage.db import DatabaseBusy, DatabaseError
+    from storage.db import DatabaseBusy, DatabaseError, SpendStore
     path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
     try:
         store = SpendStore(path)

@@ -16,22 +16,21 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from fetchers.specs import PLATFORM_IDS
-from storage.db import SpendStore
 
 from . import fx
 from .csv_input import open_table, read_capped
+
+if TYPE_CHECKING:
+    from storage.db import SpendStore
 
 REQUIRED_COLUMNS = ("store_id", "month", "amount")
 OPTIONAL_COLUMNS = ("platform", "currency")
 MAX_FILE_BYTES = 5 * 1024 * 1024
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-AMOUNT_TYPE = pa.decimal128(20, 6)
 
 
 class BudgetError(ValueError):
@@ -161,12 +160,14 @@ def save_budgets(store: SpendStore, budgets: Sequence[Budget], replace_store_mon
     """Upsert budgets in one transaction (bulk, through an Arrow table); unchanged rows are not
     touched. ``replace_store_months``: (store, month) pairs whose budgets not in ``budgets`` are
     removed (the editor's 'this is the whole list' save)."""
+    import pyarrow as pa
+    amount_type = pa.decimal128(20, 6)
     keys = {(b.store_id, b.month, b.platform) for b in budgets}
     tbl = pa.table({
         "store_id": pa.array([b.store_id for b in budgets], pa.string()),
         "month": pa.array([b.month for b in budgets], pa.date32()),
         "platform": pa.array([b.platform for b in budgets], pa.string()),
-        "amount": pa.array([b.amount for b in budgets], AMOUNT_TYPE),
+        "amount": pa.array([b.amount for b in budgets], amount_type),
         "currency": pa.array([b.currency for b in budgets], pa.string()),
     })
     now = dt.datetime.now(dt.timezone.utc)
@@ -239,7 +240,7 @@ def cmd_import(args) -> int:
     """``budgets import FILE.csv``: exit 2 (ValueError) naming every bad line, nothing imported."""
     import os
     import sys
-    from storage.db import DatabaseBusy, DatabaseError
+    from storage.db import DatabaseBusy, DatabaseError, SpendStore
     try:
         store = SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     except (DatabaseBusy, DatabaseError) as exc:

@@ -45,15 +45,15 @@ import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
-from typing import Mapping, Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from fetchers import clock
-from storage.db import SpendStore
 
 from . import fx
 from .csv_input import open_table, read_capped
+
+if TYPE_CHECKING:
+    from storage.db import SpendStore
 
 DEFAULT_PERCENT = Decimal(20)
 FEE_CSV_HEADER = ["store_id", "store_name", "period_start", "period_end", "billing_currency", "revenue",
@@ -67,7 +67,6 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
 _PERCENT = re.compile(r"^\d{1,3}(\.\d{1,4})?$")
 _DIV = Context(prec=60, rounding=ROUND_HALF_EVEN)
-AMOUNT_TYPE = pa.decimal128(20, 6)
 
 
 class FeeInputError(ValueError):
@@ -166,6 +165,8 @@ def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.
 
 def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None = None) -> RevenueImport:
     """Parse and store a revenue CSV in one transaction (module doc: Revenue)."""
+    import pyarrow as pa
+    amount_type = pa.decimal128(20, 6)
     path = Path(path)
     data = read_capped(path, MAX_FILE_BYTES, FeeInputError)
     stores = {s["store_id"]: s["billing_currency"] for s in store.stores()}
@@ -174,8 +175,8 @@ def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None 
     keys = sorted(rows)
     tbl = pa.table({"store_id": pa.array([k[0] for k in keys], pa.string()),
                     "day": pa.array([k[1] for k in keys], pa.date32()),
-                    "revenue": pa.array([rows[k][0] for k in keys], AMOUNT_TYPE),
-                    "costs": pa.array([rows[k][1] for k in keys], AMOUNT_TYPE),
+                    "revenue": pa.array([rows[k][0] for k in keys], amount_type),
+                    "costs": pa.array([rows[k][1] for k in keys], amount_type),
                     "currency": pa.array([stores[k[0]] for k in keys], pa.string())})
     with store.transaction() as con:
         con.register("new_revenue", tbl)
@@ -207,6 +208,7 @@ def parse_percent(raw: str | Decimal | int) -> Decimal:
 def rate_history(con_or_store, store_id: str) -> list[tuple[dt.date, Decimal]]:
     """``[(valid_from, percent)]`` of a store, oldest first."""
     sql = "SELECT valid_from, percent FROM fee_rates WHERE store_id = ? ORDER BY valid_from"
+    from storage.db import SpendStore
     if isinstance(con_or_store, SpendStore):
         rows = con_or_store.query(sql, [store_id])
     else:
@@ -458,6 +460,7 @@ def fee_snapshot_content(con_or_store, number: int) -> dict | None:
     int; amounts in the billing currency's minor units), or None when it has none (an invoice
     finalized before fee statements existed). Meant for the invoice's tamper-evident hash."""
     sql = f"SELECT {', '.join(_SNAP_COLS)} FROM fee_statements WHERE invoice_number = ?"
+    from storage.db import SpendStore
     if isinstance(con_or_store, SpendStore):
         rows = con_or_store.query(sql, [int(number)])
     else:
@@ -572,6 +575,7 @@ def blended_fee_per_month(model_fee_per_month: Decimal, obs: ObservedFees, month
 
 def _open(args) -> SpendStore:
     import os
+    from storage.db import SpendStore
     return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
 
 
@@ -607,9 +611,9 @@ def cmd_fee_rate(args) -> int:
 
 
 def cmd_fee_preview(args) -> int:
-    from .invoices import _period
+    from .invoices import requested_period
     from .report import UnknownStore
-    start, end = _period(args)
+    start, end = requested_period(args.month, args.start, args.end)
     store = _open(args)
     try:
         s = preview(store, args.store, start, end)

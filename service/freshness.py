@@ -25,8 +25,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import pyarrow as pa
-
 from fetchers import clock, get_fetcher
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
@@ -295,7 +293,9 @@ def data_as_of(store: SpendStore, store_id: str, today: dt.date | None = None) -
 # --- retention: days a platform no longer serves ------------------------------------------------
 
 _LOST_SQL = """
-    WITH days AS (SELECT k.platform, k.account_id, CAST(t.d AS DATE) AS day, k.oldest FROM lost_keys k,
+    WITH lost_keys AS (SELECT unnest($platform::VARCHAR[]) AS platform, unnest($account_id::VARCHAR[]) AS account_id,
+                              unnest($lo::DATE[]) AS lo, unnest($hi::DATE[]) AS hi, unnest($oldest::DATE[]) AS oldest),
+    days AS (SELECT k.platform, k.account_id, CAST(t.d AS DATE) AS day, k.oldest FROM lost_keys k,
                   generate_series(CAST(k.lo AS DATE), CAST(k.hi AS DATE), INTERVAL 1 DAY) t(d))
     SELECT days.platform, days.account_id, count(*) FILTER (WHERE days.day < days.oldest),
            count(*) FILTER (WHERE days.day >= days.oldest)
@@ -331,15 +331,9 @@ def lost_days(con, keys: Iterable[tuple[str, str]], start: dt.date, end: dt.date
             rows.append((p, a, start, end, oldest))
     if not rows:
         return {}
-    con.register("lost_keys", pa.table({
-        "platform": pa.array([r[0] for r in rows], pa.string()),
-        "account_id": pa.array([r[1] for r in rows], pa.string()),
-        "lo": pa.array([r[2] for r in rows], pa.date32()), "hi": pa.array([r[3] for r in rows], pa.date32()),
-        "oldest": pa.array([r[4] for r in rows], pa.date32())}))
-    try:
-        found = {(p, a): (int(n_lost), int(n_fix)) for p, a, n_lost, n_fix in con.execute(_LOST_SQL).fetchall()}
-    finally:
-        con.unregister("lost_keys")
+    # the keys as list parameters: a registered Arrow table imports pandas (0.25 s of a CLI run)
+    params = {name: [r[i] for r in rows] for i, name in enumerate(("platform", "account_id", "lo", "hi", "oldest"))}
+    found = {(p, a): (int(n_lost), int(n_fix)) for p, a, n_lost, n_fix in con.execute(_LOST_SQL, params).fetchall()}
     return {(p, a): Lost(*found.get((p, a), (0, 0)), cut) for p, a, _lo, _hi, cut in rows}
 
 

@@ -30,20 +30,18 @@ import json
 import os
 import sys
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Iterable
 
 from fetchers import clock
-from storage.db import SpendStore
 
 from . import fx
 from .csv_input import read_capped
+
+if TYPE_CHECKING:
+    from storage.db import SpendStore
 
 DEFAULT_FX_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 DEMO_FEED_PATH = "/stats/eurofxref/eurofxref-hist.zip"      # the ECB's own path, on the sandbox host
@@ -212,6 +210,7 @@ def _record_attempt(store: SpendStore, rate_set: str, trigger: str, source: str,
 def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: str = "ecb",
                       trigger: str = "update", what: str | None = None) -> UpdateResult:
     """Validate ``raw`` (an ECB-format file) and store what is new; see the module doc."""
+    import pyarrow as pa
     try:
         parsed = fx.parse_rate_file(raw, what or source)
     except fx.RateFileError as exc:
@@ -256,6 +255,8 @@ def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: s
 
 def download(url: str) -> bytes:
     """The file at ``url`` (http(s) or file:), or :class:`RatesError` in one sentence."""
+    import urllib.error
+    import urllib.request
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "AdSpendHub/1.0"})
         with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
@@ -358,6 +359,7 @@ def add_cli(sub, _date, _Parser) -> None:
 
 def _handler(fn):
     def run(args) -> int:
+        from storage.db import SpendStore
         store = SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
         return fn(store, args)
     return run

@@ -44,10 +44,8 @@ import datetime as dt
 import getpass
 import hashlib
 import io
-import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Callable, Iterable, Sequence
@@ -55,13 +53,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fetchers import clock
 from fetchers.specs import SPECS
-from storage.db import DatabaseBusy, DatabaseError, SpendStore
-from storage.db import NotADatabase, has_control
+from storage.db import DatabaseError, SpendStore
+from storage.db import has_control
+from storage import invoices as sql
 
 from . import fees, fx
 from .export import HEADER, neutralise_row, render_csv
-from .outfile import check_target, write_new_file
-from .invoice_register import RegisterBroken, require_intact, seal_new
+from .invoice_register import require_intact, seal_new
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
 UTC = dt.timezone.utc
@@ -93,6 +91,19 @@ class IncompleteAdjustment(RuntimeError):
 # --- periods ---------------------------------------------------------------------------------------
 
 from .periods import month_period, previous_month, recent_months  # noqa: F401,E402  (service/periods.py)
+
+
+def requested_period(month: str | None, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The period a command asked for: ``--month YYYY-MM`` or ``--start``/``--end`` (ValueError: one sentence)."""
+    if month:
+        if start or end:
+            raise ValueError("give either --month or --start and --end, not both")
+        return month_period(month)
+    if not (start and end):
+        raise ValueError("give the period with --start YYYY-MM-DD --end YYYY-MM-DD (or --month YYYY-MM)")
+    if start > end:
+        raise ValueError(f"the start date {start} is after the end date {end}")
+    return start, end
 
 
 def period_over_at(end: dt.date, timezone: str | None, day_basis: str | None) -> dt.datetime:
@@ -214,8 +225,10 @@ class Readiness:
 
 
 def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
-              now: dt.datetime | None = None, report: SpendReport | None = None) -> Readiness:
-    """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness)."""
+              now: dt.datetime | None = None, report: SpendReport | None = None,
+              invoices: Sequence[InvoiceSummary] | None = None) -> Readiness:
+    """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness).
+    ``report``/``invoices``: the store's report and every store's invoices, when the caller has them."""
     if start > end:
         raise ValueError(f"the start date {start} is after the end date {end}")
     now = now or clock.now()
@@ -249,8 +262,8 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                 issues.append(Issue(sid, pid, a.account_id, "stale",
                                     f"some days were fetched before the period ended (earliest {when}); "
                                     "re-fetch the period in full to pick up late changes", True))
-    invoices = [i for i in list_invoices(store, store_id=sid) if i.start <= end and i.end >= start]
-    return Readiness(report, issues, invoices)
+    mine = list_invoices(store, store_id=sid) if invoices is None else [i for i in invoices if i.store_id == sid]
+    return Readiness(report, issues, [i for i in mine if i.start <= end and i.end >= start])
 
 
 def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date,
@@ -276,7 +289,12 @@ def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.d
                    ) -> list[Readiness]:
     """Readiness of every store for one period, in the order of ``store.stores()``; a finalized
     period also carries its restatement (:func:`diff`) so restated invoices show in the overview."""
-    items = [readiness(store, s["store_id"], start, end, now=now) for s in store.stores()]
+    now = now or clock.now()
+    # every store's report and the invoices in one read each (not two per store: a page rerun)
+    reports = spend_reports(store, None, start, end, today=now.date())
+    invoices = list_invoices(store)
+    items = [readiness(store, s["store_id"], start, end, now=now, report=reports.get(s["store_id"]),
+                       invoices=invoices) for s in store.stores()]
     finalized = [r for r in items if r.invoice is not None]
     if finalized:       # one check of the register; an invoice that fails it gets no restatement
         from .invoice_register import verify
@@ -354,35 +372,26 @@ def parse_number(value: str | int) -> int:
     return int(m.group(1))
 
 
-_SUMMARY_COLS = ("number", "invoice", "store_id", "store_name", "period_start", "period_end", "billing_currency",
-                 "total", "finalized_at", "finalized_by", "source", "csv_sha256")
-
-
 def _summary(row) -> InvoiceSummary:
     return InvoiceSummary(*row)
 
 
 def list_invoices(store: SpendStore, store_id: str | None = None) -> list[InvoiceSummary]:
-    sql = f"SELECT {', '.join(_SUMMARY_COLS)} FROM invoices"
-    params: list = []
-    if store_id is not None:
-        sql += " WHERE store_id = ?"
-        params.append(store_id)
-    return [_summary(r) for r in store.query(sql + " ORDER BY number", params)]
+    return [_summary(r) for r in sql.summary_rows(store, store_id)]
 
 
 def get_invoice(store: SpendStore, number: int | str) -> InvoiceSummary:
     n = parse_number(number)
-    rows = store.query(f"SELECT {', '.join(_SUMMARY_COLS)} FROM invoices WHERE number = ?", [n])
-    if not rows:
+    row = sql.summary_row(store, n)
+    if row is None:
         raise UnknownInvoice(f"there is no invoice {format_number(n)}; see `python cli.py invoice list`")
-    return _summary(rows[0])
+    return _summary(row)
 
 
 def invoice_csv(store: SpendStore, number: int | str) -> bytes:
     """The finalized invoice's CSV: the exact bytes stored when it was finalized."""
     inv = get_invoice(store, number)
-    data = bytes(store.query("SELECT csv FROM invoices WHERE number = ?", [inv.number])[0][0])
+    data = sql.csv_bytes(store, inv.number)
     if hashlib.sha256(data).hexdigest() != inv.csv_sha256:
         raise DatabaseError(f"{inv.invoice}: the stored CSV does not match its checksum; the database was "
                             "altered outside Ad Spend Hub")
@@ -417,34 +426,9 @@ class SnapshotLine:
                 "rates": self.rates, **({"fx_note": self.fx_note} if self.fx_note else {})}
 
 
-_LINE_COLS = ("line_no", "platform", "account_id", "account_name", "currency", "spend", "spend_exact", "fx_rate",
-              "billing_amount", "day_basis", "timezone", "days", "daily", "rates", "first_fetched", "last_fetched",
-              "fx_note")
-
-
 def invoice_lines(store: SpendStore, number: int | str) -> list[SnapshotLine]:
     inv = get_invoice(store, number)
-    rows = store.query(f"SELECT {', '.join(_LINE_COLS)} FROM invoice_lines WHERE invoice_number = ? "
-                       "ORDER BY line_no", [inv.number])
-    out = []
-    for r in rows:
-        d = dict(zip(_LINE_COLS, r))
-        d["daily"], d["rates"] = json.loads(d["daily"]), json.loads(d["rates"])
-        out.append(SnapshotLine(**d))
-    return out
-
-
-def _daily_amounts(store: SpendStore, keys: Sequence[tuple[str, str]], start: dt.date, end: dt.date
-                   ) -> dict[tuple[str, str], dict[dt.date, Decimal]]:
-    out: dict[tuple[str, str], dict[dt.date, Decimal]] = {k: {} for k in keys}
-    if not keys:
-        return out
-    for p, a, d, amt in store.query(
-            "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
-            "AND list_contains(?, platform || '|' || account_id) ORDER BY 1, 2, 3",
-            [start, end, [f"{p}|{a}" for p, a in keys]]):
-        out.setdefault((p, a), {})[d] = Decimal(amt)
-    return out
+    return [SnapshotLine(**d) for d in sql.line_rows(store, inv.number)]
 
 
 def _rates_used(daily: dict[dt.date, Decimal], ccy: str, billing: str,
@@ -509,7 +493,7 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
         raise NotReady(f"store {report.store_id} {start}..{end} is not ready to invoice: {state.summary()}")
     billing = report.billing_currency
     accounts = [a for pl in report.platforms.values() for a in pl.accounts]
-    daily = _daily_amounts(store, [(a.platform, a.account_id) for a in accounts], start, end)
+    daily = sql.daily_amounts(store, [(a.platform, a.account_id) for a in accounts], start, end)
     lines: list[SnapshotLine] = []
     for i, a in enumerate(accounts, 1):
         days = daily[(a.platform, a.account_id)]
@@ -530,27 +514,20 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     sha = hashlib.sha256(data).hexdigest()
     fx_source = _fx_source(report.rates)
     with store.transaction() as con:
-        clash = con.execute("SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
-                            "AND period_end >= ? ORDER BY number LIMIT 1", [report.store_id, end, start]).fetchall()
+        clash = sql.overlapping_invoice(con, report.store_id, start, end)
         if clash:
             raise AlreadyFinalized(f"store {report.store_id} was already invoiced for an overlapping period as "
-                                   f"{clash[0][0]}; an invoice is never changed")
-        number = int(con.execute("SELECT coalesce(max(number), 0) + 1 FROM invoices").fetchone()[0])
+                                   f"{clash}; an invoice is never changed")
+        number = sql.next_number(con)
         summary = InvoiceSummary(number, format_number(number), report.store_id, report.store_name, start, end,
                                  billing, total, now, who, source, sha)
-        con.execute("INSERT INTO invoices (number, invoice, store_id, store_name, period_start, period_end, "
-                    "billing_currency, total, finalized_at, finalized_by, source, csv, csv_sha256, fx_source, "
-                    "rounding_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [number, summary.invoice, report.store_id, report.store_name, start, end, billing, total, now,
-                     who, source, data, sha, fx_source, ROUNDING_RULE])
+        sql.insert_invoice(con, number, summary.invoice, report.store_id, report.store_name, start, end, billing,
+                           total, now, who, source, data, sha, fx_source, ROUNDING_RULE)
         for line in lines:
-            con.execute(f"INSERT INTO invoice_lines ({', '.join(_LINE_COLS)}, invoice_number) VALUES "
-                        f"({', '.join('?' * (len(_LINE_COLS) + 1))})",
-                        [line.line_no, line.platform, line.account_id, line.account_name, line.currency,
-                         line.spend, line.spend_exact, line.fx_rate, line.billing_amount, line.day_basis,
-                         line.timezone, line.days, json.dumps(line.daily, sort_keys=True),
-                         json.dumps(line.rates, sort_keys=True), line.first_fetched, line.last_fetched,
-                         line.fx_note, number])
+            sql.insert_line(con, number, [line.line_no, line.platform, line.account_id, line.account_name,
+                                          line.currency, line.spend, line.spend_exact, line.fx_rate,
+                                          line.billing_amount, line.day_basis, line.timezone, line.days, line.daily,
+                                          line.rates, line.first_fetched, line.last_fetched, line.fx_note])
         fees.freeze(con, number, summary.invoice, report, now)     # the fee statement, same transaction
         seal_new(con, number, now)           # its seal in the register, same transaction
     return Invoice(summary, lines, data)
@@ -690,7 +667,7 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
         report, current, not_configured = None, {}, []
     keys = [(s.platform, s.account_id) for s in snap] + [k for k in current if k not in
                                                          {(s.platform, s.account_id) for s in snap}]
-    daily = _daily_amounts(store, keys, inv.start, inv.end)
+    daily = sql.daily_amounts(store, keys, inv.start, inv.end)
     by_key = {(s.platform, s.account_id): s for s in snap}
     lines: list[DiffLine] = []
     for key in keys:
@@ -729,185 +706,3 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
     complete = report is not None and not not_configured and all(
         line.status in ("ok", "unlinked") for line in lines)
     return InvoiceDiff(inv, lines, complete)
-
-
-# --- CLI: `python cli.py invoice finalize | export | diff | list` -----------------------------------------
-
-def _open(args, read_only: bool = False) -> SpendStore:
-    try:
-        return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb", read_only=read_only)
-    except NotADatabase as exc:
-        raise ValueError(str(exc)) from None          # a --db that is not a database: bad input
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
-def _cli(fn):
-    """Map the service's refusals to the CLI's exit codes (1 refused/failed, 2 bad input via ValueError)."""
-    def run(args) -> int:
-        try:
-            return fn(args)
-        except (UnknownStore, UnknownInvoice) as exc:
-            raise ValueError(str(exc)) from None
-        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError,
-                fees.NoFeeStatement, RegisterBroken) as exc:
-            return _fail(str(exc))
-    run.__name__ = fn.__name__
-    return run
-
-
-def _period(args) -> tuple[dt.date, dt.date]:
-    if args.month:
-        if args.start or args.end:
-            raise ValueError("give either --month or --start and --end, not both")
-        return month_period(args.month)
-    if not (args.start and args.end):
-        raise ValueError("give the period with --start YYYY-MM-DD --end YYYY-MM-DD (or --month YYYY-MM)")
-    if args.start > args.end:
-        raise ValueError(f"the start date {args.start} is after the end date {args.end}")
-    return args.start, args.end
-
-
-@_cli
-def cmd_finalize(args) -> int:
-    start, end = _period(args)
-    store = _open(args)
-    if store.store(args.store) is None:
-        raise ValueError(f"unknown store {args.store!r}; see `python cli.py accounts list`")
-    inv = finalize(store, args.store, start, end, by=args.by, source="cli")
-    if args.json:
-        print(json.dumps(inv.to_json(), indent=2))
-    else:
-        s = inv.summary
-        print(f"{s.invoice}: store {s.store_id} {s.start}..{s.end}, {len(inv.lines)} line(s), total {s.total} "
-              f"{s.billing_currency}, finalized by {s.finalized_by}")
-    return 0
-
-
-@_cli
-def cmd_export(args) -> int:
-    if not (args.out or args.fee_out):
-        raise ValueError("give --out FILE.csv (the invoice) and/or --fee-out FILE.csv (its fee statement)")
-    db_path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
-    for target in (args.fee_out, args.out):        # both checked before either is written
-        if target:
-            check_target(target, force=args.force, db=db_path)
-    store = _open(args, read_only=True)
-    inv = get_invoice(store, args.number)
-    data = invoice_csv(store, inv.number)
-    fee_data = fees.fee_csv(store, inv.number) if args.fee_out else None
-    if fee_data is not None:
-        write_new_file(args.fee_out, fee_data, force=args.force, db=store.path)
-        print(f"wrote {args.fee_out}: fee statement of {inv.invoice}")
-    if not args.out:
-        return 0
-    write_new_file(args.out, data, force=args.force, db=store.path)
-    print(f"wrote {args.out}: {inv.invoice} (store {inv.store_id} {inv.start}..{inv.end}, total {inv.total} "
-          f"{inv.billing_currency})")
-    return 0
-
-
-@_cli
-def cmd_diff(args) -> int:
-    if args.out is not None:
-        check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
-    store = _open(args, read_only=True)
-    d = diff(store, args.number)
-    fee = fees.fee_diff(store, d.invoice.number)
-    if args.out is not None:
-        write_new_file(args.out, d.adjustment_csv(), force=args.force, db=store.path)
-    if args.json:
-        print(json.dumps({**d.to_json(), **({"fee": fee} if fee else {})}, indent=2))
-    else:
-        doc = d.to_json()
-        print(f"{doc['invoice']} store {doc['store_id']} {doc['start']}..{doc['end']}: "
-              f"{'restated' if d.changed else 'unchanged'} since finalize; total difference "
-              f"{doc['total_difference']} {doc['billing_currency']}"
-              f"{'' if doc['complete'] else ' (current data INCOMPLETE)'}")
-        for line in doc["lines"]:
-            print(f"    {line['platform']:<10} {line['account_id']:<20} {line['currency']} snapshot "
-                  f"{line['snapshot']:>12} current {line['current']:>12} difference {line['difference']:>10}  "
-                  f"{line['status']}")
-        if fee:
-            print(fees.fee_diff_text(fee))
-    if args.out:
-        print(f"wrote {args.out}: adjustment to {d.invoice.invoice}", file=sys.stderr if args.json else sys.stdout)
-    return 0
-
-
-@_cli
-def cmd_list(args) -> int:
-    store = _open(args, read_only=True)
-    require_intact(store)
-    invs = list_invoices(store, store_id=args.store)
-    if args.json:
-        print(json.dumps([i.to_json() for i in invs], indent=2))
-        return 0
-    if not invs:
-        print("no invoices yet; finalize one with `python cli.py invoice finalize --store ID --start ... --end ...`")
-    for i in invs:
-        print(f"{i.invoice}  {i.store_id:<16} {i.start}..{i.end}  {i.total:>14} {i.billing_currency}  "
-              f"{i.finalized_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC by {i.finalized_by}")
-    return 0
-
-
-@_cli
-def cmd_verify(args) -> int:
-    from .invoice_register import verify
-    v = verify(_open(args))
-    if args.json:
-        print(json.dumps(v.to_json(), indent=2))
-    elif v.ok:
-        head = f"; head {v.head['invoice']} {v.head['hash']}" if v.head else ""
-        algos = ", ".join(f"{n} {a}" for a, n in sorted(v.algorithms.items()))
-        print(f"invoice register intact: {v.invoices} invoice(s){f' ({algos})' if algos else ''}{head}")
-    else:
-        for p in v.problems:
-            print(f"{p['invoice']}  {p['problem']}")
-    if not v.ok:
-        print(f"error: the invoice register fails verification: {len(v.problems)} problem(s), the first: "
-              f"{v.problems[0]['problem']}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_cli(subparsers, date_type, parser_class) -> None:
-    """Add ``invoice finalize | export | diff | list | verify`` to cli.py's parser (cli.py calls this)."""
-    inv = subparsers.add_parser("invoice", help="finalize, export and check invoices")
-    sub = inv.add_subparsers(dest="action", required=True, parser_class=parser_class)
-
-    fin = sub.add_parser("finalize", help="freeze a store's period as an invoice (refused unless ready)")
-    fin.add_argument("--store", required=True)
-    fin.add_argument("--start", type=date_type)
-    fin.add_argument("--end", type=date_type)
-    fin.add_argument("--month", help="YYYY-MM: the calendar month (instead of --start/--end)")
-    fin.add_argument("--by", help="who finalizes (default: $ADSPEND_USER or the login name)")
-    fin.add_argument("--json", action="store_true")
-    fin.set_defaults(handler=cmd_finalize)
-
-    ex = sub.add_parser("export", help="the finalized invoice's CSV (the same bytes every time)")
-    ex.add_argument("--number", required=True, help="INV-000001 or 1")
-    ex.add_argument("--out")
-    ex.add_argument("--fee-out", help="also (or only) write the invoice's frozen fee statement CSV")
-    ex.add_argument("--force", action="store_true",
-                    help="replace --out/--fee-out if they exist (never the database)")
-    ex.set_defaults(handler=cmd_export)
-
-    df = sub.add_parser("diff", help="what the data says now against a finalized invoice")
-    df.add_argument("--number", required=True, help="INV-000001 or 1")
-    df.add_argument("--json", action="store_true")
-    df.add_argument("--out", help="also write the differences as an adjustment CSV (export format)")
-    df.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
-    df.set_defaults(handler=cmd_diff)
-
-    ls = sub.add_parser("list", help="finalized invoices")
-    ls.add_argument("--store")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(handler=cmd_list)
-
-    vf = sub.add_parser("verify", help="check the invoice register (numbers, hash chain, every invoice's content)")
-    vf.add_argument("--json", action="store_true")
-    vf.set_defaults(handler=cmd_verify)

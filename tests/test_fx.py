@@ -292,3 +292,47 @@ def test_property_line_is_quantized_exact_sum(start, amounts, frm, to):
     assert line.spend == sum(amounts, D(0))
     if frm == to:
         assert line.fx_rate == 1 and line.billing_amount == fx.quantize(line.spend, to)
+
+
+def test_the_shipped_history_read_column_by_column_equals_the_checked_parse():
+    """fx._load reads the shipped file on a fast path (CLI start, issue 19 item 4): exactly the rates,
+    dates and currency order of the row-by-row checked parse."""
+    import io
+    import zipfile
+    from decimal import Decimal
+
+    from service import fx as fxm
+    raw = fxm._data_bytes()
+    fast = fxm._shipped_fast(raw)
+    parsed = fxm.parse_rate_file(raw)
+    full = fxm._build({d: {c: Decimal(v) for c, v in day.items()} for d, day in parsed.items()})
+    assert fast is not None and fast.dates == full.dates and list(fast.by_ccy) == list(full.by_ccy)
+    for c, m in full.by_ccy.items():
+        assert [(d, str(r)) for d, r in fast.by_ccy[c].items()] == [(d, str(r)) for d, r in m.items()]
+    # a stored overlay (fxrates) is laid over it column by column: the same rates as laying it eagerly
+    stored = {date(2024, 1, 2): {"USD": Decimal("1.5"), "XYZ": Decimal("2")}, date(2099, 1, 1): {"JPY": Decimal("3")}}
+    lazy = fxm._build(stored, fast)
+    assert list(lazy.by_ccy) == list(full.by_ccy) + ["XYZ"]
+    assert lazy.dates == tuple(sorted(set(full.dates) | set(stored)))
+    eager = {c: dict(m) for c, m in full.by_ccy.items()}
+    for d, day in stored.items():
+        for m in eager.values():
+            m.pop(d, None)
+        eager["EUR"][d] = Decimal(1)
+        for c, r in day.items():
+            eager.setdefault(c, {})[d] = r
+    assert {c: dict(m) for c, m in lazy.by_ccy.items()} == eager
+    # anything unusual goes to the checked parse, which names the problem
+    for csv_text, problem in (("Date,USD,\n2024-01-02,1e3,\n", None), ("Date,USD,\n2024-01-02,1.1,2\n", None),
+                              ("Date,USD,\n2024-01-02,1.1,\n2024-01-02,1.2,\n", None),
+                              ("Date,USD,\n2024-01-02,-1,\n", "the USD rate '-1' is not a positive decimal number"),
+                              ("Date,USD,\n2024-01-02,NaN,\n", "the USD rate 'NaN' is not a positive decimal")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("eurofxref-hist.csv", csv_text)
+        got = fxm._shipped_fast(buf.getvalue())
+        if problem is None:
+            assert got is None, csv_text
+        else:
+            with pytest.raises(RuntimeError, match=problem):
+                got.by_ccy["USD"]

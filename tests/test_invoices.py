@@ -445,3 +445,30 @@ def test_no_code_path_updates_or_deletes_an_invoice():
     assert _MUTATION.search("UPDATE invoices SET total = '0'")
     src = (ROOT / "service" / "invoices.py").read_text(encoding="utf-8")
     assert "ON CONFLICT" not in src.upper()
+
+
+def test_month_overview_reads_do_not_grow_with_the_stores(tmp_path, monkeypatch):
+    """The Invoicing page's overview reads every store's report and the invoices once each (a
+    page rerun opened the database twice per store before): as many opens for 3 stores as for 1."""
+    from service.demo import create_demo
+
+    opened = []
+    real = SpendStore.connect
+
+    def counting(self, *a, **k):
+        opened.append(1)
+        return real(self, *a, **k)
+
+    one, three = SpendStore(str(tmp_path / "one.duckdb")), SpendStore(str(tmp_path / "three.duckdb"))
+    one.save_store("solo", "Solo Shop", "USD", False)
+    create_demo(three)
+    assert len(three.stores()) == 3
+    monkeypatch.setattr(SpendStore, "connect", counting)
+    counts = []
+    for store in (one, three):
+        opened.clear()
+        items = inv.month_overview(store, dt.date(2026, 9, 1), dt.date(2026, 9, 30),
+                                   now=dt.datetime(2026, 10, 15, tzinfo=dt.timezone.utc))
+        assert [r.store_id for r in items] == [s["store_id"] for s in store.stores()]
+        counts.append(len(opened))
+    assert counts[0] == counts[1]

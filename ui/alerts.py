@@ -17,11 +17,11 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from fetchers import clock
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import clock
+from service.facade import PLATFORM_IDS, SPECS
 from service import alerts as svc
 from service import budgets as bsvc
-from storage.db import SpendStore
+from service.facade import SpendStore
 
 from .format import escape_md, money
 from .state import page_state

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from fetchers.core import redact
-from storage.db import DatabaseBusy, DatabaseError, SpendStore
+from service.facade import redact
+from service.facade import DatabaseBusy, DatabaseError, SpendStore
 
 from .format import escape_md
 

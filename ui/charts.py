@@ -9,7 +9,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import PLATFORM_IDS, SPECS
 
 from .colors import PLAN_COLOR, platform_color
 from .format import d3_format

@@ -1,7 +1,7 @@
 """One fixed colour per platform, used by every chart on every page (and in every period)."""
 from __future__ import annotations
 
-from fetchers.specs import PLATFORM_IDS, SPECS
+from service.facade import PLATFORM_IDS, SPECS
 
 PLATFORM_COLORS = {p: SPECS[p].color for p in PLATFORM_IDS}      # the registry's PlatformSpec.color
 OTHER_COLOR = "#9AA0A6"

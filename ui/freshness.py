@@ -7,9 +7,9 @@ import threading
 
 import streamlit as st
 
-from fetchers import clock
+from service.facade import clock
 from service import freshness
-from storage.db import SpendStore
+from service.facade import SpendStore
 
 _first_fetch_lock = threading.Lock()
 _first_fetch_started: set[str] = set()      # databases whose first demo fetch this process started

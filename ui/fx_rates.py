@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 from service import fxrates
-from storage.db import SpendStore
+from service.facade import SpendStore
 
 from .format import escape_md
 
@@ -36,9 +36,9 @@ def coverage(store: SpendStore) -> None:
     text, button = st.columns([4, 1], vertical_alignment="center")
     line = fxrates.coverage_sentence(store, demo=False) + "."
     if any(s["is_demo"] for s in store.stores()):
-        line += (f" Demo stores use the sandbox's made-up demo rates instead "
-                 f"({fxrates.coverage_sentence(store, demo=True)[0].lower()}"
-                 f"{fxrates.coverage_sentence(store, demo=True)[1:]}): not ECB figures.")
+        demo = fxrates.coverage_sentence(store, demo=True)
+        line += (f" Demo stores use the sandbox's made-up demo rates instead ({demo[0].lower()}{demo[1:]}): "
+                 "not ECB figures.")
     text.caption(escape_md(line), help="Each day is converted with that day's ECB euro reference rate; real "
                  "stores use only rates published by the ECB (the history shipped with this build, "
                  "`python cli.py fx update` or `fx import`).")

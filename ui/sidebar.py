@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from fetchers import clock
+from service.facade import clock
 from service.dashboard import COMPARISONS, DEFAULT_COMPARISON, DEFAULT_PRESET, PRESETS, period_for
-from storage.db import SpendStore
+from service.facade import SpendStore
 
 
 @dataclass(frozen=True)
