@@ -7,6 +7,7 @@ export, the database held by another process); 2 bad input. Errors are one plain
 stderr, never a traceback for a user's mistake. The commands and their output shapes are fixed in
 shared/interfaces.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -30,7 +31,7 @@ class Failed(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:     # one plain sentence, exit 2
+    def error(self, message: str) -> None:  # one plain sentence, exit 2
         raise BadInput(f"{message} (see `python {self.prog} --help`)")
 
 
@@ -40,6 +41,7 @@ MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(2999, 12, 31)
 def _date(value: str) -> dt.date:
     """A day strictly as YYYY-MM-DD (not 20261001, not 2026-W40-1), between MIN_DAY and MAX_DAY."""
     from service.facade import strict_day
+
     try:
         day = strict_day(value)
     except ValueError:
@@ -67,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--all", action="store_true", help="every store")
     ref.add_argument("--start", type=_date)
     ref.add_argument("--end", type=_date)
-    ref.add_argument("--recent", action="store_true", help="no dates: each platform's restatement window up to "
-                     "yesterday, and the missing or failed days of this and last month it still serves (daily job)")
+    ref.add_argument(
+        "--recent",
+        action="store_true",
+        help="no dates: each platform's restatement window up to "
+        "yesterday, and the missing or failed days of this and last month it still serves (daily job)",
+    )
     ref.add_argument("--platform", action="append", help="only this platform (repeatable)")
     ref.add_argument("--full", action="store_true", help="re-fetch every day, not only the days that can change")
     ref.add_argument("--json", action="store_true")
@@ -89,9 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--allow-incomplete", action="store_true")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists (never the database)")
 
-    import cli_invoice                         # invoice finalize | export | diff | list | verify
+    import cli_invoice  # invoice finalize | export | diff | list | verify
+
     cli_invoice.add_cli(sub, _date, _Parser)
-    from service import fees as _fees          # revenue import, fee rate | preview (success fee)
+    from service import fees as _fees  # revenue import, fee rate | preview (success fee)
+
     _fees.add_cli(sub, _date, _Parser)
 
     st = sub.add_parser("status", help="per store and platform: last day stored, last fetch, pending days")
@@ -99,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=cmd_status)
     from service import alerts as _alerts
-    _alerts.add_cli(sub, _date, _Parser)      # alerts, budgets import
+
+    _alerts.add_cli(sub, _date, _Parser)  # alerts, budgets import
     from service import fxrates as _fxrates
+
     _fxrates.add_cli(sub, _date, _Parser)
 
     sub.add_parser("demo", help="create the demo stores and accounts (served by the built-in sandbox)")
@@ -116,6 +126,7 @@ def _db_path(args) -> str:
 def _open_store(args, read_only: bool = False):
     """The database; ``read_only`` for commands that only read (storage/db.py SpendStore)."""
     from service.facade import DatabaseBusy, DatabaseError, NotADatabase, SpendStore
+
     try:
         return SpendStore(_db_path(args), read_only=read_only)
     except NotADatabase as exc:
@@ -137,9 +148,10 @@ def _out_file_error(exc) -> int:
 
 
 def _database_errors() -> tuple[type, ...]:
-    if "storage.db" not in sys.modules:       # no database was opened (e.g. --help): none of its errors
+    if "storage.db" not in sys.modules:  # no database was opened (e.g. --help): none of its errors
         return ()
     from service.facade import DatabaseError
+
     return (DatabaseError,)
 
 
@@ -156,20 +168,25 @@ def _quiet_broken_pipe() -> int:
 
 # --- commands ----------------------------------------------------------------------------------
 
+
 def cmd_accounts_import(args) -> int:
     from service.accounts import ImportError_, import_accounts
+
     store = _open_store(args)
     try:
         result = import_accounts(store, Path(args.file))
     except ImportError_ as exc:
         raise BadInput(str(exc)) from None
-    print(f"imported {args.file}: {result.stores} store(s), {result.added} new account link(s), "
-          f"{result.unchanged} unchanged")
+    print(
+        f"imported {args.file}: {result.stores} store(s), {result.added} new account link(s), "
+        f"{result.unchanged} unchanged"
+    )
     return EXIT_OK
 
 
 def cmd_accounts_list(args) -> int:
     from service.accounts import accounts_overview
+
     store = _open_store(args, read_only=True)
     overview = accounts_overview(store)
     if args.json:
@@ -184,10 +201,12 @@ def cmd_accounts_list(args) -> int:
     vault_error = overview.get("vault_error")
     if overview.get("vault"):
         v = overview["vault"]
-        print(f"    vault      {v['addr']}  path {v['path_template']}  environment {v['environment'] or '-'}"
-              + (f"  namespace {v['namespace']}" if v.get("namespace") else "")
-              + (f"  WARNING: {v['warning']}" if v.get("warning") else "")
-              + (f"  ERROR: {vault_error}" if vault_error else ""))
+        print(
+            f"    vault      {v['addr']}  path {v['path_template']}  environment {v['environment'] or '-'}"
+            + (f"  namespace {v['namespace']}" if v.get("namespace") else "")
+            + (f"  WARNING: {v['warning']}" if v.get("warning") else "")
+            + (f"  ERROR: {vault_error}" if vault_error else "")
+        )
     elif vault_error:
         print(f"    vault      ERROR: {vault_error}")
     for c in overview["platforms"]:
@@ -196,12 +215,16 @@ def cmd_accounts_list(args) -> int:
             detail += f" [{c['environment']}]"
         if c.get("vault_path"):
             age = c.get("secret_age_days")
-            detail += f" ({c['vault_path']} v{c.get('secret_version')}" + \
-                (f", {age} days old)" if age is not None else ", age unknown)")
+            detail += f" ({c['vault_path']} v{c.get('secret_version')}" + (
+                f", {age} days old)" if age is not None else ", age unknown)"
+            )
         warn = "".join(f"  WARNING: {c[k]}" for k in ("warning", "rotation_warning") if c.get(k))
         if c.get("error"):
-            warn += "  ERROR: Vault could not be used (see above)" if c["error"] == vault_error else \
-                f"  ERROR: {c['error']}"
+            warn += (
+                "  ERROR: Vault could not be used (see above)"
+                if c["error"] == vault_error
+                else f"  ERROR: {c['error']}"
+            )
         print(f"    {c['platform']:<10} {'failed' if c.get('error') else c['mode']:<15} {detail}{warn}")
     return EXIT_OK
 
@@ -209,6 +232,7 @@ def cmd_accounts_list(args) -> int:
 def cmd_refresh(args) -> int:
     from service.config import load_settings
     from service.refresh import RefreshError, refresh, refresh_recent
+
     if args.recent and (args.start or args.end or args.full):
         raise BadInput("--recent picks the days itself: give it without --start, --end or --full")
     if not args.recent and not (args.start and args.end):
@@ -219,24 +243,35 @@ def cmd_refresh(args) -> int:
     ids = None if args.all else args.store
     settings = load_settings()
     from service.fxrates import auto_update_for_stores
+
     for warning in auto_update_for_stores(store, ids):
-        print(f"warning: {warning}", file=sys.stderr)      # rates: never a failed refresh
+        print(f"warning: {warning}", file=sys.stderr)  # rates: never a failed refresh
     try:
         if args.recent:
             outcome = refresh_recent(store, ids, args.platform, trigger="cli", settings=settings)
         else:
-            outcome = refresh(store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full,
-                              settings=settings)
+            outcome = refresh(
+                store, ids, args.start, args.end, args.platform, trigger="cli", full=args.full, settings=settings
+            )
     except RefreshError as exc:
         msg = str(exc)
         if msg.startswith(("unknown store", "unknown platform", "the start date")):
             raise BadInput(msg) from None
         raise Failed(msg) from None
     if args.json:
-        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "requests": outcome.requests,
-                          "error": outcome.error, "results": [p.to_json() for p in outcome.platforms],
-                          **({"start": outcome.start.isoformat(), "end": outcome.end.isoformat()}
-                             if args.recent else {})}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "status": outcome.status,
+                    "requests": outcome.requests,
+                    "error": outcome.error,
+                    "results": [p.to_json() for p in outcome.platforms],
+                    **({"start": outcome.start.isoformat(), "end": outcome.end.isoformat()} if args.recent else {}),
+                },
+                indent=2,
+            )
+        )
     else:
         for p in outcome.platforms:
             line = f"{p.store_id:<16} {p.platform:<10} {p.status:<15} {p.seconds:6.2f}s"
@@ -247,12 +282,13 @@ def cmd_refresh(args) -> int:
     if outcome.error:
         print(outcome.error, file=sys.stderr)
     if settings.vault_error and any(p.error and settings.vault_error in p.error for p in outcome.platforms):
-        print(f"error: {settings.vault_error}", file=sys.stderr)     # one line naming Vault, once per run
+        print(f"error: {settings.vault_error}", file=sys.stderr)  # one line naming Vault, once per run
     return EXIT_OK if outcome.status == "ok" else EXIT_FAILED
 
 
 def cmd_spend(args) -> int:
     from service.report import UnknownStore, spend_report
+
     _check_period(args.start, args.end)
     store = _open_store(args, read_only=True)
     try:
@@ -263,8 +299,10 @@ def cmd_spend(args) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(f"{doc['store_name']} ({doc['store_id']}) {doc['start']}..{doc['end']}: "
-              f"{doc['total_spend']} {doc['billing_currency']}{'' if doc['complete'] else '  (INCOMPLETE)'}")
+        print(
+            f"{doc['store_name']} ({doc['store_id']}) {doc['start']}..{doc['end']}: "
+            f"{doc['total_spend']} {doc['billing_currency']}{'' if doc['complete'] else '  (INCOMPLETE)'}"
+        )
         for pid, pl in doc["platforms"].items():
             print(f"    {pid:<10} {pl['status']:<15} {pl['spend']:>14}  {pl.get('error', '')}".rstrip())
     return EXIT_OK
@@ -274,26 +312,32 @@ def cmd_export(args) -> int:
     from service.export import IncompleteExport, export_reports
     from service.outfile import check_target
     from service.report import UnknownStore, spend_report, spend_reports
+
     _check_period(args.start, args.end)
     check_target(args.out, force=args.force, db=_db_path(args))
     store = _open_store(args, read_only=True)
     try:
-        reports = (list(spend_reports(store, None, args.start, args.end).values()) if args.all
-                   else [spend_report(store, args.store, args.start, args.end)])
+        reports = (
+            list(spend_reports(store, None, args.start, args.end).values())
+            if args.all
+            else [spend_report(store, args.store, args.start, args.end)]
+        )
     except UnknownStore as exc:
         raise BadInput(str(exc)) from None
     try:
-        export_reports(reports, args.out, allow_incomplete=args.allow_incomplete, force=args.force,
-                       db=_db_path(args))
+        export_reports(reports, args.out, allow_incomplete=args.allow_incomplete, force=args.force, db=_db_path(args))
     except IncompleteExport as exc:
         raise Failed(str(exc)) from None
     n = sum(1 for r in reports if not r.complete)
-    print(f"wrote {args.out}: {len(reports)} store(s)" + (f", {n} incomplete (marked in the status column)" if n else ""))
+    print(
+        f"wrote {args.out}: {len(reports)} store(s)" + (f", {n} incomplete (marked in the status column)" if n else "")
+    )
     return EXIT_OK
 
 
 def cmd_status(args) -> int:
     from service.freshness import status_json
+
     store = _open_store(args)
     known = {s["store_id"] for s in store.stores()}
     for sid in args.store or []:
@@ -306,35 +350,48 @@ def cmd_status(args) -> int:
     for s in doc["stores"]:
         print(f"{s['store_id']}  {s['name']}")
         for pid, pf in s["platforms"].items():
-            print(f"    {pid:<10} last day {pf['last_day'] or '-':<10}  fetched {pf['fetched_at'] or 'never':<32}  "
-                  f"pending {pf['pending_days']:>3}  unfetchable {pf['unfetchable_days']:>3}")
+            print(
+                f"    {pid:<10} last day {pf['last_day'] or '-':<10}  fetched {pf['fetched_at'] or 'never':<32}  "
+                f"pending {pf['pending_days']:>3}  unfetchable {pf['unfetchable_days']:>3}"
+            )
     return EXIT_OK
 
 
 def cmd_demo(args) -> int:
     from service.demo import create_demo
+
     store = _open_store(args)
     n_stores, added = create_demo(store)
-    print(f"demo: {n_stores} stores ready ({added} new account links); refresh them with "
-          f"`python cli.py refresh --all --start YYYY-MM-DD --end YYYY-MM-DD` (served by the built-in sandbox)")
+    print(
+        f"demo: {n_stores} stores ready ({added} new account links); refresh them with "
+        f"`python cli.py refresh --all --start YYYY-MM-DD --end YYYY-MM-DD` (served by the built-in sandbox)"
+    )
     return EXIT_OK
 
 
 def cmd_sandbox(args) -> int:
     from service.facade import run_sandbox
+
     if not (0 <= args.port <= 65535):
         raise BadInput(f"--port must be between 0 and 65535, not {args.port}")
     run_sandbox(args.port)
     return EXIT_OK
 
 
-COMMANDS = {("accounts", "import"): cmd_accounts_import, ("accounts", "list"): cmd_accounts_list,
-            ("refresh", None): cmd_refresh, ("spend", None): cmd_spend, ("export", None): cmd_export,
-            ("demo", None): cmd_demo, ("sandbox", None): cmd_sandbox}
+COMMANDS = {
+    ("accounts", "import"): cmd_accounts_import,
+    ("accounts", "list"): cmd_accounts_list,
+    ("refresh", None): cmd_refresh,
+    ("spend", None): cmd_spend,
+    ("export", None): cmd_export,
+    ("demo", None): cmd_demo,
+    ("sandbox", None): cmd_sandbox,
+}
 
 
 def _setup_logging() -> None:
     from service.facade import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -347,19 +404,21 @@ def _setup_logging() -> None:
 def redact(text) -> str:
     """Secrets out of a message (fetchers/core.py redact, loaded only when there is an error to print)."""
     from service.facade import redact as _redact
+
     return _redact(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from service.outfile import OutFileError
+
     try:
-        args = build_parser().parse_args(argv)     # --help ends here: nothing heavy imported yet
+        args = build_parser().parse_args(argv)  # --help ends here: nothing heavy imported yet
         _setup_logging()
         fn = COMMANDS.get((args.command, getattr(args, "action", None))) or COMMANDS.get((args.command, None))
         if fn is None:
-            fn = getattr(args, "handler")
+            fn = args.handler
         code = fn(args)
-        sys.stdout.flush()              # a closed pipe shows here, not at interpreter exit
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
         return _quiet_broken_pipe()
@@ -368,27 +427,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except _database_errors() as exc:   # the database could not be used (busy, not writable, ...)
+    except _database_errors() as exc:  # the database could not be used (busy, not writable, ...)
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if type(exc).__name__ == "NotADatabase" else EXIT_FAILED
     except Failed as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except ValueError as exc:           # configuration values (e.g. a bad <P>_REQUESTS_PER_MINUTE)
+    except ValueError as exc:  # configuration values (e.g. a bad <P>_REQUESTS_PER_MINUTE)
         print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OverflowError:               # date arithmetic past year 1 or 9999: the input was out of range
-        print("error: a date is out of range; use dates between "
-              f"{MIN_DAY} and {MAX_DAY}", file=sys.stderr)
+    except OverflowError:  # date arithmetic past year 1 or 9999: the input was out of range
+        print(f"error: a date is out of range; use dates between {MIN_DAY} and {MAX_DAY}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as exc:              # the operating system refused (permissions, a full disk, ...)
+    except OSError as exc:  # the operating system refused (permissions, a full disk, ...)
         what = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"error: cannot use{what}: {(exc.strerror or str(exc)).lower()}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:            # a bug: say so plainly, without secrets or a traceback
+    except Exception as exc:  # a bug: say so plainly, without secrets or a traceback
         logging.getLogger("adspend.cli").debug("unexpected error", exc_info=True)
         print(f"error: unexpected {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,5 +1,6 @@
 """`python cli.py invoice finalize | export | diff | list | verify`: the invoicing commands
 (moved out of service/invoices.py; cli.py adds them to its parser with :func:`add_cli`)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,15 +14,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from service.facade import SpendStore
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _open(args, read_only: bool = False) -> SpendStore:
     from service.facade import NotADatabase, SpendStore
+
     try:
         return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb", read_only=read_only)
     except NotADatabase as exc:
-        raise ValueError(str(exc)) from None          # a --db that is not a database: bad input
+        raise ValueError(str(exc)) from None  # a --db that is not a database: bad input
 
 
 def _fail(message: str) -> int:
@@ -31,31 +33,43 @@ def _fail(message: str) -> int:
 
 def _cli(fn):
     """Map the service's refusals to the CLI's exit codes (1 refused/failed, 2 bad input via ValueError)."""
+
     def run(args) -> int:
         from service import fees
         from service.facade import DatabaseBusy, DatabaseError
         from service.invoice_register import RegisterBroken
         from service.invoices import AlreadyFinalized, IncompleteAdjustment, NotReady, UnknownInvoice
         from service.report import UnknownStore
+
         try:
             return fn(args)
         except (UnknownStore, UnknownInvoice) as exc:
             raise ValueError(str(exc)) from None
-        except (NotReady, AlreadyFinalized, IncompleteAdjustment, DatabaseBusy, DatabaseError,
-                fees.NoFeeStatement, RegisterBroken) as exc:
+        except (
+            NotReady,
+            AlreadyFinalized,
+            IncompleteAdjustment,
+            DatabaseBusy,
+            DatabaseError,
+            fees.NoFeeStatement,
+            RegisterBroken,
+        ) as exc:
             return _fail(str(exc))
+
     run.__name__ = fn.__name__
     return run
 
 
 def _period(args) -> tuple[dt.date, dt.date]:
     from service.invoices import requested_period
+
     return requested_period(args.month, args.start, args.end)
 
 
 @_cli
 def cmd_finalize(args) -> int:
     from service.invoices import finalize
+
     start, end = _period(args)
     store = _open(args)
     if store.store(args.store) is None:
@@ -65,8 +79,10 @@ def cmd_finalize(args) -> int:
         print(json.dumps(inv.to_json(), indent=2))
     else:
         s = inv.summary
-        print(f"{s.invoice}: store {s.store_id} {s.start}..{s.end}, {len(inv.lines)} line(s), total {s.total} "
-              f"{s.billing_currency}, finalized by {s.finalized_by}")
+        print(
+            f"{s.invoice}: store {s.store_id} {s.start}..{s.end}, {len(inv.lines)} line(s), total {s.total} "
+            f"{s.billing_currency}, finalized by {s.finalized_by}"
+        )
     return 0
 
 
@@ -75,10 +91,11 @@ def cmd_export(args) -> int:
     from service import fees
     from service.invoices import get_invoice, invoice_csv
     from service.outfile import check_target, write_new_file
+
     if not (args.out or args.fee_out):
         raise ValueError("give --out FILE.csv (the invoice) and/or --fee-out FILE.csv (its fee statement)")
     db_path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
-    for target in (args.fee_out, args.out):        # both checked before either is written
+    for target in (args.fee_out, args.out):  # both checked before either is written
         if target:
             check_target(target, force=args.force, db=db_path)
     store = _open(args, read_only=True)
@@ -91,8 +108,10 @@ def cmd_export(args) -> int:
     if not args.out:
         return 0
     write_new_file(args.out, data, force=args.force, db=store.path)
-    print(f"wrote {args.out}: {inv.invoice} (store {inv.store_id} {inv.start}..{inv.end}, total {inv.total} "
-          f"{inv.billing_currency})")
+    print(
+        f"wrote {args.out}: {inv.invoice} (store {inv.store_id} {inv.start}..{inv.end}, total {inv.total} "
+        f"{inv.billing_currency})"
+    )
     return 0
 
 
@@ -101,6 +120,7 @@ def cmd_diff(args) -> int:
     from service import fees
     from service.invoices import diff
     from service.outfile import check_target, write_new_file
+
     if args.out is not None:
         check_target(args.out, force=args.force, db=args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     store = _open(args, read_only=True)
@@ -112,14 +132,18 @@ def cmd_diff(args) -> int:
         print(json.dumps({**d.to_json(), **({"fee": fee} if fee else {})}, indent=2))
     else:
         doc = d.to_json()
-        print(f"{doc['invoice']} store {doc['store_id']} {doc['start']}..{doc['end']}: "
-              f"{'restated' if d.changed else 'unchanged'} since finalize; total difference "
-              f"{doc['total_difference']} {doc['billing_currency']}"
-              f"{'' if doc['complete'] else ' (current data INCOMPLETE)'}")
+        print(
+            f"{doc['invoice']} store {doc['store_id']} {doc['start']}..{doc['end']}: "
+            f"{'restated' if d.changed else 'unchanged'} since finalize; total difference "
+            f"{doc['total_difference']} {doc['billing_currency']}"
+            f"{'' if doc['complete'] else ' (current data INCOMPLETE)'}"
+        )
         for line in doc["lines"]:
-            print(f"    {line['platform']:<10} {line['account_id']:<20} {line['currency']} snapshot "
-                  f"{line['snapshot']:>12} current {line['current']:>12} difference {line['difference']:>10}  "
-                  f"{line['status']}")
+            print(
+                f"    {line['platform']:<10} {line['account_id']:<20} {line['currency']} snapshot "
+                f"{line['snapshot']:>12} current {line['current']:>12} difference {line['difference']:>10}  "
+                f"{line['status']}"
+            )
         if fee:
             print(fees.fee_diff_text(fee))
     if args.out:
@@ -131,6 +155,7 @@ def cmd_diff(args) -> int:
 def cmd_list(args) -> int:
     from service.invoice_register import require_intact
     from service.invoices import list_invoices
+
     store = _open(args, read_only=True)
     require_intact(store)
     invs = list_invoices(store, store_id=args.store)
@@ -140,14 +165,17 @@ def cmd_list(args) -> int:
     if not invs:
         print("no invoices yet; finalize one with `python cli.py invoice finalize --store ID --start ... --end ...`")
     for i in invs:
-        print(f"{i.invoice}  {i.store_id:<16} {i.start}..{i.end}  {i.total:>14} {i.billing_currency}  "
-              f"{i.finalized_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC by {i.finalized_by}")
+        print(
+            f"{i.invoice}  {i.store_id:<16} {i.start}..{i.end}  {i.total:>14} {i.billing_currency}  "
+            f"{i.finalized_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC by {i.finalized_by}"
+        )
     return 0
 
 
 @_cli
 def cmd_verify(args) -> int:
     from service.invoice_register import verify
+
     v = verify(_open(args))
     if args.json:
         print(json.dumps(v.to_json(), indent=2))
@@ -159,8 +187,11 @@ def cmd_verify(args) -> int:
         for p in v.problems:
             print(f"{p['invoice']}  {p['problem']}")
     if not v.ok:
-        print(f"error: the invoice register fails verification: {len(v.problems)} problem(s), the first: "
-              f"{v.problems[0]['problem']}", file=sys.stderr)
+        print(
+            f"error: the invoice register fails verification: {len(v.problems)} problem(s), the first: "
+            f"{v.problems[0]['problem']}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -183,8 +214,7 @@ def add_cli(subparsers, date_type, parser_class) -> None:
     ex.add_argument("--number", required=True, help="INV-000001 or 1")
     ex.add_argument("--out")
     ex.add_argument("--fee-out", help="also (or only) write the invoice's frozen fee statement CSV")
-    ex.add_argument("--force", action="store_true",
-                    help="replace --out/--fee-out if they exist (never the database)")
+    ex.add_argument("--force", action="store_true", help="replace --out/--fee-out if they exist (never the database)")
     ex.set_defaults(handler=cmd_export)
 
     df = sub.add_parser("diff", help="what the data says now against a finalized invoice")

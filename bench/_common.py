@@ -1,4 +1,5 @@
 """What every bench script shares: the machine it ran on, peak memory, small helpers."""
+
 from __future__ import annotations
 
 import os
@@ -33,12 +34,15 @@ def machine() -> str:
         pass
     try:
         import duckdb
+
         duck = f", duckdb {duckdb.__version__}"
     except ImportError:  # pragma: no cover
         duck = ""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{cpu}, {n} cores usable{mem}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}{duck}")
+    return (
+        f"{cpu}, {n} cores usable{mem}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}{duck}"
+    )
 
 
 def peak_rss_mb() -> float:
@@ -48,7 +52,8 @@ def peak_rss_mb() -> float:
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"

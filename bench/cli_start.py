@@ -8,6 +8,7 @@ average before and after. The store is the demo store ``demo-acme`` with 61 days
 built-in sandbox (made once in a temporary directory). Also prints what ``-X importtime`` says the
 slowest imports of each command are. Nothing here is asserted by the tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ CLI = str(ROOT / "cli.py")
 
 
 def _env(db: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}   # as installed: .pyc cached
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed: .pyc cached
     env.update(ADSPEND_DB=db, ADSPEND_FX_AUTO_UPDATE="0", ADSPEND_NO_DOTENV="1")
     return env
 
@@ -41,7 +42,7 @@ def _cpu() -> float:
 def _time(args: list[str], env: dict, runs: int) -> tuple[list[float], list[float]]:
     """Wall and CPU (user + system) seconds of each run: on a shared machine the CPU time is
     close to what the wall time would be on an idle one."""
-    subprocess.run([PY, CLI, *args], env=env, capture_output=True, check=False)     # warm-up
+    subprocess.run([PY, CLI, *args], env=env, capture_output=True, check=False)  # warm-up
     wall, cpu = [], []
     for _ in range(runs):
         t, c = time.perf_counter(), _cpu()
@@ -60,7 +61,7 @@ def _slowest_imports(args: list[str], env: dict, n: int = 6) -> list[str]:
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
             name = parts[2].rstrip()
-            if len(name) - len(name.lstrip()) <= 1:          # top-level imports only
+            if len(name) - len(name.lstrip()) <= 1:  # top-level imports only
                 rows.append((int(parts[1]), name.strip()))
     return [f"{name} {us / 1000:.0f} ms" for us, name in sorted(rows, reverse=True)[:n]]
 
@@ -81,17 +82,24 @@ def main() -> None:
     start = (end.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     if not Path(db).exists():
         subprocess.run([PY, CLI, "demo"], env=env, check=True, capture_output=True)
-        subprocess.run([PY, CLI, "refresh", "--store", "demo-acme", "--start", str(start), "--end", str(end)],
-                       env=env, capture_output=True)        # partial is fine: the store has data
+        subprocess.run(
+            [PY, CLI, "refresh", "--store", "demo-acme", "--start", str(start), "--end", str(end)],
+            env=env,
+            capture_output=True,
+        )  # partial is fine: the store has data
     print(f"machine: {machine()}; git {git_rev()}; {CLI}")
-    commands = {"--help": ["--help"],
-                "spend --json": ["spend", "--store", "demo-acme", "--start", str(start), "--end", str(end), "--json"]}
+    commands = {
+        "--help": ["--help"],
+        "spend --json": ["spend", "--store", "demo-acme", "--start", str(start), "--end", str(end), "--json"],
+    }
     for label, args in commands.items():
         load0 = os.getloadavg()[0]
         times, cpu = _time(args, env, opts.runs)
         load1 = os.getloadavg()[0]
-        print(f"{label:<14} median {statistics.median(times):.3f} s  min {min(times):.3f}  max {max(times):.3f}  "
-              f"CPU median {statistics.median(cpu):.3f} s  ({opts.runs} runs; load average {load0:.2f} -> {load1:.2f})")
+        print(
+            f"{label:<14} median {statistics.median(times):.3f} s  min {min(times):.3f}  max {max(times):.3f}  "
+            f"CPU median {statistics.median(cpu):.3f} s  ({opts.runs} runs; load average {load0:.2f} -> {load1:.2f})"
+        )
         print(f"{'':<14} slowest imports: {', '.join(_slowest_imports(args, env))}")
     t = []
     for _ in range(opts.runs):

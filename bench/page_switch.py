@@ -9,6 +9,7 @@ page has drawn its last element (its hidden state line, ui.page_state). Prints t
 max per page, the first visit apart (it pays the page's imports). Nothing here is asserted by the
 tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser_support import CHROMIUM, CHROMIUM_ARGS, go_to, make_demo_db, run_streamlit  # noqa: E402
 
 #: sidebar label -> the start of the page's state line
-PAGES = [("Portfolio & coverage", "portfolio | "), ("Revenue impact", "revenue | "), ("Accounts", "accounts | "),
-         ("Refresh history", "history"), ("Invoicing", "invoicing | "), ("Alerts", "alerts | "),
-         ("Store spend", "store ")]
+PAGES = [
+    ("Portfolio & coverage", "portfolio | "),
+    ("Revenue impact", "revenue | "),
+    ("Accounts", "accounts | "),
+    ("Refresh history", "history"),
+    ("Invoicing", "invoicing | "),
+    ("Alerts", "alerts | "),
+    ("Store spend", "store "),
+]
 
 
 def _wait_state(page, prefix: str, timeout: float = 60_000) -> None:
@@ -37,7 +44,9 @@ def _wait_state(page, prefix: str, timeout: float = 60_000) -> None:
         """prefix => { const s = document.querySelectorAll('[data-testid="stMain"] .adspend-state');
                        return s.length && s[s.length - 1].textContent.startsWith(prefix)
                               && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]'); }""",
-        arg=prefix, timeout=timeout)
+        arg=prefix,
+        timeout=timeout,
+    )
 
 
 def main() -> None:
@@ -46,12 +55,13 @@ def main() -> None:
     ap.add_argument("--keep", help="use (or make) the database in this directory")
     opts = ap.parse_args()
     from playwright.sync_api import sync_playwright
+
     work = Path(opts.keep or tempfile.mkdtemp(prefix="page_switch_"))
     work.mkdir(parents=True, exist_ok=True)
     db = work / "dash.duckdb"
     os.environ.setdefault("ADSPEND_FX_AUTO_UPDATE", "0")
     if not db.exists():
-        end = dt.date.today() - dt.timedelta(days=1)      # 45 days: inside every platform's retention
+        end = dt.date.today() - dt.timedelta(days=1)  # 45 days: inside every platform's retention
         start = end - dt.timedelta(days=44)
         make_demo_db(db, [(s, str(start), str(end)) for s in ("demo-acme", "demo-fjord", "demo-sakura")])
     print(f"machine: {machine()}; git {git_rev()}")
@@ -79,8 +89,10 @@ def main() -> None:
     load1 = os.getloadavg()[0]
     print(f"page switch, {opts.rounds} rounds (load average {load0:.2f} -> {load1:.2f}):")
     for label, ts in times.items():
-        print(f"    {label:<22} median {statistics.median(ts):.2f} s  min {min(ts):.2f}  max {max(ts):.2f}  "
-              f"(first visit {first[label]:.2f} s)")
+        print(
+            f"    {label:<22} median {statistics.median(ts):.2f} s  min {min(ts):.2f}  max {max(ts):.2f}  "
+            f"(first visit {first[label]:.2f} s)"
+        )
     every = [x for ts in times.values() for x in ts]
     print(f"    {'all pages':<22} median {statistics.median(every):.2f} s  max {max(every):.2f}")
 

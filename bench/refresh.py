@@ -23,6 +23,7 @@ second, and J_p one account's critical path: its chain of dependent requests at 
 latency plus, for report jobs, the poll waits the product's report policy must sit through for
 the job to answer "done" (``--polls`` polls). The whole refresh's bound is the largest LB_p.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,18 +52,36 @@ PLATFORMS = ALL_PLATFORMS
 # enforced limit (the same figure: the product must pace itself to the platform's own limit).
 # Chosen so every platform needs roughly 40-55 s of budget at N = 200 over 90 days: a run takes
 # about a minute. See bench/RESULTS.md for how they compare with the documented limits.
-BENCH_RPM = {"meta": 600, "google": 600, "tiktok": 1200, "linkedin": 1200, "amazon": 9000, "microsoft": 3000,
-             "snapchat": 1200, "pinterest": 1200, "reddit": 1200}
+BENCH_RPM = {
+    "meta": 600,
+    "google": 600,
+    "tiktok": 1200,
+    "linkedin": 1200,
+    "amazon": 9000,
+    "microsoft": 3000,
+    "snapchat": 1200,
+    "pinterest": 1200,
+    "reddit": 1200,
+}
 
 
 def account_ids(i: int) -> dict[str, str]:
     """Store i's account on each platform, in each platform's real id form (all USD)."""
-    return {"meta": f"20{i:08d}", "google": f"55{i:08d}", "tiktok": f"71{i:014d}",
-            "linkedin": f"urn:li:sponsoredAccount:6{i:06d}", "amazon": f"30{i:08d}", "microsoft": f"42{i:06d}",
-            "snapchat": f"9e2a6c1e-0000-4000-8000-{i:012d}", "pinterest": f"54{i:010d}", "reddit": f"a2_bench{i:05d}"}
+    return {
+        "meta": f"20{i:08d}",
+        "google": f"55{i:08d}",
+        "tiktok": f"71{i:014d}",
+        "linkedin": f"urn:li:sponsoredAccount:6{i:06d}",
+        "amazon": f"30{i:08d}",
+        "microsoft": f"42{i:06d}",
+        "snapchat": f"9e2a6c1e-0000-4000-8000-{i:012d}",
+        "pinterest": f"54{i:010d}",
+        "reddit": f"a2_bench{i:05d}",
+    }
 
 
 # --- the minimum --------------------------------------------------------------------------------
+
 
 def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) -> dict[str, int]:
     """Budgeted requests that N never-fetched stores need per platform over these days.
@@ -73,6 +92,7 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
     from fetchers import get_fetcher
     from fetchers.core import contiguous_ranges, plan_windows
     from sandbox.amazon import ad_products
+
     out = {p: 0 for p in PLATFORMS}
     for p in PLATFORMS:
         f = get_fetcher(p)
@@ -80,43 +100,54 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
         windows = [w for r in contiguous_ranges(servable) for w in plan_windows(r[0], r[1], f.max_days)]
         for i in range(n):
             account = f.normalize_account_id(account_ids(i)[p])
-            k = 1                                               # account lookup (currency, timezone)
+            k = 1  # account lookup (currency, timezone)
             for ws, we in windows:
                 span = (we - ws).days + 1
                 if p == "meta":
-                    k += math.ceil(span / 100)                  # insights pages of 100 rows
-                elif p == "amazon":                             # SP, SB, SD: submit + polls each
+                    k += math.ceil(span / 100)  # insights pages of 100 rows
+                elif p == "amazon":  # SP, SB, SD: submit + polls each
                     k += 2 * (1 + polls) + ((1 + polls) if "sb" in ad_products(account) else 1)
                 elif p == "microsoft":
-                    k += 1 + polls                              # SubmitGenerateReport + PollGenerateReport
+                    k += 1 + polls  # SubmitGenerateReport + PollGenerateReport
                 elif p == "pinterest":
                     from fetchers.pinterest import uses_async_report
+
                     k += (1 + polls) if uses_async_report(ws, today) else 1
                 else:
-                    k += 1                                      # one request (one page) per window
+                    k += 1  # one request (one page) per window
             out[p] += k
     return out
 
 
-def critical_path(p: str, polls: int, first_poll: float, factor: float, max_poll: float, rtt: float,
-                  days: list[dt.date], today: dt.date) -> float:
+def critical_path(
+    p: str,
+    polls: int,
+    first_poll: float,
+    factor: float,
+    max_poll: float,
+    rtt: float,
+    days: list[dt.date],
+    today: dt.date,
+) -> float:
     """One account's chain of dependent steps at the fastest latency."""
     job = p in ("amazon", "microsoft") or (p == "pinterest" and _pinterest_async(days, today))
     if not job:
-        return 2 * rtt                                          # lookup, then its windows in parallel
+        return 2 * rtt  # lookup, then its windows in parallel
     waits, w = 0.0, first_poll
     for _ in range(polls):
         waits += w
         w = min(max_poll, w * factor)
-    return (3 + polls) * rtt + waits                            # lookup, submit, polls, download
+    return (3 + polls) * rtt + waits  # lookup, submit, polls, download
 
 
 def _pinterest_async(days, today) -> bool:
     from fetchers.pinterest import uses_async_report
+
     return bool(days) and uses_async_report(min(days), today)
 
 
 # --- the sandbox process ----------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -126,8 +157,9 @@ def free_port() -> int:
 
 def http_json(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method="POST" if data is not None else "GET", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -136,8 +168,12 @@ class SandboxProcess:
     def __init__(self):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "sandbox", "--port", str(self.port)],
-                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "sandbox", "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -150,9 +186,10 @@ class SandboxProcess:
 
     def configure(self, latency: tuple[int, int], polls: int, rpm: dict[str, float]) -> None:
         http_json(self.url + "/_sandbox/reset", {})
-        http_json(self.url + "/_sandbox/config", {
-            "latency_ms": {p: list(latency) for p in PLATFORMS}, "rate_limit_rpm": rpm,
-            "report_polls_needed": polls})
+        http_json(
+            self.url + "/_sandbox/config",
+            {"latency_ms": {p: list(latency) for p in PLATFORMS}, "rate_limit_rpm": rpm, "report_polls_needed": polls},
+        )
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as fh:
@@ -172,29 +209,41 @@ class SandboxProcess:
 
 # --- one refresh, in a child process -------------------------------------------------------------------
 
+
 def child(args) -> None:
     """Create the stores, refresh them all, print one JSON line with what happened."""
     from sandbox.credentials import sandbox_env
+
     env = sandbox_env(args.sandbox)
     os.environ.update(env)
     for p, rpm in json.loads(args.rpm).items():
         from fetchers.specs import SPECS
+
         os.environ[SPECS[p].rpm_var] = str(rpm)
     os.environ["ADSPEND_NO_DOTENV"] = "1"
     os.environ["ADSPEND_TOKEN_CACHE"] = str(Path(args.db).with_suffix(".tokens.json"))
     from service.refresh import refresh_async
     from storage.db import SpendStore
+
     store = SpendStore(args.db)
     with store.transaction() as con:
         store.upsert_stores(con, [(f"b{i:04d}", f"Bench store {i}", "USD", False) for i in range(args.stores)])
-        store.link_accounts(con, [(f"b{i:04d}", p, a, None) for i in range(args.stores)
-                                  for p, a in _normalised(account_ids(i)).items() if p in args.platforms.split(",")])
+        store.link_accounts(
+            con,
+            [
+                (f"b{i:04d}", p, a, None)
+                for i in range(args.stores)
+                for p, a in _normalised(account_ids(i)).items()
+                if p in args.platforms.split(",")
+            ],
+        )
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
     if args.naive:
         _one_request_at_a_time()
-    transport = None                     # the product's own: one client, a keep-alive pool per platform
+    transport = None  # the product's own: one client, a keep-alive pool per platform
     if args.naive:
         from service.refresh import _PoolPerPlatform
+
         transport = _SerialTransport(_PoolPerPlatform())
     t0, c0 = time.monotonic(), time.process_time()
     outcome = asyncio.run(refresh_async(store, None, start, end, trigger="bench", transport=transport))
@@ -207,13 +256,28 @@ def child(args) -> None:
     per_platform: dict[str, float] = {}
     for po in outcome.platforms:
         per_platform[po.platform] = max(per_platform.get(po.platform, 0.0), po.seconds)
-    print(json.dumps({"wall": wall, "status": outcome.status, "statuses": statuses, "errors": errors,
-                      "client_requests": outcome.requests, "client_throttled": outcome.throttled,
-                      "rows": rows, "peak_rss_mb": peak_rss_mb(), "cpu": cpu, "platform_seconds": per_platform}), flush=True)
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "status": outcome.status,
+                "statuses": statuses,
+                "errors": errors,
+                "client_requests": outcome.requests,
+                "client_throttled": outcome.throttled,
+                "rows": rows,
+                "peak_rss_mb": peak_rss_mb(),
+                "cpu": cpu,
+                "platform_seconds": per_platform,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _normalised(ids: dict[str, str]) -> dict[str, str]:
     from fetchers import get_fetcher
+
     return {p: get_fetcher(p).normalize_account_id(a) for p, a in ids.items()}
 
 
@@ -237,6 +301,7 @@ def _one_request_at_a_time() -> None:
     """Microsoft's SDK calls go through PlatformApi.to_thread, not httpx: serialise those too,
     with the same lock the transport takes (installed lazily in the running loop)."""
     from fetchers import core
+
     original = core.PlatformApi.to_thread
 
     async def to_thread(self, fn, *args):
@@ -259,16 +324,33 @@ class _LazyLock:
 _SERIAL_LOCK = _LazyLock()
 
 
-def run_child(sb: SandboxProcess, stores: int, start: dt.date, end: dt.date, rpm: dict, naive: bool,
-              workdir: Path) -> dict:
+def run_child(
+    sb: SandboxProcess, stores: int, start: dt.date, end: dt.date, rpm: dict, naive: bool, workdir: Path
+) -> dict:
     db = workdir / f"bench-{'naive' if naive else 'fast'}-{stores}.duckdb"
     for f in (db, db.with_suffix(".tokens.json")):
         if f.exists():
             f.unlink()
     before, sb_cpu = sb.stats(), sb.cpu_seconds()
-    cmd = [sys.executable, __file__, "--child", "--sandbox", sb.url, "--db", str(db), "--stores", str(stores),
-           "--start", start.isoformat(), "--end", end.isoformat(), "--rpm", json.dumps(rpm),
-           "--platforms", ",".join(PLATFORMS)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--sandbox",
+        sb.url,
+        "--db",
+        str(db),
+        "--stores",
+        str(stores),
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--rpm",
+        json.dumps(rpm),
+        "--platforms",
+        ",".join(PLATFORMS),
+    ]
     if naive:
         cmd.append("--naive")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ})
@@ -290,10 +372,19 @@ def main() -> None:
     ap.add_argument("--naive-stores", type=int, default=10, help="N for the one-at-a-time run (0: skip it)")
     ap.add_argument("--latency", type=int, nargs=2, default=(50, 100), metavar=("LO_MS", "HI_MS"))
     ap.add_argument("--polls", type=int, default=3, help="polls a report job needs before it is done")
-    ap.add_argument("--skip", action="append", default=[], choices=ALL_PLATFORMS,
-                    help="leave a platform out (repeatable), e.g. to see the others without it")
-    ap.add_argument("--rpm-scale", type=float, default=1.0, help="multiply every platform's budget (and the "
-                    "sandbox's limit) by this factor")
+    ap.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=ALL_PLATFORMS,
+        help="leave a platform out (repeatable), e.g. to see the others without it",
+    )
+    ap.add_argument(
+        "--rpm-scale",
+        type=float,
+        default=1.0,
+        help="multiply every platform's budget (and the sandbox's limit) by this factor",
+    )
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     # child mode
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -310,7 +401,8 @@ def main() -> None:
     PLATFORMS = tuple(p for p in ALL_PLATFORMS if p not in args.skip)
 
     from fetchers.core import ReportPolicy
-    today = dt.datetime.now(dt.timezone.utc).date()
+
+    today = dt.datetime.now(dt.UTC).date()
     end = today - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
     days = [start + dt.timedelta(days=i) for i in range(args.days)]
@@ -318,20 +410,27 @@ def main() -> None:
     policy = ReportPolicy()
     rtt = args.latency[0] / 1000
     print(f"machine: {machine()}  (git {git_rev()})")
-    print(f"refresh bench: {args.stores} stores x {len(PLATFORMS)} platforms, {args.days} days "
-          f"({start}..{end}), latency {args.latency[0]}-{args.latency[1]} ms, report jobs need {args.polls} polls, "
-          f"first poll after {policy.first_poll:g} s (x{policy.factor:g})")
-    print("budgets (requests/minute, also the sandbox's enforced limit): " +
-          ", ".join(f"{p} {rpm[p]}" for p in PLATFORMS))
+    print(
+        f"refresh bench: {args.stores} stores x {len(PLATFORMS)} platforms, {args.days} days "
+        f"({start}..{end}), latency {args.latency[0]}-{args.latency[1]} ms, report jobs need {args.polls} polls, "
+        f"first poll after {policy.first_poll:g} s (x{policy.factor:g})"
+    )
+    print(
+        "budgets (requests/minute, also the sandbox's enforced limit): " + ", ".join(f"{p} {rpm[p]}" for p in PLATFORMS)
+    )
 
     def bound(n: int) -> tuple[float, dict]:
         per = {}
         need = minimum_requests(days, args.polls, today, n)
         for p in PLATFORMS:
             r = need[p]
-            per[p] = {"min_requests": r, "rate_bound": r * 60 / rpm[p],
-                      "job_bound": critical_path(p, args.polls, policy.first_poll, policy.factor, policy.max_poll,
-                                                 rtt, days, today)}
+            per[p] = {
+                "min_requests": r,
+                "rate_bound": r * 60 / rpm[p],
+                "job_bound": critical_path(
+                    p, args.polls, policy.first_poll, policy.factor, policy.max_poll, rtt, days, today
+                ),
+            }
             per[p]["bound"] = max(per[p]["rate_bound"], per[p]["job_bound"])
         return max(v["bound"] for v in per.values()), per
 
@@ -350,29 +449,47 @@ def main() -> None:
     lb, per = bound(args.stores)
     made, minimum = sum(fast["requests"].values()), sum(v["min_requests"] for v in per.values())
     throttled = sum(fast["throttled"].values())
-    print(f"\n{'platform':<10} {'requests':>9} {'minimum':>8} {'throttled':>9} {'rate bound s':>12} "
-          f"{'job bound s':>11} {'slowest account s':>17}")
+    print(
+        f"\n{'platform':<10} {'requests':>9} {'minimum':>8} {'throttled':>9} {'rate bound s':>12} "
+        f"{'job bound s':>11} {'slowest account s':>17}"
+    )
     for p in PLATFORMS:
         v = per[p]
-        print(f"{p:<10} {fast['requests'][p]:>9} {v['min_requests']:>8} {fast['throttled'][p]:>9} "
-              f"{v['rate_bound']:>12.1f} {v['job_bound']:>11.1f} {fast['platform_seconds'].get(p, 0):>17.1f}")
+        print(
+            f"{p:<10} {fast['requests'][p]:>9} {v['min_requests']:>8} {fast['throttled'][p]:>9} "
+            f"{v['rate_bound']:>12.1f} {v['job_bound']:>11.1f} {fast['platform_seconds'].get(p, 0):>17.1f}"
+        )
     print(f"\nstatus: {fast['status']} {fast['statuses']}" + (f"  errors: {fast['errors']}" if fast["errors"] else ""))
     print(f"rows stored: {fast['rows']}")
     print(f"wall time: {fast['wall']:.1f} s; lower bound {lb:.1f} s; ratio {fast['wall'] / lb:.3f} (target <= 1.25)")
     print(f"requests made {made} vs minimum {minimum} (target: equal); throttle responses {throttled} (target 0)")
     print(f"peak memory (refresh process): {fast['peak_rss_mb']:.0f} MB (target <= 400)")
-    print(f"CPU: refresh process {fast['cpu']:.1f} s, sandbox process {fast['sandbox_cpu']:.1f} s "
-          f"(of {fast['wall'] * (os.cpu_count() or 1):.0f} core-seconds available)")
-    out = {"stores": args.stores, "days": args.days, "wall": fast["wall"], "lower_bound": lb, "requests": made,
-           "minimum": minimum, "throttled": throttled, "peak_rss_mb": fast["peak_rss_mb"], "rpm": rpm}
+    print(
+        f"CPU: refresh process {fast['cpu']:.1f} s, sandbox process {fast['sandbox_cpu']:.1f} s "
+        f"(of {fast['wall'] * (os.cpu_count() or 1):.0f} core-seconds available)"
+    )
+    out = {
+        "stores": args.stores,
+        "days": args.days,
+        "wall": fast["wall"],
+        "lower_bound": lb,
+        "requests": made,
+        "minimum": minimum,
+        "throttled": throttled,
+        "peak_rss_mb": fast["peak_rss_mb"],
+        "rpm": rpm,
+    }
     if naive:
         scale = args.stores / args.naive_stores
         est = naive["wall"] * scale
-        print(f"naive baseline (one request in flight): N={args.naive_stores}: {naive['wall']:.1f} s for "
-              f"{sum(naive['requests'].values())} requests ({naive['status']}); scaled to N={args.stores}: "
-              f"{est:.0f} s; speed-up {est / fast['wall']:.1f}x (target >= 20x)")
-        out.update(naive_stores=args.naive_stores, naive_wall=naive["wall"], naive_scaled=est,
-                   speedup=est / fast["wall"])
+        print(
+            f"naive baseline (one request in flight): N={args.naive_stores}: {naive['wall']:.1f} s for "
+            f"{sum(naive['requests'].values())} requests ({naive['status']}); scaled to N={args.stores}: "
+            f"{est:.0f} s; speed-up {est / fast['wall']:.1f}x (target >= 20x)"
+        )
+        out.update(
+            naive_stores=args.naive_stores, naive_wall=naive["wall"], naive_scaled=est, speedup=est / fast["wall"]
+        )
     if args.json:
         print(json.dumps(out))
 

@@ -1,4 +1,5 @@
 """Platform fetchers: one module per platform behind the protocol in ``fetchers/base.py``."""
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ Sponsored Display campaign reports (platform-apis/amazon-microsoft.md A.4). Each
 created with ``POST /reporting/reports``, polled at ``GET /reporting/reports/{id}`` and, once
 ``COMPLETED``, downloaded as gzip JSON from a pre-signed URL without Amazon's headers (A.4-A.7).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,24 +14,33 @@ import gzip
 import json
 import re
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import httpx
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, body_snippet, credential, default_verdict, json_body, parse_day, parse_decimal,
-                   retry_after_seconds)
+from .core import (
+    OAuthRefreshAuth,
+    body_snippet,
+    credential,
+    default_verdict,
+    json_body,
+    parse_day,
+    parse_decimal,
+    retry_after_seconds,
+)
 
 PLATFORM = "amazon"
 API_VERSION = "reporting v3"
 # No sunset announced for /reporting/reports; an "Ads API v1" reporting successor is rumoured
 # (A.11, D.3 UNCONFIRMED), so re-check the release notes before relying on v3 past 2027.
 API_SUNSET: dt.date | None = None
-MAX_DAYS = 31                  # per report, every campaign report type (A.5)
-LOOKBACK_DAYS = 3              # clicks/cost settle within 3 days of traffic validation (A.9)
-DAY_BASIS = "account"          # report dates are the profile's local days (A.10, D.2 UNCONFIRMED)
+MAX_DAYS = 31  # per report, every campaign report type (A.5)
+LOOKBACK_DAYS = 3  # clicks/cost settle within 3 days of traffic validation (A.9)
+DAY_BASIS = "account"  # report dates are the profile's local days (A.10, D.2 UNCONFIRMED)
 # SP keeps 95 days, SB 60, SD 65 (A.5). A day older than 60 cannot be summed over all three
 # products, so the platform's history is the shortest of the three.
 HISTORY_DAYS = 60
@@ -49,10 +59,10 @@ REPORT_COLUMNS = ["date", "campaignId", "campaignBudgetCurrencyCode", "cost"]
 
 @dataclass(frozen=True)
 class AdProduct:
-    code: str            # short name used in resume keys and messages
-    ad_product: str      # configuration.adProduct
-    report_type: str     # configuration.reportTypeId
-    label: str           # the name Amazon uses in its messages
+    code: str  # short name used in resume keys and messages
+    ad_product: str  # configuration.adProduct
+    report_type: str  # configuration.reportTypeId
+    label: str  # the name Amazon uses in its messages
 
 
 AD_PRODUCTS = (
@@ -69,13 +79,13 @@ _DUPLICATE_RE = re.compile(r"duplicate of\s*:?\s*([A-Za-z0-9-]{6,})", re.I)
 # How a profile that may not run an ad product is refused, e.g. "KDP authors do not have access
 # to Sponsored Brands functionality" (airbyte skips these as "no report"; no Amazon doc lists
 # them). Only this exact form counts as "no spend in that product"; anything else fails.
-_NO_ACCESS_RE = re.compile(r"do(?:es)? not have access to (Sponsored (?:Products|Brands|Display)) functionality",
-                           re.I)
+_NO_ACCESS_RE = re.compile(r"do(?:es)? not have access to (Sponsored (?:Products|Brands|Display)) functionality", re.I)
 _SCOPE_RE = re.compile(r"not authorized to access scope", re.I)
 _PROFILE_ID_RE = re.compile(r"^\d{1,20}$")
 
 
 # --- request building ---------------------------------------------------------------------------
+
 
 def region_urls(region: str | None) -> tuple[str, str]:
     key = (region or "NA").strip().upper() or "NA"
@@ -113,6 +123,7 @@ def resume_key(profile_id: str, product: AdProduct, start: dt.date, end: dt.date
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def error_detail(resp: httpx.Response) -> str:
     """Amazon's error text: ``{"code": "400", "detail": "..."}`` (v3) or ``"details"`` (v2)."""
@@ -161,8 +172,9 @@ def parse_report_status(body: Any) -> JobStatus:
         return JobStatus("done", {"url": url})
     if status == FAILED:
         return JobStatus("failed", message=str(body.get("failureReason") or "no failureReason given"))
-    raise MalformedResponse(f"amazon report status {status[:40]!r} is not one of PENDING, PROCESSING, "
-                            "COMPLETED, FAILED")
+    raise MalformedResponse(
+        f"amazon report status {status[:40]!r} is not one of PENDING, PROCESSING, COMPLETED, FAILED"
+    )
 
 
 def _no_constant(name: str) -> Any:
@@ -192,7 +204,7 @@ def _cost(value: Any, where: str) -> Decimal:
         if not value.is_finite():
             raise MalformedResponse(f"amazon cost {where} is not a finite number")
         return value
-    return parse_decimal(value, f"amazon cost {where}")     # ints; decimal strings; refuses the rest
+    return parse_decimal(value, f"amazon cost {where}")  # ints; decimal strings; refuses the rest
 
 
 def parse_report_rows(rows: Any, currency: str | None = None) -> dict[dt.date, Decimal]:
@@ -209,8 +221,9 @@ def parse_report_rows(rows: Any, currency: str | None = None) -> dict[dt.date, D
             raise MalformedResponse(f"amazon report row {i} ({day}) has no cost")
         row_currency = row.get("campaignBudgetCurrencyCode")
         if currency and isinstance(row_currency, str) and row_currency and row_currency.upper() != currency:
-            raise MalformedResponse(f"amazon report row {i} ({day}) is in {row_currency}, "
-                                    f"but the profile's currency is {currency}")
+            raise MalformedResponse(
+                f"amazon report row {i} ({day}) is in {row_currency}, but the profile's currency is {currency}"
+            )
         out[day] = out.get(day, Decimal(0)) + _cost(row["cost"], f"in row {i} ({day})")
     return out
 
@@ -219,17 +232,19 @@ def parse_profile(body: Any, profile_id: str) -> AccountInfo:
     if not isinstance(body, dict):
         raise MalformedResponse("amazon profile answer is not a JSON object")
     if str(body.get("profileId")) != profile_id:
-        raise MalformedResponse(f"amazon answered for profile {str(body.get('profileId'))[:24]!r}, "
-                                f"not {profile_id}")
+        raise MalformedResponse(f"amazon answered for profile {str(body.get('profileId'))[:24]!r}, not {profile_id}")
     currency, timezone = body.get("currencyCode"), body.get("timezone")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
         raise MalformedResponse(f"amazon profile {profile_id} has no valid currencyCode")
     if not isinstance(timezone, str) or not timezone:
         raise MalformedResponse(f"amazon profile {profile_id} has no timezone")
     info = body.get("accountInfo") if isinstance(body.get("accountInfo"), dict) else {}
-    if info.get("type") == "agency":     # agency profiles serve DSP only (A.3), never sponsored ads
-        raise FetchError("request", f"amazon profile {profile_id} is an agency (DSP) profile; link the "
-                                    "seller or vendor profile that runs the sponsored ads")
+    if info.get("type") == "agency":  # agency profiles serve DSP only (A.3), never sponsored ads
+        raise FetchError(
+            "request",
+            f"amazon profile {profile_id} is an agency (DSP) profile; link the "
+            "seller or vendor profile that runs the sponsored ads",
+        )
     name = info.get("name") if isinstance(info.get("name"), str) else ""
     return AccountInfo(profile_id, currency.upper(), timezone, name)
 
@@ -248,6 +263,7 @@ class _NotEntitled(Exception):
 
 # --- the fetcher --------------------------------------------------------------------------------
 
+
 class AmazonFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
@@ -258,8 +274,10 @@ class AmazonFetcher:
     def normalize_account_id(self, raw: str) -> str:
         value = str(raw).strip()
         if not _PROFILE_ID_RE.match(value):
-            raise ValueError(f"amazon account id {str(raw)!r} is not an Amazon Ads profile id; "
-                             "expected the profile id in digits (e.g. 3312456789012345)")
+            raise ValueError(
+                f"amazon account id {str(raw)!r} is not an Amazon Ads profile id; "
+                "expected the profile id in digits (e.g. 3312456789012345)"
+            )
         return value
 
     def default_urls(self, credentials: Mapping[str, str]) -> tuple[str, str]:
@@ -272,14 +290,19 @@ class AmazonFetcher:
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         # LWA refresh-token grant with the client credentials in the form body (A.2)
-        return OAuthRefreshAuth(PLATFORM, token_url, credential(PLATFORM, credentials, "AMAZON_CLIENT_ID"),
-                                credential(PLATFORM, credentials, "AMAZON_CLIENT_SECRET"),
-                                credential(PLATFORM, credentials, "AMAZON_REFRESH_TOKEN"),
-                                access_token=credentials.get("AMAZON_ACCESS_TOKEN") or None,
-                                on_rotate=on_rotate)
+        return OAuthRefreshAuth(
+            PLATFORM,
+            token_url,
+            credential(PLATFORM, credentials, "AMAZON_CLIENT_ID"),
+            credential(PLATFORM, credentials, "AMAZON_CLIENT_SECRET"),
+            credential(PLATFORM, credentials, "AMAZON_REFRESH_TOKEN"),
+            access_token=credentials.get("AMAZON_ACCESS_TOKEN") or None,
+            on_rotate=on_rotate,
+        )
 
     def classify(self, resp: httpx.Response) -> Verdict:
         s = resp.status_code
@@ -287,15 +310,22 @@ class AmazonFetcher:
             return Verdict.ok()
         if s == 425:
             if duplicate_report_id(resp):
-                return Verdict.ok()          # the caller adopts the running report's id
-            return Verdict("retry", "throttled", "HTTP 425: an identical report is still being generated",
-                           retry_after_seconds(resp))
+                return Verdict.ok()  # the caller adopts the running report's id
+            return Verdict(
+                "retry",
+                "throttled",
+                "HTTP 425: an identical report is still being generated",
+                retry_after_seconds(resp),
+            )
         if s == 400 and _is_create(resp) and not_entitled_product(resp):
-            return Verdict.ok()              # the caller records "no spend in this product"
+            return Verdict.ok()  # the caller records "no spend in this product"
         if s in (401, 403) and _SCOPE_RE.search(error_detail(resp)):
-            return Verdict("fail", "request",
-                           f"HTTP {s}: {error_detail(resp)}: these credentials cannot read this profile in "
-                           "the configured region; check the profile id and AMAZON_ADS_REGION")
+            return Verdict(
+                "fail",
+                "request",
+                f"HTTP {s}: {error_detail(resp)}: these credentials cannot read this profile in "
+                "the configured region; check the profile id and AMAZON_ADS_REGION",
+            )
         if s == 401:
             return Verdict("refresh", "auth", f"HTTP 401: {error_detail(resp)}")
         if s == 429 or s >= 500:
@@ -304,18 +334,20 @@ class AmazonFetcher:
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         profile_id = self.normalize_account_id(account_id)
-        region_urls(api.credentials.get("AMAZON_ADS_REGION"))     # a bad region fails as config
-        resp = await api.request("GET", f"/v2/profiles/{profile_id}",
-                                 headers={"Accept": "application/json", **api_headers(api.credentials, profile_id)})
+        region_urls(api.credentials.get("AMAZON_ADS_REGION"))  # a bad region fails as config
+        resp = await api.request(
+            "GET",
+            f"/v2/profiles/{profile_id}",
+            headers={"Accept": "application/json", **api_headers(api.credentials, profile_id)},
+        )
         return parse_profile(json_body(resp, PLATFORM), profile_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         tasks = [asyncio.ensure_future(self.fetch_product(api, account, p, start, end)) for p in AD_PRODUCTS]
         try:
             parts = await asyncio.gather(*tasks)
         except BaseException:
-            for t in tasks:                  # a report still running keeps its id for the next run
+            for t in tasks:  # a report still running keeps its id for the next run
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
@@ -325,25 +357,29 @@ class AmazonFetcher:
                 total[day] = total.get(day, Decimal(0)) + amount
         return total
 
-    async def fetch_product(self, api: Api, account: AccountInfo, product: AdProduct,
-                            start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
+    async def fetch_product(
+        self, api: Api, account: AccountInfo, product: AdProduct, start: dt.date, end: dt.date
+    ) -> dict[dt.date, Decimal]:
         """One ad product's daily cost over one window: create (or resume) the report, poll it,
         download it. A profile that cannot use the product has no spend in it."""
         profile_id = account.account_id
         headers = api_headers(api.credentials, profile_id)
 
         async def submit() -> str:
-            resp = await api.request("POST", REPORTS_PATH,
-                                     content=json.dumps(build_report_request(product, start, end)).encode(),
-                                     headers={**headers, "Content-Type": CREATE_CONTENT_TYPE,
-                                              "Accept": CREATE_ACCEPT})
+            resp = await api.request(
+                "POST",
+                REPORTS_PATH,
+                content=json.dumps(build_report_request(product, start, end)).encode(),
+                headers={**headers, "Content-Type": CREATE_CONTENT_TYPE, "Accept": CREATE_ACCEPT},
+            )
             if resp.status_code == 425:
                 return duplicate_report_id(resp) or parse_create_response(resp)
             if resp.status_code == 400:
                 refused = not_entitled_product(resp)
                 if refused != product.label:
-                    raise FetchError("request", f"amazon refused the {product.report_type} report: "
-                                                f"{error_detail(resp)}")
+                    raise FetchError(
+                        "request", f"amazon refused the {product.report_type} report: {error_detail(resp)}"
+                    )
                 raise _NotEntitled(refused)
             return parse_create_response(resp)
 
@@ -357,8 +393,9 @@ class AmazonFetcher:
             return parse_report_rows(decode_report_file(resp), account.currency)
 
         try:
-            rows = await api.run_report_job(submit=submit, poll=poll, download=download,
-                                            resume_key=resume_key(profile_id, product, start, end))
+            rows = await api.run_report_job(
+                submit=submit, poll=poll, download=download, resume_key=resume_key(profile_id, product, start, end)
+            )
         except _NotEntitled:
             return {}
         outside = [d for d in rows if not (start <= d <= end)]

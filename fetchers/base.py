@@ -7,38 +7,40 @@ budget, retries, token refresh, report jobs, date windows, zero-filling) lives i
 
 Fetchers know nothing of DuckDB or Streamlit.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
-
+from typing import Any, Protocol, runtime_checkable
 
 # --- the words the core speaks ---------------------------------------------------------------
 # StrEnums: each member is equal to (and formats as) its string, which is what is stored and shown.
+
 
 class Action(StrEnum):
     """What the core does with one answer (``Verdict.action``)."""
 
     OK = "ok"
-    RETRY = "retry"          # throttle or transient: back off and try again
-    REFRESH = "refresh"      # access token expired: refresh once, then retry
-    FAIL = "fail"            # give up with the verdict's kind and message
+    RETRY = "retry"  # throttle or transient: back off and try again
+    REFRESH = "refresh"  # access token expired: refresh once, then retry
+    FAIL = "fail"  # give up with the verdict's kind and message
 
 
 class ErrorKind(StrEnum):
     """``FetchError.kind``: what the operator should do about a failed fetch."""
 
-    AUTH = "auth"                    # credentials missing, expired or revoked: re-authorise (platform-wide)
-    THROTTLED = "throttled"          # the platform kept throttling after every retry: try again later
-    SERVER = "server"                # 5xx or transport failures after every retry
-    TIMEOUT = "timeout"              # a request or a report job ran past its deadline
-    MALFORMED = "malformed"          # the body did not have the documented shape: never read as zero
-    REQUEST = "request"              # the platform refused the request (bad id, no access, bad parameter)
+    AUTH = "auth"  # credentials missing, expired or revoked: re-authorise (platform-wide)
+    THROTTLED = "throttled"  # the platform kept throttling after every retry: try again later
+    SERVER = "server"  # 5xx or transport failures after every retry
+    TIMEOUT = "timeout"  # a request or a report job ran past its deadline
+    MALFORMED = "malformed"  # the body did not have the documented shape: never read as zero
+    REQUEST = "request"  # the platform refused the request (bad id, no access, bad parameter)
     REPORT_FAILED = "report_failed"  # an asynchronous report ended in a failed state
-    CONFIG = "config"                # our own configuration is wrong (e.g. an API version the platform retired)
+    CONFIG = "config"  # our own configuration is wrong (e.g. an API version the platform retired)
 
 
 class JobState(StrEnum):
@@ -50,6 +52,7 @@ class JobState(StrEnum):
 
 
 # --- errors -----------------------------------------------------------------------------------
+
 
 class FetchError(Exception):
     """A fetch that did not produce trustworthy numbers.
@@ -63,7 +66,7 @@ class FetchError(Exception):
 
     def __init__(self, kind: ErrorKind | str, message: str):
         super().__init__(message)
-        self.kind = ErrorKind(kind)          # an unknown kind is a bug: ValueError here, not later
+        self.kind = ErrorKind(kind)  # an unknown kind is a bug: ValueError here, not later
         self.message = message
 
     @property
@@ -82,13 +85,14 @@ class MalformedResponse(FetchError):
 
 # --- values -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AccountInfo:
     """What a platform says about one ad account: the context every amount is stored with."""
 
-    account_id: str          # normalised id as stored (see interfaces.md)
-    currency: str            # ISO 4217 code, upper case
-    timezone: str            # IANA name of the account's reporting timezone
+    account_id: str  # normalised id as stored (see interfaces.md)
+    currency: str  # ISO 4217 code, upper case
+    timezone: str  # IANA name of the account's reporting timezone
     name: str = ""
 
 
@@ -103,7 +107,7 @@ class Verdict:
     action: Action
     kind: ErrorKind | str = ""
     message: str = ""
-    retry_after: float | None = None   # seconds, when the body says how long to wait
+    retry_after: float | None = None  # seconds, when the body says how long to wait
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -111,11 +115,12 @@ class Verdict:
             object.__setattr__(self, "kind", ErrorKind(self.kind))
 
     @staticmethod
-    def ok() -> "Verdict":
+    def ok() -> Verdict:
         return Verdict(Action.OK)
 
 
 # --- the handle a fetcher is given ------------------------------------------------------------
+
 
 class ReportJobStore(Protocol):
     """Remembers report ids between runs so an interrupted refresh resumes instead of
@@ -137,20 +142,34 @@ class Api(Protocol):
     """
 
     platform: str
-    base_url: str                       # scheme://host[:port], no trailing slash
-    credentials: Mapping[str, str]      # the platform's keys from interfaces.md
+    base_url: str  # scheme://host[:port], no trailing slash
+    credentials: Mapping[str, str]  # the platform's keys from interfaces.md
     jobs: ReportJobStore
-    request_count: int                  # requests sent in this run by this handle
+    request_count: int  # requests sent in this run by this handle
 
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
-                      authed: bool = True, budgeted: bool = True, timeout: float | None = None
-                      ) -> Any: ...                   # httpx.Response
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        authed: bool = True,
+        budgeted: bool = True,
+        timeout: float | None = None,
+    ) -> Any: ...  # httpx.Response
 
-    async def call(self, send: Callable[[str | None], Awaitable[Any]], *,
-                   classify: Callable[[Any], Verdict] | None = None,
-                   on_error: Callable[[Exception], Verdict | None] | None = None,
-                   authed: bool = True, budgeted: bool = True) -> Any:
+    async def call(
+        self,
+        send: Callable[[str | None], Awaitable[Any]],
+        *,
+        classify: Callable[[Any], Verdict] | None = None,
+        on_error: Callable[[Exception], Verdict | None] | None = None,
+        authed: bool = True,
+        budgeted: bool = True,
+    ) -> Any:
         """What ``request`` does, for a call that is not an httpx request (an SDK's SOAP call):
         ``send(token)`` makes one attempt; ``classify`` sorts its result, ``on_error`` an
         exception it raised (None: not ours to sort, raised as it is). Same budget, count,
@@ -163,11 +182,15 @@ class Api(Protocol):
         """Count a request the fetcher sent itself (through an SDK, not ``request``)."""
         ...
 
-    async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
-                             poll: Callable[[str], Awaitable["JobStatus"]],
-                             download: Callable[["JobStatus"], Awaitable[Any]],
-                             resume_key: str | None = None,
-                             deadline_seconds: float | None = None) -> Any: ...
+    async def run_report_job(
+        self,
+        *,
+        submit: Callable[[], Awaitable[str]],
+        poll: Callable[[str], Awaitable[JobStatus]],
+        download: Callable[[JobStatus], Awaitable[Any]],
+        resume_key: str | None = None,
+        deadline_seconds: float | None = None,
+    ) -> Any: ...
 
     async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -178,8 +201,8 @@ class JobStatus:
     ``done`` or ``failed``."""
 
     state: JobState
-    detail: Mapping[str, Any] = field(default_factory=dict)   # e.g. the download URL
-    message: str = ""                                          # the failure reason, if failed
+    detail: Mapping[str, Any] = field(default_factory=dict)  # e.g. the download URL
+    message: str = ""  # the failure reason, if failed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", JobState(self.state))
@@ -187,12 +210,13 @@ class JobStatus:
 
 # --- paging -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PageRequest:
     """One page's request, as ``Api.request`` takes it."""
 
     method: str
-    url: str                            # a path under the base URL (or a whole URL)
+    url: str  # a path under the base URL (or a whole URL)
     params: Any = None
     json: Any = None
     headers: Mapping[str, str] | None = None
@@ -210,7 +234,7 @@ class Paginator(Protocol):
     shape, and a day on two pages are its to refuse. A paginator serves one fetch (it may keep
     state across pages, e.g. a total to check)."""
 
-    what: str                           # names the report in error messages, e.g. "meta insights"
+    what: str  # names the report in error messages, e.g. "meta insights"
 
     def first(self) -> PageRequest: ...
 
@@ -222,17 +246,18 @@ class Paginator(Protocol):
 
 # --- the protocol -----------------------------------------------------------------------------
 
+
 @runtime_checkable
 class PlatformFetcher(Protocol):
     """One platform. Attributes are the platform's constants; methods are request building and
     parsing. ``fetch_daily`` returns the days the platform reported inside [start, end]; the
     core fills the days it left out with explicit zeros."""
 
-    platform: str            # one of the nine ids
-    max_days: int            # the most days one request (or report) may span
-    lookback_days: int       # how many days after a day the platform may still restate it
-    day_basis: str           # "account" (the account's timezone) or "UTC"
-    history_days: int | None # how far back the platform serves data (None: no documented cap)
+    platform: str  # one of the nine ids
+    max_days: int  # the most days one request (or report) may span
+    lookback_days: int  # how many days after a day the platform may still restate it
+    day_basis: str  # "account" (the account's timezone) or "UTC"
+    history_days: int | None  # how far back the platform serves data (None: no documented cap)
 
     def normalize_account_id(self, raw: str) -> str:
         """The stored form of an id as a user pastes it; ValueError naming the expected form."""
@@ -242,8 +267,9 @@ class PlatformFetcher(Protocol):
         """Headers that carry the access token (and any fixed per-request credentials)."""
         ...
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> Any:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> Any:
         """The auth object for this platform: ``core.StaticTokenAuth`` or ``core.OAuthRefreshAuth``
         (built from the platform's credential variables; ``on_rotate`` receives a rotated
         refresh token so the token cache can keep it for the next run)."""
@@ -259,5 +285,6 @@ class PlatformFetcher(Protocol):
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo: ...
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> Mapping[dt.date, Decimal]: ...
+    async def fetch_daily(
+        self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
+    ) -> Mapping[dt.date, Decimal]: ...

@@ -9,15 +9,16 @@ replaying a day) can move the clock in one place:
 Without either, the system clock in UTC answers (so Debian's ``faketime`` moves it too).
 The sandbox keeps its own clock (``sandbox/data.py``): it stands for the outside world.
 """
+
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _pinned: list[dt.date] = []
 
 

@@ -13,6 +13,7 @@
 - ``fetch_pages``: the one paging loop (page cap, loop and shape guards) behind every paged report.
 - ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,9 +29,10 @@ import random
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -41,8 +43,20 @@ import httpx
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
-from .base import (AccountInfo, Action, Api, ErrorKind, FetchError, JobState, JobStatus, MalformedResponse, PageRequest,
-                   Paginator, PlatformFetcher, Verdict)
+from .base import (
+    AccountInfo,
+    Action,
+    Api,
+    ErrorKind,
+    FetchError,
+    JobState,
+    JobStatus,
+    MalformedResponse,
+    PageRequest,
+    Paginator,
+    PlatformFetcher,
+    Verdict,
+)
 from .clock import strict_day
 from .specs import SPECS
 
@@ -50,6 +64,7 @@ log = logging.getLogger("adspend.fetchers")
 T = TypeVar("T")
 
 # --- secrets never leave ------------------------------------------------------------------------
+
 
 class Redactor:
     """Knows every secret value in play and removes them from any text we show or log."""
@@ -68,8 +83,12 @@ class Redactor:
             if v in s:
                 s = s.replace(v, "[redacted]")
         # tokens that travel in query strings (e.g. access_token=...) are cut even if unknown
-        return re.sub(r"(?i)((?:access_token|refresh_token|client_secret|token|sig|signature|"
-                      r"x-amz-security-token|x-amz-signature)=)[^&\s\"']+", r"\1[redacted]", s)
+        return re.sub(
+            r"(?i)((?:access_token|refresh_token|client_secret|token|sig|signature|"
+            r"x-amz-security-token|x-amz-signature)=)[^&\s\"']+",
+            r"\1[redacted]",
+            s,
+        )
 
 
 redact = Redactor()
@@ -92,6 +111,7 @@ class RedactingFilter(logging.Filter):
 
 # --- credentials --------------------------------------------------------------------------------
 
+
 def missing_credentials(platform: str, credentials: Mapping[str, str]) -> tuple[str, ...]:
     """The platform's required credential variables (``specs.PlatformSpec.required``) that are
     unset or blank: the check the configuration makes before a platform is used."""
@@ -111,6 +131,7 @@ def credential(platform: str, credentials: Mapping[str, str], key: str) -> str:
 
 
 # --- date windows -------------------------------------------------------------------------------
+
 
 def plan_windows(start: dt.date, end: dt.date, max_days: int) -> list[tuple[dt.date, dt.date]]:
     """Inclusive [start, end] cut into consecutive inclusive windows of at most ``max_days``."""
@@ -165,7 +186,7 @@ def micros_to_decimal(value: Any, what: str = "amount in micros") -> Decimal:
     """Micro-units (an int, or an int sent as a string) divided exactly by 1,000,000."""
     if isinstance(value, bool) or isinstance(value, float):
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            value = int(value)     # JSON numbers like 1500000.0 are still whole micros
+            value = int(value)  # JSON numbers like 1500000.0 are still whole micros
         else:
             raise MalformedResponse(f"{what} is not a whole number of micros: {value!r}")
     if isinstance(value, str):
@@ -189,8 +210,9 @@ def parse_day(value: Any, what: str) -> dt.date:
     raise MalformedResponse(f"{what} is not a YYYY-MM-DD day: {str(value)[:30]!r}")
 
 
-def fill_zeros(rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date,
-               platform: str = "") -> dict[dt.date, Decimal]:
+def fill_zeros(
+    rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date, platform: str = ""
+) -> dict[dt.date, Decimal]:
     """Every day of [start, end]: the platform's amount, or an explicit zero for a day it left
     out (a day with no delivery). A day outside the window means the parse went wrong."""
     for d, amount in rows.items():
@@ -202,6 +224,7 @@ def fill_zeros(rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date,
 
 
 # --- rate budget --------------------------------------------------------------------------------
+
 
 class RateBudget:
     """Requests spread evenly over the minute, with bursts of at most an eighth of a second's worth.
@@ -215,9 +238,9 @@ class RateBudget:
             raise ValueError("a request budget must be a positive number per minute")
         self.per_minute = per_minute
         self.interval = 60.0 / per_minute
-        self.burst = max(1, int(per_minute / 480))     # an eighth of a second's worth
+        self.burst = max(1, int(per_minute / 480))  # an eighth of a second's worth
         self._clock = clock
-        self._tat = 0.0                                 # theoretical arrival time of the next slot
+        self._tat = 0.0  # theoretical arrival time of the next slot
         self.waited = 0.0
 
     def reserve(self) -> float:
@@ -249,6 +272,7 @@ class RateBudget:
 
 # --- auth ---------------------------------------------------------------------------------------
 
+
 class StaticTokenAuth:
     """A long-lived token we cannot refresh (Meta system-user tokens, TikTok access tokens)."""
 
@@ -279,7 +303,7 @@ class OAuthRefreshAuth:
     client_secret: str
     refresh_token: str
     access_token: str | None = None
-    client_auth: str = "body"                      # "body" or "basic" (HTTP Basic client auth)
+    client_auth: str = "body"  # "body" or "basic" (HTTP Basic client auth)
     extra_form: Mapping[str, str] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     on_rotate: Callable[[str], None] | None = None
@@ -293,7 +317,7 @@ class OAuthRefreshAuth:
         self._lock = asyncio.Lock()
         self._refused: tuple[str, FetchError] | None = None
         if self.access_token:
-            self.expires_at = float("inf")      # trust a configured token until it is refused
+            self.expires_at = float("inf")  # trust a configured token until it is refused
 
     async def token(self, http: httpx.AsyncClient) -> str:
         if self.access_token and time.monotonic() < self.expires_at - self.skew:
@@ -303,9 +327,9 @@ class OAuthRefreshAuth:
     async def refresh(self, http: httpx.AsyncClient, failed: str | None = None) -> str:
         async with self._lock:
             if self._refused is not None and self._refused[0] == self.refresh_token:
-                raise self._refused[1]             # the platform already refused this refresh token
+                raise self._refused[1]  # the platform already refused this refresh token
             if self.access_token and self.access_token != failed and time.monotonic() < self.expires_at - self.skew:
-                return self.access_token           # someone else refreshed while we waited
+                return self.access_token  # someone else refreshed while we waited
             self.access_token = await self._grant(http)
             return self.access_token
 
@@ -325,13 +349,17 @@ class OAuthRefreshAuth:
                 resp = await http.post(self.token_url, data=form, headers=headers)
             except httpx.HTTPError as exc:
                 if attempt == 3:
-                    raise FetchError("auth", f"{self.platform} token endpoint unreachable: {type(exc).__name__}") from None
-                await asyncio.sleep(delay * random.uniform(1, 2)); delay *= 2
+                    raise FetchError(
+                        "auth", f"{self.platform} token endpoint unreachable: {type(exc).__name__}"
+                    ) from None
+                await asyncio.sleep(delay * random.uniform(1, 2))
+                delay *= 2
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
                 if attempt == 3:
                     raise FetchError("auth", f"{self.platform} token endpoint answered HTTP {resp.status_code}")
-                await asyncio.sleep(retry_after_seconds(resp) or delay * random.uniform(1, 2)); delay *= 2
+                await asyncio.sleep(retry_after_seconds(resp) or delay * random.uniform(1, 2))
+                delay *= 2
                 continue
             break
         self.grants += 1
@@ -341,11 +369,15 @@ class OAuthRefreshAuth:
             body = {}
         if resp.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
             code = body.get("error") if isinstance(body, dict) else None
-            refused = FetchError("auth", redact(
-                f"{self.platform} refused the refresh token (HTTP {resp.status_code}"
-                f"{', ' + str(code) if code else ''}): re-authorise the app and update "
-                f"{self.platform.upper()} refresh token"))
-            self._refused = (self.refresh_token, refused)      # every other account gets the same answer
+            refused = FetchError(
+                "auth",
+                redact(
+                    f"{self.platform} refused the refresh token (HTTP {resp.status_code}"
+                    f"{', ' + str(code) if code else ''}): re-authorise the app and update "
+                    f"{self.platform.upper()} refresh token"
+                ),
+            )
+            self._refused = (self.refresh_token, refused)  # every other account gets the same answer
             raise refused
         token = str(body["access_token"])
         redact.add(token)
@@ -365,6 +397,7 @@ class OAuthRefreshAuth:
 
 # --- classification -----------------------------------------------------------------------------
 
+
 def retry_after_seconds(resp: httpx.Response) -> float | None:
     """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
     raw = resp.headers.get("Retry-After")
@@ -380,8 +413,8 @@ def retry_after_seconds(resp: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def body_snippet(resp: httpx.Response, limit: int = 200) -> str:
@@ -413,11 +446,14 @@ def json_body(resp: httpx.Response, platform: str = "") -> Any:
     try:
         return resp.json()
     except ValueError:
-        raise MalformedResponse(f"{platform or 'platform'} sent a body that is not JSON "
-                                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)") from None
+        raise MalformedResponse(
+            f"{platform or 'platform'} sent a body that is not JSON "
+            f"(HTTP {resp.status_code}, {len(resp.content)} bytes)"
+        ) from None
 
 
 # --- the per-platform API handle ----------------------------------------------------------------
+
 
 def _env_float(name: str, default: float) -> float:
     try:
@@ -436,7 +472,7 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))   # full jitter
+        return random.uniform(0, min(self.cap, self.base * (2**attempt)))  # full jitter
 
 
 @dataclass
@@ -448,7 +484,8 @@ class ReportPolicy:
 
 
 _request_tallies: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar(
-    "adspend_request_tallies", default=())
+    "adspend_request_tallies", default=()
+)
 
 
 @contextlib.contextmanager
@@ -480,10 +517,20 @@ class MemoryJobStore:
 class PlatformApi:
     """The ``Api`` a fetcher gets for one run (see ``fetchers/base.py``)."""
 
-    def __init__(self, fetcher: PlatformFetcher, client: httpx.AsyncClient, *, base_url: str,
-                 credentials: Mapping[str, str], auth: StaticTokenAuth | OAuthRefreshAuth | None,
-                 budget: RateBudget, retry: RetryPolicy | None = None, report: ReportPolicy | None = None,
-                 jobs: Any = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        fetcher: PlatformFetcher,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        credentials: Mapping[str, str],
+        auth: StaticTokenAuth | OAuthRefreshAuth | None,
+        budget: RateBudget,
+        retry: RetryPolicy | None = None,
+        report: ReportPolicy | None = None,
+        jobs: Any = None,
+        timeout: float = 30.0,
+    ):
         self.fetcher = fetcher
         self.platform = fetcher.platform
         self.client = client
@@ -512,10 +559,15 @@ class PlatformApi:
             raise FetchError("auth", f"{self.platform}: no credentials configured")
         return await self.auth.token(self.client)
 
-    async def call(self, send: Callable[[str | None], Awaitable[T]], *,
-                   classify: Callable[[T], Verdict] | None = None,
-                   on_error: Callable[[Exception], Verdict | None] | None = None,
-                   authed: bool = True, budgeted: bool = True) -> T:
+    async def call(
+        self,
+        send: Callable[[str | None], Awaitable[T]],
+        *,
+        classify: Callable[[T], Verdict] | None = None,
+        on_error: Callable[[Exception], Verdict | None] | None = None,
+        authed: bool = True,
+        budgeted: bool = True,
+    ) -> T:
         """One call to the platform, HTTP or not (an SDK's SOAP call in a thread), tried until it
         succeeds or fails for good. Every attempt gets the access token (``send(token)``; None
         when ``authed`` is false), a slot of the rate budget and a count. ``classify`` sorts a
@@ -531,7 +583,7 @@ class PlatformApi:
 
         After ``max_attempts`` the last retry's kind and reason become a FetchError. Messages
         pass through ``redact``."""
-        refreshed = 0           # refreshes (and race retries) made for this call
+        refreshed = 0  # refreshes (and race retries) made for this call
         kind, last = ErrorKind.SERVER, ""
         for attempt in range(self.retry.max_attempts):
             token = await self.access_token() if authed else None
@@ -561,24 +613,34 @@ class PlatformApi:
                 if refreshed or self.auth is None or not self.auth.can_refresh:
                     spec = SPECS.get(self.platform)
                     key = (spec.refresh_token_key if spec else "") or "the credentials"
-                    raise FetchError(ErrorKind.AUTH, redact(
-                        f"{self.platform}: {verdict.message or 'access token rejected'}; "
-                        + (f"refused again after a refresh: re-authorise and update {key}" if refreshed
-                           else "re-authorise and update the credentials")))
+                    raise FetchError(
+                        ErrorKind.AUTH,
+                        redact(
+                            f"{self.platform}: {verdict.message or 'access token rejected'}; "
+                            + (
+                                f"refused again after a refresh: re-authorise and update {key}"
+                                if refreshed
+                                else "re-authorise and update the credentials"
+                            )
+                        ),
+                    )
                 await self.auth.refresh(self.client, token)
                 refreshed = 1
                 continue
             if verdict.action == Action.RETRY:
                 kind = ErrorKind(verdict.kind or ErrorKind.SERVER)
-                last = verdict.message or (f"HTTP {result.status_code}" if isinstance(result, httpx.Response)
-                                           else "no reason given")
+                last = verdict.message or (
+                    f"HTTP {result.status_code}" if isinstance(result, httpx.Response) else "no reason given"
+                )
                 if kind == ErrorKind.THROTTLED:
                     self.throttled_count += 1
                 wait = verdict.retry_after
                 if wait is not None:
                     if wait > self.retry.max_retry_after:
-                        raise FetchError(ErrorKind.THROTTLED, f"{self.platform} asked us to wait {wait:.0f} s "
-                                                              f"({last}); try again later")
+                        raise FetchError(
+                            ErrorKind.THROTTLED,
+                            f"{self.platform} asked us to wait {wait:.0f} s ({last}); try again later",
+                        )
                 else:
                     wait = self.retry.backoff(attempt)
                 if verdict.retry_after is not None or kind == ErrorKind.THROTTLED:
@@ -588,9 +650,19 @@ class PlatformApi:
             raise FetchError(verdict.kind or ErrorKind.REQUEST, redact(f"{self.platform}: {verdict.message}"))
         raise FetchError(kind, redact(f"{self.platform}: gave up after {self.retry.max_attempts} attempts ({last})"))
 
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      content: bytes | str | None = None, headers: Mapping[str, str] | None = None,
-                      authed: bool = True, budgeted: bool = True, timeout: float | None = None) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        authed: bool = True,
+        budgeted: bool = True,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         """One HTTP request through :meth:`call`: the fetcher's ``auth_headers`` and ``classify``;
         timeouts and transport errors are retried."""
         full = self.url(url)
@@ -600,8 +672,16 @@ class PlatformApi:
             hdrs = dict(headers or {})
             if token is not None:
                 hdrs.update(self.fetcher.auth_headers(token))
-            return await self.client.request(method, full, params=params, json=json, content=content, headers=hdrs,
-                                             timeout=seconds, extensions={"adspend_pool": self.platform})
+            return await self.client.request(
+                method,
+                full,
+                params=params,
+                json=json,
+                content=content,
+                headers=hdrs,
+                timeout=seconds,
+                extensions={"adspend_pool": self.platform},
+            )
 
         def on_error(exc: Exception) -> Verdict | None:
             if isinstance(exc, httpx.TimeoutException):
@@ -610,13 +690,19 @@ class PlatformApi:
                 return Verdict(Action.RETRY, ErrorKind.SERVER, f"connection failed ({type(exc).__name__})")
             return None
 
-        return await self.call(send, classify=self.fetcher.classify, on_error=on_error, authed=authed,
-                               budgeted=budgeted)
+        return await self.call(
+            send, classify=self.fetcher.classify, on_error=on_error, authed=authed, budgeted=budgeted
+        )
 
-    async def run_report_job(self, *, submit: Callable[[], Awaitable[str]],
-                             poll: Callable[[str], Awaitable[JobStatus]],
-                             download: Callable[[JobStatus], Awaitable[Any]],
-                             resume_key: str | None = None, deadline_seconds: float | None = None) -> Any:
+    async def run_report_job(
+        self,
+        *,
+        submit: Callable[[], Awaitable[str]],
+        poll: Callable[[str], Awaitable[JobStatus]],
+        download: Callable[[JobStatus], Awaitable[Any]],
+        resume_key: str | None = None,
+        deadline_seconds: float | None = None,
+    ) -> Any:
         """Submit (or resume by id), poll with growing intervals to a terminal state, download.
 
         A job still running at the deadline keeps its id in the job store, so the next refresh
@@ -633,7 +719,7 @@ class PlatformApi:
             try:
                 status = await poll(job_id)
             except FetchError as exc:
-                if resumed and exc.kind == ErrorKind.REQUEST:       # the platform no longer knows that id
+                if resumed and exc.kind == ErrorKind.REQUEST:  # the platform no longer knows that id
                     resumed = False
                     if resume_key:
                         self.jobs.drop(resume_key)
@@ -650,11 +736,16 @@ class PlatformApi:
             if status.state == JobState.FAILED:
                 if resume_key:
                     self.jobs.drop(resume_key)
-                raise FetchError(ErrorKind.REPORT_FAILED, redact(f"{self.platform} report {job_id} failed: "
-                                                         f"{status.message or 'no reason given'}"))
+                raise FetchError(
+                    ErrorKind.REPORT_FAILED,
+                    redact(f"{self.platform} report {job_id} failed: {status.message or 'no reason given'}"),
+                )
             if time.monotonic() + wait > deadline:
-                raise FetchError(ErrorKind.TIMEOUT, f"{self.platform} report {job_id} was still {status.state} at the "
-                                            "deadline; the next refresh resumes it")
+                raise FetchError(
+                    ErrorKind.TIMEOUT,
+                    f"{self.platform} report {job_id} was still {status.state} at the "
+                    "deadline; the next refresh resumes it",
+                )
             await asyncio.sleep(wait)
             wait = min(self.report.max_poll, wait * self.report.factor)
 
@@ -662,7 +753,7 @@ class PlatformApi:
         return await asyncio.to_thread(fn, *args)
 
 
-DEFAULT_MAX_PAGES = 1000      # a chain of pages longer than this is a paging loop, not data
+DEFAULT_MAX_PAGES = 1000  # a chain of pages longer than this is a paging loop, not data
 
 
 async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_PAGES) -> dict[dt.date, Decimal]:
@@ -682,16 +773,18 @@ async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_P
         if key in sent:
             raise MalformedResponse(f"{pages.what}: page {n} repeats an earlier page's request (a paging loop)")
         sent.add(key)
-        resp = await api.request(request.method, request.url, params=request.params, json=request.json,
-                                 headers=request.headers)
+        resp = await api.request(
+            request.method, request.url, params=request.params, json=request.json, headers=request.headers
+        )
         body = json_body(resp, api.platform)
         try:
             rows, request = pages.read(body)
         except FetchError:
             raise
         except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
-            raise MalformedResponse(f"{pages.what}: page {n} does not have the documented shape "
-                                    f"({type(exc).__name__})") from None
+            raise MalformedResponse(
+                f"{pages.what}: page {n} does not have the documented shape ({type(exc).__name__})"
+            ) from None
         for day, amount in rows.items():
             if day in listed:
                 raise MalformedResponse(f"{pages.what}: {day} appears on two pages")
@@ -703,8 +796,9 @@ async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_P
     raise MalformedResponse(f"{pages.what}: paging did not end after {max_pages} pages")
 
 
-async def fetch_window(fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo,
-                       start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
+async def fetch_window(
+    fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo, start: dt.date, end: dt.date
+) -> dict[dt.date, Decimal]:
     """One account over one window: every day, with the days the platform left out as zeros."""
     if (end - start).days + 1 > fetcher.max_days:
         raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")

@@ -2,18 +2,28 @@
 
 Facts: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md, section 2
 (cited below as "§2.x")."""
+
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal, parse_day, redact,
-                   retry_after_seconds)
+from .core import (
+    OAuthRefreshAuth,
+    credential,
+    default_verdict,
+    json_body,
+    micros_to_decimal,
+    parse_day,
+    redact,
+    retry_after_seconds,
+)
 
 PLATFORM = "google"
 # Google ships several versions a year and sunsets each about a year after release (§2.1); v26 is
@@ -25,28 +35,37 @@ API_VERSION_SUNSET = "about a year after release, late 2027 (UNCONFIRMED, §2.1)
 # keeps each stream modest and a failure cheap to repeat.
 MAX_DAYS = 366
 LOOKBACK_DAYS = 14
-DAY_BASIS = "account"       # segments.date is the customer's timezone, no override (§2.2, §2.8)
-HISTORY_DAYS = None         # no documented retention limit for customer-level cost (§2.2)
+DAY_BASIS = "account"  # segments.date is the customer's timezone, no override (§2.2, §2.8)
+HISTORY_DAYS = None  # no documented retention limit for customer-level cost (§2.2)
 
-SPEND_FIELDS = ("segments.date", "metrics.costMicros")       # REST JSON is camelCase (§2.3)
+SPEND_FIELDS = ("segments.date", "metrics.costMicros")  # REST JSON is camelCase (§2.3)
 # §2.5: error families are the keys of errorCode; these values need the operator, not a retry.
-DEVELOPER_TOKEN_ERRORS = frozenset({"DEVELOPER_TOKEN_PARAMETER_MISSING", "DEVELOPER_TOKEN_INVALID",
-                                    "DEVELOPER_TOKEN_PROHIBITED", "DEVELOPER_TOKEN_HEADER_INVALID"})
-PROJECT_ACCESS_ERRORS = frozenset({"DEVELOPER_TOKEN_NOT_APPROVED", "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION",
-                                   "ACTION_NOT_PERMITTED"})
+DEVELOPER_TOKEN_ERRORS = frozenset(
+    {
+        "DEVELOPER_TOKEN_PARAMETER_MISSING",
+        "DEVELOPER_TOKEN_INVALID",
+        "DEVELOPER_TOKEN_PROHIBITED",
+        "DEVELOPER_TOKEN_HEADER_INVALID",
+    }
+)
+PROJECT_ACCESS_ERRORS = frozenset(
+    {"DEVELOPER_TOKEN_NOT_APPROVED", "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION", "ACTION_NOT_PERMITTED"}
+)
 TRANSIENT_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
 
 _ACCOUNT_RE = re.compile(r"^(\d{3})-?(\d{3})-?(\d{4})$")
-_DELAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?s$")        # protobuf Duration JSON: "60s", "0.5s"
+_DELAY_RE = re.compile(r"^(\d+)(?:\.(\d+))?s$")  # protobuf Duration JSON: "60s", "0.5s"
 
 
 # --- ids, headers, auth -------------------------------------------------------------------------
 
+
 def normalize_account_id(raw: str) -> str:
     m = _ACCOUNT_RE.match(str(raw).strip())
     if not m:
-        raise ValueError(f"google: {raw!r} is not a Google Ads customer id; expected 10 digits such as "
-                         "123-456-7890 or 1234567890")
+        raise ValueError(
+            f"google: {raw!r} is not a Google Ads customer id; expected 10 digits such as 123-456-7890 or 1234567890"
+        )
     return "".join(m.groups())
 
 
@@ -65,8 +84,11 @@ def request_headers(credentials: Mapping[str, str]) -> dict[str, str]:
         try:
             headers["login-customer-id"] = normalize_account_id(login)
         except ValueError:
-            raise FetchError("config", f"google: GOOGLE_ADS_LOGIN_CUSTOMER_ID {login!r} is not a customer id; "
-                                       "expected the manager account's 10 digits, e.g. 123-456-7890") from None
+            raise FetchError(
+                "config",
+                f"google: GOOGLE_ADS_LOGIN_CUSTOMER_ID {login!r} is not a customer id; "
+                "expected the manager account's 10 digits, e.g. 123-456-7890",
+            ) from None
     return headers
 
 
@@ -76,16 +98,20 @@ def search_stream_path(customer_id: str) -> str:
 
 def build_spend_query(start: dt.date, end: dt.date) -> str:
     # FROM customer covers every campaign type; ad-level reports under-count (§2.8).
-    return ("SELECT segments.date, metrics.cost_micros FROM customer "
-            f"WHERE segments.date BETWEEN '{start.isoformat()}' AND '{end.isoformat()}' "
-            "ORDER BY segments.date")
+    return (
+        "SELECT segments.date, metrics.cost_micros FROM customer "
+        f"WHERE segments.date BETWEEN '{start.isoformat()}' AND '{end.isoformat()}' "
+        "ORDER BY segments.date"
+    )
 
 
-ACCOUNT_QUERY = ("SELECT customer.id, customer.currency_code, customer.time_zone, customer.descriptive_name "
-                 "FROM customer")
+ACCOUNT_QUERY = (
+    "SELECT customer.id, customer.currency_code, customer.time_zone, customer.descriptive_name FROM customer"
+)
 
 
 # --- errors -------------------------------------------------------------------------------------
+
 
 def rpc_error(body: Any) -> dict | None:
     """The google.rpc.Status of an error answer: ``{"error": {...}}``, or for searchStream the same
@@ -113,15 +139,15 @@ def failure_details(err: dict) -> tuple[list[str], list[str], float | None]:
     for detail in err.get("details") or []:
         if not isinstance(detail, dict):
             continue
-        delay = delay if delay is not None else _duration(detail.get("retryDelay"))   # google.rpc.RetryInfo
-        for e in detail.get("errors") or []:                                           # GoogleAdsFailure
+        delay = delay if delay is not None else _duration(detail.get("retryDelay"))  # google.rpc.RetryInfo
+        for e in detail.get("errors") or []:  # GoogleAdsFailure
             if not isinstance(e, dict):
                 continue
             for family, value in (e.get("errorCode") or {}).items():
                 codes.append(f"{family}.{value}")
             if e.get("message"):
                 messages.append(str(e["message"]))
-            quota = ((e.get("details") or {}).get("quotaErrorDetails") or {})
+            quota = (e.get("details") or {}).get("quotaErrorDetails") or {}
             if delay is None and isinstance(quota, dict):
                 delay = _duration(quota.get("retryDelay"))
     return codes, messages, delay
@@ -135,33 +161,51 @@ def classify(resp: httpx.Response) -> Verdict:
     err = rpc_error(body)
     if err is None:
         if resp.status_code == 404:
-            return Verdict("fail", "config", f"Google Ads answered HTTP 404 for API {API_VERSION}: the version may be "
-                                             "retired (update API_VERSION in fetchers/google.py) or "
-                                             "GOOGLE_ADS_API_BASE_URL points at the wrong host")
+            return Verdict(
+                "fail",
+                "config",
+                f"Google Ads answered HTTP 404 for API {API_VERSION}: the version may be "
+                "retired (update API_VERSION in fetchers/google.py) or "
+                "GOOGLE_ADS_API_BASE_URL points at the wrong host",
+            )
         return default_verdict(resp)
     status = str(err.get("status") or "")
     codes, messages, delay = failure_details(err)
     values = {c.split(".", 1)[1] for c in codes}
     what = redact("; ".join([str(err.get("message") or status or "error"), *messages, *codes]))[:400]
     if status == "RESOURCE_EXHAUSTED" or resp.status_code == 429 or any(c.startswith("quotaError.") for c in codes):
-        return Verdict("retry", "throttled", f"Google Ads quota: {what}",
-                       delay if delay is not None else retry_after_seconds(resp))
+        return Verdict(
+            "retry", "throttled", f"Google Ads quota: {what}", delay if delay is not None else retry_after_seconds(resp)
+        )
     if values & DEVELOPER_TOKEN_ERRORS:
-        return Verdict("fail", "auth", f"Google Ads refused the developer token ({what}): check "
-                                       "GOOGLE_ADS_DEVELOPER_TOKEN")
+        return Verdict(
+            "fail", "auth", f"Google Ads refused the developer token ({what}): check GOOGLE_ADS_DEVELOPER_TOKEN"
+        )
     if values & PROJECT_ACCESS_ERRORS:
-        return Verdict("fail", "config", f"Google Ads refused this app's access level ({what}): the Google Cloud "
-                                         "project / developer token needs Explorer or Basic access for "
-                                         "production accounts")
+        return Verdict(
+            "fail",
+            "config",
+            f"Google Ads refused this app's access level ({what}): the Google Cloud "
+            "project / developer token needs Explorer or Basic access for "
+            "production accounts",
+        )
     if "LOGIN_CUSTOMER_ID_PARAMETER_MISSING" in values:
-        return Verdict("fail", "request", f"Google Ads needs the manager account ({what}): set "
-                                          "GOOGLE_ADS_LOGIN_CUSTOMER_ID to the manager's 10-digit id")
+        return Verdict(
+            "fail",
+            "request",
+            f"Google Ads needs the manager account ({what}): set "
+            "GOOGLE_ADS_LOGIN_CUSTOMER_ID to the manager's 10-digit id",
+        )
     if status == "UNAUTHENTICATED" or resp.status_code == 401:
         return Verdict("refresh", "auth", f"Google Ads rejected the access token ({what})")
     if "USER_PERMISSION_DENIED" in values:
-        return Verdict("fail", "request", f"Google Ads: the authorised user cannot reach this customer ({what}); "
-                                          "if it is managed through a manager account, set "
-                                          "GOOGLE_ADS_LOGIN_CUSTOMER_ID to that manager's id")
+        return Verdict(
+            "fail",
+            "request",
+            f"Google Ads: the authorised user cannot reach this customer ({what}); "
+            "if it is managed through a manager account, set "
+            "GOOGLE_ADS_LOGIN_CUSTOMER_ID to that manager's id",
+        )
     if "CUSTOMER_NOT_ENABLED" in values:
         return Verdict("fail", "request", f"Google Ads customer is not enabled (cancelled or suspended): {what}")
     if status in TRANSIENT_STATUSES or resp.status_code >= 500:
@@ -170,6 +214,7 @@ def classify(resp: httpx.Response) -> Verdict:
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def stream_results(body: Any, required: tuple[str, ...] = ()) -> list[dict]:
     """Every result of a searchStream answer: a JSON array of batches, each with optional
@@ -190,8 +235,9 @@ def stream_results(body: Any, required: tuple[str, ...] = ()) -> list[dict]:
             selected = set(mask.split(",")) if isinstance(mask, str) else set()
             missing = [f for f in required if f not in selected]
             if missing:
-                raise MalformedResponse(f"google searchStream batch does not carry {', '.join(missing)} "
-                                        f"(fieldMask {str(mask)[:80]!r})")
+                raise MalformedResponse(
+                    f"google searchStream batch does not carry {', '.join(missing)} (fieldMask {str(mask)[:80]!r})"
+                )
         for r in results:
             if not isinstance(r, dict):
                 raise MalformedResponse("google searchStream result is not an object")
@@ -211,8 +257,11 @@ def parse_daily_cost(body: Any) -> dict[dt.date, Decimal]:
         day = parse_day(segments.get("date"), "google segments.date")
         if day in rows:
             raise MalformedResponse(f"google returned {day} twice for one customer")
-        rows[day] = micros_to_decimal(metrics["costMicros"], f"google costMicros for {day}") \
-            if "costMicros" in metrics else Decimal(0)
+        rows[day] = (
+            micros_to_decimal(metrics["costMicros"], f"google costMicros for {day}")
+            if "costMicros" in metrics
+            else Decimal(0)
+        )
     return rows
 
 
@@ -232,6 +281,7 @@ def parse_customer(body: Any, customer_id: str) -> AccountInfo:
 
 # --- the fetcher --------------------------------------------------------------------------------
 
+
 class GoogleAdsFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
@@ -245,28 +295,34 @@ class GoogleAdsFetcher:
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         redact.add(credentials.get("GOOGLE_ADS_DEVELOPER_TOKEN"))
-        return OAuthRefreshAuth(PLATFORM, token_url, credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_ID"),
-                                credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_SECRET"),
-                                credential(PLATFORM, credentials, "GOOGLE_ADS_REFRESH_TOKEN"),
-                                client_auth="body", on_rotate=on_rotate)
+        return OAuthRefreshAuth(
+            PLATFORM,
+            token_url,
+            credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_ID"),
+            credential(PLATFORM, credentials, "GOOGLE_ADS_CLIENT_SECRET"),
+            credential(PLATFORM, credentials, "GOOGLE_ADS_REFRESH_TOKEN"),
+            client_auth="body",
+            on_rotate=on_rotate,
+        )
 
     def classify(self, response: httpx.Response) -> Verdict:
         return classify(response)
 
     async def _search_stream(self, api: Api, customer_id: str, query: str) -> Any:
-        resp = await api.request("POST", search_stream_path(customer_id), json={"query": query},
-                                 headers=request_headers(api.credentials))
+        resp = await api.request(
+            "POST", search_stream_path(customer_id), json={"query": query}, headers=request_headers(api.credentials)
+        )
         return json_body(resp, PLATFORM)
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         cid = normalize_account_id(account_id)
         return parse_customer(await self._search_stream(api, cid, ACCOUNT_QUERY), cid)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         return parse_daily_cost(await self._search_stream(api, account.account_id, build_spend_query(start, end)))
 
 

@@ -2,14 +2,16 @@
 
 Source: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md section 4.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import os
 import re
 import urllib.parse
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -26,10 +28,10 @@ VERSION_ENV = "LINKEDIN_API_VERSION"
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 ANALYTICS_PATH = "/rest/adAnalytics"
 AD_ACCOUNT_PATH = "/rest/adAccounts/{id}"
-MAX_DAYS = 30                    # adAnalytics does not page; 30-day windows by convention (§4.4, §8)
+MAX_DAYS = 30  # adAnalytics does not page; 30-day windows by convention (§4.4, §8)
 LOOKBACK_DAYS = 7
-DAY_BASIS = "UTC"                # LinkedIn reports UTC days (§4.3; official statement UNCONFIRMED)
-HISTORY_DAYS = None              # retention values not captured (§4.4, UNCONFIRMED)
+DAY_BASIS = "UTC"  # LinkedIn reports UTC days (§4.3; official statement UNCONFIRMED)
+HISTORY_DAYS = None  # retention values not captured (§4.4, UNCONFIRMED)
 
 # costInLocalCurrency is the billed figure in the account's currency; costInUsd is a conversion
 # and never used for billing (§4.3). Without `fields` only impressions and clicks come back (§4.2).
@@ -40,7 +42,7 @@ _ACCOUNT = re.compile(r"^(?:urn:li:sponsoredAccount:)?(\d{1,20})$")
 
 
 def account_number(urn: str) -> str:
-    return urn[len(URN_PREFIX):] if urn.startswith(URN_PREFIX) else urn
+    return urn[len(URN_PREFIX) :] if urn.startswith(URN_PREFIX) else urn
 
 
 def restli_date(d: dt.date) -> str:
@@ -51,14 +53,16 @@ def build_analytics_query(account_urn: str, start: dt.date, end: dt.date) -> str
     """The raw query string. Rest.li 2.0 syntax characters ( ) , : travel unencoded, but the URN's
     colons inside List(...) must be %3A (§4.2): a generic encoder gets one of the two wrong, so the
     string is built here and handed to httpx whole."""
-    return "&".join([
-        "q=analytics",
-        "pivot=ACCOUNT",
-        "timeGranularity=DAILY",
-        f"dateRange=(start:{restli_date(start)},end:{restli_date(end)})",   # end is inclusive
-        f"accounts=List({urllib.parse.quote(account_urn, safe='')})",
-        "fields=" + ",".join(FIELDS),
-    ])
+    return "&".join(
+        [
+            "q=analytics",
+            "pivot=ACCOUNT",
+            "timeGranularity=DAILY",
+            f"dateRange=(start:{restli_date(start)},end:{restli_date(end)})",  # end is inclusive
+            f"accounts=List({urllib.parse.quote(account_urn, safe='')})",
+            "fields=" + ",".join(FIELDS),
+        ]
+    )
 
 
 def linkedin_version() -> str:
@@ -68,8 +72,10 @@ def linkedin_version() -> str:
     if not raw:
         return LINKEDIN_VERSION
     if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", raw):
-        raise FetchError("config", f"{VERSION_ENV} must be a LinkedIn monthly version YYYYMM such as "
-                                   f"{LINKEDIN_VERSION}, not {raw[:20]!r}")
+        raise FetchError(
+            "config",
+            f"{VERSION_ENV} must be a LinkedIn monthly version YYYYMM such as {LINKEDIN_VERSION}, not {raw[:20]!r}",
+        )
     return raw
 
 
@@ -98,8 +104,9 @@ def parse_analytics(body: Any, account_urn: str) -> dict[dt.date, Decimal]:
     links = paging.get("links") if isinstance(paging, dict) else None
     # adAnalytics is documented not to page (§4.4); a "next" link would mean rows we would drop.
     if isinstance(links, list) and any(isinstance(l, dict) and l.get("rel") == "next" for l in links):
-        raise MalformedResponse("linkedin adAnalytics: the response is paged, which the API documents it "
-                                "never is; refusing to drop rows")
+        raise MalformedResponse(
+            "linkedin adAnalytics: the response is paged, which the API documents it never is; refusing to drop rows"
+        )
     out: dict[dt.date, Decimal] = {}
     for el in elements:
         if not isinstance(el, dict):
@@ -114,8 +121,10 @@ def parse_analytics(body: Any, account_urn: str) -> dict[dt.date, Decimal]:
         if day != last:
             raise MalformedResponse(f"linkedin adAnalytics: row {day}..{last} is not one day (DAILY granularity)")
         if "costInLocalCurrency" not in el:
-            raise MalformedResponse(f"linkedin adAnalytics: the row for {day} has no costInLocalCurrency "
-                                    "(only impressions/clicks come back when `fields` is lost, §4.8)")
+            raise MalformedResponse(
+                f"linkedin adAnalytics: the row for {day} has no costInLocalCurrency "
+                "(only impressions/clicks come back when `fields` is lost, §4.8)"
+            )
         if day in out:
             raise MalformedResponse(f"linkedin adAnalytics: day {day} appears twice for {account_urn}")
         out[day] = parse_decimal(el["costInLocalCurrency"], f"linkedin costInLocalCurrency for {day}")
@@ -152,22 +161,27 @@ class LinkedInFetcher:
     def normalize_account_id(self, raw: str) -> str:
         m = _ACCOUNT.match(str(raw).strip())
         if not m:
-            raise ValueError(f"linkedin: {str(raw)!r} is not a LinkedIn ad account id; expected "
-                             "urn:li:sponsoredAccount:123456 or 123456")
+            raise ValueError(
+                f"linkedin: {str(raw)!r} is not a LinkedIn ad account id; expected "
+                "urn:li:sponsoredAccount:123456 or 123456"
+            )
         return URN_PREFIX + m.group(1)
 
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> StaticTokenAuth | OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> StaticTokenAuth | OAuthRefreshAuth:
         access = credentials.get("LINKEDIN_ACCESS_TOKEN") or None
-        refresh, cid, secret = (credentials.get(k) for k in
-                                ("LINKEDIN_REFRESH_TOKEN", "LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET"))
+        refresh, cid, secret = (
+            credentials.get(k) for k in ("LINKEDIN_REFRESH_TOKEN", "LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET")
+        )
         if refresh and cid and secret and token_url:
             # Refresh grant: form-encoded, client id and secret in the body (§4.6).
-            return OAuthRefreshAuth(PLATFORM, token_url, cid, secret, refresh, access_token=access,
-                                    client_auth="body", on_rotate=on_rotate)
+            return OAuthRefreshAuth(
+                PLATFORM, token_url, cid, secret, refresh, access_token=access, client_auth="body", on_rotate=on_rotate
+            )
         return StaticTokenAuth(credential(PLATFORM, credentials, "LINKEDIN_ACCESS_TOKEN"))
 
     def classify(self, response: httpx.Response) -> Verdict:
@@ -177,14 +191,22 @@ class LinkedInFetcher:
         code, message = _error_fields(response)
         detail = f"{code}: {message}" if code else message or f"HTTP {response.status_code}"
         if response.status_code == 426 or code == "NONEXISTENT_VERSION":
-            return Verdict("fail", "config", f"LinkedIn-Version {linkedin_version()} is no longer active ({detail}); "
-                                             f"set {VERSION_ENV} to a current YYYYMM (or bump LINKEDIN_VERSION "
-                                             "in fetchers/linkedin.py)")
+            return Verdict(
+                "fail",
+                "config",
+                f"LinkedIn-Version {linkedin_version()} is no longer active ({detail}); "
+                f"set {VERSION_ENV} to a current YYYYMM (or bump LINKEDIN_VERSION "
+                "in fetchers/linkedin.py)",
+            )
         if response.status_code == 401:
             return Verdict("refresh", "auth", f"HTTP 401, the access token was rejected ({detail})")
         if response.status_code == 403:
-            return Verdict("fail", "request", f"HTTP 403, no access to this ad account ({detail}); the token needs "
-                                              "r_ads and r_ads_reporting and a role on the account")
+            return Verdict(
+                "fail",
+                "request",
+                f"HTTP 403, no access to this ad account ({detail}); the token needs "
+                "r_ads and r_ads_reporting and a role on the account",
+            )
         if verdict.action == "fail":
             return Verdict("fail", verdict.kind, f"HTTP {response.status_code}: {detail}")
         return verdict

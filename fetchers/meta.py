@@ -2,6 +2,7 @@
 
 Facts: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md, section 1
 (cited below as "§1.x")."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,8 +10,9 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -28,11 +30,11 @@ API_VERSION_SUNSET = "about two years after release, early 2028 (UNCONFIRMED, §
 # The synchronous insights call has no documented range cap (§0); long spans risk error
 # 100/1504018 (request timed out, §1.5), so one request asks for at most 90 days.
 MAX_DAYS = 90
-LOOKBACK_DAYS = 28          # spend settles within 28 days (§1.8, Airbyte's default lookback)
-DAY_BASIS = "account"       # insights days are the ad account's timezone, no override (§1.2, §1.8)
-HISTORY_DAYS = 1123         # insights older than 37 months are refused; Airbyte clamps to 1123 days (§1.2)
-PAGE_LIMIT = 100            # rows a page; Meta's default (~25) is UNCONFIRMED, so ask explicitly (§1.4)
-MAX_PAGES = 1000            # a cursor chain longer than this is a paging loop, not data
+LOOKBACK_DAYS = 28  # spend settles within 28 days (§1.8, Airbyte's default lookback)
+DAY_BASIS = "account"  # insights days are the ad account's timezone, no override (§1.2, §1.8)
+HISTORY_DAYS = 1123  # insights older than 37 months are refused; Airbyte clamps to 1123 days (§1.2)
+PAGE_LIMIT = 100  # rows a page; Meta's default (~25) is UNCONFIRMED, so ask explicitly (§1.4)
+MAX_PAGES = 1000  # a cursor chain longer than this is a paging loop, not data
 
 INSIGHTS_FIELDS = "account_id,account_currency,spend,date_start,date_stop"
 ACCOUNT_FIELDS = "currency,timezone_name,name"
@@ -41,9 +43,12 @@ ACCOUNT_FIELDS = "currency,timezone_name,name"
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 THROTTLE_SUBCODES = frozenset({2446079, 1487742, 1504022, 1504039})
 TRANSIENT_CODES = frozenset({2, 960})
-TOKEN_CODE = 190            # 463 expired, 460 password changed / session invalidated, 467 invalid
-TOKEN_SUBCODES = {463: "it has expired", 460: "the user changed their password or the session was invalidated",
-                  467: "it is invalid"}
+TOKEN_CODE = 190  # 463 expired, 460 password changed / session invalidated, 467 invalid
+TOKEN_SUBCODES = {
+    463: "it has expired",
+    460: "the user changed their password or the session was invalidated",
+    467: "it is invalid",
+}
 RETIRED_VERSION_CODE = 2635
 PERMISSION_CODES = frozenset({10, 200, 294})
 
@@ -52,11 +57,13 @@ _ACCOUNT_RE = re.compile(r"^(?:act_)?(\d{1,20})$")
 
 # --- ids and auth -------------------------------------------------------------------------------
 
+
 def normalize_account_id(raw: str) -> str:
     m = _ACCOUNT_RE.match(str(raw).strip())
     if not m:
-        raise ValueError(f"meta: {raw!r} is not a Meta ad account id; expected digits such as "
-                         "1234567890 or act_1234567890")
+        raise ValueError(
+            f"meta: {raw!r} is not a Meta ad account id; expected digits such as 1234567890 or act_1234567890"
+        )
     return m.group(1)
 
 
@@ -77,6 +84,7 @@ async def common_params(api: Api) -> dict[str, str]:
 
 
 # --- requests -----------------------------------------------------------------------------------
+
 
 def insights_path(account_id: str) -> str:
     return f"/{API_VERSION}/act_{account_id}/insights"
@@ -104,8 +112,11 @@ class InsightsPages:
         self.account, self.start, self.end, self.extra = account, start, end, extra
 
     def _request(self, after: str | None) -> PageRequest:
-        return PageRequest("GET", insights_path(self.account.account_id),
-                           params={**build_insights_params(self.start, self.end, after), **self.extra})
+        return PageRequest(
+            "GET",
+            insights_path(self.account.account_id),
+            params={**build_insights_params(self.start, self.end, after), **self.extra},
+        )
 
     def first(self) -> PageRequest:
         return self._request(None)
@@ -120,6 +131,7 @@ def utc_today() -> dt.date:
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def _date(value: Any, what: str) -> dt.date:
     return parse_day(value, f"meta insights {what}")
@@ -138,14 +150,17 @@ def parse_insights_page(body: Any, currency: str) -> tuple[dict[dt.date, Decimal
             raise MalformedResponse("meta insights row is not an object")
         day = _date(row.get("date_start"), "date_start")
         if row.get("date_stop") != row.get("date_start"):
-            raise MalformedResponse(f"meta insights row {day} spans {row.get('date_start')}..{row.get('date_stop')}, "
-                                    "expected one day (time_increment=1)")
+            raise MalformedResponse(
+                f"meta insights row {day} spans {row.get('date_start')}..{row.get('date_stop')}, "
+                "expected one day (time_increment=1)"
+            )
         if "spend" not in row:
             raise MalformedResponse(f"meta insights row for {day} has no 'spend' field")
         row_currency = row.get("account_currency")
         if row_currency is not None and row_currency != currency:
-            raise MalformedResponse(f"meta insights row for {day} is in {row_currency}, but the account's "
-                                    f"currency is {currency}")
+            raise MalformedResponse(
+                f"meta insights row for {day} is in {row_currency}, but the account's currency is {currency}"
+            )
         if day in rows:
             raise MalformedResponse(f"meta insights returned {day} twice at level=account")
         rows[day] = parse_decimal(row["spend"], f"meta spend for {day}")
@@ -154,7 +169,7 @@ def parse_insights_page(body: Any, currency: str) -> tuple[dict[dt.date, Decimal
         return rows, None
     if not isinstance(paging, dict):
         raise MalformedResponse("meta insights 'paging' is not an object")
-    if not paging.get("next"):               # §1.4: stop when next is absent
+    if not paging.get("next"):  # §1.4: stop when next is absent
         return rows, None
     after = (paging.get("cursors") or {}).get("after") if isinstance(paging.get("cursors"), dict) else None
     if not isinstance(after, str) or not after:
@@ -198,8 +213,9 @@ def regain_access_seconds(resp: httpx.Response) -> float | None:
         return None
     try:
         usage = json.loads(raw)
-        minutes = max(int(entry.get("estimated_time_to_regain_access") or 0)
-                      for entries in usage.values() for entry in entries)
+        minutes = max(
+            int(entry.get("estimated_time_to_regain_access") or 0) for entries in usage.values() for entry in entries
+        )
     except (ValueError, TypeError, AttributeError):
         return None
     return minutes * 60.0 if minutes > 0 else None
@@ -217,25 +233,34 @@ def classify(resp: httpx.Response) -> Verdict:
         return Verdict("retry", "throttled", f"Meta throttled the request: {msg}", regain_access_seconds(resp))
     if code == TOKEN_CODE:
         why = TOKEN_SUBCODES.get(sub, "it was rejected")
-        return Verdict("fail", "auth", f"the Meta access token is unusable ({why}; error 190"
-                                       f"{'/' + str(sub) if sub else ''}): issue a new system-user or "
-                                       "long-lived token and set META_ACCESS_TOKEN")
+        return Verdict(
+            "fail",
+            "auth",
+            f"the Meta access token is unusable ({why}; error 190"
+            f"{'/' + str(sub) if sub else ''}): issue a new system-user or "
+            "long-lived token and set META_ACCESS_TOKEN",
+        )
     if code == 104:
         return Verdict("fail", "auth", f"Meta received no access token ({msg}): check META_ACCESS_TOKEN")
     if code == RETIRED_VERSION_CODE:
-        return Verdict("fail", "config", f"Meta retired Graph API {API_VERSION} ({msg}): update "
-                                         "fetchers/meta.py API_VERSION")
+        return Verdict(
+            "fail", "config", f"Meta retired Graph API {API_VERSION} ({msg}): update fetchers/meta.py API_VERSION"
+        )
     if code in TRANSIENT_CODES or (code == 1 and sub == 99) or err.get("is_transient") is True:
         return Verdict("retry", "server", f"Meta transient error {code}: {msg}")
     if code in PERMISSION_CODES:
-        return Verdict("fail", "request", f"Meta denied access (error {code}): {msg}; the token's user needs "
-                                          "ads_read on this ad account")
+        return Verdict(
+            "fail",
+            "request",
+            f"Meta denied access (error {code}): {msg}; the token's user needs ads_read on this ad account",
+        )
     if resp.status_code >= 500:
         return Verdict("retry", "server", f"Meta HTTP {resp.status_code}, error {code}: {msg}")
     return Verdict("fail", "request", f"Meta error {code}{'/' + str(sub) if sub else ''}: {msg}")
 
 
 # --- the fetcher --------------------------------------------------------------------------------
+
 
 class MetaFetcher:
     platform = PLATFORM
@@ -252,23 +277,24 @@ class MetaFetcher:
         # the next request from the cursor instead of following paging.next.
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> StaticTokenAuth:
         token = credential(PLATFORM, credentials, "META_ACCESS_TOKEN")
         redact.add(credentials.get("META_APP_SECRET"))
-        return StaticTokenAuth(token)          # Meta has no refresh grant (§1.6)
+        return StaticTokenAuth(token)  # Meta has no refresh grant (§1.6)
 
     def classify(self, response: httpx.Response) -> Verdict:
         return classify(response)
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         account_id = normalize_account_id(account_id)
-        resp = await api.request("GET", f"/{API_VERSION}/act_{account_id}",
-                                 params={"fields": ACCOUNT_FIELDS, **await common_params(api)})
+        resp = await api.request(
+            "GET", f"/{API_VERSION}/act_{account_id}", params={"fields": ACCOUNT_FIELDS, **await common_params(api)}
+        )
         return parse_account(json_body(resp, PLATFORM), account_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         # A 2026 report says an `until` of today is refused for accounts ahead of UTC, the check
         # running against the UTC date (UNCONFIRMED, §1.2): never ask past the UTC date; later
         # days are not over yet and the next refresh's lookback fetches them.

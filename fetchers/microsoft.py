@@ -18,6 +18,7 @@ How the pieces split:
 
 ``bingads`` takes about half a second to import (B.1), so it is imported only when a call is made.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,16 +32,17 @@ import socket
 import threading
 import urllib.error
 import zipfile
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
 from .core import OAuthRefreshAuth, credential, default_verdict, parse_day, parse_decimal, redact
 from .specs import SPECS
 
 PLATFORM = "microsoft"
-API_VERSION = 13              # Reporting v13 and CustomerManagement v13 (bingads 13.0.30.1, B.1)
-API_SUNSET = None             # Microsoft has announced no retirement of the v13 SOAP services
+API_VERSION = 13  # Reporting v13 and CustomerManagement v13 (bingads 13.0.30.1, B.1)
+API_SUNSET = None  # Microsoft has announced no retirement of the v13 SOAP services
 # No per-request cap on a custom date range is documented (section 0). One report per month keeps
 # each job small, and a failed or stuck report costs one month, not the whole backfill.
 MAX_DAYS = 31
@@ -49,7 +51,7 @@ LOOKBACK_DAYS = 30
 # Daily rows are cut in the ReportTimeZone we send, which is the account's own zone (B.8, D.4:
 # disputed in public threads, so we always send it explicitly rather than rely on a default).
 DAY_BASIS = "account"
-HISTORY_DAYS = 3 * 365        # daily Account Performance data is kept 36 months (B.7)
+HISTORY_DAYS = 3 * 365  # daily Account Performance data is kept 36 months (B.7)
 
 REPORTING_PATH = "/Api/Advertiser/Reporting/v13/ReportingService.svc"
 CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"
@@ -58,22 +60,23 @@ CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"
 # to that one base, which is how the sandbox serves them.
 REPORTING_HOST = SPECS[PLATFORM].default_base_url
 CUSTOMER_HOST = "https://clientcenter.api.bingads.microsoft.com"
-VENDOR_SANDBOX_HOSTS = {"https://reporting.api.sandbox.bingads.microsoft.com":
-                        "https://clientcenter.api.sandbox.bingads.microsoft.com"}
+VENDOR_SANDBOX_HOSTS = {
+    "https://reporting.api.sandbox.bingads.microsoft.com": "https://clientcenter.api.sandbox.bingads.microsoft.com"
+}
 # The refresh grant must name the scope (B.3: what the SDK itself sends for msads.manage).
 OAUTH_SCOPE = "https://ads.microsoft.com/msads.manage offline_access"
 
 REPORT_COLUMNS = ("TimePeriod", "AccountId", "CurrencyCode", "Spend")
 REPORT_NAME = "Ad Spend Hub daily spend"
-SOAP_TIMEOUT_SECONDS = 60.0   # suds' own default is 90 s; a report call answers in seconds
-SDK_SESSIONS = 4              # SOAP calls in flight per process (each session parses the WSDLs once)
+SOAP_TIMEOUT_SECONDS = 60.0  # suds' own default is 90 s; a report call answers in seconds
+SDK_SESSIONS = 4  # SOAP calls in flight per process (each session parses the WSDLs once)
 
 # Fault codes (B.7, operation-error-codes.md).
-THROTTLED = {"117"}                       # CallRateExceeded
-TOKEN_EXPIRED = {"109"}                   # AuthenticationTokenExpired
-CREDENTIALS = {"105", "106"}              # InvalidCredentials, UserIsNotAuthorized
-TRANSIENT = {"0"}                         # InternalError: "try again"
-REPORT_ID_UNKNOWN = {"2100"}              # InvalidReportId (e.g. a resumed id older than 2 days)
+THROTTLED = {"117"}  # CallRateExceeded
+TOKEN_EXPIRED = {"109"}  # AuthenticationTokenExpired
+CREDENTIALS = {"105", "106"}  # InvalidCredentials, UserIsNotAuthorized
+TRANSIENT = {"0"}  # InternalError: "try again"
+REPORT_ID_UNKNOWN = {"2100"}  # InvalidReportId (e.g. a resumed id older than 2 days)
 
 # CustomerManagement TimeZoneType -> (Reporting ReportTimeZone, IANA zone). The two services spell
 # four zones differently (bundled WSDLs); the pairs below are matched by their city lists.
@@ -165,19 +168,25 @@ _ROWS_RE = re.compile(r"^Rows:\s*(\d[\d,]*)\s*$")
 
 # --- ids, auth, endpoints -----------------------------------------------------------------------
 
+
 def normalize_account_id(raw: str) -> str:
     value = str(raw).strip()
     if not _DIGITS_RE.match(value) or int(value) == 0:
-        raise ValueError(f"microsoft: {str(raw)!r} is not a Microsoft Advertising account id; expected the "
-                         "numeric account id (digits, e.g. 149123456), not the account number (e.g. F1234ABC)")
+        raise ValueError(
+            f"microsoft: {str(raw)!r} is not a Microsoft Advertising account id; expected the "
+            "numeric account id (digits, e.g. 149123456), not the account number (e.g. F1234ABC)"
+        )
     return value
 
 
 def customer_id(credentials: Mapping[str, str]) -> str:
     value = credential(PLATFORM, credentials, "MICROSOFT_CUSTOMER_ID")
     if not _DIGITS_RE.match(value):
-        raise FetchError("config", "microsoft: MICROSOFT_CUSTOMER_ID must be the numeric customer id "
-                                   "(digits, as shown in the Microsoft Advertising UI URL as cid=...)")
+        raise FetchError(
+            "config",
+            "microsoft: MICROSOFT_CUSTOMER_ID must be the numeric customer id "
+            "(digits, as shown in the Microsoft Advertising UI URL as cid=...)",
+        )
     return value
 
 
@@ -195,22 +204,26 @@ def customer_management_url(base_url: str) -> str:
 
 # --- SOAP faults and errors ---------------------------------------------------------------------
 
+
 def fault_errors(fault: Any) -> list[tuple[str, str, str]]:
     """(Code, ErrorCode, Message) of every error in a SOAP fault's detail, whichever of Microsoft's
     detail types carries them: AdApiFaultDetail (auth, headers, throttling), ApiFaultDetail
     (reporting request validation), ApiFault (CustomerManagement)."""
     detail = getattr(fault, "detail", None)
     out: list[tuple[str, str, str]] = []
-    for holder, group, item in (("AdApiFaultDetail", "Errors", "AdApiError"),
-                                ("ApiFaultDetail", "OperationErrors", "OperationError"),
-                                ("ApiFaultDetail", "BatchErrors", "BatchError"),
-                                ("ApiFault", "OperationErrors", "OperationError")):
+    for holder, group, item in (
+        ("AdApiFaultDetail", "Errors", "AdApiError"),
+        ("ApiFaultDetail", "OperationErrors", "OperationError"),
+        ("ApiFaultDetail", "BatchErrors", "BatchError"),
+        ("ApiFault", "OperationErrors", "OperationError"),
+    ):
         node = getattr(getattr(getattr(detail, holder, None), group, None), item, None)
         if node is None:
             continue
         for err in node if isinstance(node, list) else [node]:
-            code, name, message = (str(getattr(err, attr, None) or "").strip()
-                                   for attr in ("Code", "ErrorCode", "Message"))
+            code, name, message = (
+                str(getattr(err, attr, None) or "").strip() for attr in ("Code", "ErrorCode", "Message")
+            )
             out.append((code, name, message))
     return out
 
@@ -219,16 +232,21 @@ def fault_verdict(errors: list[tuple[str, str, str]], faultstring: str = "") -> 
     """What to do about a SOAP fault: 117 -> retry, 109 -> refresh our token once, 105/106 -> auth,
     anything else -> fail with Microsoft's own message (B.4, B.7)."""
     codes = {code for code, _, _ in errors}
-    described = "; ".join(f"{code} {name}: {msg}".strip() for code, name, msg in errors) \
-        or (faultstring or "SOAP fault without error details")
+    described = "; ".join(f"{code} {name}: {msg}".strip() for code, name, msg in errors) or (
+        faultstring or "SOAP fault without error details"
+    )
     if codes & THROTTLED:
         return Verdict("retry", "throttled", f"fault {described}")
     if codes & TOKEN_EXPIRED:
         return Verdict("refresh", "auth", f"fault {described}")
     if codes & CREDENTIALS:
-        return Verdict("fail", "auth", f"credentials refused (fault {described}); check MICROSOFT_DEVELOPER_TOKEN "
-                                       "and MICROSOFT_CUSTOMER_ID, that the signed-in user can access this "
-                                       "account, and re-authorise to renew MICROSOFT_REFRESH_TOKEN")
+        return Verdict(
+            "fail",
+            "auth",
+            f"credentials refused (fault {described}); check MICROSOFT_DEVELOPER_TOKEN "
+            "and MICROSOFT_CUSTOMER_ID, that the signed-in user can access this "
+            "account, and re-authorise to renew MICROSOFT_REFRESH_TOKEN",
+        )
     if codes and codes <= TRANSIENT:
         return Verdict("retry", "server", f"fault {described}")
     return Verdict("fail", "request", f"request refused (fault {described})")
@@ -238,9 +256,10 @@ def exception_verdict(exc: BaseException) -> Verdict:
     """Errors the SDK raises that are not SOAP faults: HTTP status errors, transport errors, replies
     that are not SOAP."""
     import xml.sax
+
     args = getattr(exc, "args", ())
     if args and isinstance(args[0], tuple) and len(args[0]) == 2 and isinstance(args[0][0], int):
-        status = args[0][0]                      # suds: Exception((status, reason)) for non-SOAP replies
+        status = args[0][0]  # suds: Exception((status, reason)) for non-SOAP replies
         if status == 429:
             return Verdict("retry", "throttled", "HTTP 429")
         if status >= 500:
@@ -248,7 +267,9 @@ def exception_verdict(exc: BaseException) -> Verdict:
         return Verdict("fail", "request", f"HTTP {status} ({args[0][1]})")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return Verdict("retry", "timeout", f"no answer within {SOAP_TIMEOUT_SECONDS:.0f} s")
-    if isinstance(exc, urllib.error.URLError) and isinstance(getattr(exc, "reason", None), (socket.timeout, TimeoutError)):
+    if isinstance(exc, urllib.error.URLError) and isinstance(
+        getattr(exc, "reason", None), (socket.timeout, TimeoutError)
+    ):
         return Verdict("retry", "timeout", f"no answer within {SOAP_TIMEOUT_SECONDS:.0f} s")
     if isinstance(exc, (urllib.error.URLError, ConnectionError, http.client.HTTPException)):
         return Verdict("retry", "server", f"connection failed ({type(exc).__name__})")
@@ -258,6 +279,7 @@ def exception_verdict(exc: BaseException) -> Verdict:
 
 
 # --- the SDK, behind a thread -------------------------------------------------------------------
+
 
 def _suds_options(location: str) -> dict[str, Any]:
     """``location`` sends the unmodified SDK to our endpoint (C). No WSDL cache shared between
@@ -281,20 +303,26 @@ class SdkSession:
 
     def __init__(self, credentials: Mapping[str, str], base_url: str):
         from bingads.authorization import AuthorizationData
+
         self.client_id = credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID")
         self.base_url = base_url
-        self.data = AuthorizationData(account_id=None, customer_id=customer_id(credentials),
-                                      developer_token=credential(PLATFORM, credentials, "MICROSOFT_DEVELOPER_TOKEN"))
+        self.data = AuthorizationData(
+            account_id=None,
+            customer_id=customer_id(credentials),
+            developer_token=credential(PLATFORM, credentials, "MICROSOFT_DEVELOPER_TOKEN"),
+        )
         self._reporting: Any = None
         self._customer: Any = None
 
     def prepare(self, token: str, account_id: str) -> None:
         from bingads.authorization import OAuthDesktopMobileImplicitGrant, OAuthTokens
+
         self.data.authentication = OAuthDesktopMobileImplicitGrant(self.client_id, oauth_tokens=OAuthTokens(token))
         self.data.account_id = int(account_id)
 
     def _client(self, service: str, location: str) -> Any:
         from bingads.service_client import ServiceClient
+
         client = ServiceClient(service, API_VERSION, self.data, "production", **_suds_options(location))
         client.refresh_oauth_tokens_automatically = False
         return client
@@ -306,8 +334,7 @@ class SdkSession:
         return self._reporting
 
     def submit(self, start: dt.date, end: dt.date, report_time_zone: str) -> str:
-        request = build_report_request(self.reporting.factory, str(self.data.account_id), start, end,
-                                       report_time_zone)
+        request = build_report_request(self.reporting.factory, str(self.data.account_id), start, end, report_time_zone)
         return self.reporting.SubmitGenerateReport(ReportRequest=request)
 
     def poll(self, request_id: str) -> Any:
@@ -362,27 +389,33 @@ _POOLS_LOCK = threading.Lock()
 
 
 def session_pool(credentials: Mapping[str, str], base_url: str) -> SessionPool:
-    key = (base_url, hashlib.sha256("|".join(f"{k}={credentials.get(k, '')}" for k in (
-        "MICROSOFT_CLIENT_ID", "MICROSOFT_CUSTOMER_ID", "MICROSOFT_DEVELOPER_TOKEN")).encode()).hexdigest())
+    key = (
+        base_url,
+        hashlib.sha256(
+            "|".join(
+                f"{k}={credentials.get(k, '')}"
+                for k in ("MICROSOFT_CLIENT_ID", "MICROSOFT_CUSTOMER_ID", "MICROSOFT_DEVELOPER_TOKEN")
+            ).encode()
+        ).hexdigest(),
+    )
     with _POOLS_LOCK:
         if key not in _POOLS:
             _POOLS[key] = SessionPool(credentials, base_url, SDK_SESSIONS)
         return _POOLS[key]
 
 
-def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.date,
-                         report_time_zone: str) -> Any:
+def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.date, report_time_zone: str) -> Any:
     """The AccountPerformanceReportRequest for one account's daily spend over [start, end] (B.4)."""
     req = factory.create("AccountPerformanceReportRequest")
     req.Format = "Csv"
-    req.FormatVersion = "2.0"              # no thousands separators in money columns (B.4)
+    req.FormatVersion = "2.0"  # no thousands separators in money columns (B.4)
     req.ReportName = REPORT_NAME
-    req.ReturnOnlyCompleteData = False     # True with a range touching today is fault 2004 (B.4)
-    req.ExcludeReportHeader = False        # keep "Rows: N" to check the file is whole
-    req.ExcludeReportFooter = False        # keep the copyright row: a file without it was cut off
-    req.ExcludeColumnHeaders = False       # columns are read by name
+    req.ReturnOnlyCompleteData = False  # True with a range touching today is fault 2004 (B.4)
+    req.ExcludeReportHeader = False  # keep "Rows: N" to check the file is whole
+    req.ExcludeReportFooter = False  # keep the copyright row: a file without it was cut off
+    req.ExcludeColumnHeaders = False  # columns are read by name
     req.Aggregation = "Daily"
-    req.Filter = None                      # the factory pre-builds an empty filter (B.9)
+    req.Filter = None  # the factory pre-builds an empty filter (B.9)
     scope = factory.create("AccountReportScope")
     scope.AccountIds = {"long": [int(account_id)]}
     req.Scope = scope
@@ -391,7 +424,7 @@ def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.
     first.Day, first.Month, first.Year = start.day, start.month, start.year
     last.Day, last.Month, last.Year = end.day, end.month, end.year
     time.CustomDateRangeStart, time.CustomDateRangeEnd = first, last
-    time.PredefinedTime = None             # custom range and predefined period are exclusive
+    time.PredefinedTime = None  # custom range and predefined period are exclusive
     time.ReportTimeZone = report_time_zone
     req.Time = time
     columns = factory.create("ArrayOfAccountPerformanceReportColumn")
@@ -403,6 +436,7 @@ def build_report_request(factory: Any, account_id: str, start: dt.date, end: dt.
 def soap_verdict(exc: Exception) -> Verdict:
     """Any error an SDK call raised: a SOAP fault by its codes, everything else by ``exception_verdict``."""
     from suds import WebFault
+
     if isinstance(exc, WebFault):
         return fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
     return exception_verdict(exc)
@@ -415,7 +449,7 @@ async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
     pool = session_pool(api.credentials, api.base_url)
 
     async def send(token: str | None) -> Any:
-        assert token is not None          # authed: the core always hands a token
+        assert token is not None  # authed: the core always hands a token
         return await api.to_thread(pool.call, method, token, account_id, *args)
 
     return await api.call(send, on_error=soap_verdict)
@@ -423,20 +457,25 @@ async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
 
 # --- parsing ------------------------------------------------------------------------------------
 
+
 def parse_account(account: Any, account_id: str) -> AccountInfo:
     """AccountInfo from CustomerManagement GetAccount's AdvertiserAccount (B.8)."""
     if account is None or isinstance(account, (str, bytes)):
         raise MalformedResponse(f"microsoft: GetAccount for {account_id} returned no account")
     returned_id = str(getattr(account, "Id", "") or "").strip()
     if returned_id != account_id:
-        raise MalformedResponse(f"microsoft: GetAccount for {account_id} returned account {returned_id or 'without an Id'}")
+        raise MalformedResponse(
+            f"microsoft: GetAccount for {account_id} returned account {returned_id or 'without an Id'}"
+        )
     currency = str(getattr(account, "CurrencyCode", "") or "").strip()
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise MalformedResponse(f"microsoft: account {account_id} has no ISO currency code (got {currency[:20]!r})")
     zone = str(getattr(account, "TimeZone", "") or "").strip()
     if zone not in TIME_ZONES:
-        raise MalformedResponse(f"microsoft: account {account_id} has time zone {zone[:60]!r}, which is not one of "
-                                "the v13 TimeZoneType values this version knows")
+        raise MalformedResponse(
+            f"microsoft: account {account_id} has time zone {zone[:60]!r}, which is not one of "
+            "the v13 TimeZoneType values this version knows"
+        )
     return AccountInfo(account_id, currency, TIME_ZONES[zone][1], str(getattr(account, "Name", "") or ""))
 
 
@@ -444,8 +483,11 @@ def report_time_zone(account: AccountInfo) -> str:
     try:
         return REPORT_TIME_ZONE_BY_IANA[account.timezone]
     except KeyError:
-        raise FetchError("request", f"microsoft: account {account.account_id} has time zone {account.timezone!r}, "
-                                   "which has no Microsoft ReportTimeZone; refresh its account info") from None
+        raise FetchError(
+            "request",
+            f"microsoft: account {account.account_id} has time zone {account.timezone!r}, "
+            "which has no Microsoft ReportTimeZone; refresh its account info",
+        ) from None
 
 
 def parse_poll_status(status: Any, request_id: str) -> JobStatus:
@@ -457,8 +499,11 @@ def parse_poll_status(status: Any, request_id: str) -> JobStatus:
         url = getattr(status, "ReportDownloadUrl", None)
         return JobStatus("done", {"url": str(url).strip() if url else ""})
     if state == "Error":
-        return JobStatus("failed", message=f"Microsoft reported status Error for report request {request_id}; "
-                                           "the next refresh requests it again")
+        return JobStatus(
+            "failed",
+            message=f"Microsoft reported status Error for report request {request_id}; "
+            "the next refresh requests it again",
+        )
     raise MalformedResponse(f"microsoft: report request {request_id} has an unknown status {state[:40]!r}")
 
 
@@ -480,7 +525,7 @@ def unzip_report(body: bytes) -> str:
 
 def parse_spend(value: str, day: dt.date) -> Decimal:
     text = value.strip()
-    if _THOUSANDS_RE.match(text):          # older FormatVersion puts separators in money (B.4)
+    if _THOUSANDS_RE.match(text):  # older FormatVersion puts separators in money (B.4)
         text = text.replace(",", "")
     return parse_decimal(text, f"microsoft Spend on {day}")
 
@@ -491,7 +536,7 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
     its currency, and every Spend is an exact decimal. Days without a row are simply absent."""
     try:
         rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:          # e.g. a stray carriage return inside a field
+    except csv.Error as exc:  # e.g. a stray carriage return inside a field
         raise MalformedResponse(f"microsoft: the report CSV is not valid CSV ({exc})") from None
     declared: int | None = None
     i = 0
@@ -511,7 +556,7 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
     col = {name: header.index(name) for name in REPORT_COLUMNS}
     out: dict[dt.date, Decimal] = {}
     count, footer = 0, False
-    for row in rows[i + 1:]:
+    for row in rows[i + 1 :]:
         cells = [c for c in row if c.strip()]
         if not cells:
             continue
@@ -527,11 +572,14 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
         count += 1
         day = parse_day(row[col["TimePeriod"]], "microsoft: TimePeriod")
         if row[col["AccountId"]].strip() != account_id:
-            raise MalformedResponse(f"microsoft: the report for {account_id} has a row for account "
-                                    f"{row[col['AccountId']][:30]!r}")
+            raise MalformedResponse(
+                f"microsoft: the report for {account_id} has a row for account {row[col['AccountId']][:30]!r}"
+            )
         if row[col["CurrencyCode"]].strip() != currency:
-            raise MalformedResponse(f"microsoft: account {account_id} reported spend in "
-                                    f"{row[col['CurrencyCode']][:10]!r}, expected {currency}")
+            raise MalformedResponse(
+                f"microsoft: account {account_id} reported spend in "
+                f"{row[col['CurrencyCode']][:10]!r}, expected {currency}"
+            )
         out[day] = out.get(day, Decimal(0)) + parse_spend(row[col["Spend"]], day)
     if not footer:
         raise MalformedResponse("microsoft: the report file has no copyright footer; it was cut off")
@@ -541,6 +589,7 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
 
 
 # --- the fetcher --------------------------------------------------------------------------------
+
 
 class MicrosoftFetcher:
     platform = PLATFORM
@@ -557,17 +606,21 @@ class MicrosoftFetcher:
         # (SdkSession.set_token); the only plain HTTP call, the pre-signed download, is unauthenticated.
         return {}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         # Microsoft rotates refresh tokens (B.3): on_rotate keeps the new one for the next run.
         # MICROSOFT_CLIENT_SECRET is optional: desktop (public) clients have none.
         return OAuthRefreshAuth(
-            platform=PLATFORM, token_url=token_url,
+            platform=PLATFORM,
+            token_url=token_url,
             client_id=credential(PLATFORM, credentials, "MICROSOFT_CLIENT_ID"),
             client_secret=(credentials.get("MICROSOFT_CLIENT_SECRET") or "").strip(),
             refresh_token=credential(PLATFORM, credentials, "MICROSOFT_REFRESH_TOKEN"),
             access_token=(credentials.get("MICROSOFT_ACCESS_TOKEN") or "").strip() or None,
-            extra_form={"scope": OAUTH_SCOPE}, on_rotate=on_rotate)
+            extra_form={"scope": OAUTH_SCOPE},
+            on_rotate=on_rotate,
+        )
 
     def classify(self, response: Any) -> Verdict:
         # Only the report download goes through api.request; SOAP faults are sorted by fault_verdict.
@@ -582,18 +635,18 @@ class MicrosoftFetcher:
         account = await soap_call(api, account_id, "get_account")
         return parse_account(account, account_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         zone = report_time_zone(account)
         redact.add((api.credentials.get("MICROSOFT_DEVELOPER_TOKEN") or "").strip())
 
         async def submit() -> str:
-            for _ in range(2):     # an empty ReportRequestId is a failed submit: try once more (B.9)
+            for _ in range(2):  # an empty ReportRequestId is a failed submit: try once more (B.9)
                 request_id = await soap_call(api, account.account_id, "submit", start, end, zone)
                 if request_id and str(request_id).strip():
                     return str(request_id).strip()
-            raise MalformedResponse(f"microsoft: SubmitGenerateReport for {account.account_id} returned no "
-                                    "ReportRequestId")
+            raise MalformedResponse(
+                f"microsoft: SubmitGenerateReport for {account.account_id} returned no ReportRequestId"
+            )
 
         async def poll(request_id: str) -> JobStatus:
             return parse_poll_status(await soap_call(api, account.account_id, "poll", request_id), request_id)
@@ -601,12 +654,16 @@ class MicrosoftFetcher:
         async def download(status: JobStatus) -> str | None:
             url = status.detail.get("url")
             if not url:
-                return None        # Success without a URL: no data for these parameters (B.7)
+                return None  # Success without a URL: no data for these parameters (B.7)
             resp = await api.request("GET", url, authed=False, budgeted=False)
             return unzip_report(resp.content)
 
-        text = await api.run_report_job(submit=submit, poll=poll, download=download,
-                                        resume_key=f"{PLATFORM}:{account.account_id}:{start}:{end}:{zone}")
+        text = await api.run_report_job(
+            submit=submit,
+            poll=poll,
+            download=download,
+            resume_key=f"{PLATFORM}:{account.account_id}:{start}:{end}:{zone}",
+        )
         if text is None:
             return {}
         return parse_report_csv(text, account.account_id, account.currency)

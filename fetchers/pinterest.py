@@ -5,36 +5,46 @@ Recent windows use the synchronous ``GET /v5/ad_accounts/{id}/analytics`` (at mo
 (``POST /v5/ad_accounts/{id}/reports``, poll by token, download a JSON file), which reaches 914
 days back with 186 days per report. Facts: shared/platform-apis part 1, section 6.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import clock
 from .base import AccountInfo, Api, FetchError, JobStatus, MalformedResponse, Verdict
-from .core import (OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal, parse_day,
-                   retry_after_seconds)
+from .core import (
+    OAuthRefreshAuth,
+    credential,
+    default_verdict,
+    json_body,
+    micros_to_decimal,
+    parse_day,
+    retry_after_seconds,
+)
 
-API_VERSION = "v5"            # no sunset announced (OpenAPI v5.23.0, 2025-12-11)
-MAX_DAYS = 90                 # sync range cap (section 6.2); the async cap (186) is wider
-LOOKBACK_DAYS = 28            # Pinterest documents no settle time; one 90-day sync request covers 28 days at no extra cost
-DAY_BASIS = "UTC"             # reporting dates are UTC (section 6.2, 6.7)
-HISTORY_DAYS = 914            # async reports reach 914 days back (section 6.2)
-SYNC_HISTORY_DAYS = 89        # sync reaches "at most 90 days" back: stay one day inside it (section 6.2)
+API_VERSION = "v5"  # no sunset announced (OpenAPI v5.23.0, 2025-12-11)
+MAX_DAYS = 90  # sync range cap (section 6.2); the async cap (186) is wider
+LOOKBACK_DAYS = 28  # Pinterest documents no settle time; one 90-day sync request covers 28 days at no extra cost
+DAY_BASIS = "UTC"  # reporting dates are UTC (section 6.2, 6.7)
+HISTORY_DAYS = 914  # async reports reach 914 days back (section 6.2)
+SYNC_HISTORY_DAYS = 89  # sync reaches "at most 90 days" back: stay one day inside it (section 6.2)
 
-SPEND_COLUMN = "SPEND_IN_MICRO_DOLLAR"    # micro-units of the ad account's currency, not USD (section 6.3)
+SPEND_COLUMN = "SPEND_IN_MICRO_DOLLAR"  # micro-units of the ad account's currency, not USD (section 6.3)
 REPORT_PENDING = {"IN_PROGRESS"}
 REPORT_FAILED = {"FAILED", "CANCELLED"}
-REPORT_GONE = {"DOES_NOT_EXIST", "EXPIRED"}    # a report lives one hour (section 6.2): ask again
-THROTTLE_CODES = {8, 2726}                     # 2726: "Reporting query cost limit exceeded" (section 6.5)
-RETRY_400_CODES = {1, 12}                      # "Retry after 5 seconds", "Something went wrong on our end"
+REPORT_GONE = {"DOES_NOT_EXIST", "EXPIRED"}  # a report lives one hour (section 6.2): ask again
+THROTTLE_CODES = {8, 2726}  # 2726: "Reporting query cost limit exceeded" (section 6.5)
+RETRY_400_CODES = {1, 12}  # "Retry after 5 seconds", "Something went wrong on our end"
 _ID_RE = re.compile(r"^\d{1,20}$")
 _RETRY_AFTER_RE = re.compile(r"(?i)retry after (\d+) seconds?")
 
 
 # --- requests ---------------------------------------------------------------------------------
+
 
 def utc_today() -> dt.date:
     return clock.today()
@@ -54,14 +64,19 @@ def reports_path(account_id: str) -> str:
 
 
 def build_analytics_params(start: dt.date, end: dt.date) -> dict[str, str]:
-    return {"start_date": start.isoformat(), "end_date": end.isoformat(),
-            "granularity": "DAY", "columns": SPEND_COLUMN}
+    return {"start_date": start.isoformat(), "end_date": end.isoformat(), "granularity": "DAY", "columns": SPEND_COLUMN}
 
 
 def build_report_body(start: dt.date, end: dt.date) -> dict[str, Any]:
     # JSON body only: the reports endpoint accepts no query parameters (section 6.1)
-    return {"start_date": start.isoformat(), "end_date": end.isoformat(), "granularity": "DAY",
-            "level": "ADVERTISER", "columns": [SPEND_COLUMN], "report_format": "JSON"}
+    return {
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "granularity": "DAY",
+        "level": "ADVERTISER",
+        "columns": [SPEND_COLUMN],
+        "report_format": "JSON",
+    }
 
 
 def report_resume_key(account_id: str, start: dt.date, end: dt.date) -> str:
@@ -69,6 +84,7 @@ def report_resume_key(account_id: str, start: dt.date, end: dt.date) -> str:
 
 
 # --- parsing ----------------------------------------------------------------------------------
+
 
 def _error_fields(resp: Any) -> tuple[Any, str]:
     try:
@@ -99,10 +115,12 @@ def parse_daily_rows(rows: Any, where: str) -> dict[dt.date, Decimal]:
         if SPEND_COLUMN not in row:
             if any(k.startswith("SPEND_IN_") for k in row):
                 # another spend column came back with a value while ours did not: not an empty day
-                raise MalformedResponse(f"pinterest {where} row for {day} carries "
-                                        f"{', '.join(sorted(k for k in row if k.startswith('SPEND_IN_')))} "
-                                        f"but not {SPEND_COLUMN}")
-            out[day] = Decimal(0)                 # the column left out: no spend that day
+                raise MalformedResponse(
+                    f"pinterest {where} row for {day} carries "
+                    f"{', '.join(sorted(k for k in row if k.startswith('SPEND_IN_')))} "
+                    f"but not {SPEND_COLUMN}"
+                )
+            out[day] = Decimal(0)  # the column left out: no spend that day
             continue
         out[day] = micros_to_decimal(row[SPEND_COLUMN], f"pinterest {SPEND_COLUMN} for {day}")
     return out
@@ -113,8 +131,10 @@ def parse_analytics(body: Any, account_id: str) -> dict[dt.date, Decimal]:
     days = parse_daily_rows(body, "analytics")
     for row in body:
         if str(row.get("AD_ACCOUNT_ID", account_id)) != account_id:
-            raise MalformedResponse(f"pinterest analytics returned a row of ad account "
-                                    f"{str(row.get('AD_ACCOUNT_ID'))[:24]}, asked for {account_id}")
+            raise MalformedResponse(
+                f"pinterest analytics returned a row of ad account "
+                f"{str(row.get('AD_ACCOUNT_ID'))[:24]}, asked for {account_id}"
+            )
     return days
 
 
@@ -122,8 +142,9 @@ def parse_report_file(body: Any) -> dict[dt.date, Decimal]:
     """The downloaded JSON report: ``{"<entity id>": [row, ...]}``; all-zero rows left out
     (section 6.2). Spend per day is summed over the entities."""
     if not isinstance(body, dict):
-        raise MalformedResponse(f"pinterest report file is a {type(body).__name__}, expected an object "
-                                "keyed by entity id")
+        raise MalformedResponse(
+            f"pinterest report file is a {type(body).__name__}, expected an object keyed by entity id"
+        )
     out: dict[dt.date, Decimal] = {}
     for entity, rows in body.items():
         for day, amount in parse_daily_rows(rows, f"report rows of {str(entity)[:24]}").items():
@@ -155,14 +176,14 @@ def parse_account(body: Any, account_id: str) -> AccountInfo:
         raise MalformedResponse("pinterest ad account answer is not an object")
     currency = body.get("currency")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
-        raise MalformedResponse(f"pinterest ad account {account_id} has no ISO currency "
-                                f"({str(currency)[:12]!r})")
+        raise MalformedResponse(f"pinterest ad account {account_id} has no ISO currency ({str(currency)[:12]!r})")
     name = body.get("name")
     # v5 AdAccount has no timezone field: reporting days are UTC (section 6.7)
     return AccountInfo(account_id, currency.upper(), "UTC", name if isinstance(name, str) else "")
 
 
 # --- the fetcher ------------------------------------------------------------------------------
+
 
 class PinterestFetcher:
     platform = "pinterest"
@@ -174,24 +195,31 @@ class PinterestFetcher:
     def normalize_account_id(self, raw: str) -> str:
         value = str(raw).strip()
         if not _ID_RE.fullmatch(value):
-            raise ValueError(f"pinterest: {str(raw)!r} is not a Pinterest ad account id; expected the "
-                             "ad account id in digits, e.g. 549755885175")
+            raise ValueError(
+                f"pinterest: {str(raw)!r} is not a Pinterest ad account id; expected the "
+                "ad account id in digits, e.g. 549755885175"
+            )
         return value
 
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         # HTTP Basic client auth, form body (section 6.6). Apps created before 2025-09-25 must
         # ask for continuous refresh tokens explicitly; sending it is the safe choice for all.
         return OAuthRefreshAuth(
-            platform=self.platform, token_url=token_url,
+            platform=self.platform,
+            token_url=token_url,
             client_id=credential(self.platform, credentials, "PINTEREST_APP_ID"),
             client_secret=credential(self.platform, credentials, "PINTEREST_APP_SECRET"),
             refresh_token=credential(self.platform, credentials, "PINTEREST_REFRESH_TOKEN"),
             access_token=credentials.get("PINTEREST_ACCESS_TOKEN") or None,
-            client_auth="basic", extra_form={"continuous_refresh": "true"}, on_rotate=on_rotate)
+            client_auth="basic",
+            extra_form={"continuous_refresh": "true"},
+            on_rotate=on_rotate,
+        )
 
     def classify(self, response: Any) -> Verdict:
         verdict = default_verdict(response)
@@ -212,8 +240,12 @@ class PinterestFetcher:
         if status == 401:
             return Verdict("refresh", "auth", f"HTTP 401, {said}")
         if status == 403:
-            return Verdict("fail", "request", f"HTTP 403, {said}: the user who authorised the app needs "
-                                              "Owner, Admin, Analyst or Campaign Manager access to this ad account")
+            return Verdict(
+                "fail",
+                "request",
+                f"HTTP 403, {said}: the user who authorised the app needs "
+                "Owner, Admin, Analyst or Campaign Manager access to this ad account",
+            )
         if status >= 500:
             return verdict
         return Verdict("fail", "request", f"HTTP {status}, {said}")
@@ -222,20 +254,16 @@ class PinterestFetcher:
         resp = await api.request("GET", f"/{API_VERSION}/ad_accounts/{account_id}")
         return parse_account(json_body(resp, self.platform), account_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         today = utc_today()
         if start < today - dt.timedelta(days=HISTORY_DAYS):
-            raise FetchError("request", f"pinterest keeps {HISTORY_DAYS} days of history; "
-                                        f"{start} is older than that")
+            raise FetchError("request", f"pinterest keeps {HISTORY_DAYS} days of history; {start} is older than that")
         if uses_async_report(start, today):
             return await self._fetch_report(api, account.account_id, start, end)
-        resp = await api.request("GET", analytics_path(account.account_id),
-                                 params=build_analytics_params(start, end))
+        resp = await api.request("GET", analytics_path(account.account_id), params=build_analytics_params(start, end))
         return parse_analytics(json_body(resp, self.platform), account.account_id)
 
-    async def _fetch_report(self, api: Api, account_id: str, start: dt.date, end: dt.date
-                            ) -> dict[dt.date, Decimal]:
+    async def _fetch_report(self, api: Api, account_id: str, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         path = reports_path(account_id)
 
         async def submit() -> str:
@@ -258,12 +286,16 @@ class PinterestFetcher:
             except FetchError as exc:
                 if exc.kind != "request":
                     raise
-                raise FetchError("request", "pinterest refused the report download (its link lasts 5 "
-                                            "minutes); the next refresh polls the report for a new link") from None
+                raise FetchError(
+                    "request",
+                    "pinterest refused the report download (its link lasts 5 "
+                    "minutes); the next refresh polls the report for a new link",
+                ) from None
             return parse_report_file(json_body(resp, self.platform))
 
-        return await api.run_report_job(submit=submit, poll=poll, download=download,
-                                        resume_key=report_resume_key(account_id, start, end))
+        return await api.run_report_job(
+            submit=submit, poll=poll, download=download, resume_key=report_resume_key(account_id, start, end)
+        )
 
 
 FETCHER = PinterestFetcher()

@@ -2,13 +2,15 @@
 
 Facts: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md, section 7.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
 import urllib.parse
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -17,16 +19,16 @@ from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
 from .core import OAuthRefreshAuth, credential, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
 
 PLATFORM = "reddit"
-API_VERSION = "v3"            # /api/v3; no sunset announced (§7.1)
+API_VERSION = "v3"  # /api/v3; no sunset announced (§7.1)
 API_PREFIX = f"/api/{API_VERSION}"
 # No documented maximum range per report (§7.2, §9 UNCONFIRMED): we keep windows small (§8 item 2)
 # at 30 days, one DATE row a day, so one report stays one page.
 MAX_DAYS = 30
 # Report data settles within about 6 hours (§7.3): three days of restatement cover it with margin.
 LOOKBACK_DAYS = 3
-DAY_BASIS = "account"         # DATE rows follow the time_zone_id we send: the account's own (§7.2, §7.8)
-HISTORY_DAYS = 730            # only the last 24 months of report data are served (§7.2)
-PAGE_SIZE = 1000              # page.size goes up to 1000 (§7.4)
+DAY_BASIS = "account"  # DATE rows follow the time_zone_id we send: the account's own (§7.2, §7.8)
+HISTORY_DAYS = 730  # only the last 24 months of report data are served (§7.2)
+PAGE_SIZE = 1000  # page.size goes up to 1000 (§7.4)
 MAX_PAGES = 500
 # A unique, descriptive User-Agent is required on API and token calls (§7.1, §7.6).
 USER_AGENT = "server:ad-spend-hub:1.0 (daily ad spend sync)"
@@ -36,15 +38,19 @@ _ID_RE = re.compile(r"^(a2|t2)_([A-Za-z0-9][A-Za-z0-9_-]*)$", re.IGNORECASE)
 
 # --- ids and auth -------------------------------------------------------------------------------
 
+
 def normalize_account_id(raw: str) -> str:
     m = _ID_RE.match(str(raw).strip())
     if not m:
-        raise ValueError(f"reddit: {str(raw)!r} is not a Reddit ad account id; expected the id as Reddit Ads "
-                         "shows it: a2_ or t2_ followed by letters and digits, e.g. a2_abc123")
+        raise ValueError(
+            f"reddit: {str(raw)!r} is not a Reddit ad account id; expected the id as Reddit Ads "
+            "shows it: a2_ or t2_ followed by letters and digits, e.g. a2_abc123"
+        )
     return f"{m.group(1).lower()}_{m.group(2)}"
 
 
 # --- request building ---------------------------------------------------------------------------
+
 
 def _zone(name: str, account_id: str) -> ZoneInfo:
     try:
@@ -71,11 +77,14 @@ def report_range(zone: ZoneInfo, start: dt.date, end: dt.date) -> tuple[str, str
     end+1 00:00Z), on whole hours (§7.2: times must fall on the hour). Every requested day is
     then whole under either reading; the partial neighbour days this may add are dropped by
     ``parse_report_page``, so nothing is lost or counted twice."""
-    utc = dt.timezone.utc
+    utc = dt.UTC
+
     def local(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(utc)
+
     def wall(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(0), tzinfo=utc)
+
     after = end + dt.timedelta(days=1)
     lo = _floor_hour(min(local(start), wall(start)))
     hi = _ceil_hour(max(local(after), wall(after)))
@@ -84,8 +93,15 @@ def report_range(zone: ZoneInfo, start: dt.date, end: dt.date) -> tuple[str, str
 
 def build_report_body(account: AccountInfo, start: dt.date, end: dt.date) -> dict:
     starts_at, ends_at = report_range(_zone(account.timezone, account.account_id), start, end)
-    return {"data": {"starts_at": starts_at, "ends_at": ends_at, "breakdowns": ["DATE"], "fields": ["SPEND"],
-                     "time_zone_id": account.timezone}}
+    return {
+        "data": {
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "breakdowns": ["DATE"],
+            "fields": ["SPEND"],
+            "time_zone_id": account.timezone,
+        }
+    }
 
 
 def next_page_path(next_url: Any, account_id: str) -> str | None:
@@ -99,12 +115,14 @@ def next_page_path(next_url: Any, account_id: str) -> str | None:
         raise MalformedResponse(f"reddit report for {account_id}: pagination.next_url is not a URL")
     parts = urllib.parse.urlsplit(next_url)
     if parts.path != f"{API_PREFIX}/ad_accounts/{account_id}/reports":
-        raise MalformedResponse(f"reddit report for {account_id}: pagination.next_url points elsewhere "
-                                f"({parts.path[:80]!r})")
+        raise MalformedResponse(
+            f"reddit report for {account_id}: pagination.next_url points elsewhere ({parts.path[:80]!r})"
+        )
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def error_message(body: Any) -> str:
     """Both of Reddit's error shapes (§7.5): error.code/message and success=false error.reason/explanation."""
@@ -130,12 +148,12 @@ def parse_account(body: Any, account_id: str) -> AccountInfo:
     if not isinstance(timezone, str) or not timezone:
         raise MalformedResponse(f"reddit ad account {account_id}: time_zone_id missing")
     _zone(timezone, account_id)
-    return AccountInfo(account_id=account_id, currency=currency.upper(), timezone=timezone,
-                       name=str(data.get("name") or ""))
+    return AccountInfo(
+        account_id=account_id, currency=currency.upper(), timezone=timezone, name=str(data.get("name") or "")
+    )
 
 
-def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str
-                      ) -> tuple[dict[dt.date, Decimal], Any]:
+def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str) -> tuple[dict[dt.date, Decimal], Any]:
     """Daily spend (micros / 1e6) of the rows dated inside [start, end], and ``pagination.next_url``."""
     where = f"reddit report for {account_id}"
     data = body.get("data") if isinstance(body, dict) else None
@@ -154,7 +172,7 @@ def parse_report_page(body: Any, start: dt.date, end: dt.date, account_id: str
             raise MalformedResponse(f"{where}: the {day} row has no spend")
         amount = micros_to_decimal(row["spend"], f"{where}: spend on {day}")
         if not (start <= day <= end):
-            continue              # a partial neighbour day of the widened range (see report_range)
+            continue  # a partial neighbour day of the widened range (see report_range)
         if day in out:
             raise MalformedResponse(f"{where}: {day} appears twice")
         out[day] = amount
@@ -171,8 +189,12 @@ class ReportPages:
         self.body = build_report_body(account, start, end)
 
     def first(self) -> PageRequest:
-        return PageRequest("POST", f"{API_PREFIX}/ad_accounts/{self.account_id}/reports",
-                           params={"page.size": str(PAGE_SIZE)}, json=self.body)
+        return PageRequest(
+            "POST",
+            f"{API_PREFIX}/ad_accounts/{self.account_id}/reports",
+            params={"page.size": str(PAGE_SIZE)},
+            json=self.body,
+        )
 
     def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
         rows, next_url = parse_report_page(body, self.start, self.end, self.account_id)
@@ -181,6 +203,7 @@ class ReportPages:
 
 
 # --- the fetcher --------------------------------------------------------------------------------
+
 
 class RedditFetcher:
     platform = PLATFORM
@@ -195,17 +218,22 @@ class RedditFetcher:
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         # HTTP Basic client auth and a User-Agent on the token call; the reply may carry a new
         # refresh token, which on_rotate persists (§7.6)
         return OAuthRefreshAuth(
-            platform=PLATFORM, token_url=token_url,
+            platform=PLATFORM,
+            token_url=token_url,
             client_id=credential(PLATFORM, credentials, "REDDIT_CLIENT_ID"),
             client_secret=credential(PLATFORM, credentials, "REDDIT_CLIENT_SECRET"),
             refresh_token=credential(PLATFORM, credentials, "REDDIT_REFRESH_TOKEN"),
             access_token=(credentials.get("REDDIT_ACCESS_TOKEN") or None),
-            client_auth="basic", extra_headers={"User-Agent": USER_AGENT}, on_rotate=on_rotate)
+            client_auth="basic",
+            extra_headers={"User-Agent": USER_AGENT},
+            on_rotate=on_rotate,
+        )
 
     def classify(self, response: httpx.Response) -> Verdict:
         verdict = default_verdict(response)
@@ -224,10 +252,16 @@ class RedditFetcher:
         if status == 403 and "scope" in message.lower():
             return Verdict("fail", "auth", f"HTTP 403: {message}; re-authorise with the adsread scope")
         if status == 403:
-            return Verdict("fail", "request", f"HTTP 403: no access to this ad account ({message or 'forbidden'}); "
-                                              "check that the authorising Reddit user can see it")
+            return Verdict(
+                "fail",
+                "request",
+                f"HTTP 403: no access to this ad account ({message or 'forbidden'}); "
+                "check that the authorising Reddit user can see it",
+            )
         if status == 404:
-            return Verdict("fail", "request", f"HTTP 404: ad account not found ({message or 'not found'}); check the id")
+            return Verdict(
+                "fail", "request", f"HTTP 404: ad account not found ({message or 'not found'}); check the id"
+            )
         if verdict.action == "fail" and message:
             return Verdict("fail", verdict.kind, f"HTTP {status}: {message}")
         return verdict
@@ -237,8 +271,7 @@ class RedditFetcher:
         resp = await api.request("GET", f"{API_PREFIX}/ad_accounts/{account_id}")
         return parse_account(json_body(resp, PLATFORM), account_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         return await fetch_pages(api, ReportPages(account, start, end), MAX_PAGES)
 
 

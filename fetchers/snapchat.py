@@ -2,13 +2,15 @@
 
 Facts: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md, section 5.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
 import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -17,36 +19,41 @@ from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
 from .core import OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal
 
 PLATFORM = "snapchat"
-API_VERSION = "v1"            # Snap versions the path only as /v1/; no sunset announced (§5.1)
+API_VERSION = "v1"  # Snap versions the path only as /v1/; no sunset announced (§5.1)
 # Snap publishes no maximum span for granularity=DAY (§5.2, §9 UNCONFIRMED). Community tools stay
 # within 31 days and the singer tap uses 30: we take the smaller, safer 30.
 MAX_DAYS = 30
 # Stats lag about 48 h before they are final (§5.8, §0 rule 2): re-pull a week.
 LOOKBACK_DAYS = 7
-DAY_BASIS = "account"         # DAY buckets are midnight-to-midnight in the ad account's timezone (§5.2)
-HISTORY_DAYS = None           # no documented retention cap
+DAY_BASIS = "account"  # DAY buckets are midnight-to-midnight in the ad account's timezone (§5.2)
+HISTORY_DAYS = None  # no documented retention cap
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 # --- ids and auth -------------------------------------------------------------------------------
 
+
 def normalize_account_id(raw: str) -> str:
     value = str(raw).strip().lower()
     if not _UUID_RE.match(value):
-        raise ValueError(f"snapchat: {str(raw)!r} is not a Snapchat ad account id; expected the ad account "
-                         "UUID as Ads Manager shows it, e.g. 8adc3db7-8148-4fbf-999c-8d2266369d74")
+        raise ValueError(
+            f"snapchat: {str(raw)!r} is not a Snapchat ad account id; expected the ad account "
+            "UUID as Ads Manager shows it, e.g. 8adc3db7-8148-4fbf-999c-8d2266369d74"
+        )
     return value
 
 
 # --- request building ---------------------------------------------------------------------------
 
+
 def account_zone(account: AccountInfo) -> ZoneInfo:
     try:
         return ZoneInfo(account.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise MalformedResponse(f"snapchat ad account {account.account_id} has an unknown timezone "
-                                f"{account.timezone!r}") from None
+        raise MalformedResponse(
+            f"snapchat ad account {account.account_id} has an unknown timezone {account.timezone!r}"
+        ) from None
 
 
 def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
@@ -54,7 +61,7 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
     Where midnight does not exist (a DST jump at 00:00), the day starts at the first real instant."""
     wall = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
-    return wall.astimezone(dt.timezone.utc).astimezone(zone)
+    return wall.astimezone(dt.UTC).astimezone(zone)
 
 
 def build_stats_params(zone: ZoneInfo, start: dt.date, end: dt.date) -> dict[str, str]:
@@ -69,6 +76,7 @@ def build_stats_params(zone: ZoneInfo, start: dt.date, end: dt.date) -> dict[str
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def _success(status: Any) -> bool:
     # docs examples show "success", fixtures "SUCCESS" (§5.3)
@@ -89,9 +97,14 @@ def parse_account(body: Any, account_id: str) -> AccountInfo:
         entry = body["adaccounts"][0]
         account = entry["adaccount"]
     except (KeyError, IndexError, TypeError):
-        raise MalformedResponse(f"snapchat ad account {account_id}: the answer has no adaccounts[0].adaccount") from None
+        raise MalformedResponse(
+            f"snapchat ad account {account_id}: the answer has no adaccounts[0].adaccount"
+        ) from None
     if "sub_request_status" in entry and not _success(entry["sub_request_status"]):
-        raise FetchError("request", f"snapchat ad account {account_id}: {entry.get('sub_request_reason') or entry['sub_request_status']}")
+        raise FetchError(
+            "request",
+            f"snapchat ad account {account_id}: {entry.get('sub_request_reason') or entry['sub_request_status']}",
+        )
     currency, timezone = account.get("currency"), account.get("timezone")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
         raise MalformedResponse(f"snapchat ad account {account_id}: currency missing or not an ISO code ({currency!r})")
@@ -101,16 +114,19 @@ def parse_account(body: Any, account_id: str) -> AccountInfo:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise MalformedResponse(f"snapchat ad account {account_id}: unknown timezone {timezone!r}") from None
-    return AccountInfo(account_id=account_id, currency=currency.upper(), timezone=timezone,
-                       name=str(account.get("name") or ""))
+    return AccountInfo(
+        account_id=account_id, currency=currency.upper(), timezone=timezone, name=str(account.get("name") or "")
+    )
 
 
 def parse_stats(body: Any, zone: ZoneInfo, account_id: str) -> dict[dt.date, Decimal]:
     """Daily spend from one stats answer: each bucket's local start date -> micros / 1e6."""
     where = f"snapchat stats for ad account {account_id}"
     if not isinstance(body, dict) or not _success(body.get("request_status")):
-        raise MalformedResponse(f"{where}: request_status is {body.get('request_status') if isinstance(body, dict) else None!r}, "
-                                "expected SUCCESS")
+        raise MalformedResponse(
+            f"{where}: request_status is {body.get('request_status') if isinstance(body, dict) else None!r}, "
+            "expected SUCCESS"
+        )
     stats = body.get("timeseries_stats")
     if not isinstance(stats, list) or not stats:
         raise MalformedResponse(f"{where}: timeseries_stats missing or empty")
@@ -119,8 +135,11 @@ def parse_stats(body: Any, zone: ZoneInfo, account_id: str) -> dict[dt.date, Dec
         if not isinstance(entry, dict):
             raise MalformedResponse(f"{where}: timeseries_stats entry is not an object")
         if not _success(entry.get("sub_request_status")):
-            raise FetchError("request", f"{where}: sub-request {entry.get('sub_request_status')!r}: "
-                                        f"{entry.get('sub_request_reason') or 'no reason given'}")
+            raise FetchError(
+                "request",
+                f"{where}: sub-request {entry.get('sub_request_status')!r}: "
+                f"{entry.get('sub_request_reason') or 'no reason given'}",
+            )
         stat = entry.get("timeseries_stat")
         series = stat.get("timeseries") if isinstance(stat, dict) else None
         if not isinstance(series, list):
@@ -139,7 +158,9 @@ def parse_stats(body: Any, zone: ZoneInfo, account_id: str) -> dict[dt.date, Dec
             local = started.astimezone(zone)
             day = local.date()
             if local != local_midnight(day, zone):
-                raise MalformedResponse(f"{where}: bucket {row['start_time']!r} does not start at the account's midnight")
+                raise MalformedResponse(
+                    f"{where}: bucket {row['start_time']!r} does not start at the account's midnight"
+                )
             if "spend" not in row["stats"]:
                 raise MalformedResponse(f"{where}: the {day} bucket has no spend")
             if day in out:
@@ -149,6 +170,7 @@ def parse_stats(body: Any, zone: ZoneInfo, account_id: str) -> dict[dt.date, Dec
 
 
 # --- the fetcher --------------------------------------------------------------------------------
+
 
 class SnapchatFetcher:
     platform = PLATFORM
@@ -163,17 +185,21 @@ class SnapchatFetcher:
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> OAuthRefreshAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> OAuthRefreshAuth:
         # refresh grant with client id and secret in the form body (§5.6); Snap's refresh token does
         # not rotate, but should a reply carry a new one, on_rotate keeps it
         return OAuthRefreshAuth(
-            platform=PLATFORM, token_url=token_url,
+            platform=PLATFORM,
+            token_url=token_url,
             client_id=credential(PLATFORM, credentials, "SNAPCHAT_CLIENT_ID"),
             client_secret=credential(PLATFORM, credentials, "SNAPCHAT_CLIENT_SECRET"),
             refresh_token=credential(PLATFORM, credentials, "SNAPCHAT_REFRESH_TOKEN"),
             access_token=(credentials.get("SNAPCHAT_ACCESS_TOKEN") or None),
-            client_auth="body", on_rotate=on_rotate)
+            client_auth="body",
+            on_rotate=on_rotate,
+        )
 
     def classify(self, response: httpx.Response) -> Verdict:
         verdict = default_verdict(response)
@@ -198,10 +224,16 @@ class SnapchatFetcher:
         if status == 401:
             return Verdict("refresh", "auth", f"HTTP 401: access token rejected ({message or 'unauthorised'})")
         if status == 403:
-            return Verdict("fail", "request", f"HTTP 403: no access to this ad account ({message or 'forbidden'}); "
-                                              "check that the authorising Snapchat user is a member of it")
+            return Verdict(
+                "fail",
+                "request",
+                f"HTTP 403: no access to this ad account ({message or 'forbidden'}); "
+                "check that the authorising Snapchat user is a member of it",
+            )
         if status == 404:
-            return Verdict("fail", "request", f"HTTP 404: ad account not found ({message or 'not found'}); check the id")
+            return Verdict(
+                "fail", "request", f"HTTP 404: ad account not found ({message or 'not found'}); check the id"
+            )
         if verdict.action == "fail" and message:
             return Verdict("fail", verdict.kind, f"HTTP {status}: {message}")
         return verdict
@@ -211,12 +243,12 @@ class SnapchatFetcher:
         resp = await api.request("GET", f"/{API_VERSION}/adaccounts/{account_id}")
         return parse_account(json_body(resp, PLATFORM), account_id)
 
-    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
-                          ) -> dict[dt.date, Decimal]:
+    async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         zone = account_zone(account)
         # stats are not paginated (§5.4): one request per window
-        resp = await api.request("GET", f"/{API_VERSION}/adaccounts/{account.account_id}/stats",
-                                 params=build_stats_params(zone, start, end))
+        resp = await api.request(
+            "GET", f"/{API_VERSION}/adaccounts/{account.account_id}/stats", params=build_stats_params(zone, start, end)
+        )
         return parse_stats(json_body(resp, PLATFORM), zone, account.account_id)
 
 

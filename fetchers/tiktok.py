@@ -2,14 +2,16 @@
 
 Source: shared/platform-apis/meta-google-tiktok-linkedin-snapchat-pinterest-reddit.md section 3.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
 import zoneinfo
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -17,26 +19,28 @@ from .base import AccountInfo, FetchError, MalformedResponse, PageRequest, Verdi
 from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_decimal
 
 PLATFORM = "tiktok"
-API_VERSION = "v1.3"             # TikTok announces no sunset date for v1.3 (none published, §3.1)
-REPORT_PATH = f"/open_api/{API_VERSION}/report/integrated/get/"      # the trailing slash matters (§3.1)
+API_VERSION = "v1.3"  # TikTok announces no sunset date for v1.3 (none published, §3.1)
+REPORT_PATH = f"/open_api/{API_VERSION}/report/integrated/get/"  # the trailing slash matters (§3.1)
 ADVERTISER_INFO_PATH = f"/open_api/{API_VERSION}/advertiser/info/"
-MAX_DAYS = 30                    # "max time span is 30 days when use stat_time_day" (§3.2)
+MAX_DAYS = 30  # "max time span is 30 days when use stat_time_day" (§3.2)
 LOOKBACK_DAYS = 3
-DAY_BASIS = "account"            # stat_time_day is the advertiser's local day (§3.2, §3.3)
-HISTORY_DAYS = None              # no documented retention cap for the integrated report
-PAGE_SIZE = 1000                 # the largest page TikTok serves (§3.4)
-MAX_PAGES = 1000                 # total_page past this is a paging loop, not data
+DAY_BASIS = "account"  # stat_time_day is the advertiser's local day (§3.2, §3.3)
+HISTORY_DAYS = None  # no documented retention cap for the integrated report
+PAGE_SIZE = 1000  # the largest page TikTok serves (§3.4)
+MAX_PAGES = 1000  # total_page past this is a paging loop, not data
 
 DIMENSIONS = ("advertiser_id", "stat_time_day")
-METRICS = ("spend",)             # spend = cash_spend + voucher_spend: the whole billed figure (§3.3)
+METRICS = ("spend",)  # spend = cash_spend + voucher_spend: the whole billed figure (§3.3)
 
 # In-body codes (HTTP 200, `code` != 0; §3.5, official SDK tiktok_code.py).
 THROTTLE_CODES = {40100, 40132, 40133, 61000}
-TRANSIENT_CODES = {50000, 50002}                 # and every 51xxx
+TRANSIENT_CODES = {50000, 50002}  # and every 51xxx
 EXPIRED_TOKEN_CODES = {40102}
-BAD_TOKEN_CODES = {40101: "the app id/secret is invalid",
-                   40104: "no access token was sent",
-                   40105: "the access token is incorrect or has been revoked"}
+BAD_TOKEN_CODES = {
+    40101: "the app id/secret is invalid",
+    40104: "no access token was sent",
+    40105: "the access token is incorrect or has been revoked",
+}
 PERMISSION_CODES = {40001}
 
 _DIGITS = re.compile(r"^\d{6,20}$")
@@ -48,8 +52,9 @@ def json_array(values) -> str:
     return json.dumps(list(values), separators=(",", ":"))
 
 
-def build_report_params(advertiser_id: str, start: dt.date, end: dt.date, page: int,
-                        page_size: int = PAGE_SIZE) -> dict[str, str]:
+def build_report_params(
+    advertiser_id: str, start: dt.date, end: dt.date, page: int, page_size: int = PAGE_SIZE
+) -> dict[str, str]:
     return {
         "advertiser_id": advertiser_id,
         "service_type": "AUCTION",
@@ -65,8 +70,10 @@ def build_report_params(advertiser_id: str, start: dt.date, end: dt.date, page: 
 
 
 def build_advertiser_info_params(advertiser_id: str) -> dict[str, str]:
-    return {"advertiser_ids": json_array([advertiser_id]),
-            "fields": json_array(["advertiser_id", "name", "currency", "timezone", "display_timezone"])}
+    return {
+        "advertiser_ids": json_array([advertiser_id]),
+        "fields": json_array(["advertiser_id", "name", "currency", "timezone", "display_timezone"]),
+    }
 
 
 def _data(body: Any, what: str) -> dict:
@@ -83,8 +90,12 @@ def parse_report_page(body: Any, advertiser_id: str) -> tuple[list[tuple[dt.date
     if not isinstance(rows, list) or not isinstance(info, dict):
         raise MalformedResponse("tiktok report: `data.list` or `data.page_info` is missing")
     total_page, total_number = info.get("total_page"), info.get("total_number")
-    if not isinstance(total_page, int) or isinstance(total_page, bool) or \
-            not isinstance(total_number, int) or isinstance(total_number, bool):
+    if (
+        not isinstance(total_page, int)
+        or isinstance(total_page, bool)
+        or not isinstance(total_number, int)
+        or isinstance(total_number, bool)
+    ):
         raise MalformedResponse("tiktok report: `page_info.total_page`/`total_number` are not integers")
     out = []
     for row in rows:
@@ -93,8 +104,9 @@ def parse_report_page(body: Any, advertiser_id: str) -> tuple[list[tuple[dt.date
         if not isinstance(dims, dict) or not isinstance(metrics, dict):
             raise MalformedResponse("tiktok report: a row has no `dimensions`/`metrics` object")
         if str(dims.get("advertiser_id")) != advertiser_id:
-            raise MalformedResponse(f"tiktok report: a row belongs to advertiser {dims.get('advertiser_id')!r}, "
-                                    f"not {advertiser_id}")
+            raise MalformedResponse(
+                f"tiktok report: a row belongs to advertiser {dims.get('advertiser_id')!r}, not {advertiser_id}"
+            )
         label = dims.get("stat_time_day")
         m = _DAY_LABEL.match(label) if isinstance(label, str) else None
         if not m:
@@ -116,11 +128,14 @@ class ReportPages:
     def __init__(self, advertiser_id: str, start: dt.date, end: dt.date, page_size: int = PAGE_SIZE):
         self.advertiser_id, self.start, self.end, self.page_size = advertiser_id, start, end, page_size
         self.page, self.rows = 1, 0
-        self.total_number: int | None = None      # page_info.total_number of the first page
+        self.total_number: int | None = None  # page_info.total_number of the first page
 
     def _request(self) -> PageRequest:
-        return PageRequest("GET", REPORT_PATH, params=build_report_params(self.advertiser_id, self.start, self.end,
-                                                                            self.page, self.page_size))
+        return PageRequest(
+            "GET",
+            REPORT_PATH,
+            params=build_report_params(self.advertiser_id, self.start, self.end, self.page, self.page_size),
+        )
 
     def first(self) -> PageRequest:
         return self._request()
@@ -132,8 +147,10 @@ class ReportPages:
         if self.total_number is None:
             self.total_number = total_number
         elif total_number != self.total_number:
-            raise FetchError("server", f"tiktok: the report for advertiser {self.advertiser_id} changed while it "
-                                       "was being paged; try again")
+            raise FetchError(
+                "server",
+                f"tiktok: the report for advertiser {self.advertiser_id} changed while it was being paged; try again",
+            )
         days: dict[dt.date, Decimal | None] = {}
         for day, spend in rows:
             if day in days:
@@ -154,8 +171,11 @@ def parse_advertiser_info(body: Any, advertiser_id: str) -> AccountInfo:
         raise MalformedResponse("tiktok advertiser/info: `data.list` is missing")
     row = next((r for r in rows if isinstance(r, dict) and str(r.get("advertiser_id")) == advertiser_id), None)
     if row is None:
-        raise FetchError("request", f"tiktok: advertiser {advertiser_id} is not among the advertisers this "
-                                    "access token may read; authorise it for the app")
+        raise FetchError(
+            "request",
+            f"tiktok: advertiser {advertiser_id} is not among the advertisers this "
+            "access token may read; authorise it for the app",
+        )
     currency = row.get("currency")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
         raise MalformedResponse(f"tiktok advertiser/info: currency {str(currency)[:10]!r} is not an ISO code")
@@ -169,8 +189,10 @@ def parse_advertiser_info(body: Any, advertiser_id: str) -> AccountInfo:
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 continue
             return AccountInfo(advertiser_id, currency, tz, str(row.get("name") or ""))
-    raise MalformedResponse(f"tiktok advertiser/info: no IANA timezone for advertiser {advertiser_id} "
-                            f"(timezone={str(row.get('timezone'))[:40]!r})")
+    raise MalformedResponse(
+        f"tiktok advertiser/info: no IANA timezone for advertiser {advertiser_id} "
+        f"(timezone={str(row.get('timezone'))[:40]!r})"
+    )
 
 
 def verdict_for_code(code: int, message: str, request_id: str = "") -> Verdict:
@@ -186,11 +208,18 @@ def verdict_for_code(code: int, message: str, request_id: str = "") -> Verdict:
         # Advertiser tokens have no refresh flow (§3.6): the core turns this into an auth failure.
         return Verdict("refresh", "auth", f"the access token has expired ({detail}); set a new TIKTOK_ACCESS_TOKEN")
     if code in BAD_TOKEN_CODES:
-        return Verdict("fail", "auth", f"{BAD_TOKEN_CODES[code]} ({detail}); re-authorise the app and set "
-                                       "TIKTOK_ACCESS_TOKEN" + ("/TIKTOK_APP_SECRET" if code == 40101 else ""))
+        return Verdict(
+            "fail",
+            "auth",
+            f"{BAD_TOKEN_CODES[code]} ({detail}); re-authorise the app and set "
+            "TIKTOK_ACCESS_TOKEN" + ("/TIKTOK_APP_SECRET" if code == 40101 else ""),
+        )
     if code in PERMISSION_CODES:
-        return Verdict("fail", "request", f"no permission for this advertiser ({detail}); authorise the advertiser "
-                                          "for this app's access token")
+        return Verdict(
+            "fail",
+            "request",
+            f"no permission for this advertiser ({detail}); authorise the advertiser for this app's access token",
+        )
     return Verdict("fail", "request", f"TikTok refused the request ({detail})")
 
 
@@ -205,15 +234,17 @@ class TikTokFetcher:
     def normalize_account_id(self, raw: str) -> str:
         value = str(raw).strip()
         if not _DIGITS.match(value):
-            raise ValueError(f"tiktok: {str(raw)!r} is not a TikTok advertiser id; expected digits such as "
-                             "7123456789012345")
+            raise ValueError(
+                f"tiktok: {str(raw)!r} is not a TikTok advertiser id; expected digits such as 7123456789012345"
+            )
         return value
 
     def auth_headers(self, token: str) -> dict[str, str]:
-        return {"Access-Token": token}          # not Authorization: Bearer (§3.1)
+        return {"Access-Token": token}  # not Authorization: Bearer (§3.1)
 
-    def build_auth(self, credentials: Mapping[str, str], token_url: str,
-                   on_rotate: Callable[[str], None] | None) -> StaticTokenAuth:
+    def build_auth(
+        self, credentials: Mapping[str, str], token_url: str, on_rotate: Callable[[str], None] | None
+    ) -> StaticTokenAuth:
         return StaticTokenAuth(credential(PLATFORM, credentials, "TIKTOK_ACCESS_TOKEN"))
 
     def classify(self, response: httpx.Response) -> Verdict:
@@ -223,8 +254,11 @@ class TikTokFetcher:
         try:
             body = response.json()
         except ValueError:
-            return Verdict("fail", "malformed", f"sent a body that is not JSON (HTTP {response.status_code}, "
-                                                f"{len(response.content)} bytes)")
+            return Verdict(
+                "fail",
+                "malformed",
+                f"sent a body that is not JSON (HTTP {response.status_code}, {len(response.content)} bytes)",
+            )
         code = body.get("code") if isinstance(body, dict) else None
         if not isinstance(code, int) or isinstance(code, bool):
             return Verdict("fail", "malformed", "the body has no integer `code` (TikTok's error envelope)")

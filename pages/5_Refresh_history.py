@@ -1,4 +1,5 @@
 """Refresh history: recent runs, with per-platform and per-account results, errors and durations."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -15,14 +16,18 @@ if store is not None:
         store.mark_interrupted_runs()
         runs = dash.run_rows(store, 50)
         if not runs:
-            st.info("No refresh has run yet: press Refresh on the Store spend page or run "
-                    "`python cli.py refresh`.")
+            st.info("No refresh has run yet: press Refresh on the Store spend page or run `python cli.py refresh`.")
             ui.page_state("history | 0 runs")
         else:
             st.dataframe(pd.DataFrame(runs), hide_index=True, key="runs_table")
-            run_id = st.selectbox("Run", [r["run"] for r in runs], key="history_run",
-                                  format_func=lambda r: next(f"{x['started']} · {x['status']} · {x['stores']}"
-                                                             for x in runs if x["run"] == r))
+            run_id = st.selectbox(
+                "Run",
+                [r["run"] for r in runs],
+                key="history_run",
+                format_func=lambda r: next(
+                    f"{x['started']} · {x['status']} · {x['stores']}" for x in runs if x["run"] == r
+                ),
+            )
             run = next(r for r in runs if r["run"] == run_id)
             c1, c2, c3, c4 = st.columns(4)
             c1.metric("Status", run["status"])

@@ -1,6 +1,7 @@
 """Alerts: every store's open alerts (stopped, spike, pacing, stale, failed) as of a day, filtered
 by store, platform and kind, each linking to the store view of its day. The same alerts as
 `python cli.py alerts` (service/alerts.py)."""
+
 from __future__ import annotations
 
 import ui

@@ -16,6 +16,7 @@ Sponsored Products only, one ending in 1 or 6 runs Products and Display, every o
 A profile without Sponsored Brands is refused SB reports with Amazon's "do not have access to
 Sponsored Brands functionality" 400; one without Display gets an empty SD report.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,11 +35,13 @@ from .credentials import demo_value
 
 PLATFORM = "amazon"
 TOKEN_PATH = "/auth/o2/token"
-ENV_PREFIX = "AMAZON_ADS"            # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+ENV_PREFIX = "AMAZON_ADS"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
-CREDENTIALS = {"AMAZON_CLIENT_ID": "amzn1.application-oa2-client.sandbox",
-               "AMAZON_CLIENT_SECRET": "sandbox-amazon-secret",
-               "AMAZON_REFRESH_TOKEN": "Atzr|sandbox-amazon-refresh"}
+CREDENTIALS = {
+    "AMAZON_CLIENT_ID": "amzn1.application-oa2-client.sandbox",
+    "AMAZON_CLIENT_SECRET": "sandbox-amazon-secret",
+    "AMAZON_REFRESH_TOKEN": "Atzr|sandbox-amazon-refresh",
+}
 DOWNLOAD_PREFIX = "/offline-report-storage-sandbox"
 
 CREATE_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"
@@ -48,16 +51,32 @@ PRODUCTS = {  # adProduct -> (reportTypeId, part code, retention days)
     "SPONSORED_BRANDS": ("sbCampaigns", "sb", 60),
     "SPONSORED_DISPLAY": ("sdCampaigns", "sd", 65),
 }
-ALLOWED_COLUMNS = {"date", "campaignId", "campaignName", "campaignStatus", "campaignBudgetCurrencyCode",
-                   "campaignBudgetAmount", "impressions", "clicks", "cost"}
+ALLOWED_COLUMNS = {
+    "date",
+    "campaignId",
+    "campaignName",
+    "campaignStatus",
+    "campaignBudgetCurrencyCode",
+    "campaignBudgetAmount",
+    "impressions",
+    "clicks",
+    "cost",
+}
 SP_ONLY_COLUMNS = {"spend"}
 _SIGNING_KEY = b"adspend-sandbox-amazon-presign"
-MARKETPLACES = {"USD": ("US", "ATVPDKIKX0DER"), "EUR": ("DE", "A1PA6795UKMFR9"), "GBP": ("UK", "A1F83G8C2ARO7P"),
-                "JPY": ("JP", "A1VC38T7YXB528"), "CAD": ("CA", "A2EUQ1WTGCTBG2"), "AUD": ("AU", "A39IBJ37TRP1C6")}
+MARKETPLACES = {
+    "USD": ("US", "ATVPDKIKX0DER"),
+    "EUR": ("DE", "A1PA6795UKMFR9"),
+    "GBP": ("UK", "A1F83G8C2ARO7P"),
+    "JPY": ("JP", "A1VC38T7YXB528"),
+    "CAD": ("CA", "A2EUQ1WTGCTBG2"),
+    "AUD": ("AU", "A39IBJ37TRP1C6"),
+}
 DEMO_PROFILES = ("3312456789012348", "3312456789012341", "3312456789012340", "4412345678901978")
 
 
 # --- the data a profile serves ------------------------------------------------------------------
+
 
 def ad_products(profile_id: str) -> tuple[str, ...]:
     """Part codes of the ad products a sandbox profile runs."""
@@ -70,8 +89,13 @@ def ad_products(profile_id: str) -> tuple[str, ...]:
 
 
 def expected_daily(account_id: str, day: dt.date, generation: int = 0) -> Decimal:
-    return sum((data.daily_amount(PLATFORM, account_id, day, scale=2, part=p, generation=generation)
-                for p in ad_products(account_id)), Decimal(0))
+    return sum(
+        (
+            data.daily_amount(PLATFORM, account_id, day, scale=2, part=p, generation=generation)
+            for p in ad_products(account_id)
+        ),
+        Decimal(0),
+    )
 
 
 def _h(*parts: object) -> int:
@@ -108,21 +132,29 @@ def report_file(job: dict, ctx: Context) -> bytes:
     if part in ad_products(profile):
         day, end = dt.date.fromisoformat(job["startDate"]), dt.date.fromisoformat(job["endDate"])
         while day <= end:
-            amount = data.daily_amount(PLATFORM, profile, day, scale=2, part=part,
-                                       generation=ctx.generation(PLATFORM, day))
+            amount = data.daily_amount(
+                PLATFORM, profile, day, scale=2, part=part, generation=ctx.generation(PLATFORM, day)
+            )
             for cid, cost in campaign_costs(profile, part, day, amount):
-                values = {"date": json.dumps(day.isoformat()), "campaignId": str(cid),
-                          "campaignName": json.dumps(f"{part.upper()} campaign {cid % 1000}"),
-                          "campaignStatus": '"ENABLED"',
-                          "campaignBudgetCurrencyCode": json.dumps(data.account_currency(profile)),
-                          "campaignBudgetAmount": "100", "impressions": str(_h(cid, day) % 5000),
-                          "clicks": str(_h(cid, day, "c") % 60), "cost": _number(cost), "spend": _number(cost)}
+                values = {
+                    "date": json.dumps(day.isoformat()),
+                    "campaignId": str(cid),
+                    "campaignName": json.dumps(f"{part.upper()} campaign {cid % 1000}"),
+                    "campaignStatus": '"ENABLED"',
+                    "campaignBudgetCurrencyCode": json.dumps(data.account_currency(profile)),
+                    "campaignBudgetAmount": "100",
+                    "impressions": str(_h(cid, day) % 5000),
+                    "clicks": str(_h(cid, day, "c") % 60),
+                    "cost": _number(cost),
+                    "spend": _number(cost),
+                }
                 rows.append("{" + ", ".join(f'"{c}": {values[c]}' for c in columns) + "}")
             day += dt.timedelta(days=1)
     return gzip.compress(("[" + ",\n".join(rows) + "]").encode())
 
 
 # --- rendering Amazon's answers ---------------------------------------------------------------
+
 
 def error(status: int, detail: str, headers: dict | None = None) -> Response:
     """The reporting v3 error body: ``{"code": "<status>", "detail": "..."}`` (A.8)."""
@@ -139,8 +171,9 @@ def throttle_response(req: Request) -> Response:
 
 def malformed_response(req: Request) -> Response:
     if req.path.startswith("/v2/profiles"):
-        return json_response({"profileId": int(req.path.rsplit("/", 1)[-1]) if req.path[-1:].isdigit() else 0,
-                              "countryCode": "US"})
+        return json_response(
+            {"profileId": int(req.path.rsplit("/", 1)[-1]) if req.path[-1:].isdigit() else 0, "countryCode": "US"}
+        )
     if req.method == "POST":
         return json_response({"status": "PENDING", "configuration": None})
     return json_response({"reportId": req.path.rsplit("/", 1)[-1], "status": "DONE", "url": None})
@@ -158,17 +191,21 @@ def _auth(req: Request, ctx: Context, scoped: bool) -> Response | None:
     if problem == "missing":
         return error(401, "Missing or malformed Authorization header; expected 'Bearer <access token>'")
     if problem == "revoked":
-        with ctx.lock:   # revoking the grant also kills the refresh token (A.2)
+        with ctx.lock:  # revoking the grant also kills the refresh token (A.2)
             ctx.platform_state.setdefault(PLATFORM, {})["grant_revoked"] = True
     if problem == "invalid":
         return v2_error(401, "UNAUTHORIZED", "Not authorized to access this advertiser")
     if problem in ("expired", "revoked"):
-        return error(401, "The access token has expired or is invalid" if problem == "expired"
-                     else "The access token has been revoked")
+        return error(
+            401,
+            "The access token has expired or is invalid"
+            if problem == "expired"
+            else "The access token has been revoked",
+        )
     client_id = req.header("amazon-advertising-api-clientid") or ""
     if not client_id.startswith("amzn1.application-oa2-client."):
         return error(400, "Missing or invalid Amazon-Advertising-API-ClientId header")
-    if client_id != demo_value(PLATFORM, "_CLIENT_ID"):       # another app's id: not the token's
+    if client_id != demo_value(PLATFORM, "_CLIENT_ID"):  # another app's id: not the token's
         return v2_error(401, "UNAUTHORIZED", "Not authorized to access this advertiser")
     if scoped:
         if not profile:
@@ -187,31 +224,56 @@ def profile_granted(profile: str) -> bool:
 
 # --- handlers -----------------------------------------------------------------------------------
 
+
 def token(req: Request, ctx: Context) -> Response:
     form = req.form()
     if form.get("grant_type") != "refresh_token":
-        return json_response({"error": "unsupported_grant_type",
-                              "error_description": "grant_type must be refresh_token"}, 400)
-    if form.get("client_id") != demo_value(PLATFORM, "_CLIENT_ID") or \
-            form.get("client_secret") != demo_value(PLATFORM, "_CLIENT_SECRET"):
+        return json_response(
+            {"error": "unsupported_grant_type", "error_description": "grant_type must be refresh_token"}, 400
+        )
+    if form.get("client_id") != demo_value(PLATFORM, "_CLIENT_ID") or form.get("client_secret") != demo_value(
+        PLATFORM, "_CLIENT_SECRET"
+    ):
         return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
     if not form.get("refresh_token"):
-        return json_response({"error": "invalid_request",
-                              "error_description": "The request is missing a required parameter : refresh_token"}, 400)
-    if not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]) or \
-            ctx.platform_state.get(PLATFORM, {}).get("grant_revoked"):
+        return json_response(
+            {
+                "error": "invalid_request",
+                "error_description": "The request is missing a required parameter : refresh_token",
+            },
+            400,
+        )
+    if not ctx.refresh_token_ok(PLATFORM, form["refresh_token"]) or ctx.platform_state.get(PLATFORM, {}).get(
+        "grant_revoked"
+    ):
         return json_response({"error": "invalid_grant", "error_description": "The request has an invalid grant"}, 400)
-    return json_response({"access_token": ctx.issue_token(PLATFORM), "refresh_token": form["refresh_token"],
-                          "token_type": "bearer", "expires_in": 3600})
+    return json_response(
+        {
+            "access_token": ctx.issue_token(PLATFORM),
+            "refresh_token": form["refresh_token"],
+            "token_type": "bearer",
+            "expires_in": 3600,
+        }
+    )
 
 
 def profile_body(profile_id: str) -> dict:
     prof = data.account_profile(PLATFORM, profile_id)
     country, marketplace = MARKETPLACES.get(prof["currency"], ("US", "ATVPDKIKX0DER"))
-    return {"profileId": int(profile_id), "countryCode": country, "currencyCode": prof["currency"],
-            "dailyBudget": 0.0, "timezone": prof["timezone"],
-            "accountInfo": {"marketplaceStringId": marketplace, "id": f"A{_h(profile_id) % 10**12:012d}",
-                            "type": "seller", "name": prof["name"], "validPaymentMethod": True}}
+    return {
+        "profileId": int(profile_id),
+        "countryCode": country,
+        "currencyCode": prof["currency"],
+        "dailyBudget": 0.0,
+        "timezone": prof["timezone"],
+        "accountInfo": {
+            "marketplaceStringId": marketplace,
+            "id": f"A{_h(profile_id) % 10**12:012d}",
+            "type": "seller",
+            "name": prof["name"],
+            "validPaymentMethod": True,
+        },
+    }
 
 
 def list_profiles(req: Request, ctx: Context) -> Response:
@@ -221,8 +283,15 @@ def list_profiles(req: Request, ctx: Context) -> Response:
     access, program = req.arg("accessLevel"), req.arg("apiProgram")
     if access is not None and access not in ("edit", "view"):
         return v2_error(400, "INVALID_ARGUMENT", "accessLevel must be one of edit, view")
-    if program is not None and program not in ("billing", "campaign", "paymentMethod", "store", "report",
-                                               "account", "posts"):
+    if program is not None and program not in (
+        "billing",
+        "campaign",
+        "paymentMethod",
+        "store",
+        "report",
+        "account",
+        "posts",
+    ):
         return v2_error(400, "INVALID_ARGUMENT", f"unknown apiProgram {program}")
     return json_response([profile_body(p) for p in DEMO_PROFILES])
 
@@ -252,8 +321,10 @@ def _validate_report_request(body: object, today: dt.date) -> str | None:
         if key not in cfg:
             return f"Missing required field: configuration.{key}"
     if cfg["adProduct"] not in PRODUCTS:
-        return (f"Invalid adProduct {str(cfg['adProduct'])[:40]}; allowed values: "
-                f"{', '.join(PRODUCTS)}, SPONSORED_TELEVISION, DEMAND_SIDE_PLATFORM, ALL")
+        return (
+            f"Invalid adProduct {str(cfg['adProduct'])[:40]}; allowed values: "
+            f"{', '.join(PRODUCTS)}, SPONSORED_TELEVISION, DEMAND_SIDE_PLATFORM, ALL"
+        )
     report_type, _, retention = PRODUCTS[cfg["adProduct"]]
     if cfg["reportTypeId"] != report_type:
         return f"reportTypeId {str(cfg['reportTypeId'])[:40]} is not valid for adProduct {cfg['adProduct']}"
@@ -269,8 +340,10 @@ def _validate_report_request(body: object, today: dt.date) -> str | None:
     allowed = ALLOWED_COLUMNS | (SP_ONLY_COLUMNS if report_type == "spCampaigns" else set())
     bad = [c for c in columns if c not in allowed]
     if bad:
-        return (f"configuration columns includes invalid values: ({', '.join(bad)}). "
-                f"Allowed values: ({', '.join(sorted(allowed))})")
+        return (
+            f"configuration columns includes invalid values: ({', '.join(bad)}). "
+            f"Allowed values: ({', '.join(sorted(allowed))})"
+        )
     if "date" not in columns:
         return "columns must include date when timeUnit is DAILY"
     if "cost" not in columns:
@@ -289,16 +362,32 @@ def _validate_report_request(body: object, today: dt.date) -> str | None:
 
 
 def _report_view(job: dict, host: str) -> dict:
-    view = {"reportId": job["id"], "name": job.get("name"), "startDate": job["startDate"], "endDate": job["endDate"],
-            "configuration": {**job["config"], "filters": None}, "status": job["status"],
-            "createdAt": job["createdAt"], "updatedAt": job["updatedAt"], "generatedAt": None, "fileSize": None,
-            "url": None, "urlExpiresAt": None, "failureReason": None}
+    view = {
+        "reportId": job["id"],
+        "name": job.get("name"),
+        "startDate": job["startDate"],
+        "endDate": job["endDate"],
+        "configuration": {**job["config"], "filters": None},
+        "status": job["status"],
+        "createdAt": job["createdAt"],
+        "updatedAt": job["updatedAt"],
+        "generatedAt": None,
+        "fileSize": None,
+        "url": None,
+        "urlExpiresAt": None,
+        "failureReason": None,
+    }
     if job["status"] == "COMPLETED":
         path = f"{DOWNLOAD_PREFIX}/{job['profile']}/{job['id']}/report-{job['id']}.json.gz"
-        query = urllib.parse.urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": "3599",
-                                        "X-Amz-Signature": _signature(path)})
-        view.update(generatedAt=job["updatedAt"], fileSize=job.get("fileSize"), url=f"http://{host}{path}?{query}",
-                    urlExpiresAt=job["updatedAt"])
+        query = urllib.parse.urlencode(
+            {"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": "3599", "X-Amz-Signature": _signature(path)}
+        )
+        view.update(
+            generatedAt=job["updatedAt"],
+            fileSize=job.get("fileSize"),
+            url=f"http://{host}{path}?{query}",
+            urlExpiresAt=job["updatedAt"],
+        )
     if job["status"] == "FAILED":
         view["failureReason"] = "Report generation failed due to an internal error. Please retry"
     return view
@@ -309,7 +398,7 @@ def _signature(path: str) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def create_report(req: Request, ctx: Context) -> Response:
@@ -329,21 +418,38 @@ def create_report(req: Request, ctx: Context) -> Response:
     profile = account_of(req)
     part = PRODUCTS[body["configuration"]["adProduct"]][1]
     if part == "sb" and "sb" not in ad_products(profile):
-        return error(400, f"Marketplace {profile_body(profile)['accountInfo']['marketplaceStringId']} "
-                          "do not have access to Sponsored Brands functionality")
+        return error(
+            400,
+            f"Marketplace {profile_body(profile)['accountInfo']['marketplaceStringId']} "
+            "do not have access to Sponsored Brands functionality",
+        )
     signature = json.dumps([profile, body["startDate"], body["endDate"], body["configuration"]], sort_keys=True)
     with ctx.lock:
         for job in ctx.jobs.values():
-            if (job.get("platform") == PLATFORM and job["signature"] == signature
-                    and job["status"] in ("PENDING", "PROCESSING")):
+            if (
+                job.get("platform") == PLATFORM
+                and job["signature"] == signature
+                and job["status"] in ("PENDING", "PROCESSING")
+            ):
                 return error(425, f"The Request is a duplicate of : {job['id']}")
-        faults = {k for k in ("report_failed", "report_stuck", "duplicate")
-                  if ctx.take_fault(PLATFORM, profile, (k,))}
+        faults = {k for k in ("report_failed", "report_stuck", "duplicate") if ctx.take_fault(PLATFORM, profile, (k,))}
         now = _now()
-        job = {"platform": PLATFORM, "id": str(uuid.uuid4()), "profile": profile, "signature": signature,
-               "name": body.get("name"), "startDate": body["startDate"], "endDate": body["endDate"],
-               "config": body["configuration"], "status": "PENDING", "polls": 0, "createdAt": now,
-               "updatedAt": now, "fail": "report_failed" in faults, "stuck": "report_stuck" in faults}
+        job = {
+            "platform": PLATFORM,
+            "id": str(uuid.uuid4()),
+            "profile": profile,
+            "signature": signature,
+            "name": body.get("name"),
+            "startDate": body["startDate"],
+            "endDate": body["endDate"],
+            "config": body["configuration"],
+            "status": "PENDING",
+            "polls": 0,
+            "createdAt": now,
+            "updatedAt": now,
+            "fail": "report_failed" in faults,
+            "stuck": "report_stuck" in faults,
+        }
         ctx.jobs[job["id"]] = job
     if "duplicate" in faults:
         # the same report was already requested (by an earlier, interrupted run): Amazon names it
@@ -374,19 +480,28 @@ def get_report(req: Request, ctx: Context) -> Response:
 
 
 def _s3_error(status: int, code: str, message: str) -> Response:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-            f'<RequestId>SBX{uuid.uuid4().hex[:13].upper()}</RequestId></Error>')
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        f"<RequestId>SBX{uuid.uuid4().hex[:13].upper()}</RequestId></Error>"
+    )
     return Response(status, body.encode(), {"Content-Type": "application/xml"})
 
 
 def download(req: Request, ctx: Context) -> Response:
     if req.header("authorization"):
-        return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
-                                                 "query parameter, Signature query string parameter or the "
-                                                 "Authorization header should be specified")
+        return _s3_error(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm "
+            "query parameter, Signature query string parameter or the "
+            "Authorization header should be specified",
+        )
     if req.arg("X-Amz-Signature") != _signature(req.path):
-        return _s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match "
-                                                       "the signature you provided.")
+        return _s3_error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
     with ctx.lock:
         job = ctx.jobs.get(req.match["report"])
         if not job or job.get("platform") != PLATFORM or job["status"] != "COMPLETED":
@@ -395,7 +510,7 @@ def download(req: Request, ctx: Context) -> Response:
     return Response(200, body, {"Content-Type": "application/octet-stream"})
 
 
-PATH_SPACE = r"/v2/|/reporting/|/auth/o2/|{}/".format(re.escape(DOWNLOAD_PREFIX))
+PATH_SPACE = rf"/v2/|/reporting/|/auth/o2/|{re.escape(DOWNLOAD_PREFIX)}/"
 
 
 def unrouted(req: Request, status: int, message: str) -> Response:
@@ -410,6 +525,11 @@ def routes() -> list[Route]:
         Route("GET", r"/v2/profiles/(?P<account>\d{1,20})", get_profile),
         Route("POST", r"/reporting/reports", create_report),
         Route("GET", r"/reporting/reports/(?P<report>[A-Za-z0-9-]{1,80})", get_report),
-        Route("GET", re.escape(DOWNLOAD_PREFIX) + r"/(?P<account>\d{1,20})/(?P<report>[A-Za-z0-9-]{1,80})/"
-                     r"report-(?P=report)\.json\.gz", download, api=False),
+        Route(
+            "GET",
+            re.escape(DOWNLOAD_PREFIX) + r"/(?P<account>\d{1,20})/(?P<report>[A-Za-z0-9-]{1,80})/"
+            r"report-(?P=report)\.json\.gz",
+            download,
+            api=False,
+        ),
     ]

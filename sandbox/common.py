@@ -8,6 +8,7 @@ account spent that day, all of its parts summed) so ``/_sandbox/totals`` can ans
 Nothing here imports ``fetchers/``: the sandbox is written from the platforms' documentation,
 not from our client code, so it cannot agree with the client's mistakes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,8 +18,9 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -26,10 +28,10 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]          # lower-cased names
+    headers: dict[str, str]  # lower-cased names
     body: bytes
     match: dict[str, str] = field(default_factory=dict)
-    raw_query: str = ""              # the query string exactly as sent (before percent-decoding)
+    raw_query: str = ""  # the query string exactly as sent (before percent-decoding)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -54,7 +56,7 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0               # seconds to wait before answering (a "hung" connection)
+    delay: float = 0.0  # seconds to wait before answering (a "hung" connection)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -69,9 +71,9 @@ def text_response(text: str, status: int = 200, content_type: str = "text/plain"
 class Route:
     method: str
     pattern: str
-    handler: Callable[[Request, "Context"], Response]
+    handler: Callable[[Request, Context], Response]
     platform: str = ""
-    api: bool = True                 # False for token endpoints and downloads: no rate limit, no chaos
+    api: bool = True  # False for token endpoints and downloads: no rate limit, no chaos
 
     def __post_init__(self) -> None:
         self.regex = re.compile(self.pattern)
@@ -79,18 +81,40 @@ class Route:
 
 # --- faults --------------------------------------------------------------------------------------
 
-FAULT_KINDS = ("429", "429_no_retry_after", "throttle", "5xx", "expired_token", "revoked", "malformed",
-               "truncated", "hang", "report_failed", "report_stuck", "duplicate")
-CHAOS_KINDS = ("429", "429_no_retry_after", "throttle", "5xx", "expired_token", "malformed", "truncated",
-               "hang", "report_failed", "report_stuck")
+FAULT_KINDS = (
+    "429",
+    "429_no_retry_after",
+    "throttle",
+    "5xx",
+    "expired_token",
+    "revoked",
+    "malformed",
+    "truncated",
+    "hang",
+    "report_failed",
+    "report_stuck",
+    "duplicate",
+)
+CHAOS_KINDS = (
+    "429",
+    "429_no_retry_after",
+    "throttle",
+    "5xx",
+    "expired_token",
+    "malformed",
+    "truncated",
+    "hang",
+    "report_failed",
+    "report_stuck",
+)
 
 
 @dataclass
 class Fault:
     platform: str
     kind: str
-    count: int | None = 1            # None: every matching request, until reset
-    account: str | None = None       # only requests for this account id
+    count: int | None = 1  # None: every matching request, until reset
+    account: str | None = None  # only requests for this account id
     used: int = 0
 
 
@@ -99,7 +123,7 @@ class Context:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.static_token_platforms: set[str] = set()   # no refresh grant (set by the server)
+        self.static_token_platforms: set[str] = set()  # no refresh grant (set by the server)
         # Every token this sandbox ever issued (access and refresh), by token -> platform. Not
         # cleared by ``reset``: a reset forgets faults and expiries, not what the server handed out.
         self._ever_issued: dict[str, str] = {}
@@ -122,12 +146,13 @@ class Context:
             self._issued: dict[str, tuple[str, int]] = {}
             self._token_uses: dict[str, int] = {}
             self._revoked: set[str] = set()
-            self.jobs: dict[str, dict] = {}        # report jobs, any platform
-            self.platform_state: dict[str, dict] = {}   # per-emulator state, cleared on reset
+            self.jobs: dict[str, dict] = {}  # report jobs, any platform
+            self.platform_state: dict[str, dict] = {}  # per-emulator state, cleared on reset
             self.hang_seconds = 35.0
-            self.report_polls_needed = 3           # polls before a report completes
+            self.report_polls_needed = 3  # polls before a report completes
             from .data import set_events
-            set_events([])                         # the alert demo switches (data.set_events)
+
+            set_events([])  # the alert demo switches (data.set_events)
 
     # configuration -----------------------------------------------------------------------------
     def configure(self, cfg: dict) -> None:
@@ -158,11 +183,13 @@ class Context:
                 self.report_polls_needed = int(cfg["report_polls_needed"])
             if "events" in cfg:
                 from .data import set_events
+
                 set_events(cfg["events"])
 
     # faults ------------------------------------------------------------------------------------
-    def take_fault(self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS,
-                   token: str | None = None) -> str | None:
+    def take_fault(
+        self, platform: str, account: str | None = None, kinds: tuple[str, ...] = FAULT_KINDS, token: str | None = None
+    ) -> str | None:
         """The fault this request must show, if any (switched faults first, then chaos)."""
         with self.lock:
             for f in self.faults:
@@ -178,8 +205,9 @@ class Context:
                 return self._chaos_draw(platform, account, kinds, token)
         return None
 
-    def _chaos_draw(self, platform: str, account: str | None, kinds: tuple[str, ...], token: str | None = None
-                    ) -> str | None:
+    def _chaos_draw(
+        self, platform: str, account: str | None, kinds: tuple[str, ...], token: str | None = None
+    ) -> str | None:
         """One chaos draw. Each (platform, account) has its own sequence of draws, seeded from
         (seed, platform, account, n), so the threaded server's interleaving of other accounts'
         requests does not change which faults an account sees. A draw picks a fault with
@@ -196,8 +224,10 @@ class Context:
         if rng.random() >= float(self.chaos.get("rate", 0)):
             return None
         kind = rng.choice(list(self.chaos.get("kinds", CHAOS_KINDS)))
-        if kind == "expired_token" and (platform in self.static_token_platforms or self._token_uses.get(
-                token or "", 0) < int(self.chaos.get("token_min_uses", 200))):
+        if kind == "expired_token" and (
+            platform in self.static_token_platforms
+            or self._token_uses.get(token or "", 0) < int(self.chaos.get("token_min_uses", 200))
+        ):
             return None
         return kind if kind in kinds else None
 
@@ -253,6 +283,7 @@ class Context:
     def refresh_token_ok(self, platform: str, token: str | None) -> bool:
         """A refresh token the platform would accept: the configured demo one, or one issued here."""
         from .credentials import demo_refresh_tokens
+
         return bool(token) and (token in demo_refresh_tokens(platform) or self.issued_here(platform, token))
 
     def token_state(self, platform: str, token: str | None) -> str:
@@ -261,6 +292,7 @@ class Context:
         (``sandbox/credentials.py``), each until an expiry fault retires it; anything else is
         ``invalid``, as the platform answers a made-up token."""
         from .credentials import demo_access_tokens
+
         if not token:
             return "missing"
         with self.lock:
@@ -281,11 +313,13 @@ class Context:
 
     def generation(self, platform: str, day: dt.date) -> int:
         from .data import restated_generation
+
         return restated_generation(self.restate.get(platform), day)
 
 
-def access_check(ctx: Context, req: Request, platform: str, token: str | None, account: str | None = None
-                 ) -> str | None:
+def access_check(
+    ctx: Context, req: Request, platform: str, token: str | None, account: str | None = None
+) -> str | None:
     """Apply the fault switches that concern auth and return the token problem, if any:
     ``missing``, ``invalid``, ``expired`` or ``revoked`` (the emulator renders it in its own protocol)."""
     if token:

@@ -3,6 +3,7 @@
 The variable names are the product's public configuration surface (shared/interfaces.md); the
 values are obviously fake. Each emulator module declares them (``ENV_PREFIX``, ``TOKEN_PATH``,
 ``CREDENTIALS``: see ``sandbox/emulators.py``); this module reads them from there."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping

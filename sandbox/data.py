@@ -3,6 +3,7 @@
 The same (platform, account, day) always gives the same amount, so tests can compute the exact
 totals the sandbox serves (``expected_total``) and compare them to what the product stored.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +14,24 @@ from decimal import Decimal
 # An account id that ends in an ISO 4217 numeric code gets that currency; every other is USD.
 CURRENCY_BY_SUFFIX = {"978": "EUR", "826": "GBP", "392": "JPY", "124": "CAD", "036": "AUD"}
 MINOR_UNITS = {"JPY": 0}
-TIMEZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "UTC",
-             "Asia/Tokyo", "America/Chicago"]
-_WEEKDAY_FACTOR = [Decimal("1.00"), Decimal("1.05"), Decimal("1.10"), Decimal("1.08"), Decimal("1.15"),
-                   Decimal("0.70"), Decimal("0.60")]
+TIMEZONES = [
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Berlin",
+    "UTC",
+    "Asia/Tokyo",
+    "America/Chicago",
+]
+_WEEKDAY_FACTOR = [
+    Decimal("1.00"),
+    Decimal("1.05"),
+    Decimal("1.10"),
+    Decimal("1.08"),
+    Decimal("1.15"),
+    Decimal("0.70"),
+    Decimal("0.60"),
+]
 
 
 def _h(*parts: object) -> int:
@@ -31,17 +46,22 @@ def account_currency(account_id: str) -> str:
 def account_profile(platform: str, account_id: str) -> dict:
     """Currency, timezone and display name of a sandbox account."""
     currency = account_currency(account_id)
-    tz = "Asia/Tokyo" if currency == "JPY" else ("Europe/Berlin" if currency == "EUR" else
-                                                  ("Europe/London" if currency == "GBP" else
-                                                   TIMEZONES[_h(platform, account_id, "tz") % 2]))
-    return {"currency": currency, "timezone": tz,
-            "name": f"Demo {platform.title()} {str(account_id)[-4:]}"}
+    tz = (
+        "Asia/Tokyo"
+        if currency == "JPY"
+        else (
+            "Europe/Berlin"
+            if currency == "EUR"
+            else ("Europe/London" if currency == "GBP" else TIMEZONES[_h(platform, account_id, "tz") % 2])
+        )
+    )
+    return {"currency": currency, "timezone": tz, "name": f"Demo {platform.title()} {str(account_id)[-4:]}"}
 
 
 def today() -> dt.date:
     """The sandbox's today (UTC). ``ADSPEND_SANDBOX_TODAY`` pins it for reproducible runs."""
     pinned = os.environ.get("ADSPEND_SANDBOX_TODAY")
-    return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.timezone.utc).date()
+    return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.UTC).date()
 
 
 PAUSE_EVERY = 11
@@ -55,8 +75,9 @@ def paused(platform: str, account_id: str, day: dt.date) -> bool:
     return (day.toordinal() + _h(platform, account_id, "pause")) % PAUSE_EVERY == 0
 
 
-def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2, part: str = "",
-                 generation: int = 0) -> Decimal:
+def daily_amount(
+    platform: str, account_id: str, day: dt.date, *, scale: int = 2, part: str = "", generation: int = 0
+) -> Decimal:
     """Spend of one account on one day in the account's currency (0 = no delivery that day).
 
     ``scale`` is the number of decimal places the platform's wire format carries (2 for decimal
@@ -68,21 +89,21 @@ def daily_amount(platform: str, account_id: str, day: dt.date, *, scale: int = 2
     if event == "stop" or (event is None and part and paused(platform, account_id, day)):
         return Decimal(0)
     seed = _h(platform, account_id, day.isoformat(), part)
-    if seed % 11 == 0 and event is None:      # about one day in eleven without delivery
+    if seed % 11 == 0 and event is None:  # about one day in eleven without delivery
         return Decimal(0)
     currency = account_currency(account_id)
-    base_units = 40 + (_h(platform, account_id, "size") % 400)          # 40..440 a day
+    base_units = 40 + (_h(platform, account_id, "size") % 400)  # 40..440 a day
     if currency == "JPY":
         base_units *= 150
     minor = MINOR_UNITS.get(currency, 2)
     places = min(scale, minor) if currency == "JPY" else scale
     quantum = Decimal(1).scaleb(-places)
-    jitter = Decimal(seed % 10_000_000) / Decimal(10_000_000)            # 0..1
+    jitter = Decimal(seed % 10_000_000) / Decimal(10_000_000)  # 0..1
     amount = Decimal(base_units) * _WEEKDAY_FACTOR[day.weekday()] * (Decimal("0.75") + jitter / 2)
-    if event is not None:                     # a spike: the factor times the account's size, whatever the jitter
+    if event is not None:  # a spike: the factor times the account's size, whatever the jitter
         amount = Decimal(base_units) * event
     if generation:
-        amount *= Decimal(1) + Decimal(generation) / Decimal(50)        # restated: 2% more a generation
+        amount *= Decimal(1) + Decimal(generation) / Decimal(50)  # restated: 2% more a generation
     return amount.quantize(quantum)
 
 
@@ -115,7 +136,7 @@ def set_events(events) -> None:
 
 
 def _event(platform: str, account_id: str, day: dt.date):
-    """"stop", a spike's factor, or None for (platform, account, day). LinkedIn passes the digits of its URN."""
+    """ "stop", a spike's factor, or None for (platform, account, day). LinkedIn passes the digits of its URN."""
     for p, acc, kind, lo, hi, factor in _EVENTS:
         if p == platform and (acc == str(account_id) or acc.rsplit(":", 1)[-1] == str(account_id)) and lo <= day <= hi:
             return "stop" if kind == "stop" else factor

@@ -12,6 +12,7 @@ module. Each emulator module declares:
 and may declare ``PATH_SPACE`` + ``unrouted``, ``throttle_response``, ``malformed_response`` and
 ``account_of`` (see ``sandbox/server.py``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,13 +27,14 @@ REQUIRED = ("PLATFORM", "ENV_PREFIX", "TOKEN_PATH", "CREDENTIALS", "routes", "ex
 def emulators() -> dict[str, ModuleType]:
     """Platform id -> emulator module, in module name order (their URL spaces do not overlap)."""
     import sandbox
+
     out: dict[str, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(sandbox.__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.ispkg:
             continue
         mod = importlib.import_module(f"sandbox.{info.name}")
         if "PLATFORM" not in vars(mod):
-            continue                                  # infrastructure: server, common, data, ...
+            continue  # infrastructure: server, common, data, ...
         missing = [name for name in REQUIRED if name not in vars(mod)]
         if missing:
             raise TypeError(f"sandbox/{info.name}.py declares PLATFORM but not {', '.join(missing)}")

@@ -8,6 +8,7 @@ deterministic amount within +/-1% (the same day and currency always give the sam
 file inside the zip is named ``eurofxref-hist-SANDBOX-DEMO.csv`` and the response carries
 ``X-Sandbox-Demo-Rates: true``: these are not ECB figures, only demo stores may use them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,7 +58,7 @@ def _shipped() -> tuple[list[str], list[list[str]]]:
     while header and not header[-1].strip():
         header = header[:-1]
     body = [r for r in rows[1:] if r and r[0].strip()]
-    body.sort(key=lambda r: r[0], reverse=True)           # newest first, as the ECB writes it
+    body.sort(key=lambda r: r[0], reverse=True)  # newest first, as the ECB writes it
     return header, body
 
 
@@ -78,9 +79,13 @@ def feed(yesterday: dt.date) -> bytes:
     d = last + dt.timedelta(days=1)
     while d <= yesterday:
         if is_target_day(d):
-            made_up.append([d.isoformat()] + [
-                demo_rate(c, d, bases[c]) if bases.get(c) and bases[c].upper() != "N/A" else "N/A"
-                for c in header[1:]])
+            made_up.append(
+                [d.isoformat()]
+                + [
+                    demo_rate(c, d, bases[c]) if bases.get(c) and bases[c].upper() != "N/A" else "N/A"
+                    for c in header[1:]
+                ]
+            )
         d += dt.timedelta(days=1)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -88,7 +93,7 @@ def feed(yesterday: dt.date) -> bytes:
     for row in reversed(made_up):
         w.writerow(row + [""])
     for row in body:
-        w.writerow(row[:len(header)] + [""])
+        w.writerow(row[: len(header)] + [""])
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(CSV_NAME, out.getvalue())
@@ -96,6 +101,12 @@ def feed(yesterday: dt.date) -> bytes:
 
 
 def response() -> Response:
-    return Response(200, feed(data.today() - dt.timedelta(days=1)),
-                    {"Content-Type": "application/zip", "X-Sandbox-Demo-Rates": "true",
-                     "Content-Disposition": f'attachment; filename="{PATH.rsplit("/", 1)[1]}"'})
+    return Response(
+        200,
+        feed(data.today() - dt.timedelta(days=1)),
+        {
+            "Content-Type": "application/zip",
+            "X-Sandbox-Demo-Rates": "true",
+            "Content-Disposition": f'attachment; filename="{PATH.rsplit("/", 1)[1]}"',
+        },
+    )

@@ -5,6 +5,7 @@ Written from shared/platform-apis/...md section 4, not from fetchers/linkedin.py
 statuses with a ``{"status", "code", "message"}`` body; the 426 ``NONEXISTENT_VERSION`` body is the
 confirmed one (§4.1), the other codes follow LinkedIn's naming (UNCONFIRMED, §4.5).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,24 +19,34 @@ from .common import Context, Request, Response, Route, access_check, json_respon
 
 PLATFORM = "linkedin"
 TOKEN_PATH = "/oauth/v2/accessToken"
-ENV_PREFIX = "LINKEDIN"              # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+ENV_PREFIX = "LINKEDIN"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
-CREDENTIALS = {"LINKEDIN_CLIENT_ID": "sandbox-linkedin-client",
-               "LINKEDIN_CLIENT_SECRET": "sandbox-linkedin-secret",
-               "LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token",
-               "LINKEDIN_REFRESH_TOKEN": "sandbox-linkedin-refresh"}
-ACCESS_TOKEN_SECONDS = 5_184_000          # 60 days (§4.6)
-REFRESH_TOKEN_SECONDS = 31_536_000        # 365 days
-ACTIVE_VERSION_MONTHS = 12                # each monthly version lives about a year (§4.1)
+CREDENTIALS = {
+    "LINKEDIN_CLIENT_ID": "sandbox-linkedin-client",
+    "LINKEDIN_CLIENT_SECRET": "sandbox-linkedin-secret",
+    "LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token",
+    "LINKEDIN_REFRESH_TOKEN": "sandbox-linkedin-refresh",
+}
+ACCESS_TOKEN_SECONDS = 5_184_000  # 60 days (§4.6)
+REFRESH_TOKEN_SECONDS = 31_536_000  # 365 days
+ACTIVE_VERSION_MONTHS = 12  # each monthly version lives about a year (§4.1)
 MAX_FIELDS = 20
-USD_RATE = {"USD": Decimal("1"), "EUR": Decimal("1.0835"), "GBP": Decimal("1.2650"), "JPY": Decimal("0.00665"),
-            "CAD": Decimal("0.7310"), "AUD": Decimal("0.6540")}
+USD_RATE = {
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.0835"),
+    "GBP": Decimal("1.2650"),
+    "JPY": Decimal("0.00665"),
+    "CAD": Decimal("0.7310"),
+    "AUD": Decimal("0.6540"),
+}
 
 URN_PREFIX = "urn:li:sponsoredAccount:"
 _URN = re.compile(r"^urn:li:sponsoredAccount:(\d+)$")
 # Percent-encoded Rest.li syntax characters: ( ) , anywhere, and : too where no URN is expected.
-_ENCODED_SYNTAX = {"dateRange": re.compile(r"%2[89C]|%3A", re.IGNORECASE),
-                   "accounts": re.compile(r"%2[89C]", re.IGNORECASE)}
+_ENCODED_SYNTAX = {
+    "dateRange": re.compile(r"%2[89C]|%3A", re.IGNORECASE),
+    "accounts": re.compile(r"%2[89C]", re.IGNORECASE),
+}
 
 
 class RestliError(ValueError):
@@ -162,7 +173,7 @@ def error(status: int, code: str, message: str, service_code: int | None = None)
 
 def _digits(account: str) -> str:
     account = str(account)
-    return account[len(URN_PREFIX):] if account.startswith(URN_PREFIX) else account
+    return account[len(URN_PREFIX) :] if account.startswith(URN_PREFIX) else account
 
 
 def expected_daily(account_id: str, day: dt.date, generation: int = 0) -> Decimal:
@@ -181,7 +192,7 @@ def active_versions(today: dt.date | None = None) -> set[str]:
     a version pinned in fetchers/linkedin.py really retires after a year; that run is about dates of
     data, and the run on the real date checks the version)."""
     pinned = os.environ.get("ADSPEND_SANDBOX_VERSION_TODAY", "").strip()
-    today = today or (dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.timezone.utc).date())
+    today = today or (dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(dt.UTC).date())
     y, m, out = today.year, today.month, set()
     for _ in range(ACTIVE_VERSION_MONTHS):
         out.add(f"{y}{m:02d}")
@@ -193,8 +204,11 @@ def _gateway_checks(req: Request, ctx: Context, account: str | None) -> Response
     """Version header, token, Rest.li protocol header: what every versioned call goes through."""
     version = req.header("linkedin-version")
     if not version:
-        return error(400, "VERSION_MISSING", "A version must be present. Please specify a version by adding the "
-                                             "LinkedIn-Version header.")
+        return error(
+            400,
+            "VERSION_MISSING",
+            "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+        )
     if version not in active_versions():
         return error(426, "NONEXISTENT_VERSION", f"Requested version {version} is not active")
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
@@ -206,8 +220,11 @@ def _gateway_checks(req: Request, ctx: Context, account: str | None) -> Response
         return error(401, "REVOKED_ACCESS_TOKEN", "The token used in the request has been revoked by the user", 65602)
     if req.header("x-restli-protocol-version") != "2.0.0":
         # Without the 2.0.0 header LinkedIn parses the query as Rest.li 1.0 and the 2.0 syntax fails.
-        return error(400, "ILLEGAL_ARGUMENT", "Invalid query parameters passed to request "
-                                              "(send X-Restli-Protocol-Version: 2.0.0)")
+        return error(
+            400,
+            "ILLEGAL_ARGUMENT",
+            "Invalid query parameters passed to request (send X-Restli-Protocol-Version: 2.0.0)",
+        )
     return None
 
 
@@ -241,11 +258,18 @@ def analytics(req: Request, ctx: Context) -> Response:
         return bad
     q = req.arg("q")
     if q != "analytics":
-        return error(400, "ILLEGAL_ARGUMENT", "Missing or unsupported finder: q=analytics" if q is None else
-                     f"sandbox: only the analytics finder is emulated, not q={q}")
+        return error(
+            400,
+            "ILLEGAL_ARGUMENT",
+            "Missing or unsupported finder: q=analytics"
+            if q is None
+            else f"sandbox: only the analytics finder is emulated, not q={q}",
+        )
     pivot, granularity = req.arg("pivot"), req.arg("timeGranularity")
     if pivot is None or granularity is None:
-        return error(400, "ILLEGAL_ARGUMENT", f"Missing required param: {'pivot' if pivot is None else 'timeGranularity'}")
+        return error(
+            400, "ILLEGAL_ARGUMENT", f"Missing required param: {'pivot' if pivot is None else 'timeGranularity'}"
+        )
     if pivot != "ACCOUNT":
         return error(400, "ILLEGAL_ARGUMENT", f"sandbox: only pivot=ACCOUNT is emulated, not pivot={pivot}")
     if granularity != "DAILY":
@@ -255,12 +279,11 @@ def analytics(req: Request, ctx: Context) -> Response:
     rng = parse_date_range(raw_range)
     if isinstance(rng, str):
         return _restli_error("dateRange", raw_range, rng, "(start:(year:Y,month:M,day:D),end:(...))")
-    start, end = rng[0], rng[1] or data.today()      # open end: up to now
+    start, end = rng[0], rng[1] or data.today()  # open end: up to now
     if end < start:
         return error(400, "ILLEGAL_ARGUMENT", "Invalid value for param: dateRange (end is before start)")
     if isinstance(accounts, str):
-        return _restli_error("accounts", raw_accounts or "", accounts,
-                             "List(urn%3Ali%3AsponsoredAccount%3A<id>)")
+        return _restli_error("accounts", raw_accounts or "", accounts, "List(urn%3Ali%3AsponsoredAccount%3A<id>)")
     fields_arg = req.arg("fields")
     # Without `fields` only impressions and clicks come back (§4.2, linkedin-api-js-client #23).
     fields = fields_arg.split(",") if fields_arg else ["impressions", "clicks"]
@@ -274,12 +297,16 @@ def analytics(req: Request, ctx: Context) -> Response:
         day = start
         while day <= end:
             cost = data.daily_amount(PLATFORM, acc, day, scale=2, generation=ctx.generation(PLATFORM, day))
-            if cost:                             # no activity, no element
+            if cost:  # no activity, no element
                 bound = {"year": day.year, "month": day.month, "day": day.day}
-                full = {"pivotValues": [urn], "dateRange": {"start": bound, "end": dict(bound)},
-                        "costInLocalCurrency": _plain(cost),
-                        "costInUsd": _plain((cost * USD_RATE.get(currency, Decimal(1))).quantize(Decimal("0.01"))),
-                        "impressions": int(cost * 41), "clicks": int(cost / 4)}
+                full = {
+                    "pivotValues": [urn],
+                    "dateRange": {"start": bound, "end": dict(bound)},
+                    "costInLocalCurrency": _plain(cost),
+                    "costInUsd": _plain((cost * USD_RATE.get(currency, Decimal(1))).quantize(Decimal("0.01"))),
+                    "impressions": int(cost * 41),
+                    "clicks": int(cost / 4),
+                }
                 elements.append({f: full[f] for f in fields if f in full})
             day += dt.timedelta(days=1)
     return json_response({"paging": {"start": 0, "count": 10, "links": []}, "elements": elements})
@@ -293,40 +320,67 @@ def ad_account(req: Request, ctx: Context) -> Response:
     if not account.isdigit():
         return error(400, "ILLEGAL_ARGUMENT", f"Invalid sponsored account id {account}")
     prof = data.account_profile(PLATFORM, account)
-    return json_response({"id": int(account), "name": prof["name"], "currency": prof["currency"],
-                          "status": "ACTIVE", "type": "BUSINESS", "test": False,
-                          "reference": f"urn:li:organization:{int(account) % 100000}",
-                          "servingStatuses": ["RUNNABLE"]})
+    return json_response(
+        {
+            "id": int(account),
+            "name": prof["name"],
+            "currency": prof["currency"],
+            "status": "ACTIVE",
+            "type": "BUSINESS",
+            "test": False,
+            "reference": f"urn:li:organization:{int(account) % 100000}",
+            "servingStatuses": ["RUNNABLE"],
+        }
+    )
 
 
 def token(req: Request, ctx: Context) -> Response:
     if "application/x-www-form-urlencoded" not in (req.header("content-type") or ""):
-        return json_response({"error": "invalid_request",
-                              "error_description": "Content-Type must be application/x-www-form-urlencoded"}, 400)
+        return json_response(
+            {"error": "invalid_request", "error_description": "Content-Type must be application/x-www-form-urlencoded"},
+            400,
+        )
     form = req.form()
     creds = CREDENTIALS
     if form.get("grant_type") != "refresh_token":
-        return json_response({"error": "unsupported_grant_type",
-                              "error_description": "sandbox: only grant_type=refresh_token is emulated"}, 400)
+        return json_response(
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "sandbox: only grant_type=refresh_token is emulated",
+            },
+            400,
+        )
     for key in ("refresh_token", "client_id", "client_secret"):
         if not form.get(key):
-            return json_response({"error": "invalid_request",
-                                  "error_description": f"A required parameter \"{key}\" is missing"}, 400)
+            return json_response(
+                {"error": "invalid_request", "error_description": f'A required parameter "{key}" is missing'}, 400
+            )
     if form["client_id"] != creds["LINKEDIN_CLIENT_ID"] or form["client_secret"] != creds["LINKEDIN_CLIENT_SECRET"]:
         return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
     if form["refresh_token"] != creds["LINKEDIN_REFRESH_TOKEN"]:
-        return json_response({"error": "invalid_grant",
-                              "error_description": "The provided authorization grant or refresh token is invalid, "
-                                                   "expired or revoked"}, 400)
+        return json_response(
+            {
+                "error": "invalid_grant",
+                "error_description": "The provided authorization grant or refresh token is invalid, expired or revoked",
+            },
+            400,
+        )
     # LinkedIn hands back the same refresh token; refreshing does not extend its life (§4.6).
-    return json_response({"access_token": ctx.issue_token(PLATFORM), "expires_in": ACCESS_TOKEN_SECONDS,
-                          "refresh_token": form["refresh_token"], "refresh_token_expires_in": REFRESH_TOKEN_SECONDS})
+    return json_response(
+        {
+            "access_token": ctx.issue_token(PLATFORM),
+            "expires_in": ACCESS_TOKEN_SECONDS,
+            "refresh_token": form["refresh_token"],
+            "refresh_token_expires_in": REFRESH_TOKEN_SECONDS,
+        }
+    )
 
 
 def throttle_response(req: Request) -> Response:
     """429; LinkedIn documents no Retry-After (§4.5, UNCONFIRMED), so none is sent."""
-    return error(429, "TOO_MANY_REQUESTS", "Resource level throttle APPLICATION DAY limit for calls to this "
-                                           "resource is reached.")
+    return error(
+        429, "TOO_MANY_REQUESTS", "Resource level throttle APPLICATION DAY limit for calls to this resource is reached."
+    )
 
 
 def malformed_response(req: Request) -> Response:
@@ -336,8 +390,12 @@ def malformed_response(req: Request) -> Response:
     rng = parse_date_range(_raw_param(getattr(req, "raw_query", "") or "", "dateRange") or "")
     day = rng[0] if isinstance(rng, tuple) else data.today()
     bound = {"year": day.year, "month": day.month, "day": day.day}
-    return json_response({"paging": {"start": 0, "count": 10, "links": []},
-                          "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}]})
+    return json_response(
+        {
+            "paging": {"start": 0, "count": 10, "links": []},
+            "elements": [{"dateRange": {"start": bound, "end": bound}, "costInUsd": "12.5"}],
+        }
+    )
 
 
 PATH_SPACE = r"/rest/|/oauth/v2/"
@@ -349,6 +407,8 @@ def unrouted(req: Request, status: int, message: str) -> Response:
 
 
 def routes() -> list[Route]:
-    return [Route("GET", r"/rest/adAnalytics", analytics),
-            Route("GET", r"/rest/adAccounts/(?P<account>[^/]+)", ad_account),
-            Route("POST", TOKEN_PATH, token, api=False)]
+    return [
+        Route("GET", r"/rest/adAnalytics", analytics),
+        Route("GET", r"/rest/adAccounts/(?P<account>[^/]+)", ad_account),
+        Route("POST", TOKEN_PATH, token, api=False),
+    ]

@@ -2,6 +2,7 @@
 
 Written from shared/platform-apis/...md section 1, not from fetchers/meta.py. Errors use Graph's
 ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`` shape."""
+
 from __future__ import annotations
 
 import base64
@@ -15,25 +16,38 @@ from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
 
 PLATFORM = "meta"
-TOKEN_PATH = ""                     # Meta has no refresh grant (long-lived / system-user tokens)
-ENV_PREFIX = "META"                  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+TOKEN_PATH = ""  # Meta has no refresh grant (long-lived / system-user tokens)
+ENV_PREFIX = "META"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
 CREDENTIALS = {"META_ACCESS_TOKEN": "sandbox-meta-token"}
-VERSIONS = {"v22.0", "v23.0", "v24.0", "v25.0", "v26.0"}     # live in 2025-2026 (§1.1)
+VERSIONS = {"v22.0", "v23.0", "v24.0", "v25.0", "v26.0"}  # live in 2025-2026 (§1.1)
 LATEST = "v26.0"
-DEFAULT_LIMIT = 25                  # Meta's default page size (~25, §1.4)
+DEFAULT_LIMIT = 25  # Meta's default page size (~25, §1.4)
 MAX_LIMIT = 500
-RETENTION_MONTHS = 37               # §1.2
+RETENTION_MONTHS = 37  # §1.2
 INSIGHTS_FIELDS = {"account_id", "account_name", "account_currency", "spend", "date_start", "date_stop"}
-ACCOUNT_FIELDS = {"id", "account_id", "name", "currency", "timezone_name", "timezone_offset_hours_utc",
-                  "account_status"}
+ACCOUNT_FIELDS = {
+    "id",
+    "account_id",
+    "name",
+    "currency",
+    "timezone_name",
+    "timezone_offset_hours_utc",
+    "account_status",
+}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def graph_error(message: str, code: int, status: int = 400, subcode: int | None = None,
-                type_: str = "OAuthException", transient: bool = False, headers: dict | None = None) -> Response:
-    err = {"message": message, "type": type_, "code": code, "is_transient": transient,
-           "fbtrace_id": "AsbxTrace0000"}
+def graph_error(
+    message: str,
+    code: int,
+    status: int = 400,
+    subcode: int | None = None,
+    type_: str = "OAuthException",
+    transient: bool = False,
+    headers: dict | None = None,
+) -> Response:
+    err = {"message": message, "type": type_, "code": code, "is_transient": transient, "fbtrace_id": "AsbxTrace0000"}
     if subcode is not None:
         err["error_subcode"] = subcode
     return json_response({"error": err}, status, headers)
@@ -51,22 +65,32 @@ def _check(req: Request, ctx: Context) -> Response | None:
     """Version, token and appsecret_proof, as Graph checks them before anything else."""
     version = req.match["version"]
     if version not in VERSIONS:
-        return graph_error(f"(#2635) You are calling a deprecated version of the Ads API. Please update to "
-                           f"the latest version: {LATEST}.", 2635)
+        return graph_error(
+            f"(#2635) You are calling a deprecated version of the Ads API. Please update to "
+            f"the latest version: {LATEST}.",
+            2635,
+        )
     token = _token(req)
     problem = access_check(ctx, req, PLATFORM, token, req.match.get("account"))
     if problem == "missing":
-        return graph_error("An active access token must be used to query information about the current user.",
-                           104)
+        return graph_error("An active access token must be used to query information about the current user.", 104)
     if problem == "invalid":
         return graph_error("Invalid OAuth access token - Cannot parse access token", 190, 400)
     if problem == "expired":
-        return graph_error("Error validating access token: Session has expired on Thursday, 01-Jan-26 "
-                           "00:00:00 PST.", 190, 401, subcode=463)
+        return graph_error(
+            "Error validating access token: Session has expired on Thursday, 01-Jan-26 00:00:00 PST.",
+            190,
+            401,
+            subcode=463,
+        )
     if problem == "revoked":
-        return graph_error("Error validating access token: The session has been invalidated because the user "
-                           "changed their password or Facebook has changed the session for security reasons.",
-                           190, 401, subcode=460)
+        return graph_error(
+            "Error validating access token: The session has been invalidated because the user "
+            "changed their password or Facebook has changed the session for security reasons.",
+            190,
+            401,
+            subcode=460,
+        )
     proof = req.arg("appsecret_proof")
     if proof is not None and not _HEX64.match(proof):
         return graph_error("Invalid appsecret_proof provided in the API argument", 100)
@@ -80,9 +104,12 @@ def _fields(req: Request, allowed: set[str], default: list[str]) -> list[str] | 
     fields = [f.strip() for f in raw.split(",") if f.strip()]
     bad = [f for f in fields if f not in allowed]
     if bad:
-        return graph_error(f"(#100) {bad[0]} is not valid for fields param. please check "
-                           "https://developers.facebook.com/docs/marketing-api/reference/ads-insights/ "
-                           "for all valid values", 100)
+        return graph_error(
+            f"(#100) {bad[0]} is not valid for fields param. please check "
+            "https://developers.facebook.com/docs/marketing-api/reference/ads-insights/ "
+            "for all valid values",
+            100,
+        )
     return fields
 
 
@@ -94,8 +121,15 @@ def account(req: Request, ctx: Context) -> Response:
     if isinstance(fields, Response):
         return fields
     prof = data.account_profile(PLATFORM, acc)
-    full = {"id": f"act_{acc}", "account_id": acc, "name": prof["name"], "currency": prof["currency"],
-            "timezone_name": prof["timezone"], "timezone_offset_hours_utc": 0, "account_status": 1}
+    full = {
+        "id": f"act_{acc}",
+        "account_id": acc,
+        "name": prof["name"],
+        "currency": prof["currency"],
+        "timezone_name": prof["timezone"],
+        "timezone_offset_hours_utc": 0,
+        "account_status": 1,
+    }
     return json_response({k: full[k] for k in ["id", *fields] if k in full})
 
 
@@ -105,22 +139,24 @@ def _time_range(req: Request) -> tuple[dt.date, dt.date] | Response:
     if raw is None:
         if req.arg("date_preset") not in (None, "last_30d"):
             return graph_error("sandbox: only date_preset=last_30d or a time_range is emulated", 100)
-        return today - dt.timedelta(days=30), today - dt.timedelta(days=1)   # Graph's default: last_30d
+        return today - dt.timedelta(days=30), today - dt.timedelta(days=1)  # Graph's default: last_30d
     if req.arg("date_preset"):
         return graph_error("(#100) time_range and date_preset cannot be used together", 100)
     try:
         obj = json.loads(raw)
         since, until = dt.date.fromisoformat(obj["since"]), dt.date.fromisoformat(obj["until"])
     except (ValueError, KeyError, TypeError):
-        return graph_error("(#100) param time_range must be a JSON object with keys since and until, "
-                           "each YYYY-MM-DD", 100)
+        return graph_error(
+            "(#100) param time_range must be a JSON object with keys since and until, each YYYY-MM-DD", 100
+        )
     if since > until:
         return graph_error("(#100) time_range: since must not be after until", 100)
     year, month0 = divmod(today.year * 12 + today.month - 1 - RETENTION_MONTHS, 12)
     oldest = dt.date(year, month0 + 1, 1)
     if since < oldest:
-        return graph_error("(#3018) The start date of the time range cannot be beyond 37 months from the "
-                           "current date", 3018)
+        return graph_error(
+            "(#3018) The start date of the time range cannot be beyond 37 months from the current date", 3018
+        )
     return since, until
 
 
@@ -160,15 +196,21 @@ def insights(req: Request, ctx: Context) -> Response:
     prof = data.account_profile(PLATFORM, acc)
 
     def row(d0: dt.date, d1: dt.date, spend: Decimal) -> dict:
-        full = {"account_id": acc, "account_name": prof["name"], "account_currency": prof["currency"],
-                "spend": str(spend), "date_start": d0.isoformat(), "date_stop": d1.isoformat()}
+        full = {
+            "account_id": acc,
+            "account_name": prof["name"],
+            "account_currency": prof["currency"],
+            "spend": str(spend),
+            "date_start": d0.isoformat(),
+            "date_stop": d1.isoformat(),
+        }
         return {k: full[k] for k in fields}
 
     days = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
     amounts = [(d, expected_daily(acc, d, ctx.generation(PLATFORM, d))) for d in days]
     if increment == "1":
-        rows = [row(d, d, a) for d, a in amounts if a]           # no delivery: no row (§1.3)
-    elif increment == "all_days":                                 # Graph's default: one row for the range
+        rows = [row(d, d, a) for d, a in amounts if a]  # no delivery: no row (§1.3)
+    elif increment == "all_days":  # Graph's default: one row for the range
         total = sum((a for _, a in amounts), Decimal(0))
         rows = [row(since, until, total)] if total else []
     else:
@@ -179,7 +221,7 @@ def insights(req: Request, ctx: Context) -> Response:
         start = _offset(req.arg("after"))
         if start is None or start > len(rows):
             return graph_error("(#100) Invalid cursor for param after", 100)
-    page = rows[start:start + limit]
+    page = rows[start : start + limit]
     body: dict = {"data": page}
     if rows:
         body["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(page))}}
@@ -194,20 +236,40 @@ def insights(req: Request, ctx: Context) -> Response:
 def throttle_response(req: Request) -> Response:
     # §1.5: throttling is an error body with HTTP 400 and no Retry-After; the usage header says how
     # long until access returns (0 minutes here: retry soon).
-    usage = {"123456789": [{"type": "ads_insights", "call_count": 100, "total_cputime": 40, "total_time": 60,
-                            "estimated_time_to_regain_access": 0}]}
-    return graph_error("(#17) User request limit reached", 17, 400, subcode=2446079, transient=True,
-                       headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
+    usage = {
+        "123456789": [
+            {
+                "type": "ads_insights",
+                "call_count": 100,
+                "total_cputime": 40,
+                "total_time": 60,
+                "estimated_time_to_regain_access": 0,
+            }
+        ]
+    }
+    return graph_error(
+        "(#17) User request limit reached",
+        17,
+        400,
+        subcode=2446079,
+        transient=True,
+        headers={"X-Business-Use-Case-Usage": json.dumps(usage)},
+    )
 
 
 def malformed_response(req: Request) -> Response:
-    if req.path.endswith("/insights"):          # a row without its spend
-        return json_response({"data": [{"account_id": req.match.get("account", ""), "date_start": "2026-01-01",
-                                        "date_stop": "2026-01-01"}]})
-    return json_response({"id": f"act_{req.match.get('account', '')}"})   # no currency, no timezone
+    if req.path.endswith("/insights"):  # a row without its spend
+        return json_response(
+            {
+                "data": [
+                    {"account_id": req.match.get("account", ""), "date_start": "2026-01-01", "date_stop": "2026-01-01"}
+                ]
+            }
+        )
+    return json_response({"id": f"act_{req.match.get('account', '')}"})  # no currency, no timezone
 
 
-PATH_SPACE = r"/v\d+\.\d+(/|$)"           # graph.facebook.com/vNN.N/...
+PATH_SPACE = r"/v\d+\.\d+(/|$)"  # graph.facebook.com/vNN.N/...
 
 
 def unrouted(req: Request, status: int, message: str) -> Response:
@@ -218,5 +280,4 @@ def unrouted(req: Request, status: int, message: str) -> Response:
 
 def routes() -> list[Route]:
     v, a = r"/(?P<version>v\d+\.\d+)", r"act_(?P<account>\d+)"
-    return [Route("GET", f"{v}/{a}/insights", insights),
-            Route("GET", f"{v}/{a}", account)]
+    return [Route("GET", f"{v}/{a}/insights", insights), Route("GET", f"{v}/{a}", account)]

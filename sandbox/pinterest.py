@@ -15,6 +15,7 @@ Written from shared/platform-apis part 1, section 6 (the official OpenAPI file v
 - Errors: ``{"code": <int>, "message": "..."}`` with the HTTP status; throttling is 429 with code
   2726 and the wait inside the message (no Retry-After header).
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,10 +31,13 @@ from .common import Context, Request, Response, Route, access_check, json_respon
 
 PLATFORM = "pinterest"
 TOKEN_PATH = "/v5/oauth/token"
-ENV_PREFIX = "PINTEREST"             # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+ENV_PREFIX = "PINTEREST"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
-CREDENTIALS = {"PINTEREST_APP_ID": "sandbox-pinterest-app", "PINTEREST_APP_SECRET": "sandbox-pinterest-secret",
-               "PINTEREST_REFRESH_TOKEN": "pinr.sandbox-pinterest-refresh"}
+CREDENTIALS = {
+    "PINTEREST_APP_ID": "sandbox-pinterest-app",
+    "PINTEREST_APP_SECRET": "sandbox-pinterest-secret",
+    "PINTEREST_REFRESH_TOKEN": "pinr.sandbox-pinterest-refresh",
+}
 DOWNLOAD_PREFIX = "/_pinterest-reports"
 
 SYNC_BACK_DAYS = 90
@@ -45,7 +49,7 @@ REPORT_TTL_SECONDS = 3600
 GRANULARITIES = ("TOTAL", "DAY", "HOUR", "WEEK", "MONTH")
 LEVELS = ("ADVERTISER", "CAMPAIGN", "AD_GROUP", "PIN_PROMOTION", "PRODUCT_GROUP", "PRODUCT_ITEM", "KEYWORD")
 SPEND_COLUMNS = ("SPEND_IN_MICRO_DOLLAR", "SPEND_IN_DOLLAR")
-CAMPAIGNS = 2                     # every account spends through two campaigns (summed at ADVERTISER level)
+CAMPAIGNS = 2  # every account spends through two campaigns (summed at ADVERTISER level)
 _SIGNING_KEY = secrets.token_hex(16)
 
 
@@ -64,19 +68,20 @@ def _bad_params(message: str) -> Response:
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def _campaign_ids(account: str) -> list[str]:
     return [f"{account[-6:]}{i:06d}" for i in range(1, CAMPAIGNS + 1)]
 
 
 def _campaign_micros(account: str, day: dt.date, generation: int) -> dict[str, int]:
-    return {cid: int(data.daily_amount(PLATFORM, account, day, scale=6, part=cid, generation=generation)
-                     * 1_000_000)
-            for cid in _campaign_ids(account)}
+    return {
+        cid: int(data.daily_amount(PLATFORM, account, day, scale=6, part=cid, generation=generation) * 1_000_000)
+        for cid in _campaign_ids(account)
+    }
 
 
 def expected_daily(account_id: str, day: dt.date, generation: int) -> Decimal:
-    return sum((Decimal(m) / 1_000_000 for m in _campaign_micros(account_id, day, generation).values()),
-               Decimal(0))
+    return sum((Decimal(m) / 1_000_000 for m in _campaign_micros(account_id, day, generation).values()), Decimal(0))
 
 
 def _columns_row(micros: int, columns: list[str]) -> dict:
@@ -84,7 +89,7 @@ def _columns_row(micros: int, columns: list[str]) -> dict:
     if "SPEND_IN_MICRO_DOLLAR" in columns:
         row["SPEND_IN_MICRO_DOLLAR"] = micros
     if "SPEND_IN_DOLLAR" in columns:
-        row["SPEND_IN_DOLLAR"] = float(Decimal(micros) / 1_000_000)   # the wire carries a JSON number
+        row["SPEND_IN_DOLLAR"] = float(Decimal(micros) / 1_000_000)  # the wire carries a JSON number
     return row
 
 
@@ -94,6 +99,7 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 # --- shared validation --------------------------------------------------------------------------
+
 
 def _check_range(start_raw, end_raw, back_days: int, range_days: int, what: str) -> tuple | Response:
     start, end = parse_iso_date(start_raw), parse_iso_date(end_raw)
@@ -115,12 +121,16 @@ def _check_columns(columns) -> list[str] | Response:
         return _bad_params("At least one column is required.")
     unknown = [c for c in columns if c not in SPEND_COLUMNS]
     if unknown:
-        return _error(400, 400, f"sandbox: only the columns {', '.join(SPEND_COLUMNS)} are emulated, not "
-                                f"{', '.join(unknown)[:80]}.")
+        return _error(
+            400,
+            400,
+            f"sandbox: only the columns {', '.join(SPEND_COLUMNS)} are emulated, not {', '.join(unknown)[:80]}.",
+        )
     return list(columns)
 
 
 # --- handlers -----------------------------------------------------------------------------------
+
 
 def _ad_account(req: Request, ctx: Context) -> Response:
     account = req.match["account"]
@@ -128,9 +138,18 @@ def _ad_account(req: Request, ctx: Context) -> Response:
     if problem:
         return _auth_error(problem)
     profile = data.account_profile(PLATFORM, account)
-    return json_response({"id": account, "name": profile["name"], "owner": {"username": "sandbox"},
-                          "country": "US", "currency": profile["currency"],
-                          "permissions": ["ADMIN"], "created_time": 1600000000, "updated_time": 1700000000})
+    return json_response(
+        {
+            "id": account,
+            "name": profile["name"],
+            "owner": {"username": "sandbox"},
+            "country": "US",
+            "currency": profile["currency"],
+            "permissions": ["ADMIN"],
+            "created_time": 1600000000,
+            "updated_time": 1700000000,
+        }
+    )
 
 
 def _analytics(req: Request, ctx: Context) -> Response:
@@ -138,8 +157,7 @@ def _analytics(req: Request, ctx: Context) -> Response:
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
     if problem:
         return _auth_error(problem)
-    checked = _check_range(req.arg("start_date"), req.arg("end_date"), SYNC_BACK_DAYS, SYNC_RANGE_DAYS,
-                           "analytics")
+    checked = _check_range(req.arg("start_date"), req.arg("end_date"), SYNC_BACK_DAYS, SYNC_RANGE_DAYS, "analytics")
     if isinstance(checked, Response):
         return checked
     start, end = checked
@@ -159,8 +177,9 @@ def _analytics(req: Request, ctx: Context) -> Response:
         micros = sum(_campaign_micros(account, day, ctx.generation(PLATFORM, day)).values())
         # A day without delivery still has its row, but "columns with no value may be left out of
         # a row" (section 6.3): the spend columns are absent, not 0.
-        rows.append({"AD_ACCOUNT_ID": account, "DATE": day.isoformat(),
-                     **(_columns_row(micros, columns) if micros else {})})
+        rows.append(
+            {"AD_ACCOUNT_ID": account, "DATE": day.isoformat(), **(_columns_row(micros, columns) if micros else {})}
+        )
     return json_response(rows)
 
 
@@ -179,8 +198,7 @@ def _create_report(req: Request, ctx: Context) -> Response:
         return _error(400, 400, "Request body is not valid JSON.")
     if not isinstance(body, dict):
         return _error(400, 400, "Request body must be a JSON object.")
-    checked = _check_range(body.get("start_date"), body.get("end_date"), REPORT_BACK_DAYS,
-                           REPORT_RANGE_DAYS, "report")
+    checked = _check_range(body.get("start_date"), body.get("end_date"), REPORT_BACK_DAYS, REPORT_RANGE_DAYS, "report")
     if isinstance(checked, Response):
         return checked
     if body.get("granularity") not in GRANULARITIES:
@@ -201,9 +219,17 @@ def _create_report(req: Request, ctx: Context) -> Response:
     fault = ctx.take_fault(PLATFORM, account, ("report_failed", "report_stuck"))
     token = secrets.token_hex(16)
     with ctx.lock:
-        ctx.jobs[token] = {"platform": PLATFORM, "account": account, "start": checked[0], "end": checked[1],
-                           "level": body["level"], "columns": columns, "polls": 0, "fault": fault,
-                           "created": time.time()}
+        ctx.jobs[token] = {
+            "platform": PLATFORM,
+            "account": account,
+            "start": checked[0],
+            "end": checked[1],
+            "level": body["level"],
+            "columns": columns,
+            "polls": 0,
+            "fault": fault,
+            "created": time.time(),
+        }
     return json_response({"report_status": "IN_PROGRESS", "token": token, "message": None})
 
 
@@ -234,8 +260,10 @@ def _report_status(req: Request, ctx: Context) -> Response:
         return json_response({"report_status": "FAILED", "url": None, "size": None})
     issued = int(time.time())
     host = req.header("host") or "127.0.0.1"
-    url = (f"http://{host}{DOWNLOAD_PREFIX}/{token}.json?X-Amz-Date={issued}"
-           f"&X-Amz-Expires={URL_TTL_SECONDS}&X-Amz-Signature={_sign(token, issued)}")
+    url = (
+        f"http://{host}{DOWNLOAD_PREFIX}/{token}.json?X-Amz-Date={issued}"
+        f"&X-Amz-Expires={URL_TTL_SECONDS}&X-Amz-Signature={_sign(token, issued)}"
+    )
     return json_response({"report_status": "FINISHED", "url": url, "size": len(_report_file(job, ctx))})
 
 
@@ -249,31 +277,42 @@ def _report_file(job: dict, ctx: Context) -> bytes:
         else:
             per_entity, id_field = per_campaign, "CAMPAIGN_ID"
         for entity, micros in per_entity.items():
-            if micros:          # JSON reports leave out rows whose every column is 0
-                out.setdefault(entity, []).append({id_field: entity, "DATE": day.isoformat(),
-                                                   **_columns_row(micros, job["columns"])})
+            if micros:  # JSON reports leave out rows whose every column is 0
+                out.setdefault(entity, []).append(
+                    {id_field: entity, "DATE": day.isoformat(), **_columns_row(micros, job["columns"])}
+                )
     return json.dumps(out).encode()
 
 
 def _s3_error(status: int, code: str, message: str) -> Response:
-    body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return Response(status, body.encode(), {"Content-Type": "application/xml"})
 
 
 def _download(req: Request, ctx: Context) -> Response:
     if req.header("authorization"):
-        return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
-                                                 "query parameter, Signature query string parameter or the "
-                                                 "Authorization header should be specified")
+        return _s3_error(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm "
+            "query parameter, Signature query string parameter or the "
+            "Authorization header should be specified",
+        )
     token = req.match["token"]
     try:
         issued = int(req.arg("X-Amz-Date") or "")
     except ValueError:
-        return _s3_error(403, "AccessDenied", "Query-string authentication requires the Signature, "
-                                              "Expires and AWSAccessKeyId parameters")
+        return _s3_error(
+            403,
+            "AccessDenied",
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+        )
     if req.arg("X-Amz-Signature") != _sign(token, issued):
-        return _s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match "
-                                                       "the signature you provided.")
+        return _s3_error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
     if time.time() - issued > URL_TTL_SECONDS:
         return _s3_error(403, "AccessDenied", "Request has expired")
     with ctx.lock:
@@ -284,6 +323,7 @@ def _download(req: Request, ctx: Context) -> Response:
 
 
 # --- OAuth --------------------------------------------------------------------------------------
+
 
 def _token(req: Request, ctx: Context) -> Response:
     creds = CREDENTIALS
@@ -297,8 +337,12 @@ def _token(req: Request, ctx: Context) -> Response:
         return _error(400, 400, "Content-Type must be application/x-www-form-urlencoded.")
     form = req.form()
     if form.get("grant_type") != "refresh_token":
-        return _error(400, 400, "sandbox: only grant_type=refresh_token is emulated (Pinterest also takes "
-                                "authorization_code and client_credentials).")
+        return _error(
+            400,
+            400,
+            "sandbox: only grant_type=refresh_token is emulated (Pinterest also takes "
+            "authorization_code and client_credentials).",
+        )
     if form.get("continuous_refresh", "true") not in ("true", "false"):
         return _error(400, 400, "continuous_refresh must be true or false.")
     refresh = form.get("refresh_token") or ""
@@ -309,13 +353,21 @@ def _token(req: Request, ctx: Context) -> Response:
     # used up); the configured demo token counts as freshly issued, so the demo keeps working
     # across any number of runs against one sandbox.
     new_refresh = ctx.issue_refresh_token(PLATFORM, "pinr.sbx-")
-    return json_response({"access_token": ctx.issue_token(PLATFORM), "token_type": "bearer",
-                          "expires_in": 2592000, "scope": "ads:read", "refresh_token": new_refresh,
-                          "refresh_token_expires_in": 5184000,
-                          "refresh_token_expires_at": int(time.time()) + 5184000})
+    return json_response(
+        {
+            "access_token": ctx.issue_token(PLATFORM),
+            "token_type": "bearer",
+            "expires_in": 2592000,
+            "scope": "ads:read",
+            "refresh_token": new_refresh,
+            "refresh_token_expires_in": 5184000,
+            "refresh_token_expires_at": int(time.time()) + 5184000,
+        }
+    )
 
 
 # --- the platform's own throttle and malformed answers ------------------------------------------
+
 
 def throttle_response(req: Request) -> Response:
     if req.path.endswith(("/analytics", "/reports")):
@@ -324,7 +376,7 @@ def throttle_response(req: Request) -> Response:
 
 
 def malformed_response(req: Request) -> Response:
-    if req.path.endswith("/analytics"):      # a DAY row without its DATE (a row without the spend
+    if req.path.endswith("/analytics"):  # a DAY row without its DATE (a row without the spend
         # column is Pinterest's documented zero day, so that is not the damaged shape)
         return json_response([{"AD_ACCOUNT_ID": req.match.get("account"), "SPEND_IN_MICRO_DOLLAR": 1_500_000}])
     if req.path.endswith("/reports"):
@@ -332,7 +384,7 @@ def malformed_response(req: Request) -> Response:
     return json_response({"id": req.match.get("account"), "name": "no currency"})
 
 
-PATH_SPACE = r"/v5/|{}/".format(DOWNLOAD_PREFIX)
+PATH_SPACE = rf"/v5/|{DOWNLOAD_PREFIX}/"
 
 
 def unrouted(req: Request, status: int, message: str) -> Response:

@@ -6,6 +6,7 @@ leaves a fact open, the emulator takes one reading and is strict about it: ``sta
 (default: the account's); a day only partly inside the range reports only that part of its
 spend (spread evenly over the day); days without spend are left out.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,18 +24,34 @@ from .credentials import demo_value
 
 PLATFORM = "reddit"
 TOKEN_PATH = "/api/v1/access_token"
-ENV_PREFIX = "REDDIT"                # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+ENV_PREFIX = "REDDIT"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
-CREDENTIALS = {"REDDIT_CLIENT_ID": "sandbox-reddit-client", "REDDIT_CLIENT_SECRET": "sandbox-reddit-secret",
-               "REDDIT_REFRESH_TOKEN": "sandbox-reddit-refresh"}
-DEFAULT_PAGE_SIZE = 7        # small, so paging is exercised whenever a client relies on the default
+CREDENTIALS = {
+    "REDDIT_CLIENT_ID": "sandbox-reddit-client",
+    "REDDIT_CLIENT_SECRET": "sandbox-reddit-secret",
+    "REDDIT_REFRESH_TOKEN": "sandbox-reddit-refresh",
+}
+DEFAULT_PAGE_SIZE = 7  # small, so paging is exercised whenever a client relies on the default
 MAX_PAGE_SIZE = 1000
-BREAKDOWNS = {"DATE", "HOUR", "CAMPAIGN_ID", "AD_GROUP_ID", "AD_ID", "COUNTRY", "REGION", "COMMUNITY",
-              "KEYWORD", "PLACEMENT", "GENDER", "OS_TYPE"}
+BREAKDOWNS = {
+    "DATE",
+    "HOUR",
+    "CAMPAIGN_ID",
+    "AD_GROUP_ID",
+    "AD_ID",
+    "COUNTRY",
+    "REGION",
+    "COMMUNITY",
+    "KEYWORD",
+    "PLACEMENT",
+    "GENDER",
+    "OS_TYPE",
+}
 FIELDS = {"SPEND", "IMPRESSIONS", "CLICKS", "CPC", "ECPM", "REACH", "CTR"}
 _ID = re.compile(r"(a2|t2)_[A-Za-z0-9][A-Za-z0-9_-]*")
-_GENERIC_UA = re.compile(r"^(python-httpx|python-requests|python-urllib|curl|java|go-http-client|okhttp)",
-                         re.IGNORECASE)
+_GENERIC_UA = re.compile(
+    r"^(python-httpx|python-requests|python-urllib|curl|java|go-http-client|okhttp)", re.IGNORECASE
+)
 
 
 def error(status: int, message: str) -> Response:
@@ -56,12 +73,17 @@ def _auth_problem(ctx: Context, req: Request, account: str | None) -> Response |
     problem = access_check(ctx, req, PLATFORM, req.bearer(), account)
     if problem is None:
         return None
-    text = {"missing": "no access token", "invalid": "invalid access token", "expired": "access token expired",
-            "revoked": "access token revoked"}[problem]
+    text = {
+        "missing": "no access token",
+        "invalid": "invalid access token",
+        "expired": "access token expired",
+        "revoked": "access token revoked",
+    }[problem]
     return json_response({"success": False, "error": {"reason": "UNAUTHORIZED", "explanation": text}}, 401)
 
 
 # --- token endpoint -----------------------------------------------------------------------------
+
 
 def token(req: Request, ctx: Context) -> Response:
     bad_ua = _user_agent_problem(req)
@@ -69,8 +91,9 @@ def token(req: Request, ctx: Context) -> Response:
         return bad_ua
     auth = req.header("authorization") or ""
     try:
-        client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":") if \
-            auth.lower().startswith("basic ") else ("", "", "")
+        client_id, _, secret = (
+            base64.b64decode(auth[6:]).decode().partition(":") if auth.lower().startswith("basic ") else ("", "", "")
+        )
     except ValueError:
         client_id, secret = "", ""
     if client_id != demo_value(PLATFORM, "_CLIENT_ID") or secret != demo_value(PLATFORM, "_CLIENT_SECRET"):
@@ -83,11 +106,19 @@ def token(req: Request, ctx: Context) -> Response:
     access = ctx.issue_token(PLATFORM)
     # Reddit may hand back a new refresh token (doc §7.6): this emulator always rotates it
     rotated = ctx.issue_refresh_token(PLATFORM, "sbx-reddit-rt-")
-    return json_response({"access_token": access, "token_type": "bearer", "expires_in": 86400,
-                          "refresh_token": rotated, "scope": "adsread"})
+    return json_response(
+        {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": 86400,
+            "refresh_token": rotated,
+            "scope": "adsread",
+        }
+    )
 
 
 # --- ad account ---------------------------------------------------------------------------------
+
 
 def ad_account(req: Request, ctx: Context) -> Response:
     account = req.match["account"]
@@ -97,14 +128,25 @@ def ad_account(req: Request, ctx: Context) -> Response:
     if not _ID.fullmatch(account):
         return error(400, "invalid ad_account identifier")
     profile = data.account_profile(PLATFORM, account)
-    return json_response({"data": {
-        "id": account, "name": profile["name"], "currency": profile["currency"],
-        "time_zone_id": profile["timezone"], "attribution_type": "CLICK_THROUGH",
-        "click_attribution_window": "DAY_28", "view_attribution_window": "DAY_1",
-        "configured_status": "ACTIVE", "effective_status": "ACTIVE"}})
+    return json_response(
+        {
+            "data": {
+                "id": account,
+                "name": profile["name"],
+                "currency": profile["currency"],
+                "time_zone_id": profile["timezone"],
+                "attribution_type": "CLICK_THROUGH",
+                "click_attribution_window": "DAY_28",
+                "view_attribution_window": "DAY_1",
+                "configured_status": "ACTIVE",
+                "effective_status": "ACTIVE",
+            }
+        }
+    )
 
 
 # --- reports ------------------------------------------------------------------------------------
+
 
 def _instant(value) -> dt.datetime | None:
     if not isinstance(value, str):
@@ -122,7 +164,7 @@ def _fingerprint(body: dict) -> str:
 
 def _page_token(offset: int, fingerprint: str) -> str:
     raw = json.dumps({"o": offset, "f": fingerprint}).encode()
-    raw += b" " * ((1 - len(raw)) % 3)     # always padded: "=" travels URL-encoded as %3D (doc §7.4)
+    raw += b" " * ((1 - len(raw)) % 3)  # always padded: "=" travels URL-encoded as %3D (doc §7.4)
     return base64.b64encode(raw).decode()
 
 
@@ -135,31 +177,41 @@ def _read_page_token(token: str) -> dict | None:
 
 
 def _day_span(day: dt.date, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    utc = dt.timezone.utc
-    return (dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(utc),
-            dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(utc))
+    utc = dt.UTC
+    return (
+        dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(utc),
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(utc),
+    )
 
 
-def daily_rows(account: str, start: dt.datetime, end: dt.datetime, report_zone: ZoneInfo,
-               ctx: Context) -> dict[dt.date, Decimal]:
+def daily_rows(
+    account: str, start: dt.datetime, end: dt.datetime, report_zone: ZoneInfo, ctx: Context
+) -> dict[dt.date, Decimal]:
     """Spend per ``report_zone`` date over the instants [start, end), from the account's days
     (each spread evenly over its own length; a day wholly inside keeps its exact amount)."""
     account_zone = ZoneInfo(data.account_profile(PLATFORM, account)["timezone"])
     out: dict[dt.date, Decimal] = {}
-    day, last = start.astimezone(account_zone).date(), (end - dt.timedelta(microseconds=1)).astimezone(account_zone).date()
+    day, last = (
+        start.astimezone(account_zone).date(),
+        (end - dt.timedelta(microseconds=1)).astimezone(account_zone).date(),
+    )
     while day <= last:
         a, b = _day_span(day, account_zone)
         amount = expected_daily(account, day, ctx.generation(PLATFORM, day))
         lo, hi = max(a, start), min(b, end)
-        label, label_last = lo.astimezone(report_zone).date(), (hi - dt.timedelta(microseconds=1)).astimezone(report_zone).date()
+        label, label_last = (
+            lo.astimezone(report_zone).date(),
+            (hi - dt.timedelta(microseconds=1)).astimezone(report_zone).date(),
+        )
         while label <= label_last:
             c, d = _day_span(label, report_zone)
             overlap = min(hi, d) - max(lo, c)
             if overlap == b - a and label == day:
                 part = amount
             else:
-                part = (amount * Decimal(overlap.total_seconds()) / Decimal((b - a).total_seconds())
-                        ).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
+                part = (amount * Decimal(overlap.total_seconds()) / Decimal((b - a).total_seconds())).quantize(
+                    Decimal("0.000001"), ROUND_HALF_EVEN
+                )
             out[label] = out.get(label, Decimal(0)) + part
             label += dt.timedelta(days=1)
         day += dt.timedelta(days=1)
@@ -201,7 +253,11 @@ def reports(req: Request, ctx: Context) -> Response:
     if upper != ["DATE"]:
         return error(400, "sandbox: only the DATE breakdown is emulated")
     fields = spec.get("fields")
-    if not isinstance(fields, list) or not fields or not all(isinstance(x, str) and x.upper() in FIELDS for x in fields):
+    if (
+        not isinstance(fields, list)
+        or not fields
+        or not all(isinstance(x, str) and x.upper() in FIELDS for x in fields)
+    ):
         return error(400, f"fields is required: a list of metrics such as SPEND (got {fields!r})")
     zone_name = spec.get("time_zone_id") or data.account_profile(PLATFORM, account)["timezone"]
     try:
@@ -227,14 +283,14 @@ def reports(req: Request, ctx: Context) -> Response:
     rows = []
     for day in sorted(spend):
         if spend[day] == 0:
-            continue                        # no delivery: no row
+            continue  # no delivery: no row
         micros = int(spend[day] * 1_000_000)
         row = {"date": day.isoformat()}
         for name in fields:
             key = name.lower()
             row[key] = micros if key == "spend" else 0
         rows.append(row)
-    chunk = rows[offset: offset + size]
+    chunk = rows[offset : offset + size]
     next_url = None
     if offset + size < len(rows):
         query = urllib.parse.urlencode({"page.size": size, "page.token": _page_token(offset + size, fingerprint)})
@@ -250,8 +306,9 @@ def throttle_response(req: Request) -> Response:
 def malformed_response(req: Request) -> Response:
     """A page whose row has no spend, or an account without currency (never read as zero)."""
     if req.path.endswith("/reports"):
-        return json_response({"data": {"metrics": [{"date": "2025-03-01", "impressions": 1000}]},
-                              "pagination": {"next_url": None}})
+        return json_response(
+            {"data": {"metrics": [{"date": "2025-03-01", "impressions": 1000}]}, "pagination": {"next_url": None}}
+        )
     return json_response({"data": {"id": req.match.get("account", ""), "name": "no currency"}})
 
 

@@ -19,6 +19,7 @@ Control endpoints (for tests, the bench and the dashboard's demo mode):
 Demo exchange rates (ECB format, made up after the shipped history; ``sandbox/fxfeed.py``):
 ``GET /stats/eurofxref/eurofxref-hist.zip``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -66,11 +67,16 @@ class Sandbox:
             days[d.isoformat()] = str(amt)
             total += amt
             d += dt.timedelta(days=1)
-        return {"platform": platform, "account": account, "currency": data.account_currency(account),
-                "spend": str(total), "days": days}
+        return {
+            "platform": platform,
+            "account": account,
+            "currency": data.account_currency(account),
+            "spend": str(total),
+            "days": days,
+        }
 
     def _control(self, req: Request) -> Response:
-        action = req.path[len("/_sandbox/"):]
+        action = req.path[len("/_sandbox/") :]
         if action == "health":
             return json_response({"ok": True, "platforms": sorted(self.emulators)})
         if action == "reset" and req.method == "POST":
@@ -84,23 +90,33 @@ class Sandbox:
             return json_response({"ok": True})
         if action == "totals":
             try:
-                return json_response(self.expected_total(
-                    req.arg("platform"), req.arg("account"),
-                    dt.date.fromisoformat(req.arg("start")), dt.date.fromisoformat(req.arg("end"))))
+                return json_response(
+                    self.expected_total(
+                        req.arg("platform"),
+                        req.arg("account"),
+                        dt.date.fromisoformat(req.arg("start")),
+                        dt.date.fromisoformat(req.arg("end")),
+                    )
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 return json_response({"error": f"bad totals query: {exc}"}, 400)
         if action == "stats":
             with self.ctx.lock:
-                return json_response({"requests": self.ctx.requests, "throttled": self.ctx.throttled,
-                                      "token_grants": self.ctx.token_grants,
-                                      "jobs": len(self.ctx.jobs)})
+                return json_response(
+                    {
+                        "requests": self.ctx.requests,
+                        "throttled": self.ctx.throttled,
+                        "token_grants": self.ctx.token_grants,
+                        "jobs": len(self.ctx.jobs),
+                    }
+                )
         return json_response({"error": f"sandbox: no control endpoint {req.path}"}, 404)
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         if req.path.startswith("/_sandbox/"):
             return self._control(req)
-        if req.path == fxfeed.PATH and req.method in ("GET", "HEAD"):     # demo exchange rates
+        if req.path == fxfeed.PATH and req.method in ("GET", "HEAD"):  # demo exchange rates
             self.ctx.fx_feed_requests = getattr(self.ctx, "fx_feed_requests", 0) + 1
             return fxfeed.response()
         allowed = set()
@@ -115,8 +131,9 @@ class Sandbox:
             return self._dispatch(route, req)
         if allowed:
             use = ", ".join(sorted(allowed))
-            return self._unrouted(req, 405, f"sandbox: {req.method} is not emulated at {req.path}; use {use}",
-                                  {"Allow": use})
+            return self._unrouted(
+                req, 405, f"sandbox: {req.method} is not emulated at {req.path}; use {use}", {"Allow": use}
+            )
         return self._unrouted(req, 404, f"sandbox: {req.method} {req.path} is not emulated")
 
     def _unrouted(self, req: Request, status: int, message: str, headers: dict | None = None) -> Response:
@@ -136,18 +153,23 @@ class Sandbox:
         delay = ctx.delay_for(p)
         if ctx.over_rate_limit(p):
             ctx.count(p, throttled=True)
-            resp = mod.throttle_response(req) if hasattr(mod, "throttle_response") else \
-                json_response({"error": "rate limited"}, 429, {"Retry-After": "1"})
+            resp = (
+                mod.throttle_response(req)
+                if hasattr(mod, "throttle_response")
+                else json_response({"error": "rate limited"}, 429, {"Retry-After": "1"})
+            )
             resp.delay += delay
             return resp
         ctx.count(p)
         account = getattr(mod, "account_of", lambda _r: None)(req) or req.match.get("account")
-        fault = ctx.take_fault(p, account,
-                               ("429", "429_no_retry_after", "5xx", "hang", "throttle", "malformed", "truncated"))
+        fault = ctx.take_fault(
+            p, account, ("429", "429_no_retry_after", "5xx", "hang", "throttle", "malformed", "truncated")
+        )
         if fault == "429":
             ctx.throttled[p] = ctx.throttled.get(p, 0) + 1
-            return Response(429, b'{"error": "too many requests"}', {"Content-Type": "application/json",
-                                                                     "Retry-After": "1"}, delay)
+            return Response(
+                429, b'{"error": "too many requests"}', {"Content-Type": "application/json", "Retry-After": "1"}, delay
+            )
         if fault == "429_no_retry_after":
             ctx.throttled[p] = ctx.throttled.get(p, 0) + 1
             return Response(429, b'{"error": "too many requests"}', {"Content-Type": "application/json"}, delay)
@@ -157,8 +179,11 @@ class Sandbox:
             return Response(504, b"Gateway Timeout", {"Content-Type": "text/plain"}, ctx.hang_seconds)
         if fault == "throttle":
             ctx.throttled[p] = ctx.throttled.get(p, 0) + 1
-            resp = mod.throttle_response(req) if hasattr(mod, "throttle_response") else \
-                Response(429, b"{}", {"Content-Type": "application/json", "Retry-After": "1"})
+            resp = (
+                mod.throttle_response(req)
+                if hasattr(mod, "throttle_response")
+                else Response(429, b"{}", {"Content-Type": "application/json", "Retry-After": "1"})
+            )
             resp.delay += delay
             return resp
         if fault == "malformed" and hasattr(mod, "malformed_response"):
@@ -175,15 +200,21 @@ class Sandbox:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True       # small responses go out at once (no 40 ms delayed-ACK stall)
+    disable_nagle_algorithm = True  # small responses go out at once (no 40 ms delayed-ACK stall)
     sandbox: Sandbox
 
     def _serve(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        req = Request(self.command, parsed.path, urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
-                      {k.lower(): v for k, v in self.headers.items()}, body, raw_query=parsed.query)
+        req = Request(
+            self.command,
+            parsed.path,
+            urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            raw_query=parsed.query,
+        )
         try:
             resp = self.sandbox.handle(req)
         except Exception as exc:  # an emulator bug shows as a 500, like a real server's
@@ -217,6 +248,7 @@ class _Server(ThreadingHTTPServer):
         """A client that hung up (timed out on a hung answer, or closed its pool) is normal here:
         no traceback on stderr. Anything else is logged."""
         import sys
+
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return
@@ -238,9 +270,10 @@ class SandboxServer:
     def ctx(self) -> Context:
         return self.sandbox.ctx
 
-    def start(self) -> "SandboxServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="adspend-sandbox", daemon=True)
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="adspend-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -248,7 +281,7 @@ class SandboxServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -260,8 +293,9 @@ class SandboxServer:
 
 def run(port: int = 8765) -> None:
     server = SandboxServer(port)
-    print(f"Ad Spend Hub sandbox on {server.url} (platforms: {', '.join(sorted(server.sandbox.emulators))})",
-          flush=True)
+    print(
+        f"Ad Spend Hub sandbox on {server.url} (platforms: {', '.join(sorted(server.sandbox.emulators))})", flush=True
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -274,6 +308,7 @@ def env_for(url: str, platforms=None) -> dict[str, str]:
     """Environment that points the product's platforms (default: every emulated one) at a sandbox
     URL, with sandbox credentials."""
     from .credentials import sandbox_env
+
     return sandbox_env(url, platforms)
 
 

@@ -4,6 +4,7 @@ Written from shared/platform-apis/...md section 3, not from fetchers/tiktok.py. 
 every error as HTTP 200 with a non-zero ``code`` in its ``code``/``message``/``request_id``
 envelope; every parameter is in the query string, arrays as JSON text.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,14 +18,17 @@ from . import data
 from .common import Context, Request, Response, Route, access_check, json_response
 
 PLATFORM = "tiktok"
-TOKEN_PATH = ""                      # advertiser tokens are long-lived; no refresh grant (§3.6)
-ENV_PREFIX = "TIKTOK"                # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
+TOKEN_PATH = ""  # advertiser tokens are long-lived; no refresh grant (§3.6)
+ENV_PREFIX = "TIKTOK"  # <P> in the product's <P>_API_BASE_URL and <P>_TOKEN_URL
 #: the fake credentials this emulator accepts (tests swap values in place: read at call time)
-CREDENTIALS = {"TIKTOK_APP_ID": "sandbox-tiktok-app", "TIKTOK_APP_SECRET": "sandbox-tiktok-secret",
-               "TIKTOK_ACCESS_TOKEN": "sandbox-tiktok-token"}
+CREDENTIALS = {
+    "TIKTOK_APP_ID": "sandbox-tiktok-app",
+    "TIKTOK_APP_SECRET": "sandbox-tiktok-secret",
+    "TIKTOK_ACCESS_TOKEN": "sandbox-tiktok-token",
+}
 VERSION = "v1.3"
 MAX_SPAN_DAYS = 30
-DEFAULT_PAGE_SIZE = 10               # the SDK's default (§3.4)
+DEFAULT_PAGE_SIZE = 10  # the SDK's default (§3.4)
 MAX_PAGE_SIZE = 1000
 
 DATA_LEVELS = {"AUCTION_ADVERTISER", "AUCTION_CAMPAIGN", "AUCTION_ADGROUP", "AUCTION_AD"}
@@ -34,7 +38,7 @@ INFO_FIELDS = {"advertiser_id", "name", "currency", "timezone", "display_timezon
 
 
 def _request_id() -> str:
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S}{random.randrange(10**16):016d}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}{random.randrange(10**16):016d}"
 
 
 def envelope(code: int, message: str, payload: dict | None = None) -> Response:
@@ -46,10 +50,12 @@ def param_error(message: str) -> Response:
 
 
 def _token_error(state: str) -> Response:
-    return {"missing": envelope(40104, "Access token is null, please check your access token."),
-            "expired": envelope(40102, "Access token has expired."),
-            "revoked": envelope(40105, "Access token is incorrect or has been revoked."),
-            "invalid": envelope(40105, "Access token is incorrect or has been revoked.")}[state]
+    return {
+        "missing": envelope(40104, "Access token is null, please check your access token."),
+        "expired": envelope(40102, "Access token has expired."),
+        "revoked": envelope(40105, "Access token is incorrect or has been revoked."),
+        "invalid": envelope(40105, "Access token is incorrect or has been revoked."),
+    }[state]
 
 
 def _json_list(req: Request, name: str, required: bool = True) -> list[str] | None | Response:
@@ -105,8 +111,11 @@ def report(req: Request, ctx: Context) -> Response:
     if req.arg("service_type", "AUCTION") != "AUCTION":
         return param_error("service_type: Must be one of: AUCTION, RESERVATION.")
     if req.arg("report_type") != "BASIC":
-        return param_error("report_type: Missing data for required field." if req.arg("report_type") is None
-                           else "sandbox: only report_type BASIC is emulated.")
+        return param_error(
+            "report_type: Missing data for required field."
+            if req.arg("report_type") is None
+            else "sandbox: only report_type BASIC is emulated."
+        )
     data_level = req.arg("data_level")
     if data_level not in DATA_LEVELS:
         return param_error(f"data_level: Must be one of: {', '.join(sorted(DATA_LEVELS))}.")
@@ -119,8 +128,11 @@ def report(req: Request, ctx: Context) -> Response:
     metrics = metrics or ["spend", "impressions", "clicks"]
     if data_level != "AUCTION_ADVERTISER" or set(dims) != {"advertiser_id", "stat_time_day"}:
         unknown = [d for d in dims if d not in ADVERTISER_DIMENSIONS]
-        return param_error(f"dimensions: invalid dimension(s) {unknown} for {data_level}." if unknown else
-                           "sandbox: only dimensions advertiser_id + stat_time_day at AUCTION_ADVERTISER are emulated.")
+        return param_error(
+            f"dimensions: invalid dimension(s) {unknown} for {data_level}."
+            if unknown
+            else "sandbox: only dimensions advertiser_id + stat_time_day at AUCTION_ADVERTISER are emulated."
+        )
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         return param_error(f"metrics: invalid metric(s) {unknown}.")
@@ -146,20 +158,35 @@ def report(req: Request, ctx: Context) -> Response:
         cash, voucher = _parts(advertiser, day, ctx.generation(PLATFORM, day))
         spend = cash + voucher
         if spend:
-            values = {"spend": f"{spend:.2f}", "cash_spend": f"{cash:.2f}", "voucher_spend": f"{voucher:.2f}",
-                      "impressions": str(int(spend * 37)), "clicks": int(spend / 3)}   # mixed types (§3.3)
+            values = {
+                "spend": f"{spend:.2f}",
+                "cash_spend": f"{cash:.2f}",
+                "voucher_spend": f"{voucher:.2f}",
+                "impressions": str(int(spend * 37)),
+                "clicks": int(spend / 3),
+            }  # mixed types (§3.3)
         elif day.toordinal() % 2:
-            values = None                           # a day with no delivery left out ...
-        else:                                       # ... or its row with every metric empty: "-" (§3.3)
+            values = None  # a day with no delivery left out ...
+        else:  # ... or its row with every metric empty: "-" (§3.3)
             values = {m: "-" for m in METRICS}
         if values is not None:
-            rows.append({"dimensions": {"advertiser_id": advertiser, "stat_time_day": f"{day} 00:00:00"},
-                         "metrics": {m: values[m] for m in metrics}})
+            rows.append(
+                {
+                    "dimensions": {"advertiser_id": advertiser, "stat_time_day": f"{day} 00:00:00"},
+                    "metrics": {m: values[m] for m in metrics},
+                }
+            )
         day += dt.timedelta(days=1)
     total_page = math.ceil(len(rows) / page_size)
-    chunk = rows[(page - 1) * page_size: page * page_size]
-    return envelope(0, "OK", {"list": chunk, "page_info": {"page": page, "page_size": page_size,
-                                                          "total_number": len(rows), "total_page": total_page}})
+    chunk = rows[(page - 1) * page_size : page * page_size]
+    return envelope(
+        0,
+        "OK",
+        {
+            "list": chunk,
+            "page_info": {"page": page, "page_size": page_size, "total_number": len(rows), "total_page": total_page},
+        },
+    )
 
 
 def advertiser_info(req: Request, ctx: Context) -> Response:
@@ -184,8 +211,14 @@ def advertiser_info(req: Request, ctx: Context) -> Response:
     out = []
     for a in ids:
         prof = data.account_profile(PLATFORM, a)
-        full = {"advertiser_id": a, "name": prof["name"], "currency": prof["currency"],
-                "timezone": prof["timezone"], "display_timezone": prof["timezone"], "status": "STATUS_ENABLE"}
+        full = {
+            "advertiser_id": a,
+            "name": prof["name"],
+            "currency": prof["currency"],
+            "timezone": prof["timezone"],
+            "display_timezone": prof["timezone"],
+            "status": "STATUS_ENABLE",
+        }
         out.append({f: full[f] for f in fields})
     return envelope(0, "OK", {"list": out})
 
@@ -199,10 +232,19 @@ def malformed_response(req: Request) -> Response:
     """A report row without its spend metric (shape drift): must never read as zero."""
     advertiser = req.arg("advertiser_id") or "7000000000001"
     day = req.arg("start_date") or data.today().isoformat()
-    return envelope(0, "OK", {"list": [{"dimensions": {"advertiser_id": advertiser,
-                                                       "stat_time_day": f"{day} 00:00:00"},
-                                        "metrics": {"impressions": "1200"}}],
-                              "page_info": {"page": 1, "page_size": 10, "total_number": 1, "total_page": 1}})
+    return envelope(
+        0,
+        "OK",
+        {
+            "list": [
+                {
+                    "dimensions": {"advertiser_id": advertiser, "stat_time_day": f"{day} 00:00:00"},
+                    "metrics": {"impressions": "1200"},
+                }
+            ],
+            "page_info": {"page": 1, "page_size": 10, "total_number": 1, "total_page": 1},
+        },
+    )
 
 
 PATH_SPACE = r"/open_api/"
@@ -210,10 +252,13 @@ PATH_SPACE = r"/open_api/"
 
 def unrouted(req: Request, status: int, message: str) -> Response:
     """A path or method the sandbox does not emulate, in this platform's own error format."""
-    return json_response({"code": 40400 if status == 404 else 40000, "message": message,
-                          "request_id": _request_id(), "data": {}}, status)
+    return json_response(
+        {"code": 40400 if status == 404 else 40000, "message": message, "request_id": _request_id(), "data": {}}, status
+    )
 
 
 def routes() -> list[Route]:
-    return [Route("GET", r"/open_api/(?P<version>v[\d.]+)/report/integrated/get/", report),
-            Route("GET", r"/open_api/(?P<version>v[\d.]+)/advertiser/info/", advertiser_info)]
+    return [
+        Route("GET", r"/open_api/(?P<version>v[\d.]+)/report/integrated/get/", report),
+        Route("GET", r"/open_api/(?P<version>v[\d.]+)/advertiser/info/", advertiser_info),
+    ]

@@ -4,6 +4,7 @@ The import format is shared/interfaces.md's: header ``store_id,store_name,platfo
 plus optional ``billing_currency`` (ISO code, default USD) and ``display_name``. A file with any
 bad row imports nothing and names every bad line. Re-importing the same rows changes nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,9 @@ MAX_ERRORS_SHOWN = 50
 def check_text(value: str, what: str) -> str:
     """``value`` unchanged, or ValueError in one sentence when it holds control characters."""
     if has_control(value):
-        raise ValueError(f"{what} contains control characters (such as a newline, tab or terminal escape); "
-                         "use plain text")
+        raise ValueError(
+            f"{what} contains control characters (such as a newline, tab or terminal escape); use plain text"
+        )
     return value
 
 
@@ -73,7 +75,8 @@ class _Parsed:
     """The validated rows of a mapping CSV: the stores, and the links as Arrow batches of
     ``_BATCH_ROWS`` (the links of 1M rows take about 35 MB as Arrow, several times that as
     Python lists of strings)."""
-    stores: dict[str, tuple[str, str, int]]          # store_id -> (name, currency, first line)
+
+    stores: dict[str, tuple[str, str, int]]  # store_id -> (name, currency, first line)
     store_id: list[str]
     platform: list[str]
     account_id: list[str]
@@ -83,20 +86,28 @@ class _Parsed:
 
     def flush(self) -> None:
         import pyarrow as pa
+
         if not self.store_id:
             return
         n = len(self.store_id)
-        self.batches.append(pa.record_batch({
-            "seq": pa.array(range(self.rows, self.rows + n), pa.int64()),
-            "store_id": pa.array(self.store_id, pa.string()), "platform": pa.array(self.platform, pa.string()),
-            "account_id": pa.array(self.account_id, pa.string()),
-            "display_name": pa.array(self.display_name, pa.string())}))
+        self.batches.append(
+            pa.record_batch(
+                {
+                    "seq": pa.array(range(self.rows, self.rows + n), pa.int64()),
+                    "store_id": pa.array(self.store_id, pa.string()),
+                    "platform": pa.array(self.platform, pa.string()),
+                    "account_id": pa.array(self.account_id, pa.string()),
+                    "display_name": pa.array(self.display_name, pa.string()),
+                }
+            )
+        )
         self.rows += n
         for col in (self.store_id, self.platform, self.account_id, self.display_name):
             col.clear()
 
     def links(self):
         import pyarrow as pa
+
         self.flush()
         return pa.Table.from_batches(self.batches)
 
@@ -104,9 +115,15 @@ class _Parsed:
 def _parse(data: bytes) -> _Parsed:
     """Rows of a mapping CSV, validated; ImportError_ listing every bad line."""
     from .export import unneutralise
-    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
-                              "store_id,store_name,platform,account_id (optional billing_currency, display_name)",
-                              ImportError_, MAX_FILE_BYTES)
+
+    reader, cols = open_table(
+        data,
+        REQUIRED_COLUMNS,
+        OPTIONAL_COLUMNS,
+        "store_id,store_name,platform,account_id (optional billing_currency, display_name)",
+        ImportError_,
+        MAX_FILE_BYTES,
+    )
     normalizers = {pid: get_fetcher(pid).normalize_account_id for pid in PLATFORM_IDS}
     errors: list[str] = []
     n_errors = 0
@@ -128,7 +145,7 @@ def _parse(data: bytes) -> _Parsed:
         line_no = reader.line_num
         joined = "".join(fields)
         if not joined.strip():
-            continue                                # blank lines are allowed
+            continue  # blank lines are allowed
         if len(fields) != n_cols:
             n_errors += 1
             if len(errors) < MAX_ERRORS_SHOWN:
@@ -139,7 +156,7 @@ def _parse(data: bytes) -> _Parsed:
         else:
             rec = dict(zip(cols, map(str.strip, fields)))
         problems = []
-        if len(joined) > MAX_FIELD or control_search(joined):       # one check for the whole row first
+        if len(joined) > MAX_FIELD or control_search(joined):  # one check for the whole row first
             for c, v in rec.items():
                 if len(v) > MAX_FIELD:
                     problems.append(f"{c} is longer than {MAX_FIELD} characters")
@@ -155,7 +172,7 @@ def _parse(data: bytes) -> _Parsed:
         if platform not in SPECS:
             problems.append(f"unknown platform {rec['platform'][:40]!r}; expected one of {', '.join(PLATFORM_IDS)}")
         else:
-            platform = SPECS[platform].id                # one shared string per platform
+            platform = SPECS[platform].id  # one shared string per platform
             try:
                 account_id = normalizers[platform](rec["account_id"])
             except ValueError as exc:
@@ -170,8 +187,10 @@ def _parse(data: bytes) -> _Parsed:
                 problems.append(str(exc))
         prev = store_meta.get(store_id)
         if prev and not problems and (prev[0] != rec["store_name"] or prev[1] != currency):
-            problems.append(f"store {store_id} has name/currency {rec['store_name']!r}/{currency} here but "
-                            f"{prev[0]!r}/{prev[1]} on line {prev[2]}")
+            problems.append(
+                f"store {store_id} has name/currency {rec['store_name']!r}/{currency} here but "
+                f"{prev[0]!r}/{prev[1]} on line {prev[2]}"
+            )
         if problems:
             n_errors += 1
             if len(errors) < MAX_ERRORS_SHOWN:
@@ -180,7 +199,7 @@ def _parse(data: bytes) -> _Parsed:
         if prev is None:
             store_meta[store_id] = (rec["store_name"], currency, line_no)
         if n_errors:
-            continue                                # nothing will be imported: keep only the messages
+            continue  # nothing will be imported: keep only the messages
         out.store_id.append(store_id)
         out.platform.append(platform)
         out.account_id.append(account_id)
@@ -199,9 +218,17 @@ def _parse(data: bytes) -> _Parsed:
 def parse_import(data: bytes) -> list[dict]:
     """Rows of a mapping CSV, validated; ImportError_ listing every bad line."""
     p = _parse(data)
-    return [{"store_id": r["store_id"], "store_name": p.stores[r["store_id"]][0],
-             "billing_currency": p.stores[r["store_id"]][1], "platform": r["platform"],
-             "account_id": r["account_id"], "display_name": r["display_name"]} for r in p.links().to_pylist()]
+    return [
+        {
+            "store_id": r["store_id"],
+            "store_name": p.stores[r["store_id"]][0],
+            "billing_currency": p.stores[r["store_id"]][1],
+            "platform": r["platform"],
+            "account_id": r["account_id"],
+            "display_name": r["display_name"],
+        }
+        for r in p.links().to_pylist()
+    ]
 
 
 def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -218,10 +245,15 @@ def import_mapping(store: SpendStore, data: bytes) -> ImportResult:
     """Import a mapping CSV's bytes (a file, or the Accounts page's upload): all rows in one
     transaction, inserted in bulk (Arrow), or nothing (ImportError_ names every bad line)."""
     import pyarrow as pa
+
     parsed = _parse(data)
-    stores = pa.table({"store_id": list(parsed.stores),
-                       "name": [m[0] for m in parsed.stores.values()],
-                       "billing_currency": [m[1] for m in parsed.stores.values()]})
+    stores = pa.table(
+        {
+            "store_id": list(parsed.stores),
+            "name": [m[0] for m in parsed.stores.values()],
+            "billing_currency": [m[1] for m in parsed.stores.values()],
+        }
+    )
     links = parsed.links()
     del parsed
     with store.transaction() as con:
@@ -238,17 +270,20 @@ ID_FORMS = {p: SPECS[p].id_form for p in PLATFORM_IDS}
 def validate_store_id(store_id: str) -> str:
     s = (store_id or "").strip()
     if not STORE_ID_RE.match(s):
-        raise ValueError(f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' "
-                         "(starting with a letter or digit)")
+        raise ValueError(
+            f"store id {s[:40]!r} must be 1-64 letters, digits, '.', '_', ':' or '-' (starting with a letter or digit)"
+        )
     return s
 
 
-def link_account(store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = "") -> tuple[str, bool]:
+def link_account(
+    store: SpendStore, store_id: str, platform: str, raw_id: str, display_name: str = ""
+) -> tuple[str, bool]:
     """Check the id against the platform's form and link it; (stored id, newly linked)."""
     check_text(display_name or "", "the display name")
     if store.store(store_id) is None:
         raise ValueError(f"unknown store {store_id!r}")
-    s = spec(platform)                        # an unknown platform: one clear sentence
+    s = spec(platform)  # an unknown platform: one clear sentence
     if not (raw_id or "").strip():
         raise ValueError(f"enter a {s.name} account id: {s.id_form}")
     try:
@@ -264,14 +299,26 @@ def export_mapping_csv(store: SpendStore) -> bytes:
     """The current mapping in the import format (round-trips through ``accounts import``: every
     column is text, neutralised by ``neutralise_text``, which the import undoes)."""
     from .export import neutralise_text
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS))
     names = {s["store_id"]: s for s in store.stores()}
     for a in store.accounts():
         s = names[a["store_id"]]
-        w.writerow([neutralise_text(v) for v in (a["store_id"], s["name"], a["platform"], a["account_id"],
-                                                  s["billing_currency"], a["display_name"] or "")])
+        w.writerow(
+            [
+                neutralise_text(v)
+                for v in (
+                    a["store_id"],
+                    s["name"],
+                    a["platform"],
+                    a["account_id"],
+                    s["billing_currency"],
+                    a["display_name"] or "",
+                )
+            ]
+        )
     return buf.getvalue().encode("utf-8")
 
 
@@ -282,6 +329,7 @@ def credential_warnings(platforms: list[dict], settings=None, now: dt.datetime |
     from .config import platform_config
     from .lifecycle import expiry
     from .token_cache import TokenCache
+
     settings = settings or load_settings()
     cache = TokenCache()
     for c in platforms:
@@ -294,7 +342,7 @@ def credential_warnings(platforms: list[dict], settings=None, now: dt.datetime |
             creds = platform_config(settings, c["platform"]).credentials
             c.update({k: v for k, v in expiry(c["platform"], creds, cache, now).items() if v or k == "warning"})
         except (OSError, ValueError):
-            continue                      # the warning is advice: never fail the listing over it
+            continue  # the warning is advice: never fail the listing over it
 
 
 def accounts_overview(store: SpendStore) -> dict:
@@ -303,12 +351,20 @@ def accounts_overview(store: SpendStore) -> dict:
     accounts = store.accounts()
     by_store: dict[str, list[dict]] = {}
     for a in accounts:
-        by_store.setdefault(a["store_id"], []).append({
-            "platform": a["platform"], "account_id": a["account_id"], "display_name": a["display_name"],
-            "currency": a["currency"], "timezone": a["timezone"]})
+        by_store.setdefault(a["store_id"], []).append(
+            {
+                "platform": a["platform"],
+                "account_id": a["account_id"],
+                "display_name": a["display_name"],
+                "currency": a["currency"],
+                "timezone": a["timezone"],
+            }
+        )
     platforms = describe_platforms(settings)
     credential_warnings(platforms, settings)
-    return {"stores": [{**s, "accounts": by_store.get(s["store_id"], [])} for s in stores],
-            "platforms": platforms,
-            **({"vault": settings.vault.describe()} if hasattr(settings.vault, "describe") else {}),
-            **({"vault_error": settings.vault_error} if settings.vault_error else {})}
+    return {
+        "stores": [{**s, "accounts": by_store.get(s["store_id"], [])} for s in stores],
+        "platforms": platforms,
+        **({"vault": settings.vault.describe()} if hasattr(settings.vault, "describe") else {}),
+        **({"vault_error": settings.vault_error} if settings.vault_error else {}),
+    }

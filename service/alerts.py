@@ -28,6 +28,7 @@ tests/test_alerts.py); :func:`collect` reads the store and calls them. :func:`se
 POSTs alerts not sent before to a Slack/Teams incoming webhook (``{"text": ...}``), remembering
 what was sent in ``alerts_sent``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,9 +37,10 @@ import logging
 import os
 import time
 import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from fetchers.specs import PLATFORM_IDS, SPECS
 
@@ -51,15 +53,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("adspend.alerts")
 
 KINDS = ("stopped", "spike", "pacing", "stale", "failed")
-STOP_DAYS = 2                      # zero days running
-HISTORY_DAYS = 14                  # "the last 14 days" / "the previous 14 days"
+STOP_DAYS = 2  # zero days running
+HISTORY_DAYS = 14  # "the last 14 days" / "the previous 14 days"
 SPIKE_FACTOR = Decimal(3)
-SPIKE_FLOOR = Decimal(50)          # in the account's currency
-SPIKE_LOOKBACK_DAYS = 7            # spike days that stay open
-SPIKE_MIN_HISTORY = 7              # stored days needed for a median
+SPIKE_FLOOR = Decimal(50)  # in the account's currency
+SPIKE_LOOKBACK_DAYS = 7  # spike days that stay open
+SPIKE_MIN_HISTORY = 7  # stored days needed for a median
 PACE_BAND = Decimal("0.10")
 STALE_AFTER = dt.timedelta(days=2)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 # Sums and products of money are exact at this precision (amount x 28-digit rate); only the
 # projection's averages are estimates, rounded once at the end.
 _WIDE = Context(prec=1000, rounding=ROUND_HALF_UP)
@@ -67,9 +69,11 @@ _WIDE = Context(prec=1000, rounding=ROUND_HALF_UP)
 
 # --- inputs and outputs of the pure functions ---------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Link:
     """An account linked to a store, with its currency (None while never fetched)."""
+
     store_id: str
     platform: str
     account_id: str
@@ -81,6 +85,7 @@ class DayRow:
     """One stored day of one account for one store: ``amount`` in the account's currency;
     ``billing`` the exact amount in the store's billing currency (None: no exchange rate; only
     needed for days of the pacing month)."""
+
     store_id: str
     platform: str
     account_id: str
@@ -92,6 +97,7 @@ class DayRow:
 @dataclass(frozen=True)
 class FetchState:
     """Per (platform, account): the latest successful fetch, and the days whose latest fetch failed."""
+
     platform: str
     account_id: str
     last_success: dt.datetime | None = None
@@ -103,7 +109,7 @@ class StoreInfo:
     store_id: str
     name: str
     billing_currency: str
-    unconfigured: frozenset[str] = frozenset()      # platforms without credentials (real stores)
+    unconfigured: frozenset[str] = frozenset()  # platforms without credentials (real stores)
 
 
 @dataclass(frozen=True)
@@ -114,35 +120,42 @@ class Alert:
     kind: str
     day: dt.date
     detail: str
-    key: str = field(default="", compare=False)    # what makes it the same alert on a later run
+    key: str = field(default="", compare=False)  # what makes it the same alert on a later run
 
     def to_json(self) -> dict:
-        return {"store_id": self.store_id, "platform": self.platform, "account_id": self.account_id,
-                "kind": self.kind, "day": self.day.isoformat(), "detail": self.detail}
+        return {
+            "store_id": self.store_id,
+            "platform": self.platform,
+            "account_id": self.account_id,
+            "kind": self.kind,
+            "day": self.day.isoformat(),
+            "detail": self.detail,
+        }
 
     def link(self) -> str:
         """The store page's URL query for the day (pacing: the month so far)."""
         start = self.day.replace(day=1) if self.kind == "pacing" else self.day
-        return "?" + urllib.parse.urlencode({"store": self.store_id, "start": start.isoformat(),
-                                             "end": self.day.isoformat()})
+        return "?" + urllib.parse.urlencode(
+            {"store": self.store_id, "start": start.isoformat(), "end": self.day.isoformat()}
+        )
 
 
 @dataclass(frozen=True)
 class Pacing:
     store_id: str
-    platform: str                      # '' = the whole store
+    platform: str  # '' = the whole store
     month: dt.date
     as_of: dt.date
     currency: str
     budget: Decimal | None
-    month_to_date: Decimal             # rounded to the billing currency
-    projected: Decimal | None          # rounded; None without any complete day
-    pace: str | None                   # over / on / under; None without a budget or projection
-    percent: Decimal | None            # projected vs budget, one decimal (+ over, - under)
+    month_to_date: Decimal  # rounded to the billing currency
+    projected: Decimal | None  # rounded; None without any complete day
+    pace: str | None  # over / on / under; None without a budget or projection
+    percent: Decimal | None  # projected vs budget, one decimal (+ over, - under)
     days_elapsed: int
     days_in_month: int
     complete: bool
-    note: str | None = None            # why the figures are incomplete
+    note: str | None = None  # why the figures are incomplete
 
     @property
     def label(self) -> str:
@@ -150,6 +163,7 @@ class Pacing:
 
 
 # --- small helpers ---------------------------------------------------------------------------------
+
 
 def _name(platform: str | None) -> str:
     return SPECS[platform].name if platform in SPECS else (platform or "")
@@ -163,7 +177,7 @@ def _plain(amount: Decimal, ccy: str) -> str:
     """An account-currency figure: in the currency's minor units, or every stored digit when it has more."""
     try:
         q = fx.quantize(amount, ccy)
-    except Exception:               # noqa: BLE001 - an unknown currency code: show as stored
+    except Exception:  # noqa: BLE001 - an unknown currency code: show as stored
         q = None
     return f"{q:,f}" if q is not None and q == amount else f"{amount.normalize():,f}"
 
@@ -192,20 +206,36 @@ def _pct(projected: Decimal, budget: Decimal) -> Decimal | None:
 
 # --- pacing (pure) ---------------------------------------------------------------------------------
 
-def compute_pacing(store: StoreInfo, links: Sequence[Link], rows: Iterable[DayRow], as_of: dt.date,
-                   budget: Decimal | None, platform: str = "") -> Pacing:
+
+def compute_pacing(
+    store: StoreInfo,
+    links: Sequence[Link],
+    rows: Iterable[DayRow],
+    as_of: dt.date,
+    budget: Decimal | None,
+    platform: str = "",
+) -> Pacing:
     """Month-to-date spend against ``budget`` (billing currency) for the month of ``as_of``, and
     the weekday-aware projection of the month's end. ``platform`` '' = every platform of the store."""
     with localcontext(_WIDE):
         return _pacing(store, links, rows, as_of, budget, platform)
 
 
-def _pacing(store: StoreInfo, links: Sequence[Link], rows: Iterable[DayRow], as_of: dt.date,
-            budget: Decimal | None, platform: str) -> Pacing:
+def _pacing(
+    store: StoreInfo,
+    links: Sequence[Link],
+    rows: Iterable[DayRow],
+    as_of: dt.date,
+    budget: Decimal | None,
+    platform: str,
+) -> Pacing:
     ccy = store.billing_currency
     first, last = as_of.replace(day=1), month_end(as_of)
-    scope = [(l.platform, l.account_id) for l in links
-             if l.store_id == store.store_id and (not platform or l.platform == platform)]
+    scope = [
+        (l.platform, l.account_id)
+        for l in links
+        if l.store_id == store.store_id and (not platform or l.platform == platform)
+    ]
     wanted = set(scope)
     by_acc: dict[tuple[str, str], dict[dt.date, DayRow]] = {k: {} for k in scope}
     for r in rows:
@@ -256,11 +286,26 @@ def _pacing(store: StoreInfo, links: Sequence[Link], rows: Iterable[DayRow], as_
         else:
             pace = "on"
         percent = _pct(projected, budget)
-    return Pacing(store.store_id, platform, first, as_of, ccy, budget, mtd, projected, pace, percent,
-                  (as_of - first).days + 1, last.day, not notes, "; ".join(notes) or None)
+    return Pacing(
+        store.store_id,
+        platform,
+        first,
+        as_of,
+        ccy,
+        budget,
+        mtd,
+        projected,
+        pace,
+        percent,
+        (as_of - first).days + 1,
+        last.day,
+        not notes,
+        "; ".join(notes) or None,
+    )
 
 
 # --- alerts (pure) ---------------------------------------------------------------------------------
+
 
 def _stopped(link: Link, days: Mapping[dt.date, Decimal], as_of: dt.date) -> Alert | None:
     stored = [d for d in days if d <= as_of]
@@ -276,12 +321,18 @@ def _stopped(link: Link, days: Mapping[dt.date, Decimal], as_of: dt.date) -> Ale
     first_zero = d + dt.timedelta(days=1)
     before = [first_zero - dt.timedelta(days=i) for i in range(1, HISTORY_DAYS + 1)]
     spent = sum(1 for x in before if days.get(x, Decimal(0)) > 0)
-    if spent * 2 <= HISTORY_DAYS:          # "most": more than half
+    if spent * 2 <= HISTORY_DAYS:  # "most": more than half
         return None
-    return Alert(link.store_id, link.platform, link.account_id, "stopped", first_zero,
-                 f"{_name(link.platform)} account {link.account_id} spent nothing for {n} days running "
-                 f"({first_zero} to {end}) after spending on {spent} of the {HISTORY_DAYS} days before.",
-                 first_zero.isoformat())
+    return Alert(
+        link.store_id,
+        link.platform,
+        link.account_id,
+        "stopped",
+        first_zero,
+        f"{_name(link.platform)} account {link.account_id} spent nothing for {n} days running "
+        f"({first_zero} to {end}) after spending on {spent} of the {HISTORY_DAYS} days before.",
+        first_zero.isoformat(),
+    )
 
 
 def _spikes(link: Link, days: Mapping[dt.date, Decimal], as_of: dt.date) -> list[Alert]:
@@ -298,13 +349,24 @@ def _spikes(link: Link, days: Mapping[dt.date, Decimal], as_of: dt.date) -> list
         med = median(history)
         if amount <= SPIKE_FACTOR * med:
             continue
-        ratio = (f"{(amount / med).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)} x" if med > 0
-                 else "infinitely many times")
-        out.append(Alert(link.store_id, link.platform, link.account_id, "spike", d,
-                         f"{_name(link.platform)} account {link.account_id} spent {_plain(amount, ccy)} {ccy} on {d}, "
-                         f"{ratio} its median of {_plain(med, ccy)} {ccy} over the previous {len(history)} days "
-                         f"(alert above 3 x and above 50).".replace("  ", " "),
-                         d.isoformat()))
+        ratio = (
+            f"{(amount / med).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)} x"
+            if med > 0
+            else "infinitely many times"
+        )
+        out.append(
+            Alert(
+                link.store_id,
+                link.platform,
+                link.account_id,
+                "spike",
+                d,
+                f"{_name(link.platform)} account {link.account_id} spent {_plain(amount, ccy)} {ccy} on {d}, "
+                f"{ratio} its median of {_plain(med, ccy)} {ccy} over the previous {len(history)} days "
+                f"(alert above 3 x and above 50).".replace("  ", " "),
+                d.isoformat(),
+            )
+        )
     return out
 
 
@@ -320,9 +382,16 @@ def _failed(link: Link, state: FetchState | None, as_of: dt.date) -> Alert | Non
     if len(error) > 200:
         error = error[:197] + "..."
     span = f"{first}" if first == last else f"{first} to {last}"
-    return Alert(link.store_id, link.platform, link.account_id, "failed", first,
-                 f"The latest fetch of {len(bad)} day(s) of {_name(link.platform)} account {link.account_id} "
-                 f"failed ({span}): {error.rstrip('.')}.", first.isoformat())
+    return Alert(
+        link.store_id,
+        link.platform,
+        link.account_id,
+        "failed",
+        first,
+        f"The latest fetch of {len(bad)} day(s) of {_name(link.platform)} account {link.account_id} "
+        f"failed ({span}): {error.rstrip('.')}.",
+        first.isoformat(),
+    )
 
 
 def reference_moment(as_of: dt.date, now: dt.datetime | None = None) -> dt.datetime:
@@ -332,27 +401,57 @@ def reference_moment(as_of: dt.date, now: dt.datetime | None = None) -> dt.datet
     return end if now is None else min(now.astimezone(UTC), end)
 
 
-def _stale(store: StoreInfo, platform: str, links: Sequence[Link], states: Mapping[tuple[str, str], FetchState],
-           has_data: bool, as_of: dt.date, now: dt.datetime | None) -> Alert | None:
+def _stale(
+    store: StoreInfo,
+    platform: str,
+    links: Sequence[Link],
+    states: Mapping[tuple[str, str], FetchState],
+    has_data: bool,
+    as_of: dt.date,
+    now: dt.datetime | None,
+) -> Alert | None:
     if platform in store.unconfigured and not has_data:
-        return None                      # not_configured: never an error
-    times = [states[(l.platform, l.account_id)].last_success for l in links
-             if (l.platform, l.account_id) in states and states[(l.platform, l.account_id)].last_success]
+        return None  # not_configured: never an error
+    times = [
+        states[(l.platform, l.account_id)].last_success
+        for l in links
+        if (l.platform, l.account_id) in states and states[(l.platform, l.account_id)].last_success
+    ]
     if not times:
-        return Alert(store.store_id, platform, None, "stale", as_of,
-                     f"{_name(platform)} has never been fetched successfully for this store.", "never")
+        return Alert(
+            store.store_id,
+            platform,
+            None,
+            "stale",
+            as_of,
+            f"{_name(platform)} has never been fetched successfully for this store.",
+            "never",
+        )
     last = max(times).astimezone(UTC)
     ref = reference_moment(as_of, now)
     if ref - last <= STALE_AFTER:
         return None
-    return Alert(store.store_id, platform, None, "stale", as_of,
-                 f"{_name(platform)}'s latest successful fetch was at {last:%Y-%m-%d %H:%M} UTC, more than 2 days "
-                 f"old on {ref:%Y-%m-%d}.", last.date().isoformat())
+    return Alert(
+        store.store_id,
+        platform,
+        None,
+        "stale",
+        as_of,
+        f"{_name(platform)}'s latest successful fetch was at {last:%Y-%m-%d %H:%M} UTC, more than 2 days "
+        f"old on {ref:%Y-%m-%d}.",
+        last.date().isoformat(),
+    )
 
 
-def compute_alerts(stores: Sequence[StoreInfo], links: Sequence[Link], rows: Sequence[DayRow],
-                   fetch: Sequence[FetchState], budgets: Sequence[Budget], as_of: dt.date,
-                   now: dt.datetime | None = None) -> list[Alert]:
+def compute_alerts(
+    stores: Sequence[StoreInfo],
+    links: Sequence[Link],
+    rows: Sequence[DayRow],
+    fetch: Sequence[FetchState],
+    budgets: Sequence[Budget],
+    as_of: dt.date,
+    now: dt.datetime | None = None,
+) -> list[Alert]:
     """Every alert as of ``as_of`` (see the module doc), sorted by store, kind, platform, account, day.
     ``now`` is when it is asked (for ``stale``; see :func:`reference_moment`)."""
     states = {(s.platform, s.account_id): s for s in fetch}
@@ -379,8 +478,10 @@ def compute_alerts(stores: Sequence[StoreInfo], links: Sequence[Link], rows: Seq
             if not plinks:
                 continue
             has_data = any(per_link.get((s.store_id, p, l.account_id)) for l in plinks) or any(
-                states.get((p, l.account_id)) and (states[(p, l.account_id)].last_success
-                                                   or states[(p, l.account_id)].failed_days) for l in plinks)
+                states.get((p, l.account_id))
+                and (states[(p, l.account_id)].last_success or states[(p, l.account_id)].failed_days)
+                for l in plinks
+            )
             a = _stale(s, p, plinks, states, has_data, as_of, now)
             if a:
                 alerts.append(a)
@@ -399,15 +500,17 @@ def _pacing_alert(pc: Pacing) -> Alert:
     ccy = pc.currency
     scope = "" if not pc.platform else f"{_name(pc.platform)} "
     pct = f"{abs(pc.percent)}% {pc.pace}" if pc.percent is not None else pc.pace
-    detail = (f"Projected {scope}spend for {pc.month:%Y-%m} is {_money(pc.projected, ccy)}, {pct} the budget of "
-              f"{_money(pc.budget, ccy)} (month to date {_money(pc.month_to_date, ccy)} after {pc.days_elapsed} "
-              f"of {pc.days_in_month} days)")
+    detail = (
+        f"Projected {scope}spend for {pc.month:%Y-%m} is {_money(pc.projected, ccy)}, {pct} the budget of "
+        f"{_money(pc.budget, ccy)} (month to date {_money(pc.month_to_date, ccy)} after {pc.days_elapsed} "
+        f"of {pc.days_in_month} days)"
+    )
     detail += f"; incomplete: {pc.note}." if pc.note else "."
-    return Alert(pc.store_id, pc.platform or None, None, "pacing", pc.as_of, detail,
-                 f"{pc.month:%Y-%m}:{pc.pace}")
+    return Alert(pc.store_id, pc.platform or None, None, "pacing", pc.as_of, detail, f"{pc.month:%Y-%m}:{pc.pace}")
 
 
 # --- reading the store (no API call) ---------------------------------------------------------------
+
 
 @dataclass
 class Inputs:
@@ -422,42 +525,60 @@ class Inputs:
 _STORES = "(CAST($ids AS VARCHAR[]) IS NULL OR list_contains(CAST($ids AS VARCHAR[]), store_id))"
 
 
-def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None,
-                settings=None) -> Inputs:
+def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None, settings=None) -> Inputs:
     """Everything the pure functions need, read in one connection."""
     import pyarrow as pa
+
     first = as_of.replace(day=1)
     lo = min(first, as_of - dt.timedelta(days=HISTORY_DAYS + SPIKE_LOOKBACK_DAYS + 14))
     fail_lo = (first - dt.timedelta(days=1)).replace(day=1)
     ids = None if store_ids is None else list(store_ids)
-    p = {"ids": ids}                                   # NULL: every store
+    p = {"ids": ids}  # NULL: every store
     with store.connect() as con:
-        metas = con.execute(f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {_STORES} "
-                            "ORDER BY store_id", p).fetchall()
+        metas = con.execute(
+            f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {_STORES} ORDER BY store_id", p
+        ).fetchall()
         links = con.execute(
             f"SELECT a.store_id, a.platform, a.account_id, coalesce(i.currency, "
             f"(SELECT max(currency) FROM daily_spend d WHERE d.platform = a.platform AND d.account_id = a.account_id)) "
             f"FROM (SELECT * FROM ad_accounts WHERE {_STORES}) a LEFT JOIN account_info i "
-            "ON i.platform = a.platform AND i.account_id = a.account_id ORDER BY 1, 2, 3", p).fetchall()
+            "ON i.platform = a.platform AND i.account_id = a.account_id ORDER BY 1, 2, 3",
+            p,
+        ).fetchall()
         keys = sorted({(r[1], r[2]) for r in links})
         spend, last_ok, fails = [], [], []
         if keys:
-            con.register("alert_keys", pa.table({"platform": pa.array([k[0] for k in keys], pa.string()),
-                                                 "account_id": pa.array([k[1] for k in keys], pa.string())}))
+            con.register(
+                "alert_keys",
+                pa.table(
+                    {
+                        "platform": pa.array([k[0] for k in keys], pa.string()),
+                        "account_id": pa.array([k[1] for k in keys], pa.string()),
+                    }
+                ),
+            )
             spend = con.execute(
                 "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d SEMI JOIN alert_keys k "
                 "ON k.platform = d.platform AND k.account_id = d.account_id WHERE d.day BETWEEN ? AND ? "
-                "ORDER BY 1, 2, 3", [lo, as_of]).fetchall()
+                "ORDER BY 1, 2, 3",
+                [lo, as_of],
+            ).fetchall()
             last_ok = con.execute(
                 "SELECT d.platform, d.account_id, max(d.fetched_at) FROM daily_spend d SEMI JOIN alert_keys k "
-                "ON k.platform = d.platform AND k.account_id = d.account_id GROUP BY ALL").fetchall()
+                "ON k.platform = d.platform AND k.account_id = d.account_id GROUP BY ALL"
+            ).fetchall()
             fails = con.execute(
                 "SELECT f.platform, f.account_id, f.day, f.error FROM fetch_failures f SEMI JOIN alert_keys k "
                 "ON k.platform = f.platform AND k.account_id = f.account_id WHERE f.day BETWEEN ? AND ? "
-                "ORDER BY 1, 2, 3", [fail_lo, as_of]).fetchall()
+                "ORDER BY 1, 2, 3",
+                [fail_lo, as_of],
+            ).fetchall()
             con.unregister("alert_keys")
-        budget_rows = con.execute(f"SELECT store_id, month, platform, amount, currency FROM budgets WHERE {_STORES} "
-                                  "AND month = $month ORDER BY 1, 2, 3", {**p, "month": first}).fetchall()
+        budget_rows = con.execute(
+            f"SELECT store_id, month, platform, amount, currency FROM budgets WHERE {_STORES} "
+            "AND month = $month ORDER BY 1, 2, 3",
+            {**p, "month": first},
+        ).fetchall()
     stores = []
     for sid, name, ccy, is_demo in metas:
         unconfigured: set[str] = set()
@@ -469,7 +590,8 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
     daily: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
     for pl, acc, day, amount in spend:
         daily.setdefault((pl, acc), {})[day] = Decimal(amount)
-    from .fxrates import rates_for           # the rate set spend_report uses: demo stores the demo one
+    from .fxrates import rates_for  # the rate set spend_report uses: demo stores the demo one
+
     demo_of = {sid: bool(is_demo) for sid, _, _, is_demo in metas}
     rate_sets = {d: rates_for(store, d) for d in set(demo_of.values())}
     rows: list[DayRow] = []
@@ -481,15 +603,18 @@ def load_inputs(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | No
         month_days = {d: v for d, v in days.items() if d >= first}
         rates: Mapping = {}
         if ccy != bccy and month_days:
-            rates = fx.convert_line(month_days, ccy, bccy, rates=rate_sets[demo_of[link.store_id]]).rates \
-                if ccy != "?" else {}
+            rates = (
+                fx.convert_line(month_days, ccy, bccy, rates=rate_sets[demo_of[link.store_id]]).rates
+                if ccy != "?"
+                else {}
+            )
         for d, v in sorted(days.items()):
             b = None
             if d >= first:
                 if ccy == bccy:
                     b = v
                 elif d in rates:
-                    b = _WIDE.multiply(v, rates[d].rate)        # exact, as fx.convert_line
+                    b = _WIDE.multiply(v, rates[d].rate)  # exact, as fx.convert_line
             rows.append(DayRow(link.store_id, link.platform, link.account_id, d, v, b))
     by_key: dict[tuple[str, str], list[tuple[dt.date, str]]] = {}
     for pl, acc, day, err in fails:
@@ -504,6 +629,7 @@ def _unconfigured(settings, platforms: set[str]) -> set[str]:
     if not platforms:
         return set()
     from .config import load_settings, platform_config
+
     settings = settings or load_settings()
     out = set()
     for p in platforms:
@@ -513,10 +639,16 @@ def _unconfigured(settings, platforms: set[str]) -> set[str]:
     return out
 
 
-def collect(store: SpendStore, as_of: dt.date, store_ids: Sequence[str] | None = None, settings=None,
-            now: dt.datetime | None = None) -> list[Alert]:
+def collect(
+    store: SpendStore,
+    as_of: dt.date,
+    store_ids: Sequence[str] | None = None,
+    settings=None,
+    now: dt.datetime | None = None,
+) -> list[Alert]:
     """The alerts as of ``as_of`` from stored data (no API call), judged now (``fetchers.clock``)."""
     from fetchers import clock
+
     i = load_inputs(store, as_of, store_ids, settings)
     return compute_alerts(i.stores, i.links, i.rows, i.fetch, i.budgets, i.as_of, now or clock.now())
 
@@ -577,13 +709,15 @@ def _host(url: str) -> str:
         return "?"
 
 
-def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: int = 3,
-                 backoff: float = 0.25) -> str | None:
+def post_webhook(
+    url: str, payload: dict, *, timeout: float = 10.0, attempts: int = 3, backoff: float = 0.25
+) -> str | None:
     """POST ``payload`` as JSON; retried on connection errors, timeouts, 429 and 5xx, at most
     ``attempts`` times, each with ``timeout`` seconds. Returns None on success, else one sentence
     (naming the host only, never the URL's secret path)."""
     import urllib.error
     import urllib.request
+
     body = json.dumps(payload).encode("utf-8")
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
@@ -595,8 +729,12 @@ def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: in
     for attempt in range(1, max(1, attempts) + 1):
         retry_after = None
         try:
-            req = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "adspend-alerts"})
+            req = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "adspend-alerts"},
+            )
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 resp.read(65536)
                 return None
@@ -608,10 +746,13 @@ def post_webhook(url: str, payload: dict, *, timeout: float = 10.0, attempts: in
                 retry_after = float(exc.headers.get("Retry-After") or "")
             except ValueError:
                 retry_after = None
-        except (TimeoutError, OSError) as exc:           # URLError, timeouts, refused connections
+        except (TimeoutError, OSError) as exc:  # URLError, timeouts, refused connections
             reason = getattr(exc, "reason", exc)
-            why = "no answer within {:g} s".format(timeout) if isinstance(reason, TimeoutError) or \
-                "timed out" in str(reason) else f"connection failed ({type(reason).__name__})"
+            why = (
+                f"no answer within {timeout:g} s"
+                if isinstance(reason, TimeoutError) or "timed out" in str(reason)
+                else f"connection failed ({type(reason).__name__})"
+            )
         except ValueError:
             return f"{WEBHOOK_ENV} is not a usable http(s) URL; nothing was sent"
         if attempt < attempts:
@@ -627,12 +768,20 @@ def _key(a: Alert) -> tuple[str, str, str, str, str]:
     return (a.store_id, a.platform or "", a.account_id or "", a.kind, a.key)
 
 
-def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, timeout: float | None = None,
-                    attempts: int | None = None, backoff: float = 0.25) -> SendResult:
+def send_new_alerts(
+    store: SpendStore,
+    alerts: Sequence[Alert],
+    url: str,
+    *,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    backoff: float = 0.25,
+) -> SendResult:
     """POST the alerts not sent before (in messages of at most :data:`MAX_PER_MESSAGE`) and
     remember each message's alerts once it was accepted. A failure stops there: what was not
     sent is sent by a later run."""
     import pyarrow as pa
+
     timeout = timeout if timeout is not None else float(os.environ.get("ADSPEND_ALERT_WEBHOOK_TIMEOUT", "10"))
     attempts = attempts if attempts is not None else int(os.environ.get("ADSPEND_ALERT_WEBHOOK_ATTEMPTS", "3"))
     sent = _sent_keys(store)
@@ -647,24 +796,34 @@ def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, tim
         return result
     names = {s["store_id"]: s["name"] for s in store.stores()}
     for i in range(0, len(new), MAX_PER_MESSAGE):
-        chunk = new[i:i + MAX_PER_MESSAGE]
-        error = post_webhook(url, {"text": message_text(chunk, names)}, timeout=timeout, attempts=attempts,
-                             backoff=backoff)
+        chunk = new[i : i + MAX_PER_MESSAGE]
+        error = post_webhook(
+            url, {"text": message_text(chunk, names)}, timeout=timeout, attempts=attempts, backoff=backoff
+        )
         if error:
             result.error = error
             break
         now = dt.datetime.now(UTC)
         with store.transaction() as con:
-            con.register("sent_now", pa.table({
-                "store_id": pa.array([a.store_id for a in chunk], pa.string()),
-                "platform": pa.array([a.platform or "" for a in chunk], pa.string()),
-                "account_id": pa.array([a.account_id or "" for a in chunk], pa.string()),
-                "kind": pa.array([a.kind for a in chunk], pa.string()),
-                "alert_key": pa.array([a.key for a in chunk], pa.string()),
-                "day": pa.array([a.day for a in chunk], pa.date32()),
-                "detail": pa.array([a.detail for a in chunk], pa.string())}))
-            con.execute("INSERT INTO alerts_sent SELECT store_id, platform, account_id, kind, alert_key, day, "
-                        "detail, ? FROM sent_now ON CONFLICT DO NOTHING", [now])
+            con.register(
+                "sent_now",
+                pa.table(
+                    {
+                        "store_id": pa.array([a.store_id for a in chunk], pa.string()),
+                        "platform": pa.array([a.platform or "" for a in chunk], pa.string()),
+                        "account_id": pa.array([a.account_id or "" for a in chunk], pa.string()),
+                        "kind": pa.array([a.kind for a in chunk], pa.string()),
+                        "alert_key": pa.array([a.key for a in chunk], pa.string()),
+                        "day": pa.array([a.day for a in chunk], pa.date32()),
+                        "detail": pa.array([a.detail for a in chunk], pa.string()),
+                    }
+                ),
+            )
+            con.execute(
+                "INSERT INTO alerts_sent SELECT store_id, platform, account_id, kind, alert_key, day, "
+                "detail, ? FROM sent_now ON CONFLICT DO NOTHING",
+                [now],
+            )
             con.unregister("sent_now")
         result.sent += len(chunk)
     return result
@@ -672,9 +831,11 @@ def send_new_alerts(store: SpendStore, alerts: Sequence[Alert], url: str, *, tim
 
 # --- CLI ---------------------------------------------------------------------------------------------
 
+
 def cmd_alerts(args) -> int:
     from fetchers import clock
     from storage.db import DatabaseBusy, DatabaseError, SpendStore
+
     path = args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb"
     try:
         store = SpendStore(path)
@@ -696,9 +857,12 @@ def cmd_alerts(args) -> int:
     if url and alerts:
         res = send_new_alerts(store, alerts, url)
         import sys
+
         if res.error:
-            print(f"warning: {res.error}; {res.new - res.sent} new alert(s) not sent (a later run sends them)",
-                  file=sys.stderr)
+            print(
+                f"warning: {res.error}; {res.new - res.sent} new alert(s) not sent (a later run sends them)",
+                file=sys.stderr,
+            )
         elif res.new and not args.json:
             print(f"sent {res.sent} new alert(s) to the webhook at {_host(url)}")
     return 1 if alerts else 0
@@ -707,6 +871,7 @@ def cmd_alerts(args) -> int:
 def add_cli(subparsers, date_type, parser_class) -> None:
     """``alerts`` and ``budgets import`` (cli.py calls this)."""
     from . import budgets
+
     al = subparsers.add_parser("alerts", help="stopped, spike, pacing, stale and failed alerts (exit 1 when any)")
     al.add_argument("--store")
     al.add_argument("--date", type=date_type, help="as of this day (default: yesterday)")

@@ -8,15 +8,17 @@ re-importing the same rows changes nothing; a later row for the same (store, mon
 replaces the earlier one (in the file and in the database). The Accounts page's editor saves
 through :func:`validate_rows` and :func:`save_budgets` too, so both paths refuse the same input.
 """
+
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from fetchers.specs import PLATFORM_IDS
 
@@ -40,9 +42,9 @@ class BudgetError(ValueError):
 @dataclass(frozen=True)
 class Budget:
     store_id: str
-    month: dt.date                 # first day of the month
-    platform: str                  # '' = the whole store
-    amount: Decimal                # billing currency, exact
+    month: dt.date  # first day of the month
+    platform: str  # '' = the whole store
+    amount: Decimal  # billing currency, exact
     currency: str
 
     @property
@@ -109,8 +111,10 @@ def _validate(store: SpendStore, records) -> tuple[list[Budget], list[str]]:
             problems.append(str(exc))
         platform = (rec.get("platform") or "").strip().lower()
         if platform and platform not in PLATFORM_IDS:
-            problems.append(f"unknown platform {platform[:40]!r}; expected one of {', '.join(PLATFORM_IDS)} "
-                            "or empty for the whole store")
+            problems.append(
+                f"unknown platform {platform[:40]!r}; expected one of {', '.join(PLATFORM_IDS)} "
+                "or empty for the whole store"
+            )
         ccy = meta["billing_currency"] if meta else "USD"
         given_ccy = (rec.get("currency") or "").strip().upper()
         if meta is not None and given_ccy and given_ccy != ccy:
@@ -128,8 +132,14 @@ def _validate(store: SpendStore, records) -> tuple[list[Budget], list[str]]:
 
 
 def parse_csv(store: SpendStore, data: bytes) -> list[Budget]:
-    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS,
-                              "store_id,month,amount (optional platform, currency)", BudgetError, MAX_FILE_BYTES)
+    reader, cols = open_table(
+        data,
+        REQUIRED_COLUMNS,
+        OPTIONAL_COLUMNS,
+        "store_id,month,amount (optional platform, currency)",
+        BudgetError,
+        MAX_FILE_BYTES,
+    )
     records: list[tuple[str, dict]] = []
     bad: list[str] = []
     while True:
@@ -155,41 +165,57 @@ def parse_csv(store: SpendStore, data: bytes) -> list[Budget]:
     return budgets
 
 
-def save_budgets(store: SpendStore, budgets: Sequence[Budget], replace_store_months: Sequence[tuple[str, dt.date]] = (),
-                 ) -> BudgetImportResult:
+def save_budgets(
+    store: SpendStore,
+    budgets: Sequence[Budget],
+    replace_store_months: Sequence[tuple[str, dt.date]] = (),
+) -> BudgetImportResult:
     """Upsert budgets in one transaction (bulk, through an Arrow table); unchanged rows are not
     touched. ``replace_store_months``: (store, month) pairs whose budgets not in ``budgets`` are
     removed (the editor's 'this is the whole list' save)."""
     import pyarrow as pa
+
     amount_type = pa.decimal128(20, 6)
     keys = {(b.store_id, b.month, b.platform) for b in budgets}
-    tbl = pa.table({
-        "store_id": pa.array([b.store_id for b in budgets], pa.string()),
-        "month": pa.array([b.month for b in budgets], pa.date32()),
-        "platform": pa.array([b.platform for b in budgets], pa.string()),
-        "amount": pa.array([b.amount for b in budgets], amount_type),
-        "currency": pa.array([b.currency for b in budgets], pa.string()),
-    })
-    now = dt.datetime.now(dt.timezone.utc)
+    tbl = pa.table(
+        {
+            "store_id": pa.array([b.store_id for b in budgets], pa.string()),
+            "month": pa.array([b.month for b in budgets], pa.date32()),
+            "platform": pa.array([b.platform for b in budgets], pa.string()),
+            "amount": pa.array([b.amount for b in budgets], amount_type),
+            "currency": pa.array([b.currency for b in budgets], pa.string()),
+        }
+    )
+    now = dt.datetime.now(dt.UTC)
     with store.transaction() as con:
         con.register("new_budgets", tbl)
         added, changed = con.execute(
             "SELECT count(*) FILTER (WHERE b.store_id IS NULL), "
             "count(*) FILTER (WHERE b.store_id IS NOT NULL AND (b.amount <> n.amount OR b.currency <> n.currency)) "
             "FROM new_budgets n LEFT JOIN budgets b ON b.store_id = n.store_id AND b.month = n.month "
-            "AND b.platform = n.platform").fetchone()
-        con.execute("INSERT INTO budgets SELECT store_id, month, platform, amount, currency, ? FROM new_budgets n "
-                    "ON CONFLICT (store_id, month, platform) DO UPDATE SET amount = excluded.amount, "
-                    "currency = excluded.currency, updated_at = excluded.updated_at "
-                    "WHERE budgets.amount <> excluded.amount OR budgets.currency <> excluded.currency", [now])
+            "AND b.platform = n.platform"
+        ).fetchone()
+        con.execute(
+            "INSERT INTO budgets SELECT store_id, month, platform, amount, currency, ? FROM new_budgets n "
+            "ON CONFLICT (store_id, month, platform) DO UPDATE SET amount = excluded.amount, "
+            "currency = excluded.currency, updated_at = excluded.updated_at "
+            "WHERE budgets.amount <> excluded.amount OR budgets.currency <> excluded.currency",
+            [now],
+        )
         con.unregister("new_budgets")
         removed = 0
         for sid, month in replace_store_months:
-            gone = [r for r in con.execute("SELECT platform FROM budgets WHERE store_id = ? AND month = ?",
-                                           [sid, month]).fetchall() if (sid, month, r[0]) not in keys]
+            gone = [
+                r
+                for r in con.execute(
+                    "SELECT platform FROM budgets WHERE store_id = ? AND month = ?", [sid, month]
+                ).fetchall()
+                if (sid, month, r[0]) not in keys
+            ]
             for (platform,) in gone:
-                con.execute("DELETE FROM budgets WHERE store_id = ? AND month = ? AND platform = ?",
-                            [sid, month, platform])
+                con.execute(
+                    "DELETE FROM budgets WHERE store_id = ? AND month = ? AND platform = ?", [sid, month, platform]
+                )
                 removed += 1
     return BudgetImportResult(int(added), int(changed) + removed, len(budgets) - int(added) - int(changed))
 
@@ -199,8 +225,9 @@ def import_budgets(store: SpendStore, path: Path) -> BudgetImportResult:
     return save_budgets(store, parse_csv(store, data))
 
 
-def load_budgets(store: SpendStore, store_ids: Sequence[str] | None = None,
-                 month: dt.date | None = None) -> list[Budget]:
+def load_budgets(
+    store: SpendStore, store_ids: Sequence[str] | None = None, month: dt.date | None = None
+) -> list[Budget]:
     sql = "SELECT store_id, month, platform, amount, currency FROM budgets WHERE 1=1"
     params: list = []
     if store_ids is not None:
@@ -215,8 +242,10 @@ def load_budgets(store: SpendStore, store_ids: Sequence[str] | None = None,
 
 def editor_rows(store: SpendStore, store_id: str) -> list[dict]:
     """The store's budgets as plain strings, for the Accounts page's editor."""
-    return [{"month": b.month_label, "platform": b.platform, "amount": format(fx.quantize(b.amount, b.currency), "f")}
-            for b in load_budgets(store, [store_id])]
+    return [
+        {"month": b.month_label, "platform": b.platform, "amount": format(fx.quantize(b.amount, b.currency), "f")}
+        for b in load_budgets(store, [store_id])
+    ]
 
 
 def save_editor_rows(store: SpendStore, store_id: str, rows: Sequence[Mapping]) -> BudgetImportResult:
@@ -225,8 +254,10 @@ def save_editor_rows(store: SpendStore, store_id: str, rows: Sequence[Mapping]) 
     removed, all in one transaction."""
     records = []
     for i, r in enumerate(rows, start=1):
-        rec = {k: ("" if r.get(k) is None or r.get(k) != r.get(k) else str(r.get(k)))
-               for k in ("month", "platform", "amount")}
+        rec = {
+            k: ("" if r.get(k) is None or r.get(k) != r.get(k) else str(r.get(k)))
+            for k in ("month", "platform", "amount")
+        }
         if not any(v.strip() for v in rec.values()):
             continue
         records.append((f"row {i}", {"store_id": store_id, **rec}))
@@ -240,12 +271,14 @@ def cmd_import(args) -> int:
     """``budgets import FILE.csv``: exit 2 (ValueError) naming every bad line, nothing imported."""
     import os
     import sys
+
     from storage.db import DatabaseBusy, DatabaseError, SpendStore
+
     try:
         store = SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
     except (DatabaseBusy, DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    res = import_budgets(store, Path(args.file))      # BudgetError is a ValueError: exit 2
+    res = import_budgets(store, Path(args.file))  # BudgetError is a ValueError: exit 2
     print(f"imported {args.file}: {res.added} new budget(s), {res.changed} changed, {res.unchanged} unchanged")
     return 0

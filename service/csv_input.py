@@ -2,12 +2,13 @@
 imported file, exchange rates included): read at most a size cap, insist on UTF-8, and check the
 header against the required and optional columns. Each importer passes its own error class, so
 its messages and exit status stay its own; the rows themselves are checked by the importer."""
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 CHUNK = 1 << 20
 
@@ -36,8 +37,9 @@ def read_capped(path: str | Path, limit: int, error: type[Exception]) -> bytes:
     return b"".join(chunks)
 
 
-def open_table(data: bytes, required: Sequence[str], optional: Sequence[str], expected: str,
-               error: type[Exception], limit: int) -> tuple[Iterator[list[str]], list[str]]:
+def open_table(
+    data: bytes, required: Sequence[str], optional: Sequence[str], expected: str, error: type[Exception], limit: int
+) -> tuple[Iterator[list[str]], list[str]]:
     """A CSV reader positioned after a checked header, and the header's column names (lower case).
 
     ``expected`` describes the header for the messages (``store_id,month,amount (optional

@@ -3,6 +3,7 @@
 Account ids follow each platform's real form (shared/interfaces.md). In the sandbox an id that
 ends in an ISO 4217 numeric code takes that currency (978 EUR, 826 GBP, 392 JPY), so the demo
 has non-USD accounts and stores billed in EUR and JPY."""
+
 from __future__ import annotations
 
 from fetchers.specs import PLATFORM_IDS, SPECS
@@ -24,9 +25,20 @@ def demo_stores() -> list[tuple[str, str, str, list[tuple[str, str, str]]]]:
         for sid, _, _ in SPECS[pid].demo_accounts:
             if sid not in known:
                 raise ValueError(f"{pid}'s demo account names {sid!r}, which is not a demo store")
-    return [(sid, name, ccy, [(pid, account, display) for pid in PLATFORM_IDS
-                              for s, account, display in SPECS[pid].demo_accounts if s == sid])
-            for sid, name, ccy in STORES]
+    return [
+        (
+            sid,
+            name,
+            ccy,
+            [
+                (pid, account, display)
+                for pid in PLATFORM_IDS
+                for s, account, display in SPECS[pid].demo_accounts
+                if s == sid
+            ],
+        )
+        for sid, name, ccy in STORES
+    ]
 
 
 DEMO_STORES = demo_stores()

@@ -4,6 +4,7 @@ Written atomically (a temporary file renamed into place), UTF-8, fixed column or
 spreadsheet would run as a formula are neutralised with a leading apostrophe. ``billing_amount``
 of the TOTAL row is the exact sum of the rows above it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,15 +12,29 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
 
 from . import fx
 from .report import SpendReport
 
-HEADER = ["store_id", "store_name", "period_start", "period_end", "platform", "account_id", "account_name",
-          "account_currency", "spend", "fx_rate", "billing_currency", "billing_amount", "day_basis", "status"]
+HEADER = [
+    "store_id",
+    "store_name",
+    "period_start",
+    "period_end",
+    "platform",
+    "account_id",
+    "account_name",
+    "account_currency",
+    "spend",
+    "fx_rate",
+    "billing_currency",
+    "billing_amount",
+    "day_basis",
+    "status",
+]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 # the columns that hold numbers we computed; every other column is text from users or platforms
@@ -67,7 +82,7 @@ def report_rows(report: SpendReport) -> list[list[str]]:
     total = Decimal(0)
     base = [report.store_id, report.store_name, report.start.isoformat(), report.end.isoformat()]
     for pid, pl in report.platforms.items():
-        if not pl.accounts:     # not_configured: one row that says so, with no amount
+        if not pl.accounts:  # not_configured: one row that says so, with no amount
             rows.append(base + [pid, "", "", "", "", "", report.billing_currency, "", "", pl.status])
             continue
         for a in pl.accounts:
@@ -75,13 +90,36 @@ def report_rows(report: SpendReport) -> list[list[str]]:
             if billing is not None:
                 total += billing
             status = a.status if a.status == "ok" else f"{a.status}: {a.error}" if a.error else a.status
-            rows.append(base + [pid, a.account_id, a.account_name, a.currency,
-                                str(fx.quantize(a.spend, a.currency)) if a.currency != "?" else str(a.spend),
-                                "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
-                                report.billing_currency, "" if billing is None else str(billing),
-                                "UTC" if a.day_basis == "UTC" else (a.timezone or a.day_basis), status])
-    rows.append(base + ["TOTAL", "", "", "", "", "", report.billing_currency, str(total), "",
-                        "ok" if report.complete else "incomplete"])
+            rows.append(
+                base
+                + [
+                    pid,
+                    a.account_id,
+                    a.account_name,
+                    a.currency,
+                    str(fx.quantize(a.spend, a.currency)) if a.currency != "?" else str(a.spend),
+                    "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
+                    report.billing_currency,
+                    "" if billing is None else str(billing),
+                    "UTC" if a.day_basis == "UTC" else (a.timezone or a.day_basis),
+                    status,
+                ]
+            )
+    rows.append(
+        base
+        + [
+            "TOTAL",
+            "",
+            "",
+            "",
+            "",
+            "",
+            report.billing_currency,
+            str(total),
+            "",
+            "ok" if report.complete else "incomplete",
+        ]
+    )
     return rows
 
 
@@ -113,17 +151,26 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def export_reports(reports: list[SpendReport], out: str | os.PathLike, allow_incomplete: bool = False, *,
-                   force: bool = False, db: str | os.PathLike | None = None) -> bytes:
+def export_reports(
+    reports: list[SpendReport],
+    out: str | os.PathLike,
+    allow_incomplete: bool = False,
+    *,
+    force: bool = False,
+    db: str | os.PathLike | None = None,
+) -> bytes:
     """Write the CSV to ``out`` by ``service/outfile.write_new_file`` (never over the database or
     the token cache; never over an existing file unless ``force``)."""
     from .outfile import write_new_file
+
     incomplete = [r for r in reports if not r.complete]
     if incomplete and not allow_incomplete:
         names = ", ".join(f"{r.store_id} ({_why(r)})" for r in incomplete[:5])
         more = f" and {len(incomplete) - 5} more" if len(incomplete) > 5 else ""
-        raise IncompleteExport(f"not exported: the period is incomplete for {names}{more}; refresh first, or pass "
-                               "--allow-incomplete to export with every incomplete row marked")
+        raise IncompleteExport(
+            f"not exported: the period is incomplete for {names}{more}; refresh first, or pass "
+            "--allow-incomplete to export with every incomplete row marked"
+        )
     data = render_csv(reports)
     write_new_file(out, data, force=force, db=db)
     return data

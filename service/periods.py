@@ -3,6 +3,7 @@
 Periods are inclusive date ranges; billing periods are calendar months. "Today" comes from
 ``fetchers/clock.py`` so every helper here is testable on any date.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -12,8 +13,8 @@ from decimal import Decimal
 
 from fetchers import clock
 
-
 # --- calendar months --------------------------------------------------------------------------------
+
 
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
@@ -41,7 +42,7 @@ def previous_month(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
 # --- the dashboard's presets ----------------------------------------------------------------------
 
 PRESETS = ("Last month", "This month", "Last 7 days", "Last 30 days", "Last 90 days", "Custom")
-DEFAULT_PRESET = "Last month"     # a complete billing period (calendar month)
+DEFAULT_PRESET = "Last month"  # a complete billing period (calendar month)
 
 
 def period_for(preset: str, today: dt.date, custom: tuple[dt.date, dt.date] | None = None) -> tuple[dt.date, dt.date]:
@@ -90,12 +91,15 @@ def months_in(start: dt.date, end: dt.date) -> Decimal:
 #: URL value -> label. "previous_period": the period just before (the previous calendar period
 #: when the period is whole calendar months, else the same number of days); "previous_month": the
 #: same days one month earlier; "last_year": the same days one year earlier.
-COMPARISONS = {"previous_period": "Previous period", "previous_month": "Previous month",
-               "last_year": "Same period last year"}
+COMPARISONS = {
+    "previous_period": "Previous period",
+    "previous_month": "Previous month",
+    "last_year": "Same period last year",
+}
 DEFAULT_COMPARISON = "previous_period"
 
 
-_month_end = month_end          # the dashboard's old private name
+_month_end = month_end  # the dashboard's old private name
 
 
 def shift_months(day: dt.date, months: int, keep_month_end: bool = False) -> dt.date:
@@ -130,6 +134,7 @@ def comparison_period(start: dt.date, end: dt.date, mode: str = DEFAULT_COMPARIS
 
 
 # --- invoicing months -------------------------------------------------------------------------------
+
 
 def month_period(month: str | dt.date) -> tuple[dt.date, dt.date]:
     """First and last day of a calendar month given as ``YYYY-MM`` (or any date in it)."""

@@ -11,6 +11,7 @@ Incremental: only days that can still change are fetched again: days never fetch
 last fetch failed, and days fetched while they were still inside the platform's restatement
 window (``lookback_days``). ``full=True`` re-fetches everything in the period.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,17 +23,25 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import httpcore
 import httpx
 
 from fetchers import clock, get_fetcher
 from fetchers.base import AccountInfo, FetchError
-from fetchers.core import (PlatformApi, RateBudget, ReportPolicy, contiguous_ranges, count_requests, fetch_window,
-                           plan_windows, redact)
+from fetchers.core import (
+    PlatformApi,
+    RateBudget,
+    ReportPolicy,
+    contiguous_ranges,
+    count_requests,
+    fetch_window,
+    plan_windows,
+    redact,
+)
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, WindowWrite, lease_seconds
 
@@ -62,7 +71,7 @@ class AccountOutcome:
     platform: str
     account_id: str
     store_ids: tuple[str, ...]
-    status: str = "ok"               # ok, failed, not_configured, skipped
+    status: str = "ok"  # ok, failed, not_configured, skipped
     error: str | None = None
     windows: int = 0
     windows_failed: int = 0
@@ -81,10 +90,24 @@ class PlatformOutcome:
     seconds: float
 
     def to_json(self) -> dict:
-        return {"store_id": self.store_id, "platform": self.platform, "status": self.status, "error": self.error,
-                "seconds": round(self.seconds, 3),
-                "accounts": [{"account_id": a.account_id, "status": a.status, "error": a.error, "windows": a.windows,
-                              "days_fetched": a.days_fetched, "requests": a.requests} for a in self.accounts]}
+        return {
+            "store_id": self.store_id,
+            "platform": self.platform,
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "accounts": [
+                {
+                    "account_id": a.account_id,
+                    "status": a.status,
+                    "error": a.error,
+                    "windows": a.windows,
+                    "days_fetched": a.days_fetched,
+                    "requests": a.requests,
+                }
+                for a in self.accounts
+            ],
+        }
 
 
 @dataclass
@@ -113,6 +136,7 @@ class RefreshError(RuntimeError):
 
 # --- the run's lease: it is alive while it says so -------------------------------------------------
 
+
 class _Lease:
     """Renews the run's lease (``refresh_runs.heartbeat_at``) every ``lease_seconds() / 4`` from a
     thread of its own, so a run that only waits (a report being polled, a slow platform) or whose
@@ -120,15 +144,16 @@ class _Lease:
     It stops with ``stop()`` or when the run's task ends (even by an exception): a run that no
     longer renews is marked ``interrupted`` by the next reader once the lease has expired."""
 
-    def __init__(self, store: SpendStore, run_id: str, task: "asyncio.Task | None" = None,
-                 interval: float | None = None) -> None:
+    def __init__(
+        self, store: SpendStore, run_id: str, task: asyncio.Task | None = None, interval: float | None = None
+    ) -> None:
         self.store, self.run_id, self.task = store, run_id, task
         self.interval = interval if interval is not None else max(0.05, lease_seconds() / 4)
         self.renewed = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"adspend-lease-{run_id}", daemon=True)
 
-    def start(self) -> "_Lease":
+    def start(self) -> _Lease:
         self._thread.start()
         return self
 
@@ -144,15 +169,16 @@ class _Lease:
             if self.task is not None and self.task.done():
                 return
             if time.monotonic() - self.renewed < self.interval * 0.9:
-                continue                      # a batch commit renewed it just now
+                continue  # a batch commit renewed it just now
             try:
                 self.store.renew_lease(self.run_id)
                 self.renewed = time.monotonic()
-            except (DatabaseBusy, DatabaseError) as exc:      # try again at the next tick
+            except (DatabaseBusy, DatabaseError) as exc:  # try again at the next tick
                 log.debug("could not renew the lease of run %s: %s", self.run_id, exc)
 
 
 # --- the writer: committed batches of whole windows -----------------------------------------------
+
 
 class _Writer:
     """Collects finished windows and commits them in batches (each window whole, in one
@@ -163,15 +189,15 @@ class _Writer:
         self.writes: list[WindowWrite] = []
         self.failures: list[WindowFailure] = []
         self.results: list[dict] = []
-        self.infos: list[dict] = []          # account infos learnt in this run
-        self.job_stores: list = []           # BufferedJobStore of each platform: flushed with each batch
+        self.infos: list[dict] = []  # account infos learnt in this run
+        self.job_stores: list = []  # BufferedJobStore of each platform: flushed with each batch
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
         self.error: Exception | None = None
         # its own thread: commits never queue behind blocking platform calls (the Microsoft SDK)
         # that may be holding every thread of the loop's default pool
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adspend-writer")
-        self.lease: _Lease | None = None     # renewed with every batch commit
+        self.lease: _Lease | None = None  # renewed with every batch commit
 
     async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
         if write:
@@ -195,9 +221,10 @@ class _Writer:
             if not (writes or failures or results or infos or jobs):
                 return
             try:
-                await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, writes, failures,
-                                                                 results, infos, jobs)
-            except Exception as exc:     # the database is busy or broken: stop pretending
+                await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._commit, writes, failures, results, infos, jobs
+                )
+            except Exception as exc:  # the database is busy or broken: stop pretending
                 for js, ops in jobs:
                     js.restore(ops)
                 self.error = exc
@@ -236,7 +263,7 @@ class _SocketStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    async def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> "_SocketStream":
+    async def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> _SocketStream:
         return _SocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str):
@@ -267,12 +294,16 @@ class _Backend(httpcore.AsyncNetworkBackend):
 
 
 def _http_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections,
-                                                             max_keepalive_connections=max_connections))
-    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):   # httpx 0.28 layout
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    )
+    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):  # httpx 0.28 layout
         transport._pool = httpcore.AsyncConnectionPool(
-            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=5.0,
-            network_backend=_Backend())
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=5.0,
+            network_backend=_Backend(),
+        )
     return transport
 
 
@@ -314,8 +345,9 @@ class _PoolPerPlatform(httpx.AsyncBaseTransport):
 
 # --- the run ---------------------------------------------------------------------------------------
 
+
 def _run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 def _validate_period(start: dt.date, end: dt.date) -> None:
@@ -353,24 +385,42 @@ class _PlatformRun:
 
             def on_rotate(new_token: str, _k=key) -> None:
                 _SANDBOX_ROTATIONS[_k] = new_token
+
         auth = self.fetcher.build_auth(creds, cfg.token_url, on_rotate)
-        if cfg.mode == "live":          # start the expiry clock of a long-lived credential (advice only)
+        if cfg.mode == "live":  # start the expiry clock of a long-lived credential (advice only)
             from .lifecycle import note_credentials
+
             note_credentials(cfg.platform, cfg.credentials, token_cache)
         timeout = float(os.environ.get("ADSPEND_HTTP_TIMEOUT", "30"))
-        self.api = PlatformApi(self.fetcher, client, base_url=cfg.base_url, credentials=creds, auth=auth,
-                               budget=RateBudget(cfg.rpm), jobs=store.job_store(cfg.platform, buffered=True),
-                               timeout=timeout,
-                               report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll
-                               else None)
-        self.fatal: FetchError | None = None      # platform-wide failure (auth/config): skip the rest
+        self.api = PlatformApi(
+            self.fetcher,
+            client,
+            base_url=cfg.base_url,
+            credentials=creds,
+            auth=auth,
+            budget=RateBudget(cfg.rpm),
+            jobs=store.job_store(cfg.platform, buffered=True),
+            timeout=timeout,
+            report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll else None,
+        )
+        self.fatal: FetchError | None = None  # platform-wide failure (auth/config): skip the rest
 
 
-async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
-                        platforms: Sequence[str] | None = None, *, progress: Callable[[Progress], None] | None = None,
-                        trigger: str = "cli", full: bool = False, settings: Settings | None = None,
-                        transport: httpx.AsyncBaseTransport | None = None, now: dt.datetime | None = None,
-                        recent: bool = False) -> RefreshOutcome:
+async def refresh_async(
+    store: SpendStore,
+    store_ids: Sequence[str] | None,
+    start: dt.date,
+    end: dt.date,
+    platforms: Sequence[str] | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    trigger: str = "cli",
+    full: bool = False,
+    settings: Settings | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    now: dt.datetime | None = None,
+    recent: bool = False,
+) -> RefreshOutcome:
     """``recent=True``: instead of the days of ``start..end`` that can change, each account's
     ``service.freshness.recent_days`` (its restatement window up to yesterday, and the missing or
     failed days of the current and previous month it still serves); ``start..end`` is then only
@@ -407,9 +457,10 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
     sandbox_url = None
     if any(demo for (_, _, demo) in groups):
         from .sandbox_runtime import sandbox_url as _sandbox_url
+
         sandbox_url = _sandbox_url()
     configs: dict[tuple[str, bool], PlatformConfig] = {}
-    for (p, _a, demo) in groups:
+    for p, _a, demo in groups:
         if (p, demo) not in configs:
             configs[(p, demo)] = platform_config(settings, p, demo=demo, sandbox_url=sandbox_url)
 
@@ -420,37 +471,46 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
     # one client for every platform and store, connections kept alive, one pool per platform
     # (see _PoolPerPlatform)
     transport = transport or _PoolPerPlatform()
-    async with httpx.AsyncClient(transport=transport, follow_redirects=False,
-                                 headers={"User-Agent": "AdSpendHub/1.0"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, follow_redirects=False, headers={"User-Agent": "AdSpendHub/1.0"}
+    ) as client:
         runs: dict[tuple[str, bool], _PlatformRun] = {}
         for key, cfg in configs.items():
             if cfg.usable:
                 try:
                     runs[key] = _PlatformRun(cfg, client, store, token_cache)
-                    if cfg.mode == "live" and getattr(settings, "vault", None) is not None and \
-                            "vault" in cfg.sources.values():
+                    if (
+                        cfg.mode == "live"
+                        and getattr(settings, "vault", None) is not None
+                        and "vault" in cfg.sources.values()
+                    ):
                         runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
                 except (ImportError, AttributeError):
                     cfg.error = f"{SPECS[cfg.platform].name} is not implemented in this build"
-                except FetchError as exc:          # e.g. credentials that cannot form an auth object
+                except FetchError as exc:  # e.g. credentials that cannot form an auth object
                     cfg.error = exc.message
 
         writer.job_stores = [r.api.jobs for r in runs.values() if hasattr(r.api.jobs, "take")]
         usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
         lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
 
-        def prefetch():        # one connection: what to fetch, and every account's stored info
+        def prefetch():  # one connection: what to fetch, and every account's stored info
             if recent:
                 from .freshness import recent_days
-                return (recent_days(store, [(p, a) for p, a, _ in lookbacks], now=now),
-                        store.account_infos([(p, a) for p, a, _ in usable]))
-            return (store.days_to_fetch(lookbacks, start, end, now or clock.now(), full),
-                    store.account_infos([(p, a) for p, a, _ in usable]))
+
+                return (
+                    recent_days(store, [(p, a) for p, a, _ in lookbacks], now=now),
+                    store.account_infos([(p, a) for p, a, _ in usable]),
+                )
+            return (
+                store.days_to_fetch(lookbacks, start, end, now or clock.now(), full),
+                store.account_infos([(p, a) for p, a, _ in usable]),
+            )
 
         plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
 
         async def one_account(key: tuple[str, str, bool]) -> None:
-            with count_requests() as tally:            # this account's requests, whatever runs beside it
+            with count_requests() as tally:  # this account's requests, whatever runs beside it
                 await account_task(key, tally)
 
         async def account_task(key: tuple[str, str, bool], tally: list[int]) -> None:
@@ -471,7 +531,9 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             if too_old:
                 days = [d for d in days if d >= oldest]
             windows = [w for r in contiguous_ranges(days) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
-            old_windows = [w for r in contiguous_ranges(too_old) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
+            old_windows = [
+                w for r in contiguous_ranges(too_old) for w in plan_windows(r[0], r[1], run.fetcher.max_days)
+            ]
             out.windows = len(windows) + len(old_windows)
             emit(Progress(sids, p, account_id, "start", 0, out.windows))
             started = time.monotonic()
@@ -481,20 +543,43 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             async def fail_all(exc: FetchError, remaining) -> None:
                 for ws, we in remaining:
                     now_ = clock.now()
-                    await writer.add(None, WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
-                                     dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws,
-                                          window_end=we, status="failed", error=exc.message, finished_at=now_))
+                    await writer.add(
+                        None,
+                        WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
+                        dict(
+                            run_id=run_id,
+                            platform=p,
+                            account_id=account_id,
+                            window_start=ws,
+                            window_end=we,
+                            status="failed",
+                            error=exc.message,
+                            finished_at=now_,
+                        ),
+                    )
 
             if old_windows:
-                too_old_error = FetchError("request", f"{SPECS[p].name} serves only the last "
-                                                      f"{run.fetcher.history_days} days; the days before {oldest} "
-                                                      "cannot be fetched")
+                too_old_error = FetchError(
+                    "request",
+                    f"{SPECS[p].name} serves only the last "
+                    f"{run.fetcher.history_days} days; the days before {oldest} "
+                    "cannot be fetched",
+                )
                 out.status, out.error, out.windows_failed = "failed", too_old_error.message, len(old_windows)
                 await fail_all(too_old_error, old_windows)
             if not windows:
                 out.seconds = time.monotonic() - started
-                emit(Progress(sids, p, account_id, "done" if out.status == "ok" else "failed", 0, out.windows,
-                              out.error or "up to date"))
+                emit(
+                    Progress(
+                        sids,
+                        p,
+                        account_id,
+                        "done" if out.status == "ok" else "failed",
+                        0,
+                        out.windows,
+                        out.error or "up to date",
+                    )
+                )
                 return
             try:
                 if run.fatal:
@@ -511,7 +596,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                 emit(Progress(sids, p, account_id, "failed", 0, len(windows), exc.message))
                 return
 
-            info_requests = [tally[0]]     # the account lookup's requests go on the first window's result
+            info_requests = [tally[0]]  # the account lookup's requests go on the first window's result
 
             async def one_window(ws: dt.date, we: dt.date) -> None:
                 nonlocal done
@@ -525,28 +610,45 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
                         amounts, failure = None, exc
                 requests = wtally[0] + (info_requests.pop() if info_requests else 0)
                 now_ = clock.now()
-                result = dict(run_id=run_id, platform=p, account_id=account_id, window_start=ws, window_end=we,
-                              duration_ms=int((time.monotonic() - w0) * 1000), requests=requests, finished_at=now_)
+                result = dict(
+                    run_id=run_id,
+                    platform=p,
+                    account_id=account_id,
+                    window_start=ws,
+                    window_end=we,
+                    duration_ms=int((time.monotonic() - w0) * 1000),
+                    requests=requests,
+                    finished_at=now_,
+                )
                 if amounts is None:
                     if failure.platform_wide and run.fatal is None:
                         run.fatal = failure
                     out.windows_failed += 1
                     out.status = "failed"
                     out.error = out.error or failure.message
-                    await writer.add(None, WindowFailure(p, account_id, ws, we, failure.message, run_id, now_),
-                                     {**result, "status": "failed", "error": failure.message})
+                    await writer.add(
+                        None,
+                        WindowFailure(p, account_id, ws, we, failure.message, run_id, now_),
+                        {**result, "status": "failed", "error": failure.message},
+                    )
                 else:
                     out.days_fetched += len(amounts)
-                    await writer.add(WindowWrite(p, account_id, ws, we, amounts, info.currency, run_id, now_), None,
-                                     {**result, "status": "ok", "rows": len(amounts)})
+                    await writer.add(
+                        WindowWrite(p, account_id, ws, we, amounts, info.currency, run_id, now_),
+                        None,
+                        {**result, "status": "ok", "rows": len(amounts)},
+                    )
                 done += 1
                 emit(Progress(sids, p, account_id, "window", done, len(windows)))
 
             await asyncio.gather(*(one_window(ws, we) for ws, we in windows))
             out.requests = tally[0]
             out.seconds = time.monotonic() - started
-            emit(Progress(sids, p, account_id, "done" if out.status == "ok" else "failed", done, len(windows),
-                          out.error or ""))
+            emit(
+                Progress(
+                    sids, p, account_id, "done" if out.status == "ok" else "failed", done, len(windows), out.error or ""
+                )
+            )
 
         error = None
         stop_ticker = asyncio.Event()
@@ -557,10 +659,10 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
             while not stop_ticker.is_set():
                 try:
                     await asyncio.wait_for(stop_ticker.wait(), writer.flush_every)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     try:
                         await writer.flush()
-                    except Exception:          # recorded in writer.error; the final flush reports it
+                    except Exception:  # recorded in writer.error; the final flush reports it
                         return
 
         ticker = asyncio.create_task(flush_periodically())
@@ -587,7 +689,7 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         throttled = sum(r.api.throttled_count for r in runs.values())
         writer._thread.shutdown(wait=False)
 
-    for key in groups:          # tasks that died before recording anything
+    for key in groups:  # tasks that died before recording anything
         if key not in outcomes:
             outcomes[key] = AccountOutcome(key[0], key[1], tuple(groups[key]), "failed", error or "internal error")
         elif error and outcomes[key].status == "ok" and writer.error is not None:
@@ -608,11 +710,12 @@ async def refresh_async(store: SpendStore, store_ids: Sequence[str] | None, star
         store.finish_run(run_id, status, requests, error)
     except DatabaseBusy as exc:
         error = error or str(exc)
-    return RefreshOutcome(run_id, status, start, end, platform_outcomes, requests, throttled,
-                          time.monotonic() - t0, error)
+    return RefreshOutcome(
+        run_id, status, start, end, platform_outcomes, requests, throttled, time.monotonic() - t0, error
+    )
 
 
-_EXECUTOR_LOOPS: "weakref.WeakSet" = weakref.WeakSet()
+_EXECUTOR_LOOPS: weakref.WeakSet = weakref.WeakSet()
 
 
 def _ensure_executor() -> None:
@@ -637,11 +740,19 @@ async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, 
     """The stored info while it is fresh (prefetched for every account in one query); otherwise
     ask the platform and save the answer with the next batch of windows."""
     p = run.cfg.platform
-    if known and known["updated_at"] and dt.datetime.now(dt.timezone.utc) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
+    if known and known["updated_at"] and dt.datetime.now(dt.UTC) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
         return AccountInfo(account_id, known["currency"], known["timezone"], known["name"] or "")
     info = await run.fetcher.account_info(run.api, account_id)
-    writer.add_info(dict(platform=p, account_id=account_id, name=info.name, currency=info.currency,
-                         timezone=info.timezone, day_basis=run.fetcher.day_basis))
+    writer.add_info(
+        dict(
+            platform=p,
+            account_id=account_id,
+            name=info.name,
+            currency=info.currency,
+            timezone=info.timezone,
+            day_basis=run.fetcher.day_basis,
+        )
+    )
     return info
 
 
@@ -666,20 +777,31 @@ def _per_store_platform(outcomes, groups, store_ids, platforms) -> list[Platform
             else:
                 status = "failed"
             errors = sorted({a.error for a in accs if a.error and a.status != "ok"})
-            result.append(PlatformOutcome(sid, p, status, "; ".join(errors) or None, accs,
-                                          max((a.seconds for a in accs), default=0.0)))
+            result.append(
+                PlatformOutcome(
+                    sid, p, status, "; ".join(errors) or None, accs, max((a.seconds for a in accs), default=0.0)
+                )
+            )
     return result
 
 
-def refresh(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
-            platforms: Sequence[str] | None = None, **kwargs) -> RefreshOutcome:
+def refresh(
+    store: SpendStore,
+    store_ids: Sequence[str] | None,
+    start: dt.date,
+    end: dt.date,
+    platforms: Sequence[str] | None = None,
+    **kwargs,
+) -> RefreshOutcome:
     """Synchronous wrapper (the CLI, the dashboard's button)."""
     return asyncio.run(refresh_async(store, store_ids, start, end, platforms, **kwargs))
 
 
-def refresh_recent(store: SpendStore, store_ids: Sequence[str] | None, platforms: Sequence[str] | None = None,
-                   **kwargs) -> RefreshOutcome:
+def refresh_recent(
+    store: SpendStore, store_ids: Sequence[str] | None, platforms: Sequence[str] | None = None, **kwargs
+) -> RefreshOutcome:
     """The daily job without dates (``cli.py refresh --recent``): see ``service.freshness``."""
     from .freshness import recent_period
+
     start, end = recent_period(platforms=list(platforms) if platforms else PLATFORM_IDS)
     return refresh(store, store_ids, start, end, platforms, recent=True, **kwargs)

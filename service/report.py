@@ -11,12 +11,13 @@ Statuses are derived from what is stored, never guessed:
 - ``fx_missing``: no exchange rate for some day;
 - ``not_configured``: no credentials, and nothing stored for the range.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -36,10 +37,10 @@ class AccountLine:
     account_id: str
     account_name: str
     currency: str
-    spend: Decimal                      # exact, account currency
-    billing_amount: Decimal | None      # rounded to the billing currency; None when fx_missing
+    spend: Decimal  # exact, account currency
+    billing_amount: Decimal | None  # rounded to the billing currency; None when fx_missing
     fx_rate: Decimal | None
-    days: int                           # days with data in the range
+    days: int  # days with data in the range
     days_expected: int
     failed_days: int
     status: str
@@ -49,9 +50,9 @@ class AccountLine:
     last_fetched: dt.datetime | None
     first_fetched: dt.datetime | None
     fx_note: str | None = None
-    lost_days: int = 0                  # missing or failed days older than the platform serves
-    fixable: bool = True                # can a refresh fix this line's problem days?
-    oldest_servable: dt.date | None = None   # set when the platform's retention cuts into the period
+    lost_days: int = 0  # missing or failed days older than the platform serves
+    fixable: bool = True  # can a refresh fix this line's problem days?
+    oldest_servable: dt.date | None = None  # set when the platform's retention cuts into the period
 
 
 @dataclass
@@ -59,7 +60,7 @@ class PlatformLine:
     platform: str
     status: str
     error: str | None
-    spend: Decimal                      # billing currency, sum of rounded account lines
+    spend: Decimal  # billing currency, sum of rounded account lines
     accounts: list[AccountLine] = field(default_factory=list)
 
 
@@ -72,7 +73,7 @@ class SpendReport:
     billing_currency: str
     platforms: dict[str, PlatformLine]
     total: Decimal
-    rates: "fx.RateSet | None" = field(default=None, repr=False, compare=False)   # the rates converted with
+    rates: fx.RateSet | None = field(default=None, repr=False, compare=False)  # the rates converted with
 
     @property
     def complete(self) -> bool:
@@ -83,20 +84,40 @@ class SpendReport:
         ccy = self.billing_currency
         platforms = {}
         for pid, pl in self.platforms.items():
-            entry = {"status": pl.status, "spend": str(fx.quantize(pl.spend, ccy)), "accounts": [
-                {"account_id": a.account_id, "account_name": a.account_name, "currency": a.currency,
-                 "spend": str(fx.quantize(a.spend, a.currency)),
-                 "fx_rate": _fmt_rate(a.fx_rate), "billing_amount": None if a.billing_amount is None else
-                 str(a.billing_amount), "days": a.days, "status": a.status, "day_basis": a.day_basis,
-                 "last_fetched": a.last_fetched.isoformat() if a.last_fetched else None,
-                 **({"error": a.error} if a.error else {}), **({"fx_note": a.fx_note} if a.fx_note else {})}
-                for a in pl.accounts]}
+            entry = {
+                "status": pl.status,
+                "spend": str(fx.quantize(pl.spend, ccy)),
+                "accounts": [
+                    {
+                        "account_id": a.account_id,
+                        "account_name": a.account_name,
+                        "currency": a.currency,
+                        "spend": str(fx.quantize(a.spend, a.currency)),
+                        "fx_rate": _fmt_rate(a.fx_rate),
+                        "billing_amount": None if a.billing_amount is None else str(a.billing_amount),
+                        "days": a.days,
+                        "status": a.status,
+                        "day_basis": a.day_basis,
+                        "last_fetched": a.last_fetched.isoformat() if a.last_fetched else None,
+                        **({"error": a.error} if a.error else {}),
+                        **({"fx_note": a.fx_note} if a.fx_note else {}),
+                    }
+                    for a in pl.accounts
+                ],
+            }
             if pl.status not in ("ok", "not_configured"):
                 entry["error"] = pl.error or pl.status
             platforms[pid] = entry
-        return {"store_id": self.store_id, "store_name": self.store_name, "start": self.start.isoformat(),
-                "end": self.end.isoformat(), "billing_currency": ccy, "complete": self.complete,
-                "platforms": platforms, "total_spend": str(fx.quantize(self.total, ccy))}
+        return {
+            "store_id": self.store_id,
+            "store_name": self.store_name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "billing_currency": ccy,
+            "complete": self.complete,
+            "platforms": platforms,
+            "total_spend": str(fx.quantize(self.total, ccy)),
+        }
 
 
 def _fmt_rate(rate: Decimal | None) -> str | None:
@@ -104,15 +125,21 @@ def _fmt_rate(rate: Decimal | None) -> str | None:
         return None
     if rate == 1:
         return "1"
-    return format(rate, "f")        # as the CSV and the page print it (10 significant digits)
+    return format(rate, "f")  # as the CSV and the page print it (10 significant digits)
 
 
 class UnknownStore(LookupError):
     pass
 
 
-def spend_report(store: SpendStore, store_id: str, start: dt.date, end: dt.date,
-                 settings: Settings | None = None, today: dt.date | None = None) -> SpendReport:
+def spend_report(
+    store: SpendStore,
+    store_id: str,
+    start: dt.date,
+    end: dt.date,
+    settings: Settings | None = None,
+    today: dt.date | None = None,
+) -> SpendReport:
     reports = spend_reports(store, [store_id], start, end, settings, today)
     if store_id not in reports:
         raise UnknownStore(f"unknown store {store_id!r}; see `python cli.py accounts list`")
@@ -143,8 +170,14 @@ _ACCOUNTS_SQL = """
     ORDER BY a.store_id, a.platform, a.account_id"""
 
 
-def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.date, end: dt.date,
-                  settings: Settings | None = None, today: dt.date | None = None) -> dict[str, SpendReport]:
+def spend_reports(
+    store: SpendStore,
+    store_ids: Sequence[str] | None,
+    start: dt.date,
+    end: dt.date,
+    settings: Settings | None = None,
+    today: dt.date | None = None,
+) -> dict[str, SpendReport]:
     """``spend_report`` for many stores (``None``: every store) at once, in store id order.
 
     DuckDB answers for all of them in one connection: one query for the stores, one aggregate
@@ -160,9 +193,13 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
         params["ids"] = ids
     store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"
     with store.connect() as con:
-        metas = {r[0]: dict(store_id=r[0], name=r[1], billing_currency=r[2], is_demo=r[3]) for r in con.execute(
-            f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {store_filter} ORDER BY store_id",
-            {"ids": ids} if ids is not None else {}).fetchall()}
+        metas = {
+            r[0]: dict(store_id=r[0], name=r[1], billing_currency=r[2], is_demo=r[3])
+            for r in con.execute(
+                f"SELECT store_id, name, billing_currency, is_demo FROM stores WHERE {store_filter} ORDER BY store_id",
+                {"ids": ids} if ids is not None else {},
+            ).fetchall()
+        }
         rows = con.execute(_ACCOUNTS_SQL.format(store_filter=store_filter), params).fetchall() if metas else []
         # per-day amounts, only for accounts whose currency differs from their store's billing currency
         foreign = sorted({(r[1], r[2]) for r in rows if r[4] and r[4] != metas[r[0]]["billing_currency"] and r[8]})
@@ -170,32 +207,55 @@ def spend_reports(store: SpendStore, store_ids: Sequence[str] | None, start: dt.
         if foreign:
             # the keys as list parameters, not a registered Arrow table (register imports pandas: 0.25 s a CLI run)
             for p, a, d, amt in con.execute(
-                    "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d SEMI JOIN "
-                    "(SELECT unnest(?::VARCHAR[]) AS platform, unnest(?::VARCHAR[]) AS account_id) k "
-                    "ON k.platform = d.platform AND k.account_id = d.account_id WHERE d.day BETWEEN ? AND ?",
-                    [[k[0] for k in foreign], [k[1] for k in foreign], start, end]).fetchall():
+                "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d SEMI JOIN "
+                "(SELECT unnest(?::VARCHAR[]) AS platform, unnest(?::VARCHAR[]) AS account_id) k "
+                "ON k.platform = d.platform AND k.account_id = d.account_id WHERE d.day BETWEEN ? AND ?",
+                [[k[0] for k in foreign], [k[1] for k in foreign], start, end],
+            ).fetchall():
                 daily.setdefault((p, a), {})[d] = amt
         lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today)
-        from .fxrates import rates_for           # demo stores: the demo rate set; real stores: ECB only
+        from .fxrates import rates_for  # demo stores: the demo rate set; real stores: ECB only
+
         rate_sets = {demo: rates_for(store, demo, con) for demo in {bool(m["is_demo"]) for m in metas.values()}}
     settings = settings or load_settings()
     usable: dict[str, tuple[bool, str | None]] = {}
     by_store: dict[str, list[tuple]] = {}
     for r in rows:
         by_store.setdefault(r[0], []).append(r[1:])
-    return {sid: _build_report(meta, by_store.get(sid, []), daily, start, end, today, settings, usable, lost,
-                               rates=rate_sets[bool(meta["is_demo"])])
-            for sid, meta in metas.items()}
+    return {
+        sid: _build_report(
+            meta,
+            by_store.get(sid, []),
+            daily,
+            start,
+            end,
+            today,
+            settings,
+            usable,
+            lost,
+            rates=rate_sets[bool(meta["is_demo"])],
+        )
+        for sid, meta in metas.items()
+    }
 
 
-def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, end: dt.date, today: dt.date,
-                  settings: Settings, usable: dict[str, tuple[bool, str | None]],
-                  lost: dict | None = None, rates: fx.RateSet | None = None) -> SpendReport:
+def _build_report(
+    meta: dict,
+    rows: list[tuple],
+    daily: dict,
+    start: dt.date,
+    end: dt.date,
+    today: dt.date,
+    settings: Settings,
+    usable: dict[str, tuple[bool, str | None]],
+    lost: dict | None = None,
+    rates: fx.RateSet | None = None,
+) -> SpendReport:
     store_id = meta["store_id"]
     billing = meta["billing_currency"]
     n_days = (end - start).days + 1
     lines: dict[str, list[AccountLine]] = {}
-    for (p, a, name, ccy, basis, tz, spend, days, last_f, first_f, failed_days, last_error) in rows:
+    for p, a, name, ccy, basis, tz, spend, days, last_f, first_f, failed_days, last_error in rows:
         spend = Decimal(spend)
         status, error = "ok", None
         billing_amount: Decimal | None
@@ -215,13 +275,13 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
                 status, error = "fx_missing", str(exc)
             if conv is not None and conv.missing_days:
                 status = "fx_missing"
-                error = (f"no {ccy}->{billing} exchange rate for {len(conv.missing_days)} day(s) from "
-                         f"{conv.missing_days[0]}")
+                error = (
+                    f"no {ccy}->{billing} exchange rate for {len(conv.missing_days)} day(s) from {conv.missing_days[0]}"
+                )
             billing_amount = conv.billing_amount if conv is not None and status != "fx_missing" else None
             fx_rate = conv.fx_rate if conv is not None and status != "fx_missing" else None
             if conv is not None and conv.fallback_days:
-                fx_note = (f"{len(conv.fallback_days)} day(s) without a published ECB rate used the last "
-                           "earlier rate")
+                fx_note = f"{len(conv.fallback_days)} day(s) without a published ECB rate used the last earlier rate"
         expected = n_days
         if failed_days:
             status = "failed"
@@ -233,13 +293,33 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             future = max(0, (end - max(today, start - dt.timedelta(days=1))).days) if end > today else 0
             status = "partial"
             error = f"{days} of {expected} days fetched" + (f" ({future} day(s) are not over yet)" if future else "")
-        cut = (lost or {}).get((p, a))          # days past the platform's retention: never "run a refresh"
+        cut = (lost or {}).get((p, a))  # days past the platform's retention: never "run a refresh"
         if cut is not None and status != "ok":
             error = freshness.retention_error(p, status, error, cut, start, end)
-        lines.setdefault(p, []).append(AccountLine(
-            p, a, name, ccy, spend, billing_amount, fx_rate, int(days), expected, int(failed_days), status, error,
-            basis or _day_basis(p), tz, last_f, first_f, fx_note, cut.lost if cut else 0,
-            not (cut and cut.lost and not cut.fixable), cut.oldest if cut else None))
+        lines.setdefault(p, []).append(
+            AccountLine(
+                p,
+                a,
+                name,
+                ccy,
+                spend,
+                billing_amount,
+                fx_rate,
+                int(days),
+                expected,
+                int(failed_days),
+                status,
+                error,
+                basis or _day_basis(p),
+                tz,
+                last_f,
+                first_f,
+                fx_note,
+                cut.lost if cut else 0,
+                not (cut and cut.lost and not cut.fixable),
+                cut.oldest if cut else None,
+            )
+        )
 
     platforms: dict[str, PlatformLine] = {}
     for pid in PLATFORM_IDS:
@@ -254,7 +334,7 @@ def _build_report(meta: dict, rows: list[tuple], daily: dict, start: dt.date, en
             usable[pid] = (cfg.usable, cfg.error)
         configured, cfg_error = (True, None) if cfg_demo else usable[pid]
         if not configured and all(a.days == 0 and a.failed_days == 0 for a in accs):
-            if cfg_error:     # e.g. Vault unreachable: the credentials may exist, we cannot read them
+            if cfg_error:  # e.g. Vault unreachable: the credentials may exist, we cannot read them
                 platforms[pid] = PlatformLine(pid, "failed", cfg_error, Decimal(0), [])
             else:
                 platforms[pid] = PlatformLine(pid, "not_configured", None, Decimal(0), [])
@@ -275,23 +355,24 @@ def _day_basis(platform: str) -> str:
     """The platform's day basis, for an account whose details were never fetched."""
     try:
         return get_fetcher(platform).day_basis
-    except ValueError:                  # a platform this build does not know
+    except ValueError:  # a platform this build does not know
         return "account"
 
 
 # --- portfolio totals: every linked account, per month and platform, in one currency ----------------
 
+
 @dataclass
 class PortfolioTotals:
     currency: str
-    by_month: dict[tuple[str, str], Decimal]          # (YYYY-MM, platform) -> amount
+    by_month: dict[tuple[str, str], Decimal]  # (YYYY-MM, platform) -> amount
     by_platform: dict[str, Decimal]
     total: Decimal
-    fx_missing_days: int                              # account-days left out: no exchange rate
+    fx_missing_days: int  # account-days left out: no exchange rate
     days_with_data: int
 
 
-LIMB = 10 ** 9
+LIMB = 10**9
 _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
 
 PORTFOLIO_SQL = """
@@ -304,8 +385,9 @@ PORTFOLIO_SQL = """
     GROUP BY ALL"""
 
 
-def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str, rates: fx.RateSet | None = None
-                  ) -> tuple[pa.Table, int, int]:
+def fx_limb_table(
+    currencies, start: dt.date, end: dt.date, to_ccy: str, rates: fx.RateSet | None = None
+) -> tuple[pa.Table, int, int]:
     """Every day's rate from each currency into ``to_ccy`` as an exact integer R (rate x 10^scale)
     cut into base-10^9 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
     rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
@@ -326,12 +408,14 @@ def fx_limb_table(currencies, start: dt.date, end: dt.date, to_ccy: str, rates: 
     ints = [int(q[2].scaleb(scale)) for q in quotes]
     for q, r in zip(quotes, ints):
         if Decimal(r).scaleb(-scale) != q[2] or r < 0:
-            raise ValueError(f"rate {q[2]} does not scale exactly")          # cannot happen for finite rates
+            raise ValueError(f"rate {q[2]} does not scale exactly")  # cannot happen for finite rates
     n_limbs = max(1, max((len(str(r)) for r in ints), default=1) // 9 + 1)
-    cols = {"currency": pa.array([q[0] for q in quotes], pa.string()),
-            "day": pa.array([q[1] for q in quotes], pa.date32())}
+    cols = {
+        "currency": pa.array([q[0] for q in quotes], pa.string()),
+        "day": pa.array([q[1] for q in quotes], pa.date32()),
+    }
     for k in range(n_limbs):
-        cols[f"l{k}"] = pa.array([(r // LIMB ** k) % LIMB for r in ints], pa.int64())
+        cols[f"l{k}"] = pa.array([(r // LIMB**k) % LIMB for r in ints], pa.int64())
     return pa.table(cols), n_limbs, scale
 
 
@@ -345,9 +429,14 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
     an account linked to two stores counted once), with the per-day work done by DuckDB: one
     query returns one row per account-month, never the daily rows."""
     with store.connect() as con:
-        ccys = [r[0] for r in con.execute("SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?",
-                                          [start, end]).fetchall()]
+        ccys = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?", [start, end]
+            ).fetchall()
+        ]
         from .fxrates import portfolio_rates
+
         limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency, portfolio_rates(store, con))
         con.register("fx_limbs", limbs)
         rows = con.execute(portfolio_sql(n_limbs), {"start": start, "end": end}).fetchall()
@@ -364,12 +453,17 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
             exact = Decimal(0)
             for k, s in enumerate(sums):
                 if s is not None:
-                    exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB ** k)))
+                    exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB**k)))
             amount = fx.quantize(_EXACT.scaleb(exact, -scale), currency)
         by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + amount
     by_platform: dict[str, Decimal] = {}
     for (_m, p), v in by_month.items():
         by_platform[p] = by_platform.get(p, Decimal(0)) + v
-    return PortfolioTotals(currency, dict(sorted(by_month.items())),
-                           {p: by_platform[p] for p in PLATFORM_IDS if p in by_platform},
-                           sum(by_platform.values(), Decimal(0)), missing, days)
+    return PortfolioTotals(
+        currency,
+        dict(sorted(by_month.items())),
+        {p: by_platform[p] for p in PLATFORM_IDS if p in by_platform},
+        sum(by_platform.values(), Decimal(0)),
+        missing,
+        days,
+    )

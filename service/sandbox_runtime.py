@@ -3,6 +3,7 @@
 ``ADSPEND_SANDBOX_URL`` points at a sandbox that is already running (``python cli.py sandbox``);
 otherwise one is started in this process on a free loopback port, once, and lives as long as the
 process (the CLI run, or the dashboard server)."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ def sandbox_url() -> str:
     with _lock:
         if _server is None:
             from sandbox.server import SandboxServer
+
             _server = SandboxServer(0).start()
         return _server.url
 

@@ -14,6 +14,7 @@ the value), and when a refresh token was last rotated: the clock ``service/lifec
 warn ahead of a credential's expiry. Every read-modify-write holds an exclusive lock on a
 ``.lock`` file beside the cache, so a dashboard and a CLI refresh rotating at the same moment
 cannot lose each other's token."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,12 +48,12 @@ def _fingerprint(token: str) -> str:
 
 fingerprint = _fingerprint
 
-SEEN_KEY = "_first_seen"          # {platform: {fingerprint: ISO timestamp}}; never a platform id
+SEEN_KEY = "_first_seen"  # {platform: {fingerprint: ISO timestamp}}; never a platform id
 MAX_SEEN_PER_PLATFORM = 20
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class TokenCache:
@@ -65,7 +66,7 @@ class TokenCache:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
-            return {}          # a damaged cache falls back to the configured tokens
+            return {}  # a damaged cache falls back to the configured tokens
 
     def _write(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ class TokenCache:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
-                os.close(fd)           # closing releases the lock
+                os.close(fd)  # closing releases the lock
 
     def refresh_token(self, platform: str, configured: str | None) -> str | None:
         """The refresh token to use: the cached rotation of ``configured``, else ``configured``."""
@@ -109,15 +110,19 @@ class TokenCache:
             return entry["refresh_token"]
         return configured
 
-    def store_rotation(self, platform: str, configured: str, new_refresh_token: str,
-                       now: dt.datetime | None = None) -> None:
+    def store_rotation(
+        self, platform: str, configured: str, new_refresh_token: str, now: dt.datetime | None = None
+    ) -> None:
         """Keep ``new_refresh_token`` as the successor of the configured token (and note when it
         was issued: a rotated token's lifetime starts at its rotation)."""
         now = now or _now()
         with self._locked():
             data = self._read()
-            data[platform] = {"origin": _fingerprint(configured), "refresh_token": new_refresh_token,
-                              "rotated_at": now.isoformat()}
+            data[platform] = {
+                "origin": _fingerprint(configured),
+                "refresh_token": new_refresh_token,
+                "rotated_at": now.isoformat(),
+            }
             self._note(data, platform, new_refresh_token, now)
             self._write(data)
 
@@ -129,7 +134,7 @@ class TokenCache:
         if fp in seen:
             return False
         seen[fp] = now.isoformat()
-        while len(seen) > MAX_SEEN_PER_PLATFORM:          # oldest first out
+        while len(seen) > MAX_SEEN_PER_PLATFORM:  # oldest first out
             seen.pop(min(seen, key=seen.get))
         return True
 
@@ -147,7 +152,7 @@ class TokenCache:
                 if self._note(data, platform, credential, now):
                     self._write(data)
         except OSError:
-            return None                 # an unwritable cache only costs the warning, never a refresh
+            return None  # an unwritable cache only costs the warning, never a refresh
         return self.first_seen(platform, credential)
 
     def first_seen(self, platform: str, credential: str | None) -> dt.datetime | None:

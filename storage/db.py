@@ -8,6 +8,7 @@ backoff for ``lock_timeout`` seconds and then raises :class:`DatabaseBusy` with 
 Money goes in as pyarrow ``decimal128(20, 6)`` and comes out as Python ``Decimal`` through
 ``fetchall()``; nothing here ever goes through float.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -54,8 +55,10 @@ def has_control(value: str | None) -> bool:
 
 def _not_writable(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return any(w in text for w in ("permission denied", "read-only file system", "read only file system",
-                                   "operation not permitted"))
+    return any(
+        w in text
+        for w in ("permission denied", "read-only file system", "read only file system", "operation not permitted")
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -63,7 +66,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,9 @@ class SpendStore:
         too; its writes then fail with one sentence."""
         self.path = Path(path)
         self.read_only = False
-        self.lock_timeout = lock_timeout if lock_timeout is not None else float(
-            os.environ.get("ADSPEND_DB_LOCK_TIMEOUT", "15"))
+        self.lock_timeout = (
+            lock_timeout if lock_timeout is not None else float(os.environ.get("ADSPEND_DB_LOCK_TIMEOUT", "15"))
+        )
         key = str(self.path.resolve())
         with _write_locks_guard:
             self._write_lock = _write_locks.setdefault(key, threading.Lock())
@@ -116,8 +120,9 @@ class SpendStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatabaseError(f"cannot create the folder {self.path.parent} for the database: "
-                                f"{(exc.strerror or str(exc)).lower()}") from None
+            raise DatabaseError(
+                f"cannot create the folder {self.path.parent} for the database: {(exc.strerror or str(exc)).lower()}"
+            ) from None
         try:
             self.migrate()
         except DatabaseError as exc:
@@ -125,9 +130,11 @@ class SpendStore:
                 raise
             current = self._read_only_version()
             if current != LATEST:
-                raise DatabaseError(f"{self.path} has schema version {current}, older than this Ad Spend Hub's "
-                                    f"{LATEST}, and cannot be upgraded because it is not writable here; run any "
-                                    "command once with write access to upgrade it") from None
+                raise DatabaseError(
+                    f"{self.path} has schema version {current}, older than this Ad Spend Hub's "
+                    f"{LATEST}, and cannot be upgraded because it is not writable here; run any "
+                    "command once with write access to upgrade it"
+                ) from None
             self.read_only = True
 
     def _check_magic(self) -> None:
@@ -140,26 +147,33 @@ class SpendStore:
         except OSError as exc:
             raise DatabaseError(f"cannot read {self.path}: {(exc.strerror or str(exc)).lower()}") from None
         if head and head[8:12] != b"DUCK":
-            raise NotADatabase(f"{self.path} is not an Ad Spend Hub database (not a DuckDB file); check --db "
-                               "or ADSPEND_DB")
+            raise NotADatabase(
+                f"{self.path} is not an Ad Spend Hub database (not a DuckDB file); check --db or ADSPEND_DB"
+            )
 
     def _read_only_version(self) -> int:
         """The schema version, read through a read-only connection (creates nothing)."""
         was, self.read_only = self.read_only, True
         try:
             with self.connect() as con:
-                has = con.execute("SELECT count(*) FROM information_schema.tables "
-                                  "WHERE table_name = 'schema_migrations'").fetchone()[0]
-                applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()} \
-                    if has else set()
+                has = con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+                ).fetchone()[0]
+                applied = (
+                    {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+                    if has
+                    else set()
+                )
         finally:
             self.read_only = was
         current = max(applied, default=0)
         if current > LATEST:
-            raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
-                                f"this one knows {LATEST}); upgrade the application")
+            raise DatabaseError(
+                f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
+                f"this one knows {LATEST}); upgrade the application"
+            )
         missing = sorted({v for v, _, _ in MIGRATIONS} - applied)
-        return missing[0] - 1 if missing else current       # up to date only when every version is in
+        return missing[0] - 1 if missing else current  # up to date only when every version is in
 
     # -- connections -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -180,22 +194,27 @@ class SpendStore:
                     read_only = False
                     continue
                 if time.monotonic() >= deadline:
-                    raise DatabaseBusy(f"the database {self.path} is in use in this process (waited "
-                                       f"{self.lock_timeout:g} s); try again") from None
+                    raise DatabaseBusy(
+                        f"the database {self.path} is in use in this process (waited "
+                        f"{self.lock_timeout:g} s); try again"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.IOException as exc:
                 if _not_writable(exc):
                     if read_only:
                         raise DatabaseError(f"cannot read {self.path}: permission denied") from None
-                    raise DatabaseError(f"cannot open {self.path} for writing: permission denied (the file or "
-                                        "its folder is not writable)") from None
+                    raise DatabaseError(
+                        f"cannot open {self.path} for writing: permission denied (the file or "
+                        "its folder is not writable)"
+                    ) from None
                 if "lock" not in str(exc).lower():
                     raise DatabaseError(f"cannot open {self.path}: {_first_line(exc)}") from None
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"the database {self.path} is in use by another process (waited "
-                        f"{self.lock_timeout:g} s); try again when the other refresh has finished") from None
+                        f"{self.lock_timeout:g} s); try again when the other refresh has finished"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
@@ -209,8 +228,10 @@ class SpendStore:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One writer per process; the whole block commits or nothing does."""
         if self.read_only:
-            raise DatabaseError(f"the database {self.path} is open read-only (the file or its folder is not "
-                                "writable here); this needs write access")
+            raise DatabaseError(
+                f"the database {self.path} is open read-only (the file or its folder is not "
+                "writable here); this needs write access"
+            )
         with self._write_lock, self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -226,8 +247,10 @@ class SpendStore:
                 raise
 
     def _cannot_write(self) -> str:
-        return (f"cannot write to the database {self.path}: permission denied (DuckDB needs to write the file "
-                f"and create {self.path.name}.wal in its folder); nothing was changed")
+        return (
+            f"cannot write to the database {self.path}: permission denied (DuckDB needs to write the file "
+            f"and create {self.path.name}.wal in its folder); nothing was changed"
+        )
 
     def query(self, sql: str, params: Sequence | Mapping | None = None) -> list[tuple]:
         with self.connect() as con:
@@ -248,8 +271,10 @@ class SpendStore:
 
     @staticmethod
     def _version(con) -> int:
-        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                    "description VARCHAR, applied_at TIMESTAMPTZ)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "description VARCHAR, applied_at TIMESTAMPTZ)"
+        )
         row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         return int(row[0])
 
@@ -257,12 +282,14 @@ class SpendStore:
         with self._write_lock, self.connect() as con:
             current = self._version(con)
             if current > LATEST:
-                raise DatabaseError(f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
-                                    f"this one knows {LATEST}); upgrade the application")
+                raise DatabaseError(
+                    f"{self.path} was written by a newer Ad Spend Hub (schema {current}, "
+                    f"this one knows {LATEST}); upgrade the application"
+                )
             applied = {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
             for version, description, sql in MIGRATIONS:
-                if version in applied:        # by set, not by max: a database made between branches
-                    continue                  # that added versions out of order still gets each one
+                if version in applied:  # by set, not by max: a database made between branches
+                    continue  # that added versions out of order still gets each one
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(sql)
@@ -281,24 +308,32 @@ class SpendStore:
     # -- stores and accounts ---------------------------------------------------------------------
     def upsert_stores(self, con, stores: Iterable[tuple[str, str, str, bool]]) -> None:
         for store_id, name, currency, is_demo in stores:
-            con.execute("INSERT INTO stores (store_id, name, billing_currency, is_demo) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
-                        "billing_currency = excluded.billing_currency",
-                        [store_id, name, currency, is_demo])
+            con.execute(
+                "INSERT INTO stores (store_id, name, billing_currency, is_demo) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
+                "billing_currency = excluded.billing_currency",
+                [store_id, name, currency, is_demo],
+            )
 
     def link_accounts(self, con, links: Iterable[tuple[str, str, str, str | None]]) -> int:
         """(store_id, platform, account_id, display_name); returns how many links are new."""
         added = 0
         for store_id, platform, account_id, display_name in links:
-            exists = con.execute("SELECT display_name FROM ad_accounts WHERE store_id = ? AND platform = ? "
-                                 "AND account_id = ?", [store_id, platform, account_id]).fetchall()
+            exists = con.execute(
+                "SELECT display_name FROM ad_accounts WHERE store_id = ? AND platform = ? AND account_id = ?",
+                [store_id, platform, account_id],
+            ).fetchall()
             if not exists:
-                con.execute("INSERT INTO ad_accounts (store_id, platform, account_id, display_name) VALUES (?, ?, ?, ?)",
-                            [store_id, platform, account_id, display_name])
+                con.execute(
+                    "INSERT INTO ad_accounts (store_id, platform, account_id, display_name) VALUES (?, ?, ?, ?)",
+                    [store_id, platform, account_id, display_name],
+                )
                 added += 1
             elif display_name and exists[0][0] != display_name:
-                con.execute("UPDATE ad_accounts SET display_name = ? WHERE store_id = ? AND platform = ? "
-                            "AND account_id = ?", [display_name, store_id, platform, account_id])
+                con.execute(
+                    "UPDATE ad_accounts SET display_name = ? WHERE store_id = ? AND platform = ? AND account_id = ?",
+                    [display_name, store_id, platform, account_id],
+                )
         return added
 
     def import_mapping(self, con, stores, links) -> tuple[int, int]:
@@ -309,22 +344,30 @@ class SpendStore:
         con.register("import_stores", stores)
         con.register("import_links", links)
         try:
-            con.execute("INSERT INTO stores (store_id, name, billing_currency, is_demo) "
-                        "SELECT store_id, name, billing_currency, FALSE FROM import_stores "
-                        "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
-                        "billing_currency = excluded.billing_currency")
-            con.execute("CREATE OR REPLACE TEMP TABLE import_last AS SELECT store_id, platform, account_id, "
-                        "display_name FROM import_links QUALIFY row_number() OVER "
-                        "(PARTITION BY store_id, platform, account_id ORDER BY seq DESC) = 1")
+            con.execute(
+                "INSERT INTO stores (store_id, name, billing_currency, is_demo) "
+                "SELECT store_id, name, billing_currency, FALSE FROM import_stores "
+                "ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, "
+                "billing_currency = excluded.billing_currency"
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE import_last AS SELECT store_id, platform, account_id, "
+                "display_name FROM import_links QUALIFY row_number() OVER "
+                "(PARTITION BY store_id, platform, account_id ORDER BY seq DESC) = 1"
+            )
             total = con.execute("SELECT count(*) FROM import_last").fetchone()[0]
-            con.execute("UPDATE ad_accounts SET display_name = i.display_name FROM import_last i "
-                        "WHERE ad_accounts.store_id = i.store_id AND ad_accounts.platform = i.platform "
-                        "AND ad_accounts.account_id = i.account_id AND coalesce(i.display_name, '') <> '' "
-                        "AND ad_accounts.display_name IS DISTINCT FROM i.display_name")
-            added = con.execute("INSERT INTO ad_accounts (store_id, platform, account_id, display_name) "
-                                "SELECT i.store_id, i.platform, i.account_id, i.display_name FROM import_last i "
-                                "ANTI JOIN ad_accounts a ON a.store_id = i.store_id AND a.platform = i.platform "
-                                "AND a.account_id = i.account_id").fetchone()[0]
+            con.execute(
+                "UPDATE ad_accounts SET display_name = i.display_name FROM import_last i "
+                "WHERE ad_accounts.store_id = i.store_id AND ad_accounts.platform = i.platform "
+                "AND ad_accounts.account_id = i.account_id AND coalesce(i.display_name, '') <> '' "
+                "AND ad_accounts.display_name IS DISTINCT FROM i.display_name"
+            )
+            added = con.execute(
+                "INSERT INTO ad_accounts (store_id, platform, account_id, display_name) "
+                "SELECT i.store_id, i.platform, i.account_id, i.display_name FROM import_last i "
+                "ANTI JOIN ad_accounts a ON a.store_id = i.store_id AND a.platform = i.platform "
+                "AND a.account_id = i.account_id"
+            ).fetchone()[0]
             con.execute("DROP TABLE import_last")
         finally:
             con.unregister("import_stores")
@@ -333,15 +376,18 @@ class SpendStore:
 
     def save_store(self, store_id: str, name: str, billing_currency: str, is_demo: bool = False) -> None:
         if has_control(name):
-            raise ValueError("the store name contains control characters (such as a newline, tab or terminal "
-                             "escape); use plain text")
+            raise ValueError(
+                "the store name contains control characters (such as a newline, tab or terminal escape); use plain text"
+            )
         with self.transaction() as con:
             self.upsert_stores(con, [(store_id, name, billing_currency, is_demo)])
 
     def unlink_account(self, store_id: str, platform: str, account_id: str) -> bool:
         with self.transaction() as con:
-            n = con.execute("DELETE FROM ad_accounts WHERE store_id = ? AND platform = ? AND account_id = ? "
-                            "RETURNING 1", [store_id, platform, account_id]).fetchall()
+            n = con.execute(
+                "DELETE FROM ad_accounts WHERE store_id = ? AND platform = ? AND account_id = ? RETURNING 1",
+                [store_id, platform, account_id],
+            ).fetchall()
             return bool(n)
 
     def stores(self) -> list[dict]:
@@ -350,12 +396,18 @@ class SpendStore:
 
     def store(self, store_id: str) -> dict | None:
         rows = self.query("SELECT store_id, name, billing_currency, is_demo FROM stores WHERE store_id = ?", [store_id])
-        return dict(store_id=rows[0][0], name=rows[0][1], billing_currency=rows[0][2], is_demo=rows[0][3]) if rows else None
+        return (
+            dict(store_id=rows[0][0], name=rows[0][1], billing_currency=rows[0][2], is_demo=rows[0][3])
+            if rows
+            else None
+        )
 
     def accounts(self, store_ids: Sequence[str] | None = None, platforms: Sequence[str] | None = None) -> list[dict]:
-        sql = ("SELECT a.store_id, a.platform, a.account_id, a.display_name, i.name, i.currency, i.timezone, "
-               "i.day_basis, s.is_demo FROM ad_accounts a JOIN stores s USING (store_id) "
-               "LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id WHERE 1=1")
+        sql = (
+            "SELECT a.store_id, a.platform, a.account_id, a.display_name, i.name, i.currency, i.timezone, "
+            "i.day_basis, s.is_demo FROM ad_accounts a JOIN stores s USING (store_id) "
+            "LEFT JOIN account_info i ON i.platform = a.platform AND i.account_id = a.account_id WHERE 1=1"
+        )
         params: list = []
         if store_ids is not None:
             sql += " AND list_contains(?, a.store_id)"
@@ -364,21 +416,36 @@ class SpendStore:
             sql += " AND list_contains(?, a.platform)"
             params.append(list(platforms))
         sql += " ORDER BY a.store_id, a.platform, a.account_id"
-        keys = ("store_id", "platform", "account_id", "display_name", "platform_name", "currency", "timezone",
-                "day_basis", "is_demo")
+        keys = (
+            "store_id",
+            "platform",
+            "account_id",
+            "display_name",
+            "platform_name",
+            "currency",
+            "timezone",
+            "day_basis",
+            "is_demo",
+        )
         return [dict(zip(keys, r)) for r in self.query(sql, params)]
 
-    def save_account_info(self, platform: str, account_id: str, *, name: str, currency: str, timezone: str,
-                          day_basis: str) -> None:
+    def save_account_info(
+        self, platform: str, account_id: str, *, name: str, currency: str, timezone: str, day_basis: str
+    ) -> None:
         with self.transaction() as con:
-            con.execute("INSERT INTO account_info VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, account_id) "
-                        "DO UPDATE SET name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
-                        "day_basis = excluded.day_basis, updated_at = excluded.updated_at",
-                        [platform, account_id, name, currency, timezone, day_basis, _utcnow()])
+            con.execute(
+                "INSERT INTO account_info VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, account_id) "
+                "DO UPDATE SET name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
+                "day_basis = excluded.day_basis, updated_at = excluded.updated_at",
+                [platform, account_id, name, currency, timezone, day_basis, _utcnow()],
+            )
 
     def account_info(self, platform: str, account_id: str) -> dict | None:
-        rows = self.query("SELECT name, currency, timezone, day_basis, updated_at FROM account_info "
-                          "WHERE platform = ? AND account_id = ?", [platform, account_id])
+        rows = self.query(
+            "SELECT name, currency, timezone, day_basis, updated_at FROM account_info "
+            "WHERE platform = ? AND account_id = ?",
+            [platform, account_id],
+        )
         if not rows:
             return None
         return dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), rows[0]))
@@ -387,16 +454,23 @@ class SpendStore:
         """``account_info`` for many (platform, account_id) at once: one query, not one per account."""
         if not keys:
             return {}
-        tbl = pa.table({"platform": pa.array([k[0] for k in keys], pa.string()),
-                        "account_id": pa.array([k[1] for k in keys], pa.string())})
+        tbl = pa.table(
+            {
+                "platform": pa.array([k[0] for k in keys], pa.string()),
+                "account_id": pa.array([k[1] for k in keys], pa.string()),
+            }
+        )
         with self.connect() as con:
             con.register("want", tbl)
-            rows = con.execute("SELECT i.platform, i.account_id, i.name, i.currency, i.timezone, i.day_basis, "
-                               "i.updated_at FROM account_info i JOIN want w ON w.platform = i.platform "
-                               "AND w.account_id = i.account_id").fetchall()
+            rows = con.execute(
+                "SELECT i.platform, i.account_id, i.name, i.currency, i.timezone, i.day_basis, "
+                "i.updated_at FROM account_info i JOIN want w ON w.platform = i.platform "
+                "AND w.account_id = i.account_id"
+            ).fetchall()
             con.unregister("want")
-        return {(r[0], r[1]): dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), r[2:]))
-                for r in rows}
+        return {
+            (r[0], r[1]): dict(zip(("name", "currency", "timezone", "day_basis", "updated_at"), r[2:])) for r in rows
+        }
 
     def save_account_infos(self, infos: Sequence[Mapping], con=None) -> None:
         """Upsert many account infos (dicts with platform, account_id, name, currency, timezone,
@@ -404,18 +478,25 @@ class SpendStore:
         if not infos:
             return
         now = _utcnow()
-        tbl = pa.table({k: pa.array([str(i[k]) if i.get(k) is not None else None for i in infos], pa.string())
-                        for k in ("platform", "account_id", "name", "currency", "timezone", "day_basis")})
-        tbl = tbl.append_column("updated_at", pa.array([i.get("updated_at") or now for i in infos],
-                                                       pa.timestamp("us", tz="UTC")))
+        tbl = pa.table(
+            {
+                k: pa.array([str(i[k]) if i.get(k) is not None else None for i in infos], pa.string())
+                for k in ("platform", "account_id", "name", "currency", "timezone", "day_basis")
+            }
+        )
+        tbl = tbl.append_column(
+            "updated_at", pa.array([i.get("updated_at") or now for i in infos], pa.timestamp("us", tz="UTC"))
+        )
 
         def run(c) -> None:
             c.register("new_infos", tbl)
-            c.execute("INSERT INTO account_info SELECT platform, account_id, name, currency, timezone, day_basis, "
-                      "updated_at FROM (SELECT *, row_number() OVER (PARTITION BY platform, account_id) AS n "
-                      "FROM new_infos) WHERE n = 1 ON CONFLICT (platform, account_id) DO UPDATE SET "
-                      "name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
-                      "day_basis = excluded.day_basis, updated_at = excluded.updated_at")
+            c.execute(
+                "INSERT INTO account_info SELECT platform, account_id, name, currency, timezone, day_basis, "
+                "updated_at FROM (SELECT *, row_number() OVER (PARTITION BY platform, account_id) AS n "
+                "FROM new_infos) WHERE n = 1 ON CONFLICT (platform, account_id) DO UPDATE SET "
+                "name = excluded.name, currency = excluded.currency, timezone = excluded.timezone, "
+                "day_basis = excluded.day_basis, updated_at = excluded.updated_at"
+            )
             c.unregister("new_infos")
 
         if con is not None:
@@ -425,8 +506,9 @@ class SpendStore:
                 run(c)
 
     # -- spend writes ------------------------------------------------------------------------------
-    def write_windows(self, writes: Sequence[WindowWrite] = (), failures: Sequence[WindowFailure] = (),
-                      con=None) -> None:
+    def write_windows(
+        self, writes: Sequence[WindowWrite] = (), failures: Sequence[WindowFailure] = (), con=None
+    ) -> None:
         """Replace each fully fetched window and record each failed one, all in ONE transaction.
 
         A written window deletes that (platform, account, days) range and inserts every day of it
@@ -437,14 +519,19 @@ class SpendStore:
         spend_rows = {k: [] for k in ("platform", "account_id", "day", "amount", "currency", "fetched_at", "run_id")}
         win_rows = {k: [] for k in ("platform", "account_id", "start", "end")}
         for w in writes:
-            win_rows["platform"].append(w.platform); win_rows["account_id"].append(w.account_id)
-            win_rows["start"].append(w.start); win_rows["end"].append(w.end)
+            win_rows["platform"].append(w.platform)
+            win_rows["account_id"].append(w.account_id)
+            win_rows["start"].append(w.start)
+            win_rows["end"].append(w.end)
             for day, amount in w.amounts.items():
                 if not (w.start <= day <= w.end):
                     raise ValueError(f"{w.platform}/{w.account_id}: day {day} outside its window")
-                spend_rows["platform"].append(w.platform); spend_rows["account_id"].append(w.account_id)
-                spend_rows["day"].append(day); spend_rows["amount"].append(amount)
-                spend_rows["currency"].append(w.currency); spend_rows["fetched_at"].append(w.fetched_at)
+                spend_rows["platform"].append(w.platform)
+                spend_rows["account_id"].append(w.account_id)
+                spend_rows["day"].append(day)
+                spend_rows["amount"].append(amount)
+                spend_rows["currency"].append(w.currency)
+                spend_rows["fetched_at"].append(w.fetched_at)
                 spend_rows["run_id"].append(w.run_id)
             if len(w.amounts) != (w.end - w.start).days + 1:
                 raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
@@ -452,43 +539,62 @@ class SpendStore:
         for f in failures:
             d = f.start
             while d <= f.end:
-                fail_rows["platform"].append(f.platform); fail_rows["account_id"].append(f.account_id)
-                fail_rows["day"].append(d); fail_rows["error"].append(f.error)
-                fail_rows["failed_at"].append(f.failed_at); fail_rows["run_id"].append(f.run_id)
+                fail_rows["platform"].append(f.platform)
+                fail_rows["account_id"].append(f.account_id)
+                fail_rows["day"].append(d)
+                fail_rows["error"].append(f.error)
+                fail_rows["failed_at"].append(f.failed_at)
+                fail_rows["run_id"].append(f.run_id)
                 d += dt.timedelta(days=1)
-        spend_tbl = pa.table({
-            "platform": pa.array(spend_rows["platform"], pa.string()),
-            "account_id": pa.array(spend_rows["account_id"], pa.string()),
-            "day": pa.array(spend_rows["day"], pa.date32()),
-            "amount": pa.array(spend_rows["amount"], AMOUNT_TYPE),
-            "currency": pa.array(spend_rows["currency"], pa.string()),
-            "fetched_at": pa.array(spend_rows["fetched_at"], pa.timestamp("us", tz="UTC")),
-            "run_id": pa.array(spend_rows["run_id"], pa.string()),
-        })
-        win_tbl = pa.table({"platform": pa.array(win_rows["platform"], pa.string()),
-                            "account_id": pa.array(win_rows["account_id"], pa.string()),
-                            "start": pa.array(win_rows["start"], pa.date32()),
-                            "end": pa.array(win_rows["end"], pa.date32())})
-        fail_tbl = pa.table({"platform": pa.array(fail_rows["platform"], pa.string()),
-                             "account_id": pa.array(fail_rows["account_id"], pa.string()),
-                             "day": pa.array(fail_rows["day"], pa.date32()),
-                             "error": pa.array(fail_rows["error"], pa.string()),
-                             "failed_at": pa.array(fail_rows["failed_at"], pa.timestamp("us", tz="UTC")),
-                             "run_id": pa.array(fail_rows["run_id"], pa.string())})
-        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as con:
+        spend_tbl = pa.table(
+            {
+                "platform": pa.array(spend_rows["platform"], pa.string()),
+                "account_id": pa.array(spend_rows["account_id"], pa.string()),
+                "day": pa.array(spend_rows["day"], pa.date32()),
+                "amount": pa.array(spend_rows["amount"], AMOUNT_TYPE),
+                "currency": pa.array(spend_rows["currency"], pa.string()),
+                "fetched_at": pa.array(spend_rows["fetched_at"], pa.timestamp("us", tz="UTC")),
+                "run_id": pa.array(spend_rows["run_id"], pa.string()),
+            }
+        )
+        win_tbl = pa.table(
+            {
+                "platform": pa.array(win_rows["platform"], pa.string()),
+                "account_id": pa.array(win_rows["account_id"], pa.string()),
+                "start": pa.array(win_rows["start"], pa.date32()),
+                "end": pa.array(win_rows["end"], pa.date32()),
+            }
+        )
+        fail_tbl = pa.table(
+            {
+                "platform": pa.array(fail_rows["platform"], pa.string()),
+                "account_id": pa.array(fail_rows["account_id"], pa.string()),
+                "day": pa.array(fail_rows["day"], pa.date32()),
+                "error": pa.array(fail_rows["error"], pa.string()),
+                "failed_at": pa.array(fail_rows["failed_at"], pa.timestamp("us", tz="UTC")),
+                "run_id": pa.array(fail_rows["run_id"], pa.string()),
+            }
+        )
+        with contextlib.nullcontext(con) if con is not None else self.transaction() as con:
             con.register("new_spend", spend_tbl)
             con.register("new_windows", win_tbl)
             con.register("new_failures", fail_tbl)
             if writes:
                 # Every window carries every one of its days (checked above), so replacing the range is
                 # replacing those keys: an upsert through the primary key, not a scan of daily_spend.
-                con.execute("DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
-                            "AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w.\"end\"")
-                con.execute("INSERT OR REPLACE INTO daily_spend SELECT platform, account_id, day, amount, currency, "
-                            "fetched_at, run_id FROM new_spend")
+                con.execute(
+                    "DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
+                    'AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w."end"'
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO daily_spend SELECT platform, account_id, day, amount, currency, "
+                    "fetched_at, run_id FROM new_spend"
+                )
             if failures:
-                con.execute("INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, "
-                            "failed_at, run_id FROM new_failures")
+                con.execute(
+                    "INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, "
+                    "failed_at, run_id FROM new_failures"
+                )
             for name in ("new_spend", "new_windows", "new_failures"):
                 con.unregister(name)
 
@@ -505,20 +611,32 @@ class SpendStore:
             raise ValueError("amount must be an exact decimal column (decimal128), never a float")
         with self.transaction() as con:
             con.register("bulk_spend", table.select(list(need)))
-            con.execute("CREATE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, max(day) AS hi "
-                        "FROM bulk_spend GROUP BY ALL")
+            con.execute(
+                "CREATE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, max(day) AS hi "
+                "FROM bulk_spend GROUP BY ALL"
+            )
             for tbl in ("daily_spend", "fetch_failures"):
                 if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {tbl} LIMIT 1)").fetchone()[0]:
-                    con.execute(f"DELETE FROM {tbl} d USING bulk_ranges r WHERE d.platform = r.platform "
-                                "AND d.account_id = r.account_id AND d.day BETWEEN r.lo AND r.hi")
-            con.execute("INSERT INTO daily_spend SELECT platform, account_id, day, CAST(amount AS DECIMAL(20, 6)), "
-                        "currency, fetched_at, run_id FROM bulk_spend")
+                    con.execute(
+                        f"DELETE FROM {tbl} d USING bulk_ranges r WHERE d.platform = r.platform "
+                        "AND d.account_id = r.account_id AND d.day BETWEEN r.lo AND r.hi"
+                    )
+            con.execute(
+                "INSERT INTO daily_spend SELECT platform, account_id, day, CAST(amount AS DECIMAL(20, 6)), "
+                "currency, fetched_at, run_id FROM bulk_spend"
+            )
             con.execute("DROP TABLE bulk_ranges")
             con.unregister("bulk_spend")
         return table.num_rows
 
-    def days_to_fetch(self, accounts: Sequence[tuple[str, str, int]], start: dt.date, end: dt.date,
-                      now: dt.datetime | None = None, full: bool = False) -> dict[tuple[str, str], list[dt.date]]:
+    def days_to_fetch(
+        self,
+        accounts: Sequence[tuple[str, str, int]],
+        start: dt.date,
+        end: dt.date,
+        now: dt.datetime | None = None,
+        full: bool = False,
+    ) -> dict[tuple[str, str], list[dt.date]]:
         """For each (platform, account_id, lookback_days): the days of [start, end] that can still
         change or were never fetched: no row yet, a failed latest fetch, or a row fetched while the
         day was inside the platform's restatement window (fetched_at < day + lookback + 1 day).
@@ -527,11 +645,17 @@ class SpendStore:
         last_day = min(end, now.date())
         if not accounts or start > last_day:
             return {(p, a): [] for p, a, _ in accounts}
-        acc_tbl = pa.table({"platform": [a[0] for a in accounts], "account_id": [a[1] for a in accounts],
-                            "lookback": pa.array([int(a[2]) for a in accounts], pa.int32())})
+        acc_tbl = pa.table(
+            {
+                "platform": [a[0] for a in accounts],
+                "account_id": [a[1] for a in accounts],
+                "lookback": pa.array([int(a[2]) for a in accounts], pa.int32()),
+            }
+        )
         with self.connect() as con:
             con.register("acc", acc_tbl)
-            rows = con.execute("""
+            rows = con.execute(
+                """
                 WITH days AS (SELECT CAST(d AS DATE) AS day FROM generate_series(CAST(? AS DATE), CAST(? AS DATE),
                                                                        INTERVAL 1 DAY) t(d))
                 SELECT a.platform, a.account_id, days.day
@@ -541,7 +665,9 @@ class SpendStore:
                                            AND f.day = days.day
                 WHERE ? OR s.day IS NULL OR f.day IS NOT NULL
                    OR s.fetched_at < CAST(days.day AS TIMESTAMPTZ) + to_days(a.lookback + 1)
-                ORDER BY 1, 2, 3""", [start, last_day, full]).fetchall()
+                ORDER BY 1, 2, 3""",
+                [start, last_day, full],
+            ).fetchall()
             con.unregister("acc")
         out: dict[tuple[str, str], list[dt.date]] = {(p, a): [] for p, a, _ in accounts}
         for p, a, d in rows:
@@ -549,46 +675,85 @@ class SpendStore:
         return out
 
     # -- refresh runs ------------------------------------------------------------------------------
-    def start_run(self, run_id: str, *, trigger: str, start: dt.date, end: dt.date, stores: Sequence[str],
-                  platforms: Sequence[str]) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        trigger: str,
+        start: dt.date,
+        end: dt.date,
+        stores: Sequence[str],
+        platforms: Sequence[str],
+    ) -> None:
         now = _utcnow()
         with self.transaction() as con:
-            con.execute("INSERT INTO refresh_runs (run_id, started_at, status, trigger, period_start, period_end, "
-                        "stores, platforms, pid, heartbeat_at, owner, lease_seconds) "
-                        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, now, trigger, start, end, ",".join(stores), ",".join(platforms), os.getpid(), now,
-                         process_identity(), lease_seconds()])
+            con.execute(
+                "INSERT INTO refresh_runs (run_id, started_at, status, trigger, period_start, period_end, "
+                "stores, platforms, pid, heartbeat_at, owner, lease_seconds) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    now,
+                    trigger,
+                    start,
+                    end,
+                    ",".join(stores),
+                    ",".join(platforms),
+                    os.getpid(),
+                    now,
+                    process_identity(),
+                    lease_seconds(),
+                ],
+            )
 
     def renew_lease(self, run_id: str, con=None) -> None:
         """The run is alive: move its heartbeat to now (with each batch commit and on a timer)."""
-        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as c:
-            c.execute("UPDATE refresh_runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
-                      [_utcnow(), run_id])
+        with contextlib.nullcontext(con) if con is not None else self.transaction() as c:
+            c.execute(
+                "UPDATE refresh_runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'", [_utcnow(), run_id]
+            )
 
     def finish_run(self, run_id: str, status: str, requests: int, error: str | None = None) -> None:
         with self.transaction() as con:
-            con.execute("UPDATE refresh_runs SET finished_at = ?, status = ?, requests = ?, error = ? WHERE run_id = ?",
-                        [_utcnow(), status, requests, error, run_id])
+            con.execute(
+                "UPDATE refresh_runs SET finished_at = ?, status = ?, requests = ?, error = ? WHERE run_id = ?",
+                [_utcnow(), status, requests, error, run_id],
+            )
 
     def add_results(self, results: Sequence[dict], con=None) -> None:
         if not results:
             return
-        cols = ("run_id", "platform", "account_id", "window_start", "window_end", "status", "rows", "error",
-                "duration_ms", "requests", "finished_at")
-        tbl = pa.table({
-            "run_id": pa.array([r["run_id"] for r in results], pa.string()),
-            "platform": pa.array([r["platform"] for r in results], pa.string()),
-            "account_id": pa.array([r["account_id"] for r in results], pa.string()),
-            "window_start": pa.array([r["window_start"] for r in results], pa.date32()),
-            "window_end": pa.array([r["window_end"] for r in results], pa.date32()),
-            "status": pa.array([r["status"] for r in results], pa.string()),
-            "rows": pa.array([int(r.get("rows", 0)) for r in results], pa.int32()),
-            "error": pa.array([r.get("error") for r in results], pa.string()),
-            "duration_ms": pa.array([int(r.get("duration_ms", 0)) for r in results], pa.int32()),
-            "requests": pa.array([int(r.get("requests", 0)) for r in results], pa.int32()),
-            "finished_at": pa.array([r.get("finished_at") or _utcnow() for r in results], pa.timestamp("us", tz="UTC")),
-        })
-        with (contextlib.nullcontext(con) if con is not None else self.transaction()) as con:
+        cols = (
+            "run_id",
+            "platform",
+            "account_id",
+            "window_start",
+            "window_end",
+            "status",
+            "rows",
+            "error",
+            "duration_ms",
+            "requests",
+            "finished_at",
+        )
+        tbl = pa.table(
+            {
+                "run_id": pa.array([r["run_id"] for r in results], pa.string()),
+                "platform": pa.array([r["platform"] for r in results], pa.string()),
+                "account_id": pa.array([r["account_id"] for r in results], pa.string()),
+                "window_start": pa.array([r["window_start"] for r in results], pa.date32()),
+                "window_end": pa.array([r["window_end"] for r in results], pa.date32()),
+                "status": pa.array([r["status"] for r in results], pa.string()),
+                "rows": pa.array([int(r.get("rows", 0)) for r in results], pa.int32()),
+                "error": pa.array([r.get("error") for r in results], pa.string()),
+                "duration_ms": pa.array([int(r.get("duration_ms", 0)) for r in results], pa.int32()),
+                "requests": pa.array([int(r.get("requests", 0)) for r in results], pa.int32()),
+                "finished_at": pa.array(
+                    [r.get("finished_at") or _utcnow() for r in results], pa.timestamp("us", tz="UTC")
+                ),
+            }
+        )
+        with contextlib.nullcontext(con) if con is not None else self.transaction() as con:
             con.register("new_results", tbl)
             con.execute(f"INSERT INTO refresh_results SELECT {', '.join(cols)} FROM new_results")
             con.unregister("new_results")
@@ -607,33 +772,65 @@ class SpendStore:
         now = now or _utcnow()
         default = lease_seconds()
         me = process_identity()
-        rows = self.query("SELECT run_id, coalesce(heartbeat_at, started_at), owner, lease_seconds "
-                          "FROM refresh_runs "
-                          "WHERE status = 'running'")
-        dead = [run_id for run_id, beat, owner, lease in rows
-                if beat is None or now - beat > dt.timedelta(seconds=lease or default) or _owner_gone(owner, me)]
+        rows = self.query(
+            "SELECT run_id, coalesce(heartbeat_at, started_at), owner, lease_seconds "
+            "FROM refresh_runs "
+            "WHERE status = 'running'"
+        )
+        dead = [
+            run_id
+            for run_id, beat, owner, lease in rows
+            if beat is None or now - beat > dt.timedelta(seconds=lease or default) or _owner_gone(owner, me)
+        ]
         if dead:
             with self.transaction() as con:
-                con.execute("UPDATE refresh_runs SET status = 'interrupted', error = 'the refresh process stopped "
-                            "before finishing (killed or crashed); windows committed before that are kept' "
-                            "WHERE list_contains(?, run_id)", [dead])
+                con.execute(
+                    "UPDATE refresh_runs SET status = 'interrupted', error = 'the refresh process stopped "
+                    "before finishing (killed or crashed); windows committed before that are kept' "
+                    "WHERE list_contains(?, run_id)",
+                    [dead],
+                )
         return len(dead)
 
     def runs(self, limit: int = 50) -> list[dict]:
-        keys = ("run_id", "started_at", "finished_at", "status", "trigger", "period_start", "period_end", "stores",
-                "platforms", "requests", "error")
+        keys = (
+            "run_id",
+            "started_at",
+            "finished_at",
+            "status",
+            "trigger",
+            "period_start",
+            "period_end",
+            "stores",
+            "platforms",
+            "requests",
+            "error",
+        )
         rows = self.query(f"SELECT {', '.join(keys)} FROM refresh_runs ORDER BY started_at DESC LIMIT ?", [limit])
         return [dict(zip(keys, r)) for r in rows]
 
     def run_results(self, run_id: str) -> list[dict]:
-        keys = ("platform", "account_id", "window_start", "window_end", "status", "rows", "error", "duration_ms",
-                "requests", "finished_at")
-        rows = self.query(f"SELECT {', '.join(keys)} FROM refresh_results WHERE run_id = ? "
-                          "ORDER BY platform, account_id, window_start", [run_id])
+        keys = (
+            "platform",
+            "account_id",
+            "window_start",
+            "window_end",
+            "status",
+            "rows",
+            "error",
+            "duration_ms",
+            "requests",
+            "finished_at",
+        )
+        rows = self.query(
+            f"SELECT {', '.join(keys)} FROM refresh_results WHERE run_id = ? "
+            "ORDER BY platform, account_id, window_start",
+            [run_id],
+        )
         return [dict(zip(keys, r)) for r in rows]
 
     # -- report jobs -------------------------------------------------------------------------------
-    def job_store(self, platform: str, buffered: bool = False) -> "DuckJobStore | BufferedJobStore":
+    def job_store(self, platform: str, buffered: bool = False) -> DuckJobStore | BufferedJobStore:
         return BufferedJobStore(self, platform) if buffered else DuckJobStore(self, platform)
 
 
@@ -644,20 +841,28 @@ class DuckJobStore:
         self.store, self.platform = store, platform
 
     def get(self, key: str) -> str | None:
-        rows = self.store.query("SELECT job_id FROM report_jobs WHERE platform = ? AND job_key = ?", [self.platform, key])
+        rows = self.store.query(
+            "SELECT job_id FROM report_jobs WHERE platform = ? AND job_key = ?", [self.platform, key]
+        )
         return rows[0][0] if rows else None
 
     def put(self, key: str, job_id: str) -> None:
         with self.store.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO report_jobs VALUES (?, ?, ?, ?)", [self.platform, key, job_id, _utcnow()])
+            con.execute(
+                "INSERT OR REPLACE INTO report_jobs VALUES (?, ?, ?, ?)", [self.platform, key, job_id, _utcnow()]
+            )
 
     def drop(self, key: str) -> None:
         with self.store.transaction() as con:
             con.execute("DELETE FROM report_jobs WHERE platform = ? AND job_key = ?", [self.platform, key])
 
     def pending(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self.store.query(
-            "SELECT job_key, job_id FROM report_jobs WHERE platform = ? ORDER BY created_at", [self.platform])]
+        return [
+            (r[0], r[1])
+            for r in self.store.query(
+                "SELECT job_key, job_id FROM report_jobs WHERE platform = ? ORDER BY created_at", [self.platform]
+            )
+        ]
 
 
 class BufferedJobStore:
@@ -673,7 +878,7 @@ class BufferedJobStore:
         self.store, self.platform = store, platform
         self._lock = threading.Lock()
         self._ids = dict(DuckJobStore(store, platform).pending())
-        self._ops: dict[str, tuple[str | None, dt.datetime]] = {}     # key -> (job id, or None: dropped)
+        self._ops: dict[str, tuple[str | None, dt.datetime]] = {}  # key -> (job id, or None: dropped)
 
     def get(self, key: str) -> str | None:
         with self._lock:
@@ -707,14 +912,22 @@ class BufferedJobStore:
     def write(self, con, ops: list[tuple[str, str | None, dt.datetime]]) -> None:
         if not ops:
             return
-        con.execute("DELETE FROM report_jobs WHERE platform = ? AND list_contains(?, job_key)",
-                    [self.platform, [k for k, _, _ in ops]])
+        con.execute(
+            "DELETE FROM report_jobs WHERE platform = ? AND list_contains(?, job_key)",
+            [self.platform, [k for k, _, _ in ops]],
+        )
         puts = [(k, v, at) for k, v, at in ops if v is not None]
         if puts:
-            con.register("new_jobs", pa.table({
-                "job_key": pa.array([k for k, _, _ in puts], pa.string()),
-                "job_id": pa.array([v for _, v, _ in puts], pa.string()),
-                "created_at": pa.array([at for _, _, at in puts], pa.timestamp("us", tz="UTC"))}))
+            con.register(
+                "new_jobs",
+                pa.table(
+                    {
+                        "job_key": pa.array([k for k, _, _ in puts], pa.string()),
+                        "job_id": pa.array([v for _, v, _ in puts], pa.string()),
+                        "created_at": pa.array([at for _, _, at in puts], pa.timestamp("us", tz="UTC")),
+                    }
+                ),
+            )
             con.execute("INSERT INTO report_jobs SELECT ?, job_key, job_id, created_at FROM new_jobs", [self.platform])
             con.unregister("new_jobs")
 
@@ -769,5 +982,5 @@ def _owner_gone(owner: str | None, me: str | None) -> bool:
         return False
     parts, mine = owner.split("/"), me.split("/")
     if len(parts) != 4 or parts[:2] != mine[:2] or not parts[2].isdigit():
-        return False                     # another machine or container: only its lease tells
+        return False  # another machine or container: only its lease tells
     return _proc_start_time(int(parts[2])) != parts[3]

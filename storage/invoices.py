@@ -3,20 +3,50 @@
 service/invoices.py holds the rules (readiness, numbering, snapshots, diffs) and calls these;
 nothing here changes or removes an invoice: there are only SELECTs and INSERTs.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 #: Columns of an invoice's summary, in the order of service/invoices.InvoiceSummary's fields.
-SUMMARY_COLS = ("number", "invoice", "store_id", "store_name", "period_start", "period_end", "billing_currency",
-                "total", "finalized_at", "finalized_by", "source", "csv_sha256")
+SUMMARY_COLS = (
+    "number",
+    "invoice",
+    "store_id",
+    "store_name",
+    "period_start",
+    "period_end",
+    "billing_currency",
+    "total",
+    "finalized_at",
+    "finalized_by",
+    "source",
+    "csv_sha256",
+)
 #: Columns of an invoice line, in the order of service/invoices.SnapshotLine's fields.
-LINE_COLS = ("line_no", "platform", "account_id", "account_name", "currency", "spend", "spend_exact", "fx_rate",
-             "billing_amount", "day_basis", "timezone", "days", "daily", "rates", "first_fetched", "last_fetched",
-             "fx_note")
+LINE_COLS = (
+    "line_no",
+    "platform",
+    "account_id",
+    "account_name",
+    "currency",
+    "spend",
+    "spend_exact",
+    "fx_rate",
+    "billing_amount",
+    "day_basis",
+    "timezone",
+    "days",
+    "daily",
+    "rates",
+    "first_fetched",
+    "last_fetched",
+    "fx_note",
+)
 
 
 def summary_rows(store, store_id: str | None = None) -> list[tuple]:
@@ -42,8 +72,9 @@ def csv_bytes(store, number: int) -> bytes:
 
 def line_rows(store, number: int) -> list[dict[str, Any]]:
     """Invoice ``number``'s lines as LINE_COLS dicts (``daily`` and ``rates`` decoded), by line."""
-    rows = store.query(f"SELECT {', '.join(LINE_COLS)} FROM invoice_lines WHERE invoice_number = ? "
-                       "ORDER BY line_no", [number])
+    rows = store.query(
+        f"SELECT {', '.join(LINE_COLS)} FROM invoice_lines WHERE invoice_number = ? ORDER BY line_no", [number]
+    )
     out = []
     for r in rows:
         d = dict(zip(LINE_COLS, r))
@@ -52,26 +83,32 @@ def line_rows(store, number: int) -> list[dict[str, Any]]:
     return out
 
 
-def daily_amounts(store, keys: Sequence[tuple[str, str]], start: dt.date, end: dt.date
-                  ) -> dict[tuple[str, str], dict[dt.date, Decimal]]:
+def daily_amounts(
+    store, keys: Sequence[tuple[str, str]], start: dt.date, end: dt.date
+) -> dict[tuple[str, str], dict[dt.date, Decimal]]:
     """The stored daily spend of these (platform, account) keys over ``start..end``."""
     out: dict[tuple[str, str], dict[dt.date, Decimal]] = {k: {} for k in keys}
     if not keys:
         return out
     for p, a, d, amt in store.query(
-            "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
-            "AND list_contains(?, platform || '|' || account_id) ORDER BY 1, 2, 3",
-            [start, end, [f"{p}|{a}" for p, a in keys]]):
+        "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ? "
+        "AND list_contains(?, platform || '|' || account_id) ORDER BY 1, 2, 3",
+        [start, end, [f"{p}|{a}" for p, a in keys]],
+    ):
         out.setdefault((p, a), {})[d] = Decimal(amt)
     return out
 
 
 # --- inside the finalize transaction (``con`` from SpendStore.transaction()) ---------------------------
 
+
 def overlapping_invoice(con, store_id: str, start: dt.date, end: dt.date) -> str | None:
     """The first invoice of ``store_id`` covering any day of ``start..end``, or None."""
-    clash = con.execute("SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
-                        "AND period_end >= ? ORDER BY number LIMIT 1", [store_id, end, start]).fetchall()
+    clash = con.execute(
+        "SELECT invoice FROM invoices WHERE store_id = ? AND period_start <= ? "
+        "AND period_end >= ? ORDER BY number LIMIT 1",
+        [store_id, end, start],
+    ).fetchall()
     return clash[0][0] if clash else None
 
 
@@ -79,14 +116,46 @@ def next_number(con) -> int:
     return int(con.execute("SELECT coalesce(max(number), 0) + 1 FROM invoices").fetchone()[0])
 
 
-def insert_invoice(con, number: int, invoice: str, store_id: str, store_name: str, start: dt.date, end: dt.date,
-                   billing_currency: str, total: str, finalized_at: dt.datetime, finalized_by: str, source: str,
-                   csv: bytes, csv_sha256: str, fx_source: str, rounding_rule: str) -> None:
-    con.execute("INSERT INTO invoices (number, invoice, store_id, store_name, period_start, period_end, "
-                "billing_currency, total, finalized_at, finalized_by, source, csv, csv_sha256, fx_source, "
-                "rounding_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [number, invoice, store_id, store_name, start, end, billing_currency, total, finalized_at,
-                 finalized_by, source, csv, csv_sha256, fx_source, rounding_rule])
+def insert_invoice(
+    con,
+    number: int,
+    invoice: str,
+    store_id: str,
+    store_name: str,
+    start: dt.date,
+    end: dt.date,
+    billing_currency: str,
+    total: str,
+    finalized_at: dt.datetime,
+    finalized_by: str,
+    source: str,
+    csv: bytes,
+    csv_sha256: str,
+    fx_source: str,
+    rounding_rule: str,
+) -> None:
+    con.execute(
+        "INSERT INTO invoices (number, invoice, store_id, store_name, period_start, period_end, "
+        "billing_currency, total, finalized_at, finalized_by, source, csv, csv_sha256, fx_source, "
+        "rounding_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            number,
+            invoice,
+            store_id,
+            store_name,
+            start,
+            end,
+            billing_currency,
+            total,
+            finalized_at,
+            finalized_by,
+            source,
+            csv,
+            csv_sha256,
+            fx_source,
+            rounding_rule,
+        ],
+    )
 
 
 def insert_line(con, number: int, values: Sequence) -> None:
@@ -94,5 +163,8 @@ def insert_line(con, number: int, values: Sequence) -> None:
     row = dict(zip(LINE_COLS, values))
     row["daily"] = json.dumps(row["daily"], sort_keys=True)
     row["rates"] = json.dumps(row["rates"], sort_keys=True)
-    con.execute(f"INSERT INTO invoice_lines ({', '.join(LINE_COLS)}, invoice_number) VALUES "
-                f"({', '.join('?' * (len(LINE_COLS) + 1))})", [row[c] for c in LINE_COLS] + [number])
+    con.execute(
+        f"INSERT INTO invoice_lines ({', '.join(LINE_COLS)}, invoice_number) VALUES "
+        f"({', '.join('?' * (len(LINE_COLS) + 1))})",
+        [row[c] for c in LINE_COLS] + [number],
+    )

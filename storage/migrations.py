@@ -4,10 +4,14 @@ Each migration runs once, in its own transaction, and records its version in
 ``schema_migrations``. An older database upgrades in place; nothing is dropped. Never edit a
 migration that has shipped: add a new one.
 """
+
 from __future__ import annotations
 
 MIGRATIONS: list[tuple[int, str, str]] = [
-    (1, "stores, accounts, daily spend, refresh runs", """
+    (
+        1,
+        "stores, accounts, daily spend, refresh runs",
+        """
         CREATE TABLE stores (
             store_id          VARCHAR PRIMARY KEY,
             name              VARCHAR NOT NULL,
@@ -92,8 +96,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at  TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (platform, job_key)
         );
-    """),
-    (2, "invoices: immutable finalized snapshots", """
+    """,
+    ),
+    (
+        2,
+        "invoices: immutable finalized snapshots",
+        """
         -- One row per finalized invoice. Written once by service/invoices.finalize and never
         -- changed or removed: no code path issues UPDATE or DELETE on these tables (a test
         -- greps the code base for it). ``csv`` holds the exact bytes of the invoice CSV, so a
@@ -139,8 +147,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             fx_note         VARCHAR,
             PRIMARY KEY (invoice_number, line_no)
         );
-    """),
-    (3, "exchange rates: published ECB rates and the sandbox's demo rates, and update attempts", """
+    """,
+    ),
+    (
+        3,
+        "exchange rates: published ECB rates and the sandbox's demo rates, and update attempts",
+        """
         -- One row per rate set x publication date x currency: EUR -> currency, exactly as
         -- published. ``rate_set`` is 'ecb' (fx update / fx import: the ECB's figures, the only
         -- rates a real store uses) or 'demo' (the sandbox's made-up feed, demo stores only).
@@ -167,8 +179,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             rates_added   INTEGER NOT NULL DEFAULT 0,
             error         VARCHAR
         );
-    """),
-    (5, "budgets and sent alerts", """
+    """,
+    ),
+    (
+        5,
+        "budgets and sent alerts",
+        """
         -- A spend budget per store and calendar month, for the whole store (platform = '') or
         -- one platform, in the store's billing currency (exact). Written by service/budgets.py.
         CREATE TABLE budgets (
@@ -192,8 +208,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             sent_at     TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (store_id, platform, account_id, kind, alert_key)
         );
-    """),
-    (6, "success fee: revenue per store and day, fee-rate history, frozen fee statements", """
+    """,
+    ),
+    (
+        6,
+        "success fee: revenue per store and day, fee-rate history, frozen fee statements",
+        """
         -- Revenue (and optional costs) per store and day, in the store's billing currency as it
         -- was at import (``currency``), exact. Written by ``revenue import`` (service/fees.py).
         CREATE TABLE store_revenue (
@@ -239,8 +259,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             csv_sha256        VARCHAR NOT NULL,
             frozen_at         TIMESTAMPTZ NOT NULL
         );
-    """),
-    (4, "refresh-run leases; the tamper-evident invoice register (hash chain)", """
+    """,
+    ),
+    (
+        4,
+        "refresh-run leases; the tamper-evident invoice register (hash chain)",
+        """
         -- A run is alive while it renews its lease (storage/db.py renew_lease); one whose lease
         -- expired is 'interrupted', whatever its PID says (PIDs are reused; containers run as
         -- PID 1). ``owner`` identifies the process (boot id, PID namespace, PID, start time) so
@@ -267,7 +291,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             migrated_at  TIMESTAMPTZ NOT NULL
         );
         INSERT INTO invoice_chain_start SELECT coalesce(max(number), 0), now() FROM invoices;
-    """),
+    """,
+    ),
 ]
 
 # helpers' branches append in any order: apply by version

@@ -6,6 +6,7 @@ small page helpers. Reusable by other page tests (e.g. tests/test_browser_invoic
 
 Fixtures here are plain pytest fixtures; importing them into a test module registers them there.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,20 +23,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"          # gitignored: screenshots, server logs
+ARTIFACTS = ROOT / "test-artifacts"  # gitignored: screenshots, server logs
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: Environment for every dashboard test: fast retries/polls, no real budgets or .env.
-FAST_ENV = {"ADSPEND_RETRY_BASE_SECONDS": "0.01", "ADSPEND_REPORT_POLL_SECONDS": "0.02",
-            "ADSPEND_NO_DOTENV": "1"}
+FAST_ENV = {"ADSPEND_RETRY_BASE_SECONDS": "0.01", "ADSPEND_REPORT_POLL_SECONDS": "0.02", "ADSPEND_NO_DOTENV": "1"}
 
 
 # --- CLI --------------------------------------------------------------------------------------------
 
+
 def cli(db: Path, *args: str) -> tuple[int, str, str]:
     """``python cli.py --db DB ARGS`` in this process; (exit code, stdout, stderr)."""
     import cli as cli_module
+
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -53,6 +62,7 @@ def reset_sandbox() -> None:
     sandbox retires the used token, so a second refresh of a store with Pinterest in the same
     process fails there. A reset forgets the retired tokens."""
     from service.sandbox_runtime import running_server
+
     server = running_server()
     if server is not None:
         server.ctx.reset()
@@ -70,6 +80,7 @@ def make_demo_db(db: Path, refreshes: list[tuple[str, str, str]] = ()) -> Path:
 
 
 # --- server and browser -----------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -100,10 +111,28 @@ def run_streamlit(db: Path, log_path: Path, extra_env: dict | None = None):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, proc)
@@ -158,6 +187,7 @@ def page(browser):
 
 # --- page helpers -----------------------------------------------------------------------------------
 
+
 def main_area(page):
     return page.locator('[data-testid="stMain"]')
 
@@ -166,7 +196,8 @@ def wait_caption(page, text: str, timeout: float = 30_000):
     """Wait for the page's state (its last element, hidden from users: ui.page_state) to show
     ``text``."""
     page.locator('[data-testid="stMain"] .adspend-state').filter(has_text=text).last.wait_for(
-        state="attached", timeout=timeout)
+        state="attached", timeout=timeout
+    )
 
 
 wait_state = wait_caption
@@ -176,14 +207,19 @@ def app_state(at) -> str:
     """AppTest: the page's state text (ui.page_state), the hook tests read instead of a caption."""
     import html
     import re
+
     bodies = [h.proto.body for h in at.get("html") if 'class="adspend-state"' in h.proto.body]
     assert bodies, "the page drew no state (ui.page_state)"
     return html.unescape(re.sub(r"<[^>]+>", "", bodies[-1]))
 
 
 def metric_value(page, label: str) -> str:
-    return (page.locator('[data-testid="stMetric"]').filter(has_text=label)
-            .locator('[data-testid="stMetricValue"]').first.inner_text())
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=label)
+        .locator('[data-testid="stMetricValue"]')
+        .first.inner_text()
+    )
 
 
 def pick_sidebar_option(page, label: str, option: str) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: a sandbox on a free loopback port, its environment, fast retries."""
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,23 @@ os.environ.setdefault("ADSPEND_REPORT_POLL_SECONDS", "0.02")
 def _isolated_env(monkeypatch, tmp_path):
     """No test sees the developer's real credentials, .env or token cache."""
     from fetchers.specs import SPECS
+
     for s in SPECS.values():
         for key in (*s.all_keys, s.base_url_var, s.token_url_var, s.rpm_var):
             monkeypatch.delenv(key, raising=False)
-    for key in ("ADSPEND_DB", "VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "ADSPEND_VAULT_PATH", "ADSPEND_ENV",
-                "LINKEDIN_API_VERSION",
-                "ADSPEND_APP_PASSWORD", "ADSPEND_INVOICE_KEY", "ADSPEND_RUN_LEASE_SECONDS", "VAULT_CLIENT_TIMEOUT"):
+    for key in (
+        "ADSPEND_DB",
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "VAULT_NAMESPACE",
+        "ADSPEND_VAULT_PATH",
+        "ADSPEND_ENV",
+        "LINKEDIN_API_VERSION",
+        "ADSPEND_APP_PASSWORD",
+        "ADSPEND_INVOICE_KEY",
+        "ADSPEND_RUN_LEASE_SECONDS",
+        "VAULT_CLIENT_TIMEOUT",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ADSPEND_TOKEN_CACHE", str(tmp_path / "token_cache.json"))
     monkeypatch.setenv("ADSPEND_NO_DOTENV", "1")
@@ -41,6 +53,7 @@ def keep_linkedin_version_current(monkeypatch) -> None:
     an operator would with LINKEDIN_API_VERSION; the retirement itself is tested on its own."""
     from fetchers import linkedin as li
     from sandbox.linkedin import active_versions
+
     if li.LINKEDIN_VERSION not in active_versions() and not os.environ.get(li.VERSION_ENV):
         monkeypatch.setenv(li.VERSION_ENV, max(active_versions()))
 
@@ -49,6 +62,7 @@ def keep_linkedin_version_current(monkeypatch) -> None:
 def sandbox(monkeypatch):
     """A fresh sandbox server on 127.0.0.1:<free port>, stopped after the test."""
     from sandbox.server import SandboxServer
+
     keep_linkedin_version_current(monkeypatch)
     server = SandboxServer(0).start()
     try:
@@ -62,6 +76,7 @@ def sandbox_env(sandbox, monkeypatch):
     """Point every platform at the sandbox with its fake credentials (in this process's env)."""
     from fetchers.specs import SPECS
     from sandbox.credentials import sandbox_env as make_env
+
     env = make_env(sandbox.url)
     # the real platforms' budgets (e.g. Amazon's 60 a minute) would only slow tests down here;
     # tests about pacing set their own <P>_REQUESTS_PER_MINUTE
@@ -77,6 +92,7 @@ class CliResult:
 
     def json(self):
         import json
+
         return json.loads(self.stdout)
 
     def __repr__(self) -> str:
@@ -98,11 +114,12 @@ def run_cli(db_path):
 
     def run(*args: str, db=None) -> CliResult:
         import cli
+
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = cli.main(["--db", str(db or db_path), *map(str, args)])
-            except SystemExit as exc:       # argparse errors
+            except SystemExit as exc:  # argparse errors
                 code = exc.code if isinstance(exc.code, int) else 2
         return CliResult(code, out.getvalue(), err.getvalue())
 

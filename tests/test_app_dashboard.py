@@ -3,6 +3,7 @@
 numeric deltas (a drop gets a down arrow), calendar comparisons and the choice of comparison, no
 comparison between incomplete periods, the numeric breakdown table, charts that add up to the
 total, refresh outcomes that say why nothing was fetched, and the view kept in the URL."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,14 +13,14 @@ from decimal import Decimal
 
 import pytest
 import streamlit as st
+from browser_support import FAST_ENV, ROOT, app_state
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
+from test_dashboard_views import build_store
 
-from browser_support import FAST_ENV, ROOT, app_state
 from service import dashboard as dash
 from service.report import spend_report
 from storage.db import SpendStore
-from test_dashboard_views import build_store
 from ui.colors import PLATFORM_COLORS
 
 APP = str(ROOT / "app.py")
@@ -82,13 +83,15 @@ def test_a_drop_is_a_negative_number_with_a_down_arrow_against_the_previous_mont
     # September (3003.00 + 1500.15) against AUGUST (2791.55 + 1860.00), not the 30 days before
     assert m.value == "USD 4,503.15"
     assert m.delta == "-148.40" and m.proto.format == "USD %,.2f"
-    assert m.proto.color == Metric.MetricColor.GRAY            # spend going down is not "bad"
+    assert m.proto.color == Metric.MetricColor.GRAY  # spend going down is not "bad"
     assert m.proto.direction == Metric.MetricDirection.DOWN
     assert m.proto.delta_description == "-3.2% vs 2026-08-01 to 2026-08-31"
     assert "Previous period, 2026-08-01 to 2026-08-31: USD 4,651.55" in [c.value for c in at.main.caption]
-    assert app_state(at) == "store s1 | 2026-09-01..2026-09-30 | total USD 4503.15 | complete true | compare " \
-                            "previous_period shown"
-    assert not any("complete true" in c.value for c in at.caption)     # the state is never on screen
+    assert (
+        app_state(at) == "store s1 | 2026-09-01..2026-09-30 | total USD 4503.15 | complete true | compare "
+        "previous_period shown"
+    )
+    assert not any("complete true" in c.value for c in at.caption)  # the state is never on screen
 
 
 def test_a_rise_points_up_and_stays_neutral(db):
@@ -105,7 +108,8 @@ def test_choice_of_comparison_and_incomplete_sides_named(db):
     ok(at.run())
     assert total_metric(at).delta == ""
     assert "No comparison: 2025-09-01 to 2025-09-30 lacks Meta (not configured), Google Ads (not configured)." in [
-        c.value for c in at.main.caption]
+        c.value for c in at.main.caption
+    ]
     assert at.query_params["compare"] == ["last_year"] or at.query_params["compare"] == "last_year"
     # an incomplete side: Amazon linked, with no data in August
     store = SpendStore(db)
@@ -115,7 +119,8 @@ def test_choice_of_comparison_and_incomplete_sides_named(db):
     ok(at.run())
     assert total_metric(at).delta == ""
     assert [c.value for c in at.main.caption if c.value.startswith("No comparison")] == [
-        "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (older than the 60 days it serves)."]
+        "No comparison: 2026-08-01 to 2026-08-31 lacks Amazon Ads (older than the 60 days it serves)."
+    ]
 
 
 def test_the_url_opens_the_same_view_and_follows_changes(db):
@@ -129,13 +134,16 @@ def test_the_url_opens_the_same_view_and_follows_changes(db):
     # a preset's dates open the preset
     at = run({"store": "s2", "start": "2026-09-01", "end": "2026-09-30"})
     assert (at.sidebar.selectbox(key="store_id").value, at.sidebar.selectbox(key="period").value) == (
-        "s2", "Last month")
+        "s2",
+        "Last month",
+    )
     # a change is written back
     at.sidebar.selectbox(key="store_id").set_value("s1")
     ok(at.run())
     assert {k: at.query_params[k] for k in ("store", "start", "end", "compare")} in (
         {"store": "s1", "start": "2026-09-01", "end": "2026-09-30", "compare": "previous_period"},
-        {"store": ["s1"], "start": ["2026-09-01"], "end": ["2026-09-30"], "compare": ["previous_period"]})
+        {"store": ["s1"], "start": ["2026-09-01"], "end": ["2026-09-30"], "compare": ["previous_period"]},
+    )
 
 
 def test_breakdown_table_is_numeric_and_formatted(db):
@@ -143,12 +151,18 @@ def test_breakdown_table_is_numeric_and_formatted(db):
     df = breakdown(at)
     assert list(df.columns) == ["platform / account", "spend", "Δ %", "share", "previous", "Δ", "status"]
     for col in ("spend", "Δ %", "share", "previous", "Δ"):
-        assert df[col].dtype.kind == "f", col                    # numbers: they sort as numbers
+        assert df[col].dtype.kind == "f", col  # numbers: they sort as numbers
     rows = df.to_dict("records")
-    assert [r["platform / account"] for r in rows] == ["Meta", "   ↳ 111 · Meta main", "Google Ads",
-                                                       "   ↳ 222 · google acct"]
+    assert [r["platform / account"] for r in rows] == [
+        "Meta",
+        "   ↳ 111 · Meta main",
+        "Google Ads",
+        "   ↳ 222 · google acct",
+    ]
     assert [(r["spend"], r["previous"], r["Δ"], r["Δ %"], r["share"]) for r in rows[::2]] == [
-        (3003.0, 2791.55, 211.45, 7.6, 66.7), (1500.15, 1860.0, -359.85, -19.3, 33.3)]
+        (3003.0, 2791.55, 211.45, 7.6, 66.7),
+        (1500.15, 1860.0, -359.85, -19.3, 33.3),
+    ]
     config = json.loads(next(d for d in at.dataframe if "platform / account" in d.value.columns).proto.columns)
     assert config["spend"]["type_config"]["format"] == "USD %,.2f"
     assert config["Δ"]["type_config"]["format"] == "USD %+,.2f"
@@ -162,13 +176,17 @@ def test_charts_add_up_to_the_total_with_platform_colours_and_tooltips(db):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["barmode"] == "stack"
     assert {t["name"]: t["marker"]["color"] for t in spec["data"]} == {
-        "Meta": PLATFORM_COLORS["meta"], "Google Ads": PLATFORM_COLORS["google"]}
+        "Meta": PLATFORM_COLORS["meta"],
+        "Google Ads": PLATFORM_COLORS["google"],
+    }
     drawn = sum(Decimal(str(y)) for t in spec["data"] for y in t["y"])
     assert drawn.quantize(Decimal("0.01")) == Decimal("4503.15")
     assert all("USD %{y:,.2f}" in t["hovertemplate"] for t in spec["data"])
     donut = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
-    assert donut["values"] == [3003.0, 1500.15] and donut["marker"]["colors"] == [PLATFORM_COLORS["meta"],
-                                                                                   PLATFORM_COLORS["google"]]
+    assert donut["values"] == [3003.0, 1500.15] and donut["marker"]["colors"] == [
+        PLATFORM_COLORS["meta"],
+        PLATFORM_COLORS["google"],
+    ]
     # monthly: one bar per platform, month ticks; the current month is partial (hatched)
     at.segmented_control(key="granularity").set_value("month")
     ok(at.run())
@@ -182,24 +200,29 @@ def test_charts_add_up_to_the_total_with_platform_colours_and_tooltips(db):
 
 def test_refresh_says_why_nothing_was_fetched(db):
     at = run({"store": "s2"})
-    assert [i.value for i in at.info][-1] == ("Nothing to draw: this store has no linked ad accounts. Link them on "
-                                              "the Accounts page.")
+    assert [i.value for i in at.info][-1] == (
+        "Nothing to draw: this store has no linked ad accounts. Link them on the Accounts page."
+    )
     at.button(key="refresh").click()
     ok(at.run())
-    assert at.status[0].label == "Nothing to fetch: this store has no linked ad accounts. Link them on the " \
-                                 "Accounts page."
+    assert (
+        at.status[0].label == "Nothing to fetch: this store has no linked ad accounts. Link them on the Accounts page."
+    )
     assert not any("Refresh ok" in s.label for s in at.status)
     at = run({"store": "s1"})
     at.button(key="refresh").click()
     ok(at.run())
-    assert at.status[0].label == ("Nothing fetched: no credentials are set for Meta, Google Ads. Add them (see the "
-                                  "Accounts page) to fetch this store's spend.")
+    assert at.status[0].label == (
+        "Nothing fetched: no credentials are set for Meta, Google Ads. Add them (see the "
+        "Accounts page) to fetch this store's spend."
+    )
     at = run({"store": "s1", "start": "2026-11-01", "end": "2026-11-30"})
     assert [i.value for i in at.info][-1] == "Nothing to draw: the period 2026-11-01 to 2026-11-30 has not started yet."
     at.button(key="refresh").click()
     ok(at.run())
-    assert at.status[0].label.startswith("Nothing to fetch: the period 2026-11-01 to 2026-11-30 has not started "
-                                         "yet (today is 2026-10-15)")
+    assert at.status[0].label.startswith(
+        "Nothing to fetch: the period 2026-11-01 to 2026-11-30 has not started yet (today is 2026-10-15)"
+    )
 
 
 def test_portfolio_marks_partial_months_and_revenue_pairs_plan_rows(db):

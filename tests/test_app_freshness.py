@@ -1,15 +1,16 @@
 """AppTest: the demo opens on data (its stores fetched once on the first start, with progress),
 the store page's "data as of" agrees with `cli.py status --json`, and periods past a platform's
 retention say "cannot be fetched any more" (store page and sidebar)."""
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 import streamlit as st
+from browser_support import FAST_ENV, ROOT, app_state, cli
 from streamlit.testing.v1 import AppTest
 
-from browser_support import app_state, FAST_ENV, ROOT, cli
 from fetchers import clock
 from fetchers.specs import SPECS
 from service import dashboard as dash
@@ -20,9 +21,10 @@ from ui.format import money
 
 APP = str(ROOT / "app.py")
 
-try:        # LinkedIn retires API versions after a year: conftest keeps the fetcher on an active one
+try:  # LinkedIn retires API versions after a year: conftest keeps the fetcher on an active one
     from conftest import keep_linkedin_version_current
-except ImportError:          # a tree from before that helper
+except ImportError:  # a tree from before that helper
+
     def keep_linkedin_version_current(_mp) -> None:
         return None
 
@@ -36,12 +38,17 @@ def ok(at: AppTest) -> AppTest:
 def first_start(tmp_path_factory):
     """A dashboard started on a FRESH database (the demo stores are created and fetched)."""
     from sandbox.server import SandboxServer
+
     server = SandboxServer(0).start()
     db = tmp_path_factory.mktemp("first") / "fresh.duckdb"
     with pytest.MonkeyPatch.context() as mp:
         keep_linkedin_version_current(mp)
-        for k, v in {**FAST_ENV, "ADSPEND_DB": str(db), "ADSPEND_SANDBOX_URL": server.url,
-                     "ADSPEND_TOKEN_CACHE": str(db.parent / "tokens.json")}.items():
+        for k, v in {
+            **FAST_ENV,
+            "ADSPEND_DB": str(db),
+            "ADSPEND_SANDBOX_URL": server.url,
+            "ADSPEND_TOKEN_CACHE": str(db.parent / "tokens.json"),
+        }.items():
             mp.setenv(k, v)
         st.cache_resource.clear()
         at = ok(AppTest.from_file(APP, default_timeout=120).run())
@@ -68,18 +75,25 @@ def test_first_start_fetches_the_demo_stores_once_with_progress(env):
     assert status.label.startswith(f"Demo stores fetched for {start} to {end}: {outcome} in "), status.label
     progress = status.dataframe[0].value.astype(str).to_dict("records")
     assert len(progress) == len(store.accounts()) == 21
-    assert {(r["platform"], r["state"]) for r in progress} == \
-        {(SPECS[a["platform"]].name, "failed" if amazon_cut and a["platform"] == "amazon" else "done")
-         for a in store.accounts()}
+    assert {(r["platform"], r["state"]) for r in progress} == {
+        (SPECS[a["platform"]].name, "failed" if amazon_cut and a["platform"] == "amazon" else "done")
+        for a in store.accounts()
+    }
     [run] = store.runs()
-    assert (run["trigger"], run["status"], run["stores"], run["period_start"], run["period_end"]) == \
-        ("dashboard", outcome, "demo-acme,demo-fjord,demo-sakura", start, end)
+    assert (run["trigger"], run["status"], run["stores"], run["period_start"], run["period_end"]) == (
+        "dashboard",
+        outcome,
+        "demo-acme,demo-fjord,demo-sakura",
+        start,
+        end,
+    )
     # the first screen has numbers: the first store's total and its daily chart
     report = spend_report(store, "demo-acme", start, end)
     total = next(m for m in at.metric if m.label == "Total spend (USD)")
     assert total.value == money(report.total, "USD") and report.total > 0
-    assert app_state(at).startswith(f"store demo-acme | {start}..{end} | total USD "
-                                                f"{dash.fx.format_amount(report.total, 'USD')} | ")
+    assert app_state(at).startswith(
+        f"store demo-acme | {start}..{end} | total USD {dash.fx.format_amount(report.total, 'USD')} | "
+    )
     # not repeated: neither on the next rerun nor in a new session
     ok(at.run())
     assert not at.status
@@ -93,6 +107,7 @@ def test_data_as_of_agrees_with_status_json(env):
     code, out, err = cli(env["db"], "status", "--store", "demo-acme", "--json")
     assert code == 0, err
     import json
+
     platforms = json.loads(out)["stores"][0]["platforms"]
     at = ok(AppTest.from_file(APP, default_timeout=60).run())
     [exp] = [e for e in at.expander if e.label == "Data as of, per platform"]
@@ -100,7 +115,7 @@ def test_data_as_of_agrees_with_status_json(env):
     expected = []
     for pid, pf in platforms.items():
         text = f"data as of {pf['last_day']}"
-        fetched = dt.datetime.fromisoformat(pf["fetched_at"]).astimezone(dt.timezone.utc)
+        fetched = dt.datetime.fromisoformat(pf["fetched_at"]).astimezone(dt.UTC)
         text += f" (fetched {fetched:%Y-%m-%d %H:%M} UTC)"
         if pf["pending_days"]:
             text += f"; {pf['pending_days']} day(s) to fetch"
@@ -128,8 +143,10 @@ def test_periods_past_retention_say_cannot_be_fetched(env):
     oldest = clock.today() - dt.timedelta(days=60)
     missing_amazon = (oldest - start).days
     warnings = [w.value for w in at.warning if w.value.startswith("Amazon Ads:")]
-    assert warnings == [f"Amazon Ads: {missing_amazon} day(s) of {start}..{oldest - dt.timedelta(days=1)} cannot be "
-                        "fetched any more (Amazon Ads keeps 60 days); a refresh cannot fix them."]
+    assert warnings == [
+        f"Amazon Ads: {missing_amazon} day(s) of {start}..{oldest - dt.timedelta(days=1)} cannot be "
+        "fetched any more (Amazon Ads keeps 60 days); a refresh cannot fix them."
+    ]
     [chip] = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Amazon Ads: 3000000001")]
     assert f"; {missing_amazon} day(s) before {oldest} cannot be fetched any more (Amazon Ads keeps 60 days)" in chip
     assert "run a refresh" not in chip

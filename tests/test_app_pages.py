@@ -1,5 +1,6 @@
 """AppTest: the other pages (portfolio, revenue, accounts, history), page switches, the access
 gate and errors. Rendered values equal the service layer's for the same data."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,19 +8,18 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from decimal import Decimal
 
 import pytest
 import streamlit as st
+from browser_support import FAST_ENV, ROOT, app_state, make_demo_db
 from streamlit.testing.v1 import AppTest
 
-from browser_support import FAST_ENV, ROOT, app_state, make_demo_db
-from ui.colors import PLATFORM_COLORS
 from fetchers.specs import PLATFORM_IDS, SPECS
 from service import dashboard as dash
 from service.accounts import export_mapping_csv
 from storage.db import SpendStore
+from ui.colors import PLATFORM_COLORS
 from ui.format import money
 
 APP = str(ROOT / "app.py")
@@ -27,7 +27,7 @@ PORTFOLIO = "pages/2_Portfolio_and_coverage.py"
 REVENUE = "pages/3_Revenue_impact.py"
 ACCOUNTS = "pages/4_Accounts.py"
 HISTORY = "pages/5_Refresh_history.py"
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 LAST_START, LAST_END = dash.period_for("Last month", TODAY)
 
 
@@ -38,8 +38,9 @@ def demo_db(tmp_path_factory):
         for k, v in FAST_ENV.items():
             mp.setenv(k, v)
         mp.setenv("ADSPEND_TOKEN_CACHE", str(db.parent / "tokens.json"))
-        make_demo_db(db, [("demo-fjord", str(LAST_START), str(LAST_END)),
-                          ("demo-sakura", str(LAST_START), str(LAST_END))])
+        make_demo_db(
+            db, [("demo-fjord", str(LAST_START), str(LAST_END)), ("demo-sakura", str(LAST_START), str(LAST_END))]
+        )
     return db
 
 
@@ -68,9 +69,8 @@ def open_page(page: str) -> AppTest:
 
 
 def frame(at, first_column: str, *more: str) -> list[dict]:
-    df = next(d.value for d in at.dataframe if list(d.value.columns)[:1 + len(more)] == [first_column, *more])
-    return [{k: (f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in r.items()}
-            for r in df.to_dict("records")]
+    df = next(d.value for d in at.dataframe if list(d.value.columns)[: 1 + len(more)] == [first_column, *more])
+    return [{k: (f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in r.items()} for r in df.to_dict("records")]
 
 
 def metrics(at) -> dict[str, str]:
@@ -92,7 +92,7 @@ def test_page_switch_keeps_store_and_period_and_every_page_renders(db):
     for page in (PORTFOLIO, REVENUE, ACCOUNTS, HISTORY, "app.py"):
         ok(at.switch_page(page).run())
         assert not at.error, (page, [e.value for e in at.error])
-        if page in (PORTFOLIO, REVENUE, "app.py"):          # the pages with a period picker
+        if page in (PORTFOLIO, REVENUE, "app.py"):  # the pages with a period picker
             assert at.sidebar.selectbox(key="period").value == "Last 30 days", page
     # back on the store page: the same store and period as chosen before the switches
     assert at.sidebar.selectbox(key="store_id").value == "demo-sakura"
@@ -111,12 +111,14 @@ def test_portfolio_page(db):
     assert m["Live now (credentials set)"] == "0%"
     status = frame(at, "tier", "name")
     assert [(r["tier"], r["name"], r["runs as"]) for r in status] == [
-        (str(SPECS[p].tier), SPECS[p].name, "demo (sandbox) only") for p in
-        sorted(PLATFORM_IDS, key=lambda p: (SPECS[p].tier, PLATFORM_IDS.index(p)))]
+        (str(SPECS[p].tier), SPECS[p].name, "demo (sandbox) only")
+        for p in sorted(PLATFORM_IDS, key=lambda p: (SPECS[p].tier, PLATFORM_IDS.index(p)))
+    ]
     matrix = frame(at, "store", "currency")
     assert [{k: v for k, v in r.items() if k != "pace"} for r in matrix] == [
-        {k: str(v) for k, v in r.items()} for r in dash.portfolio_matrix(store)]
-    assert [r["pace"] for r in matrix] == ["no budget"] * 3          # tests/test_app_alerts.py: with budgets
+        {k: str(v) for k, v in r.items()} for r in dash.portfolio_matrix(store)
+    ]
+    assert [r["pace"] for r in matrix] == ["no budget"] * 3  # tests/test_app_alerts.py: with budgets
     fjord = next(r for r in matrix if r["store"].endswith("(demo-fjord)"))
     assert fjord["Meta"] == "2 · ok" and fjord["LinkedIn"] == "—"
     acme = next(r for r in matrix if r["store"].endswith("(demo-acme)"))
@@ -125,14 +127,20 @@ def test_portfolio_page(db):
     assert m["Total spend (USD)"] == money(spend.total, "USD")
     assert spend.total == sum(spend.by_platform.values()) and spend.total > 0
     rows = frame(at, "platform", "spend", "share")
-    assert rows == [{"platform": SPECS[p].name, "spend": f"{v:.2f}",
-                     "share": f"{(v / spend.total * 100).quantize(Decimal('0.1')):.2f}"}
-                    for p, v in spend.by_platform.items()]
+    assert rows == [
+        {
+            "platform": SPECS[p].name,
+            "spend": f"{v:.2f}",
+            "share": f"{(v / spend.total * 100).quantize(Decimal('0.1')):.2f}",
+        }
+        for p, v in spend.by_platform.items()
+    ]
     # the monthly trend: month labels (never "00:00:00"), fixed platform colours, formatted tooltips
     trend = json.loads(next(c for c in at.get("plotly_chart") if "Monthly" in c.proto.spec).proto.spec)
     assert {tuple(t["x"]) for t in trend["data"]} == {(LAST_START.strftime("%b %Y"),)}
     assert {t["name"]: t["marker"]["color"] for t in trend["data"]} == {
-        SPECS[p].name: PLATFORM_COLORS[p] for p in spend.by_platform}
+        SPECS[p].name: PLATFORM_COLORS[p] for p in spend.by_platform
+    }
     assert all("USD %{y:,.2f}" in t["hovertemplate"] for t in trend["data"])
     assert last_caption(at) == f"portfolio | {LAST_START}..{LAST_END} | USD {dash.fx.format_amount(spend.total, 'USD')}"
     # an editable assumption: the coverage follows it
@@ -141,16 +149,51 @@ def test_portfolio_page(db):
 
 
 PLAN_TABLE = [
-    {"platform": "Meta + Google", "avg client spend / month": "$15,000", "net profit": "20%", "success fee": "20%",
-     "fee / month": "$600", "clients": "1000", "annual revenue": "$7.2M"},
-    {"platform": "TikTok", "avg client spend / month": "$8,000", "net profit": "20%", "success fee": "20%",
-     "fee / month": "$320", "clients": "1000", "annual revenue": "$3.84M"},
-    {"platform": "LinkedIn", "avg client spend / month": "$12,000", "net profit": "20%", "success fee": "20%",
-     "fee / month": "$480", "clients": "1000", "annual revenue": "$5.76M"},
-    {"platform": "Amazon", "avg client spend / month": "$10,000", "net profit": "20%", "success fee": "20%",
-     "fee / month": "$400", "clients": "1000", "annual revenue": "$4.8M"},
-    {"platform": "Microsoft", "avg client spend / month": "$5,000", "net profit": "20%", "success fee": "20%",
-     "fee / month": "$200", "clients": "1000", "annual revenue": "$2.4M"},
+    {
+        "platform": "Meta + Google",
+        "avg client spend / month": "$15,000",
+        "net profit": "20%",
+        "success fee": "20%",
+        "fee / month": "$600",
+        "clients": "1000",
+        "annual revenue": "$7.2M",
+    },
+    {
+        "platform": "TikTok",
+        "avg client spend / month": "$8,000",
+        "net profit": "20%",
+        "success fee": "20%",
+        "fee / month": "$320",
+        "clients": "1000",
+        "annual revenue": "$3.84M",
+    },
+    {
+        "platform": "LinkedIn",
+        "avg client spend / month": "$12,000",
+        "net profit": "20%",
+        "success fee": "20%",
+        "fee / month": "$480",
+        "clients": "1000",
+        "annual revenue": "$5.76M",
+    },
+    {
+        "platform": "Amazon",
+        "avg client spend / month": "$10,000",
+        "net profit": "20%",
+        "success fee": "20%",
+        "fee / month": "$400",
+        "clients": "1000",
+        "annual revenue": "$4.8M",
+    },
+    {
+        "platform": "Microsoft",
+        "avg client spend / month": "$5,000",
+        "net profit": "20%",
+        "success fee": "20%",
+        "fee / month": "$200",
+        "clients": "1000",
+        "annual revenue": "$2.4M",
+    },
 ]
 
 
@@ -167,7 +210,11 @@ def test_revenue_page_defaults_reproduce_the_plan_exactly(db):
     # exact Decimal arithmetic underneath
     totals = dash.revenue_totals(dash.plan_rows())
     assert (totals.spend, totals.fee_per_month, totals.annual, totals.uplift) == (
-        Decimal(50000), Decimal(2000), Decimal(24_000_000), Decimal(16_800_000))
+        Decimal(50000),
+        Decimal(2000),
+        Decimal(24_000_000),
+        Decimal(16_800_000),
+    )
     # 100 clients: a tenth
     at.number_input(key="clients").set_value(100)
     ok(at.run())
@@ -179,14 +226,31 @@ def test_revenue_page_observed_model_equals_the_service(db):
     at = open_page(REVENUE)
     observed, model, n_stores = dash.observed_model(SpendStore(db), LAST_START, LAST_END)
     assert n_stores == 3
-    assert {o.platform for o in observed} == {"meta", "google", "tiktok", "amazon", "pinterest", "linkedin",
-                                              "snapchat", "reddit"}        # tier 3 included
+    assert {o.platform for o in observed} == {
+        "meta",
+        "google",
+        "tiktok",
+        "amazon",
+        "pinterest",
+        "linkedin",
+        "snapchat",
+        "reddit",
+    }  # tier 3 included
     meta = next(o for o in observed if o.platform == "meta")
-    assert meta.clients == 2                                           # fjord and sakura have spend
-    rows = at.dataframe[-1].value.astype(str).to_dict("records")          # the observed table, last
-    assert rows == [{"platform": r.label, "avg client spend / month": dash.usd_short(r.spend), "net profit": "20%",
-                     "success fee": "20%", "fee / month": dash.usd_short(r.fee_per_month),
-                     "clients": str(r.clients), "annual revenue": dash.usd_short(r.annual)} for r in model]
+    assert meta.clients == 2  # fjord and sakura have spend
+    rows = at.dataframe[-1].value.astype(str).to_dict("records")  # the observed table, last
+    assert rows == [
+        {
+            "platform": r.label,
+            "avg client spend / month": dash.usd_short(r.spend),
+            "net profit": "20%",
+            "success fee": "20%",
+            "fee / month": dash.usd_short(r.fee_per_month),
+            "clients": str(r.clients),
+            "annual revenue": dash.usd_short(r.annual),
+        }
+        for r in model
+    ]
     assert metrics(at)["Observed annual revenue"] == dash.usd_short(dash.revenue_totals(model).annual)
     assert at.get("plotly_chart")
 
@@ -201,8 +265,12 @@ def test_accounts_page_add_store_link_unlink_import_export(db):
     at.text_input(key="new_store_ccy").set_value("gbp")
     submit = next(b for b in at.button if b.label == "Save store")
     ok(submit.click().run())
-    assert store.store("shop-42") == {"store_id": "shop-42", "name": "Shop 42", "billing_currency": "GBP",
-                                      "is_demo": False}
+    assert store.store("shop-42") == {
+        "store_id": "shop-42",
+        "name": "Shop 42",
+        "billing_currency": "GBP",
+        "is_demo": False,
+    }
     assert at.success[0].value == "Saved store shop-42 (Shop 42, GBP)."
     # a bad currency is refused and explained
     at.text_input(key="new_store_id").set_value("shop-43")
@@ -262,10 +330,11 @@ def test_credentials_show_names_never_values_and_banner_says_live(db, monkeypatc
 
 def test_accounts_page_warns_ahead_of_credential_expiry(db, monkeypatch):
     import datetime as dt
+
     from service.token_cache import TokenCache
+
     monkeypatch.setenv("META_ACCESS_TOKEN", "EAAB-meta-seen-long-ago")
-    TokenCache().note_seen("meta", "EAAB-meta-seen-long-ago",
-                           dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=50))
+    TokenCache().note_seen("meta", "EAAB-meta-seen-long-ago", dt.datetime.now(dt.UTC) - dt.timedelta(days=50))
     at = open_page(ACCOUNTS)
     warnings = [w.value for w in at.warning if w.value.startswith("Meta:")]
     assert len(warnings) == 1 and "first seen here 50 days ago" in warnings[0]
@@ -303,12 +372,13 @@ def test_password_gate_env(db, monkeypatch):
     at = ok(AppTest.from_file(APP, default_timeout=90).run())
     assert not at.metric and not at.dataframe and not at.sidebar.selectbox
     from ui import login
+
     now = [0.0]
     monkeypatch.setattr(login, "THROTTLE", login.LoginThrottle(clock=lambda: now[0]))
     at.text_input(key="_password").set_value("wrong")
     ok(at.button[0].click().run())
     assert at.error[0].value.startswith("Wrong password.") and not at.metric
-    now[0] += 1                                     # the wait after a failure (tests/test_login_throttle.py)
+    now[0] += 1  # the wait after a failure (tests/test_login_throttle.py)
     at.text_input(key="_password").set_value("correct horse")
     ok(at.button[0].click().run())
     assert at.metric and not any("open to anyone" in c.value for c in at.caption)
@@ -322,7 +392,7 @@ def test_password_gate_from_secrets(db):
 
 
 def test_database_that_cannot_be_opened_shows_a_sentence(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADSPEND_DB", str(tmp_path))          # a directory
+    monkeypatch.setenv("ADSPEND_DB", str(tmp_path))  # a directory
     at = ok(AppTest.from_file(APP, default_timeout=90).run())
     assert at.error[0].value.startswith(f"Could not open the database {tmp_path}. The database cannot be used: ")
     assert "is a directory" in at.error[0].value
@@ -330,8 +400,16 @@ def test_database_that_cannot_be_opened_shows_a_sentence(tmp_path, monkeypatch):
 
 def test_busy_database_shows_a_sentence_not_a_traceback(db, monkeypatch):
     monkeypatch.setenv("ADSPEND_DB_LOCK_TIMEOUT", "0.5")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(20)", str(db)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(20)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         at = ok(AppTest.from_file(APP, default_timeout=90).run())

@@ -9,6 +9,7 @@
     face      ->  service and its own helpers (cli.py, cli_invoice.py, app.py, pages/, ui/), never
                   storage, fetchers or sandbox directly
 """
+
 from __future__ import annotations
 
 import ast
@@ -37,7 +38,7 @@ def _layer(path: Path) -> str | None:
         return top
     if top in ("ui", "pages") or (len(rel.parts) == 1 and rel.stem in FACE_MODULES):
         return "face"
-    return None         # tests, bench, scripts: free to reach any layer
+    return None  # tests, bench, scripts: free to reach any layer
 
 
 def _package(path: Path) -> list[str]:
@@ -66,8 +67,11 @@ def _modules() -> list[Path]:
     files = []
     for p in sorted(ROOT.rglob("*.py")):
         rel = p.relative_to(ROOT)
-        if rel.parts[0].startswith(".") or rel.parts[0] in ("tests", "bench", "scripts", "data") \
-                or "__pycache__" in rel.parts:
+        if (
+            rel.parts[0].startswith(".")
+            or rel.parts[0] in ("tests", "bench", "scripts", "data")
+            or "__pycache__" in rel.parts
+        ):
             continue
         files.append(p)
     return files
@@ -90,23 +94,30 @@ def test_the_layers_import_only_what_the_rules_allow():
     modules = _modules()
     assert {_layer(p) for p in modules} >= {"fetchers", "sandbox", "storage", "service", "face"}
     found = violations(modules)
-    assert not found, ("imports that break the layer rules (tests/test_architecture.py docstring):\n    "
-                       + "\n    ".join(found))
+    assert not found, (
+        "imports that break the layer rules (tests/test_architecture.py docstring):\n    " + "\n    ".join(found)
+    )
 
 
-@pytest.mark.parametrize("where, source, expected", [
-    ("ui/x.py", "from storage.db import SpendStore\n", ["ui/x.py:1: face imports storage.db"]),
-    ("pages/9_X.py", "def f():\n    import fetchers.core\n", ["pages/9_X.py:2: face imports fetchers.core"]),
-    ("cli.py", "from service import facade\n", []),
-    ("fetchers/x.py", "from ..storage import db\n", ["fetchers/x.py:1: fetchers imports storage"]),
-    ("fetchers/x.py", "from . import core\nimport httpx\n", []),
-    ("sandbox/x.py", "from fetchers.specs import SPECS\n", ["sandbox/x.py:1: sandbox imports fetchers.specs"]),
-    ("storage/x.py", "import streamlit as st\n", ["storage/x.py:1: storage imports streamlit"]),
-    ("storage/x.py", "from service.fx import quote\nfrom fetchers import clock\n",
-     ["storage/x.py:1: storage imports service.fx"]),
-    ("service/x.py", "from ui import bootstrap\n", ["service/x.py:1: service imports ui"]),
-    ("service/x.py", "from storage.db import SpendStore\nfrom fetchers import clock\n", []),
-])
+@pytest.mark.parametrize(
+    "where, source, expected",
+    [
+        ("ui/x.py", "from storage.db import SpendStore\n", ["ui/x.py:1: face imports storage.db"]),
+        ("pages/9_X.py", "def f():\n    import fetchers.core\n", ["pages/9_X.py:2: face imports fetchers.core"]),
+        ("cli.py", "from service import facade\n", []),
+        ("fetchers/x.py", "from ..storage import db\n", ["fetchers/x.py:1: fetchers imports storage"]),
+        ("fetchers/x.py", "from . import core\nimport httpx\n", []),
+        ("sandbox/x.py", "from fetchers.specs import SPECS\n", ["sandbox/x.py:1: sandbox imports fetchers.specs"]),
+        ("storage/x.py", "import streamlit as st\n", ["storage/x.py:1: storage imports streamlit"]),
+        (
+            "storage/x.py",
+            "from service.fx import quote\nfrom fetchers import clock\n",
+            ["storage/x.py:1: storage imports service.fx"],
+        ),
+        ("service/x.py", "from ui import bootstrap\n", ["service/x.py:1: service imports ui"]),
+        ("service/x.py", "from storage.db import SpendStore\nfrom fetchers import clock\n", []),
+    ],
+)
 def test_the_rules_catch_an_offending_import(tmp_path, monkeypatch, where, source, expected):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     path = tmp_path / where

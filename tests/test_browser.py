@@ -2,6 +2,7 @@
 port with a FRESH database. Demo stores appear already fetched (first start), the first widget
 change on the fresh server takes effect, Refresh shows progress, and the totals and the CSV
 download equal `cli.py spend --json`. Screenshots of every page go to test-artifacts/ (gitignored)."""
+
 from __future__ import annotations
 
 import csv
@@ -14,31 +15,53 @@ import sys
 import urllib.request
 
 import pytest
+from browser_support import (  # noqa: F401
+    ARTIFACTS,
+    FAST_ENV,
+    ROOT,
+    browser,
+    fresh_server,
+    go_to,
+    metric_value,
+    no_exception,
+    page,
+    pick_sidebar_option,
+    screenshot,
+    wait_caption,
+)
 
-from browser_support import (ARTIFACTS, FAST_ENV, ROOT, browser, fresh_server, go_to, metric_value,  # noqa: F401
-                             no_exception, page, pick_sidebar_option, screenshot, wait_caption)
 from service import dashboard as dash
 
 pytestmark = pytest.mark.browser
 
 
 def cli_json(db, *args) -> dict:
-    out = subprocess.run([sys.executable, "cli.py", "--db", str(db), *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, env={**__import__("os").environ, **FAST_ENV})
+    out = subprocess.run(
+        [sys.executable, "cli.py", "--db", str(db), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, **FAST_ENV},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
 def sandbox_config(url: str, cfg: dict) -> None:
-    req = urllib.request.Request(f"{url}/_sandbox/config", data=json.dumps(cfg).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}/_sandbox/config",
+        data=json.dumps(cfg).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         assert r.status == 200
 
 
 def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_path):
     url, db = fresh_server
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     start, end = dash.period_for("Last month", today)
 
     # the grid's own "Download as CSV" uses the File System Access API when present; without it,
@@ -62,8 +85,9 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     assert metric_value(page, "Total spend (EUR)").startswith("EUR ")
 
     # slow the sandbox a little so the progress is visible while the refresh runs
-    sandbox_config(sandbox_url, {"latency_ms": {p: [250, 400] for p in ("meta", "google", "tiktok", "amazon",
-                                                                       "pinterest")}})
+    sandbox_config(
+        sandbox_url, {"latency_ms": {p: [250, 400] for p in ("meta", "google", "tiktok", "amazon", "pinterest")}}
+    )
     page.get_by_role("button", name="Refresh").click()
     page.get_by_text("Refreshing Blue Fjord Apparel (demo)").wait_for()
     page.get_by_text(re.compile(r"\d of 6 accounts finished")).first.wait_for()
@@ -79,8 +103,11 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     shown = metric_value(page, "Total spend (EUR)")
     assert shown == "EUR " + f"{__import__('decimal').Decimal(doc['total_spend']):,}"
     wait_caption(page, f"total EUR {doc['total_spend']} | complete true")
-    chips = page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]').filter(
-        has_text="Meta: ok").first.inner_text()
+    chips = (
+        page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]')
+        .filter(has_text="Meta: ok")
+        .first.inner_text()
+    )
     for pid in doc["platforms"]:
         assert f"{dash.SPECS[pid].name}: ok" in chips
 
@@ -106,12 +133,16 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     screenshot(page, "04_store_spend_table")
 
     # every page renders in the browser; screenshots for the record
-    for n, (label, caption) in enumerate([("Portfolio & coverage", f"portfolio | {start}..{end} | USD"),
-                                          ("Revenue impact", f"revenue | {start}..{end} | clients 1000"),
-                                          ("Accounts", "accounts | 3 stores | 21 links"),
-                                          ("Refresh history", "history | run "),
-                                          ("Store spend", f"store demo-fjord | {start}..{end} | total EUR "
-                                                          f"{doc['total_spend']}")], start=5):
+    for n, (label, caption) in enumerate(
+        [
+            ("Portfolio & coverage", f"portfolio | {start}..{end} | USD"),
+            ("Revenue impact", f"revenue | {start}..{end} | clients 1000"),
+            ("Accounts", "accounts | 3 stores | 21 links"),
+            ("Refresh history", "history | run "),
+            ("Store spend", f"store demo-fjord | {start}..{end} | total EUR {doc['total_spend']}"),
+        ],
+        start=5,
+    ):
         go_to(page, label)
         wait_caption(page, caption)
         no_exception(page)

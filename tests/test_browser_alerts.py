@@ -4,15 +4,25 @@ The database holds every kind of alert for demo-acme as of 2026-03-18 (tests/tes
 make_db); the server's clock is pinned with ADSPEND_TODAY=2026-03-19. In the browser: go to the
 Alerts page, see as many alerts as `cli.py alerts --json` and filter by kind. The browser runs
 in a worker thread with its own Playwright (see tests/test_browser_invoicing.py for why)."""
+
 from __future__ import annotations
 
 import json
 import threading
 
 import pytest
-
-from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, cli, go_to, no_exception, require_chromium,
-                             run_streamlit, screenshot, wait_caption)
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    cli,
+    go_to,
+    no_exception,
+    require_chromium,
+    run_streamlit,
+    screenshot,
+    wait_caption,
+)
 from test_app_alerts import TODAY, make_db
 
 pytestmark = pytest.mark.browser
@@ -24,8 +34,9 @@ def in_thread(fn, *args):
     def work():
         try:
             out["value"] = fn(*args)
-        except BaseException as exc:    # noqa: BLE001 - re-raised below
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
             out["error"] = exc
+
     t = threading.Thread(target=work, name="browser-alerts")
     t.start()
     t.join()
@@ -36,6 +47,7 @@ def in_thread(fn, *args):
 
 def drive(url: str, total: int) -> None:
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

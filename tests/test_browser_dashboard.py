@@ -3,20 +3,35 @@
 arrow, the URL holds store, period and comparison (and a link opens the same view), nothing of the
 tests' state is visible, and at 420 px the sidebar closes after a pick. Screenshots of every page
 at 1440 and 420 px go to test-artifacts/ (gitignored)."""
+
 from __future__ import annotations
 
 import csv
 import io
 
 import pytest
-
-from browser_support import (ARTIFACTS, browser, main_area, metric_value, no_exception,  # noqa: F401
-                             pick_sidebar_option, run_streamlit, screenshot, wait_caption)
+from browser_support import (  # noqa: F401
+    ARTIFACTS,
+    browser,
+    main_area,
+    metric_value,
+    no_exception,
+    pick_sidebar_option,
+    run_streamlit,
+    screenshot,
+    wait_caption,
+)
 from test_dashboard_views import build_store
 
 pytestmark = pytest.mark.browser
-PAGES = [("", "store s1 | "), ("Portfolio_and_coverage", "portfolio | "), ("Revenue_impact", "revenue | "),
-         ("Accounts", "accounts | "), ("Refresh_history", "history"), ("Invoicing", "invoicing | ")]
+PAGES = [
+    ("", "store s1 | "),
+    ("Portfolio_and_coverage", "portfolio | "),
+    ("Revenue_impact", "revenue | "),
+    ("Accounts", "accounts | "),
+    ("Refresh_history", "history"),
+    ("Invoicing", "invoicing | "),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +56,18 @@ def wide(browser):
 
 def test_drop_down_arrow_url_state_and_no_test_text(server, wide):
     page = wide
-    page.add_init_script("delete window.showSaveFilePicker;")     # the grid's CSV: an ordinary download
+    page.add_init_script("delete window.showSaveFilePicker;")  # the grid's CSV: an ordinary download
     page.goto(server)
-    wait_caption(page, "store s1 | 2026-09-01..2026-09-30 | total USD 4503.15 | complete true | compare "
-                       "previous_period shown")
+    wait_caption(
+        page, "store s1 | 2026-09-01..2026-09-30 | total USD 4503.15 | complete true | compare previous_period shown"
+    )
     no_exception(page)
     screenshot(page, "i16_1440_store")
-    delta = page.locator('[data-testid="stMetric"]').filter(has_text="Total spend (USD)").locator(
-        '[data-testid="stMetricDelta"]')
+    delta = (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text="Total spend (USD)")
+        .locator('[data-testid="stMetricDelta"]')
+    )
     assert delta.inner_text().strip() == "USD -148.40"
     assert delta.locator('[data-testid="stMetricDeltaIcon-Down"]').count() == 1
     assert delta.locator('[data-testid="stMetricDeltaIcon-Up"]').count() == 0
@@ -66,15 +85,18 @@ def test_drop_down_arrow_url_state_and_no_test_text(server, wide):
     text = open(dl.value.path(), encoding="utf-8-sig").read()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["platform / account"].strip(), r["spend"], r["previous"], r["Δ"], r["Δ %"]) for r in rows] == [
-        ("Meta", "3003", "2791.55", "211.45", "7.6"), ("↳ 111 · Meta main", "3003", "2791.55", "211.45", "7.6"),
+        ("Meta", "3003", "2791.55", "211.45", "7.6"),
+        ("↳ 111 · Meta main", "3003", "2791.55", "211.45", "7.6"),
         ("Google Ads", "1500.15", "1860", "-359.85", "-19.3"),
-        ("↳ 222 · google acct", "1500.15", "1860", "-359.85", "-19.3")]
+        ("↳ 222 · google acct", "1500.15", "1860", "-359.85", "-19.3"),
+    ]
     # a change goes into the URL; the URL opens the same view in a new tab
     pick_sidebar_option(page, "Compare with", "Same period last year")
     wait_caption(page, "compare last_year none")
     page.wait_for_function("() => location.search.includes('compare=last_year')")
-    assert page.get_by_text("No comparison: 2025-09-01 to 2025-09-30 lacks Meta (not configured), Google Ads "
-                            "(not configured).").is_visible()
+    assert page.get_by_text(
+        "No comparison: 2025-09-01 to 2025-09-30 lacks Meta (not configured), Google Ads (not configured)."
+    ).is_visible()
     shared = page.url
     other = page.context.new_page()
     other.goto(shared.replace("start=2026-09-01", "start=2026-09-10").replace("end=2026-09-30", "end=2026-09-16"))
@@ -82,7 +104,7 @@ def test_drop_down_arrow_url_state_and_no_test_text(server, wide):
     other.close()
 
 
-@pytest.mark.parametrize("width", [420])     # 1440 px: test_browser.py takes every page at 1400 px
+@pytest.mark.parametrize("width", [420])  # 1440 px: test_browser.py takes every page at 1400 px
 def test_every_page_renders_screenshots(server, browser, width):
     ctx = browser.new_context(viewport={"width": width, "height": 2200 if width > 500 else 2600})
     pg = ctx.new_page()
@@ -105,12 +127,14 @@ def test_narrow_screen_sidebar_closes_after_a_pick(server, browser):
         pg.goto(f"{server}/?store=s1")
         wait_caption(pg, "store s1 | ")
         sidebar = pg.locator('[data-testid="stSidebar"]')
-        assert sidebar.bounding_box()["x"] < 0                     # closed on a narrow screen
+        assert sidebar.bounding_box()["x"] < 0  # closed on a narrow screen
         pg.locator('[data-testid="stExpandSidebarButton"]').click()
         pg.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().x >= 0")
         pick_sidebar_option(pg, "Period", "Last 7 days")
         wait_caption(pg, "store s1 | 2026-10-08..2026-10-14 | ")
-        pg.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0")
+        pg.wait_for_function(
+            "() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0"
+        )
         assert pg.locator('[data-testid="stMetric"]').filter(has_text="Total spend (USD)").is_visible()
         screenshot(pg, "i16_420_after_pick")
     finally:

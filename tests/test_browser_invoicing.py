@@ -10,15 +10,24 @@ runs an event loop in the thread that started it, which would block the refresh'
 (and a second Playwright) in the main thread. So this module leaves nothing running behind it and
 works whether or not another module's session-wide browser is alive.
 """
+
 from __future__ import annotations
 
 import re
 import threading
 
 import pytest
-
-from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, go_to, no_exception, require_chromium,
-                             run_streamlit, screenshot, wait_caption)
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    go_to,
+    no_exception,
+    require_chromium,
+    run_streamlit,
+    screenshot,
+    wait_caption,
+)
 from test_invoices import MIXED, setup_store
 
 pytestmark = pytest.mark.browser
@@ -31,8 +40,9 @@ def in_thread(fn, *args):
     def work():
         try:
             out["value"] = fn(*args)
-        except BaseException as exc:    # noqa: BLE001 - re-raised below
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
             out["error"] = exc
+
     t = threading.Thread(target=work, name="browser-invoicing")
     t.start()
     t.join()
@@ -61,6 +71,7 @@ def download(page, name: str, to) -> bytes:
 def drive(url: str, downloads) -> dict[str, bytes]:
     """The browser session: month overview, all-stores download, finalize, invoice download."""
     from playwright.sync_api import sync_playwright
+
     got: dict[str, bytes] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -91,8 +102,13 @@ def drive(url: str, downloads) -> dict[str, bytes]:
             wait_caption(page, "invoicing | 2025-12-01..2025-12-31 | 2 stores | ready 1 | finalized 1 | not ready 0")
             page.get_by_text("Finalized INV-000001: USD 31,665.86").wait_for()
             # the detail shows the invoice as invoiced
-            assert page.locator('[data-testid="stMetric"]').filter(has_text="Invoiced (USD)").locator(
-                '[data-testid="stMetricValue"]').inner_text() == "USD 31,665.86"
+            assert (
+                page.locator('[data-testid="stMetric"]')
+                .filter(has_text="Invoiced (USD)")
+                .locator('[data-testid="stMetricValue"]')
+                .inner_text()
+                == "USD 31,665.86"
+            )
             no_exception(page)
             screenshot(page, "invoicing_finalized")
             got["invoice"] = download(page, "Download INV-000001", downloads)
@@ -107,8 +123,12 @@ def test_invoicing_page_downloads_all_stores_and_finalizes(sandbox, sandbox_env,
     pytest.importorskip("playwright.sync_api")
     in_thread(setup_store, run_cli, tmp_path, MIXED + [("s2", "Second Shop", "meta", "1000000002", "EUR")])
     expected_all = tmp_path / "expected_all.csv"
-    assert in_thread(run_cli, "export", "--all", "--start", "2025-12-01", "--end", "2025-12-31",
-                     "--out", expected_all).returncode == 0
+    assert (
+        in_thread(
+            run_cli, "export", "--all", "--start", "2025-12-01", "--end", "2025-12-31", "--out", expected_all
+        ).returncode
+        == 0
+    )
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
@@ -119,7 +139,8 @@ def test_invoicing_page_downloads_all_stores_and_finalizes(sandbox, sandbox_env,
     text = got["all"].decode("utf-8")
     assert text.splitlines()[0] == (
         "store_id,store_name,period_start,period_end,platform,account_id,account_name,account_currency,spend,"
-        "fx_rate,billing_currency,billing_amount,day_basis,status")
+        "fx_rate,billing_currency,billing_amount,day_basis,status"
+    )
     assert "s1,Mixed Shop,2025-12-01,2025-12-31,TOTAL,,,,,,USD,31665.86,,ok" in text.splitlines()
     exported = tmp_path / "inv1.csv"
     assert in_thread(run_cli, "invoice", "export", "--number", "INV-000001", "--out", exported).returncode == 0

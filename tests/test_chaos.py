@@ -7,6 +7,7 @@ day (generation 1) and a full refresh runs under chaos. Every store x platform m
 ``ok`` with exactly the sandbox's new totals, or ``failed`` with a reason and, day by day, the
 earlier figure kept wherever the new fetch failed: never a wrong number, never a silent zero.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,9 +27,9 @@ from fetchers.specs import PLATFORM_IDS, SPECS
 pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 END = TODAY - dt.timedelta(days=1)
-START = END - dt.timedelta(days=9)          # 10 days: one window per account on every platform
+START = END - dt.timedelta(days=9)  # 10 days: one window per account on every platform
 N_STORES = 50
 CENT = Decimal("0.01")
 
@@ -37,10 +38,17 @@ def _account_ids(i: int) -> dict[str, str]:
     """Store i's account on each platform, in each platform's real id form (stored form). Every id
     ends in 7, so none ends in a sandbox currency code: all USD, no exchange rates involved."""
     n = f"{i:03d}7"
-    return {"meta": f"100010{n}", "google": f"123400{n}", "tiktok": f"710000000000{n}",
-            "linkedin": f"urn:li:sponsoredAccount:6{n}", "amazon": f"331245670{n}",
-            "microsoft": f"4100{n}", "snapchat": f"8f2a6c1e-0000-4000-8000-00000000{n}",
-            "pinterest": f"5490000{n}", "reddit": f"a2_chaos{n}"}
+    return {
+        "meta": f"100010{n}",
+        "google": f"123400{n}",
+        "tiktok": f"710000000000{n}",
+        "linkedin": f"urn:li:sponsoredAccount:6{n}",
+        "amazon": f"331245670{n}",
+        "microsoft": f"4100{n}",
+        "snapchat": f"8f2a6c1e-0000-4000-8000-00000000{n}",
+        "pinterest": f"5490000{n}",
+        "reddit": f"a2_chaos{n}",
+    }
 
 
 STORES = {f"c{i:02d}": _account_ids(i) for i in range(1, N_STORES + 1)}
@@ -52,8 +60,14 @@ def chaos_env(monkeypatch):
     local, unserved ``Sandbox`` answers the exact totals (its data is deterministic)."""
     from sandbox.credentials import sandbox_env
     from sandbox.server import Sandbox
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "sandbox", "--port", "0"], cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "sandbox", "--port", "0"],
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         url = line.split(" on ", 1)[1].split()[0]
@@ -79,9 +93,12 @@ class Remote:
         self.url = url
 
     def _call(self, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode() if body is not None else None,
-                                     method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method="POST" if body is not None else "GET",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
@@ -94,8 +111,10 @@ class Remote:
 
 def _import(tmp_path, run_cli):
     csv = tmp_path / "chaos.csv"
-    csv.write_text("store_id,store_name,platform,account_id\n" + "".join(
-        f"{sid},Chaos {sid},{p},{a}\n" for sid, accs in STORES.items() for p, a in accs.items()))
+    csv.write_text(
+        "store_id,store_name,platform,account_id\n"
+        + "".join(f"{sid},Chaos {sid},{p},{a}\n" for sid, accs in STORES.items() for p, a in accs.items())
+    )
     r = run_cli("accounts", "import", csv)
     assert r.returncode == 0, r
 
@@ -111,11 +130,20 @@ def _expected_days(sandbox, platform, account) -> dict[dt.date, Decimal]:
 
 def _stored(db_path):
     from storage.db import SpendStore
+
     store = SpendStore(db_path)
-    days = {(p, a, d): amt for p, a, d, amt in store.query(
-        "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ?", [START, END])}
-    failed = {(p, a, d): err for p, a, d, err in store.query(
-        "SELECT platform, account_id, day, error FROM fetch_failures WHERE day BETWEEN ? AND ?", [START, END])}
+    days = {
+        (p, a, d): amt
+        for p, a, d, amt in store.query(
+            "SELECT platform, account_id, day, amount FROM daily_spend WHERE day BETWEEN ? AND ?", [START, END]
+        )
+    }
+    failed = {
+        (p, a, d): err
+        for p, a, d, err in store.query(
+            "SELECT platform, account_id, day, error FROM fetch_failures WHERE day BETWEEN ? AND ?", [START, END]
+        )
+    }
     return days, failed
 
 
@@ -124,10 +152,15 @@ def _seed_earlier_data(db_path, sandbox) -> dict:
     generation-0 figures), written straight into the store: the chaos run's "earlier data"."""
     from sandbox import data
     from storage.db import SpendStore, WindowWrite
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     old = {(p, a): _expected_days(sandbox, p, a) for accs in STORES.values() for p, a in accs.items()}
-    SpendStore(db_path).write_windows([WindowWrite(p, a, START, END, per_day, data.account_currency(a), "seed", now)
-                                       for (p, a), per_day in old.items()])
+    SpendStore(db_path).write_windows(
+        [
+            WindowWrite(p, a, START, END, per_day, data.account_currency(a), "seed", now)
+            for (p, a), per_day in old.items()
+        ]
+    )
     return old
 
 
@@ -147,7 +180,7 @@ def test_chaos_every_platform_ok_and_exact_or_failed_with_reason(tmp_path, run_c
     results = {(x["store_id"], x["platform"]): x for x in doc["results"]}
     assert len(results) == N_STORES * len(PLATFORM_IDS)
     new = {(p, a): _expected_days(sandbox, p, a) for accs in STORES.values() for p, a in accs.items()}
-    assert all(new[k] != old[k] for k in new)          # the restatement really changed every account
+    assert all(new[k] != old[k] for k in new)  # the restatement really changed every account
     days, failed = _stored(db_path)
     # every day of every account is still there (nothing deleted), and holds either the new figure
     # (fetched in this run) or, exactly where this run's fetch failed, the earlier one
@@ -194,6 +227,7 @@ def test_chaos_every_platform_ok_and_exact_or_failed_with_reason(tmp_path, run_c
 
 def _fault_sequence(seed: int, platform: str, account: str, n: int) -> list:
     from sandbox.common import CHAOS_KINDS, Context
+
     ctx = Context()
     ctx.configure({"chaos": {"seed": seed, "rate": 0.2, "token_min_uses": 0}})
     return [ctx.take_fault(platform, account, CHAOS_KINDS) for _ in range(n)]
@@ -201,6 +235,7 @@ def _fault_sequence(seed: int, platform: str, account: str, n: int) -> list:
 
 def test_chaos_is_deterministic_per_seed_and_account_whatever_the_interleaving():
     from sandbox.common import CHAOS_KINDS, Context
+
     a = _fault_sequence(7, "tiktok", "7100000000000001", 200)
     assert a == _fault_sequence(7, "tiktok", "7100000000000001", 200)
     assert a != _fault_sequence(8, "tiktok", "7100000000000001", 200)
@@ -219,6 +254,7 @@ def test_chaos_is_deterministic_per_seed_and_account_whatever_the_interleaving()
     assert set(faults) == set(CHAOS_KINDS)
     # a platform without a refresh grant is never sent expired_token by chaos (it could not recover)
     from sandbox.server import Sandbox
+
     sb = Sandbox()
     assert {"meta", "tiktok"} <= sb.ctx.static_token_platforms
     sb.ctx.configure({"chaos": {"seed": 3, "rate": 1.0}})
@@ -236,8 +272,9 @@ def test_chaos_reaches_every_platform(sandbox, sandbox_env, monkeypatch, tmp_pat
     """At rate 1 with only 5xx, every platform's API answers 5xx and the refresh fails with a reason."""
     monkeypatch.setenv("ADSPEND_RETRY_BASE_SECONDS", "0.001")
     csv = tmp_path / "one.csv"
-    csv.write_text("store_id,store_name,platform,account_id\n" +
-                   "".join(f"s1,One,{p},{a}\n" for p, a in _account_ids(1).items()))
+    csv.write_text(
+        "store_id,store_name,platform,account_id\n" + "".join(f"s1,One,{p},{a}\n" for p, a in _account_ids(1).items())
+    )
     assert run_cli("accounts", "import", csv).returncode == 0
     sandbox.ctx.configure({"chaos": {"seed": 1, "rate": 1.0, "kinds": ["5xx"]}})
     r = run_cli("refresh", "--store", "s1", "--start", START.isoformat(), "--end", END.isoformat(), "--json")
@@ -246,7 +283,9 @@ def test_chaos_reaches_every_platform(sandbox, sandbox_env, monkeypatch, tmp_pat
     assert {p: x["status"] for p, x in out.items()} == {p: "failed" for p in PLATFORM_IDS}
     assert all(x["error"] for x in out.values())
     assert set(sandbox.ctx.requests) == set(PLATFORM_IDS)
-    doc = json.loads(run_cli("spend", "--store", "s1", "--start", START.isoformat(), "--end",
-                             END.isoformat(), "--json").stdout)
-    assert {p: (x["status"], bool(x.get("error"))) for p, x in doc["platforms"].items()} == \
-        {p: ("failed", True) for p in PLATFORM_IDS}
+    doc = json.loads(
+        run_cli("spend", "--store", "s1", "--start", START.isoformat(), "--end", END.isoformat(), "--json").stdout
+    )
+    assert {p: (x["status"], bool(x.get("error"))) for p, x in doc["platforms"].items()} == {
+        p: ("failed", True) for p in PLATFORM_IDS
+    }

@@ -6,13 +6,13 @@ DuckDB lets one process open a file at a time, so every operation here opens the
 retries with backoff while another process holds it, and gives up after ADSPEND_DB_LOCK_TIMEOUT
 seconds with one plain sentence (exit 1), never a traceback.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,16 +22,23 @@ import pytest
 pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 END = TODAY - dt.timedelta(days=1)
-START = END - dt.timedelta(days=89)     # 90 days: TikTok and LinkedIn in 3 windows each
-ACCOUNTS = [("meta", "1000000021"), ("tiktok", "7100000000000021"), ("tiktok", "7100000000000022"),
-            ("linkedin", "urn:li:sponsoredAccount:500021"), ("google", "1234567021")]
+START = END - dt.timedelta(days=89)  # 90 days: TikTok and LinkedIn in 3 windows each
+ACCOUNTS = [
+    ("meta", "1000000021"),
+    ("tiktok", "7100000000000021"),
+    ("tiktok", "7100000000000022"),
+    ("linkedin", "urn:li:sponsoredAccount:500021"),
+    ("google", "1234567021"),
+]
 
-HOLDER = ("import duckdb, sys, time\n"
-          "con = duckdb.connect(sys.argv[1])\n"
-          "print('holding', flush=True)\n"
-          "time.sleep(float(sys.argv[2]))\n")
+HOLDER = (
+    "import duckdb, sys, time\n"
+    "con = duckdb.connect(sys.argv[1])\n"
+    "print('holding', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
 
 
 @pytest.fixture
@@ -45,8 +52,9 @@ def imported(tmp_path, run_cli, sandbox_env):
 
 def _hold(db_path, seconds: float) -> subprocess.Popen:
     """Another process that opens the database file and keeps it for ``seconds``."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path), str(seconds)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db_path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "holding"
     return proc
 
@@ -62,16 +70,21 @@ def test_a_writer_that_cannot_get_the_file_gets_one_plain_sentence(imported, run
     holder = _hold(db_path, 60)
     try:
         period = ["--start", START.isoformat(), "--end", END.isoformat()]
-        for args in (["refresh", "--store", "s1", *period], ["spend", "--store", "s1", *period, "--json"],
-                     ["accounts", "import", str(imported)],
-                     ["export", "--store", "s1", *period, "--out", str(tmp_path / "x.csv"), "--allow-incomplete"]):
+        for args in (
+            ["refresh", "--store", "s1", *period],
+            ["spend", "--store", "s1", *period, "--json"],
+            ["accounts", "import", str(imported)],
+            ["export", "--store", "s1", *period, "--out", str(tmp_path / "x.csv"), "--allow-incomplete"],
+        ):
             r = run_cli(*args)
             assert r.returncode == 1, (args, r)
             lines = r.stderr.strip().splitlines()
             assert len(lines) == 1, (args, r.stderr)
             assert "Traceback" not in r.stderr and r.stdout == ""
-            assert lines[0] == (f"error: the database {db_path} is in use by another process (waited 0.5 s); "
-                                "try again when the other refresh has finished"), args
+            assert lines[0] == (
+                f"error: the database {db_path} is in use by another process (waited 0.5 s); "
+                "try again when the other refresh has finished"
+            ), args
         assert not (tmp_path / "x.csv").exists()
     finally:
         _release(holder)
@@ -83,16 +96,38 @@ def test_a_writer_that_cannot_get_the_file_gets_one_plain_sentence(imported, run
 def test_a_subprocess_cli_too_gets_one_line_and_exit_1(imported, db_path, sandbox_env):
     holder = _hold(db_path, 60)
     try:
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}, **sandbox_env,
-               "ADSPEND_DB_LOCK_TIMEOUT": "1"}
-        r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "refresh", "--store", "s1",
-                            "--start", START.isoformat(), "--end", END.isoformat()],
-                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=60)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+            **sandbox_env,
+            "ADSPEND_DB_LOCK_TIMEOUT": "1",
+        }
+        r = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "cli.py"),
+                "--db",
+                str(db_path),
+                "refresh",
+                "--store",
+                "s1",
+                "--start",
+                START.isoformat(),
+                "--end",
+                END.isoformat(),
+            ],
+            cwd=str(ROOT),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         _release(holder)
     assert r.returncode == 1, r
-    assert r.stderr.strip().splitlines() == [f"error: the database {db_path} is in use by another process (waited 1 s); "
-                                             "try again when the other refresh has finished"]
+    assert r.stderr.strip().splitlines() == [
+        f"error: the database {db_path} is in use by another process (waited 1 s); "
+        "try again when the other refresh has finished"
+    ]
 
 
 def test_the_wait_is_bounded_but_real(imported, run_cli, db_path, monkeypatch):
@@ -107,8 +142,9 @@ def test_the_wait_is_bounded_but_real(imported, run_cli, db_path, monkeypatch):
     assert r.json()["store_id"] == "s1"
 
 
-def test_refresh_and_readers_at_once_neither_corrupts_the_other(imported, run_cli, sandbox, sandbox_env, db_path,
-                                                                monkeypatch):
+def test_refresh_and_readers_at_once_neither_corrupts_the_other(
+    imported, run_cli, sandbox, sandbox_env, db_path, monkeypatch
+):
     """While another process refreshes: the CLI's spend, the dashboard's read models and the
     dashboard page itself (AppTest) all keep working, and every figure they can see is exact."""
     import streamlit as st
@@ -119,21 +155,46 @@ def test_refresh_and_readers_at_once_neither_corrupts_the_other(imported, run_cl
     from storage.db import SpendStore
 
     # the refresh (another process) takes a few seconds: TikTok paced at two requests a second
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}, **sandbox_env,
-           "TIKTOK_REQUESTS_PER_MINUTE": "120", "LINKEDIN_REQUESTS_PER_MINUTE": "120"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "refresh", "--store", "s1",
-                             "--start", START.isoformat(), "--end", END.isoformat()],
-                            cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    expected = {(p, a): {dt.date.fromisoformat(d): Decimal(v)
-                         for d, v in sandbox.sandbox.expected_total(p, a, START, END)["days"].items()}
-                for p, a in ACCOUNTS}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+        **sandbox_env,
+        "TIKTOK_REQUESTS_PER_MINUTE": "120",
+        "LINKEDIN_REQUESTS_PER_MINUTE": "120",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "--db",
+            str(db_path),
+            "refresh",
+            "--store",
+            "s1",
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+        ],
+        cwd=str(ROOT),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    expected = {
+        (p, a): {
+            dt.date.fromisoformat(d): Decimal(v)
+            for d, v in sandbox.sandbox.expected_total(p, a, START, END)["days"].items()
+        }
+        for p, a in ACCOUNTS
+    }
     reads = renders = 0
     seen_partial = False
     monkeypatch.setenv("ADSPEND_DB", str(db_path))
     st.cache_resource.clear()
     try:
         while proc.poll() is None:
-            if reads == 1:          # the dashboard page, once the refresh is under way
+            if reads == 1:  # the dashboard page, once the refresh is under way
                 at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
                 assert not at.exception, [e.value for e in at.exception]
                 renders += 1

@@ -1,4 +1,5 @@
 """The shared fetcher core: windows, money, rate budget, retries, token refresh, report jobs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,16 +11,33 @@ import pytest
 import respx
 
 from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, PageRequest, Verdict
-from fetchers.core import (OAuthRefreshAuth, PlatformApi, RateBudget, RetryPolicy, StaticTokenAuth, contiguous_ranges,
-                           default_verdict, fetch_pages, fetch_window, fill_zeros, micros_to_decimal, parse_decimal,
-                           plan_windows, redact, retry_after_seconds)
+from fetchers.core import (
+    OAuthRefreshAuth,
+    PlatformApi,
+    RateBudget,
+    RetryPolicy,
+    StaticTokenAuth,
+    contiguous_ranges,
+    default_verdict,
+    fetch_pages,
+    fetch_window,
+    fill_zeros,
+    micros_to_decimal,
+    parse_decimal,
+    plan_windows,
+    redact,
+    retry_after_seconds,
+)
 
 D = dt.date
 
 
 def test_plan_windows_inclusive_and_capped():
     assert plan_windows(D(2026, 1, 1), D(2026, 3, 31), 30) == [
-        (D(2026, 1, 1), D(2026, 1, 30)), (D(2026, 1, 31), D(2026, 3, 1)), (D(2026, 3, 2), D(2026, 3, 31))]
+        (D(2026, 1, 1), D(2026, 1, 30)),
+        (D(2026, 1, 31), D(2026, 3, 1)),
+        (D(2026, 3, 2), D(2026, 3, 31)),
+    ]
     assert plan_windows(D(2026, 1, 1), D(2026, 1, 1), 30) == [(D(2026, 1, 1), D(2026, 1, 1))]
     assert plan_windows(D(2026, 1, 1), D(2026, 1, 31), 31) == [(D(2026, 1, 1), D(2026, 1, 31))]
     with pytest.raises(ValueError):
@@ -32,8 +50,16 @@ def test_contiguous_ranges():
     assert contiguous_ranges([]) == []
 
 
-@pytest.mark.parametrize("raw,expected", [("123.45", Decimal("123.45")), ("0", Decimal("0")), (17, Decimal(17)),
-                                          (" 0.10 ", Decimal("0.10")), ("-1.5", Decimal("-1.5"))])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("123.45", Decimal("123.45")),
+        ("0", Decimal("0")),
+        (17, Decimal(17)),
+        (" 0.10 ", Decimal("0.10")),
+        ("-1.5", Decimal("-1.5")),
+    ],
+)
 def test_parse_decimal_exact(raw, expected):
     assert parse_decimal(raw) == expected
 
@@ -57,20 +83,23 @@ def test_micros_divided_exactly():
 def test_fill_zeros_and_out_of_window():
     rows = {D(2026, 1, 2): Decimal("5.00")}
     assert fill_zeros(rows, D(2026, 1, 1), D(2026, 1, 3)) == {
-        D(2026, 1, 1): Decimal(0), D(2026, 1, 2): Decimal("5.00"), D(2026, 1, 3): Decimal(0)}
+        D(2026, 1, 1): Decimal(0),
+        D(2026, 1, 2): Decimal("5.00"),
+        D(2026, 1, 3): Decimal(0),
+    }
     with pytest.raises(MalformedResponse):
         fill_zeros({D(2026, 1, 9): Decimal(1)}, D(2026, 1, 1), D(2026, 1, 3))
 
 
 def test_rate_budget_spreads_requests_evenly():
     now = [100.0]
-    b = RateBudget(2400, clock=lambda: now[0])         # 40/s, bursts of 5 (an eighth of a second's worth)
+    b = RateBudget(2400, clock=lambda: now[0])  # 40/s, bursts of 5 (an eighth of a second's worth)
     waits = [b.reserve() for _ in range(8)]
     assert waits[:5] == pytest.approx([0.0] * 5)
     assert waits[5:] == pytest.approx([0.025, 0.05, 0.075])
-    b1 = RateBudget(600, clock=lambda: now[0])         # 10/s: no burst at all
+    b1 = RateBudget(600, clock=lambda: now[0])  # 10/s: no burst at all
     assert [b1.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
-    b2 = RateBudget(60, clock=lambda: now[0])           # 1/s, burst 1
+    b2 = RateBudget(60, clock=lambda: now[0])  # 1/s, burst 1
     assert [b2.reserve() for _ in range(3)] == pytest.approx([0.0, 1.0, 2.0])
     b2.pause(10)
     assert b2.reserve() == pytest.approx(10.0)
@@ -79,7 +108,7 @@ def test_rate_budget_spreads_requests_evenly():
 def test_retry_after_forms():
     assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
     assert retry_after_seconds(httpx.Response(429)) is None
-    date = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    date = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 25 <= retry_after_seconds(httpx.Response(429, headers={"Retry-After": date})) <= 31
 
 
@@ -122,9 +151,16 @@ class _Dummy:
 
 
 def _api(client, auth=None, **kw):
-    return PlatformApi(_Dummy(), client, base_url="https://api.test", credentials={}, auth=auth or
-                       StaticTokenAuth("tok-1"), budget=RateBudget(60000),
-                       retry=RetryPolicy(max_attempts=4, base=0.001), **kw)
+    return PlatformApi(
+        _Dummy(),
+        client,
+        base_url="https://api.test",
+        credentials={},
+        auth=auth or StaticTokenAuth("tok-1"),
+        budget=RateBudget(60000),
+        retry=RetryPolicy(max_attempts=4, base=0.001),
+        **kw,
+    )
 
 
 def run(coro):
@@ -133,12 +169,14 @@ def run(coro):
 
 @respx.mock
 def test_retries_429_5xx_timeouts_and_in_body_throttle_then_ok():
-    route = respx.get("https://api.test/spend").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "0"}),
-        httpx.Response(503),
-        httpx.ConnectTimeout("slow"),
-        httpx.Response(200, json={"code": 0, "days": {"2026-01-02": "5.10"}}),
-    ])
+    route = respx.get("https://api.test/spend").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "0"}),
+            httpx.Response(503),
+            httpx.ConnectTimeout("slow"),
+            httpx.Response(200, json={"code": 0, "days": {"2026-01-02": "5.10"}}),
+        ]
+    )
 
     async def go():
         async with httpx.AsyncClient() as c:
@@ -169,20 +207,28 @@ def test_gives_up_after_max_attempts_with_a_reason_never_zero():
 
 @respx.mock
 def test_oauth_refreshes_before_use_and_once_more_on_401_then_fails_clearly():
-    token = respx.post("https://auth.test/token").mock(side_effect=[
-        httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
-        httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600, "refresh_token": "rt-2"}),
-        httpx.Response(200, json={"access_token": "at-3", "expires_in": 3600}),
-    ])
-    api_route = respx.get("https://api.test/spend").mock(side_effect=[
-        httpx.Response(401), httpx.Response(200, json={"code": 0, "days": {}}), httpx.Response(401),
-        httpx.Response(401)])
+    token = respx.post("https://auth.test/token").mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
+            httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600, "refresh_token": "rt-2"}),
+            httpx.Response(200, json={"access_token": "at-3", "expires_in": 3600}),
+        ]
+    )
+    api_route = respx.get("https://api.test/spend").mock(
+        side_effect=[
+            httpx.Response(401),
+            httpx.Response(200, json={"code": 0, "days": {}}),
+            httpx.Response(401),
+            httpx.Response(401),
+        ]
+    )
     rotated = []
 
     async def go():
         async with httpx.AsyncClient() as c:
-            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csecret-123", "rt-1",
-                                    on_rotate=rotated.append)
+            auth = OAuthRefreshAuth(
+                "dummy", "https://auth.test/token", "cid", "csecret-123", "rt-1", on_rotate=rotated.append
+            )
             api = _api(c, auth=auth)
             first = await fetch_window(_Dummy(), api, AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 1))
             with pytest.raises(FetchError) as err:
@@ -193,13 +239,21 @@ def test_oauth_refreshes_before_use_and_once_more_on_401_then_fails_clearly():
     assert first == {D(2026, 1, 1): Decimal(0)}
     assert token.call_count == 3
     form = dict(httpx.QueryParams(token.calls[0].request.content.decode()))
-    assert form == {"grant_type": "refresh_token", "refresh_token": "rt-1", "client_id": "cid",
-                    "client_secret": "csecret-123"}
+    assert form == {
+        "grant_type": "refresh_token",
+        "refresh_token": "rt-1",
+        "client_id": "cid",
+        "client_secret": "csecret-123",
+    }
     # 401 -> one refresh -> ok; later 401 -> one more refresh -> 401 again -> a clear auth error
     assert [c.request.headers["Authorization"] for c in api_route.calls] == [
-        "Bearer at-1", "Bearer at-2", "Bearer at-2", "Bearer at-3"]
+        "Bearer at-1",
+        "Bearer at-2",
+        "Bearer at-2",
+        "Bearer at-3",
+    ]
     second_grant = dict(httpx.QueryParams(token.calls[2].request.content.decode()))
-    assert second_grant["refresh_token"] == "rt-2"          # the rotated refresh token is used from then on
+    assert second_grant["refresh_token"] == "rt-2"  # the rotated refresh token is used from then on
     assert rotated == ["rt-2"] and auth.refresh_token == "rt-2"
     assert err.kind == "auth" and "re-authorise" in err.message
     assert "csecret-123" not in err.message
@@ -210,30 +264,38 @@ def test_a_401_after_another_request_refreshed_is_a_race_retried_with_the_curren
     # request A refreshes after a 401 and retries; meanwhile request B (simulated) refreshed again,
     # so A's fresh token was already replaced: A retries with the current token instead of failing
     # the whole platform. A fresh token refused while it is still the current one stays an auth error.
-    respx.post("https://auth.test/token").mock(side_effect=[
-        httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
-        httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600})])
+    respx.post("https://auth.test/token").mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
+            httpx.Response(200, json={"access_token": "at-2", "expires_in": 3600}),
+        ]
+    )
     holder = {}
 
     def answer(request):
         seen = request.headers["Authorization"]
         if seen == "Bearer at-2":
-            holder["auth"].access_token = "at-3"          # another request of the run refreshed meanwhile
+            holder["auth"].access_token = "at-3"  # another request of the run refreshed meanwhile
             return httpx.Response(401)
         if seen == "Bearer at-3":
             return httpx.Response(200, json={"code": 0, "days": {"2026-01-01": "4.20"}})
         return httpx.Response(401)
+
     api_route = respx.get("https://api.test/spend").mock(side_effect=answer)
 
     async def go():
         async with httpx.AsyncClient() as c:
             holder["auth"] = auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "cs", "rt-1")
-            return await fetch_window(_Dummy(), _api(c, auth=auth), AccountInfo("x", "USD", "UTC"),
-                                      D(2026, 1, 1), D(2026, 1, 1))
+            return await fetch_window(
+                _Dummy(), _api(c, auth=auth), AccountInfo("x", "USD", "UTC"), D(2026, 1, 1), D(2026, 1, 1)
+            )
 
     assert run(go()) == {D(2026, 1, 1): Decimal("4.20")}
-    assert [c.request.headers["Authorization"] for c in api_route.calls] == ["Bearer at-1", "Bearer at-2",
-                                                                              "Bearer at-3"]
+    assert [c.request.headers["Authorization"] for c in api_route.calls] == [
+        "Bearer at-1",
+        "Bearer at-2",
+        "Bearer at-3",
+    ]
 
 
 @respx.mock
@@ -271,8 +333,13 @@ def test_report_job_polls_to_done_and_resumes_by_id():
             async def download(status):
                 return status.detail["url"]
 
-            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k",
-                                            deadline_seconds=deadline), submitted, api.jobs
+            return (
+                await api.run_report_job(
+                    submit=submit, poll=poll, download=download, resume_key="k", deadline_seconds=deadline
+                ),
+                submitted,
+                api.jobs,
+            )
 
     result, submitted, jobs = run(go(5))
     assert result == "u" and submitted == [1] and polls == ["job-1"] * 3
@@ -281,6 +348,7 @@ def test_report_job_polls_to_done_and_resumes_by_id():
 
 def test_report_job_deadline_keeps_id_and_next_run_resumes():
     from fetchers.core import MemoryJobStore
+
     jobs = MemoryJobStore()
     submitted = []
 
@@ -301,14 +369,15 @@ def test_report_job_deadline_keeps_id_and_next_run_resumes():
             async def download(status):
                 return "data"
 
-            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k",
-                                            deadline_seconds=0.05)
+            return await api.run_report_job(
+                submit=submit, poll=poll, download=download, resume_key="k", deadline_seconds=0.05
+            )
 
     with pytest.raises(FetchError) as err:
         run(go(10_000))
     assert err.value.kind == "timeout" and jobs.get("k") == "job-A"
     assert run(go(1)) == "data"
-    assert submitted == [1]          # the second run resumed job-A instead of submitting again
+    assert submitted == [1]  # the second run resumed job-A instead of submitting again
     assert jobs.get("k") is None
 
 
@@ -335,13 +404,15 @@ def test_report_job_failed_carries_reason():
 
 @respx.mock
 def test_a_refused_refresh_token_is_asked_for_once_per_run():
-    route = respx.post("https://auth.test/token").mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
+    route = respx.post("https://auth.test/token").mock(
+        return_value=httpx.Response(400, json={"error": "invalid_grant"})
+    )
 
     async def go():
         async with httpx.AsyncClient() as c:
             auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csec", "rt-revoked")
             errors = []
-            for _ in range(3):                      # three accounts of the same platform
+            for _ in range(3):  # three accounts of the same platform
                 try:
                     await auth.token(c)
                 except FetchError as exc:
@@ -357,7 +428,8 @@ def test_rate_budget_does_not_burst_after_the_process_stalls():
     """Waiters whose slots passed while the event loop was blocked queue again instead of all
     going out together (the platform would throttle that burst)."""
     import time as _time
-    budget = RateBudget(2400)                        # 40 a second, bursts of 5
+
+    budget = RateBudget(2400)  # 40 a second, bursts of 5
     sent: list[float] = []
 
     async def one():
@@ -367,44 +439,52 @@ def test_rate_budget_does_not_burst_after_the_process_stalls():
     async def go():
         tasks = [asyncio.ensure_future(one()) for _ in range(60)]
         await asyncio.sleep(0.1)
-        _time.sleep(0.6)                             # the loop stalls: ~24 slots pass meanwhile
+        _time.sleep(0.6)  # the loop stalls: ~24 slots pass meanwhile
         await asyncio.gather(*tasks)
 
     run(go())
     assert len(sent) == 60
     worst = max(sum(1 for t in sent if s <= t < s + 0.25) for s in sent)
-    assert worst <= 10 + 5 + 5                       # a quarter second's budget, a burst, a late waiter's tolerance
+    assert worst <= 10 + 5 + 5  # a quarter second's budget, a burst, a late waiter's tolerance
 
 
 @pytest.mark.parametrize("raw", ["2026-01-02", " 2026-01-02 "])
 def test_parse_day(raw):
     from fetchers.core import parse_day
+
     assert parse_day(raw, "x") == D(2026, 1, 2)
 
 
 @pytest.mark.parametrize("raw", ["20260102", "2026-13-01", "2026-01-02T00:00", "1/2/2026", None, 20260102, ""])
 def test_parse_day_refuses_anything_else(raw):
     from fetchers.core import parse_day
+
     with pytest.raises(MalformedResponse, match="row 3's date is not a YYYY-MM-DD day"):
         parse_day(raw, "row 3's date")
 
 
 # --- actions, error kinds and job states are StrEnums -----------------------------------------
 
-@pytest.mark.parametrize("enum,values", [
-    ("Action", ["ok", "retry", "refresh", "fail"]),
-    ("ErrorKind", ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config"]),
-    ("JobState", ["pending", "done", "failed"]),
-])
+
+@pytest.mark.parametrize(
+    "enum,values",
+    [
+        ("Action", ["ok", "retry", "refresh", "fail"]),
+        ("ErrorKind", ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config"]),
+        ("JobState", ["pending", "done", "failed"]),
+    ],
+)
 def test_enums_keep_their_stored_strings(enum, values):
     import fetchers.base as base
+
     members = list(getattr(base, enum))
     assert [m.value for m in members] == values
-    assert [f"{m}" for m in members] == values and members == values      # equal to, and shown as, the string
+    assert [f"{m}" for m in members] == values and members == values  # equal to, and shown as, the string
 
 
 def test_verdicts_errors_and_job_states_take_strings_and_refuse_typos():
     from fetchers.base import Action, ErrorKind, JobState
+
     v = Verdict("retry", "throttled", "HTTP 429", 3.0)
     assert v.action is Action.RETRY and v.kind is ErrorKind.THROTTLED and v.action == "retry"
     assert Verdict.ok().action is Action.OK and Verdict.ok().kind == ""
@@ -412,13 +492,18 @@ def test_verdicts_errors_and_job_states_take_strings_and_refuse_typos():
     assert err.kind is ErrorKind.CONFIG and err.platform_wide and not FetchError(ErrorKind.SERVER, "y").platform_wide
     assert MalformedResponse("z").kind is ErrorKind.MALFORMED
     assert JobStatus("done", {"url": "u"}).state is JobState.DONE
-    for bad in (lambda: Verdict("retyr"), lambda: Verdict("fail", "nope"), lambda: FetchError("authz", "m"),
-                lambda: JobStatus("finished")):
+    for bad in (
+        lambda: Verdict("retyr"),
+        lambda: Verdict("fail", "nope"),
+        lambda: FetchError("authz", "m"),
+        lambda: JobStatus("finished"),
+    ):
         with pytest.raises(ValueError):
             bad()
 
 
 # --- one retry/classify loop for HTTP and non-HTTP calls (an SDK's SOAP call) -----------------
+
 
 class _SoapFault(Exception):
     """Stands in for an SDK's fault: ``code`` says what the platform answered."""
@@ -430,12 +515,14 @@ class _SoapFault(Exception):
 
 def _soap_verdict(exc):
     if not isinstance(exc, _SoapFault):
-        return None                                  # not ours to sort: raised as it is
-    return {"throttled": Verdict("retry", "throttled", "fault 117 CallRateExceeded"),
-            "transient": Verdict("retry", "server", "fault 0 InternalError"),
-            "expired": Verdict("refresh", "auth", "fault 109 AuthenticationTokenExpired"),
-            "refused": Verdict("fail", "auth", "fault 105 InvalidCredentials"),
-            "bad": Verdict("fail", "request", "fault 2011 InvalidCustomDateRangeEnd")}[exc.code]
+        return None  # not ours to sort: raised as it is
+    return {
+        "throttled": Verdict("retry", "throttled", "fault 117 CallRateExceeded"),
+        "transient": Verdict("retry", "server", "fault 0 InternalError"),
+        "expired": Verdict("refresh", "auth", "fault 109 AuthenticationTokenExpired"),
+        "refused": Verdict("fail", "auth", "fault 105 InvalidCredentials"),
+        "bad": Verdict("fail", "request", "fault 2011 InvalidCustomDateRangeEnd"),
+    }[exc.code]
 
 
 class _Budget(RateBudget):
@@ -456,21 +543,44 @@ SOAP_CASES = [
     ("expired token: one refresh, then success", ["expired", "ok"], "answer", 2, 2, 0, 0),
     ("credentials refused: auth at once", ["refused"], ("auth", "dummy: fault 105 InvalidCredentials"), 1, 1, 0, 0),
     ("request refused: request at once", ["bad"], ("request", "fault 2011"), 1, 1, 0, 0),
-    ("expired again after the refresh: auth naming the refresh",
-     ["expired", "expired"], ("auth", "fault 109", "refused again after a refresh"), 2, 2, 0, 0),
-    ("throttled on every attempt: gives up as throttled",
-     ["throttled"] * 4, ("throttled", "gave up after 4 attempts", "fault 117"), 4, 1, 4, 4),
-    ("a FetchError from the call goes through as it is",
-     [FetchError("config", "dummy: the customer id is not digits")], ("config", "not digits"), 1, 1, 0, 0),
+    (
+        "expired again after the refresh: auth naming the refresh",
+        ["expired", "expired"],
+        ("auth", "fault 109", "refused again after a refresh"),
+        2,
+        2,
+        0,
+        0,
+    ),
+    (
+        "throttled on every attempt: gives up as throttled",
+        ["throttled"] * 4,
+        ("throttled", "gave up after 4 attempts", "fault 117"),
+        4,
+        1,
+        4,
+        4,
+    ),
+    (
+        "a FetchError from the call goes through as it is",
+        [FetchError("config", "dummy: the customer id is not digits")],
+        ("config", "not digits"),
+        1,
+        1,
+        0,
+        0,
+    ),
 ]
 
 
 @respx.mock
-@pytest.mark.parametrize("name,answers,expected,attempts,grants,throttled,paused", SOAP_CASES,
-                         ids=[c[0] for c in SOAP_CASES])
+@pytest.mark.parametrize(
+    "name,answers,expected,attempts,grants,throttled,paused", SOAP_CASES, ids=[c[0] for c in SOAP_CASES]
+)
 def test_shared_loop_on_a_soap_like_call(name, answers, expected, attempts, grants, throttled, paused):
-    token_route = respx.post("https://auth.test/token").mock(side_effect=[
-        httpx.Response(200, json={"access_token": f"at-{i}", "expires_in": 3600}) for i in range(1, 4)])
+    token_route = respx.post("https://auth.test/token").mock(
+        side_effect=[httpx.Response(200, json={"access_token": f"at-{i}", "expires_in": 3600}) for i in range(1, 4)]
+    )
     tokens_seen: list[str | None] = []
     queue = list(answers)
 
@@ -505,7 +615,7 @@ def test_shared_loop_on_a_soap_like_call(name, answers, expected, attempts, gran
     assert token_route.call_count == grants
     assert api.throttled_count == throttled and len(api.budget.paused) == paused
     if "refresh" in name:
-        assert tokens_seen == ["at-1", "at-2"]                   # the retry carries the refreshed token
+        assert tokens_seen == ["at-1", "at-2"]  # the retry carries the refreshed token
 
 
 def test_shared_loop_lets_exceptions_it_cannot_sort_through_and_classifies_results():
@@ -524,13 +634,16 @@ def test_shared_loop_lets_exceptions_it_cannot_sort_through_and_classifies_resul
                 assert token == "tok-1"
                 return next(answers)
 
-            verdict = lambda r: Verdict("ok") if r["status"] == "ok" else Verdict("retry", "server", "busy")
+            def verdict(r):
+                return Verdict("ok") if r["status"] == "ok" else Verdict("retry", "server", "busy")
+
             return await api.call(send, classify=verdict), api.request_count
 
     assert run(go()) == ({"status": "ok"}, 3)
 
 
 # --- one paging loop behind every paged report ------------------------------------------------
+
 
 class _CursorPages:
     """Cursor paging (Meta's style): the same request with ``after``."""
@@ -589,45 +702,97 @@ def _pages(*bodies):
 
 # paginator, answers, max pages -> the days (or the error's words), the requests' (method, query) in order
 PAGING_CASES = [
-    ("cursor: three pages merged exactly", _CursorPages,
-     _pages({"days": {"2026-01-01": "1.10"}, "after": "C1"}, {"days": {"2026-01-02": "0.01"}, "after": "C2"},
-            {"days": {"2026-01-03": "1000000.99", "2026-01-04": "-"}}), 10,
-     {D(2026, 1, 1): Decimal("1.10"), D(2026, 1, 2): Decimal("0.01"), D(2026, 1, 3): Decimal("1000000.99")},
-     [("GET", "limit=2"), ("GET", "limit=2&after=C1"), ("GET", "limit=2&after=C2")]),
-    ("page number: to total_page", _NumberPages,
-     _pages({"days": {"2026-01-01": "2"}, "total_page": 2}, {"days": {"2026-01-05": "3.5"}, "total_page": 2}), 10,
-     {D(2026, 1, 1): Decimal(2), D(2026, 1, 5): Decimal("3.5")}, [("GET", "page=1"), ("GET", "page=2")]),
-    ("next url: follows it with the same body", _NextUrlPages,
-     _pages({"days": {"2026-01-01": "7"}, "next": "/pages?page.token=t2"}, {"days": {}}), 10,
-     {D(2026, 1, 1): Decimal(7)}, [("POST", "page.size=2"), ("POST", "page.token=t2")]),
-    ("a cursor that repeats is a loop", _CursorPages,
-     _pages({"days": {}, "after": "C1"}, {"days": {}, "after": "C1"}), 10,
-     "page 3 repeats an earlier page's request", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
-    ("past the page cap", _NumberPages,
-     _pages(*({"days": {}, "total_page": 99} for _ in range(3))), 3,
-     "paging did not end after 3 pages", [("GET", "page=1"), ("GET", "page=2"), ("GET", "page=3")]),
-    ("a day on two pages", _CursorPages,
-     _pages({"days": {"2026-01-01": "1"}, "after": "C1"}, {"days": {"2026-01-01": "1"}}), 10,
-     "2026-01-01 appears on two pages", [("GET", "limit=2"), ("GET", "limit=2&after=C1")]),
-    ("a body that is not JSON", _CursorPages, _pages("<html>maintenance</html>"), 10,
-     "not JSON", [("GET", "limit=2")]),
-    ("a body without the documented shape", _NumberPages, _pages({"days": {}}, ), 10,
-     "dummy numbered report: page 1 does not have the documented shape (KeyError)", [("GET", "page=1")]),
-    ("a body of the wrong type", _NextUrlPages, _pages([1, 2]), 10,
-     "dummy next-url report: page 1 does not have the documented shape (TypeError)", [("POST", "page.size=2")]),
+    (
+        "cursor: three pages merged exactly",
+        _CursorPages,
+        _pages(
+            {"days": {"2026-01-01": "1.10"}, "after": "C1"},
+            {"days": {"2026-01-02": "0.01"}, "after": "C2"},
+            {"days": {"2026-01-03": "1000000.99", "2026-01-04": "-"}},
+        ),
+        10,
+        {D(2026, 1, 1): Decimal("1.10"), D(2026, 1, 2): Decimal("0.01"), D(2026, 1, 3): Decimal("1000000.99")},
+        [("GET", "limit=2"), ("GET", "limit=2&after=C1"), ("GET", "limit=2&after=C2")],
+    ),
+    (
+        "page number: to total_page",
+        _NumberPages,
+        _pages({"days": {"2026-01-01": "2"}, "total_page": 2}, {"days": {"2026-01-05": "3.5"}, "total_page": 2}),
+        10,
+        {D(2026, 1, 1): Decimal(2), D(2026, 1, 5): Decimal("3.5")},
+        [("GET", "page=1"), ("GET", "page=2")],
+    ),
+    (
+        "next url: follows it with the same body",
+        _NextUrlPages,
+        _pages({"days": {"2026-01-01": "7"}, "next": "/pages?page.token=t2"}, {"days": {}}),
+        10,
+        {D(2026, 1, 1): Decimal(7)},
+        [("POST", "page.size=2"), ("POST", "page.token=t2")],
+    ),
+    (
+        "a cursor that repeats is a loop",
+        _CursorPages,
+        _pages({"days": {}, "after": "C1"}, {"days": {}, "after": "C1"}),
+        10,
+        "page 3 repeats an earlier page's request",
+        [("GET", "limit=2"), ("GET", "limit=2&after=C1")],
+    ),
+    (
+        "past the page cap",
+        _NumberPages,
+        _pages(*({"days": {}, "total_page": 99} for _ in range(3))),
+        3,
+        "paging did not end after 3 pages",
+        [("GET", "page=1"), ("GET", "page=2"), ("GET", "page=3")],
+    ),
+    (
+        "a day on two pages",
+        _CursorPages,
+        _pages({"days": {"2026-01-01": "1"}, "after": "C1"}, {"days": {"2026-01-01": "1"}}),
+        10,
+        "2026-01-01 appears on two pages",
+        [("GET", "limit=2"), ("GET", "limit=2&after=C1")],
+    ),
+    ("a body that is not JSON", _CursorPages, _pages("<html>maintenance</html>"), 10, "not JSON", [("GET", "limit=2")]),
+    (
+        "a body without the documented shape",
+        _NumberPages,
+        _pages(
+            {"days": {}},
+        ),
+        10,
+        "dummy numbered report: page 1 does not have the documented shape (KeyError)",
+        [("GET", "page=1")],
+    ),
+    (
+        "a body of the wrong type",
+        _NextUrlPages,
+        _pages([1, 2]),
+        10,
+        "dummy next-url report: page 1 does not have the documented shape (TypeError)",
+        [("POST", "page.size=2")],
+    ),
 ]
 
 
 @respx.mock
-@pytest.mark.parametrize("name,paginator,answers,max_pages,expected,requests", PAGING_CASES,
-                         ids=[c[0] for c in PAGING_CASES])
+@pytest.mark.parametrize(
+    "name,paginator,answers,max_pages,expected,requests", PAGING_CASES, ids=[c[0] for c in PAGING_CASES]
+)
 def test_fetch_pages(name, paginator, answers, max_pages, expected, requests):
     route = respx.route(url__startswith="https://api.test/pages").mock(side_effect=answers)
 
     async def go():
         async with httpx.AsyncClient() as c:
-            api = PlatformApi(_PlainDummy(), c, base_url="https://api.test", credentials={},
-                              auth=StaticTokenAuth("tok-1"), budget=RateBudget(60000))
+            api = PlatformApi(
+                _PlainDummy(),
+                c,
+                base_url="https://api.test",
+                credentials={},
+                auth=StaticTokenAuth("tok-1"),
+                budget=RateBudget(60000),
+            )
             return await fetch_pages(api, paginator(), max_pages)
 
     if isinstance(expected, str):
@@ -644,7 +809,9 @@ def test_fetch_pages(name, paginator, answers, max_pages, expected, requests):
 @pytest.mark.parametrize("platform", ["meta", "tiktok", "reddit"])
 def test_every_paging_platform_goes_through_the_core_loop(platform, monkeypatch):
     import importlib
+
     from fetchers import core, get_fetcher
+
     module, seen = importlib.import_module(f"fetchers.{platform}"), []
 
     async def spy(api, pages, max_pages=core.DEFAULT_MAX_PAGES):
@@ -655,15 +822,22 @@ def test_every_paging_platform_goes_through_the_core_loop(platform, monkeypatch)
     monkeypatch.setattr(module, "common_params", lambda api: asyncio.sleep(0, {}), raising=False)
     account = AccountInfo({"meta": "1", "tiktok": "7000000000001", "reddit": "a2_x"}[platform], "USD", "UTC")
     assert run(get_fetcher(platform).fetch_daily(object(), account, D(2020, 1, 1), D(2020, 1, 2))) == {}
-    assert seen == [({"meta": "meta insights", "tiktok": "tiktok report", "reddit": "reddit report for a2_x"}[platform],
-                     module.MAX_PAGES, {"reddit": "POST"}.get(platform, "GET"))]
+    assert seen == [
+        (
+            {"meta": "meta insights", "tiktok": "tiktok report", "reddit": "reddit report for a2_x"}[platform],
+            module.MAX_PAGES,
+            {"reddit": "POST"}.get(platform, "GET"),
+        )
+    ]
 
 
 # --- required credentials: said once (fetchers/specs.py), checked by one function -------------
 
 # the required keys each fetcher's auth reads (the rest are read by the SDK session or the requests)
 AUTH_READS = {
-    "meta": ["META_ACCESS_TOKEN"], "tiktok": ["TIKTOK_ACCESS_TOKEN"], "linkedin": ["LINKEDIN_ACCESS_TOKEN"],
+    "meta": ["META_ACCESS_TOKEN"],
+    "tiktok": ["TIKTOK_ACCESS_TOKEN"],
+    "linkedin": ["LINKEDIN_ACCESS_TOKEN"],
     "google": ["GOOGLE_ADS_CLIENT_ID", "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN"],
     "amazon": ["AMAZON_CLIENT_ID", "AMAZON_CLIENT_SECRET", "AMAZON_REFRESH_TOKEN"],
     "microsoft": ["MICROSOFT_CLIENT_ID", "MICROSOFT_REFRESH_TOKEN"],
@@ -678,13 +852,14 @@ def test_required_credentials_come_from_the_spec(platform):
     from fetchers import SPECS, get_fetcher
     from fetchers.core import missing_credentials
     from sandbox.credentials import FAKE_CREDENTIALS
+
     required = SPECS[platform].required
     only_required = {k: v for k, v in FAKE_CREDENTIALS[platform].items() if k in required}
     assert missing_credentials(platform, only_required) == ()
     assert missing_credentials(platform, {}) == required
     assert missing_credentials(platform, {**only_required, required[-1]: "  "}) == (required[-1],)
     fetcher = get_fetcher(platform)
-    fetcher.build_auth(only_required, "https://auth.test/token", None)       # no optional key is needed
+    fetcher.build_auth(only_required, "https://auth.test/token", None)  # no optional key is needed
     for key in required:
         blank = {**only_required, key: " "}
         if key not in AUTH_READS[platform]:
@@ -693,11 +868,14 @@ def test_required_credentials_come_from_the_spec(platform):
         with pytest.raises(FetchError) as err:
             fetcher.build_auth(blank, "https://auth.test/token", None)
         assert (err.value.kind, err.value.message) == (
-            "auth", f"{platform}: {key} is not set; add it to the environment or the secret store")
+            "auth",
+            f"{platform}: {key} is not set; add it to the environment or the secret store",
+        )
 
 
 def test_only_required_credentials_are_read_as_required():
     from fetchers.core import credential
+
     assert credential("microsoft", {"MICROSOFT_CUSTOMER_ID": " 123 "}, "MICROSOFT_CUSTOMER_ID") == "123"
     with pytest.raises(ValueError, match="MICROSOFT_CLIENT_SECRET is not one of microsoft's required"):
         credential("microsoft", {"MICROSOFT_CLIENT_SECRET": "x"}, "MICROSOFT_CLIENT_SECRET")
@@ -705,13 +883,16 @@ def test_only_required_credentials_are_read_as_required():
 
 def test_a_blank_required_credential_leaves_the_platform_not_configured(tmp_path):
     from service.config import load_settings, platform_config
-    settings = load_settings(environ={"REDDIT_CLIENT_ID": "cid", "REDDIT_CLIENT_SECRET": "   ",
-                                      "REDDIT_REFRESH_TOKEN": "rt"}, root=tmp_path)
+
+    settings = load_settings(
+        environ={"REDDIT_CLIENT_ID": "cid", "REDDIT_CLIENT_SECRET": "   ", "REDDIT_REFRESH_TOKEN": "rt"}, root=tmp_path
+    )
     cfg = platform_config(settings, "reddit")
     assert (cfg.mode, cfg.missing) == ("not_configured", ("REDDIT_CLIENT_SECRET",))
 
 
 # --- no platform module repeats a check the core makes -----------------------------------------
+
 
 class _Sent(Exception):
     """The fetcher got as far as sending its first request."""
@@ -723,6 +904,7 @@ class _StubApi:
     def __init__(self, platform):
         from fetchers.core import MemoryJobStore
         from sandbox.credentials import FAKE_CREDENTIALS
+
         self.platform, self.credentials, self.jobs = platform, dict(FAKE_CREDENTIALS[platform]), MemoryJobStore()
 
     async def request(self, *args, **kwargs):
@@ -738,22 +920,30 @@ class _StubApi:
         return await submit()
 
 
-STUB_ACCOUNTS = {"meta": "1234567890", "google": "1234567890", "tiktok": "7000000000001",
-                 "linkedin": "urn:li:sponsoredAccount:123456", "amazon": "3312456789012345",
-                 "microsoft": "4455667001", "snapchat": "8adc3db7-8148-4fbf-999c-8d2266369d74",
-                 "pinterest": "549755885175", "reddit": "a2_abc123"}
+STUB_ACCOUNTS = {
+    "meta": "1234567890",
+    "google": "1234567890",
+    "tiktok": "7000000000001",
+    "linkedin": "urn:li:sponsoredAccount:123456",
+    "amazon": "3312456789012345",
+    "microsoft": "4455667001",
+    "snapchat": "8adc3db7-8148-4fbf-999c-8d2266369d74",
+    "pinterest": "549755885175",
+    "reddit": "a2_abc123",
+}
 
 
 @pytest.mark.parametrize("platform", sorted(STUB_ACCOUNTS))
 def test_the_window_cap_is_the_cores_alone(platform):
     from fetchers import clock, get_fetcher
+
     fetcher = get_fetcher(platform)
     end = clock.today() - dt.timedelta(days=1)
-    start = end - dt.timedelta(days=fetcher.max_days)                 # one day over the cap
+    start = end - dt.timedelta(days=fetcher.max_days)  # one day over the cap
     account = AccountInfo(STUB_ACCOUNTS[platform], "USD", "America/New_York")
     with pytest.raises(ValueError, match=f"exceeds {fetcher.max_days} days"):
         run(fetch_window(fetcher, _StubApi(platform), account, start, end))
-    with pytest.raises(_Sent):                                         # the module itself asks the platform
+    with pytest.raises(_Sent):  # the module itself asks the platform
         run(fetcher.fetch_daily(_StubApi(platform), account, start, end))
 
 
@@ -761,9 +951,14 @@ def test_the_window_cap_is_the_cores_alone(platform):
 def test_http_and_soap_share_the_throttle_rule_a_throttle_pauses_the_budget():
     # a 429 without Retry-After pauses the platform's budget for the backoff (as a SOAP fault 117
     # always did); a 5xx backs off alone; a Retry-After pauses for what it says
-    respx.get("https://api.test/spend").mock(side_effect=[
-        httpx.Response(429), httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0.002"}),
-        httpx.Response(200, json={"code": 0, "days": {}})])
+    respx.get("https://api.test/spend").mock(
+        side_effect=[
+            httpx.Response(429),
+            httpx.Response(503),
+            httpx.Response(429, headers={"Retry-After": "0.002"}),
+            httpx.Response(200, json={"code": 0, "days": {}}),
+        ]
+    )
 
     async def go():
         async with httpx.AsyncClient() as c:

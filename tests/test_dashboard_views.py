@@ -2,6 +2,7 @@
 comparison periods, comparisons only between complete periods, the per platform/account breakdown,
 chart series that add up to the total, honest refresh outcomes and the plan-vs-observed pairing.
 Dates are pinned inside the shipped ECB rate history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ from storage.db import SpendStore, WindowWrite
 
 D = dt.date
 TODAY = D(2026, 10, 15)
-FETCHED = dt.datetime(2026, 10, 14, 12, tzinfo=dt.timezone.utc)
+FETCHED = dt.datetime(2026, 10, 14, 12, tzinfo=dt.UTC)
 
 
 def _write(store, platform, account, start, end, amount_of, ccy):
@@ -36,8 +37,9 @@ def build_store(path, demo: bool = True) -> SpendStore:
     s.migrate()
     s.save_store("s1", "Shop One", "USD", demo)
     with s.transaction() as con:
-        s.link_accounts(con, [("s1", "meta", "111", "Meta main"), ("s1", "google", "222", None),
-                              ("s1", "amazon", "333", None)])
+        s.link_accounts(
+            con, [("s1", "meta", "111", "Meta main"), ("s1", "google", "222", None), ("s1", "amazon", "333", None)]
+        )
     for p, a, ccy in (("meta", "111", "USD"), ("google", "222", "USD"), ("amazon", "333", "EUR")):
         s.save_account_info(p, a, name=f"{p} acct", currency=ccy, timezone="UTC", day_basis="UTC")
     _write(s, "meta", "111", D(2026, 8, 1), D(2026, 9, 30), lambda d: "100.10" if d.month == 9 else "90.05", "USD")
@@ -65,10 +67,8 @@ def test_comparison_periods():
     assert dash.comparison_period(D(2026, 4, 1), D(2026, 6, 30)) == (D(2026, 1, 1), D(2026, 3, 31))
     assert dash.comparison_period(D(2026, 9, 10), D(2026, 9, 16)) == (D(2026, 9, 3), D(2026, 9, 9))
     assert dash.comparison_period(*sep, "previous_month") == (D(2026, 8, 1), D(2026, 8, 31))
-    assert dash.comparison_period(D(2026, 3, 1), D(2026, 3, 31), "previous_month") == (D(2026, 2, 1),
-                                                                                       D(2026, 2, 28))
-    assert dash.comparison_period(D(2026, 3, 5), D(2026, 3, 31), "previous_month") == (D(2026, 2, 5),
-                                                                                       D(2026, 2, 28))
+    assert dash.comparison_period(D(2026, 3, 1), D(2026, 3, 31), "previous_month") == (D(2026, 2, 1), D(2026, 2, 28))
+    assert dash.comparison_period(D(2026, 3, 5), D(2026, 3, 31), "previous_month") == (D(2026, 2, 5), D(2026, 2, 28))
     assert dash.comparison_period(*sep, "last_year") == (D(2025, 9, 1), D(2025, 9, 30))
     assert dash.comparison_period(D(2028, 2, 1), D(2028, 2, 29), "last_year") == (D(2027, 2, 1), D(2027, 2, 28))
     with pytest.raises(ValueError, match="unknown comparison"):
@@ -95,7 +95,9 @@ def test_comparison_only_between_complete_periods(store):
     store.unlink_account("s1", "amazon", "333")
     cur2 = spend_report(store, "s1", D(2026, 9, 1), D(2026, 9, 7), today=TODAY)
     prev2 = spend_report(store, "s1", D(2026, 8, 25), D(2026, 8, 31), today=TODAY)
-    c = dash.compare(prev2, cur2)         # late August (1050.35) against early September (700.70 + 350.035 rounded once: 1050.74)
+    c = dash.compare(
+        prev2, cur2
+    )  # late August (1050.35) against early September (700.70 + 350.035 rounded once: 1050.74)
     assert c.delta == Decimal("-0.39") and c.percent == Decimal("-0.0") and c.previous == Decimal("1050.74")
 
 
@@ -105,7 +107,11 @@ def test_breakdown_rows_exact(store):
     prev = spend_report(store, "s1", D(2026, 8, 1), D(2026, 8, 31), today=TODAY)
     rows = dash.breakdown(cur, prev)
     assert [(r.level, r.platform, r.account) for r in rows] == [
-        ("platform", "meta", ""), ("account", "meta", "111"), ("platform", "google", ""), ("account", "google", "222")]
+        ("platform", "meta", ""),
+        ("account", "meta", "111"),
+        ("platform", "google", ""),
+        ("account", "google", "222"),
+    ]
     meta, google = rows[0], rows[2]
     assert meta.spend == Decimal("3003.00") and meta.previous == Decimal("2791.55")
     assert meta.delta == Decimal("211.45") and meta.delta_pct == Decimal("7.6")
@@ -132,9 +138,14 @@ def test_spend_series_adds_up_to_the_total_at_every_granularity(store):
             assert sum((v for _b, p, v in s.points if p == pid), Decimal(0)) == pl.spend
         assert s.left_out == []
     weekly = dash.spend_series(store, rep, "week", today=TODAY)
-    assert sorted({b for b, *_ in weekly.points}) == [D(2026, 8, 31), D(2026, 9, 7), D(2026, 9, 14), D(2026, 9, 21),
-                                                      D(2026, 9, 28)]
-    assert weekly.partial == {D(2026, 8, 31), D(2026, 9, 28)}      # cut by the period's start and end
+    assert sorted({b for b, *_ in weekly.points}) == [
+        D(2026, 8, 31),
+        D(2026, 9, 7),
+        D(2026, 9, 14),
+        D(2026, 9, 21),
+        D(2026, 9, 28),
+    ]
+    assert weekly.partial == {D(2026, 8, 31), D(2026, 9, 28)}  # cut by the period's start and end
     meta_week = [v for b, p, v in weekly.points if p == "meta" and b == D(2026, 9, 7)]
     assert meta_week == [Decimal("700.70")]
 
@@ -159,27 +170,44 @@ def test_partial_buckets_include_days_not_over():
 
 
 def _out(status="ok", requests=0, platforms=(), start=D(2026, 9, 1), end=D(2026, 9, 30), error=None):
-    return SimpleNamespace(status=status, requests=requests, seconds=0.04, start=start, end=end, error=error,
-                           platforms=[SimpleNamespace(platform=p, status=s) for p, s in platforms])
+    return SimpleNamespace(
+        status=status,
+        requests=requests,
+        seconds=0.04,
+        start=start,
+        end=end,
+        error=error,
+        platforms=[SimpleNamespace(platform=p, status=s) for p, s in platforms],
+    )
 
 
 def test_refresh_summary_says_why_nothing_was_fetched():
     assert dash.refresh_summary(_out(requests=12, platforms=[("meta", "ok")])) == (
-        "Refresh ok in 0.0 s, 12 requests", "complete")
+        "Refresh ok in 0.0 s, 12 requests",
+        "complete",
+    )
     assert dash.refresh_summary(_out()) == (
-        "Nothing to fetch: this store has no linked ad accounts. Link them on the Accounts page.", "info")
+        "Nothing to fetch: this store has no linked ad accounts. Link them on the Accounts page.",
+        "info",
+    )
     assert dash.refresh_summary(_out(platforms=[("meta", "ok")], start=D(2026, 11, 1), end=D(2026, 11, 30))) == (
         "Nothing to fetch: the period 2026-11-01 to 2026-11-30 has not started yet (today is 2026-10-15); no "
-        "platform reports future days.", "info")
+        "platform reports future days.",
+        "info",
+    )
     assert dash.refresh_summary(_out(platforms=[("meta", "not_configured"), ("tiktok", "not_configured")])) == (
         "Nothing fetched: no credentials are set for Meta, TikTok. Add them (see the Accounts page) to fetch this "
-        "store's spend.", "info")
+        "store's spend.",
+        "info",
+    )
     assert dash.refresh_summary(_out(platforms=[("meta", "ok"), ("tiktok", "not_configured")])) == (
         "Nothing to fetch: the stored data for 2026-09-01 to 2026-09-30 is up to date (0 requests). Not "
-        "configured (no credentials): TikTok.", "complete")
-    assert dash.refresh_summary(_out(status="failed", platforms=[("amazon", "failed")],
-                                     error="Amazon Ads serves only the last 60 days")) == (
-        "Refresh failed in 0.0 s, 0 requests: Amazon Ads serves only the last 60 days", "error")
+        "configured (no credentials): TikTok.",
+        "complete",
+    )
+    assert dash.refresh_summary(
+        _out(status="failed", platforms=[("amazon", "failed")], error="Amazon Ads serves only the last 60 days")
+    ) == ("Refresh failed in 0.0 s, 0 requests: Amazon Ads serves only the last 60 days", "error")
 
 
 def test_plan_rows_pair_with_the_platforms_they_mean(store):
@@ -202,8 +230,9 @@ def test_plan_rows_pair_with_the_platforms_they_mean(store):
 def test_invoicing_overview_amounts_are_decimals_and_unknown_is_none(store):
     from service import invoices as inv
     from service import invoicing_view as view
+
     store.unlink_account("s1", "amazon", "333")
     store.save_store("s2", "Empty", "USD", True)
     rows = {r["store"]: r for r in view.overview_rows(inv.month_overview(store, D(2026, 9, 1), D(2026, 9, 30)))}
     assert rows["s1"]["total"] == Decimal("4503.15") and rows["s1"]["data"] == "complete"
-    assert rows["s2"]["total"] is None and rows["s2"]["data"] == "incomplete"      # never a silent 0.00
+    assert rows["s2"]["total"] is None and rows["s2"]["data"] == "incomplete"  # never a silent 0.00

@@ -11,6 +11,7 @@
 - A read-only database (0444 file in a 0555 folder, as a non-root user) can be read.
 - Dates strictly ``YYYY-MM-DD``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,7 @@ def _one_line(r) -> str:
 
 # --- 1. --out --------------------------------------------------------------------------------------
 
+
 def test_out_never_over_the_database_even_by_symlink_hard_link_or_force(one_store, run_cli, db_path, tmp_path):
     before = _sha(db_path)
     link = tmp_path / "innocent.csv"
@@ -75,7 +76,7 @@ def test_out_never_over_the_database_even_by_symlink_hard_link_or_force(one_stor
 def test_out_never_over_the_token_cache(one_store, run_cli, tmp_path, monkeypatch):
     cache = Path(os.environ["ADSPEND_TOKEN_CACHE"])
     cache.write_text('{"meta": "kept"}')
-    next_to_db = tmp_path / "token_cache.json"           # the default place, next to the database
+    next_to_db = tmp_path / "token_cache.json"  # the default place, next to the database
     for out in (cache, next_to_db):
         r = run_cli("export", "--store", "s1", *PERIOD, "--out", out, "--allow-incomplete", "--force")
         assert r.returncode == 2 and "token cache" in _one_line(r), r
@@ -91,16 +92,18 @@ def test_out_never_over_an_existing_file_unless_force(one_store, run_cli, tmp_pa
     r = run_cli("export", "--store", "s1", *PERIOD, "--out", out, "--allow-incomplete", "--force")
     assert r.returncode == 0, r
     assert out.read_text().startswith("store_id,store_name,period_start")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []   # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
 
 def test_write_new_file_is_atomic_and_leaves_the_old_file_on_failure(tmp_path, monkeypatch):
     from service import outfile
+
     target = tmp_path / "out.csv"
     target.write_bytes(b"old")
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(outfile.os, "replace", boom)
     with pytest.raises(outfile.OutFileFailed) as exc:
         outfile.write_new_file(target, b"new", force=True)
@@ -113,6 +116,7 @@ def test_write_new_file_is_atomic_and_leaves_the_old_file_on_failure(tmp_path, m
 
 # --- 5. account import ----------------------------------------------------------------------------------
 
+
 class _NoSlurp(type(Path())):
     """A path whose whole-file read is a test failure: the import must read in capped chunks."""
 
@@ -123,6 +127,7 @@ class _NoSlurp(type(Path())):
 def test_import_of_dev_zero_is_refused_without_reading_it_whole(tmp_path):
     from service.accounts import ImportError_, import_accounts
     from storage.db import SpendStore
+
     store = SpendStore(tmp_path / "a.duckdb")
     with pytest.raises(ImportError_) as exc:
         import_accounts(store, _NoSlurp("/dev/zero"))
@@ -130,8 +135,9 @@ def test_import_of_dev_zero_is_refused_without_reading_it_whole(tmp_path):
     assert store.stores() == []
 
 
-@pytest.mark.parametrize("command, limit", [(("budgets", "import"), 5), (("revenue", "import"), 20),
-                                            (("accounts", "import"), 20)])
+@pytest.mark.parametrize(
+    "command, limit", [(("budgets", "import"), 5), (("revenue", "import"), 20), (("accounts", "import"), 20)]
+)
 def test_every_csv_import_refuses_dev_zero_early_in_one_sentence(run_cli, command, limit):
     # the same capped read for every importer (service/csv_input.py): never the whole of /dev/zero
     r = run_cli(*command, "/dev/zero")
@@ -143,12 +149,13 @@ def test_import_is_bulk_in_one_transaction_and_exact(tmp_path, monkeypatch):
     in a handful of statements, not thousands."""
     from service.accounts import import_accounts
     from storage.db import SpendStore
+
     store = SpendStore(tmp_path / "a.duckdb")
     store.save_store("s0", "Old name", "EUR")
     with store.transaction() as con:
         store.link_accounts(con, [("s0", "meta", "1000000000", "kept"), ("s0", "meta", "1000000001", "old")])
     rows = [f"s{i // 4},Store {i // 4},meta,{1000000000 + i},{'' if i % 3 else f'n{i}'}" for i in range(2000)]
-    rows.append("s0,Store 0,meta,1000000001,renamed")             # a repeated link: the last name wins
+    rows.append("s0,Store 0,meta,1000000001,renamed")  # a repeated link: the last name wins
     f = tmp_path / "m.csv"
     f.write_text("store_id,store_name,platform,account_id,display_name\n" + "\n".join(rows) + "\n")
     executes = []
@@ -171,10 +178,11 @@ def test_import_is_bulk_in_one_transaction_and_exact(tmp_path, monkeypatch):
     def counting(self):
         with real_connect(self) as con:
             yield Counting(con)
+
     monkeypatch.setattr(SpendStore, "connect", counting)
     r = import_accounts(store, f)
     monkeypatch.undo()
-    assert (r.stores, r.added, r.unchanged) == (500, 1998, 2)      # two links existed already
+    assert (r.stores, r.added, r.unchanged) == (500, 1998, 2)  # two links existed already
     assert len(executes) < 20, executes[:30]
     assert executes.count("BEGIN TRANSACTION") == 1
     got = {(a["store_id"], a["account_id"]): a["display_name"] for a in store.accounts()}
@@ -193,9 +201,31 @@ TRICKY = ["-Infinity", "+NaN", "-1E+2", "+sNaN12", "-5", "=1+1", "'quoted", "''t
 
 def test_every_text_column_is_neutralised_even_when_it_reads_as_a_number():
     from service.export import HEADER, neutralise_row, neutralise_text
+
     for name in ("-Infinity", "+NaN", "-1E+2", "+sNaN12", "-5"):
-        row = dict(zip(HEADER, neutralise_row(["-1", name, "2026-01-01", "2026-01-31", "meta", "+1E5", name,
-                                               "USD", "-12.50", "1", "USD", "-12.50", "UTC", "ok"])))
+        row = dict(
+            zip(
+                HEADER,
+                neutralise_row(
+                    [
+                        "-1",
+                        name,
+                        "2026-01-01",
+                        "2026-01-31",
+                        "meta",
+                        "+1E5",
+                        name,
+                        "USD",
+                        "-12.50",
+                        "1",
+                        "USD",
+                        "-12.50",
+                        "UTC",
+                        "ok",
+                    ]
+                ),
+            )
+        )
         assert row["store_name"] == row["account_name"] == "'" + name
         assert row["store_id"] == "'-1" and row["account_id"] == "'+1E5"
         assert (row["spend"], row["billing_amount"], row["fx_rate"]) == ("-12.50", "-12.50", "1")
@@ -221,6 +251,7 @@ def test_export_csv_neutralises_store_names_that_decimal_parses(tmp_path, run_cl
 def test_mapping_csv_round_trips(tmp_path):
     from service.accounts import export_mapping_csv, import_accounts
     from storage.db import SpendStore
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["store_id", "store_name", "platform", "account_id", "billing_currency", "display_name"])
@@ -231,8 +262,9 @@ def test_mapping_csv_round_trips(tmp_path):
     store = SpendStore(tmp_path / "a.duckdb")
     import_accounts(store, first)
     stored = {s["store_id"]: s["name"] for s in store.stores()}
-    assert stored == {f"s{i}": name.removeprefix("'") if name.startswith(("'=", "''")) else name
-                      for i, name in enumerate(TRICKY)}                 # an apostrophe before = is undone
+    assert stored == {
+        f"s{i}": name.removeprefix("'") if name.startswith(("'=", "''")) else name for i, name in enumerate(TRICKY)
+    }  # an apostrophe before = is undone
     exported = export_mapping_csv(store)
     again = tmp_path / "again.csv"
     again.write_bytes(exported)
@@ -240,13 +272,15 @@ def test_mapping_csv_round_trips(tmp_path):
     assert (r.added, r.unchanged) == (0, len(TRICKY))
     assert {s["store_id"]: s["name"] for s in store.stores()} == stored
     assert {a["account_id"]: a["display_name"] for a in store.accounts()} == {
-        f"100000000{i}": v for i, v in enumerate(stored[f"s{len(TRICKY) - 1 - i}"] for i in range(len(TRICKY)))}
+        f"100000000{i}": v for i, v in enumerate(stored[f"s{len(TRICKY) - 1 - i}"] for i in range(len(TRICKY)))
+    }
     assert export_mapping_csv(store) == exported
     for row in list(csv.reader(io.StringIO(exported.decode())))[1:]:
         assert not row[1].startswith(("=", "+", "-", "@")), row
 
 
 # --- 9. control characters -----------------------------------------------------------------------------
+
 
 def test_control_characters_in_by_and_adspend_user_are_refused(one_store, run_cli, monkeypatch):
     r = run_cli("invoice", "finalize", "--store", "s1", "--month", "2026-01", "--by", "ops\x1b[2J\nINV-000009 forged")
@@ -265,6 +299,7 @@ def test_control_characters_in_names_are_refused(tmp_path, run_cli, db_path):
     assert "line 2: store_name contains control characters" in r.stderr and "line 3:" in r.stderr
     from service.dashboard import link_account
     from storage.db import SpendStore
+
     store = SpendStore(db_path)
     with pytest.raises(ValueError, match="control characters"):
         store.save_store("s3", "Name\x1b]8;;http://x\x07", "USD")
@@ -277,9 +312,13 @@ def test_control_characters_in_names_are_refused(tmp_path, run_cli, db_path):
 
 # --- 10. OS errors and out-of-range dates ------------------------------------------------------------------
 
+
 def test_os_errors_are_one_sentence_with_the_right_status(one_store, run_cli, tmp_path, db_path):
-    cases = [(tmp_path, "is a folder"), ("", "the output file name is empty"),
-             (one_store / "x.csv", "is a file, not a folder")]
+    cases = [
+        (tmp_path, "is a folder"),
+        ("", "the output file name is empty"),
+        (one_store / "x.csv", "is a file, not a folder"),
+    ]
     for out, needle in cases:
         r = run_cli("export", "--store", "s1", *PERIOD, "--out", out, "--allow-incomplete")
         assert r.returncode == 2 and needle in _one_line(r), r
@@ -291,27 +330,35 @@ def test_os_errors_are_one_sentence_with_the_right_status(one_store, run_cli, tm
     assert one_store.read_bytes() == before
 
 
-@pytest.mark.parametrize("args", [
-    ["spend", "--store", "s1", "--start", "0001-01-01", "--end", "0001-01-05"],
-    ["spend", "--store", "s1", "--start", "2026-01-01", "--end", "9999-12-31"],
-    ["export", "--store", "s1", "--start", "0001-01-01", "--end", "2026-01-01", "--out", "x.csv"],
-    ["invoice", "finalize", "--store", "s1", "--month", "9999-12"],
-    ["invoice", "finalize", "--store", "s1", "--month", "0001-01"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["spend", "--store", "s1", "--start", "0001-01-01", "--end", "0001-01-05"],
+        ["spend", "--store", "s1", "--start", "2026-01-01", "--end", "9999-12-31"],
+        ["export", "--store", "s1", "--start", "0001-01-01", "--end", "2026-01-01", "--out", "x.csv"],
+        ["invoice", "finalize", "--store", "s1", "--month", "9999-12"],
+        ["invoice", "finalize", "--store", "s1", "--month", "0001-01"],
+    ],
+)
 def test_out_of_range_dates_are_bad_input(one_store, run_cli, args):
     r = run_cli(*args)
     assert r.returncode == 2 and "out of range" in _one_line(r), r
 
 
 def test_broken_pipe_exits_quietly(one_store, db_path):
-    p = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "accounts", "list"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    p.stdout.close()                                   # `| head -0`: the reader is gone before we write
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "--db", str(db_path), "accounts", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    p.stdout.close()  # `| head -0`: the reader is gone before we write
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and err == ""
 
 
 # --- 10/11. as a user who cannot write (tests run as root here, which no permission stops) ---------------
+
 
 def _unprivileged() -> None:
     """In the child, before exec: when root, drop the capabilities that bypass file permissions
@@ -319,15 +366,22 @@ def _unprivileged() -> None:
     if os.geteuid() != 0:
         return
     import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):                                   # PR_CAPBSET_DROP = 24
+    for cap in (1, 2):  # PR_CAPBSET_DROP = 24
         if libc.prctl(24, cap, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
 def _python(args: list) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, preexec_fn=_unprivileged)
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=_unprivileged,
+    )
 
 
 def _as_nobody(args: list) -> subprocess.CompletedProcess:
@@ -364,8 +418,10 @@ def test_a_read_only_database_can_be_read(locked_db):
     assert r.returncode == 0, r.stderr
     assert (out / "s1.csv").read_text().startswith("store_id,")
     # the dashboard opens the store without read_only: it falls back to reading
-    code = ("from storage.db import SpendStore; s = SpendStore(r'%s'); "
-            "print(s.read_only, [x['store_id'] for x in s.stores()])" % db)
+    code = (
+        f"from storage.db import SpendStore; s = SpendStore(r'{db}'); "
+        "print(s.read_only, [x['store_id'] for x in s.stores()])"
+    )
     r = _python(["-c", code])
     assert r.stdout.strip() == "True ['s1']", r.stderr
     assert _sha(db) == before and sorted(p.name for p in db.parent.iterdir()) == ["adspend.duckdb"]
@@ -380,14 +436,14 @@ def test_writing_to_a_read_only_database_or_folder_is_one_sentence(locked_db, tm
     assert r.stderr.count("\n") == 1 and "read-only" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = _as_nobody(["--db", db.parent / "new.duckdb", "accounts", "list"])
     assert r.returncode == 1 and "permission denied" in r.stderr and r.stderr.count("\n") == 1, r.stderr
-    r = _as_nobody(["--db", db, "export", "--store", "s1", *PERIOD, "--out", db.parent / "x.csv",
-                    "--allow-incomplete"])
+    r = _as_nobody(["--db", db, "export", "--store", "s1", *PERIOD, "--out", db.parent / "x.csv", "--allow-incomplete"])
     assert r.returncode == 1 and r.stderr.startswith(f"error: cannot write {db.parent / 'x.csv'}: permission denied")
 
 
 def test_read_only_open_never_migrates_and_says_when_the_schema_is_older(locked_db):
     """A database at an older schema in a read-only place: one sentence, nothing written."""
     import duckdb
+
     db, _ = locked_db
     os.chmod(db.parent, 0o755)
     os.chmod(db, 0o644)
@@ -403,12 +459,14 @@ def test_read_only_open_never_migrates_and_says_when_the_schema_is_older(locked_
 
 def test_reading_commands_connect_read_only(one_store, db_path, run_cli, monkeypatch):
     import duckdb
+
     seen = []
     real = duckdb.connect
 
     def spy(path, *a, **k):
         seen.append(bool(k.get("read_only")))
         return real(path, *a, **k)
+
     monkeypatch.setattr(duckdb, "connect", spy)
     for args in (["spend", "--store", "s1", *PERIOD], ["accounts", "list"], ["invoice", "list"]):
         seen.clear()
@@ -418,11 +476,14 @@ def test_reading_commands_connect_read_only(one_store, db_path, run_cli, monkeyp
 
 # --- 13. strict dates -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["20261001", "2026-W40-1", "2026-10-1", " 2026-10-01x", "2026-10-01T00:00"])
 def test_dates_are_strictly_yyyy_mm_dd(one_store, run_cli, value):
-    for args in (["spend", "--store", "s1", "--start", value, "--end", "2026-12-31"],
-                 ["refresh", "--store", "s1", "--start", "2026-01-01", "--end", value],
-                 ["invoice", "finalize", "--store", "s1", "--start", value, "--end", "2026-12-31"]):
+    for args in (
+        ["spend", "--store", "s1", "--start", value, "--end", "2026-12-31"],
+        ["refresh", "--store", "s1", "--start", "2026-01-01", "--end", value],
+        ["invoice", "finalize", "--store", "s1", "--start", value, "--end", "2026-12-31"],
+    ):
         r = run_cli(*args)
         assert r.returncode == 2 and "is not a date in the form YYYY-MM-DD" in _one_line(r), r
 
@@ -431,14 +492,15 @@ def test_one_strict_day_parser_for_cli_wire_and_clock(monkeypatch):
     from fetchers import clock
     from fetchers.base import MalformedResponse
     from fetchers.core import parse_day
+
     assert clock.strict_day("2026-10-01") == dt.date(2026, 10, 1)
     for bad in ("20261001", "2026-W40-1", "2026-10-01\n1"):
         with pytest.raises(ValueError):
             clock.strict_day(bad)
         with pytest.raises(MalformedResponse):
             parse_day(bad, "date")
-    monkeypatch.setenv("ADSPEND_TODAY", "2026-W40-1")          # not a pin: ignored, the real day answers
-    assert clock.today() == dt.datetime.now(dt.timezone.utc).date()
+    monkeypatch.setenv("ADSPEND_TODAY", "2026-W40-1")  # not a pin: ignored, the real day answers
+    assert clock.today() == dt.datetime.now(dt.UTC).date()
 
 
 def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
@@ -447,6 +509,7 @@ def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
     import threading
 
     from storage.db import SpendStore
+
     rw = SpendStore(tmp_path / "a.duckdb")
     ro = SpendStore(tmp_path / "a.duckdb", read_only=True)
     assert ro.read_only and not rw.read_only
@@ -468,8 +531,10 @@ def test_a_writable_database_in_a_read_only_folder_reads_and_refuses_writes_in_o
     f.write_text(HEADER + "s2,Two,meta,1000000002\n")
     r = _as_nobody(["--db", db, "accounts", "import", f])
     assert r.returncode == 1, r
-    assert r.stderr == (f"error: cannot write to the database {db}: permission denied (DuckDB needs to write the "
-                        "file and create adspend.duckdb.wal in its folder); nothing was changed\n")
+    assert r.stderr == (
+        f"error: cannot write to the database {db}: permission denied (DuckDB needs to write the "
+        "file and create adspend.duckdb.wal in its folder); nothing was changed\n"
+    )
     r = _as_nobody(["--db", db, "spend", "--store", "s1", *PERIOD, "--json"])
     assert r.returncode == 0 and '"store_id": "s1"' in r.stdout, r.stderr
     assert _sha(db) == before
@@ -479,10 +544,8 @@ def test_import_still_names_every_bad_line_after_the_first():
     """Bulk import keeps the old checks: a store given two names is reported on each later line,
     even after an earlier bad line."""
     from service.accounts import ImportError_, parse_import
-    body = ("s1,Acme,meta,1000000001\n"
-            "s2,Fine,nosuch,1\n"
-            "s3,Three,meta,1000000003\n"
-            "s3,Other,meta,1000000004\n")
+
+    body = "s1,Acme,meta,1000000001\ns2,Fine,nosuch,1\ns3,Three,meta,1000000003\ns3,Other,meta,1000000004\n"
     with pytest.raises(ImportError_) as exc:
         parse_import((HEADER + body).encode())
     msg = str(exc.value)
@@ -496,12 +559,14 @@ def test_dashboard_shows_a_database_it_cannot_write_read_only(one_store, db_path
     import duckdb
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
     real = duckdb.connect
 
     def no_write(path, *a, **k):
         if not k.get("read_only"):
             raise duckdb.IOException(f'IO Error: Cannot open file "{path}": Permission denied')
         return real(path, *a, **k)
+
     before = _sha(db_path)
     monkeypatch.setenv("ADSPEND_DB", str(db_path))
     monkeypatch.setattr(duckdb, "connect", no_write)
@@ -512,5 +577,5 @@ def test_dashboard_shows_a_database_it_cannot_write_read_only(one_store, db_path
         st.cache_resource.clear()
     assert not at.exception, [e.value for e in at.exception]
     assert any("cannot be written here" in w.value and "read-only" in w.value for w in at.warning)
-    assert at.sidebar.selectbox(key="store_id").value == "s1"          # no demo stores were seeded
+    assert at.sidebar.selectbox(key="store_id").value == "s1"  # no demo stores were seeded
     assert _sha(db_path) == before

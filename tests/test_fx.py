@@ -2,24 +2,42 @@
 
 The rates below are copied by hand from eurofxref-hist.csv (inside currency_converter's
 eurofxref-hist.zip, version 0.18.23) so the expected values do not come from the code under test."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Context, Decimal as D, ROUND_HALF_EVEN
+from decimal import ROUND_HALF_EVEN, Context
+from decimal import Decimal as D
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service import fx
 
 # December 2025, every ECB publication day: (EUR->USD, EUR->GBP). Weekends and the TARGET
 # holidays 25 and 26 December have no rate.
 DEC_2025 = {
-    1: ("1.1646", "0.8778"), 2: ("1.1614", "0.8796"), 3: ("1.1668", "0.8766"), 4: ("1.1666", "0.8745"),
-    5: ("1.1645", "0.8727"), 8: ("1.1655", "0.8746"), 9: ("1.1637", "0.8735"), 10: ("1.1634", "0.8741"),
-    11: ("1.1714", "0.8751"), 12: ("1.1731", "0.8767"), 15: ("1.1753", "0.8779"), 16: ("1.1776", "0.8764"),
-    17: ("1.1722", "0.8785"), 18: ("1.1719", "0.8746"), 19: ("1.1712", "0.876"), 22: ("1.1745", "0.8742"),
-    23: ("1.1786", "0.8729"), 24: ("1.1787", "0.8729"), 29: ("1.1766", "0.8726"), 30: ("1.1757", "0.8712"),
+    1: ("1.1646", "0.8778"),
+    2: ("1.1614", "0.8796"),
+    3: ("1.1668", "0.8766"),
+    4: ("1.1666", "0.8745"),
+    5: ("1.1645", "0.8727"),
+    8: ("1.1655", "0.8746"),
+    9: ("1.1637", "0.8735"),
+    10: ("1.1634", "0.8741"),
+    11: ("1.1714", "0.8751"),
+    12: ("1.1731", "0.8767"),
+    15: ("1.1753", "0.8779"),
+    16: ("1.1776", "0.8764"),
+    17: ("1.1722", "0.8785"),
+    18: ("1.1719", "0.8746"),
+    19: ("1.1712", "0.876"),
+    22: ("1.1745", "0.8742"),
+    23: ("1.1786", "0.8729"),
+    24: ("1.1787", "0.8729"),
+    29: ("1.1766", "0.8726"),
+    30: ("1.1757", "0.8712"),
     31: ("1.175", "0.8726"),
 }
 DEC = [date(2025, 12, n) for n in range(1, 32)]
@@ -41,7 +59,7 @@ def amount(n: int) -> D:
     return D(f"{(n * 37) % 101 + 10}.{(n * 13) % 100:02d}")
 
 
-DAILY = {day(n): amount(n) for n in range(1, 32)}        # sums to 1911.48
+DAILY = {day(n): amount(n) for n in range(1, 32)}  # sums to 1911.48
 
 
 # ------------------------------------------------------------------------------------ data
@@ -85,9 +103,9 @@ def test_every_december_day_uses_its_own_or_last_earlier_rate(n):
 def test_weekend_uses_friday_rate_and_christmas_uses_24th():
     sat, sun = fx.quote("EUR", "USD", day(20)), fx.quote("EUR", "USD", day(21))
     assert sat.rate == sun.rate == D("1.1712")
-    assert sat.rate_date == sun.rate_date == day(19)            # Friday
+    assert sat.rate_date == sun.rate_date == day(19)  # Friday
     assert sat.fallback and sun.fallback
-    for n in (25, 26, 27, 28):                                   # holidays + weekend
+    for n in (25, 26, 27, 28):  # holidays + weekend
         q = fx.quote("EUR", "USD", day(n))
         assert (q.rate, q.rate_date, q.fallback) == (D("1.1787"), day(24), True)
     assert fx.quote("EUR", "USD", day(19)).fallback is False
@@ -101,7 +119,7 @@ def test_easter_2025_uses_maundy_thursday_rate():
 
 
 def test_same_currency_is_exactly_one():
-    for c in ("USD", "EUR", "JPY", "XYZ"):                      # no data needed
+    for c in ("USD", "EUR", "JPY", "XYZ"):  # no data needed
         q = fx.quote(c, c, date(1990, 1, 1))
         assert q.rate == D(1) and q.fallback is False
     line = fx.convert_line(DAILY, "USD", "usd")
@@ -109,17 +127,20 @@ def test_same_currency_is_exactly_one():
     assert line.billing_amount == D("1911.48") == line.spend
 
 
-@pytest.mark.parametrize("frm,to,d,ccy", [
-    ("XYZ", "USD", day(19), "XYZ"),                    # not in the data
-    ("USD", "XYZ", day(19), "XYZ"),
-    ("USD", "EUR", date(1998, 12, 31), "USD"),          # before 1999
-    ("EUR", "BRL", date(2007, 12, 31), "BRL"),          # before BRL's first rate (2008-01-02)
-    ("RUB", "EUR", date(2022, 3, 10), "RUB"),           # stopped after 2022-03-01
-    ("BGN", "EUR", date(2026, 1, 15), "BGN"),           # euro since 2026, last rate 2025-12-31
-    ("ISK", "EUR", date(2010, 6, 1), "ISK"),            # long gap in ISK
-    ("USD", "EUR", date(2026, 11, 7), "USD"),           # 8 days after the end of the data
-    ("US", "EUR", day(19), "US"),                       # not a code
-])
+@pytest.mark.parametrize(
+    "frm,to,d,ccy",
+    [
+        ("XYZ", "USD", day(19), "XYZ"),  # not in the data
+        ("USD", "XYZ", day(19), "XYZ"),
+        ("USD", "EUR", date(1998, 12, 31), "USD"),  # before 1999
+        ("EUR", "BRL", date(2007, 12, 31), "BRL"),  # before BRL's first rate (2008-01-02)
+        ("RUB", "EUR", date(2022, 3, 10), "RUB"),  # stopped after 2022-03-01
+        ("BGN", "EUR", date(2026, 1, 15), "BGN"),  # euro since 2026, last rate 2025-12-31
+        ("ISK", "EUR", date(2010, 6, 1), "ISK"),  # long gap in ISK
+        ("USD", "EUR", date(2026, 11, 7), "USD"),  # 8 days after the end of the data
+        ("US", "EUR", day(19), "US"),  # not a code
+    ],
+)
 def test_no_rate_is_fx_missing_never_one_to_one(frm, to, d, ccy):
     with pytest.raises(fx.FxMissing) as e:
         fx.quote(frm, to, d)
@@ -128,7 +149,7 @@ def test_no_rate_is_fx_missing_never_one_to_one(frm, to, d, ccy):
 
 
 def test_end_of_data_fallback_window_is_seven_days():
-    q = fx.quote("USD", "EUR", date(2026, 11, 6))                   # 7 days after 2026-10-30 (Friday)
+    q = fx.quote("USD", "EUR", date(2026, 11, 6))  # 7 days after 2026-10-30 (Friday)
     assert (q.rate_date, q.fallback) == (date(2026, 10, 30), True)
     assert q.rate == Context(prec=28).divide(D(1), D("1.1172"))
     with pytest.raises(fx.FxMissing, match="2026-10-30"):
@@ -139,14 +160,17 @@ def test_end_of_data_fallback_window_is_seven_days():
 
 
 # The whole of December 2025, spend 1911.48 in each account's currency, converted day by day.
-@pytest.mark.parametrize("frm,to,billing,fx_rate", [
-    ("USD", "USD", "1911.48", "1"),
-    ("EUR", "USD", "2239.61", "1.171662795"),   # exact 2239.610151
-    ("GBP", "USD", "2560.63", "1.339605960"),   # exact 2560.6273623722...
-    ("USD", "EUR", "1631.46", "0.8535061837"),  # exact 1631.4635466444...
-    ("EUR", "EUR", "1911.48", "1"),
-    ("GBP", "EUR", "2185.46", "1.143333961"),   # exact 2185.4563906033...
-])
+@pytest.mark.parametrize(
+    "frm,to,billing,fx_rate",
+    [
+        ("USD", "USD", "1911.48", "1"),
+        ("EUR", "USD", "2239.61", "1.171662795"),  # exact 2239.610151
+        ("GBP", "USD", "2560.63", "1.339605960"),  # exact 2560.6273623722...
+        ("USD", "EUR", "1631.46", "0.8535061837"),  # exact 1631.4635466444...
+        ("EUR", "EUR", "1911.48", "1"),
+        ("GBP", "EUR", "2185.46", "1.143333961"),  # exact 2185.4563906033...
+    ],
+)
 def test_december_lines(frm, to, billing, fx_rate):
     line = fx.convert_line(DAILY, frm, to)
     assert line.spend == D("1911.48")
@@ -175,7 +199,7 @@ def test_invoice_total_is_sum_of_printed_lines():
     # Rounding once per line, then summing: two lines of 3.285 print 3.29 each, the total is 6.58
     # (rounding the exact grand total would give 6.57 and not match the printed lines).
     a = fx.convert_line({day(19): D("3.75")}, "EUR", "GBP")
-    b = fx.convert_line({day(20): D("3.75")}, "EUR", "GBP")       # Saturday: Friday's 0.876
+    b = fx.convert_line({day(20): D("3.75")}, "EUR", "GBP")  # Saturday: Friday's 0.876
     assert a.exact == b.exact == D("3.28500")
     assert a.billing_amount == b.billing_amount == D("3.29")
     assert a.billing_amount + b.billing_amount == D("6.58")
@@ -212,16 +236,26 @@ def test_jpy_rounds_to_whole_yen():
 
 
 def test_minor_units_and_formatting():
-    assert [fx.minor_units(c) for c in ("USD", "EUR", "JPY", "KRW", "BHD", "KWD", "JOD", "CLF", "ISK", "xyz")] \
-        == [2, 2, 0, 0, 3, 3, 3, 4, 0, 2]
+    assert [fx.minor_units(c) for c in ("USD", "EUR", "JPY", "KRW", "BHD", "KWD", "JOD", "CLF", "ISK", "xyz")] == [
+        2,
+        2,
+        0,
+        0,
+        3,
+        3,
+        3,
+        4,
+        0,
+        2,
+    ]
     assert str(fx.quantize(D("1234.5"), "USD")) == "1234.50"
     assert fx.format_amount(D("1234.5"), "JPY") == "1235"
     assert fx.format_amount(D("1.0005"), "KWD") == "1.001"
     assert fx.format_amount(D("0"), "USD") == "0.00"
-    assert fx.format_amount(D("-0.001"), "USD") == "0.00"          # never "-0.00"
-    assert fx.format_amount(D("1E+3"), "USD") == "1000.00"         # never exponent notation
+    assert fx.format_amount(D("-0.001"), "USD") == "0.00"  # never "-0.00"
+    assert fx.format_amount(D("1E+3"), "USD") == "1000.00"  # never exponent notation
     with pytest.raises(TypeError):
-        fx.quantize(1.5, "USD")                                     # floats are refused
+        fx.quantize(1.5, "USD")  # floats are refused
 
 
 def test_missing_days_are_reported_not_converted_one_to_one():
@@ -240,10 +274,10 @@ def test_zero_spend_fx_rate_is_last_day_rate():
     daily = {day(n): D("0") for n in range(1, 32)}
     line = fx.convert_line(daily, "EUR", "USD")
     assert line.billing_amount == D("0.00")
-    assert line.fx_rate == D("1.175")                                # 31 Dec
+    assert line.fx_rate == D("1.175")  # 31 Dec
     line = fx.convert_line(daily, "EUR", "USD", period_end=day(28))  # Sunday: 24 Dec's rate
     assert line.fx_rate == D("1.1787")
-    assert str(fx.convert_line(daily, "USD", "EUR").fx_rate) == "0.8510638298"   # 1/1.175, 10 digits
+    assert str(fx.convert_line(daily, "USD", "EUR").fx_rate) == "0.8510638298"  # 1/1.175, 10 digits
     assert fx.convert_line({}, "EUR", "USD", period_end=day(31)).fx_rate == D("1.175")
     # a sub-cent spend that rounds to 0.00 shows the day's rate, not 0
     assert fx.convert_line({day(31): D("0.001")}, "EUR", "USD").fx_rate == D("1.175")
@@ -252,7 +286,7 @@ def test_zero_spend_fx_rate_is_last_day_rate():
 def test_rate_table_lists_dated_rates_used():
     table = fx.rate_table("EUR", "USD", day(20), day(29))
     assert [(q.rate_date, q.rate, q.fallback) for q in table] == [
-        (day(19), D("1.1712"), True),       # Saturday 20th uses Friday's
+        (day(19), D("1.1712"), True),  # Saturday 20th uses Friday's
         (day(22), D("1.1745"), False),
         (day(23), D("1.1786"), False),
         (day(24), D("1.1787"), False),
@@ -267,17 +301,20 @@ def test_rate_table_lists_dated_rates_used():
 # ------------------------------------------------------------------------------------ property
 
 _CCYS = ["USD", "EUR", "GBP", "JPY", "KRW", "CHF", "SEK"]
-_cents = st.integers(min_value=-10**9, max_value=10**9).map(lambda c: D(c).scaleb(-2))
+_cents = st.integers(min_value=-(10**9), max_value=10**9).map(lambda c: D(c).scaleb(-2))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(start=st.dates(min_value=date(2024, 1, 1), max_value=date(2026, 10, 31)),
-       amounts=st.lists(_cents, min_size=1, max_size=40),
-       frm=st.sampled_from(_CCYS), to=st.sampled_from(_CCYS))
+@given(
+    start=st.dates(min_value=date(2024, 1, 1), max_value=date(2026, 10, 31)),
+    amounts=st.lists(_cents, min_size=1, max_size=40),
+    frm=st.sampled_from(_CCYS),
+    to=st.sampled_from(_CCYS),
+)
 def test_property_line_is_quantized_exact_sum(start, amounts, frm, to):
     daily = {start + timedelta(days=i): a for i, a in enumerate(amounts)}
     line = fx.convert_line(daily, frm, to)
-    wide = Context(prec=200)                                  # wide enough to be exact here
+    wide = Context(prec=200)  # wide enough to be exact here
     expected = D(0)
     for d, a in daily.items():
         try:
@@ -302,6 +339,7 @@ def test_the_shipped_history_read_column_by_column_equals_the_checked_parse():
     from decimal import Decimal
 
     from service import fx as fxm
+
     raw = fxm._data_bytes()
     fast = fxm._shipped_fast(raw)
     parsed = fxm.parse_rate_file(raw)
@@ -323,10 +361,13 @@ def test_the_shipped_history_read_column_by_column_equals_the_checked_parse():
             eager.setdefault(c, {})[d] = r
     assert {c: dict(m) for c, m in lazy.by_ccy.items()} == eager
     # anything unusual goes to the checked parse, which names the problem
-    for csv_text, problem in (("Date,USD,\n2024-01-02,1e3,\n", None), ("Date,USD,\n2024-01-02,1.1,2\n", None),
-                              ("Date,USD,\n2024-01-02,1.1,\n2024-01-02,1.2,\n", None),
-                              ("Date,USD,\n2024-01-02,-1,\n", "the USD rate '-1' is not a positive decimal number"),
-                              ("Date,USD,\n2024-01-02,NaN,\n", "the USD rate 'NaN' is not a positive decimal")):
+    for csv_text, problem in (
+        ("Date,USD,\n2024-01-02,1e3,\n", None),
+        ("Date,USD,\n2024-01-02,1.1,2\n", None),
+        ("Date,USD,\n2024-01-02,1.1,\n2024-01-02,1.2,\n", None),
+        ("Date,USD,\n2024-01-02,-1,\n", "the USD rate '-1' is not a positive decimal number"),
+        ("Date,USD,\n2024-01-02,NaN,\n", "the USD rate 'NaN' is not a positive decimal"),
+    ):
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
             zf.writestr("eurofxref-hist.csv", csv_text)

@@ -1,4 +1,5 @@
 """Google Ads searchStream: the fetcher against recorded shapes (respx) and against the sandbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,12 @@ from fetchers.core import PlatformApi, RateBudget, fetch_window, plan_windows
 BASE = "https://googleads.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
 STREAM = f"{BASE}/v26/customers/1234567890/googleAds:searchStream"
-CREDS = {"GOOGLE_ADS_DEVELOPER_TOKEN": "devtoken-ABCDEFGHIJKLMNOPQRS", "GOOGLE_ADS_CLIENT_ID": "cid.apps",
-         "GOOGLE_ADS_CLIENT_SECRET": "client-secret-xyz", "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh-token-abc"}
+CREDS = {
+    "GOOGLE_ADS_DEVELOPER_TOKEN": "devtoken-ABCDEFGHIJKLMNOPQRS",
+    "GOOGLE_ADS_CLIENT_ID": "cid.apps",
+    "GOOGLE_ADS_CLIENT_SECRET": "client-secret-xyz",
+    "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh-token-abc",
+}
 ACCOUNT = AccountInfo("1234567890", "USD", "America/New_York")
 MASK = "segments.date,metrics.costMicros"
 FAILURE = "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure"
@@ -34,14 +39,23 @@ async def with_api(fn, creds=None, base=BASE, token_url=TOKEN_URL):
     creds = creds or CREDS
     f = get_fetcher("google")
     async with httpx.AsyncClient() as client:
-        api = PlatformApi(f, client, base_url=base, credentials=creds, auth=f.build_auth(creds, token_url, None),
-                          budget=RateBudget(60000))
+        api = PlatformApi(
+            f,
+            client,
+            base_url=base,
+            credentials=creds,
+            auth=f.build_auth(creds, token_url, None),
+            budget=RateBudget(60000),
+        )
         return await fn(f, api)
 
 
 def token_route(*tokens):
-    return respx.post(TOKEN_URL).mock(side_effect=[
-        httpx.Response(200, json={"access_token": t, "expires_in": 3599, "token_type": "Bearer"}) for t in tokens])
+    return respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": t, "expires_in": 3599, "token_type": "Bearer"}) for t in tokens
+        ]
+    )
 
 
 def result(day, micros=None):
@@ -71,6 +85,7 @@ def daily(f, api, start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 1)):
 
 # --- request shape ------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_search_stream_request_is_exactly_what_google_documents():
     tok = token_route("ya29.access-1")
@@ -78,16 +93,22 @@ def test_search_stream_request_is_exactly_what_google_documents():
     creds = {**CREDS, "GOOGLE_ADS_LOGIN_CUSTOMER_ID": "987-654-3210"}
     rows = run(with_api(lambda f, api: daily(f, api, dt.date(2026, 3, 1), dt.date(2026, 3, 7)), creds))
     req = route.calls.last.request
-    assert json.loads(req.content) == {"query": "SELECT segments.date, metrics.cost_micros FROM customer WHERE "
-                                                "segments.date BETWEEN '2026-03-01' AND '2026-03-07' "
-                                                "ORDER BY segments.date"}
+    assert json.loads(req.content) == {
+        "query": "SELECT segments.date, metrics.cost_micros FROM customer WHERE "
+        "segments.date BETWEEN '2026-03-01' AND '2026-03-07' "
+        "ORDER BY segments.date"
+    }
     assert req.headers["Authorization"] == "Bearer ya29.access-1"
     assert req.headers["developer-token"] == "devtoken-ABCDEFGHIJKLMNOPQRS"
     assert req.headers["login-customer-id"] == "9876543210"
     assert req.headers["Content-Type"] == "application/json"
     form = dict(urllib.parse.parse_qsl(tok.calls.last.request.content.decode()))
-    assert form == {"grant_type": "refresh_token", "refresh_token": "1//refresh-token-abc",
-                    "client_id": "cid.apps", "client_secret": "client-secret-xyz"}
+    assert form == {
+        "grant_type": "refresh_token",
+        "refresh_token": "1//refresh-token-abc",
+        "client_id": "cid.apps",
+        "client_secret": "client-secret-xyz",
+    }
     assert rows[dt.date(2026, 3, 1)] == Decimal("152.31") and len(rows) == 7
 
 
@@ -108,29 +129,56 @@ def test_bad_login_customer_id_is_a_config_error():
 @respx.mock
 def test_account_info_queries_the_customer_resource():
     token_route("ya29.a")
-    route = respx.post(STREAM).mock(return_value=httpx.Response(200, json=[{
-        "results": [{"customer": {"resourceName": "customers/1234567890", "id": "1234567890", "currencyCode": "EUR",
-                                  "timeZone": "Europe/Berlin", "descriptiveName": "Shop"}}],
-        "fieldMask": "customer.id,customer.currencyCode,customer.timeZone,customer.descriptiveName"}]))
+    route = respx.post(STREAM).mock(
+        return_value=httpx.Response(
+            200,
+            json=[
+                {
+                    "results": [
+                        {
+                            "customer": {
+                                "resourceName": "customers/1234567890",
+                                "id": "1234567890",
+                                "currencyCode": "EUR",
+                                "timeZone": "Europe/Berlin",
+                                "descriptiveName": "Shop",
+                            }
+                        }
+                    ],
+                    "fieldMask": "customer.id,customer.currencyCode,customer.timeZone,customer.descriptiveName",
+                }
+            ],
+        )
+    )
     info = run(with_api(lambda f, api: f.account_info(api, "123-456-7890")))
     assert info == AccountInfo("1234567890", "EUR", "Europe/Berlin", "Shop")
     assert json.loads(route.calls.last.request.content)["query"] == (
-        "SELECT customer.id, customer.currency_code, customer.time_zone, customer.descriptive_name FROM customer")
+        "SELECT customer.id, customer.currency_code, customer.time_zone, customer.descriptive_name FROM customer"
+    )
 
 
 # --- batches and money --------------------------------------------------------------------------
 
+
 @respx.mock
 def test_reads_every_batch_divides_micros_exactly_and_fills_omitted_days():
     token_route("ya29.a")
-    respx.post(STREAM).mock(return_value=stream(
-        [result("2026-03-01", "152310000"), result("2026-03-02", "98700000")],
-        [result("2026-03-03"), result("2026-03-05", "1")],               # 03-03: zero cost, field left out
-        [result("2026-03-06", "123456789012345")]))
+    respx.post(STREAM).mock(
+        return_value=stream(
+            [result("2026-03-01", "152310000"), result("2026-03-02", "98700000")],
+            [result("2026-03-03"), result("2026-03-05", "1")],  # 03-03: zero cost, field left out
+            [result("2026-03-06", "123456789012345")],
+        )
+    )
     rows = run(with_api(lambda f, api: daily(f, api, dt.date(2026, 3, 1), dt.date(2026, 3, 6))))
-    assert rows == {dt.date(2026, 3, 1): Decimal("152.31"), dt.date(2026, 3, 2): Decimal("98.7"),
-                    dt.date(2026, 3, 3): Decimal(0), dt.date(2026, 3, 4): Decimal(0),
-                    dt.date(2026, 3, 5): Decimal("0.000001"), dt.date(2026, 3, 6): Decimal("123456789.012345")}
+    assert rows == {
+        dt.date(2026, 3, 1): Decimal("152.31"),
+        dt.date(2026, 3, 2): Decimal("98.7"),
+        dt.date(2026, 3, 3): Decimal(0),
+        dt.date(2026, 3, 4): Decimal(0),
+        dt.date(2026, 3, 5): Decimal("0.000001"),
+        dt.date(2026, 3, 6): Decimal("123456789.012345"),
+    }
     assert sum(rows.values()) == Decimal("123457040.022346")
 
 
@@ -139,20 +187,23 @@ def test_empty_stream_shapes_are_no_rows():
     assert google.parse_daily_cost([{"fieldMask": MASK, "requestId": "r"}]) == {}
 
 
-@pytest.mark.parametrize("body,why", [
-    ({"results": []}, "not a JSON array"),
-    ([["x"]], "batch is not an object"),
-    ([{"results": {"a": 1}, "fieldMask": MASK}], "not a list"),
-    ([{"results": [result("2026-03-01", "1")], "fieldMask": "segments.date"}], "metrics.costMicros"),
-    ([{"results": [result("2026-03-01", "1")]}], "metrics.costMicros"),
-    ([{"results": [result("2026-03-01", 1.5)], "fieldMask": MASK}], "whole number"),
-    ([{"results": [result("2026-03-01", "12.5")], "fieldMask": MASK}], "whole number"),
-    ([{"results": [result("2026-03-01", "abc")], "fieldMask": MASK}], "whole number"),
-    ([{"results": [{"metrics": {"costMicros": "1"}}], "fieldMask": MASK}], "segments"),
-    ([{"results": [result("03/01/2026", "1")], "fieldMask": MASK}], "not a YYYY-MM-DD day"),
-    ([{"results": [{"segments": {"date": "2026-03-01"}, "metrics": "1"}], "fieldMask": MASK}], "not an object"),
-    ([{"results": [result("2026-03-01", "1"), result("2026-03-01", "2")], "fieldMask": MASK}], "twice"),
-])
+@pytest.mark.parametrize(
+    "body,why",
+    [
+        ({"results": []}, "not a JSON array"),
+        ([["x"]], "batch is not an object"),
+        ([{"results": {"a": 1}, "fieldMask": MASK}], "not a list"),
+        ([{"results": [result("2026-03-01", "1")], "fieldMask": "segments.date"}], "metrics.costMicros"),
+        ([{"results": [result("2026-03-01", "1")]}], "metrics.costMicros"),
+        ([{"results": [result("2026-03-01", 1.5)], "fieldMask": MASK}], "whole number"),
+        ([{"results": [result("2026-03-01", "12.5")], "fieldMask": MASK}], "whole number"),
+        ([{"results": [result("2026-03-01", "abc")], "fieldMask": MASK}], "whole number"),
+        ([{"results": [{"metrics": {"costMicros": "1"}}], "fieldMask": MASK}], "segments"),
+        ([{"results": [result("03/01/2026", "1")], "fieldMask": MASK}], "not a YYYY-MM-DD day"),
+        ([{"results": [{"segments": {"date": "2026-03-01"}, "metrics": "1"}], "fieldMask": MASK}], "not an object"),
+        ([{"results": [result("2026-03-01", "1"), result("2026-03-01", "2")], "fieldMask": MASK}], "twice"),
+    ],
+)
 def test_malformed_streams_are_refused(body, why):
     with pytest.raises(MalformedResponse, match=why):
         google.parse_daily_cost(body)
@@ -166,7 +217,9 @@ def test_non_json_body_is_malformed():
         run(with_api(daily))
 
 
-@pytest.mark.parametrize("customer", [{"timeZone": "UTC"}, {"currencyCode": "USD"}, {"currencyCode": 840, "timeZone": "UTC"}])
+@pytest.mark.parametrize(
+    "customer", [{"timeZone": "UTC"}, {"currencyCode": "USD"}, {"currencyCode": 840, "timeZone": "UTC"}]
+)
 def test_customer_without_currency_or_timezone_is_malformed(customer):
     body = [{"results": [{"customer": customer}], "fieldMask": "customer.currencyCode,customer.timeZone"}]
     with pytest.raises(MalformedResponse):
@@ -175,12 +228,23 @@ def test_customer_without_currency_or_timezone_is_malformed(customer):
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_resource_exhausted_waits_retry_delay_then_succeeds():
     token_route("ya29.a")
-    route = respx.post(STREAM).mock(side_effect=[
-        rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_TEMPORARILY_EXHAUSTED", retry_delay="0.01s", wrap=True),
-        stream([result("2026-03-01", "5000000")])])
+    route = respx.post(STREAM).mock(
+        side_effect=[
+            rpc(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "quotaError",
+                "RESOURCE_TEMPORARILY_EXHAUSTED",
+                retry_delay="0.01s",
+                wrap=True,
+            ),
+            stream([result("2026-03-01", "5000000")]),
+        ]
+    )
     rows = run(with_api(daily))
     assert rows == {dt.date(2026, 3, 1): Decimal(5)} and route.call_count == 2
 
@@ -188,16 +252,18 @@ def test_resource_exhausted_waits_retry_delay_then_succeeds():
 def test_retry_delay_becomes_retry_after():
     v = google.classify(rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED", retry_delay="60s"))
     assert (v.action, v.kind, v.retry_after) == ("retry", "throttled", 60.0)
-    wrapped = google.classify(rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED", retry_delay="7s",
-                                  wrap=True))
+    wrapped = google.classify(
+        rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED", retry_delay="7s", wrap=True)
+    )
     assert wrapped.retry_after == 7.0
 
 
 @respx.mock
 def test_daily_quota_with_a_long_delay_fails_as_throttled_without_waiting():
     token_route("ya29.a")
-    respx.post(STREAM).mock(return_value=rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED",
-                                             retry_delay="3600s"))
+    respx.post(STREAM).mock(
+        return_value=rpc(429, "RESOURCE_EXHAUSTED", "quotaError", "RESOURCE_EXHAUSTED", retry_delay="3600s")
+    )
     with pytest.raises(FetchError) as e:
         run(with_api(daily))
     assert e.value.kind == "throttled" and "try again later" in e.value.message
@@ -206,9 +272,12 @@ def test_daily_quota_with_a_long_delay_fails_as_throttled_without_waiting():
 @respx.mock
 def test_unauthenticated_refreshes_once_then_succeeds():
     tok = token_route("ya29.old", "ya29.new")
-    route = respx.post(STREAM).mock(side_effect=[rpc(401, "UNAUTHENTICATED", message="Request had invalid "
-                                                     "authentication credentials."),
-                                                 stream([result("2026-03-01", "1000000")])])
+    route = respx.post(STREAM).mock(
+        side_effect=[
+            rpc(401, "UNAUTHENTICATED", message="Request had invalid authentication credentials."),
+            stream([result("2026-03-01", "1000000")]),
+        ]
+    )
     assert run(with_api(daily)) == {dt.date(2026, 3, 1): Decimal(1)}
     assert tok.call_count == 2
     assert route.calls.last.request.headers["Authorization"] == "Bearer ya29.new"
@@ -225,8 +294,11 @@ def test_401_after_refresh_is_an_auth_failure():
 
 @respx.mock
 def test_revoked_refresh_token_is_an_auth_failure_without_secrets():
-    respx.post(TOKEN_URL).mock(return_value=httpx.Response(400, json={
-        "error": "invalid_grant", "error_description": "Token has been expired or revoked."}))
+    respx.post(TOKEN_URL).mock(
+        return_value=httpx.Response(
+            400, json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        )
+    )
     with pytest.raises(FetchError) as e:
         run(with_api(daily))
     assert e.value.kind == "auth" and "invalid_grant" in e.value.message
@@ -234,19 +306,34 @@ def test_revoked_refresh_token_is_an_auth_failure_without_secrets():
         assert secret not in e.value.message
 
 
-@pytest.mark.parametrize("response,kind,says", [
-    (rpc(403, "PERMISSION_DENIED", "authorizationError", "USER_PERMISSION_DENIED"), "request",
-     "GOOGLE_ADS_LOGIN_CUSTOMER_ID"),
-    (rpc(403, "PERMISSION_DENIED", "authorizationError", "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION"), "config",
-     "access"),
-    (rpc(403, "PERMISSION_DENIED", "authorizationError", "DEVELOPER_TOKEN_NOT_APPROVED"), "config", "access"),
-    (rpc(400, "INVALID_ARGUMENT", "requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING"), "auth",
-     "GOOGLE_ADS_DEVELOPER_TOKEN"),
-    (rpc(403, "PERMISSION_DENIED", "authorizationError", "CUSTOMER_NOT_ENABLED"), "request", "not enabled"),
-    (rpc(400, "INVALID_ARGUMENT", "queryError", "UNRECOGNIZED_FIELD", "Unrecognized field"), "request",
-     "queryError.UNRECOGNIZED_FIELD"),
-    (httpx.Response(404, text="<html>The requested URL was not found</html>"), "config", "API_VERSION"),
-])
+@pytest.mark.parametrize(
+    "response,kind,says",
+    [
+        (
+            rpc(403, "PERMISSION_DENIED", "authorizationError", "USER_PERMISSION_DENIED"),
+            "request",
+            "GOOGLE_ADS_LOGIN_CUSTOMER_ID",
+        ),
+        (
+            rpc(403, "PERMISSION_DENIED", "authorizationError", "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION"),
+            "config",
+            "access",
+        ),
+        (rpc(403, "PERMISSION_DENIED", "authorizationError", "DEVELOPER_TOKEN_NOT_APPROVED"), "config", "access"),
+        (
+            rpc(400, "INVALID_ARGUMENT", "requestError", "DEVELOPER_TOKEN_PARAMETER_MISSING"),
+            "auth",
+            "GOOGLE_ADS_DEVELOPER_TOKEN",
+        ),
+        (rpc(403, "PERMISSION_DENIED", "authorizationError", "CUSTOMER_NOT_ENABLED"), "request", "not enabled"),
+        (
+            rpc(400, "INVALID_ARGUMENT", "queryError", "UNRECOGNIZED_FIELD", "Unrecognized field"),
+            "request",
+            "queryError.UNRECOGNIZED_FIELD",
+        ),
+        (httpx.Response(404, text="<html>The requested URL was not found</html>"), "config", "API_VERSION"),
+    ],
+)
 def test_errors_fail_with_an_actionable_reason(response, kind, says):
     v = google.classify(response)
     assert (v.action, v.kind) == ("fail", kind)
@@ -254,8 +341,13 @@ def test_errors_fail_with_an_actionable_reason(response, kind, says):
 
 
 def test_error_inside_a_200_stream_is_not_data():
-    resp = httpx.Response(200, json=[{"results": [result("2026-03-01", "1")], "fieldMask": MASK},
-                                     {"error": {"code": 500, "status": "INTERNAL", "message": "oops"}}])
+    resp = httpx.Response(
+        200,
+        json=[
+            {"results": [result("2026-03-01", "1")], "fieldMask": MASK},
+            {"error": {"code": 500, "status": "INTERNAL", "message": "oops"}},
+        ],
+    )
     assert google.classify(resp).action == "retry"
     with pytest.raises(FetchError):
         google.parse_daily_cost(resp.json())
@@ -272,8 +364,10 @@ def test_permanent_5xx_is_a_server_failure():
 
 # --- ids ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw,want", [("123-456-7890", "1234567890"), ("1234567890", "1234567890"),
-                                      (" 123-456-7890 ", "1234567890")])
+
+@pytest.mark.parametrize(
+    "raw,want", [("123-456-7890", "1234567890"), ("1234567890", "1234567890"), (" 123-456-7890 ", "1234567890")]
+)
 def test_customer_id_forms(raw, want):
     assert get_fetcher("google").normalize_account_id(raw) == want
 
@@ -286,6 +380,7 @@ def test_bad_customer_ids_name_the_platform_value_and_form(raw):
 
 
 # --- against the sandbox ------------------------------------------------------------------------
+
 
 def sbx_creds(sandbox_env):
     return {k: v for k, v in sandbox_env.items() if k.startswith("GOOGLE_ADS_") and not k.endswith("_URL")}
@@ -305,9 +400,13 @@ def sbx(fn, sandbox, sandbox_env, **extra):
 
 @pytest.mark.parametrize("account,currency", [("123-456-7978", "EUR"), ("1234567392", "JPY"), ("5550001111", "USD")])
 def test_sandbox_totals_match_exactly_over_windows(sandbox, sandbox_env, account, currency):
-    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)          # 760 days: three windows
-    info, total = sbx(lambda f, api: sandbox_total(f, api, account, start, end), sandbox, sandbox_env,
-                      GOOGLE_ADS_LOGIN_CUSTOMER_ID="111-222-3333")
+    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)  # 760 days: three windows
+    info, total = sbx(
+        lambda f, api: sandbox_total(f, api, account, start, end),
+        sandbox,
+        sandbox_env,
+        GOOGLE_ADS_LOGIN_CUSTOMER_ID="111-222-3333",
+    )
     assert info.currency == currency
     assert total == Decimal(sandbox.sandbox.expected_total("google", info.account_id, start, end)["spend"])
     assert sandbox.ctx.token_grants["google"] == 1
@@ -315,12 +414,20 @@ def test_sandbox_totals_match_exactly_over_windows(sandbox, sandbox_env, account
 
 def test_sandbox_rejects_what_google_rejects(sandbox):
     url = f"{sandbox.url}/v26/customers/1234567890/googleAds:searchStream"
-    token = httpx.post(f"{sandbox.url}/token", data={
-        "grant_type": "refresh_token", "client_id": "sandbox-google-client", "client_secret": "sandbox-google-secret",
-        "refresh_token": "sandbox-google-refresh"}).json()["access_token"]
+    token = httpx.post(
+        f"{sandbox.url}/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "sandbox-google-client",
+            "client_secret": "sandbox-google-secret",
+            "refresh_token": "sandbox-google-refresh",
+        },
+    ).json()["access_token"]
     h = {"Authorization": f"Bearer {token}", "developer-token": "sandbox-google-devtoken"}
-    q = {"query": "SELECT segments.date, metrics.cost_micros FROM customer "
-                  "WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-31'"}
+    q = {
+        "query": "SELECT segments.date, metrics.cost_micros FROM customer "
+        "WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-31'"
+    }
 
     def code(resp):
         body = resp.json()
@@ -328,11 +435,15 @@ def test_sandbox_rejects_what_google_rejects(sandbox):
         return [*err["details"][0]["errors"][0]["errorCode"].values()][0] if "details" in err else err["status"]
 
     assert httpx.post(url, json=q, headers=h).status_code == 200
-    assert code(httpx.post(url, json=q, headers={"Authorization": h["Authorization"]})) == \
-        "DEVELOPER_TOKEN_PARAMETER_MISSING"
+    assert (
+        code(httpx.post(url, json=q, headers={"Authorization": h["Authorization"]}))
+        == "DEVELOPER_TOKEN_PARAMETER_MISSING"
+    )
     assert code(httpx.post(url, json=q, headers={"developer-token": "x"})) == "UNAUTHENTICATED"
-    assert code(httpx.post(url, json={"query": "SELECT segments.date, metrics.cost_micros FROM customer"},
-                           headers=h)) == "EXPECTED_FILTERS_ON_DATE_RANGE"
+    assert (
+        code(httpx.post(url, json={"query": "SELECT segments.date, metrics.cost_micros FROM customer"}, headers=h))
+        == "EXPECTED_FILTERS_ON_DATE_RANGE"
+    )
     assert code(httpx.post(url, json={"query": "SELECT metrics.cost FROM customer"}, headers=h)) == "UNRECOGNIZED_FIELD"
     assert code(httpx.post(url, json={"q": q["query"]}, headers=h)) == "INVALID_ARGUMENT"
     assert code(httpx.post(url, json={}, headers=h)) == "REQUIRED_FIELD_MISSING"
@@ -340,8 +451,15 @@ def test_sandbox_rejects_what_google_rejects(sandbox):
     assert httpx.get(url, headers=h).status_code == 405
     retired = httpx.post(url.replace("/v26/", "/v19/"), json=q, headers=h)
     assert retired.status_code == 404 and "text/html" in retired.headers["content-type"]
-    bad_grant = httpx.post(f"{sandbox.url}/token", data={"grant_type": "refresh_token", "client_id": "sandbox-google-client",
-                                                         "client_secret": "sandbox-google-secret", "refresh_token": "nope"})
+    bad_grant = httpx.post(
+        f"{sandbox.url}/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "sandbox-google-client",
+            "client_secret": "sandbox-google-secret",
+            "refresh_token": "nope",
+        },
+    )
     assert bad_grant.status_code == 400 and bad_grant.json()["error"] == "invalid_grant"
 
 
@@ -358,9 +476,11 @@ def test_sandbox_expired_token_is_refreshed(sandbox, sandbox_env):
         info = await f.account_info(api, "1234567890")
         sandbox.ctx.configure({"faults": [{"platform": "google", "kind": "expired_token"}]})
         return sum((await fetch_window(f, api, info, dt.date(2026, 3, 1), dt.date(2026, 3, 31))).values())
+
     total = sbx(go, sandbox, sandbox_env)
-    assert total == Decimal(sandbox.sandbox.expected_total("google", "1234567890", dt.date(2026, 3, 1),
-                                                           dt.date(2026, 3, 31))["spend"])
+    assert total == Decimal(
+        sandbox.sandbox.expected_total("google", "1234567890", dt.date(2026, 3, 1), dt.date(2026, 3, 31))["spend"]
+    )
     assert sandbox.ctx.token_grants["google"] == 2
 
 
@@ -376,14 +496,19 @@ def test_sandbox_malformed_is_never_zero(sandbox, sandbox_env):
         info = await f.account_info(api, "1234567890")
         sandbox.ctx.configure({"faults": [{"platform": "google", "kind": "malformed"}]})
         return await fetch_window(f, api, info, dt.date(2026, 1, 1), dt.date(2026, 1, 5))
+
     with pytest.raises(MalformedResponse):
         sbx(go, sandbox, sandbox_env)
 
 
 def test_sandbox_wrong_refresh_token_is_an_auth_failure(sandbox, sandbox_env):
     with pytest.raises(FetchError) as e:
-        sbx(lambda f, api: f.account_info(api, "1234567890"), sandbox, sandbox_env,
-            GOOGLE_ADS_REFRESH_TOKEN="stale-refresh-token")
+        sbx(
+            lambda f, api: f.account_info(api, "1234567890"),
+            sandbox,
+            sandbox_env,
+            GOOGLE_ADS_REFRESH_TOKEN="stale-refresh-token",
+        )
     assert e.value.kind == "auth" and "stale-refresh-token" not in e.value.message
 
 

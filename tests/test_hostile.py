@@ -14,6 +14,7 @@
   oversized fields, arbitrary bytes: imported as meant, or refused with one clear message.
 - A scan of the code base: no SQL statement built from values by f-string, % or .format().
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,35 +29,75 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fetchers.base import FetchError
 
 ROOT = Path(__file__).resolve().parent.parent
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 END = TODAY - dt.timedelta(days=1)
 START = END - dt.timedelta(days=6)
 NY = "America/New_York"
 
-settings.register_profile("hostile", derandomize=True, max_examples=100, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "hostile", derandomize=True, max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 HOSTILE = settings.get_profile("hostile")
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True) |
-    st.text(max_size=12) | st.sampled_from(["2026-01-02", "12.34", "1500000", "-1", "1e5", "NaN", "DAY", ""]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["data", "results", "metrics", "spend", "date", "date_start", "costMicros", "list",
-                         "stats", "timeseries_stats", "elements", "paging", "page_info", "DATE", "cost",
-                         "SPEND_IN_MICRO_DOLLAR", "pagination", "segments", "fieldMask", "code", "timeseries",
-                         "start_time", "spend_micro", "dateRange", "costInLocalCurrency", "x"]) | st.text(max_size=6),
-        children, max_size=5),
-    max_leaves=25)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["2026-01-02", "12.34", "1500000", "-1", "1e5", "NaN", "DAY", ""]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "data",
+                    "results",
+                    "metrics",
+                    "spend",
+                    "date",
+                    "date_start",
+                    "costMicros",
+                    "list",
+                    "stats",
+                    "timeseries_stats",
+                    "elements",
+                    "paging",
+                    "page_info",
+                    "DATE",
+                    "cost",
+                    "SPEND_IN_MICRO_DOLLAR",
+                    "pagination",
+                    "segments",
+                    "fieldMask",
+                    "code",
+                    "timeseries",
+                    "start_time",
+                    "spend_micro",
+                    "dateRange",
+                    "costInLocalCurrency",
+                    "x",
+                ]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
 
 
 def _parsers():
     """Every JSON parser of the HTTP platforms, each as body -> result (or FetchError)."""
     from fetchers import amazon, google, linkedin, meta, pinterest, reddit, snapchat, tiktok
+
     zone = ZoneInfo(NY)
     return {
         "meta.insights": lambda b: meta.parse_insights_page(b, "USD"),
@@ -87,6 +128,7 @@ PARSERS = _parsers()
 def _check_wellformed(result) -> None:
     """Whatever a parser returns holds only exact money: Decimals (or None where the platform
     marks an empty metric), dates as dates, no floats anywhere."""
+
     def walk(x):
         assert not isinstance(x, float), x
         if isinstance(x, Decimal):
@@ -98,6 +140,7 @@ def _check_wellformed(result) -> None:
         elif isinstance(x, (list, tuple)):
             for v in x:
                 walk(v)
+
     walk(result)
     rows = result[0] if isinstance(result, tuple) else result
     if isinstance(rows, dict) and rows and all(isinstance(k, dt.date) for k in rows):
@@ -114,8 +157,16 @@ def test_any_json_body_gives_rows_or_a_clear_error(name):
         try:
             result = parse(body)
         except FetchError as exc:
-            assert exc.message and exc.kind in ("malformed", "request", "report_failed", "server", "throttled",
-                                                "auth", "config", "timeout")
+            assert exc.message and exc.kind in (
+                "malformed",
+                "request",
+                "report_failed",
+                "server",
+                "throttled",
+                "auth",
+                "config",
+                "timeout",
+            )
             return
         _check_wellformed(result)
 
@@ -124,17 +175,25 @@ def test_any_json_body_gives_rows_or_a_clear_error(name):
 
 # --- damaged real answers ----------------------------------------------------------------------
 
+
 def _sandbox_transport(sb, log: list):
     from sandbox.common import Request
 
     def handler(request: httpx.Request) -> httpx.Response:
         url = request.url
         query = url.query.decode()
-        req = Request(request.method, url.path, urllib.parse.parse_qs(query, keep_blank_values=True),
-                      {k.lower(): v for k, v in request.headers.items()}, request.content, raw_query=query)
+        req = Request(
+            request.method,
+            url.path,
+            urllib.parse.parse_qs(query, keep_blank_values=True),
+            {k.lower(): v for k, v in request.headers.items()},
+            request.content,
+            raw_query=query,
+        )
         resp = sb.handle(req)
         log.append((url.path, resp))
         return httpx.Response(resp.status, content=resp.body, headers=resp.headers)
+
     return httpx.MockTransport(handler)
 
 
@@ -144,6 +203,7 @@ def _capture(platform: str, account_id: str):
     from fetchers.core import PlatformApi, RateBudget, ReportPolicy
     from sandbox.credentials import FAKE_CREDENTIALS
     from sandbox.server import Sandbox
+
     sb = Sandbox()
     sb.ctx.configure({"report_polls_needed": 1})
     log: list = []
@@ -154,11 +214,19 @@ def _capture(platform: str, account_id: str):
     async def run():
         async with httpx.AsyncClient(transport=_sandbox_transport(sb, log)) as client:
             auth = fetcher.build_auth(dict(FAKE_CREDENTIALS[platform]), base + getattr(mod, "TOKEN_PATH", ""), None)
-            api = PlatformApi(fetcher, client, base_url=base, credentials=dict(FAKE_CREDENTIALS[platform]), auth=auth,
-                              budget=RateBudget(100000), report=ReportPolicy(first_poll=0.001))
+            api = PlatformApi(
+                fetcher,
+                client,
+                base_url=base,
+                credentials=dict(FAKE_CREDENTIALS[platform]),
+                auth=auth,
+                budget=RateBudget(100000),
+                report=ReportPolicy(first_poll=0.001),
+            )
             info = await fetcher.account_info(api, account_id)
             rows = await fetcher.fetch_daily(api, info, START, END)
             return info, rows
+
     info, rows = asyncio.run(run())
     return log, info, rows
 
@@ -224,13 +292,14 @@ def test_every_damage_to_a_real_answer_is_refused_or_harmless(platform):
     for resp in answers:
         if kind == "amazon":
             from fetchers.amazon import decode_report_file
+
             body = decode_report_file(httpx.Response(200, content=resp.body, headers=resp.headers))
         else:
             body = json.loads(resp.body)
         try:
             original = _rows_of(parse(body))
         except FetchError:
-            continue                # another answer on the same path (Google's customer query)
+            continue  # another answer on the same path (Google's customer query)
         for path in list(_paths(body)):
             for action in ("delete", "null", "float", "empty", "object"):
                 damaged = _damaged(body, path, action)
@@ -243,31 +312,35 @@ def test_every_damage_to_a_real_answer_is_refused_or_harmless(platform):
                 if got == original:
                     continue
                 if platform == "google" and action == "delete" and path[-1] == "results":
-                    assert got == {}        # a batch without results is Google's answer for no rows
+                    assert got == {}  # a batch without results is Google's answer for no rows
                     continue
-                if (platform, action) in (("google", "delete"), ("pinterest", "delete")) and \
-                        path[-1] in ("costMicros", "metrics", "SPEND_IN_MICRO_DOLLAR"):
+                if (platform, action) in (("google", "delete"), ("pinterest", "delete")) and path[-1] in (
+                    "costMicros",
+                    "metrics",
+                    "SPEND_IN_MICRO_DOLLAR",
+                ):
                     # documented omissions: Google's proto3 JSON leaves zero fields out, Pinterest
                     # "columns with no value may be left out of a row": absent = that day's zero
                     day = {k: v for k, v in original.items() if got.get(k) != v}
                     assert len(day) == 1 and all(got[d] == 0 for d in day), (path, action)
                     continue
-                pytest.fail(f"{platform}: {action} at {path} changed the figures without an error: "
-                            f"{original} -> {got}")
+                pytest.fail(f"{platform}: {action} at {path} changed the figures without an error: {original} -> {got}")
             checked += 1
     assert checked >= 5
 
 
 def test_microsoft_report_csv_every_damaged_cell():
     from fetchers.microsoft import parse_report_csv
+
     good_days = [START + dt.timedelta(days=i) for i in range(3)]
     header = '"Report Name: Ad Spend Hub daily spend"\n"Report Time: 1/2/2026"\n"Rows: 3"\n\n'
-    lines = ['"TimePeriod","AccountId","CurrencyCode","Spend"'] + \
-        [f'"{d.isoformat()}","41000001","USD","{10 + i}.25"' for i, d in enumerate(good_days)]
+    lines = ['"TimePeriod","AccountId","CurrencyCode","Spend"'] + [
+        f'"{d.isoformat()}","41000001","USD","{10 + i}.25"' for i, d in enumerate(good_days)
+    ]
     text = header + "\n".join(lines) + '\n\n"©2026 Microsoft Corporation. All rights reserved. "\n'
     original = parse_report_csv(text, "41000001", "USD")
     assert original == {d: Decimal(f"{10 + i}.25") for i, d in enumerate(good_days)}
-    for i, d in enumerate(good_days):
+    for i, _d in enumerate(good_days):
         for col, bad in ((0, ""), (0, "yesterday"), (3, ""), (3, "12,5x"), (3, "1e3"), (3, "NaN"), (1, "999")):
             cells = lines[i + 1].split(",")
             cells[col] = f'"{bad}"'
@@ -277,7 +350,6 @@ def test_microsoft_report_csv_every_damaged_cell():
             except FetchError:
                 continue
             assert got == original, (col, bad, got)
-
 
 
 def test_microsoft_report_csv_any_text_gives_rows_or_a_clear_error():
@@ -302,16 +374,21 @@ HEADER = "store_id,store_name,platform,account_id\n"
 
 def _import(data: bytes):
     from service.accounts import parse_import
+
     return parse_import(data)
 
 
 def test_import_handles_boms_blank_lines_and_duplicates():
     body = "s1,Acme,meta,act_1000000001\r\n\r\n   \r\ns1,Acme,meta,act_1000000001\r\ns1,Acme,google,123-456-7001\r\n"
     rows = _import(("\ufeff" + HEADER + body).encode("utf-8"))
-    assert [(r["platform"], r["account_id"]) for r in rows] == [("meta", "1000000001"), ("meta", "1000000001"),
-                                                                 ("google", "1234567001")]
-    utf16 = (HEADER + body).encode("utf-16")          # Excel's "Unicode text": a BOM and two bytes a character
+    assert [(r["platform"], r["account_id"]) for r in rows] == [
+        ("meta", "1000000001"),
+        ("meta", "1000000001"),
+        ("google", "1234567001"),
+    ]
+    utf16 = (HEADER + body).encode("utf-16")  # Excel's "Unicode text": a BOM and two bytes a character
     from service.accounts import ImportError_
+
     with pytest.raises(ImportError_) as exc:
         _import(utf16)
     assert "UTF-8" in str(exc.value) and "\n" not in str(exc.value)
@@ -322,20 +399,20 @@ def test_import_handles_boms_blank_lines_and_duplicates():
 
 def test_import_refuses_oversized_fields_and_control_characters_naming_each_line():
     from service.accounts import ImportError_
-    body = (f"s1,{'A' * 5000},meta,1000000001\n"
-            "s2,Tab\tName,meta,1000000002\n"
-            "s3,Fine,meta,1000000003\n")
+
+    body = f"s1,{'A' * 5000},meta,1000000001\ns2,Tab\tName,meta,1000000002\ns3,Fine,meta,1000000003\n"
     with pytest.raises(ImportError_) as exc:
         _import((HEADER + body).encode())
     msg = str(exc.value)
     assert msg.startswith("nothing imported: 2 bad line(s)")
     assert "line 2:" in msg and "line 3:" in msg and "line 4" not in msg
-    assert "A" * 300 not in msg                     # the oversized value is not echoed back whole
+    assert "A" * 300 not in msg  # the oversized value is not echoed back whole
 
 
 def test_formula_like_names_are_stored_as_text_and_neutralised_on_the_way_out(tmp_path, run_cli):
     import csv as csvmod
     import io
+
     names = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)"]
     buf = io.StringIO()
     w = csvmod.writer(buf, lineterminator="\n")
@@ -347,22 +424,26 @@ def test_formula_like_names_are_stored_as_text_and_neutralised_on_the_way_out(tm
     r = run_cli("accounts", "import", path)
     assert r.returncode == 0, r
     listing = run_cli("accounts", "list", "--json").json()
-    assert sorted(s["name"] for s in listing["stores"]) == sorted(names)    # stored exactly as given
+    assert sorted(s["name"] for s in listing["stores"]) == sorted(names)  # stored exactly as given
     from service.accounts import export_mapping_csv
     from storage.db import SpendStore
+
     out = list(csvmod.reader(io.StringIO(export_mapping_csv(SpendStore(tmp_path / "adspend.duckdb")).decode())))
     assert len(out) == 1 + len(names)
     for row in out[1:]:
         for cell in (row[1], row[5]):
             assert not cell.startswith(("=", "+", "-", "@")), row
-            assert cell.lstrip("'") in names, row           # neutralised, not altered otherwise
+            assert cell.lstrip("'") in names, row  # neutralised, not altered otherwise
 
 
 @HOSTILE
-@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: (HEADER + t).encode("utf-8", "surrogatepass")
-                                                            if "\ud800" not in t else b""))
+@given(
+    st.binary(max_size=300)
+    | st.text(max_size=300).map(lambda t: (HEADER + t).encode("utf-8", "surrogatepass") if "\ud800" not in t else b"")
+)
 def test_import_of_arbitrary_bytes_imports_or_refuses_in_one_sentence(data):
     from service.accounts import ImportError_
+
     try:
         rows = _import(data)
     except ImportError_ as exc:
@@ -411,7 +492,9 @@ def test_no_sql_statement_is_built_from_values():
                 continue
             for m in fstring.finditer(line):
                 literal = m.group(2)
-                if not SQL_WORDS.search(literal) or not re.search(r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\bFROM\b \w", literal):
+                if not SQL_WORDS.search(literal) or not re.search(
+                    r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\bFROM\b \w", literal
+                ):
                     continue
                 bad = [e for e in re.findall(r"\{([^{}]+)\}", literal) if not _safe_interpolation(e)]
                 if bad:
@@ -431,8 +514,10 @@ def test_the_sql_scan_catches_a_value_spliced_in(tmp_path):
     """The scan above can fail: a statement with a value in an f-string is reported."""
     bad = tmp_path / "storage"
     bad.mkdir()
-    (bad / "bad.py").write_text('con.execute(f"SELECT * FROM stores WHERE store_id = \'{store_id}\'")\n'
-                                'con.execute("DELETE FROM stores WHERE name = \'%s\'" % name)\n')
+    (bad / "bad.py").write_text(
+        "con.execute(f\"SELECT * FROM stores WHERE store_id = '{store_id}'\")\n"
+        "con.execute(\"DELETE FROM stores WHERE name = '%s'\" % name)\n"
+    )
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
@@ -456,4 +541,5 @@ def test_sql_injection_through_inputs_is_inert(tmp_path, run_cli):
     doc = run_cli("spend", "--store", "s1", "--start", START.isoformat(), "--end", END.isoformat(), "--json").json()
     assert doc["store_name"] == evil
     from storage.db import SpendStore
+
     assert SpendStore(tmp_path / "adspend.duckdb").query("SELECT count(*) FROM daily_spend") == [(0,)]

@@ -5,6 +5,7 @@ a URL, a link, bold, a Streamlit color/icon directive) shows exactly as typed.
 AppTest sees the Markdown source each element is given: every element that Streamlit renders as
 Markdown must carry the user's text escaped (``ui.escape_md``), none unescaped. The browser test
 renders the page in chromium and checks the text and that the image URL is never fetched."""
+
 from __future__ import annotations
 
 import re
@@ -13,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import streamlit as st
+from browser_support import ARTIFACTS, ROOT, browser, page, run_streamlit, wait_caption  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
-from browser_support import ROOT, browser, page, run_streamlit, wait_caption, ARTIFACTS  # noqa: F401
 from service import dashboard as dash
 from storage.db import SpendStore
 from ui.format import escape_md
@@ -28,8 +29,10 @@ EVIL_DISPLAY = "[click](http://127.0.0.1:9/phish) `code` ~~gone~~"
 def test_escape_md_leaves_sentences_alone_and_neutralises_markdown():
     assert escape_md("Saved store shop-42 (Shop 42, GBP).") == "Saved store shop-42 (Shop 42, GBP)."
     assert escape_md("snake_case_name: 12 s") == "snake_case_name: 12 s"
-    assert escape_md(EVIL) == ("Evil !\\[x\\](http\\://127.0.0.1\\:9/beacon.png) \\<img src=http\\://127.0.0.1\\:9/b.png> "
-                               "\\*\\*bold\\*\\* \\:red\\[red\\] \\_it\\_ \\$x\\$")
+    assert escape_md(EVIL) == (
+        "Evil !\\[x\\](http\\://127.0.0.1\\:9/beacon.png) \\<img src=http\\://127.0.0.1\\:9/b.png> "
+        "\\*\\*bold\\*\\* \\:red\\[red\\] \\_it\\_ \\$x\\$"
+    )
     assert escape_md("# title") == "\\# title" and escape_md("- item") == "\\- item"
     assert escape_md("1. first") == "1\\. first" and escape_md("> quote") == "\\> quote"
     assert escape_md("see www.evil.example") == "see www\\.evil.example"
@@ -52,9 +55,11 @@ def _markdown_sources(at) -> list[str]:
             for fd, value in proto.ListFields():
                 if fd.name in ("body", "label") and isinstance(value, str):
                     out.append(value)
-        for child in getattr(node, "children", {}).values() if isinstance(getattr(node, "children", None), dict) \
-                else []:
+        for child in (
+            getattr(node, "children", {}).values() if isinstance(getattr(node, "children", None), dict) else []
+        ):
             walk(child)
+
     walk(at._tree)
     return out
 
@@ -71,8 +76,16 @@ def hostile_db(tmp_path, monkeypatch):
     return db
 
 
-@pytest.mark.parametrize("page_file", [None, "pages/4_Accounts.py", "pages/6_Invoicing.py",
-                                       "pages/2_Portfolio_and_coverage.py", "pages/5_Refresh_history.py"])
+@pytest.mark.parametrize(
+    "page_file",
+    [
+        None,
+        "pages/4_Accounts.py",
+        "pages/6_Invoicing.py",
+        "pages/2_Portfolio_and_coverage.py",
+        "pages/5_Refresh_history.py",
+    ],
+)
 def test_hostile_names_are_shown_as_text_on_every_page(hostile_db, page_file):
     at = AppTest.from_file(APP, default_timeout=90).run()
     if page_file:
@@ -82,7 +95,7 @@ def test_hostile_names_are_shown_as_text_on_every_page(hostile_db, page_file):
         assert [t.value for t in at.title] == [escape_md(EVIL)]
     sources = _markdown_sources(at)
     assert sources, "no Markdown element found"
-    unescaped = [re.sub(r"\\.", "\u2400", s) for s in sources]      # an escaped character is inert
+    unescaped = [re.sub(r"\\.", "\u2400", s) for s in sources]  # an escaped character is inert
     leaks = [s for s, u in zip(sources, unescaped) if any(h in u for h in _HAZARDS)]
     assert leaks == []
     assert not at.get("imgs")
@@ -119,8 +132,10 @@ class _Beacon:
 def test_browser_renders_a_hostile_store_name_literally_and_fetches_nothing(browser, page, tmp_path):  # noqa: F811
     beacon = _Beacon()
     try:
-        name = (f"Evil ![x](http://127.0.0.1:{beacon.port}/beacon.png) <img src=http://127.0.0.1:{beacon.port}/b.png> "
-                "**bold** :red[red]")
+        name = (
+            f"Evil ![x](http://127.0.0.1:{beacon.port}/beacon.png) <img src=http://127.0.0.1:{beacon.port}/b.png> "
+            "**bold** :red[red]"
+        )
         db = tmp_path / "browser.duckdb"
         SpendStore(db).save_store("evil-1", name, "USD")
         with run_streamlit(db, ARTIFACTS / "streamlit-hostile.log") as url:

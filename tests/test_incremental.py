@@ -7,6 +7,7 @@
 - ``spend_reports`` (all stores in one go) and ``portfolio_totals`` (one query, exact FX) give
   exactly what ``spend_report`` and the dashboard's day-by-day portfolio give.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,26 +17,24 @@ import pyarrow as pa
 
 from storage.db import AMOUNT_TYPE, SpendStore
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 ACCOUNTS = [("meta", "1000000001"), ("meta", "1000000002"), ("tiktok", "7100000000000001")]
 
 
 def _import(tmp_path, run_cli, rows=ACCOUNTS, store_id="s1"):
     csv = tmp_path / f"{store_id}.csv"
-    csv.write_text("store_id,store_name,platform,account_id\n" +
-                   "".join(f"{store_id},Acme,{p},{a}\n" for p, a in rows))
+    csv.write_text("store_id,store_name,platform,account_id\n" + "".join(f"{store_id},Acme,{p},{a}\n" for p, a in rows))
     r = run_cli("accounts", "import", csv)
     assert r.returncode == 0, r
 
 
 def _refresh(run_cli, start, end, *extra):
-    return run_cli("refresh", "--store", "s1", "--start", start.isoformat(), "--end", end.isoformat(), "--json",
-                   *extra)
+    return run_cli("refresh", "--store", "s1", "--start", start.isoformat(), "--end", end.isoformat(), "--json", *extra)
 
 
 def test_settled_period_makes_no_api_request(tmp_path, run_cli, sandbox, sandbox_env):
     _import(tmp_path, run_cli)
-    start, end = TODAY - dt.timedelta(days=80), TODAY - dt.timedelta(days=50)     # older than every lookback
+    start, end = TODAY - dt.timedelta(days=80), TODAY - dt.timedelta(days=50)  # older than every lookback
     r = _refresh(run_cli, start, end)
     assert r.returncode == 0, r
     first = dict(sandbox.ctx.requests)
@@ -44,11 +43,12 @@ def test_settled_period_makes_no_api_request(tmp_path, run_cli, sandbox, sandbox
     grants = dict(sandbox.ctx.token_grants)
     r = _refresh(run_cli, start, end)
     assert r.returncode == 0, r
-    assert dict(sandbox.ctx.requests) == first                # nothing asked: served from DuckDB
+    assert dict(sandbox.ctx.requests) == first  # nothing asked: served from DuckDB
     assert dict(sandbox.ctx.token_grants) == grants
     accounts = {(x["platform"], a["account_id"]): a for x in r.json()["results"] for a in x["accounts"]}
-    assert {k: (a["status"], a["days_fetched"], a["requests"]) for k, a in accounts.items()} == \
-        {k: ("ok", 0, 0) for k in ACCOUNTS}
+    assert {k: (a["status"], a["days_fetched"], a["requests"]) for k, a in accounts.items()} == {
+        k: ("ok", 0, 0) for k in ACCOUNTS
+    }
     assert SpendStore(tmp_path / "adspend.duckdb").query("SELECT count(*) FROM daily_spend") == [(31 * 3,)]
 
 
@@ -62,16 +62,21 @@ def test_open_period_refetches_exactly_the_lookback_days(tmp_path, run_cli, sand
     # one request per account: the lookback days are one window; account info is not asked again
     assert {p: sandbox.ctx.requests[p] - before[p] for p in before} == {"meta": 2, "tiktok": 1}
     accounts = {(x["platform"], a["account_id"]): a for x in r.json()["results"] for a in x["accounts"]}
-    assert {k: a["days_fetched"] for k, a in accounts.items()} == \
-        {("meta", "1000000001"): 28, ("meta", "1000000002"): 28, ("tiktok", "7100000000000001"): 3}
+    assert {k: a["days_fetched"] for k, a in accounts.items()} == {
+        ("meta", "1000000001"): 28,
+        ("meta", "1000000002"): 28,
+        ("tiktok", "7100000000000001"): 3,
+    }
     store = SpendStore(tmp_path / "adspend.duckdb")
-    assert store.query("SELECT count(*), count(DISTINCT (platform, account_id, day)) FROM daily_spend") == \
-        [(45 * 3, 45 * 3)]
+    assert store.query("SELECT count(*), count(DISTINCT (platform, account_id, day)) FROM daily_spend") == [
+        (45 * 3, 45 * 3)
+    ]
     # the days re-fetched are the last ones, each account's newest run
     run_id = store.runs(1)[0]["run_id"]
-    assert store.query("SELECT platform, min(day), max(day), count(*) FROM daily_spend WHERE run_id = ? "
-                       "GROUP BY 1 ORDER BY 1", [run_id]) == \
-        [("meta", TODAY - dt.timedelta(days=28), end, 56), ("tiktok", TODAY - dt.timedelta(days=3), end, 3)]
+    assert store.query(
+        "SELECT platform, min(day), max(day), count(*) FROM daily_spend WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+        [run_id],
+    ) == [("meta", TODAY - dt.timedelta(days=28), end, 56), ("tiktok", TODAY - dt.timedelta(days=3), end, 3)]
 
 
 def test_days_older_than_the_platform_serves_fail_without_a_request(tmp_path, run_cli, sandbox, sandbox_env):
@@ -81,15 +86,16 @@ def test_days_older_than_the_platform_serves_fail_without_a_request(tmp_path, ru
     assert sandbox.ctx.requests.get("amazon", 0) == 0
     res = r.json()["results"][0]
     assert res["status"] == "failed"
-    assert res["error"] == (f"Amazon Ads serves only the last 60 days; the days before "
-                            f"{TODAY - dt.timedelta(days=60)} cannot be fetched")
+    assert res["error"] == (
+        f"Amazon Ads serves only the last 60 days; the days before {TODAY - dt.timedelta(days=60)} cannot be fetched"
+    )
 
 
 def test_buffered_job_ids_reach_duckdb_only_on_flush(tmp_path):
     store = SpendStore(tmp_path / "a.duckdb")
     store.job_store("amazon").put("k0", "old")
     jobs = store.job_store("amazon", buffered=True)
-    assert jobs.get("k0") == "old"                             # pending ids loaded once
+    assert jobs.get("k0") == "old"  # pending ids loaded once
     jobs.put("k1", "job-1")
     jobs.put("k2", "job-2")
     jobs.drop("k0")
@@ -103,27 +109,39 @@ def test_buffered_job_ids_reach_duckdb_only_on_flush(tmp_path):
 
 def _spend_table(rows):
     """rows: (platform, account, day, amount str, currency)."""
-    return pa.table({
-        "platform": pa.array([r[0] for r in rows], pa.string()),
-        "account_id": pa.array([r[1] for r in rows], pa.string()),
-        "day": pa.array([r[2] for r in rows], pa.date32()),
-        "amount": pa.array([Decimal(r[3]) for r in rows], AMOUNT_TYPE),
-        "currency": pa.array([r[4] for r in rows], pa.string()),
-        "fetched_at": pa.array([dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)] * len(rows),
-                               pa.timestamp("us", tz="UTC")),
-        "run_id": pa.array(["r"] * len(rows), pa.string())})
+    return pa.table(
+        {
+            "platform": pa.array([r[0] for r in rows], pa.string()),
+            "account_id": pa.array([r[1] for r in rows], pa.string()),
+            "day": pa.array([r[2] for r in rows], pa.date32()),
+            "amount": pa.array([Decimal(r[3]) for r in rows], AMOUNT_TYPE),
+            "currency": pa.array([r[4] for r in rows], pa.string()),
+            "fetched_at": pa.array([dt.datetime(2026, 3, 1, tzinfo=dt.UTC)] * len(rows), pa.timestamp("us", tz="UTC")),
+            "run_id": pa.array(["r"] * len(rows), pa.string()),
+        }
+    )
 
 
 def _fx_store(tmp_path) -> SpendStore:
     store = SpendStore(tmp_path / "fx.duckdb")
-    accounts = [("s1", "meta", "m1", "USD"), ("s1", "google", "g1", "EUR"), ("s2", "meta", "m2", "GBP"),
-                ("s2", "google", "g1", "EUR"), ("s3", "tiktok", "t1", "JPY")]
+    accounts = [
+        ("s1", "meta", "m1", "USD"),
+        ("s1", "google", "g1", "EUR"),
+        ("s2", "meta", "m2", "GBP"),
+        ("s2", "google", "g1", "EUR"),
+        ("s3", "tiktok", "t1", "JPY"),
+    ]
     with store.transaction() as con:
-        store.upsert_stores(con, [("s1", "One", "USD", False), ("s2", "Two", "EUR", False),
-                                  ("s3", "Three", "USD", False)])
+        store.upsert_stores(
+            con, [("s1", "One", "USD", False), ("s2", "Two", "EUR", False), ("s3", "Three", "USD", False)]
+        )
         store.link_accounts(con, [(s, p, a, None) for s, p, a, _ in accounts])
-    store.save_account_infos([dict(platform=p, account_id=a, name=a, currency=c, timezone="UTC", day_basis="account")
-                              for _s, p, a, c in accounts])
+    store.save_account_infos(
+        [
+            dict(platform=p, account_id=a, name=a, currency=c, timezone="UTC", day_basis="account")
+            for _s, p, a, c in accounts
+        ]
+    )
     rows, day = [], dt.date(2025, 12, 1)
     while day <= dt.date(2026, 1, 31):
         for i, (_s, p, a, c) in enumerate(accounts[:3] + accounts[4:]):
@@ -138,22 +156,27 @@ def _fx_store(tmp_path) -> SpendStore:
 def test_batched_reports_equal_one_store_at_a_time(tmp_path):
     from service.config import Settings
     from service.report import spend_report, spend_reports
+
     store = _fx_store(tmp_path)
     start, end = dt.date(2025, 12, 1), dt.date(2025, 12, 31)
     batch = spend_reports(store, None, start, end, settings=Settings(), today=TODAY)
     assert list(batch) == ["s1", "s2", "s3"]
     for sid, rep in batch.items():
         assert rep.to_json() == spend_report(store, sid, start, end, settings=Settings(), today=TODAY).to_json()
-    assert batch["s2"].platforms["meta"].accounts[0].currency == "GBP"      # converted to EUR day by day
+    assert batch["s2"].platforms["meta"].accounts[0].currency == "GBP"  # converted to EUR day by day
     assert spend_reports(store, ["s3", "nope"], start, end, settings=Settings(), today=TODAY).keys() == {"s3"}
 
 
 def _portfolio_day_by_day(store, start, end, currency):
     """The reference: every linked account's days through service.fx, one account-month at a time."""
     from service import fx
-    rows = store.query("SELECT d.platform, d.account_id, d.currency, d.day, d.amount FROM daily_spend d "
-                       "WHERE d.day BETWEEN ? AND ? AND (d.platform, d.account_id) IN "
-                       "(SELECT DISTINCT platform, account_id FROM ad_accounts)", [start, end])
+
+    rows = store.query(
+        "SELECT d.platform, d.account_id, d.currency, d.day, d.amount FROM daily_spend d "
+        "WHERE d.day BETWEEN ? AND ? AND (d.platform, d.account_id) IN "
+        "(SELECT DISTINCT platform, account_id FROM ad_accounts)",
+        [start, end],
+    )
     groups = {}
     for platform, account_id, ccy, day, amount in rows:
         groups.setdefault((day.strftime("%Y-%m"), platform, account_id, ccy), {})[day] = amount
@@ -168,6 +191,7 @@ def _portfolio_day_by_day(store, start, end, currency):
 def test_portfolio_in_one_query_equals_the_day_by_day_conversion(tmp_path):
     from service.dashboard import portfolio_spend
     from service.report import portfolio_totals
+
     store = _fx_store(tmp_path)
     start, end = dt.date(2025, 12, 1), dt.date(2026, 1, 31)
     for ccy in ("USD", "EUR", "JPY"):

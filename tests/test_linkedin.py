@@ -1,4 +1,5 @@
 """LinkedIn: exact Rest.li requests and parsing (respx), then the fetcher against the sandbox emulator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,12 @@ from fetchers.core import OAuthRefreshAuth, PlatformApi, RateBudget, StaticToken
 BASE = "https://api.linkedin.com"
 TOKEN_URL = "https://www.linkedin.com/oauth/v2/accessToken"
 URN = "urn:li:sponsoredAccount:507404993"
-CREDS = {"LINKEDIN_ACCESS_TOKEN": "li-access-token-0001", "LINKEDIN_CLIENT_ID": "li-client",
-         "LINKEDIN_CLIENT_SECRET": "li-client-secret-0002", "LINKEDIN_REFRESH_TOKEN": "li-refresh-token-0003"}
+CREDS = {
+    "LINKEDIN_ACCESS_TOKEN": "li-access-token-0001",
+    "LINKEDIN_CLIENT_ID": "li-client",
+    "LINKEDIN_CLIENT_SECRET": "li-client-secret-0002",
+    "LINKEDIN_REFRESH_TOKEN": "li-refresh-token-0003",
+}
 F = get_fetcher("linkedin")
 ACCOUNT = AccountInfo(URN, "EUR", "UTC")
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
@@ -28,9 +33,16 @@ D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
 def run(coro_fn, base=BASE, creds=CREDS, token_url=TOKEN_URL):
     async def main():
         async with httpx.AsyncClient() as client:
-            api = PlatformApi(F, client, base_url=base, credentials=creds,
-                              auth=F.build_auth(creds, token_url, on_rotate=None), budget=RateBudget(60000))
+            api = PlatformApi(
+                F,
+                client,
+                base_url=base,
+                credentials=creds,
+                auth=F.build_auth(creds, token_url, on_rotate=None),
+                budget=RateBudget(60000),
+            )
             return await coro_fn(api), api
+
     return asyncio.run(main())
 
 
@@ -40,8 +52,12 @@ def analytics_route():
 
 def el(day, local, usd="999.99", urn=URN):
     b = {"year": day.year, "month": day.month, "day": day.day}
-    return {"pivotValues": [urn], "dateRange": {"start": b, "end": dict(b)},
-            "costInLocalCurrency": local, "costInUsd": usd}
+    return {
+        "pivotValues": [urn],
+        "dateRange": {"start": b, "end": dict(b)},
+        "costInLocalCurrency": local,
+        "costInUsd": usd,
+    }
 
 
 def page(*elements, links=()):
@@ -50,11 +66,18 @@ def page(*elements, links=()):
 
 # --- ids and constants --------------------------------------------------------------------------
 
+
 def test_normalize_account_id():
     assert F.normalize_account_id("507404993") == URN
     assert F.normalize_account_id(f" {URN} ") == URN
-    for bad in ("urn:li:sponsoredCampaign:123", "urn:li:sponsoredAccount:", "abc", "", "123-456",
-                "urn%3Ali%3AsponsoredAccount%3A1"):
+    for bad in (
+        "urn:li:sponsoredCampaign:123",
+        "urn:li:sponsoredAccount:",
+        "abc",
+        "",
+        "123-456",
+        "urn%3Ali%3AsponsoredAccount%3A1",
+    ):
         with pytest.raises(ValueError, match=r"linkedin.*urn:li:sponsoredAccount:123456 or 123456"):
             F.normalize_account_id(bad)
 
@@ -74,6 +97,7 @@ def test_build_auth_forms():
 
 # --- the exact request --------------------------------------------------------------------------
 
+
 @respx.mock
 def test_raw_query_string_and_headers_are_exactly_restli_2():
     route = analytics_route().mock(return_value=httpx.Response(200, json=page(el(D1, "152.31"), el(D2, "98.7"))))
@@ -85,7 +109,8 @@ def test_raw_query_string_and_headers_are_exactly_restli_2():
         b"q=analytics&pivot=ACCOUNT&timeGranularity=DAILY"
         b"&dateRange=(start:(year:2025,month:3,day:1),end:(year:2025,month:3,day:7))"
         b"&accounts=List(urn%3Ali%3AsponsoredAccount%3A507404993)"
-        b"&fields=dateRange,pivotValues,costInLocalCurrency")
+        b"&fields=dateRange,pivotValues,costInLocalCurrency"
+    )
     assert req.headers["Authorization"] == "Bearer li-access-token-0001"
     assert req.headers["LinkedIn-Version"] == "202609"
     assert req.headers["X-Restli-Protocol-Version"] == "2.0.0"
@@ -93,8 +118,11 @@ def test_raw_query_string_and_headers_are_exactly_restli_2():
 
 @respx.mock
 def test_cost_in_local_currency_is_the_figure_never_usd():
-    analytics_route().mock(return_value=httpx.Response(200, json=page(
-        el(D1, "0.1", usd="0.11"), el(D2, "0.2", usd="0.22"), el(D3, "1234567.89", usd="1337654.32"))))
+    analytics_route().mock(
+        return_value=httpx.Response(
+            200, json=page(el(D1, "0.1", usd="0.11"), el(D2, "0.2", usd="0.22"), el(D3, "1234567.89", usd="1337654.32"))
+        )
+    )
     rows, _ = run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D3))
     assert sum(rows.values()) == Decimal("1234568.19")
 
@@ -113,48 +141,78 @@ def test_long_range_is_split_into_30_day_windows():
 
     async def go(api):
         return [await fetch_window(F, api, ACCOUNT, s, e) for s, e in windows]
+
     run(go)
     ranges = [urllib.parse.parse_qs(c.request.url.query.decode())["dateRange"][0] for c in route.calls]
-    assert ranges == ["(start:(year:2024,month:12,day:20),end:(year:2025,month:1,day:18))",
-                      "(start:(year:2025,month:1,day:19),end:(year:2025,month:2,day:10))"]
+    assert ranges == [
+        "(start:(year:2024,month:12,day:20),end:(year:2025,month:1,day:18))",
+        "(start:(year:2025,month:1,day:19),end:(year:2025,month:2,day:10))",
+    ]
 
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_429_is_backed_off_then_ok():
-    route = analytics_route().mock(side_effect=[
-        httpx.Response(429, json={"status": 429, "code": "TOO_MANY_REQUESTS", "message": "slow down"}),
-        httpx.Response(200, json=page(el(D1, "3.5")))])
+    route = analytics_route().mock(
+        side_effect=[
+            httpx.Response(429, json={"status": 429, "code": "TOO_MANY_REQUESTS", "message": "slow down"}),
+            httpx.Response(200, json=page(el(D1, "3.5"))),
+        ]
+    )
     rows, api = run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
     assert rows == {D1: Decimal("3.5")} and route.call_count == 2 and api.throttled_count == 1
 
 
 @respx.mock
 def test_expired_token_is_refreshed_with_the_documented_grant():
-    token = respx.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={
-        "access_token": "li-new-access-0004", "expires_in": 5184000, "refresh_token": "li-refresh-token-0003",
-        "refresh_token_expires_in": 31536000}))
-    route = analytics_route().mock(side_effect=[
-        httpx.Response(401, json={"status": 401, "code": "EXPIRED_ACCESS_TOKEN", "serviceErrorCode": 65601,
-                                  "message": "The token used in the request has expired"}),
-        httpx.Response(200, json=page(el(D1, "1.25")))])
+    token = respx.post(TOKEN_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "access_token": "li-new-access-0004",
+                "expires_in": 5184000,
+                "refresh_token": "li-refresh-token-0003",
+                "refresh_token_expires_in": 31536000,
+            },
+        )
+    )
+    route = analytics_route().mock(
+        side_effect=[
+            httpx.Response(
+                401,
+                json={
+                    "status": 401,
+                    "code": "EXPIRED_ACCESS_TOKEN",
+                    "serviceErrorCode": 65601,
+                    "message": "The token used in the request has expired",
+                },
+            ),
+            httpx.Response(200, json=page(el(D1, "1.25"))),
+        ]
+    )
     rows, _ = run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
     assert rows == {D1: Decimal("1.25")}
     grant = token.calls.last.request
     assert grant.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert urllib.parse.parse_qs(grant.content.decode()) == {
-        "grant_type": ["refresh_token"], "refresh_token": ["li-refresh-token-0003"],
-        "client_id": ["li-client"], "client_secret": ["li-client-secret-0002"]}
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["li-refresh-token-0003"],
+        "client_id": ["li-client"],
+        "client_secret": ["li-client-secret-0002"],
+    }
     assert route.calls[1].request.headers["Authorization"] == "Bearer li-new-access-0004"
 
 
 @respx.mock
 def test_401_after_refresh_is_an_auth_failure():
-    respx.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={"access_token": "li-new-access-0005",
-                                                                      "expires_in": 5184000}))
-    route = analytics_route().mock(return_value=httpx.Response(401, json={"status": 401, "code": "REVOKED_ACCESS_TOKEN",
-                                                                          "message": "revoked"}))
+    respx.post(TOKEN_URL).mock(
+        return_value=httpx.Response(200, json={"access_token": "li-new-access-0005", "expires_in": 5184000})
+    )
+    route = analytics_route().mock(
+        return_value=httpx.Response(401, json={"status": 401, "code": "REVOKED_ACCESS_TOKEN", "message": "revoked"})
+    )
     with pytest.raises(FetchError) as exc:
         run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
     assert exc.value.kind == "auth" and "re-authorise" in exc.value.message and route.call_count == 2
@@ -182,8 +240,12 @@ def test_refused_refresh_token_is_an_auth_error_without_secrets():
 
 @respx.mock
 def test_retired_version_names_the_version_to_bump():
-    analytics_route().mock(return_value=httpx.Response(426, json={
-        "status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version 202609 is not active"}))
+    analytics_route().mock(
+        return_value=httpx.Response(
+            426,
+            json={"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version 202609 is not active"},
+        )
+    )
     with pytest.raises(FetchError) as exc:
         run(lambda api: F.fetch_daily(api, ACCOUNT, D1, D1))
     assert exc.value.kind == "config" and exc.value.platform_wide
@@ -209,8 +271,16 @@ def test_a_malformed_linkedin_api_version_is_a_config_error(monkeypatch, value):
 
 @respx.mock
 def test_no_access_is_an_actionable_request_error():
-    respx.get(BASE + "/rest/adAccounts/507404993").mock(return_value=httpx.Response(403, json={
-        "status": 403, "code": "ACCESS_DENIED", "message": "Not enough permissions to access: adAccounts.GET"}))
+    respx.get(BASE + "/rest/adAccounts/507404993").mock(
+        return_value=httpx.Response(
+            403,
+            json={
+                "status": 403,
+                "code": "ACCESS_DENIED",
+                "message": "Not enough permissions to access: adAccounts.GET",
+            },
+        )
+    )
     with pytest.raises(FetchError) as exc:
         run(lambda api: F.account_info(api, URN))
     assert exc.value.kind == "request" and "ACCESS_DENIED" in exc.value.message and "r_ads" in exc.value.message
@@ -218,26 +288,37 @@ def test_no_access_is_an_actionable_request_error():
 
 # --- malformed bodies are never zero -----------------------------------------------------------
 
+
 def _no_cost(day):
     e = el(day, "1")
     del e["costInLocalCurrency"]
     return e
 
 
-@pytest.mark.parametrize("body", [
-    page(_no_cost(D1)),                                            # the `fields` trap
-    page(el(D1, 12.5)),                                            # float
-    page(el(D1, None)),
-    page(el(D1, "1.00", urn="urn:li:sponsoredAccount:1")),         # another account
-    page({**el(D1, "1"), "dateRange": {"start": {"year": 2025, "month": 3, "day": 1},
-                                       "end": {"year": 2025, "month": 3, "day": 2}}}),
-    page({**el(D1, "1"), "dateRange": {"start": {"year": "2025", "month": 3, "day": 1}}}),
-    page({"pivotValues": [URN], "costInLocalCurrency": "1"}),      # no dateRange
-    page(el(D1, "1"), el(D1, "1")),                                # a day twice
-    page(el(D1, "1"), links=[{"rel": "next", "href": "/rest/adAnalytics?start=10"}]),
-    {"paging": {}},                                                # no elements
-    [],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        page(_no_cost(D1)),  # the `fields` trap
+        page(el(D1, 12.5)),  # float
+        page(el(D1, None)),
+        page(el(D1, "1.00", urn="urn:li:sponsoredAccount:1")),  # another account
+        page(
+            {
+                **el(D1, "1"),
+                "dateRange": {
+                    "start": {"year": 2025, "month": 3, "day": 1},
+                    "end": {"year": 2025, "month": 3, "day": 2},
+                },
+            }
+        ),
+        page({**el(D1, "1"), "dateRange": {"start": {"year": "2025", "month": 3, "day": 1}}}),
+        page({"pivotValues": [URN], "costInLocalCurrency": "1"}),  # no dateRange
+        page(el(D1, "1"), el(D1, "1")),  # a day twice
+        page(el(D1, "1"), links=[{"rel": "next", "href": "/rest/adAnalytics?start=10"}]),
+        {"paging": {}},  # no elements
+        [],
+    ],
+)
 @respx.mock
 def test_malformed_analytics_bodies_raise(body):
     analytics_route().mock(return_value=httpx.Response(200, json=body))
@@ -254,10 +335,14 @@ def test_non_json_body_raises_malformed():
 
 # --- ad account ---------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_account_info_reads_currency_from_the_ad_account():
-    route = respx.get(BASE + "/rest/adAccounts/507404993").mock(return_value=httpx.Response(200, json={
-        "id": 507404993, "name": "Acme EU", "currency": "EUR", "status": "ACTIVE", "type": "BUSINESS"}))
+    route = respx.get(BASE + "/rest/adAccounts/507404993").mock(
+        return_value=httpx.Response(
+            200, json={"id": 507404993, "name": "Acme EU", "currency": "EUR", "status": "ACTIVE", "type": "BUSINESS"}
+        )
+    )
     info, _ = run(lambda api: F.account_info(api, "507404993"))
     assert info == AccountInfo(URN, "EUR", "UTC", "Acme EU")
     req = route.calls.last.request
@@ -275,13 +360,14 @@ def test_account_info_without_a_currency_is_malformed(body):
 
 # --- against the sandbox ------------------------------------------------------------------------
 
-ACCOUNTS = ["urn:li:sponsoredAccount:510000001", "urn:li:sponsoredAccount:510000978"]   # USD, EUR
+ACCOUNTS = ["urn:li:sponsoredAccount:510000001", "urn:li:sponsoredAccount:510000978"]  # USD, EUR
 
 
 @pytest.fixture(scope="module")
 def _module_sandbox():
     from sandbox.server import SandboxServer
-    server = SandboxServer(0).start()       # one server for the module: stopping one costs 0.5 s
+
+    server = SandboxServer(0).start()  # one server for the module: stopping one costs 0.5 s
     yield server
     server.stop()
 
@@ -289,6 +375,7 @@ def _module_sandbox():
 @pytest.fixture
 def sandbox(_module_sandbox, monkeypatch):
     from conftest import keep_linkedin_version_current
+
     keep_linkedin_version_current(monkeypatch)
     _module_sandbox.ctx.reset()
     return _module_sandbox
@@ -296,6 +383,7 @@ def sandbox(_module_sandbox, monkeypatch):
 
 def sb_creds():
     from sandbox.credentials import FAKE_CREDENTIALS
+
     return dict(FAKE_CREDENTIALS["linkedin"])
 
 
@@ -312,10 +400,11 @@ async def fetch_range(api, account, start, end):
 
 
 def test_sandbox_two_accounts_exact_totals_over_several_windows(sandbox):
-    start, end = dt.date(2026, 5, 3), dt.date(2026, 7, 20)     # 79 days: three windows
+    start, end = dt.date(2026, 5, 3), dt.date(2026, 7, 20)  # 79 days: three windows
 
     async def both(api):
         return await asyncio.gather(*(fetch_range(api, a, start, end) for a in ACCOUNTS))
+
     results, api = run_sandbox(sandbox, both)
     for account, (info, days) in zip(ACCOUNTS, results):
         expected = sandbox.sandbox.expected_total("linkedin", account, start, end)
@@ -325,12 +414,15 @@ def test_sandbox_two_accounts_exact_totals_over_several_windows(sandbox):
         assert info.account_id == account and info.currency == expected["currency"] and info.timezone == "UTC"
     assert [r[0].currency for r in results] == ["USD", "EUR"]
     assert api.request_count == 2 * (1 + 3)
-    assert sandbox.ctx.token_grants.get("linkedin", 0) == 0     # the configured access token was good
+    assert sandbox.ctx.token_grants.get("linkedin", 0) == 0  # the configured access token was good
 
 
 def raw_get(sandbox, query, headers=None):
-    h = {"Authorization": "Bearer sandbox-linkedin-token", "LinkedIn-Version": li.linkedin_version(),
-         "X-Restli-Protocol-Version": "2.0.0"}
+    h = {
+        "Authorization": "Bearer sandbox-linkedin-token",
+        "LinkedIn-Version": li.linkedin_version(),
+        "X-Restli-Protocol-Version": "2.0.0",
+    }
     h.update(headers or {})
     return httpx.get(f"{sandbox.url}/rest/adAnalytics?{query}", headers={k: v for k, v in h.items() if v})
 
@@ -346,17 +438,24 @@ def test_sandbox_serves_the_documented_request(sandbox):
     assert els[0]["pivotValues"] == [ACCOUNTS[1]]
 
 
-@pytest.mark.parametrize("query, headers, status, code", [
-    (GOOD, {"LinkedIn-Version": ""}, 400, "VERSION_MISSING"),
-    (GOOD, {"LinkedIn-Version": "202401"}, 426, "NONEXISTENT_VERSION"),
-    (GOOD, {"X-Restli-Protocol-Version": ""}, 400, "ILLEGAL_ARGUMENT"),
-    (GOOD, {"Authorization": ""}, 401, "INVALID_ACCESS_TOKEN"),
-    (GOOD.replace("List(urn%3Ali", "List(urn%253Ali"), None, 400, "ILLEGAL_ARGUMENT"),   # double-encoded
-    (GOOD.replace("dateRange=(start:(year:2026,month:6,day:1),", "dateRange=(start:(year:2026,month:6),"),
-     None, 400, "ILLEGAL_ARGUMENT"),
-    (GOOD.replace("timeGranularity=DAILY&", ""), None, 400, "ILLEGAL_ARGUMENT"),
-    (GOOD.replace("q=analytics&", ""), None, 400, "ILLEGAL_ARGUMENT"),
-])
+@pytest.mark.parametrize(
+    "query, headers, status, code",
+    [
+        (GOOD, {"LinkedIn-Version": ""}, 400, "VERSION_MISSING"),
+        (GOOD, {"LinkedIn-Version": "202401"}, 426, "NONEXISTENT_VERSION"),
+        (GOOD, {"X-Restli-Protocol-Version": ""}, 400, "ILLEGAL_ARGUMENT"),
+        (GOOD, {"Authorization": ""}, 401, "INVALID_ACCESS_TOKEN"),
+        (GOOD.replace("List(urn%3Ali", "List(urn%253Ali"), None, 400, "ILLEGAL_ARGUMENT"),  # double-encoded
+        (
+            GOOD.replace("dateRange=(start:(year:2026,month:6,day:1),", "dateRange=(start:(year:2026,month:6),"),
+            None,
+            400,
+            "ILLEGAL_ARGUMENT",
+        ),
+        (GOOD.replace("timeGranularity=DAILY&", ""), None, 400, "ILLEGAL_ARGUMENT"),
+        (GOOD.replace("q=analytics&", ""), None, 400, "ILLEGAL_ARGUMENT"),
+    ],
+)
 def test_sandbox_rejects_what_linkedin_rejects(sandbox, query, headers, status, code):
     resp = raw_get(sandbox, query, headers)
     assert resp.status_code == status and resp.json()["code"] == code and resp.json()["status"] == status
@@ -369,8 +468,8 @@ def test_sandbox_without_fields_returns_only_impressions_and_clicks(sandbox):
 
 
 ENCODED_WRONG = [
-    GOOD.replace("dateRange=(", "dateRange=%28").replace("7))&acc", "7%29%29&acc"),     # encoded parentheses
-    GOOD.replace("%3A", ":"),                                                             # raw URN colons
+    GOOD.replace("dateRange=(", "dateRange=%28").replace("7))&acc", "7%29%29&acc"),  # encoded parentheses
+    GOOD.replace("%3A", ":"),  # raw URN colons
 ]
 
 
@@ -378,9 +477,18 @@ ENCODED_WRONG = [
 def test_emulator_rejects_wrong_restli_encoding(sandbox, query):
     # Calls the emulator with the undecoded query attached, as the server would hand it on.
     from sandbox.common import Request
-    req = Request("GET", "/rest/adAnalytics", urllib.parse.parse_qs(query, keep_blank_values=True),
-                  {"authorization": "Bearer sandbox-linkedin-token", "linkedin-version": li.linkedin_version(),
-                   "x-restli-protocol-version": "2.0.0"}, b"")
+
+    req = Request(
+        "GET",
+        "/rest/adAnalytics",
+        urllib.parse.parse_qs(query, keep_blank_values=True),
+        {
+            "authorization": "Bearer sandbox-linkedin-token",
+            "linkedin-version": li.linkedin_version(),
+            "x-restli-protocol-version": "2.0.0",
+        },
+        b"",
+    )
     req.raw_query = query
     resp = sandbox.sandbox.handle(req)
     assert resp.status == 400 and b"ILLEGAL_ARGUMENT" in resp.body
@@ -397,8 +505,10 @@ def test_sandbox_server_rejects_wrong_restli_encoding(sandbox, query):
 def test_sandbox_reads_restli_objects_with_keys_in_any_order(sandbox):
     # linkedin-api-client sorts object keys: end before start, day before month before year.
     # LinkedIn reads a Rest.li object whatever the key order; so must the sandbox.
-    sorted_keys = GOOD.replace("dateRange=(start:(year:2026,month:6,day:1),end:(year:2026,month:6,day:7))",
-                               "dateRange=(end:(day:7,month:6,year:2026),start:(day:1,month:6,year:2026))")
+    sorted_keys = GOOD.replace(
+        "dateRange=(start:(year:2026,month:6,day:1),end:(year:2026,month:6,day:7))",
+        "dateRange=(end:(day:7,month:6,year:2026),start:(day:1,month:6,year:2026))",
+    )
     assert sorted_keys != GOOD
     good, other = raw_get(sandbox, GOOD), raw_get(sandbox, sorted_keys)
     assert other.status_code == 200, other.text
@@ -408,13 +518,16 @@ def test_sandbox_reads_restli_objects_with_keys_in_any_order(sandbox):
     assert days == [int(d[-2:]) for d, v in expected["days"].items() if Decimal(v) != 0]
 
 
-@pytest.mark.parametrize("query, blames_encoding", [
-    (GOOD.replace("dateRange=(", "dateRange=%28").replace("7))&acc", "7%29%29&acc"), True),
-    (GOOD.replace("day:1),", "day%3A1),"), True),
-    (GOOD.replace("(year:2026,month:6,day:1)", "(year:2026,month:6)"), False),      # a bound without its day
-    (GOOD.replace("start:(", "begin:("), False),                                        # an unknown key
-    (GOOD.replace("%3A", ":"), False),                                                   # raw colons in the URN
-])
+@pytest.mark.parametrize(
+    "query, blames_encoding",
+    [
+        (GOOD.replace("dateRange=(", "dateRange=%28").replace("7))&acc", "7%29%29&acc"), True),
+        (GOOD.replace("day:1),", "day%3A1),"), True),
+        (GOOD.replace("(year:2026,month:6,day:1)", "(year:2026,month:6)"), False),  # a bound without its day
+        (GOOD.replace("start:(", "begin:("), False),  # an unknown key
+        (GOOD.replace("%3A", ":"), False),  # raw colons in the URN
+    ],
+)
 def test_sandbox_restli_errors_say_what_is_wrong(sandbox, query, blames_encoding):
     resp = raw_get(sandbox, query)
     assert resp.status_code == 400 and resp.json()["code"] == "ILLEGAL_ARGUMENT"
@@ -423,8 +536,12 @@ def test_sandbox_restli_errors_say_what_is_wrong(sandbox, query, blames_encoding
 
 def test_restli_decoder():
     from sandbox.linkedin import RestliError, parse_restli
-    assert parse_restli("(b:(y:1),a:List(urn%3Ali%3Ax%3A1,2),c:)") == {"b": {"y": "1"}, "a": ["urn:li:x:1", "2"],
-                                                                      "c": ""}
+
+    assert parse_restli("(b:(y:1),a:List(urn%3Ali%3Ax%3A1,2),c:)") == {
+        "b": {"y": "1"},
+        "a": ["urn:li:x:1", "2"],
+        "c": "",
+    }
     for bad in ("(a:1", "(a:1))", "(a(1))", "List(a", "(a:1,a:2)", "(:1)"):
         with pytest.raises(RestliError):
             parse_restli(bad)
@@ -456,8 +573,11 @@ def test_sandbox_expired_token_is_refreshed(sandbox):
 def test_sandbox_expired_token_without_refresh_credentials_fails_as_auth(sandbox):
     sandbox.ctx.configure({"faults": [{"platform": "linkedin", "kind": "expired_token", "count": 1}]})
     with pytest.raises(FetchError) as exc:
-        run_sandbox(sandbox, lambda api: fetch_range(api, ACCOUNTS[0], dt.date(2026, 6, 1), dt.date(2026, 6, 1)),
-                    creds={"LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token"})
+        run_sandbox(
+            sandbox,
+            lambda api: fetch_range(api, ACCOUNTS[0], dt.date(2026, 6, 1), dt.date(2026, 6, 1)),
+            creds={"LINKEDIN_ACCESS_TOKEN": "sandbox-linkedin-token"},
+        )
     assert exc.value.kind == "auth" and "sandbox-linkedin-token" not in exc.value.message
 
 
@@ -465,8 +585,9 @@ def test_sandbox_wrong_client_secret_fails_refresh_as_auth(sandbox):
     sandbox.ctx.configure({"faults": [{"platform": "linkedin", "kind": "expired_token", "count": 1}]})
     creds = {**sb_creds(), "LINKEDIN_CLIENT_SECRET": "not-the-secret"}
     with pytest.raises(FetchError) as exc:
-        run_sandbox(sandbox, lambda api: fetch_range(api, ACCOUNTS[0], dt.date(2026, 6, 1), dt.date(2026, 6, 1)),
-                    creds=creds)
+        run_sandbox(
+            sandbox, lambda api: fetch_range(api, ACCOUNTS[0], dt.date(2026, 6, 1), dt.date(2026, 6, 1)), creds=creds
+        )
     assert exc.value.kind == "auth" and "invalid_client" in exc.value.message
     assert "not-the-secret" not in exc.value.message
 
@@ -477,6 +598,7 @@ def test_sandbox_faults_end_as_fetch_errors(sandbox, kind, count, expected_kind)
         info = await F.account_info(api, ACCOUNTS[0])
         sandbox.ctx.configure({"faults": [{"platform": "linkedin", "kind": kind, "count": count}]})
         return await fetch_window(F, api, info, dt.date(2026, 6, 1), dt.date(2026, 6, 5))
+
     with pytest.raises(FetchError) as exc:
         run_sandbox(sandbox, go)
     assert exc.value.kind == expected_kind

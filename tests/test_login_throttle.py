@@ -1,15 +1,16 @@
 """The dashboard's password gate slows down guessing (issue 15, item 7): after a failure the next
 attempt from the same client is not even checked for a while, the wait doubles with each failure,
 a process-wide brake covers many clients, and every failure is logged without the password."""
+
 from __future__ import annotations
 
 import logging
 
 import pytest
 import streamlit as st
+from browser_support import ROOT
 from streamlit.testing.v1 import AppTest
 
-from browser_support import ROOT
 from ui import login
 
 APP = str(ROOT / "app.py")
@@ -34,7 +35,7 @@ def clock(monkeypatch):
 def test_the_wait_doubles_per_client_and_a_success_resets_it(clock):
     t = login.THROTTLE
     assert [t.failed("a") for _ in range(4)] == [1.0, 2.0, 4.0, 8.0]
-    assert t.wait_seconds("a") == 8.0 and t.wait_seconds("b") == 0.0     # per client
+    assert t.wait_seconds("a") == 8.0 and t.wait_seconds("b") == 0.0  # per client
     clock.t += 8
     assert t.wait_seconds("a") == 0.0
     t.succeeded("a")
@@ -51,7 +52,7 @@ def test_many_clients_failing_brake_everyone(clock):
     assert t.wait_seconds("a fresh client") == 1.0
     t.failed("and another")
     assert t.wait_seconds("a fresh client") == 2.0
-    clock.t += login.GLOBAL_WINDOW + 1                # old failures leave the window
+    clock.t += login.GLOBAL_WINDOW + 1  # old failures leave the window
     assert t.wait_seconds("a fresh client") == 0.0
 
 
@@ -82,7 +83,7 @@ def test_login_is_throttled_and_failures_are_logged_without_the_password(tmp_pat
     assert [e.value for e in at.error] == ["Too many failed attempts: wait 1 s before trying again."]
     clock.t += 1
     _submit(at, PASSWORD)
-    assert not at.error and at.metric                  # in, after the wait
+    assert not at.error and at.metric  # in, after the wait
     failures = [r.getMessage() for r in caplog.records if "login failed" in r.getMessage()]
     assert len(failures) == 2 and all(m.startswith("dashboard login failed for session ") for m in failures)
     assert failures[1].endswith("next attempt checked in 2 s")

@@ -1,4 +1,5 @@
 """Meta Ads Insights: the fetcher against recorded shapes (respx) and against the sandbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,14 +32,20 @@ async def with_api(fn, creds=None, base=BASE):
     creds = creds or {"META_ACCESS_TOKEN": TOKEN}
     f = get_fetcher("meta")
     async with httpx.AsyncClient() as client:
-        api = PlatformApi(f, client, base_url=base, credentials=creds, auth=f.build_auth(creds, "", None),
-                          budget=RateBudget(60000))
+        api = PlatformApi(
+            f, client, base_url=base, credentials=creds, auth=f.build_auth(creds, "", None), budget=RateBudget(60000)
+        )
         return await fn(f, api)
 
 
 def row(day: str, spend, currency="USD") -> dict:
-    return {"account_id": "1234567890", "account_currency": currency, "spend": spend,
-            "date_start": day, "date_stop": day}
+    return {
+        "account_id": "1234567890",
+        "account_currency": currency,
+        "spend": spend,
+        "date_start": day,
+        "date_stop": day,
+    }
 
 
 def page(rows, after=None) -> dict:
@@ -64,18 +71,23 @@ def fixed_today(monkeypatch):
 
 # --- request shape ------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_insights_request_is_exactly_what_meta_documents():
     route = respx.get(INSIGHTS).mock(return_value=httpx.Response(200, json=page([row("2026-03-01", "152.31")])))
     rows = run(with_api(lambda f, api: fetch_window(f, api, ACCOUNT, dt.date(2026, 3, 1), dt.date(2026, 3, 7))))
     req = route.calls.last.request
     assert dict(req.url.params) == {
-        "level": "account", "fields": "account_id,account_currency,spend,date_start,date_stop",
-        "time_range": '{"since":"2026-03-01","until":"2026-03-07"}', "time_increment": "1", "limit": "100"}
+        "level": "account",
+        "fields": "account_id,account_currency,spend,date_start,date_stop",
+        "time_range": '{"since":"2026-03-01","until":"2026-03-07"}',
+        "time_increment": "1",
+        "limit": "100",
+    }
     assert req.headers["Authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in str(req.url)
     assert rows[dt.date(2026, 3, 1)] == Decimal("152.31")
-    assert rows[dt.date(2026, 3, 2)] == Decimal(0) and len(rows) == 7       # omitted days are explicit zeros
+    assert rows[dt.date(2026, 3, 2)] == Decimal(0) and len(rows) == 7  # omitted days are explicit zeros
 
 
 @respx.mock
@@ -91,14 +103,19 @@ def test_appsecret_proof_is_hmac_sha256_of_the_token_keyed_with_the_app_secret()
 def test_until_never_passes_the_utc_date():
     route = respx.get(INSIGHTS).mock(return_value=httpx.Response(200, json=page([])))
     run(with_api(lambda f, api: fetch_window(f, api, ACCOUNT, dt.date(2026, 10, 30), dt.date(2026, 11, 3))))
-    assert json.loads(route.calls.last.request.url.params["time_range"]) == {"since": "2026-10-30",
-                                                                             "until": "2026-11-01"}
+    assert json.loads(route.calls.last.request.url.params["time_range"]) == {
+        "since": "2026-10-30",
+        "until": "2026-11-01",
+    }
 
 
 @respx.mock
 def test_account_info_reads_currency_and_timezone():
-    route = respx.get(f"{BASE}/v25.0/act_1234567890").mock(return_value=httpx.Response(200, json={
-        "id": "act_1234567890", "currency": "EUR", "timezone_name": "Europe/Berlin", "name": "Shop"}))
+    route = respx.get(f"{BASE}/v25.0/act_1234567890").mock(
+        return_value=httpx.Response(
+            200, json={"id": "act_1234567890", "currency": "EUR", "timezone_name": "Europe/Berlin", "name": "Shop"}
+        )
+    )
     info = run(with_api(lambda f, api: f.account_info(api, "act_1234567890")))
     assert info == AccountInfo("1234567890", "EUR", "Europe/Berlin", "Shop")
     assert route.calls.last.request.url.params["fields"] == "currency,timezone_name,name"
@@ -106,43 +123,62 @@ def test_account_info_reads_currency_and_timezone():
 
 # --- paging and money ---------------------------------------------------------------------------
 
+
 @respx.mock
 def test_follows_cursors_to_the_last_page_and_sums_exactly():
-    route = respx.get(INSIGHTS).mock(side_effect=[
-        httpx.Response(200, json=page([row("2026-03-01", "152.31"), row("2026-03-02", "98.7")], after="C1")),
-        httpx.Response(200, json=page([row("2026-03-04", "0.01")], after="C2")),
-        httpx.Response(200, json=page([row("2026-03-05", "1000000.99")])),
-    ])
+    route = respx.get(INSIGHTS).mock(
+        side_effect=[
+            httpx.Response(200, json=page([row("2026-03-01", "152.31"), row("2026-03-02", "98.7")], after="C1")),
+            httpx.Response(200, json=page([row("2026-03-04", "0.01")], after="C2")),
+            httpx.Response(200, json=page([row("2026-03-05", "1000000.99")])),
+        ]
+    )
     rows = run(with_api(lambda f, api: fetch_window(f, api, ACCOUNT, dt.date(2026, 3, 1), dt.date(2026, 3, 5))))
     assert [c.request.url.params.get("after") for c in route.calls] == [None, "C1", "C2"]
-    assert rows == {dt.date(2026, 3, 1): Decimal("152.31"), dt.date(2026, 3, 2): Decimal("98.7"),
-                    dt.date(2026, 3, 3): Decimal(0), dt.date(2026, 3, 4): Decimal("0.01"),
-                    dt.date(2026, 3, 5): Decimal("1000000.99")}
+    assert rows == {
+        dt.date(2026, 3, 1): Decimal("152.31"),
+        dt.date(2026, 3, 2): Decimal("98.7"),
+        dt.date(2026, 3, 3): Decimal(0),
+        dt.date(2026, 3, 4): Decimal("0.01"),
+        dt.date(2026, 3, 5): Decimal("1000000.99"),
+    }
     assert sum(rows.values()) == Decimal("1000252.01")
 
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 @respx.mock
 def test_throttle_code_17_is_retried_then_succeeds():
-    route = respx.get(INSIGHTS).mock(side_effect=[
-        graph_error(17, 2446079, message="(#17) User request limit reached"),
-        graph_error(80000, message="There have been too many calls from this ad-account"),
-        httpx.Response(200, json=page([row("2026-03-01", "5339.5")]))])
+    route = respx.get(INSIGHTS).mock(
+        side_effect=[
+            graph_error(17, 2446079, message="(#17) User request limit reached"),
+            graph_error(80000, message="There have been too many calls from this ad-account"),
+            httpx.Response(200, json=page([row("2026-03-01", "5339.5")])),
+        ]
+    )
     rows = run(with_api(lambda f, api: f.fetch_daily(api, ACCOUNT, dt.date(2026, 3, 1), dt.date(2026, 3, 1))))
     assert rows == {dt.date(2026, 3, 1): Decimal("5339.5")} and route.call_count == 3
 
 
-@pytest.mark.parametrize("code,sub", [(4, None), (17, 2446079), (32, None), (613, 1487742), (80000, None),
-                                      (80014, None), (100, 2446079)])
+@pytest.mark.parametrize(
+    "code,sub", [(4, None), (17, 2446079), (32, None), (613, 1487742), (80000, None), (80014, None), (100, 2446079)]
+)
 def test_throttle_codes_retry(code, sub):
     v = meta.classify(graph_error(code, sub))
     assert (v.action, v.kind) == ("retry", "throttled")
 
 
 def test_usage_header_sets_the_wait():
-    resp = httpx.Response(400, json={"error": {"code": 80000, "message": "x"}}, headers={
-        "X-Business-Use-Case-Usage": json.dumps({"1": [{"type": "ads_insights", "estimated_time_to_regain_access": 3}]})})
+    resp = httpx.Response(
+        400,
+        json={"error": {"code": 80000, "message": "x"}},
+        headers={
+            "X-Business-Use-Case-Usage": json.dumps(
+                {"1": [{"type": "ads_insights", "estimated_time_to_regain_access": 3}]}
+            )
+        },
+    )
     assert meta.classify(resp).retry_after == 180.0
 
 
@@ -176,18 +212,21 @@ def test_permanent_5xx_is_a_server_failure_not_zero():
     assert e.value.kind == "server"
 
 
-@pytest.mark.parametrize("body,why", [
-    ({"data": [{"date_start": "2026-03-01", "date_stop": "2026-03-01"}]}, "no 'spend'"),
-    ({"data": [row("2026-03-01", 12.5)]}, "float"),
-    ({"data": [row("2026-03-01", "")]}, "not a decimal"),
-    ({"data": [row("2026-03-01", None)]}, "not a decimal"),
-    ({"data": [{**row("2026-03-01", "1.00"), "date_stop": "2026-03-02"}]}, "expected one day"),
-    ({"data": [row("2026-03-01", "1.00", currency="EUR")]}, "currency is USD"),
-    ({"data": [row("2026-03-01", "1"), row("2026-03-01", "2")]}, "twice"),
-    ({"result": []}, "no 'data'"),
-    ({"data": [], "paging": {"next": "https://x"}}, "no paging.cursors.after"),
-    ([], "no 'data'"),
-])
+@pytest.mark.parametrize(
+    "body,why",
+    [
+        ({"data": [{"date_start": "2026-03-01", "date_stop": "2026-03-01"}]}, "no 'spend'"),
+        ({"data": [row("2026-03-01", 12.5)]}, "float"),
+        ({"data": [row("2026-03-01", "")]}, "not a decimal"),
+        ({"data": [row("2026-03-01", None)]}, "not a decimal"),
+        ({"data": [{**row("2026-03-01", "1.00"), "date_stop": "2026-03-02"}]}, "expected one day"),
+        ({"data": [row("2026-03-01", "1.00", currency="EUR")]}, "currency is USD"),
+        ({"data": [row("2026-03-01", "1"), row("2026-03-01", "2")]}, "twice"),
+        ({"result": []}, "no 'data'"),
+        ({"data": [], "paging": {"next": "https://x"}}, "no paging.cursors.after"),
+        ([], "no 'data'"),
+    ],
+)
 def test_malformed_pages_are_refused(body, why):
     with pytest.raises(MalformedResponse, match=why):
         meta.parse_insights_page(body, "USD")
@@ -200,8 +239,9 @@ def test_non_json_body_is_malformed():
         run(with_api(lambda f, api: f.fetch_daily(api, ACCOUNT, dt.date(2026, 3, 1), dt.date(2026, 3, 1))))
 
 
-@pytest.mark.parametrize("body", [{"timezone_name": "UTC"}, {"currency": "usd", "timezone_name": "UTC"},
-                                  {"currency": "USD"}, ["x"]])
+@pytest.mark.parametrize(
+    "body", [{"timezone_name": "UTC"}, {"currency": "usd", "timezone_name": "UTC"}, {"currency": "USD"}, ["x"]]
+)
 def test_account_without_currency_or_timezone_is_malformed(body):
     with pytest.raises(MalformedResponse):
         meta.parse_account(body, "1")
@@ -209,8 +249,10 @@ def test_account_without_currency_or_timezone_is_malformed(body):
 
 # --- ids ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw,want", [("1234567890", "1234567890"), ("act_1234567890", "1234567890"),
-                                      (" act_23849999 ", "23849999")])
+
+@pytest.mark.parametrize(
+    "raw,want", [("1234567890", "1234567890"), ("act_1234567890", "1234567890"), (" act_23849999 ", "23849999")]
+)
 def test_account_id_forms(raw, want):
     assert get_fetcher("meta").normalize_account_id(raw) == want
 
@@ -236,8 +278,8 @@ async def sandbox_total(f, api, account_id, start, end):
 
 
 def test_sandbox_totals_match_exactly_over_windows_and_pages(sandbox, monkeypatch):
-    monkeypatch.setattr(meta, "PAGE_LIMIT", 20)      # several pages in every 90-day window
-    start, end = dt.date(2025, 12, 1), dt.date(2026, 6, 30)        # 212 days: three windows
+    monkeypatch.setattr(meta, "PAGE_LIMIT", 20)  # several pages in every 90-day window
+    start, end = dt.date(2025, 12, 1), dt.date(2026, 6, 30)  # 212 days: three windows
     creds = {**SBX_CREDS, "META_APP_SECRET": "sandbox-app-secret"}
     info, total = run(with_api(lambda f, api: sandbox_total(f, api, "act_1234567978", start, end), creds, sandbox.url))
     assert (info.currency, info.timezone) == ("EUR", "Europe/Berlin")
@@ -255,8 +297,12 @@ def test_sandbox_restated_days_are_fetched_as_restated(sandbox):
 def test_sandbox_rejects_what_graph_rejects(sandbox):
     url = f"{sandbox.url}/v25.0/act_1234567890/insights"
     auth = {"Authorization": "Bearer sandbox-meta-token"}
-    ok = {"level": "account", "time_increment": "1", "fields": "spend,date_start,date_stop",
-          "time_range": '{"since":"2026-03-01","until":"2026-03-31"}'}
+    ok = {
+        "level": "account",
+        "time_increment": "1",
+        "fields": "spend,date_start,date_stop",
+        "time_range": '{"since":"2026-03-01","until":"2026-03-31"}',
+    }
     no_token = httpx.get(url, params=ok)
     assert no_token.status_code == 400 and no_token.json()["error"]["code"] == 104
     old = httpx.get(f"{sandbox.url}/v19.0/act_1234567890/insights", params=ok, headers=auth)
@@ -265,7 +311,7 @@ def test_sandbox_rejects_what_graph_rejects(sandbox):
     assert bad_range.status_code == 400 and bad_range.json()["error"]["code"] == 100
     bad_field = httpx.get(url, params={**ok, "fields": "spend,cost"}, headers=auth)
     assert bad_field.json()["error"]["code"] == 100
-    not_emulated = httpx.post(url, params=ok, headers=auth)    # an async report run: not emulated
+    not_emulated = httpx.post(url, params=ok, headers=auth)  # an async report run: not emulated
     assert not_emulated.status_code == 400 and not_emulated.json()["error"]["code"] == 100
     assert not_emulated.json()["error"]["message"].startswith("sandbox: POST is not emulated")
     # the token may also travel as access_token; the default page holds 25 rows
@@ -275,9 +321,15 @@ def test_sandbox_rejects_what_graph_rejects(sandbox):
 
 
 def test_sandbox_without_time_increment_answers_one_row_for_the_range_which_the_parser_refuses(sandbox):
-    body = httpx.get(f"{sandbox.url}/v25.0/act_1234567890/insights", headers={"Authorization": "Bearer sandbox-meta-token"},
-                     params={"level": "account", "fields": "spend,date_start,date_stop",
-                             "time_range": '{"since":"2026-03-01","until":"2026-03-31"}'}).json()
+    body = httpx.get(
+        f"{sandbox.url}/v25.0/act_1234567890/insights",
+        headers={"Authorization": "Bearer sandbox-meta-token"},
+        params={
+            "level": "account",
+            "fields": "spend,date_start,date_stop",
+            "time_range": '{"since":"2026-03-01","until":"2026-03-31"}',
+        },
+    ).json()
     assert len(body["data"]) == 1
     with pytest.raises(MalformedResponse, match="expected one day"):
         meta.parse_insights_page(body, "USD")
@@ -310,6 +362,7 @@ def test_sandbox_malformed_is_never_zero(sandbox):
         info = await f.account_info(api, "1234567890")
         sandbox.ctx.configure({"faults": [{"platform": "meta", "kind": "malformed"}]})
         return await fetch_window(f, api, info, dt.date(2026, 1, 1), dt.date(2026, 1, 5))
+
     with pytest.raises(MalformedResponse, match="spend"):
         run(with_api(go, SBX_CREDS, sandbox.url))
 

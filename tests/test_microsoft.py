@@ -1,5 +1,6 @@
 """Microsoft Advertising: the bingads SOAP fetcher, its parsers and fault mapping, and the unmodified
 SDK end to end against the sandbox emulator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ from fetchers.base import AccountInfo, FetchError, MalformedResponse
 from fetchers.core import MemoryJobStore, PlatformApi, RateBudget, ReportPolicy, fetch_window, plan_windows
 
 DATA = Path(__file__).parent / "data" / "microsoft"
-EUR_ACCOUNT = "4455667978"          # ends in 978: EUR, Europe/Berlin in the sandbox
+EUR_ACCOUNT = "4455667978"  # ends in 978: EUR, Europe/Berlin in the sandbox
 USD_ACCOUNT = "4455667001"
 F = get_fetcher("microsoft")
 
@@ -34,9 +35,15 @@ def read_layout(name: str) -> str:
 
 # --- ids, constants ---------------------------------------------------------------------------------
 
+
 def test_constants():
-    assert (F.platform, F.max_days, F.lookback_days, F.day_basis, F.history_days) == \
-        ("microsoft", 31, 30, "account", 1095)
+    assert (F.platform, F.max_days, F.lookback_days, F.day_basis, F.history_days) == (
+        "microsoft",
+        31,
+        30,
+        "account",
+        1095,
+    )
 
 
 @pytest.mark.parametrize("raw,stored", [("149123456", "149123456"), (" 149123456 ", "149123456")])
@@ -57,33 +64,45 @@ def test_time_zone_tables_cover_both_wsdl_enums():
     rep = (wsdl / "reporting_service.xml").read_text()
 
     def enum(text: str, name: str) -> set[str]:
-        m = re.search(r'<xs:simpleType name="%s">(.*?)</xs:simpleType>' % name, text, re.S)
+        m = re.search(r'<xs:simpleType name="%s">(.*?)</xs:simpleType>' % name, text, re.S)  # noqa: UP031
         return set(re.findall(r'value="([^"]+)"', m.group(1)))
 
     assert set(ms.TIME_ZONES) == enum(cm, "TimeZoneType")
     assert {r for r, _ in ms.TIME_ZONES.values()} == enum(rep, "ReportTimeZone")
-    assert len(ms.REPORT_TIME_ZONE_BY_IANA) == len(ms.TIME_ZONES)        # IANA names are unique
+    assert len(ms.REPORT_TIME_ZONE_BY_IANA) == len(ms.TIME_ZONES)  # IANA names are unique
     from zoneinfo import ZoneInfo
+
     for _, iana in ms.TIME_ZONES.values():
         ZoneInfo(iana)
 
 
 def test_customer_management_host():
-    assert ms.customer_management_url("https://reporting.api.bingads.microsoft.com") == \
-        "https://clientcenter.api.bingads.microsoft.com/Api/CustomerManagement/v13/CustomerManagementService.svc"
-    assert ms.customer_management_url("http://127.0.0.1:8765/") == \
-        "http://127.0.0.1:8765/Api/CustomerManagement/v13/CustomerManagementService.svc"
-    assert ms.reporting_url("http://127.0.0.1:8765") == \
-        "http://127.0.0.1:8765/Api/Advertiser/Reporting/v13/ReportingService.svc"
+    assert (
+        ms.customer_management_url("https://reporting.api.bingads.microsoft.com")
+        == "https://clientcenter.api.bingads.microsoft.com/Api/CustomerManagement/v13/CustomerManagementService.svc"
+    )
+    assert (
+        ms.customer_management_url("http://127.0.0.1:8765/")
+        == "http://127.0.0.1:8765/Api/CustomerManagement/v13/CustomerManagementService.svc"
+    )
+    assert (
+        ms.reporting_url("http://127.0.0.1:8765")
+        == "http://127.0.0.1:8765/Api/Advertiser/Reporting/v13/ReportingService.svc"
+    )
 
 
 # --- the report file --------------------------------------------------------------------------------
 
+
 def test_parse_layout_with_copyright_footer():
     rows = ms.parse_report_csv(read_layout("daily_copyright_footer.csv"), "111111", "USD")
-    assert rows == {dt.date(2026, 3, 1): Decimal("73.16"), dt.date(2026, 3, 3): Decimal("73.79"),
-                    dt.date(2026, 3, 4): Decimal("29.92"), dt.date(2026, 3, 5): Decimal("244.90"),
-                    dt.date(2026, 3, 7): Decimal("189.72")}
+    assert rows == {
+        dt.date(2026, 3, 1): Decimal("73.16"),
+        dt.date(2026, 3, 3): Decimal("73.79"),
+        dt.date(2026, 3, 4): Decimal("29.92"),
+        dt.date(2026, 3, 5): Decimal("244.90"),
+        dt.date(2026, 3, 7): Decimal("189.72"),
+    }
     assert sum(rows.values()) == Decimal("611.49")
     assert all(isinstance(v, Decimal) for v in rows.values())
 
@@ -108,20 +127,23 @@ def test_omitted_days_become_explicit_zeros_via_fetch_window():
     assert len(out) == 7 and sum(out.values()) == Decimal("611.49")
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda t: t.replace('"Rows: 5"', '"Rows: 6"'), "Rows: 6"),
-    (lambda t: t.split("\r\n\r\n\"©")[0], "footer"),                                  # cut off
-    (lambda t: t.replace('"244.90"', '"--"'), "Spend on 2026-03-05"),                # never a silent zero
-    (lambda t: t.replace('"244.90"', '""'), "Spend on 2026-03-05"),
-    (lambda t: t.replace('"244.90"', '"2.449E2"'), "Spend on 2026-03-05"),
-    (lambda t: t.replace('"2026-03-04","111111","USD"', '"2026-03-04","111111","EUR"'), "EUR"),
-    (lambda t: t.replace('"2026-03-04","111111"', '"2026-03-04","999999"'), "999999"),
-    (lambda t: t.replace('"2026-03-04"', '"3/4/2026"'), "YYYY-MM-DD"),
-    (lambda t: t.replace(',"Spend"', ""), "Spend"),
-    (lambda t: t.replace('"TimePeriod",', ""), "TimePeriod"),
-    (lambda t: t.replace(',"189.72"', ""), "fields"),
-    (lambda t: t + '"2026-03-08","111111","USD","1.00"\r\n', "after its copyright footer"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda t: t.replace('"Rows: 5"', '"Rows: 6"'), "Rows: 6"),
+        (lambda t: t.split('\r\n\r\n"©')[0], "footer"),  # cut off
+        (lambda t: t.replace('"244.90"', '"--"'), "Spend on 2026-03-05"),  # never a silent zero
+        (lambda t: t.replace('"244.90"', '""'), "Spend on 2026-03-05"),
+        (lambda t: t.replace('"244.90"', '"2.449E2"'), "Spend on 2026-03-05"),
+        (lambda t: t.replace('"2026-03-04","111111","USD"', '"2026-03-04","111111","EUR"'), "EUR"),
+        (lambda t: t.replace('"2026-03-04","111111"', '"2026-03-04","999999"'), "999999"),
+        (lambda t: t.replace('"2026-03-04"', '"3/4/2026"'), "YYYY-MM-DD"),
+        (lambda t: t.replace(',"Spend"', ""), "Spend"),
+        (lambda t: t.replace('"TimePeriod",', ""), "TimePeriod"),
+        (lambda t: t.replace(',"189.72"', ""), "fields"),
+        (lambda t: t + '"2026-03-08","111111","USD","1.00"\r\n', "after its copyright footer"),
+    ],
+)
 def test_parse_refuses_broken_files(mutate, needle):
     with pytest.raises(MalformedResponse) as e:
         ms.parse_report_csv(mutate(read_layout("daily_copyright_footer.csv")), "111111", "USD")
@@ -139,63 +161,97 @@ def test_unzip_report():
 
 # --- the request the SDK sends ------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=1)
 def _capture_manager():
     from bingads.authorization import AuthorizationData, OAuthDesktopMobileImplicitGrant, OAuthTokens
     from bingads.v13.reporting import ReportingServiceManager
-    data = AuthorizationData(account_id="4455667978", customer_id="123456789", developer_token="DEV",
-                             authentication=OAuthDesktopMobileImplicitGrant("cid", oauth_tokens=OAuthTokens("AT")))
-    return ReportingServiceManager(data, environment="production", nosend=True,
-                                   location="http://127.0.0.1:9" + ms.REPORTING_PATH)
+
+    data = AuthorizationData(
+        account_id="4455667978",
+        customer_id="123456789",
+        developer_token="DEV",
+        authentication=OAuthDesktopMobileImplicitGrant("cid", oauth_tokens=OAuthTokens("AT")),
+    )
+    return ReportingServiceManager(
+        data, environment="production", nosend=True, location="http://127.0.0.1:9" + ms.REPORTING_PATH
+    )
 
 
 def test_report_request_on_the_wire():
     manager = _capture_manager()
-    req = ms.build_report_request(manager.service_client.factory, "4455667978", dt.date(2026, 2, 1),
-                                  dt.date(2026, 3, 3), "AmsterdamBerlinBernRomeStockholmVienna")
+    req = ms.build_report_request(
+        manager.service_client.factory,
+        "4455667978",
+        dt.date(2026, 2, 1),
+        dt.date(2026, 3, 3),
+        "AmsterdamBerlinBernRomeStockholmVienna",
+    )
     manager.normalize_request(req)
     sent = manager.service_client.SubmitGenerateReport(req).envelope.decode()
     body = re.sub(r"ns\d:", "", sent)
     assert 'ReportRequest xsi:type="AccountPerformanceReportRequest"' in body
-    for element in ["<Format>Csv</Format>", "<FormatVersion>2.0</FormatVersion>", "<Aggregation>Daily</Aggregation>",
-                    "<ReturnOnlyCompleteData>false</ReturnOnlyCompleteData>",
-                    "<ExcludeReportHeader>false</ExcludeReportHeader>", "<ExcludeReportFooter>false</ExcludeReportFooter>",
-                    "<ExcludeColumnHeaders>false</ExcludeColumnHeaders>",
-                    "<Columns><AccountPerformanceReportColumn>TimePeriod</AccountPerformanceReportColumn>"
-                    "<AccountPerformanceReportColumn>AccountId</AccountPerformanceReportColumn>"
-                    "<AccountPerformanceReportColumn>CurrencyCode</AccountPerformanceReportColumn>"
-                    "<AccountPerformanceReportColumn>Spend</AccountPerformanceReportColumn></Columns>",
-                    "<Scope><AccountIds><long>4455667978</long></AccountIds></Scope>",
-                    "<CustomDateRangeEnd><Day>3</Day><Month>3</Month><Year>2026</Year></CustomDateRangeEnd>",
-                    "<CustomDateRangeStart><Day>1</Day><Month>2</Month><Year>2026</Year></CustomDateRangeStart>",
-                    "<ReportTimeZone>AmsterdamBerlinBernRomeStockholmVienna</ReportTimeZone>"]:
+    for element in [
+        "<Format>Csv</Format>",
+        "<FormatVersion>2.0</FormatVersion>",
+        "<Aggregation>Daily</Aggregation>",
+        "<ReturnOnlyCompleteData>false</ReturnOnlyCompleteData>",
+        "<ExcludeReportHeader>false</ExcludeReportHeader>",
+        "<ExcludeReportFooter>false</ExcludeReportFooter>",
+        "<ExcludeColumnHeaders>false</ExcludeColumnHeaders>",
+        "<Columns><AccountPerformanceReportColumn>TimePeriod</AccountPerformanceReportColumn>"
+        "<AccountPerformanceReportColumn>AccountId</AccountPerformanceReportColumn>"
+        "<AccountPerformanceReportColumn>CurrencyCode</AccountPerformanceReportColumn>"
+        "<AccountPerformanceReportColumn>Spend</AccountPerformanceReportColumn></Columns>",
+        "<Scope><AccountIds><long>4455667978</long></AccountIds></Scope>",
+        "<CustomDateRangeEnd><Day>3</Day><Month>3</Month><Year>2026</Year></CustomDateRangeEnd>",
+        "<CustomDateRangeStart><Day>1</Day><Month>2</Month><Year>2026</Year></CustomDateRangeStart>",
+        "<ReportTimeZone>AmsterdamBerlinBernRomeStockholmVienna</ReportTimeZone>",
+    ]:
         assert element in body, element
     assert "<Filter" not in body and "PredefinedTime" not in body
-    for header in ["<tns:AuthenticationToken>AT</tns:AuthenticationToken>", "<tns:DeveloperToken>DEV</tns:DeveloperToken>",
-                   "<tns:CustomerId>123456789</tns:CustomerId>", "<tns:CustomerAccountId>4455667978</tns:CustomerAccountId>"]:
+    for header in [
+        "<tns:AuthenticationToken>AT</tns:AuthenticationToken>",
+        "<tns:DeveloperToken>DEV</tns:DeveloperToken>",
+        "<tns:CustomerId>123456789</tns:CustomerId>",
+        "<tns:CustomerAccountId>4455667978</tns:CustomerAccountId>",
+    ]:
         assert header in sent, header
 
 
 def test_token_refresh_form_and_rotation():
     rotated = []
-    auth = F.build_auth({"MICROSOFT_CLIENT_ID": "cid", "MICROSOFT_CLIENT_SECRET": "csecret-1",
-                         "MICROSOFT_REFRESH_TOKEN": "M.C5-old", "MICROSOFT_DEVELOPER_TOKEN": "d",
-                         "MICROSOFT_CUSTOMER_ID": "1"}, "https://login.example/common/oauth2/v2.0/token", rotated.append)
+    auth = F.build_auth(
+        {
+            "MICROSOFT_CLIENT_ID": "cid",
+            "MICROSOFT_CLIENT_SECRET": "csecret-1",
+            "MICROSOFT_REFRESH_TOKEN": "M.C5-old",
+            "MICROSOFT_DEVELOPER_TOKEN": "d",
+            "MICROSOFT_CUSTOMER_ID": "1",
+        },
+        "https://login.example/common/oauth2/v2.0/token",
+        rotated.append,
+    )
 
     async def go():
         with respx.mock(assert_all_called=True) as mock:
             route = mock.post("https://login.example/common/oauth2/v2.0/token").respond(
-                200, json={"token_type": "Bearer", "expires_in": 3600, "access_token": "AT-1",
-                           "refresh_token": "M.C5-new"})
+                200,
+                json={"token_type": "Bearer", "expires_in": 3600, "access_token": "AT-1", "refresh_token": "M.C5-new"},
+            )
             async with httpx.AsyncClient() as client:
                 assert await auth.token(client) == "AT-1"
             return route.calls[0].request
 
     request = asyncio.run(go())
     form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
-    assert form == {"grant_type": "refresh_token", "refresh_token": "M.C5-old", "client_id": "cid",
-                    "client_secret": "csecret-1",
-                    "scope": "https%3A%2F%2Fads.microsoft.com%2Fmsads.manage+offline_access"}
+    assert form == {
+        "grant_type": "refresh_token",
+        "refresh_token": "M.C5-old",
+        "client_id": "cid",
+        "client_secret": "csecret-1",
+        "scope": "https%3A%2F%2Fads.microsoft.com%2Fmsads.manage+offline_access",
+    }
     assert rotated == ["M.C5-new"] and auth.refresh_token == "M.C5-new"
 
 
@@ -206,9 +262,11 @@ def test_token_refresh_without_client_secret_for_public_clients():
 
 # --- faults and errors ------------------------------------------------------------------------------
 
+
 def _webfault(resp):
     """A real suds WebFault, parsed by the SDK's client from a fault envelope the emulator renders."""
     from suds import WebFault
+
     manager = _capture_manager()
     ctx = manager.service_client.PollGenerateReport("1")
     with pytest.raises(WebFault) as e:
@@ -218,6 +276,7 @@ def _webfault(resp):
 
 def test_fault_mapping():
     import sandbox.microsoft as emu
+
     cases = {
         117: emu.throttle_response(None),
         109: emu.adapi_fault(109, "AuthenticationTokenExpired", "The user's authentication token has expired."),
@@ -240,8 +299,10 @@ def test_fault_mapping():
 
 
 def test_exception_mapping():
-    assert (ms.exception_verdict(Exception((503, "Service Unavailable"))).action,
-            ms.exception_verdict(Exception((503, "Service Unavailable"))).kind) == ("retry", "server")
+    assert (
+        ms.exception_verdict(Exception((503, "Service Unavailable"))).action,
+        ms.exception_verdict(Exception((503, "Service Unavailable"))).kind,
+    ) == ("retry", "server")
     assert ms.exception_verdict(Exception((429, "Too Many"))).kind == "throttled"
     assert ms.exception_verdict(Exception((400, "Bad Request"))).action == "fail"
     assert ms.exception_verdict(urllib.error.URLError(ConnectionRefusedError())).action == "retry"
@@ -274,6 +335,7 @@ def test_poll_status_and_account_parsing():
 
 # --- the SDK end to end against the sandbox -----------------------------------------------------------
 
+
 def _creds(sandbox_env: dict) -> dict:
     return {k: v for k, v in sandbox_env.items() if k.startswith("MICROSOFT_") and not k.startswith("MICROSOFT_ADS_")}
 
@@ -282,19 +344,29 @@ def _api(client, sandbox, env, creds=None, rotated=None, deadline=None, jobs=Non
     creds = creds or _creds(env)
     auth = F.build_auth(creds, env["MICROSOFT_ADS_TOKEN_URL"], (rotated.append if rotated is not None else None))
     report = ReportPolicy(deadline=deadline) if deadline else None
-    return PlatformApi(F, client, base_url=sandbox.url, credentials=creds, auth=auth, budget=RateBudget(60000),
-                       report=report, jobs=jobs)
+    return PlatformApi(
+        F,
+        client,
+        base_url=sandbox.url,
+        credentials=creds,
+        auth=auth,
+        budget=RateBudget(60000),
+        report=report,
+        jobs=jobs,
+    )
 
 
 def _run(coro_fn):
     async def go():
         async with httpx.AsyncClient() as client:
             return await coro_fn(client)
+
     return asyncio.run(go())
 
 
 def _range(days: int = 45) -> tuple[dt.date, dt.date]:
     from sandbox.data import today
+
     end = today() - dt.timedelta(days=40)
     return end - dt.timedelta(days=days - 1), end
 
@@ -314,6 +386,7 @@ def _shared_sandbox():
     """One sandbox for the module: the conftest ``sandbox`` fixture costs 0.5 s a test to stop (the
     server's shutdown poll interval), which would make this file slow."""
     from sandbox.server import SandboxServer
+
     with SandboxServer(0) as server:
         yield server
 
@@ -329,6 +402,7 @@ def fast_reports(_shared_sandbox):
 def sandbox_env(fast_reports):
     """The sandbox's endpoint variables and fake credentials (passed explicitly, not via os.environ)."""
     from sandbox.credentials import sandbox_env as make_env
+
     return make_env(fast_reports.url, ["microsoft"])
 
 
@@ -348,12 +422,16 @@ def test_sandbox_45_days_eur_exact(fast_reports, sandbox_env):
     assert info == AccountInfo(EUR_ACCOUNT, "EUR", "Europe/Berlin", f"Demo Microsoft {EUR_ACCOUNT[-4:]}")
     assert str(total) == expected["spend"] and expected["currency"] == "EUR" and days == 45
     submits = [e for e in sandbox.ctx.log if e.get("op") == "SubmitGenerateReport"]
-    assert [(e["start"], e["end"]) for e in submits] == [(s.isoformat(), e.isoformat())
-                                                          for s, e in plan_windows(start, end, 31)]
+    assert [(e["start"], e["end"]) for e in submits] == [
+        (s.isoformat(), e.isoformat()) for s, e in plan_windows(start, end, 31)
+    ]
     assert {e["report_time_zone"] for e in submits} == {"AmsterdamBerlinBernRomeStockholmVienna"}
     h = submits[0]["headers"]
-    assert (h["DeveloperToken"], h["CustomerId"], h["CustomerAccountId"]) == \
-        ("sandbox-microsoft-devtoken", "123456789", EUR_ACCOUNT)
+    assert (h["DeveloperToken"], h["CustomerId"], h["CustomerAccountId"]) == (
+        "sandbox-microsoft-devtoken",
+        "123456789",
+        EUR_ACCOUNT,
+    )
     # GetAccount, then per window a submit, two polls and the download
     assert holder["api"].request_count == 1 + 2 * 4
     grants = [e for e in sandbox.ctx.log if e.get("op") == "token"]
@@ -386,6 +464,7 @@ def test_unknown_account_time_zone_is_refused_before_any_call(fast_reports, sand
 
 def test_sandbox_no_data_range_is_zeros(fast_reports, sandbox_env):
     from sandbox.data import today
+
     start = today() + dt.timedelta(days=2)
     end = start + dt.timedelta(days=4)
 
@@ -426,7 +505,7 @@ def test_sandbox_expired_token_mid_run_is_refreshed(fast_reports, sandbox_env):
     assert str(total) == sandbox.sandbox.expected_total("microsoft", EUR_ACCOUNT, start, end)["spend"]
     assert sandbox.ctx.token_grants["microsoft"] == 2
     grants = [e["refresh_token"] for e in sandbox.ctx.log if e.get("op") == "token"]
-    assert grants[0] == "sandbox-microsoft-refresh" and grants[1].startswith("M.C5")   # the rotated one is used
+    assert grants[0] == "sandbox-microsoft-refresh" and grants[1].startswith("M.C5")  # the rotated one is used
 
 
 def test_sandbox_token_refused_after_refresh_is_auth_error(fast_reports, sandbox_env):
@@ -483,8 +562,14 @@ def test_sandbox_malformed_is_never_zero(fast_reports, sandbox_env, skip):
         elif skip == 1:
             sandbox.ctx.configure({"faults": [{"platform": "microsoft", "kind": "malformed"}]})
         else:
-            sandbox.ctx.configure({"faults": [{"platform": "microsoft", "kind": "throttle", "count": 1},
-                                              {"platform": "microsoft", "kind": "malformed", "count": 1}]})
+            sandbox.ctx.configure(
+                {
+                    "faults": [
+                        {"platform": "microsoft", "kind": "throttle", "count": 1},
+                        {"platform": "microsoft", "kind": "malformed", "count": 1},
+                    ]
+                }
+            )
         return await fetch_window(F, api, info, start, end)
 
     with pytest.raises(MalformedResponse) as e:
@@ -528,8 +613,9 @@ def test_sandbox_stuck_report_times_out_and_resumes(fast_reports, sandbox_env):
 def test_sandbox_refuses_end_before_start_with_its_message(fast_reports, sandbox_env):
     async def go(client):
         api = _api(client, fast_reports, sandbox_env)
-        return await ms.soap_call(api, USD_ACCOUNT, "submit", dt.date(2026, 3, 5), dt.date(2026, 3, 1),
-                                  "EasternTimeUSCanada")
+        return await ms.soap_call(
+            api, USD_ACCOUNT, "submit", dt.date(2026, 3, 5), dt.date(2026, 3, 1), "EasternTimeUSCanada"
+        )
 
     with pytest.raises(FetchError) as e:
         _run(go)
@@ -538,20 +624,25 @@ def test_sandbox_refuses_end_before_start_with_its_message(fast_reports, sandbox
 
 def test_sandbox_rejects_missing_headers_and_wrong_action(fast_reports):
     sandbox = fast_reports
-    envelope = ('<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
-                'xmlns:ns1="https://bingads.microsoft.com/Reporting/v13"><SOAP-ENV:Header>'
-                '<ns1:AuthenticationToken>x</ns1:AuthenticationToken></SOAP-ENV:Header><SOAP-ENV:Body>'
-                '<ns1:PollGenerateReportRequest><ns1:ReportRequestId>1</ns1:ReportRequestId>'
-                '</ns1:PollGenerateReportRequest></SOAP-ENV:Body></SOAP-ENV:Envelope>')
+    envelope = (
+        '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:ns1="https://bingads.microsoft.com/Reporting/v13"><SOAP-ENV:Header>'
+        "<ns1:AuthenticationToken>x</ns1:AuthenticationToken></SOAP-ENV:Header><SOAP-ENV:Body>"
+        "<ns1:PollGenerateReportRequest><ns1:ReportRequestId>1</ns1:ReportRequestId>"
+        "</ns1:PollGenerateReportRequest></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+    )
     url = sandbox.url + ms.REPORTING_PATH
-    r = httpx.post(url, content=envelope, headers={"SOAPAction": '"PollGenerateReport"',
-                                                   "Content-Type": "text/xml; charset=utf-8"})
+    r = httpx.post(
+        url, content=envelope, headers={"SOAPAction": '"PollGenerateReport"', "Content-Type": "text/xml; charset=utf-8"}
+    )
     assert r.status_code == 500 and "<Code>116</Code>" in r.text and "DeveloperToken" in r.text
     r = httpx.post(url, content=envelope, headers={"SOAPAction": '"SubmitGenerateReport"'})
     assert r.status_code == 500 and "does not match" in r.text
     assert httpx.get(url).status_code == 405
-    r = httpx.post(sandbox.url + "/common/oauth2/v2.0/token",
-                   data={"grant_type": "refresh_token", "client_id": "c", "refresh_token": "r"})
+    r = httpx.post(
+        sandbox.url + "/common/oauth2/v2.0/token",
+        data={"grant_type": "refresh_token", "client_id": "c", "refresh_token": "r"},
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 
@@ -566,5 +657,6 @@ def test_sandbox_download_needs_its_signature(fast_reports, sandbox_env):
 def test_report_csv_that_csv_cannot_read_is_malformed_not_a_crash():
     from fetchers.base import MalformedResponse
     from fetchers.microsoft import parse_report_csv
+
     with pytest.raises(MalformedResponse, match="not valid CSV"):
         parse_report_csv('"Report Name: x"\n"TimePeriod","AccountId"\n2026-10-01,41000001\r0\n', "41000001", "USD")

@@ -1,4 +1,5 @@
 """service/periods.py: the one periods module the dashboard, invoicing, freshness and alerts share."""
+
 from __future__ import annotations
 
 import datetime as dt

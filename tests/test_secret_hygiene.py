@@ -9,6 +9,7 @@ mapping CSV), ``accounts list --json``, or any rendered dashboard page. The toke
 readable by its owner only and holds rotated refresh tokens and fingerprints, never a configured
 secret.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,12 +23,20 @@ import pytest
 from fetchers.specs import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 END = TODAY - dt.timedelta(days=1)
 START = END - dt.timedelta(days=6)
-LIVE = [("meta", "1000000041"), ("google", "1234567041"), ("tiktok", "7100000000000041"),
-        ("linkedin", "urn:li:sponsoredAccount:500041"), ("amazon", "3000000041"), ("microsoft", "41000041"),
-        ("snapchat", "8f2a6c1e-0000-4000-8000-000000000041"), ("pinterest", "549000000041"), ("reddit", "a2_hyg0041")]
+LIVE = [
+    ("meta", "1000000041"),
+    ("google", "1234567041"),
+    ("tiktok", "7100000000000041"),
+    ("linkedin", "urn:li:sponsoredAccount:500041"),
+    ("amazon", "3000000041"),
+    ("microsoft", "41000041"),
+    ("snapchat", "8f2a6c1e-0000-4000-8000-000000000041"),
+    ("pinterest", "549000000041"),
+    ("reddit", "a2_hyg0041"),
+]
 
 
 @pytest.fixture
@@ -35,6 +44,7 @@ def secrets(monkeypatch, sandbox):
     """Recognisable values for every secret credential, in the sandbox's own table (so it accepts
     them) and therefore in the demo configuration and in the environment a live store uses."""
     from sandbox.credentials import FAKE_CREDENTIALS, sandbox_env
+
     values = []
     for p, creds in FAKE_CREDENTIALS.items():
         for key in SPECS[p].secret_keys:
@@ -42,7 +52,8 @@ def secrets(monkeypatch, sandbox):
                 new = f"{creds[key]}-S3CRET-{len(values):02d}"
                 monkeypatch.setitem(creds, key, new)
                 values.append(new)
-    import sandbox.microsoft as ms_emulator       # the emulator keeps its developer token in a constant
+    import sandbox.microsoft as ms_emulator  # the emulator keeps its developer token in a constant
+
     monkeypatch.setattr(ms_emulator, "DEVELOPER_TOKEN", FAKE_CREDENTIALS["microsoft"]["MICROSOFT_DEVELOPER_TOKEN"])
     for k, v in sandbox_env(sandbox.url).items():
         monkeypatch.setenv(k, v)
@@ -60,6 +71,7 @@ def _page_texts(db_path) -> dict[str, str]:
     of every element's protobuf (tables included)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
     out = {}
     st.cache_resource.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -70,16 +82,17 @@ def _page_texts(db_path) -> dict[str, str]:
         assert not at.exception, (name, [e.value for e in at.exception])
         parts = []
 
-        def walk(node):
+        def walk(node, parts=parts):
             proto = getattr(node, "proto", None)
             if proto is not None:
                 parts.append(str(proto))
             children = getattr(node, "children", None)
-            for child in (children.values() if isinstance(children, dict) else []):
+            for child in children.values() if isinstance(children, dict) else []:
                 walk(child)
+
         walk(at._tree)
         out[name] = "\n".join(parts)
-        assert len(out[name]) > 200, name          # the page really rendered something
+        assert len(out[name]) > 200, name  # the page really rendered something
     st.cache_resource.clear()
     return out
 
@@ -91,7 +104,9 @@ def product_log():
     parsing chatter (megabytes of schema) is left out; its client and transport loggers (the SOAP
     envelopes, with their tokens) are kept."""
     import io
+
     from fetchers.core import RedactingFilter
+
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
     handler.addFilter(RedactingFilter())
@@ -112,8 +127,9 @@ def product_log():
             logging.getLogger(n).setLevel(level)
 
 
-def test_no_secret_anywhere_it_should_not_be(secrets, sandbox, run_cli, db_path, tmp_path, product_log, caplog,
-                                             monkeypatch):
+def test_no_secret_anywhere_it_should_not_be(
+    secrets, sandbox, run_cli, db_path, tmp_path, product_log, caplog, monkeypatch
+):
     caplog.set_level(logging.DEBUG, logger="adspend")
     outputs = []
 
@@ -130,10 +146,17 @@ def test_no_secret_anywhere_it_should_not_be(secrets, sandbox, run_cli, db_path,
     r = cli("refresh", "--all", "--start", START.isoformat(), "--end", END.isoformat())
     assert r.returncode == 0, r.stdout
     # failures carry messages: make every platform fail once in some way and refresh again
-    sandbox.ctx.configure({"faults": [{"platform": p, "kind": k, "count": 1} for p in SPECS
-                                      for k in ("expired_token", "malformed", "5xx")] +
-                                     [{"platform": "meta", "kind": "revoked", "count": None},
-                                      {"platform": "tiktok", "kind": "revoked", "count": None}]})
+    sandbox.ctx.configure(
+        {
+            "faults": [
+                {"platform": p, "kind": k, "count": 1} for p in SPECS for k in ("expired_token", "malformed", "5xx")
+            ]
+            + [
+                {"platform": "meta", "kind": "revoked", "count": None},
+                {"platform": "tiktok", "kind": "revoked", "count": None},
+            ]
+        }
+    )
     cli("refresh", "--all", "--start", START.isoformat(), "--end", END.isoformat(), "--full", "--json")
     # a revoked refresh token: the token endpoint's refusal becomes a message
     monkeypatch.setenv("GOOGLE_ADS_REFRESH_TOKEN", "google-refresh-revoked-S3CRET-99")
@@ -145,14 +168,25 @@ def test_no_secret_anywhere_it_should_not_be(secrets, sandbox, run_cli, db_path,
     exports = {}
     for store_id in ("live", "demo-acme"):
         out = tmp_path / f"{store_id}.csv"
-        cli("export", "--store", store_id, "--start", START.isoformat(), "--end", END.isoformat(), "--out", out,
-            "--allow-incomplete")
+        cli(
+            "export",
+            "--store",
+            store_id,
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+            "--out",
+            out,
+            "--allow-incomplete",
+        )
         exports[store_id] = out.read_text()
     out = tmp_path / "all.csv"
     cli("export", "--all", "--start", START.isoformat(), "--end", END.isoformat(), "--out", out, "--allow-incomplete")
     exports["all"] = out.read_text()
     from service.accounts import export_mapping_csv
     from storage.db import SpendStore
+
     store = SpendStore(db_path)
     exports["mapping"] = export_mapping_csv(store).decode()
     cli("accounts", "list", "--json")
@@ -163,8 +197,12 @@ def test_no_secret_anywhere_it_should_not_be(secrets, sandbox, run_cli, db_path,
     tables = [t for (t,) in store.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")]
     dump = []
     for t in tables:
-        cols = [c for (c,) in store.query("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                                          "AND data_type = 'VARCHAR'", [t])]
+        cols = [
+            c
+            for (c,) in store.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type = 'VARCHAR'", [t]
+            )
+        ]
         for c in cols:
             dump.extend(str(v) for (v,) in store.query(f'SELECT DISTINCT "{c}" FROM "{t}"'))
     assert len(dump) > 50
@@ -175,22 +213,26 @@ def test_no_secret_anywhere_it_should_not_be(secrets, sandbox, run_cli, db_path,
     with sandbox.ctx.lock:
         issued = list(sandbox.ctx._issued)
     import json
+
     cache_path = Path(os.environ["ADSPEND_TOKEN_CACHE"])
     cache = json.loads(cache_path.read_text())
     rotated = [v["refresh_token"] for k, v in cache.items() if isinstance(v, dict) and "refresh_token" in v]
     assert issued and rotated and len(secrets) >= 20
     every_secret = secrets + issued + rotated
 
-    places = {"log lines": product_log.getvalue(),
-              "log records before any filter (the product's own loggers)": "\n".join(
-                  rec.getMessage() + "\n" + (rec.exc_text or "") for rec in caplog.records
-                  if rec.name.startswith("adspend")),
-              "cli output and errors": "\n".join(outputs),
-              "database (text columns)": "\n".join(dump),
-              **{f"export {k}": v for k, v in exports.items()},
-              **{f"page {k}": v for k, v in pages.items()}}
-    raw_db = db_path.read_bytes() + (Path(str(db_path) + ".wal").read_bytes()
-                                     if Path(str(db_path) + ".wal").exists() else b"")
+    places = {
+        "log lines": product_log.getvalue(),
+        "log records before any filter (the product's own loggers)": "\n".join(
+            rec.getMessage() + "\n" + (rec.exc_text or "") for rec in caplog.records if rec.name.startswith("adspend")
+        ),
+        "cli output and errors": "\n".join(outputs),
+        "database (text columns)": "\n".join(dump),
+        **{f"export {k}": v for k, v in exports.items()},
+        **{f"page {k}": v for k, v in pages.items()},
+    }
+    raw_db = db_path.read_bytes() + (
+        Path(str(db_path) + ".wal").read_bytes() if Path(str(db_path) + ".wal").exists() else b""
+    )
     leaks = [(where, s) for where, text in places.items() for s in every_secret if s in text]
     leaks += [("database file bytes", s) for s in every_secret if s.encode() in raw_db]
     assert not leaks, leaks[:10]

@@ -1,4 +1,5 @@
 """The spend store: migrations, whole-window replacement, failures that keep earlier data."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ import storage.migrations as mig
 from storage.db import DatabaseError, SpendStore, WindowFailure, WindowWrite
 
 D = dt.date
-NOW = dt.datetime(2026, 2, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC)
 
 
 def _window(start, end, amounts, run="r1", at=NOW, account="111", currency="USD"):
@@ -37,8 +38,9 @@ def test_older_database_upgrades_in_place_and_keeps_its_data(tmp_path, monkeypat
     old.save_store("s1", "Old Store", "EUR")
     old.write_windows([_window(D(2026, 1, 1), D(2026, 1, 2), ["1.10", "2.20"])])
     assert old.schema_version() == 1
-    upgrade = mig.MIGRATIONS + [(max(mig.LATEST, 1) + 1, "test-only: a later column",
-                                 "ALTER TABLE stores ADD COLUMN note VARCHAR DEFAULT 'x'")]
+    upgrade = mig.MIGRATIONS + [
+        (max(mig.LATEST, 1) + 1, "test-only: a later column", "ALTER TABLE stores ADD COLUMN note VARCHAR DEFAULT 'x'")
+    ]
     monkeypatch.setattr(db_mod, "MIGRATIONS", upgrade)
     monkeypatch.setattr(db_mod, "LATEST", upgrade[-1][0])
     new = SpendStore(path)
@@ -64,8 +66,11 @@ def test_window_replaces_whole_range_without_duplicates(tmp_path):
     store = SpendStore(tmp_path / "a.duckdb")
     store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 3), ["1.00", "2.00", "3.00"])])
     store.write_windows([_window(D(2026, 1, 2), D(2026, 1, 3), ["20.123456", "0"], run="r2")])
-    assert _rows(store) == [(D(2026, 1, 1), Decimal("1.000000"), "r1"), (D(2026, 1, 2), Decimal("20.123456"), "r2"),
-                            (D(2026, 1, 3), Decimal("0.000000"), "r2")]
+    assert _rows(store) == [
+        (D(2026, 1, 1), Decimal("1.000000"), "r1"),
+        (D(2026, 1, 2), Decimal("20.123456"), "r2"),
+        (D(2026, 1, 3), Decimal("0.000000"), "r2"),
+    ]
     assert store.query("SELECT sum(amount) FROM daily_spend") == [(Decimal("21.123456"),)]
 
 
@@ -73,8 +78,10 @@ def test_failed_window_keeps_earlier_amounts_and_marks_days(tmp_path):
     store = SpendStore(tmp_path / "a.duckdb")
     store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 2), ["5.00", "6.00"])])
     store.write_windows(failures=[WindowFailure("meta", "111", D(2026, 1, 1), D(2026, 1, 3), "HTTP 500", "r2", NOW)])
-    assert [(d, a) for d, a, _ in _rows(store)] == [(D(2026, 1, 1), Decimal("5.000000")),
-                                                   (D(2026, 1, 2), Decimal("6.000000"))]
+    assert [(d, a) for d, a, _ in _rows(store)] == [
+        (D(2026, 1, 1), Decimal("5.000000")),
+        (D(2026, 1, 2), Decimal("6.000000")),
+    ]
     assert store.query("SELECT count(*), min(error) FROM fetch_failures") == [(3, "HTTP 500")]
     # a later successful fetch clears the failure marks of its window only
     store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 2), ["5.00", "6.50"], run="r3")])
@@ -102,15 +109,21 @@ def test_transaction_rolls_back_whole_batch(tmp_path, monkeypatch):
 def test_days_to_fetch_skips_settled_days_and_refetches_changeable_ones(tmp_path):
     store = SpendStore(tmp_path / "a.duckdb")
     # Jan 1..3 fetched on Jan 20 (settled for a 3-day lookback); Jan 4..5 fetched on Jan 6 (still changeable then)
-    store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 3), ["1", "1", "1"],
-                                 at=dt.datetime(2026, 1, 20, tzinfo=dt.timezone.utc)),
-                         _window(D(2026, 1, 4), D(2026, 1, 5), ["1", "1"],
-                                 at=dt.datetime(2026, 1, 6, tzinfo=dt.timezone.utc))])
+    store.write_windows(
+        [
+            _window(D(2026, 1, 1), D(2026, 1, 3), ["1", "1", "1"], at=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)),
+            _window(D(2026, 1, 4), D(2026, 1, 5), ["1", "1"], at=dt.datetime(2026, 1, 6, tzinfo=dt.UTC)),
+        ]
+    )
     store.write_windows(failures=[WindowFailure("meta", "111", D(2026, 1, 2), D(2026, 1, 2), "x", "r", NOW)])
-    plan = store.days_to_fetch([("meta", "111", 3), ("meta", "222", 3)], D(2026, 1, 1), D(2026, 1, 8),
-                               now=dt.datetime(2026, 1, 7, 12, tzinfo=dt.timezone.utc))
+    plan = store.days_to_fetch(
+        [("meta", "111", 3), ("meta", "222", 3)],
+        D(2026, 1, 1),
+        D(2026, 1, 8),
+        now=dt.datetime(2026, 1, 7, 12, tzinfo=dt.UTC),
+    )
     assert plan[("meta", "111")] == [D(2026, 1, 2), D(2026, 1, 4), D(2026, 1, 5), D(2026, 1, 6), D(2026, 1, 7)]
-    assert plan[("meta", "222")] == [D(2026, 1, d) for d in range(1, 8)]     # never fetched; not the future
+    assert plan[("meta", "222")] == [D(2026, 1, d) for d in range(1, 8)]  # never fetched; not the future
     full = store.days_to_fetch([("meta", "111", 3)], D(2026, 1, 1), D(2026, 1, 3), now=NOW, full=True)
     assert full[("meta", "111")] == [D(2026, 1, 1), D(2026, 1, 2), D(2026, 1, 3)]
 

@@ -7,6 +7,7 @@
 - Every Vault call has a total deadline (VAULT_CLIENT_TIMEOUT): a server that sends its headers and
   then one byte a second, or that drips its headers, does not hold a refresh.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,7 +22,7 @@ from service.config import describe_platforms, load_settings, platform_config
 from service.vault import VaultError, VaultSource, plain_http_warning
 
 TOKEN = "hvs.hostile-test-token-5c1e"
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 END = TODAY - dt.timedelta(days=2)
 START = END - dt.timedelta(days=4)
 
@@ -50,7 +51,7 @@ class _Server:
                 pass
 
             def _do(self):
-                if drip == "body":            # headers at once, then one byte a second
+                if drip == "body":  # headers at once, then one byte a second
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(seconds))
@@ -62,7 +63,7 @@ class _Server:
                         self.wfile.write(b" ")
                         self.wfile.flush()
                     return
-                if drip == "headers":         # the status line and headers a byte a second
+                if drip == "headers":  # the status line and headers a byte a second
                     for ch in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"[:seconds]:
                         self.wfile.write(bytes([ch]))
                         self.wfile.flush()
@@ -96,6 +97,7 @@ def web():
     def make(*a, **kw):
         servers.append(_Server(*a, **kw))
         return servers[-1]
+
     yield make
     for s in servers:
         s.close()
@@ -109,8 +111,10 @@ def test_a_web_server_at_vault_addr_is_an_error_not_no_credentials(web, tmp_path
         cfg = platform_config(s, pid)
         assert not cfg.usable and cfg.error is not None
         assert cfg.error.startswith(f"Vault at {srv.url} did not answer as Vault (")
-        assert cfg.error.endswith("check that VAULT_ADDR is the address of Vault's API, such as "
-                                  "https://vault.example.com:8200, not another web server")
+        assert cfg.error.endswith(
+            "check that VAULT_ADDR is the address of Vault's API, such as "
+            "https://vault.example.com:8200, not another web server"
+        )
     assert s.vault_error == platform_config(s, "meta").error and "\n" not in s.vault_error
     assert TOKEN not in s.vault_error
     assert all(d["error"] == s.vault_error for d in describe_platforms(s))
@@ -118,6 +122,7 @@ def test_a_web_server_at_vault_addr_is_an_error_not_no_credentials(web, tmp_path
 
 def test_a_real_vaults_missing_secret_is_still_not_configured(tmp_path):
     from vault_standin import VaultStandIn
+
     v = VaultStandIn(token=TOKEN).start()
     try:
         s = load_settings(environ={"VAULT_ADDR": v.url, "VAULT_TOKEN": TOKEN}, root=tmp_path)
@@ -129,7 +134,9 @@ def test_a_real_vaults_missing_secret_is_still_not_configured(tmp_path):
 
 def _import(tmp_path, run_cli):
     csv = tmp_path / "accounts.csv"
-    csv.write_text("store_id,store_name,platform,account_id\ns1,Acme,tiktok,7123456789012345\ns1,Acme,meta,1000000001\n")
+    csv.write_text(
+        "store_id,store_name,platform,account_id\ns1,Acme,tiktok,7123456789012345\ns1,Acme,meta,1000000001\n"
+    )
     assert run_cli("accounts", "import", csv).returncode == 0
 
 
@@ -150,21 +157,32 @@ def test_cli_refresh_against_a_web_server_exits_1_naming_vault(web, tmp_path, ru
     assert {p: v["status"] for p, v in doc["platforms"].items()} == {"meta": "failed", "tiktok": "failed"}
 
 
-@pytest.mark.parametrize("addr,warned", [
-    ("http://vault.example.com:8200", True), ("http://10.0.0.5:8200", True), ("HTTP://Vault.Internal", True),
-    ("https://vault.example.com:8200", False), ("http://127.0.0.1:8200", False), ("http://localhost:8200", False),
-    ("http://[::1]:8200", False), ("http://127.5.0.1", False),
-])
+@pytest.mark.parametrize(
+    "addr,warned",
+    [
+        ("http://vault.example.com:8200", True),
+        ("http://10.0.0.5:8200", True),
+        ("HTTP://Vault.Internal", True),
+        ("https://vault.example.com:8200", False),
+        ("http://127.0.0.1:8200", False),
+        ("http://localhost:8200", False),
+        ("http://[::1]:8200", False),
+        ("http://127.5.0.1", False),
+    ],
+)
 def test_plain_http_to_a_remote_host_is_warned(addr, warned):
     w = plain_http_warning(addr)
     assert (w is not None) is warned
     if warned:
-        assert w == (f"VAULT_ADDR {addr} is plain http to another host: VAULT_TOKEN and the secrets travel "
-                     "unencrypted; use https://")
+        assert w == (
+            f"VAULT_ADDR {addr} is plain http to another host: VAULT_TOKEN and the secrets travel "
+            "unencrypted; use https://"
+        )
 
 
 def test_plain_http_warning_once_on_stderr_and_in_accounts_list(run_cli, monkeypatch, caplog):
     import service.vault as vault_mod
+
     monkeypatch.setattr(vault_mod, "_warned", set())
     monkeypatch.setenv("VAULT_ADDR", "http://vault.invalid:8200")
     monkeypatch.setenv("VAULT_TOKEN", TOKEN)
@@ -172,29 +190,37 @@ def test_plain_http_warning_once_on_stderr_and_in_accounts_list(run_cli, monkeyp
     caplog.set_level(logging.WARNING, logger="adspend.vault")
     r = run_cli("accounts", "list")
     vault_line = [ln for ln in r.stdout.splitlines() if ln.startswith("    vault ")]
-    assert len(vault_line) == 1 and "WARNING: VAULT_ADDR http://vault.invalid:8200 is plain http to another host" \
-        in vault_line[0], r
+    assert (
+        len(vault_line) == 1
+        and "WARNING: VAULT_ADDR http://vault.invalid:8200 is plain http to another host" in vault_line[0]
+    ), r
     run_cli("accounts", "list")
     warned = [rec for rec in caplog.records if "plain http" in rec.getMessage()]
     assert len(warned) == 1 and TOKEN not in caplog.text
-    assert load_settings(environ={"VAULT_ADDR": "http://vault.invalid:8200", "VAULT_TOKEN": TOKEN}).vault.describe()[
-        "warning"].startswith("VAULT_ADDR http://vault.invalid:8200 is plain http")
+    assert (
+        load_settings(environ={"VAULT_ADDR": "http://vault.invalid:8200", "VAULT_TOKEN": TOKEN})
+        .vault.describe()["warning"]
+        .startswith("VAULT_ADDR http://vault.invalid:8200 is plain http")
+    )
 
 
 # --- the total deadline ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("drip", ["body", "headers"])
 def test_every_vault_call_has_a_total_deadline(web, drip):
-    srv = web(drip=drip, seconds=30)              # would take 30 s to answer in full
+    srv = web(drip=drip, seconds=30)  # would take 30 s to answer in full
     src = VaultSource.from_settings({"VAULT_ADDR": srv.url, "VAULT_TOKEN": TOKEN, "VAULT_CLIENT_TIMEOUT": "1"})
     t0 = time.monotonic()
     with pytest.raises(VaultError) as exc:
         src.read("meta")
     elapsed = time.monotonic() - t0
-    assert str(exc.value) == (f"Vault at {srv.url} did not answer within 1 s (VAULT_CLIENT_TIMEOUT); check that "
-                              "Vault is healthy and reachable from this machine")
-    assert elapsed < 10                           # bounded by the deadline, not by the server's 30 s
-    with pytest.raises(VaultError):               # down for the rest of the run: not asked again
+    assert str(exc.value) == (
+        f"Vault at {srv.url} did not answer within 1 s (VAULT_CLIENT_TIMEOUT); check that "
+        "Vault is healthy and reachable from this machine"
+    )
+    assert elapsed < 10  # bounded by the deadline, not by the server's 30 s
+    with pytest.raises(VaultError):  # down for the rest of the run: not asked again
         src.read("tiktok")
     assert time.monotonic() - t0 < 10
 
@@ -210,5 +236,7 @@ def test_cli_refresh_against_a_dripping_vault_ends_within_the_deadline(web, tmp_
     assert time.monotonic() - t0 < 15
     assert r.returncode == 1, r
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert err == [f"error: Vault at {srv.url} did not answer within 1 s (VAULT_CLIENT_TIMEOUT); check that Vault "
-                   "is healthy and reachable from this machine"], r
+    assert err == [
+        f"error: Vault at {srv.url} did not answer within 1 s (VAULT_CLIENT_TIMEOUT); check that Vault "
+        "is healthy and reachable from this machine"
+    ], r

@@ -17,6 +17,7 @@ a missing secret 404 with an empty ``errors`` list. Timestamps come from ``clock
 Every request is recorded in ``requests`` as ``(method, path, token_ok)``; ``before_write`` is a
 one-shot hook run just before a data write is checked (to stage a concurrent writer).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,13 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def _ts(t: dt.datetime) -> str:
     """Vault's RFC 3339 form, nanosecond precision."""
-    t = t.astimezone(dt.timezone.utc)
+    t = t.astimezone(dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}123Z"
 
 
 class _Secret:
     def __init__(self) -> None:
-        self.versions: dict[int, dict] = {}       # n -> {"data", "created_time", "deletion_time", "destroyed"}
+        self.versions: dict[int, dict] = {}  # n -> {"data", "created_time", "deletion_time", "destroyed"}
         self.current = 0
         self.created = ""
         self.updated = ""
@@ -52,9 +53,9 @@ class VaultStandIn:
         self.deny: set[str] = set()
         self.secrets: dict[tuple[str, str], _Secret] = {}
         self.requests: list[tuple[str, str, bool]] = []
-        self.clock = lambda: dt.datetime.now(dt.timezone.utc)
+        self.clock = lambda: dt.datetime.now(dt.UTC)
         self.lock = threading.RLock()
-        self.before_write = None       # one-shot hook(standin, mount, path) run just before a data write
+        self.before_write = None  # one-shot hook(standin, mount, path) run just before a data write
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -80,13 +81,13 @@ class VaultStandIn:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "VaultStandIn":
+    def start(self) -> VaultStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:      # quiet
+            def log_message(self, *args) -> None:  # quiet
                 pass
 
             def _do(self) -> None:
@@ -104,8 +105,7 @@ class VaultStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -142,7 +142,7 @@ class VaultStandIn:
             return 404, {"errors": ["no handler for route"]}
         mount, kind, path = parts[2], parts[3], "/".join(parts[4:])
         if mount not in self.mounts or kind not in ("data", "metadata") or not path:
-            return 404, {"errors": [f"no handler for route \"{'/'.join(parts[2:])}\". route entry not found."]}
+            return 404, {"errors": [f'no handler for route "{"/".join(parts[2:])}". route entry not found.']}
         if f"{mount}/{path}" in self.deny:
             return 403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
         try:
@@ -158,8 +158,13 @@ class VaultStandIn:
                 v = s.versions.get(n)
                 if v is None:
                     return 404, {"errors": []}
-                meta = {"created_time": v["created_time"], "custom_metadata": s.custom_metadata,
-                        "deletion_time": v["deletion_time"], "destroyed": v["destroyed"], "version": n}
+                meta = {
+                    "created_time": v["created_time"],
+                    "custom_metadata": s.custom_metadata,
+                    "deletion_time": v["deletion_time"],
+                    "destroyed": v["destroyed"],
+                    "version": n,
+                }
                 if v["deletion_time"] or v["destroyed"]:
                     return 404, {"data": {"data": None, "metadata": meta}}
                 return 200, self._envelope({"data": dict(v["data"]), "metadata": meta})
@@ -169,7 +174,7 @@ class VaultStandIn:
                     return 400, {"errors": ["no data provided"]}
                 hook, self.before_write = self.before_write, None
                 if hook:
-                    hook(self, mount, path)          # e.g. another machine writes first
+                    hook(self, mount, path)  # e.g. another machine writes first
                     s = self.secrets.get((mount, path))
                 cas = (doc.get("options") or {}).get("cas")
                 current = s.current if s else 0
@@ -179,25 +184,45 @@ class VaultStandIn:
                     return 400, {"errors": ["check-and-set parameter did not match the current version"]}
                 n = self._write(mount, path, dict(data), self.clock())
                 s = self.secrets[(mount, path)]
-                return 200, self._envelope({"created_time": s.versions[n]["created_time"],
-                                            "custom_metadata": s.custom_metadata, "deletion_time": "",
-                                            "destroyed": False, "version": n})
+                return 200, self._envelope(
+                    {
+                        "created_time": s.versions[n]["created_time"],
+                        "custom_metadata": s.custom_metadata,
+                        "deletion_time": "",
+                        "destroyed": False,
+                        "version": n,
+                    }
+                )
             if kind == "metadata" and method == "GET":
                 if s is None:
                     return 404, {"errors": []}
-                return 200, self._envelope({
-                    "cas_required": s.cas_required, "created_time": s.created, "current_version": s.current,
-                    "custom_metadata": s.custom_metadata, "delete_version_after": s.delete_version_after,
-                    "max_versions": s.max_versions, "oldest_version": min(s.versions) if s.versions else 0,
-                    "updated_time": s.updated,
-                    "versions": {str(n): {"created_time": v["created_time"], "deletion_time": v["deletion_time"],
-                                          "destroyed": v["destroyed"]} for n, v in s.versions.items()}})
+                return 200, self._envelope(
+                    {
+                        "cas_required": s.cas_required,
+                        "created_time": s.created,
+                        "current_version": s.current,
+                        "custom_metadata": s.custom_metadata,
+                        "delete_version_after": s.delete_version_after,
+                        "max_versions": s.max_versions,
+                        "oldest_version": min(s.versions) if s.versions else 0,
+                        "updated_time": s.updated,
+                        "versions": {
+                            str(n): {
+                                "created_time": v["created_time"],
+                                "deletion_time": v["deletion_time"],
+                                "destroyed": v["destroyed"],
+                            }
+                            for n, v in s.versions.items()
+                        },
+                    }
+                )
             if kind == "metadata" and method in ("POST", "PUT"):
                 s = self.secrets.setdefault((mount, path), _Secret())
                 if "custom_metadata" in doc:
                     cm = doc["custom_metadata"]
-                    if cm is not None and (not isinstance(cm, dict) or
-                                           not all(isinstance(v, str) for v in cm.values())):
+                    if cm is not None and (
+                        not isinstance(cm, dict) or not all(isinstance(v, str) for v in cm.values())
+                    ):
                         return 400, {"errors": ["custom_metadata must be a map of strings"]}
                     s.custom_metadata = cm
                 if "max_versions" in doc:
@@ -211,5 +236,13 @@ class VaultStandIn:
 
     @staticmethod
     def _envelope(data: dict) -> dict:
-        return {"request_id": "00000000-0000-0000-0000-000000000000", "lease_id": "", "renewable": False,
-                "lease_duration": 0, "data": data, "wrap_info": None, "warnings": None, "auth": None}
+        return {
+            "request_id": "00000000-0000-0000-0000-000000000000",
+            "lease_id": "",
+            "renewable": False,
+            "lease_duration": 0,
+            "data": data,
+            "wrap_info": None,
+            "warnings": None,
+            "auth": None,
+        }

@@ -1,6 +1,7 @@
 """Page set-up shared by every page: page config, access gate, the cached store (demo stores on
 first run), the banner (demo data from the sandbox / which platforms are live), navigation, and
 ``guard`` which turns any failure into a plain on-screen sentence instead of a traceback."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from service.facade import redact
-from service.facade import DatabaseBusy, DatabaseError, SpendStore
+from service.facade import DatabaseBusy, DatabaseError, SpendStore, redact
 
 from .format import escape_md
 
@@ -36,7 +36,7 @@ def _setting(key: str) -> str | None:
         return value
     try:
         value = st.secrets.get(key)
-    except Exception:          # no secrets file at all raises (FileNotFoundError subclass)
+    except Exception:  # no secrets file at all raises (FileNotFoundError subclass)
         return None
     return str(value) if value else None
 
@@ -50,7 +50,8 @@ def _open_store(path: str) -> SpendStore:
     """One SpendStore per database path (it holds no open connection). A database without any
     store gets the demo stores, so a fresh machine opens a working dashboard."""
     from service.demo import create_demo
-    store = SpendStore(path)            # read-only when the file cannot be written (storage/db.py)
+
+    store = SpendStore(path)  # read-only when the file cannot be written (storage/db.py)
     if not store.read_only and not store.stores():
         create_demo(store)
     return store
@@ -60,6 +61,7 @@ def _open_store(path: str) -> SpendStore:
 def _sandbox() -> str:
     """Start the built-in sandbox (in this process, on a free loopback port) once."""
     from service.sandbox_runtime import sandbox_url
+
     return sandbox_url()
 
 
@@ -71,9 +73,10 @@ def get_store() -> SpendStore:
 def _described() -> tuple[list[dict], str | None]:
     from service.accounts import credential_warnings
     from service.config import describe_platforms, load_settings
+
     settings = load_settings()
     described = describe_platforms(settings)
-    credential_warnings(described, settings)      # expiry warnings (first-seen dates, never values)
+    credential_warnings(described, settings)  # expiry warnings (first-seen dates, never values)
     return described, settings.vault_error
 
 
@@ -86,6 +89,7 @@ def vault_warning() -> str | None:
     """The plain-http warning for VAULT_ADDR (token unencrypted to another host), or None."""
     from service.config import load_settings
     from service.vault import plain_http_warning
+
     addr = load_settings().get("VAULT_ADDR")
     return plain_http_warning(addr) if addr else None
 
@@ -96,7 +100,8 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, DatabaseError):
         return f"The database cannot be used: {exc}."
     from service.invoice_register import RegisterBroken
-    if isinstance(exc, RegisterBroken):            # a tampered invoice register: say so plainly
+
+    if isinstance(exc, RegisterBroken):  # a tampered invoice register: say so plainly
         return f"{str(exc)[:1].upper()}{str(exc)[1:]}."
     text = str(exc) or type(exc).__name__
     return redact(f"Something went wrong ({type(exc).__name__}): {text}")
@@ -108,7 +113,7 @@ def guard(what: str = "this page"):
     Streamlit's own stop/rerun signals are BaseExceptions and pass through."""
     try:
         yield
-    except Exception as exc:        # noqa: BLE001 - shown to the user, logged without secrets
+    except Exception as exc:  # noqa: BLE001 - shown to the user, logged without secrets
         log.error("error on %s: %s", what, redact(repr(exc)))
         log.debug("traceback", exc_info=True)
         st.error(escape_md(f"Could not show {what}. {_message(exc)}"))
@@ -125,7 +130,8 @@ def _gate() -> None:
         given = st.text_input("Password", type="password", key="_password")
         ok = st.form_submit_button("Enter")
     if ok:
-        from .login import check, client_key      # throttled and logged (never the password)
+        from .login import check, client_key  # throttled and logged (never the password)
+
         accepted, message = check(given, password, client_key())
         if accepted:
             st.session_state["_auth_ok"] = True
@@ -153,17 +159,23 @@ def _banner(store: SpendStore) -> None:
     live = [d["name"] for d in described if d["mode"] == "live"]
     if demo:
         url = _sandbox()
-        st.info(f"Demo data: the {len(demo)} demo stores are served by the built-in sandbox at {url} "
-                "(not the real ad platforms); their numbers are made up.", icon=":material/science:")
+        st.info(
+            f"Demo data: the {len(demo)} demo stores are served by the built-in sandbox at {url} "
+            "(not the real ad platforms); their numbers are made up.",
+            icon=":material/science:",
+        )
     if live:
-        st.success(f"Live APIs: {', '.join(live)} (credentials set); real stores on these platforms are "
-                   "fetched from the real APIs.", icon=":material/cloud_done:")
+        st.success(
+            f"Live APIs: {', '.join(live)} (credentials set); real stores on these platforms are "
+            "fetched from the real APIs.",
+            icon=":material/cloud_done:",
+        )
     else:
-        st.caption("No platform credentials are set: real stores' platforms show as not configured. "
-                   "See the Accounts page.")
+        st.caption(
+            "No platform credentials are set: real stores' platforms show as not configured. See the Accounts page."
+        )
     if not _setting("ADSPEND_APP_PASSWORD"):
-        st.caption("This dashboard is open to anyone who can reach it; set ADSPEND_APP_PASSWORD to require a "
-                   "password.")
+        st.caption("This dashboard is open to anyone who can reach it; set ADSPEND_APP_PASSWORD to require a password.")
 
 
 def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | None:
@@ -173,17 +185,20 @@ def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | No
     _nav()
     try:
         store = get_store()
-    except Exception as exc:        # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         log.error("cannot open the database: %s", redact(repr(exc)))
         st.error(escape_md(f"Could not open the database {db_path()}. {_message(exc)}"))
         return None
     if store.read_only:
-        st.warning(f"The database {db_path()} cannot be written here (file or folder permissions): it is "
-                   "shown read-only, and saving, importing, refreshing or finalizing will not work.",
-                   icon=":material/lock:")
+        st.warning(
+            f"The database {db_path()} cannot be written here (file or folder permissions): it is "
+            "shown read-only, and saving, importing, refreshing or finalizing will not work.",
+            icon=":material/lock:",
+        )
     with guard("the banner"):
         _banner(store)
     with guard("the first fetch of the demo stores"):
         from .freshness import first_start
+
         first_start(store)
     return store

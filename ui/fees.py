@@ -1,6 +1,7 @@
 """Success-fee sections of the dashboard: the fee preview (or the frozen fee statement) on the
 Invoicing page, and the observed fee on the Revenue-impact page. Everything is computed by
 service/fees.py; these functions only draw it (no SQL here)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -20,9 +21,12 @@ def _metrics(amounts: dict, ccy: str, rate: str, provisional: bool) -> None:
     for col, (key, label) in zip(cols, LABELS):
         col.metric(f"{label} ({ccy})", amounts[key])
     cols[4].metric("Fee rate", f"{rate}%")
-    cols[5].metric(f"Success fee ({ccy})", amounts["fee"] + (" *" if provisional else ""),
-                   help="rate x net profit when net profit is positive, else 0; rounded once to the currency's "
-                        "minor units (ROUND_HALF_UP). * provisional.")
+    cols[5].metric(
+        f"Success fee ({ccy})",
+        amounts["fee"] + (" *" if provisional else ""),
+        help="rate x net profit when net profit is positive, else 0; rounded once to the currency's "
+        "minor units (ROUND_HALF_UP). * provisional.",
+    )
 
 
 def fee_section(store, r, start, end) -> None:
@@ -37,25 +41,38 @@ def fee_section(store, r, start, end) -> None:
         st.subheader(f"Success fee (frozen with {r.invoice.invoice})")
         _metrics(snap, ccy, snap["fee_rate"], snap["status"] == "provisional")
         st.caption(f"Status: {escape_md(snap['note'])}.")
-        st.download_button(f"Download fee statement of {r.invoice.invoice}", data=fees.fee_csv(store, r.invoice.number),
-                           file_name=f"fee_{r.invoice.invoice}_{rep.store_id}_{start}_{end}.csv", mime="text/csv",
-                           on_click="ignore", key="fee_dl_invoice", icon=":material/download:")
+        st.download_button(
+            f"Download fee statement of {r.invoice.invoice}",
+            data=fees.fee_csv(store, r.invoice.number),
+            file_name=f"fee_{r.invoice.invoice}_{rep.store_id}_{start}_{end}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="fee_dl_invoice",
+            icon=":material/download:",
+        )
         change = fees.fee_diff(store, r.invoice.number)
         if change and change["changed"]:
             d, c = change["difference"], change["current"]
-            st.caption(f"Since finalize the fee would be {c['fee']} {ccy} ({d['fee']} {ccy}; net profit "
-                       f"{d['net_profit']} {ccy}): see `python cli.py invoice diff --number {r.invoice.invoice}`.")
+            st.caption(
+                f"Since finalize the fee would be {c['fee']} {ccy} ({d['fee']} {ccy}; net profit "
+                f"{d['net_profit']} {ccy}): see `python cli.py invoice diff --number {r.invoice.invoice}`."
+            )
         return
     s = fees.preview_report(store, rep)
     if not s.revenue_days:
-        st.caption(f"Success fee: no revenue imported for {escape_md(rep.store_id)} in this period; import it with "
-                   "`python cli.py revenue import FILE.csv` (store_id,day,revenue[,costs]) to see the fee.")
+        st.caption(
+            f"Success fee: no revenue imported for {escape_md(rep.store_id)} in this period; import it with "
+            "`python cli.py revenue import FILE.csv` (store_id,day,revenue[,costs]) to see the fee."
+        )
         return
     st.subheader("Success fee preview")
     _metrics(s.amounts(), ccy, s.fee_rate, s.provisional)
     if len(s.segments) > 1:
-        st.caption("The rate changed in this period; it is prorated by days: " + ", ".join(
-            f"{fees._pct(g.percent)}% for {g.start}..{g.end} ({g.days} days)" for g in s.segments) + ".")
+        st.caption(
+            "The rate changed in this period; it is prorated by days: "
+            + ", ".join(f"{fees._pct(g.percent)}% for {g.start}..{g.end} ({g.days} days)" for g in s.segments)
+            + "."
+        )
     if s.provisional:
         st.warning(f"Provisional fee: {escape_md(s.note.removeprefix('provisional: '))}.")
     elif s.loss:
@@ -72,11 +89,15 @@ def observed_fee_metrics(c1, c2, store, start, end, net_profit_share: Decimal, f
     c1.metric("Observed fee / month (all clients)", dash.usd_short(fee))
     c2.metric("Observed annual revenue", dash.usd_short(fee * 12))
     if obs.with_revenue:
-        st.caption(f"Real success fees for {obs.with_revenue} of {obs.stores} stores (revenue imported for this "
-                   f"period{f'; {obs.provisional} provisional' if obs.provisional else ''}), converted to USD at "
-                   "the ECB rate of the period's last day; the model's estimate for the others.")
+        st.caption(
+            f"Real success fees for {obs.with_revenue} of {obs.stores} stores (revenue imported for this "
+            f"period{f'; {obs.provisional} provisional' if obs.provisional else ''}), converted to USD at "
+            "the ECB rate of the period's last day; the model's estimate for the others."
+        )
     else:
-        st.caption(f"Revenue imported for 0 of {obs.stores} stores in this period: every fee is the model's "
-                   "estimate (import revenue with `python cli.py revenue import`).")
+        st.caption(
+            f"Revenue imported for 0 of {obs.stores} stores in this period: every fee is the model's "
+            "estimate (import revenue with `python cli.py revenue import`)."
+        )
     if obs.fx_missing:
         st.caption(f"No USD rate for {len(obs.fx_missing)} store(s) with revenue; they are estimated.")

@@ -1,5 +1,6 @@
 """Formatting for display. Amounts stay exact: a Decimal is quantized to its currency's minor
 units and printed with thousands separators; nothing passes through float."""
+
 from __future__ import annotations
 
 import re
@@ -7,8 +8,15 @@ from decimal import Decimal
 
 from service import fx
 
-BADGE_COLORS = {"ok": "green", "stale": "orange", "partial": "orange", "fx_missing": "orange",
-                "missing": "red", "failed": "red", "not_configured": "gray"}
+BADGE_COLORS = {
+    "ok": "green",
+    "stale": "orange",
+    "partial": "orange",
+    "fx_missing": "orange",
+    "missing": "red",
+    "failed": "red",
+    "not_configured": "gray",
+}
 
 
 def money(amount: Decimal, ccy: str) -> str:
@@ -54,11 +62,11 @@ def escape_md(text) -> str:
     m = _LINE_START.match(s)
     if m:
         marker = m.group(2)
-        if marker[0].isdigit():                      # "1." / "1)" would start an ordered list
+        if marker[0].isdigit():  # "1." / "1)" would start an ordered list
             end = m.end(2)
             s = s[:end] + "\\" + s[end:]
         else:
-            s = s[:m.start(2)] + "\\" + s[m.start(2):]
+            s = s[: m.start(2)] + "\\" + s[m.start(2) :]
     return s
 
 

@@ -1,18 +1,18 @@
 """Freshness on the pages (service/freshness.py computes; this only draws): the store page's
 "data as of" per platform, retention notes, the sidebar's note on periods past what a platform
 serves, and the first start of the demo (its stores fetched once, with the progress shown)."""
+
 from __future__ import annotations
 
 import threading
 
 import streamlit as st
 
-from service.facade import clock
 from service import freshness
-from service.facade import SpendStore
+from service.facade import SpendStore, clock
 
 _first_fetch_lock = threading.Lock()
-_first_fetch_started: set[str] = set()      # databases whose first demo fetch this process started
+_first_fetch_started: set[str] = set()  # databases whose first demo fetch this process started
 
 
 def data_as_of(store: SpendStore, store_id: str) -> None:
@@ -50,7 +50,7 @@ def first_start(store: SpendStore) -> None:
         return
     key = str(store.path.resolve())
     with _first_fetch_lock:
-        if key in _first_fetch_started:       # another browser tab is already doing it
+        if key in _first_fetch_started:  # another browser tab is already doing it
             return
         _first_fetch_started.add(key)
     from service.dashboard import DEFAULT_PRESET, period_for
@@ -58,16 +58,25 @@ def first_start(store: SpendStore) -> None:
 
     from . import fx_rates
     from .progress import run_with_progress
+
     start, end = period_for(DEFAULT_PRESET, clock.today())
     fx_warnings: list[str] = []
     out, error, status = run_with_progress(
         f"First start: fetching the {len(ids)} demo stores for {start} to {end} from the built-in sandbox...",
-        fx_rates.with_rate_update(store, ids, lambda progress: refresh(
-            store, ids, start, end, progress=progress, trigger="dashboard"), fx_warnings))
+        fx_rates.with_rate_update(
+            store,
+            ids,
+            lambda progress: refresh(store, ids, start, end, progress=progress, trigger="dashboard"),
+            fx_warnings,
+        ),
+    )
     fx_rates.show_warnings(fx_warnings)
     if error is not None:
         status.update(label=f"The first fetch of the demo stores failed: {error}", state="error", expanded=True)
     else:
-        status.update(label=f"Demo stores fetched for {start} to {end}: {out.status} in {out.seconds:.1f} s, "
-                            f"{out.requests} requests", state="complete" if out.status == "ok" else "error",
-                      expanded=False)
+        status.update(
+            label=f"Demo stores fetched for {start} to {end}: {out.status} in {out.seconds:.1f} s, "
+            f"{out.requests} requests",
+            state="complete" if out.status == "ok" else "error",
+            expanded=False,
+        )

@@ -12,6 +12,7 @@ Every failure is logged (logger ``adspend.dashboard``, WARNING) with the client 
 never the password or any part of it; an attempt made while the client must still wait is
 refused without checking the password, and logged too.
 """
+
 from __future__ import annotations
 
 import collections
@@ -69,7 +70,7 @@ class LoginThrottle:
                 self._recent.popleft()
             if len(self._recent) > GLOBAL_THRESHOLD:
                 self._global_next = now + self.delay(len(self._recent) - GLOBAL_THRESHOLD)
-            if len(self._clients) > _MAX_CLIENTS:          # forget clients idle for a long time
+            if len(self._clients) > _MAX_CLIENTS:  # forget clients idle for a long time
                 for key in [k for k, v in self._clients.items() if v.last < now - GLOBAL_WINDOW]:
                     del self._clients[key]
             return c.next_allowed - now
@@ -85,13 +86,15 @@ THROTTLE = LoginThrottle()
 def client_key() -> str:
     """The browser's IP address as Streamlit sees it, else this Streamlit session."""
     import streamlit as st
+
     try:
         ip = st.context.ip_address
-    except Exception:                        # outside a browser session (AppTest)
+    except Exception:  # outside a browser session (AppTest)
         ip = None
     if isinstance(ip, str) and ip:
         return f"ip {ip}"
     from streamlit.runtime.scriptrunner import get_script_run_ctx
+
     ctx = get_script_run_ctx()
     return f"session {ctx.session_id[:8]}" if ctx is not None else "session unknown"
 
@@ -99,10 +102,12 @@ def client_key() -> str:
 def check(given: str, password: str, client: str) -> tuple[bool, str | None]:
     """(accepted, message to show): the throttle first, then a constant-time comparison."""
     import hmac
+
     wait = THROTTLE.wait_seconds(client)
     if wait > 0:
-        log.warning("dashboard login refused for %s: %d s left of the wait after failed attempts", client,
-                    int(wait + 0.999))
+        log.warning(
+            "dashboard login refused for %s: %d s left of the wait after failed attempts", client, int(wait + 0.999)
+        )
         return False, (f"Too many failed attempts: wait {int(wait + 0.999)} s before trying again.")
     if hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8")):
         THROTTLE.succeeded(client)

@@ -1,10 +1,12 @@
 """A refresh run from a page: in a worker thread, with live progress per platform x account."""
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -22,7 +24,7 @@ def run_with_progress(label: str, job: Callable[[Callable[[Any], None]], Any]) -
     def work() -> None:
         try:
             result["outcome"] = job(events.put)
-        except Exception as exc:        # noqa: BLE001 - returned to the page, which shows it
+        except Exception as exc:  # noqa: BLE001 - returned to the page, which shows it
             result["error"] = exc
 
     worker = threading.Thread(target=work, name="dashboard-refresh", daemon=True)

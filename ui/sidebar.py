@@ -8,6 +8,7 @@ drawing it: the chosen store and period survive page switches.
 Shareable state (issue 16): the store, the period and the comparison are also kept in the URL
 (``?store=ID&start=YYYY-MM-DD&end=YYYY-MM-DD&compare=previous_period|previous_month|last_year``):
 read once when a session starts (a shared link opens the same view) and written on every run."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from service.facade import clock
 from service.dashboard import COMPARISONS, DEFAULT_COMPARISON, DEFAULT_PRESET, PRESETS, period_for
-from service.facade import SpendStore
+from service.facade import SpendStore, clock
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,14 @@ def read_url(today_: dt.date | None = None) -> None:
         st.session_state["_keep_compare"] = qp.get("compare")
 
 
-def write_url(sel: "Selection") -> None:
+def write_url(sel: Selection) -> None:
     """The view's state into the URL (only when it changed: no needless browser history entries)."""
-    want = {"store": sel.store_id or st.session_state.get("_keep_store_id") or "",
-            "start": sel.start.isoformat(), "end": sel.end.isoformat(), "compare": sel.compare}
+    want = {
+        "store": sel.store_id or st.session_state.get("_keep_store_id") or "",
+        "start": sel.start.isoformat(),
+        "end": sel.end.isoformat(),
+        "compare": sel.compare,
+    }
     want = {k: v for k, v in want.items() if v}
     if {k: st.query_params.get(k) for k in want} != want or set(st.query_params) - set(want):
         st.query_params.from_dict(want)
@@ -93,23 +97,36 @@ def store_picker(store: SpendStore) -> dict | None:
     _restore("store_id", stores[0]["store_id"])
     if st.session_state["store_id"] not in by_id:
         st.session_state["store_id"] = st.session_state["_keep_store_id"] = stores[0]["store_id"]
-    st.sidebar.selectbox("Store", list(by_id), key="store_id", on_change=_save, args=("store_id",),
-                         format_func=lambda sid: f"{by_id[sid]['name']} ({sid})" if sid in by_id else sid,
-                         help="Type part of the store's name or id to search.")
+    st.sidebar.selectbox(
+        "Store",
+        list(by_id),
+        key="store_id",
+        on_change=_save,
+        args=("store_id",),
+        format_func=lambda sid: f"{by_id[sid]['name']} ({sid})" if sid in by_id else sid,
+        help="Type part of the store's name or id to search.",
+    )
     return by_id[st.session_state["store_id"]]
 
 
 def period_picker(label: str = "Period") -> tuple[dt.date, dt.date, str] | None:
     _restore("period", DEFAULT_PRESET)
-    st.sidebar.selectbox(label, PRESETS, key="period", on_change=_save, args=("period",),
-                         help="Billing periods are calendar months; 'Last N days' ends yesterday.")
+    st.sidebar.selectbox(
+        label,
+        PRESETS,
+        key="period",
+        on_change=_save,
+        args=("period",),
+        help="Billing periods are calendar months; 'Last N days' ends yesterday.",
+    )
     preset = st.session_state["period"]
     t = today()
     if preset == "Custom":
         last_start, last_end = period_for(DEFAULT_PRESET, t)
         _restore("custom_range", (last_start, last_end))
-        st.sidebar.date_input("From - to", key="custom_range", format="YYYY-MM-DD", on_change=_save,
-                              args=("custom_range",))
+        st.sidebar.date_input(
+            "From - to", key="custom_range", format="YYYY-MM-DD", on_change=_save, args=("custom_range",)
+        )
         rng = st.session_state["custom_range"]
         if not isinstance(rng, (tuple, list)) or len(rng) != 2:
             st.sidebar.info("Pick an end date.")
@@ -125,10 +142,16 @@ def compare_picker() -> str:
     _restore("compare", DEFAULT_COMPARISON)
     if st.session_state["compare"] not in COMPARISONS:
         st.session_state["compare"] = st.session_state["_keep_compare"] = DEFAULT_COMPARISON
-    st.sidebar.selectbox("Compare with", list(COMPARISONS), key="compare", on_change=_save, args=("compare",),
-                         format_func=lambda c: COMPARISONS.get(c, c),
-                         help="Previous period: the calendar period before (the month before for a month), "
-                              "or the same number of days before a custom range.")
+    st.sidebar.selectbox(
+        "Compare with",
+        list(COMPARISONS),
+        key="compare",
+        on_change=_save,
+        args=("compare",),
+        format_func=lambda c: COMPARISONS.get(c, c),
+        help="Previous period: the calendar period before (the month before for a month), "
+        "or the same number of days before a custom range.",
+    )
     return st.session_state["compare"]
 
 
@@ -142,6 +165,7 @@ def sidebar_pickers(store: SpendStore, with_store: bool = True, with_compare: bo
         return None
     start, end, preset = period
     from .freshness import period_note
+
     period_note(store, meta["store_id"] if meta else None, start, end)
     compare = compare_picker() if with_compare else st.session_state.get("_keep_compare", DEFAULT_COMPARISON)
     sel = Selection(meta["store_id"] if meta else None, meta, start, end, preset, compare)
@@ -156,7 +180,7 @@ def sidebar_pickers(store: SpendStore, with_store: bool = True, with_compare: bo
 NARROW_PX = 768
 _CLOSE_JS = """<script>
 (function () {
-  if (window.innerWidth >= %d) return;
+  if (window.innerWidth >= NARROW_PX) return;
   var tries = 0;
   (function close() {
     var bar = document.querySelector('[data-testid="stSidebar"]');
@@ -165,7 +189,7 @@ _CLOSE_JS = """<script>
     if (++tries < 20) setTimeout(close, 100);
   })();
 })();
-</script>""" % NARROW_PX
+</script>""".replace("NARROW_PX", str(NARROW_PX))
 
 
 def close_sidebar_on_narrow_screens() -> None:

@@ -4,6 +4,7 @@ Each page ends with ``page_state("store demo-fjord | 2026-10-01..2026-10-31 | ..
 element (``<div class="adspend-state" hidden>``) that browser tests wait for (it is the page's LAST
 element, so once it shows the new state everything above it has been redrawn; recipe §7b) and
 AppTest reads (``browser_support.app_state``). Nothing of it is shown on screen."""
+
 from __future__ import annotations
 
 import html
