@@ -108,7 +108,8 @@ def _recompute_monthly(con, ranges: str, lo: str, hi: str) -> None:
         """CREATE OR REPLACE TEMP TABLE monthly_new AS
         SELECT d.platform, d.account_id, CAST(date_trunc('month', d.day) AS DATE) AS month, d.currency,
                sum(d.amount) AS amount, count(*) AS days, min(d.fetched_at) AS first_fetched,
-               max(d.fetched_at) AS last_fetched
+               max(d.fetched_at) AS last_fetched, list(d.day ORDER BY d.day) AS day_list,
+               list(d.amount ORDER BY d.day) AS amount_list
         FROM daily_spend d SEMI JOIN touched_months t ON t.platform = d.platform AND t.account_id = d.account_id
              AND t.month = CAST(date_trunc('month', d.day) AS DATE)
         WHERE d.day BETWEEN ? AND ? GROUP BY ALL""",
@@ -120,7 +121,7 @@ def _recompute_monthly(con, ranges: str, lo: str, hi: str) -> None:
     )
     con.execute(
         "INSERT INTO monthly_spend SELECT platform, account_id, month, currency, amount, days, first_fetched, "
-        "last_fetched FROM monthly_new"
+        "last_fetched, day_list, amount_list FROM monthly_new"
     )
     con.execute("DROP TABLE monthly_new")
     con.execute("DROP TABLE touched_months")

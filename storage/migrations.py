@@ -312,11 +312,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             days           INTEGER NOT NULL,
             first_fetched  TIMESTAMPTZ NOT NULL,
             last_fetched   TIMESTAMPTZ NOT NULL,
+            -- the month's daily rows again, in day order, for what must go day by day (exchange
+            -- rates): one row read instead of a scan of daily_spend for the month
+            day_list       DATE[] NOT NULL,
+            amount_list    DECIMAL(20, 6)[] NOT NULL,
             PRIMARY KEY (platform, account_id, month, currency)
         );
         INSERT INTO monthly_spend
             SELECT platform, account_id, CAST(date_trunc('month', day) AS DATE), currency, sum(amount),
-                   count(*), min(fetched_at), max(fetched_at)
+                   count(*), min(fetched_at), max(fetched_at), list(day ORDER BY day), list(amount ORDER BY day)
             FROM daily_spend GROUP BY ALL ORDER BY ALL;
         -- One row; every committed write transaction adds 1 (storage/db.py), so a reader's cache
         -- keyed on it is never stale.

@@ -31,15 +31,16 @@ def _window(start, end, cents_from, account="111", currency="USD", run="r1", at=
 
 def _totals(store):
     return store.query(
-        "SELECT platform, account_id, month, currency, amount, days, first_fetched, last_fetched "
-        "FROM monthly_spend ORDER BY ALL"
+        "SELECT platform, account_id, month, currency, amount, days, first_fetched, last_fetched, day_list, "
+        "amount_list FROM monthly_spend ORDER BY platform, account_id, month, currency"
     )
 
 
 def _expected(store):
     return store.query(
         "SELECT platform, account_id, CAST(date_trunc('month', day) AS DATE), currency, sum(amount), count(*), "
-        "min(fetched_at), max(fetched_at) FROM daily_spend GROUP BY ALL ORDER BY ALL"
+        "min(fetched_at), max(fetched_at), list(day ORDER BY day), list(amount ORDER BY day) FROM daily_spend "
+        "GROUP BY ALL ORDER BY 1, 2, 3, 4"
     )
 
 
