@@ -323,12 +323,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                    count(*), min(fetched_at), max(fetched_at), list(day ORDER BY day), list(amount ORDER BY day)
             FROM daily_spend GROUP BY ALL ORDER BY ALL;
         -- One row; every committed write transaction adds 1 (storage/db.py), so a reader's cache
-        -- keyed on it is never stale.
+        -- keyed on it is never stale. It starts at a random multiple of 10^6 so that a database
+        -- deleted and made again at the same path does not repeat the old one's versions.
         CREATE TABLE data_version (
             id       INTEGER PRIMARY KEY,
             version  BIGINT NOT NULL
         );
-        INSERT INTO data_version VALUES (1, 1);
+        INSERT INTO data_version SELECT 1, CAST(floor(random() * 1e12) AS BIGINT) * 1000000 + 1;
     """,
     ),
 ]
