@@ -21,8 +21,8 @@ import ui
 import ui.freshness as ui_freshness
 from service import dashboard as dash
 from service.export import render_csv
+from service.readcache import spend_report  # cached on the data version
 from service.refresh import refresh
-from service.report import spend_report
 from ui import alerts as ui_alerts
 from ui import fx_rates
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 import ui
 from service import dashboard as dash
+from service import readcache
 from service.facade import PLATFORM_IDS, SPECS
 from ui.alerts import with_pace
 
@@ -70,7 +71,7 @@ if store is not None:
 
         st.subheader("Stores x platforms")
         st.dataframe(
-            pd.DataFrame(with_pace(store, dash.portfolio_matrix(store))),
+            pd.DataFrame(with_pace(store, readcache.portfolio_matrix(store))),
             hide_index=True,
             key="matrix_table",
             column_config={
@@ -86,7 +87,7 @@ if store is not None:
 
         if sel is not None:
             currency = st.selectbox("Report currency", ["USD", "EUR", "GBP", "JPY"], key="portfolio_ccy")
-            spend = dash.portfolio_spend(store, sel.start, sel.end, currency)
+            spend = readcache.portfolio_spend(store, sel.start, sel.end, currency)
             st.subheader(f"Spend across all stores, {sel.start} to {sel.end} ({currency})")
             st.metric(f"Total spend ({currency})", ui.money(spend.total, currency))
             if spend.fx_missing_days:

@@ -146,16 +146,72 @@ def spend_report(
     return reports[store_id]
 
 
-_ACCOUNTS_SQL = """
+def whole_months(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """``[first, stop)``: the calendar months lying wholly inside ``start..end`` (empty when
+    ``first >= stop``). Their totals are read from ``monthly_spend``; the days of the period
+    outside them (``start..first-1`` and ``stop..end``) from ``daily_spend``."""
+    first = start if start.day == 1 else (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    stop = (end + dt.timedelta(days=1)).replace(day=1)
+    return first, max(first, stop)
+
+
+def period_params(start: dt.date, end: dt.date) -> dict:
+    """The named parameters of ``_ACCOUNTS_SQL`` and ``PORTFOLIO_SQL`` for ``start..end``."""
+    first, stop = whole_months(start, end)
+    return {
+        "start": start,
+        "end": end,
+        "wm_first": first,
+        "wm_stop": stop,
+        "head_end": min(end, first - dt.timedelta(days=1)),
+        "tail_start": max(start, stop),
+    }
+
+
+# Whole months from the monthly totals; the period's other days (at most two partial months at
+# its edges) from the daily rows, each a range on ``day`` that the zonemaps narrow to those days.
+_PERIOD_ROWS = """
+        SELECT m.platform, m.account_id, m.currency, m.amount, m.days, m.first_fetched, m.last_fetched
+        FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
+        WHERE m.month >= $wm_first AND m.month < $wm_stop
+        UNION ALL
+        SELECT d.platform, d.account_id, d.currency, d.amount, 1, d.fetched_at, d.fetched_at
+        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+        WHERE d.day BETWEEN $start AND $head_end
+        UNION ALL
+        SELECT d.platform, d.account_id, d.currency, d.amount, 1, d.fetched_at, d.fetched_at
+        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+        WHERE d.day BETWEEN $tail_start AND $end"""
+
+# The period's daily amounts of the accounts in ``keys``: whole months from the lists kept in the
+# monthly totals (one row a month), the partial months at the edges from the daily rows.
+_DAYS_SQL = """
+    WITH keys AS ({keys})
+    SELECT m.platform, m.account_id, unnest(m.day_list), unnest(m.amount_list)
+    FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
+    WHERE m.month >= $wm_first AND m.month < $wm_stop
+    UNION ALL
+    SELECT d.platform, d.account_id, d.day, d.amount
+    FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+    WHERE d.day BETWEEN $start AND $head_end
+    UNION ALL
+    SELECT d.platform, d.account_id, d.day, d.amount
+    FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+    WHERE d.day BETWEEN $tail_start AND $end"""
+
+_ACCOUNTS_SQL = (
+    """
     WITH acc AS (
         SELECT store_id, platform, account_id, display_name FROM ad_accounts
         WHERE {store_filter}),
     keys AS (SELECT DISTINCT platform, account_id FROM acc),
     spend AS (
-        SELECT d.platform, d.account_id, sum(d.amount) AS amount, count(*) AS days, max(d.fetched_at) AS last_f,
-               min(d.fetched_at) AS first_f, max(d.currency) AS currency
-        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
-        WHERE d.day BETWEEN $start AND $end GROUP BY ALL),
+        SELECT platform, account_id, sum(amount) AS amount, sum(days) AS days, max(last_fetched) AS last_f,
+               min(first_fetched) AS first_f, max(currency) AS currency
+        FROM ("""
+    + _PERIOD_ROWS
+    + """) p(platform, account_id, currency, amount, days, first_fetched, last_fetched)
+        GROUP BY ALL),
     fails AS (
         SELECT f.platform, f.account_id, count(*) AS n, arg_max(f.error, f.failed_at) AS error
         FROM fetch_failures f SEMI JOIN keys k ON k.platform = f.platform AND k.account_id = f.account_id
@@ -168,6 +224,7 @@ _ACCOUNTS_SQL = """
     LEFT JOIN spend s ON s.platform = a.platform AND s.account_id = a.account_id
     LEFT JOIN fails f ON f.platform = a.platform AND f.account_id = a.account_id
     ORDER BY a.store_id, a.platform, a.account_id"""
+)
 
 
 def spend_reports(
@@ -188,7 +245,7 @@ def spend_reports(
         raise ValueError(f"the start date {start} is after the end date {end}")
     today = today or clock.today()
     ids = None if store_ids is None else list(store_ids)
-    params: dict = {"start": start, "end": end}
+    params: dict = period_params(start, end)
     if ids is not None:
         params["ids"] = ids
     store_filter = "TRUE" if ids is None else "list_contains($ids, store_id)"
@@ -207,10 +264,10 @@ def spend_reports(
         if foreign:
             # the keys as list parameters, not a registered Arrow table (register imports pandas: 0.25 s a CLI run)
             for p, a, d, amt in con.execute(
-                "SELECT d.platform, d.account_id, d.day, d.amount FROM daily_spend d SEMI JOIN "
-                "(SELECT unnest(?::VARCHAR[]) AS platform, unnest(?::VARCHAR[]) AS account_id) k "
-                "ON k.platform = d.platform AND k.account_id = d.account_id WHERE d.day BETWEEN ? AND ?",
-                [[k[0] for k in foreign], [k[1] for k in foreign], start, end],
+                _DAYS_SQL.format(
+                    keys="SELECT unnest($fp::VARCHAR[]) AS platform, unnest($fa::VARCHAR[]) AS account_id"
+                ),
+                {**period_params(start, end), "fp": [k[0] for k in foreign], "fa": [k[1] for k in foreign]},
             ).fetchall():
                 daily.setdefault((p, a), {})[d] = amt
         lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today)
@@ -376,13 +433,72 @@ LIMB = 10**9
 _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
 
 PORTFOLIO_SQL = """
-    WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts)
-    SELECT date_trunc('month', d.day) AS month, d.platform, d.account_id, d.currency, count(*) AS days,
-           count(r.day) AS rated_days, sum(d.amount) AS spend, {limb_sums}
-    FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
-    LEFT JOIN fx_limbs r ON r.currency = d.currency AND r.day = d.day
-    WHERE d.day BETWEEN $start AND $end
-    GROUP BY ALL"""
+    WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),
+    -- the account-months in another currency than the report's: whole months from the monthly
+    -- totals, the edges' days from the daily rows
+    tot AS (
+        SELECT month, platform, account_id, currency, sum(days) AS days, sum(amount) AS spend FROM (
+            SELECT m.month, m.platform, m.account_id, m.currency, m.days, m.amount
+            FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
+            WHERE m.month >= $wm_first AND m.month < $wm_stop AND m.currency <> $ccy
+            UNION ALL
+            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, 1, d.amount
+            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+            WHERE d.day BETWEEN $start AND $head_end AND d.currency <> $ccy
+            UNION ALL
+            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, 1, d.amount
+            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+            WHERE d.day BETWEEN $tail_start AND $end AND d.currency <> $ccy)
+        GROUP BY ALL),
+    -- accounts in another currency than the report's go day by day (that day's rate)
+    fdays AS (
+        SELECT m.month, m.platform, m.account_id, m.currency, unnest(m.day_list) AS day,
+               unnest(m.amount_list) AS amount
+        FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
+        WHERE m.month >= $wm_first AND m.month < $wm_stop AND m.currency <> $ccy
+        UNION ALL
+        SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, d.day, d.amount
+        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+        WHERE d.day BETWEEN $start AND $head_end AND d.currency <> $ccy
+        UNION ALL
+        SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, d.day, d.amount
+        FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+        WHERE d.day BETWEEN $tail_start AND $end AND d.currency <> $ccy),
+    conv AS (
+        SELECT d.month, d.platform, d.account_id, d.currency, count(r.day) AS rated_days, {limb_sums}
+        FROM fdays d LEFT JOIN fx_limbs r ON r.currency = d.currency AND r.day = d.day
+        GROUP BY ALL)
+    SELECT t.month, t.platform, t.account_id, t.currency, t.days, coalesce(c.rated_days, 0), t.spend, {limb_cols}
+    FROM tot t JOIN conv c ON c.month = t.month AND c.platform = t.platform AND c.account_id = t.account_id
+                           AND c.currency = t.currency"""
+
+# The report currency's own account-months, rounded each (as ``fx.quantize``: DuckDB's ``round`` of a
+# DECIMAL takes halves away from zero) and added up per month and platform in DuckDB: a few rows.
+PORTFOLIO_SAME_SQL = """
+    WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),
+    tot AS (
+        SELECT month, platform, account_id, sum(amount) AS spend, sum(days) AS days FROM (
+            SELECT m.month, m.platform, m.account_id, m.amount, m.days
+            FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
+            WHERE m.month >= $wm_first AND m.month < $wm_stop AND m.currency = $ccy
+            UNION ALL
+            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.amount, 1
+            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+            WHERE d.day BETWEEN $start AND $head_end AND d.currency = $ccy
+            UNION ALL
+            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.amount, 1
+            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
+            WHERE d.day BETWEEN $tail_start AND $end AND d.currency = $ccy)
+        GROUP BY ALL)
+    SELECT month, platform, sum(round(spend, {minor})), sum(days) FROM tot GROUP BY ALL"""
+
+
+def portfolio_same_sql(currency: str) -> str:
+    return PORTFOLIO_SAME_SQL.format(minor=int(fx.minor_units(currency)))
+
+
+def portfolio_params(start: dt.date, end: dt.date, currency: str) -> dict:
+    return {**period_params(start, end), "ccy": currency}
 
 
 def fx_limb_table(
@@ -420,7 +536,10 @@ def fx_limb_table(
 
 
 def portfolio_sql(n_limbs: int) -> str:
-    return PORTFOLIO_SQL.format(limb_sums=", ".join(f"sum(d.amount * r.l{k}) AS s{k}" for k in range(n_limbs)))
+    return PORTFOLIO_SQL.format(
+        limb_sums=", ".join(f"sum(d.amount * r.l{k}) AS s{k}" for k in range(n_limbs)),
+        limb_cols=", ".join(f"c.s{k}" for k in range(n_limbs)),
+    )
 
 
 def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: str = "USD") -> PortfolioTotals:
@@ -432,29 +551,33 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
         ccys = [
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT currency FROM daily_spend WHERE day BETWEEN ? AND ?", [start, end]
+                "SELECT DISTINCT currency FROM monthly_spend WHERE month BETWEEN ? AND ?", [start.replace(day=1), end]
             ).fetchall()
         ]
         from .fxrates import portfolio_rates
 
         limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency, portfolio_rates(store, con))
         con.register("fx_limbs", limbs)
-        rows = con.execute(portfolio_sql(n_limbs), {"start": start, "end": end}).fetchall()
+        params = portfolio_params(start, end, currency)
+        same = con.execute(portfolio_same_sql(currency), params).fetchall()
+        rows = con.execute(portfolio_sql(n_limbs), params).fetchall()
         con.unregister("fx_limbs")
     by_month: dict[tuple[str, str], Decimal] = {}
     missing = days = 0
-    for month, platform, _a, ccy, n, rated, spend, *sums in rows:
-        month = month.strftime("%Y-%m")
-        days += n
-        if ccy == currency:
-            amount = fx.quantize(Decimal(spend), currency)
-        else:
-            missing += n - rated
-            exact = Decimal(0)
-            for k, s in enumerate(sums):
-                if s is not None:
-                    exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB**k)))
-            amount = fx.quantize(_EXACT.scaleb(exact, -scale), currency)
+    for month, platform, amount, n in same:
+        days += int(n)
+        key = (month.strftime("%Y-%m"), platform)
+        by_month[key] = by_month.get(key, Decimal(0)) + fx.quantize(Decimal(amount), currency)
+    labels: dict[dt.date, str] = {}
+    for month, platform, _a, _ccy, n, rated, _spend, *sums in rows:
+        month = labels.get(month) or labels.setdefault(month, month.strftime("%Y-%m"))
+        days += int(n)
+        missing += int(n) - int(rated)
+        exact = Decimal(0)
+        for k, s in enumerate(sums):
+            if s is not None:
+                exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB**k)))
+        amount = fx.quantize(_EXACT.scaleb(exact, -scale), currency)
         by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + amount
     by_platform: dict[str, Decimal] = {}
     for (_m, p), v in by_month.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -20,14 +21,31 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain, repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from .migrations import LATEST, MIGRATIONS
 
-AMOUNT_TYPE = pa.decimal128(20, 6)
+if TYPE_CHECKING:  # pyarrow is imported where it is used: a read (``spend --json``) needs none of it
+    import pyarrow as pa
+
+
+def amount_type():
+    """The Arrow type of money going into DuckDB: ``decimal128(20, 6)``, exact."""
+    import pyarrow as pa
+
+    return pa.decimal128(20, 6)
+
+
+def __getattr__(name: str):
+    if name == "AMOUNT_TYPE":  # the old module constant, kept for callers; built on first use
+        return amount_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
@@ -69,6 +87,67 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _recompute_monthly(con, ranges: str, lo: str, hi: str) -> None:
+    """Recompute ``monthly_spend`` for every (platform, account, month) that the day ranges of the
+    relation ``ranges`` (platform, account_id, ``lo``, ``hi``) touch, from ``daily_spend``, inside
+    the caller's transaction: exact DECIMAL sums, never an increment that could drift."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE touched_months AS
+        SELECT DISTINCT platform, account_id, CAST(m AS DATE) AS month FROM (
+            SELECT platform, account_id, unnest(generate_series(CAST(date_trunc('month', {lo}) AS TIMESTAMP),
+                                                               CAST(date_trunc('month', {hi}) AS TIMESTAMP),
+                                                               INTERVAL 1 MONTH)) AS m
+            FROM {ranges})"""
+    )
+    first, last = con.execute(
+        "SELECT min(month), CAST(max(month) + INTERVAL 1 MONTH - INTERVAL 1 DAY AS DATE) FROM touched_months"
+    ).fetchone()
+    if first is None:
+        return
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE monthly_new AS
+        SELECT d.platform, d.account_id, CAST(date_trunc('month', d.day) AS DATE) AS month, d.currency,
+               sum(d.amount) AS amount, count(*) AS days, min(d.fetched_at) AS first_fetched,
+               max(d.fetched_at) AS last_fetched, list(d.day ORDER BY d.day) AS day_list,
+               list(d.amount ORDER BY d.day) AS amount_list
+        FROM daily_spend d SEMI JOIN touched_months t ON t.platform = d.platform AND t.account_id = d.account_id
+             AND t.month = CAST(date_trunc('month', d.day) AS DATE)
+        WHERE d.day BETWEEN ? AND ? GROUP BY ALL""",
+        [first, last],
+    )
+    con.execute(
+        "DELETE FROM monthly_spend m USING touched_months t WHERE m.platform = t.platform "
+        "AND m.account_id = t.account_id AND m.month = t.month"
+    )
+    con.execute(
+        "INSERT INTO monthly_spend SELECT platform, account_id, month, currency, amount, days, first_fetched, "
+        "last_fetched, day_list, amount_list FROM monthly_new"
+    )
+    con.execute("DROP TABLE monthly_new")
+    con.execute("DROP TABLE touched_months")
+
+
+def _read_version(con) -> int:
+    try:
+        row = con.execute("SELECT version FROM data_version WHERE id = 1").fetchone()
+    except duckdb.CatalogException:  # a database from before migration 7
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _bump_version(con, check: bool = True) -> int:
+    """Add 1 to the data version inside the caller's transaction (nothing before migration 7)."""
+    if (
+        check
+        and not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'data_version'"
+        ).fetchone()[0]
+    ):
+        return 0
+    row = con.execute("UPDATE data_version SET version = version + 1 WHERE id = 1 RETURNING version").fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class WindowWrite:
     """One fully fetched (platform, account, window): every day of it, zeros included."""
@@ -103,6 +182,7 @@ class SpendStore:
         too; its writes then fail with one sentence."""
         self.path = Path(path)
         self.read_only = False
+        self._totals = True  # monthly_spend and data_version exist (migration 7); set by migrate()
         self.lock_timeout = (
             lock_timeout if lock_timeout is not None else float(os.environ.get("ADSPEND_DB_LOCK_TIMEOUT", "15"))
         )
@@ -226,7 +306,9 @@ class SpendStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One writer per process; the whole block commits or nothing does."""
+        """One writer per process; the whole block commits or nothing does. Every transaction
+        bumps the data version (``data_version``) in the same commit, and then, while this process
+        still holds the file, publishes it in the ``<db>.version`` sidecar for readers."""
         if self.read_only:
             raise DatabaseError(
                 f"the database {self.path} is open read-only (the file or its folder is not "
@@ -236,6 +318,7 @@ class SpendStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                version = _bump_version(con, check=not self._totals)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -245,6 +328,68 @@ class SpendStore:
                 if _not_writable(exc):
                     raise DatabaseError(self._cannot_write()) from None
                 raise
+            self._publish_version(con, version)
+
+    # -- data version ----------------------------------------------------------------------------
+    @property
+    def version_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".version")
+
+    def _signature(self) -> list | None:
+        """What the files look like now: (inode, mtime, size) of the database and of its WAL.
+        Reads leave them alone; every commit changes one of them."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        try:
+            wal = os.stat(f"{self.path}.wal")
+            w = [wal.st_ino, wal.st_mtime_ns, wal.st_size]
+        except OSError:
+            w = None
+        return [st.st_ino, st.st_mtime_ns, st.st_size, w]
+
+    def _write_sidecar(self, version: int, sig: list | None) -> None:
+        if sig is None:
+            return
+        tmp = self.version_path.with_name(f"{self.version_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": version, "sig": sig}))
+            os.replace(tmp, self.version_path)
+        except OSError:  # a read-only folder: readers open the database instead
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _publish_version(self, con, version: int) -> None:
+        """After COMMIT, with the connection still open (no other process can write the file now,
+        and this process's writers wait on ``_write_lock``): checkpoint so closing changes nothing,
+        then record (version, the files' signature) together. A crash before this leaves a sidecar
+        whose signature no longer matches the files, so readers open the database instead."""
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass  # other connections of this process are open: the WAL is part of the signature
+        self._write_sidecar(version, self._signature())
+
+    def data_version(self) -> int:
+        """The version every committed write bumps, cheaply: one stat of the files and one read of
+        the ``<db>.version`` sidecar when it matches them; otherwise (no sidecar, a writer that
+        crashed between its commit and the sidecar, a checkpoint since) read from the database,
+        and the sidecar rewritten when the files did not change meanwhile."""
+        sig = self._signature()
+        if sig is None:
+            return 0
+        try:
+            data = json.loads(self.version_path.read_text())
+            if data.get("sig") == sig:
+                return int(data["version"])
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+        with self.connect() as con:
+            version = _read_version(con)
+        if self._signature() == sig and not self.read_only:
+            self._write_sidecar(version, sig)
+        return version
 
     def _cannot_write(self) -> str:
         return (
@@ -294,6 +439,7 @@ class SpendStore:
                 try:
                     con.execute(sql)
                     con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, _utcnow()])
+                    _bump_version(con)
                     con.execute("COMMIT")
                 except duckdb.Error as exc:
                     con.execute("ROLLBACK")
@@ -303,6 +449,11 @@ class SpendStore:
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
+            self._totals = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'monthly_spend'"
+                ).fetchone()[0]
+            )
             return self._version(con)
 
     # -- stores and accounts ---------------------------------------------------------------------
@@ -452,6 +603,8 @@ class SpendStore:
 
     def account_infos(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """``account_info`` for many (platform, account_id) at once: one query, not one per account."""
+        import pyarrow as pa
+
         if not keys:
             return {}
         tbl = pa.table(
@@ -475,6 +628,8 @@ class SpendStore:
     def save_account_infos(self, infos: Sequence[Mapping], con=None) -> None:
         """Upsert many account infos (dicts with platform, account_id, name, currency, timezone,
         day_basis) in one statement; inside ``con``'s transaction when given."""
+        import pyarrow as pa
+
         if not infos:
             return
         now = _utcnow()
@@ -513,96 +668,92 @@ class SpendStore:
 
         A written window deletes that (platform, account, days) range and inserts every day of it
         (zeros included), and clears those days' failure marks. A failed window only marks its days
-        as failed: the amounts fetched earlier stay."""
+        as failed: the amounts fetched earlier stay. The monthly totals of the months a window
+        touches are recomputed in the same transaction.
+
+        Columns are built whole (one list per column, no per-row Python objects) and joined to
+        their window in DuckDB; amounts go in as exact ``decimal128(20, 6)``."""
         if not writes and not failures:
             return
-        spend_rows = {k: [] for k in ("platform", "account_id", "day", "amount", "currency", "fetched_at", "run_id")}
-        win_rows = {k: [] for k in ("platform", "account_id", "start", "end")}
+        import pyarrow as pa
+
         for w in writes:
-            win_rows["platform"].append(w.platform)
-            win_rows["account_id"].append(w.account_id)
-            win_rows["start"].append(w.start)
-            win_rows["end"].append(w.end)
-            for day, amount in w.amounts.items():
-                if not (w.start <= day <= w.end):
-                    raise ValueError(f"{w.platform}/{w.account_id}: day {day} outside its window")
-                spend_rows["platform"].append(w.platform)
-                spend_rows["account_id"].append(w.account_id)
-                spend_rows["day"].append(day)
-                spend_rows["amount"].append(amount)
-                spend_rows["currency"].append(w.currency)
-                spend_rows["fetched_at"].append(w.fetched_at)
-                spend_rows["run_id"].append(w.run_id)
-            if len(w.amounts) != (w.end - w.start).days + 1:
+            if len(w.amounts) != (w.end - w.start).days + 1 or (
+                w.amounts and not (w.start <= min(w.amounts) and max(w.amounts) <= w.end)
+            ):
+                outside = [d for d in w.amounts if not (w.start <= d <= w.end)]
+                if outside:
+                    raise ValueError(f"{w.platform}/{w.account_id}: day {outside[0]} outside its window")
                 raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
-        fail_rows = {k: [] for k in ("platform", "account_id", "day", "error", "failed_at", "run_id")}
-        for f in failures:
-            d = f.start
-            while d <= f.end:
-                fail_rows["platform"].append(f.platform)
-                fail_rows["account_id"].append(f.account_id)
-                fail_rows["day"].append(d)
-                fail_rows["error"].append(f.error)
-                fail_rows["failed_at"].append(f.failed_at)
-                fail_rows["run_id"].append(f.run_id)
-                d += dt.timedelta(days=1)
-        spend_tbl = pa.table(
-            {
-                "platform": pa.array(spend_rows["platform"], pa.string()),
-                "account_id": pa.array(spend_rows["account_id"], pa.string()),
-                "day": pa.array(spend_rows["day"], pa.date32()),
-                "amount": pa.array(spend_rows["amount"], AMOUNT_TYPE),
-                "currency": pa.array(spend_rows["currency"], pa.string()),
-                "fetched_at": pa.array(spend_rows["fetched_at"], pa.timestamp("us", tz="UTC")),
-                "run_id": pa.array(spend_rows["run_id"], pa.string()),
-            }
-        )
+        ts = pa.timestamp("us", tz="UTC")
         win_tbl = pa.table(
             {
-                "platform": pa.array(win_rows["platform"], pa.string()),
-                "account_id": pa.array(win_rows["account_id"], pa.string()),
-                "start": pa.array(win_rows["start"], pa.date32()),
-                "end": pa.array(win_rows["end"], pa.date32()),
+                "w": pa.array(range(len(writes)), pa.int32()),
+                "platform": pa.array([w.platform for w in writes], pa.string()),
+                "account_id": pa.array([w.account_id for w in writes], pa.string()),
+                "start": pa.array([w.start for w in writes], pa.date32()),
+                "end": pa.array([w.end for w in writes], pa.date32()),
+                "currency": pa.array([w.currency for w in writes], pa.string()),
+                "fetched_at": pa.array([w.fetched_at for w in writes], ts),
+                "run_id": pa.array([w.run_id for w in writes], pa.string()),
+            }
+        )
+        day_tbl = pa.table(
+            {
+                "w": pa.array(
+                    list(chain.from_iterable(repeat(i, len(w.amounts)) for i, w in enumerate(writes))), pa.int32()
+                ),
+                "day": pa.array(list(chain.from_iterable(w.amounts.keys() for w in writes)), pa.date32()),
+                "amount": pa.array(list(chain.from_iterable(w.amounts.values() for w in writes)), amount_type()),
             }
         )
         fail_tbl = pa.table(
             {
-                "platform": pa.array(fail_rows["platform"], pa.string()),
-                "account_id": pa.array(fail_rows["account_id"], pa.string()),
-                "day": pa.array(fail_rows["day"], pa.date32()),
-                "error": pa.array(fail_rows["error"], pa.string()),
-                "failed_at": pa.array(fail_rows["failed_at"], pa.timestamp("us", tz="UTC")),
-                "run_id": pa.array(fail_rows["run_id"], pa.string()),
+                "platform": pa.array([f.platform for f in failures], pa.string()),
+                "account_id": pa.array([f.account_id for f in failures], pa.string()),
+                "start": pa.array([f.start for f in failures], pa.date32()),
+                "end": pa.array([f.end for f in failures], pa.date32()),
+                "error": pa.array([f.error for f in failures], pa.string()),
+                "failed_at": pa.array([f.failed_at for f in failures], ts),
+                "run_id": pa.array([f.run_id for f in failures], pa.string()),
             }
         )
         with contextlib.nullcontext(con) if con is not None else self.transaction() as con:
-            con.register("new_spend", spend_tbl)
             con.register("new_windows", win_tbl)
+            con.register("new_days", day_tbl)
             con.register("new_failures", fail_tbl)
-            if writes:
-                # Every window carries every one of its days (checked above), so replacing the range is
-                # replacing those keys: an upsert through the primary key, not a scan of daily_spend.
-                con.execute(
-                    "DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
-                    'AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w."end"'
-                )
-                con.execute(
-                    "INSERT OR REPLACE INTO daily_spend SELECT platform, account_id, day, amount, currency, "
-                    "fetched_at, run_id FROM new_spend"
-                )
-            if failures:
-                con.execute(
-                    "INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, "
-                    "failed_at, run_id FROM new_failures"
-                )
-            for name in ("new_spend", "new_windows", "new_failures"):
-                con.unregister(name)
+            try:
+                if writes:
+                    # Every window carries every one of its days (checked above), so replacing the range
+                    # is replacing those keys: an upsert through the primary key, not a scan of daily_spend.
+                    con.execute(
+                        "DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
+                        'AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w."end"'
+                    )
+                    con.execute(
+                        "INSERT OR REPLACE INTO daily_spend SELECT w.platform, w.account_id, d.day, d.amount, "
+                        "w.currency, w.fetched_at, w.run_id FROM new_days d JOIN new_windows w USING (w)"
+                    )
+                    if self._totals:
+                        _recompute_monthly(con, "new_windows", "start", '"end"')
+                if failures:
+                    con.execute(
+                        "INSERT OR REPLACE INTO fetch_failures SELECT platform, account_id, day, error, failed_at, "
+                        "run_id FROM (SELECT *, CAST(unnest(generate_series(CAST(start AS TIMESTAMP), "
+                        'CAST("end" AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS day FROM new_failures)'
+                    )
+            finally:
+                for name in ("new_windows", "new_days", "new_failures"):
+                    con.unregister(name)
 
     def write_spend_table(self, table: pa.Table) -> int:
         """Bulk write (backfills, imports, the bench): an Arrow table with the ``daily_spend``
         columns (platform, account_id, day, amount decimal128(20, 6), currency, fetched_at, run_id)
         replaces, per (platform, account_id), every stored day in the range of days it covers, in
-        one transaction, and clears those days' failure marks. Returns the rows written."""
+        one transaction, clears those days' failure marks and recomputes the monthly totals of
+        the months it touches. Returns the rows written."""
+        import pyarrow as pa
+
         need = ("platform", "account_id", "day", "amount", "currency", "fetched_at", "run_id")
         missing = [c for c in need if c not in table.column_names]
         if missing:
@@ -611,22 +762,30 @@ class SpendStore:
             raise ValueError("amount must be an exact decimal column (decimal128), never a float")
         with self.transaction() as con:
             con.register("bulk_spend", table.select(list(need)))
-            con.execute(
-                "CREATE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, max(day) AS hi "
-                "FROM bulk_spend GROUP BY ALL"
-            )
-            for tbl in ("daily_spend", "fetch_failures"):
-                if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {tbl} LIMIT 1)").fetchone()[0]:
-                    con.execute(
-                        f"DELETE FROM {tbl} d USING bulk_ranges r WHERE d.platform = r.platform "
-                        "AND d.account_id = r.account_id AND d.day BETWEEN r.lo AND r.hi"
-                    )
-            con.execute(
-                "INSERT INTO daily_spend SELECT platform, account_id, day, CAST(amount AS DECIMAL(20, 6)), "
-                "currency, fetched_at, run_id FROM bulk_spend"
-            )
-            con.execute("DROP TABLE bulk_ranges")
-            con.unregister("bulk_spend")
+            try:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, "
+                    "max(day) AS hi FROM bulk_spend GROUP BY ALL"
+                )
+                lo, hi = con.execute("SELECT min(lo), max(hi) FROM bulk_ranges").fetchone()
+                for tbl in ("daily_spend", "fetch_failures"):
+                    # only when something is stored in the span at all (a scan of its zonemaps)
+                    if con.execute(
+                        f"SELECT count(*) FROM (SELECT 1 FROM {tbl} WHERE day BETWEEN ? AND ? LIMIT 1)", [lo, hi]
+                    ).fetchone()[0]:
+                        con.execute(
+                            f"DELETE FROM {tbl} d USING bulk_ranges r WHERE d.platform = r.platform "
+                            "AND d.account_id = r.account_id AND d.day BETWEEN r.lo AND r.hi"
+                        )
+                con.execute(
+                    "INSERT INTO daily_spend SELECT platform, account_id, day, CAST(amount AS DECIMAL(20, 6)), "
+                    "currency, fetched_at, run_id FROM bulk_spend"
+                )
+                if self._totals:
+                    _recompute_monthly(con, "bulk_ranges", "lo", "hi")
+                con.execute("DROP TABLE bulk_ranges")
+            finally:
+                con.unregister("bulk_spend")
         return table.num_rows
 
     def days_to_fetch(
@@ -641,6 +800,8 @@ class SpendStore:
         change or were never fetched: no row yet, a failed latest fetch, or a row fetched while the
         day was inside the platform's restatement window (fetched_at < day + lookback + 1 day).
         Days after ``now`` are not fetched (no platform reports the future)."""
+        import pyarrow as pa
+
         now = now or _utcnow()
         last_day = min(end, now.date())
         if not accounts or start > last_day:
@@ -721,6 +882,8 @@ class SpendStore:
             )
 
     def add_results(self, results: Sequence[dict], con=None) -> None:
+        import pyarrow as pa
+
         if not results:
             return
         cols = (
@@ -910,6 +1073,8 @@ class BufferedJobStore:
                 self._ops.setdefault(k, (v, at))
 
     def write(self, con, ops: list[tuple[str, str | None, dt.datetime]]) -> None:
+        import pyarrow as pa
+
         if not ops:
             return
         con.execute(

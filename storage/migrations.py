@@ -293,6 +293,45 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO invoice_chain_start SELECT coalesce(max(number), 0), now() FROM invoices;
     """,
     ),
+    (
+        7,
+        "monthly spend totals kept with every window write; a data version every write bumps",
+        """
+        -- Per platform x account x month x currency: the exact sum of that month's daily rows, how
+        -- many days they are and when they were fetched (first, last). Kept per ACCOUNT, not per
+        -- store: links (ad_accounts) are joined when read, so relinking an account changes nothing
+        -- here. storage/db.py recomputes the touched (account, month) keys in the same transaction
+        -- as every write to daily_spend; the portfolio and the store page read whole months here
+        -- and only the days of partial months from daily_spend.
+        CREATE TABLE monthly_spend (
+            platform       VARCHAR NOT NULL,
+            account_id     VARCHAR NOT NULL,
+            month          DATE NOT NULL,          -- the first day of the month
+            currency       VARCHAR NOT NULL,
+            amount         DECIMAL(38, 6) NOT NULL,
+            days           INTEGER NOT NULL,
+            first_fetched  TIMESTAMPTZ NOT NULL,
+            last_fetched   TIMESTAMPTZ NOT NULL,
+            -- the month's daily rows again, in day order, for what must go day by day (exchange
+            -- rates): one row read instead of a scan of daily_spend for the month
+            day_list       DATE[] NOT NULL,
+            amount_list    DECIMAL(20, 6)[] NOT NULL,
+            PRIMARY KEY (platform, account_id, month, currency)
+        );
+        INSERT INTO monthly_spend
+            SELECT platform, account_id, CAST(date_trunc('month', day) AS DATE), currency, sum(amount),
+                   count(*), min(fetched_at), max(fetched_at), list(day ORDER BY day), list(amount ORDER BY day)
+            FROM daily_spend GROUP BY ALL ORDER BY ALL;
+        -- One row; every committed write transaction adds 1 (storage/db.py), so a reader's cache
+        -- keyed on it is never stale. It starts at a random multiple of 10^6 so that a database
+        -- deleted and made again at the same path does not repeat the old one's versions.
+        CREATE TABLE data_version (
+            id       INTEGER PRIMARY KEY,
+            version  BIGINT NOT NULL
+        );
+        INSERT INTO data_version SELECT 1, CAST(floor(random() * 1e12) AS BIGINT) * 1000000 + 1;
+    """,
+    ),
 ]
 
 # helpers' branches append in any order: apply by version

@@ -194,13 +194,20 @@ def test_portfolio_in_one_query_equals_the_day_by_day_conversion(tmp_path):
 
     store = _fx_store(tmp_path)
     start, end = dt.date(2025, 12, 1), dt.date(2026, 1, 31)
-    for ccy in ("USD", "EUR", "JPY"):
-        fast = portfolio_totals(store, start, end, ccy)
-        by_month, missing, days = _portfolio_day_by_day(store, start, end, ccy)
-        assert fast.by_month == by_month and fast.total == sum(by_month.values(), Decimal(0))
-        assert (fast.fx_missing_days, fast.days_with_data) == (missing, days)
-        page = portfolio_spend(store, start, end, ccy)
-        assert (page.by_month, page.total) == (fast.by_month, fast.total)
+    # whole months (monthly totals only), partial months at both edges (daily rows), inside one month
+    periods = [
+        (start, end),
+        (dt.date(2025, 12, 10), dt.date(2026, 1, 20)),
+        (dt.date(2025, 12, 15), dt.date(2025, 12, 20)),
+    ]
+    for a, b in periods:
+        for ccy in ("USD", "EUR", "JPY"):
+            fast = portfolio_totals(store, a, b, ccy)
+            by_month, missing, days = _portfolio_day_by_day(store, a, b, ccy)
+            assert fast.by_month == by_month and fast.total == sum(by_month.values(), Decimal(0))
+            assert (fast.fx_missing_days, fast.days_with_data) == (missing, days)
+            page = portfolio_spend(store, a, b, ccy)
+            assert (page.by_month, page.total) == (fast.by_month, fast.total)
     usd = portfolio_totals(store, start, end, "USD")
     assert usd.days_with_data == 62 * 4 and usd.fx_missing_days == 0
     assert usd.by_platform.keys() == {"meta", "google", "tiktok"}
