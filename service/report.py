@@ -18,8 +18,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from fetchers import clock, get_fetcher
 from fetchers.specs import PLATFORM_IDS
@@ -27,6 +26,9 @@ from storage.db import SpendStore
 
 from . import freshness, fx
 from .config import Settings, load_settings, platform_config
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STATUS_ORDER = ("failed", "fx_missing", "missing", "partial", "ok", "not_configured")
 
@@ -509,6 +511,8 @@ def fx_limb_table(
     rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
     sum(amount x rate) = sum_k sum(amount x limb_k) x 10^(9k) / 10^scale, exactly.
     Days without a rate have no row. Returns (table, number of limbs, scale)."""
+    import pyarrow as pa
+
     quotes: list[tuple[str, dt.date, Decimal]] = []
     for ccy in sorted(set(currencies)):
         if ccy == to_ccy:
