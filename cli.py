@@ -389,32 +389,20 @@ COMMANDS = {
 }
 
 
-class _RedactingFilter(logging.Filter):
-    """``RedactingFilter`` (fetchers.core), imported with the first record that is logged: the
-    module brings httpx and asyncio (~0.06 s), which a read such as ``spend --json`` never needs."""
-
-    _real: logging.Filter | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _RedactingFilter._real is None:
-            from service.facade import RedactingFilter
-
-            _RedactingFilter._real = RedactingFilter()
-        return _RedactingFilter._real.filter(record)
-
-
 def _setup_logging() -> None:
+    from service.facade import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactingFilter())
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    if not any(isinstance(f, _RedactingFilter) for h in root.handlers for f in h.filters):
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
         root.addHandler(handler)
     root.setLevel(os.environ.get("ADSPEND_LOG_LEVEL", "WARNING").upper())
 
 
 def redact(text) -> str:
-    """Secrets out of a message (fetchers/core.py redact, loaded only when there is an error to print)."""
+    """Secrets out of a message (``fetchers/secrets.py`` redact)."""
     from service.facade import redact as _redact
 
     return _redact(text)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fetchers.core import missing_credentials, redact
+from fetchers.secrets import missing_credentials, redact
 from fetchers.specs import PLATFORM_IDS, SPECS, PlatformSpec
 
 SOURCE_ENV, SOURCE_DOTENV, SOURCE_SECRETS, SOURCE_VAULT, SOURCE_SANDBOX = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers and readers; at run time __getattr__ loads them
     from fetchers import clock  # noqa: F401
     from fetchers.clock import strict_day  # noqa: F401
-    from fetchers.core import RedactingFilter, redact  # noqa: F401
+    from fetchers.secrets import RedactingFilter, redact  # noqa: F401
     from fetchers.specs import PLATFORM_IDS, SPECS  # noqa: F401
     from storage.db import DatabaseBusy, DatabaseError, NotADatabase, SpendStore  # noqa: F401
 
@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # for type checkers and readers; at run time __getattr__ load
 _WHERE: dict[str, tuple[str, str | None]] = {
     "clock": ("fetchers.clock", None),
     "strict_day": ("fetchers.clock", "strict_day"),
-    "redact": ("fetchers.core", "redact"),
-    "RedactingFilter": ("fetchers.core", "RedactingFilter"),
+    "redact": ("fetchers.secrets", "redact"),
+    "RedactingFilter": ("fetchers.secrets", "RedactingFilter"),
     "PLATFORM_IDS": ("fetchers.specs", "PLATFORM_IDS"),
     "SPECS": ("fetchers.specs", "SPECS"),
     "SpendStore": ("storage.db", "SpendStore"),

@@ -46,7 +46,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fetchers.core import redact
+from fetchers.secrets import redact
 from storage.db import SpendStore
 
 UTC = dt.UTC

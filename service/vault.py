@@ -41,7 +41,7 @@ from collections.abc import Mapping
 
 import requests
 
-from fetchers.core import redact
+from fetchers.secrets import redact
 
 log = logging.getLogger("adspend.vault")
 
