@@ -192,6 +192,9 @@ class SpendStore:
         if self.path.is_dir():
             raise DatabaseError(f"{self.path} is a directory, not a database file")
         self._check_magic()
+        if read_only and self._published_schema() == LATEST:
+            self.read_only = True  # the sidecar vouches for the schema: no open needed to check it
+            return
         if read_only and self.path.exists():
             current = self._read_only_version()
             if current == LATEST:
@@ -354,7 +357,8 @@ class SpendStore:
             return
         tmp = self.version_path.with_name(f"{self.version_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_text(json.dumps({"version": version, "sig": sig}))
+            # the schema is LATEST: only a migrated store writes through ``transaction``
+            tmp.write_text(json.dumps({"version": version, "sig": sig, "schema": LATEST}))
             os.replace(tmp, self.version_path)
         except OSError:  # a read-only folder: readers open the database instead
             with contextlib.suppress(OSError):
@@ -371,20 +375,40 @@ class SpendStore:
             pass  # other connections of this process are open: the WAL is part of the signature
         self._write_sidecar(version, self._signature())
 
+    def _published(self) -> dict | None:
+        """The ``<db>.version`` sidecar when it describes the files as they are now, else None."""
+        sig = self._signature()
+        if sig is None:
+            return None
+        try:
+            data = json.loads(self.version_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("sig") == sig else None
+
+    def _published_schema(self) -> int | None:
+        """The schema version the sidecar vouches for (a read-only open then needs no connection
+        to check it); None when there is no matching sidecar."""
+        data = self._published()
+        try:
+            return int(data["schema"]) if data else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def data_version(self) -> int:
         """The version every committed write bumps, cheaply: one stat of the files and one read of
         the ``<db>.version`` sidecar when it matches them; otherwise (no sidecar, a writer that
         crashed between its commit and the sidecar, a checkpoint since) read from the database,
         and the sidecar rewritten when the files did not change meanwhile."""
+        data = self._published()
+        try:
+            if data:
+                return int(data["version"])
+        except (KeyError, TypeError, ValueError):
+            pass
         sig = self._signature()
         if sig is None:
             return 0
-        try:
-            data = json.loads(self.version_path.read_text())
-            if data.get("sig") == sig:
-                return int(data["version"])
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
         with self.connect() as con:
             version = _read_version(con)
         if self._signature() == sig and not self.read_only:

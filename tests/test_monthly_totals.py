@@ -173,3 +173,21 @@ def test_a_commit_without_its_sidecar_is_still_seen(tmp_path):
     assert json.loads(store.version_path.read_text())["version"] == v + 1  # rewritten by the reader
     store.version_path.write_text("not json")
     assert SpendStore(path).data_version() == v + 1
+
+
+def test_a_read_only_open_trusts_only_a_matching_sidecar_for_the_schema(tmp_path, monkeypatch):
+    """A read command (``spend``) opens no connection just to check the schema when the sidecar
+    matches the files and names this build's schema; any other sidecar means a real check."""
+    path = tmp_path / "v.duckdb"
+    SpendStore(path).save_store("s1", "One", "USD")
+    assert json.loads((tmp_path / "v.duckdb.version").read_text())["schema"] == mig.LATEST
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(db_mod.duckdb, "connect", lambda *a, **k: opened.append(a) or real(*a, **k))
+    ro = SpendStore(path, read_only=True)
+    assert (ro.read_only, opened) == (True, [])
+    side = json.loads(ro.version_path.read_text())
+    ro.version_path.write_text(json.dumps({**side, "schema": mig.LATEST + 1}))
+    assert SpendStore(path, read_only=True).read_only is True and len(opened) == 1  # checked in the file
+    ro.version_path.write_text(json.dumps({**side, "sig": [0, 0, 0, None]}))
+    assert SpendStore(path, read_only=True).read_only is True and len(opened) == 2
