@@ -237,10 +237,10 @@ def main() -> None:
     con.register("fx_limbs", limbs)
     sql = report.portfolio_sql(n_limbs)
     params = report.portfolio_params(p_start, p_end, "USD")
-    same_sql = report.portfolio_same_sql("USD")
+    same_sql = report.PORTFOLIO_SAME_SQL
 
     def raw_portfolio():
-        con.execute(same_sql, params).fetchall()
+        con.execute(same_sql, {**params, "minor": 2}).fetchall()
         return con.execute(sql, params).fetchall()
 
     pr = timed(raw_portfolio, 5)

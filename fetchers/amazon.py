@@ -32,6 +32,7 @@ from .core import (
     parse_decimal,
     retry_after_seconds,
 )
+from .specs import SPECS
 
 PLATFORM = "amazon"
 API_VERSION = "reporting v3"
@@ -39,11 +40,6 @@ API_VERSION = "reporting v3"
 # (A.11, D.3 UNCONFIRMED), so re-check the release notes before relying on v3 past 2027.
 API_SUNSET: dt.date | None = None
 MAX_DAYS = 31  # per report, every campaign report type (A.5)
-LOOKBACK_DAYS = 3  # clicks/cost settle within 3 days of traffic validation (A.9)
-DAY_BASIS = "account"  # report dates are the profile's local days (A.10, D.2 UNCONFIRMED)
-# SP keeps 95 days, SB 60, SD 65 (A.5). A day older than 60 cannot be summed over all three
-# products, so the platform's history is the shortest of the three.
-HISTORY_DAYS = 60
 
 HOSTS = {  # region -> (API host, Login-with-Amazon token URL) (A.1)
     "NA": ("https://advertising-api.amazon.com", "https://api.amazon.com/auth/o2/token"),
@@ -267,9 +263,9 @@ class _NotEntitled(Exception):
 class AmazonFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["amazon"].lookback_days
+    day_basis = SPECS["amazon"].day_basis
+    history_days = SPECS["amazon"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         value = str(raw).strip()

@@ -24,6 +24,7 @@ from .core import (
     redact,
     retry_after_seconds,
 )
+from .specs import SPECS
 
 PLATFORM = "google"
 # Google ships several versions a year and sunsets each about a year after release (§2.1); v26 is
@@ -34,9 +35,6 @@ API_VERSION_SUNSET = "about a year after release, late 2027 (UNCONFIRMED, §2.1)
 # No documented cap on a customer-level daily range (§2.2, UNCONFIRMED): one request per year
 # keeps each stream modest and a failure cheap to repeat.
 MAX_DAYS = 366
-LOOKBACK_DAYS = 14
-DAY_BASIS = "account"  # segments.date is the customer's timezone, no override (§2.2, §2.8)
-HISTORY_DAYS = None  # no documented retention limit for customer-level cost (§2.2)
 
 SPEND_FIELDS = ("segments.date", "metrics.costMicros")  # REST JSON is camelCase (§2.3)
 # §2.5: error families are the keys of errorCode; these values need the operator, not a retry.
@@ -285,9 +283,9 @@ def parse_customer(body: Any, customer_id: str) -> AccountInfo:
 class GoogleAdsFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["google"].lookback_days
+    day_basis = SPECS["google"].day_basis
+    history_days = SPECS["google"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         return normalize_account_id(raw)

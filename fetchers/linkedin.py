@@ -17,6 +17,7 @@ import httpx
 
 from .base import AccountInfo, FetchError, MalformedResponse, Verdict
 from .core import OAuthRefreshAuth, StaticTokenAuth, credential, default_verdict, json_body, parse_decimal
+from .specs import SPECS
 
 PLATFORM = "linkedin"
 # Monthly versions live about a year (§4.1): 202609 goes away around 2027-09 (sunset date not
@@ -29,9 +30,6 @@ RESTLI_PROTOCOL_VERSION = "2.0.0"
 ANALYTICS_PATH = "/rest/adAnalytics"
 AD_ACCOUNT_PATH = "/rest/adAccounts/{id}"
 MAX_DAYS = 30  # adAnalytics does not page; 30-day windows by convention (§4.4, §8)
-LOOKBACK_DAYS = 7
-DAY_BASIS = "UTC"  # LinkedIn reports UTC days (§4.3; official statement UNCONFIRMED)
-HISTORY_DAYS = None  # retention values not captured (§4.4, UNCONFIRMED)
 
 # costInLocalCurrency is the billed figure in the account's currency; costInUsd is a conversion
 # and never used for billing (§4.3). Without `fields` only impressions and clicks come back (§4.2).
@@ -154,9 +152,9 @@ def _error_fields(resp: httpx.Response) -> tuple[str, str]:
 class LinkedInFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["linkedin"].lookback_days
+    day_basis = SPECS["linkedin"].day_basis
+    history_days = SPECS["linkedin"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         m = _ACCOUNT.match(str(raw).strip())

@@ -19,6 +19,7 @@ import httpx
 from . import clock
 from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
 from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_day, parse_decimal, redact
+from .specs import SPECS
 
 PLATFORM = "meta"
 # Graph API version. v25.0 was "Latest Graph API Version" on Meta's docs (§1.1); v22.0-v26.0 are
@@ -30,9 +31,6 @@ API_VERSION_SUNSET = "about two years after release, early 2028 (UNCONFIRMED, §
 # The synchronous insights call has no documented range cap (§0); long spans risk error
 # 100/1504018 (request timed out, §1.5), so one request asks for at most 90 days.
 MAX_DAYS = 90
-LOOKBACK_DAYS = 28  # spend settles within 28 days (§1.8, Airbyte's default lookback)
-DAY_BASIS = "account"  # insights days are the ad account's timezone, no override (§1.2, §1.8)
-HISTORY_DAYS = 1123  # insights older than 37 months are refused; Airbyte clamps to 1123 days (§1.2)
 PAGE_LIMIT = 100  # rows a page; Meta's default (~25) is UNCONFIRMED, so ask explicitly (§1.4)
 MAX_PAGES = 1000  # a cursor chain longer than this is a paging loop, not data
 
@@ -265,9 +263,9 @@ def classify(resp: httpx.Response) -> Verdict:
 class MetaFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["meta"].lookback_days
+    day_basis = SPECS["meta"].day_basis
+    history_days = SPECS["meta"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         return normalize_account_id(raw)

@@ -46,12 +46,6 @@ API_SUNSET = None  # Microsoft has announced no retirement of the v13 SOAP servi
 # No per-request cap on a custom date range is documented (section 0). One report per month keeps
 # each job small, and a failed or stuck report costs one month, not the whole backfill.
 MAX_DAYS = 31
-# The restatement window for Microsoft (clicks are invalidated and credited for weeks).
-LOOKBACK_DAYS = 30
-# Daily rows are cut in the ReportTimeZone we send, which is the account's own zone (B.8, D.4:
-# disputed in public threads, so we always send it explicitly rather than rely on a default).
-DAY_BASIS = "account"
-HISTORY_DAYS = 3 * 365  # daily Account Performance data is kept 36 months (B.7)
 
 REPORTING_PATH = "/Api/Advertiser/Reporting/v13/ReportingService.svc"
 CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"
@@ -594,9 +588,9 @@ def parse_report_csv(text: str, account_id: str, currency: str) -> dict[dt.date,
 class MicrosoftFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["microsoft"].lookback_days
+    day_basis = SPECS["microsoft"].day_basis
+    history_days = SPECS["microsoft"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         return normalize_account_id(raw)

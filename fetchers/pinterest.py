@@ -25,12 +25,10 @@ from .core import (
     parse_day,
     retry_after_seconds,
 )
+from .specs import SPECS
 
 API_VERSION = "v5"  # no sunset announced (OpenAPI v5.23.0, 2025-12-11)
 MAX_DAYS = 90  # sync range cap (section 6.2); the async cap (186) is wider
-LOOKBACK_DAYS = 28  # Pinterest documents no settle time; one 90-day sync request covers 28 days at no extra cost
-DAY_BASIS = "UTC"  # reporting dates are UTC (section 6.2, 6.7)
-HISTORY_DAYS = 914  # async reports reach 914 days back (section 6.2)
 SYNC_HISTORY_DAYS = 89  # sync reaches "at most 90 days" back: stay one day inside it (section 6.2)
 
 SPEND_COLUMN = "SPEND_IN_MICRO_DOLLAR"  # micro-units of the ad account's currency, not USD (section 6.3)
@@ -188,9 +186,9 @@ def parse_account(body: Any, account_id: str) -> AccountInfo:
 class PinterestFetcher:
     platform = "pinterest"
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["pinterest"].lookback_days
+    day_basis = SPECS["pinterest"].day_basis
+    history_days = SPECS["pinterest"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         value = str(raw).strip()
@@ -255,10 +253,8 @@ class PinterestFetcher:
         return parse_account(json_body(resp, self.platform), account_id)
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
-        today = utc_today()
-        if start < today - dt.timedelta(days=HISTORY_DAYS):
-            raise FetchError("request", f"pinterest keeps {HISTORY_DAYS} days of history; {start} is older than that")
-        if uses_async_report(start, today):
+        # days beyond history_days never get here: the refresh plans windows within the spec's limit
+        if uses_async_report(start, utc_today()):
             return await self._fetch_report(api, account.account_id, start, end)
         resp = await api.request("GET", analytics_path(account.account_id), params=build_analytics_params(start, end))
         return parse_analytics(json_body(resp, self.platform), account.account_id)

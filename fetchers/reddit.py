@@ -17,6 +17,7 @@ import httpx
 
 from .base import AccountInfo, Api, MalformedResponse, PageRequest, Verdict
 from .core import OAuthRefreshAuth, credential, default_verdict, fetch_pages, json_body, micros_to_decimal, parse_day
+from .specs import SPECS
 
 PLATFORM = "reddit"
 API_VERSION = "v3"  # /api/v3; no sunset announced (§7.1)
@@ -24,10 +25,6 @@ API_PREFIX = f"/api/{API_VERSION}"
 # No documented maximum range per report (§7.2, §9 UNCONFIRMED): we keep windows small (§8 item 2)
 # at 30 days, one DATE row a day, so one report stays one page.
 MAX_DAYS = 30
-# Report data settles within about 6 hours (§7.3): three days of restatement cover it with margin.
-LOOKBACK_DAYS = 3
-DAY_BASIS = "account"  # DATE rows follow the time_zone_id we send: the account's own (§7.2, §7.8)
-HISTORY_DAYS = 730  # only the last 24 months of report data are served (§7.2)
 PAGE_SIZE = 1000  # page.size goes up to 1000 (§7.4)
 MAX_PAGES = 500
 # A unique, descriptive User-Agent is required on API and token calls (§7.1, §7.6).
@@ -208,9 +205,9 @@ class ReportPages:
 class RedditFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["reddit"].lookback_days
+    day_basis = SPECS["reddit"].day_basis
+    history_days = SPECS["reddit"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         return normalize_account_id(raw)

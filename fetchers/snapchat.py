@@ -17,16 +17,13 @@ import httpx
 
 from .base import AccountInfo, Api, FetchError, MalformedResponse, Verdict
 from .core import OAuthRefreshAuth, credential, default_verdict, json_body, micros_to_decimal
+from .specs import SPECS
 
 PLATFORM = "snapchat"
 API_VERSION = "v1"  # Snap versions the path only as /v1/; no sunset announced (§5.1)
 # Snap publishes no maximum span for granularity=DAY (§5.2, §9 UNCONFIRMED). Community tools stay
 # within 31 days and the singer tap uses 30: we take the smaller, safer 30.
 MAX_DAYS = 30
-# Stats lag about 48 h before they are final (§5.8, §0 rule 2): re-pull a week.
-LOOKBACK_DAYS = 7
-DAY_BASIS = "account"  # DAY buckets are midnight-to-midnight in the ad account's timezone (§5.2)
-HISTORY_DAYS = None  # no documented retention cap
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -175,9 +172,9 @@ def parse_stats(body: Any, zone: ZoneInfo, account_id: str) -> dict[dt.date, Dec
 class SnapchatFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["snapchat"].lookback_days
+    day_basis = SPECS["snapchat"].day_basis
+    history_days = SPECS["snapchat"].history_days
 
     def normalize_account_id(self, raw: str) -> str:
         return normalize_account_id(raw)

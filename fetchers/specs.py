@@ -3,9 +3,10 @@ know about it without importing its module (ids and names fixed by the interface
 
 An entry holds the id, name and tier, the environment variable names of each credential group,
 default hosts and rate budget, the account id form users see, its default share of a client's ad
-spend, its chart colour and its demo-store accounts. Wire details (API versions, paths, parsing)
-and the platform's data limits (``max_days``, ``lookback_days``, ``day_basis``, ``history_days``)
-live in its fetcher module, ``fetchers/<id>.py``. Adding a platform: README "Adding a platform".
+spend, its chart colour and its demo-store accounts. Its data limits (``lookback_days``,
+``day_basis``, ``history_days``) are here too, so a report reads them without importing the
+fetcher (and httpx); wire details (API versions, paths, parsing, ``max_days``) live in its fetcher
+module, ``fetchers/<id>.py``. Adding a platform: README "Adding a platform".
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class PlatformSpec:
     default_share: Decimal  # % of a typical client's digital ad spend (the coverage page's default)
     color: str  # its colour in every chart
     demo_accounts: tuple[tuple[str, str, str], ...]  # (demo store id, account id, display name)
+    # the platform's data limits, read by the fetcher and by every report without importing it
+    lookback_days: int  # how many days after a day the platform may still restate it
+    day_basis: str  # "account" (the account's timezone) or "UTC"
+    history_days: int | None  # how far back the platform serves data (None: no documented cap)
     refresh_token_key: str = ""  # the variable holding a refresh token, if any
     rotates_refresh_token: bool = False
     credential_lifetime_days: int | None = None  # how long the long-lived credential lasts
@@ -68,6 +73,12 @@ SPECS: dict[str, PlatformSpec] = {
             default_rpm=200,
             rpm_source="conservative: Meta's insights budget is per-app and per-account points (BUC), not a fixed rate",
             credential_lifetime_days=60,
+            # spend settles within 28 days (§1.8, Airbyte's default lookback)
+            lookback_days=28,
+            # insights days are the ad account's timezone, no override (§1.2, §1.8)
+            day_basis="account",
+            # insights older than 37 months are refused; Airbyte clamps to 1123 days (§1.2)
+            history_days=1123,
             id_form="digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
             default_share=Decimal(30),
             color="#1877F2",
@@ -96,6 +107,11 @@ SPECS: dict[str, PlatformSpec] = {
             default_rpm=600,
             rpm_source="conservative: Google Ads limits operations per developer token per day, not per minute",
             refresh_token_key="GOOGLE_ADS_REFRESH_TOKEN",
+            lookback_days=14,
+            # segments.date is the customer's timezone, no override (§2.2, §2.8)
+            day_basis="account",
+            # no documented retention limit for customer-level cost (§2.2)
+            history_days=None,
             id_form="10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
             default_share=Decimal(35),
             color="#34A853",
@@ -117,6 +133,11 @@ SPECS: dict[str, PlatformSpec] = {
             default_token_url="",
             default_rpm=600,
             rpm_source="documented: Basic tier, 600 requests a minute per app",
+            lookback_days=3,
+            # stat_time_day is the advertiser's local day (§3.2, §3.3)
+            day_basis="account",
+            # no documented retention cap for the integrated report
+            history_days=None,
             id_form="digits, e.g. 7123456789012345",
             default_share=Decimal(10),
             color="#111111",
@@ -140,6 +161,11 @@ SPECS: dict[str, PlatformSpec] = {
             rpm_source="the expansion plan's 100 a minute (LinkedIn publishes none)",
             refresh_token_key="LINKEDIN_REFRESH_TOKEN",
             credential_lifetime_days=365,
+            lookback_days=7,
+            # LinkedIn reports UTC days (§4.3; official statement UNCONFIRMED)
+            day_basis="UTC",
+            # retention values not captured (§4.4, UNCONFIRMED)
+            history_days=None,
             id_form="urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
             default_share=Decimal(5),
             color="#0A66C2",
@@ -161,6 +187,13 @@ SPECS: dict[str, PlatformSpec] = {
             default_rpm=60,
             rpm_source="conservative: Amazon throttles reporting dynamically (429 + Retry-After)",
             refresh_token_key="AMAZON_REFRESH_TOKEN",
+            # clicks/cost settle within 3 days of traffic validation (A.9)
+            lookback_days=3,
+            # report dates are the profile's local days (A.10, D.2 UNCONFIRMED)
+            day_basis="account",
+            # SP keeps 95 days, SB 60, SD 65 (A.5). A day older than 60 cannot be summed over all three
+            # products, so the platform's history is the shortest of the three.
+            history_days=60,
             id_form="the advertising profile id, digits",
             default_share=Decimal(10),
             color="#FF9900",
@@ -194,6 +227,13 @@ SPECS: dict[str, PlatformSpec] = {
             refresh_token_key="MICROSOFT_REFRESH_TOKEN",
             rotates_refresh_token=True,
             credential_lifetime_days=90,
+            # The issue's restatement window for Microsoft (clicks are invalidated and credited for weeks).
+            lookback_days=30,
+            # Daily rows are cut in the ReportTimeZone we send, which is the account's own zone (B.8, D.4:
+            # disputed in public threads, so we always send it explicitly rather than rely on a default).
+            day_basis="account",
+            # daily Account Performance data is kept 36 months (B.7)
+            history_days=3 * 365,
             id_form="the account id, digits",
             default_share=Decimal(5),
             color="#7FBA00",
@@ -212,6 +252,12 @@ SPECS: dict[str, PlatformSpec] = {
             default_rpm=120,
             rpm_source="conservative: Snapchat publishes no per-minute figure",
             refresh_token_key="SNAPCHAT_REFRESH_TOKEN",
+            # Stats lag about 48 h before they are final (§5.8, §0 rule 2): re-pull a week.
+            lookback_days=7,
+            # DAY buckets are midnight-to-midnight in the ad account's timezone (§5.2)
+            day_basis="account",
+            # no documented retention cap
+            history_days=None,
             id_form="the ad account UUID, e.g. 8f2a6c1e-0000-4000-8000-000000000001",
             default_share=Decimal(2),
             color="#E6C800",
@@ -234,6 +280,12 @@ SPECS: dict[str, PlatformSpec] = {
             rpm_source="conservative: below Pinterest's analytics category limit",
             refresh_token_key="PINTEREST_REFRESH_TOKEN",
             rotates_refresh_token=True,
+            # Pinterest documents no settle time; one 90-day sync request covers 28 days at no extra cost
+            lookback_days=28,
+            # reporting dates are UTC (section 6.2, 6.7)
+            day_basis="UTC",
+            # async reports reach 914 days back (section 6.2)
+            history_days=914,
             id_form="the ad account id, digits",
             default_share=Decimal(2),
             color="#E60023",
@@ -256,6 +308,12 @@ SPECS: dict[str, PlatformSpec] = {
             rpm_source="conservative: Reddit answers 429 past its (unpublished) limit",
             refresh_token_key="REDDIT_REFRESH_TOKEN",
             rotates_refresh_token=True,
+            # Report data settles within about 6 hours (§7.3): three days of restatement cover it with margin.
+            lookback_days=3,
+            # DATE rows follow the time_zone_id we send: the account's own (§7.2, §7.8)
+            day_basis="account",
+            # only the last 24 months of report data are served (§7.2)
+            history_days=730,
             id_form="the ad account id as Reddit shows it, e.g. t2_abc123 or a2_abc123",
             default_share=Decimal(1),
             color="#FF4500",

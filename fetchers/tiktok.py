@@ -17,15 +17,13 @@ import httpx
 
 from .base import AccountInfo, FetchError, MalformedResponse, PageRequest, Verdict
 from .core import StaticTokenAuth, credential, default_verdict, fetch_pages, json_body, parse_decimal
+from .specs import SPECS
 
 PLATFORM = "tiktok"
 API_VERSION = "v1.3"  # TikTok announces no sunset date for v1.3 (none published, §3.1)
 REPORT_PATH = f"/open_api/{API_VERSION}/report/integrated/get/"  # the trailing slash matters (§3.1)
 ADVERTISER_INFO_PATH = f"/open_api/{API_VERSION}/advertiser/info/"
 MAX_DAYS = 30  # "max time span is 30 days when use stat_time_day" (§3.2)
-LOOKBACK_DAYS = 3
-DAY_BASIS = "account"  # stat_time_day is the advertiser's local day (§3.2, §3.3)
-HISTORY_DAYS = None  # no documented retention cap for the integrated report
 PAGE_SIZE = 1000  # the largest page TikTok serves (§3.4)
 MAX_PAGES = 1000  # total_page past this is a paging loop, not data
 
@@ -226,9 +224,9 @@ def verdict_for_code(code: int, message: str, request_id: str = "") -> Verdict:
 class TikTokFetcher:
     platform = PLATFORM
     max_days = MAX_DAYS
-    lookback_days = LOOKBACK_DAYS
-    day_basis = DAY_BASIS
-    history_days = HISTORY_DAYS
+    lookback_days = SPECS["tiktok"].lookback_days
+    day_basis = SPECS["tiktok"].day_basis
+    history_days = SPECS["tiktok"].history_days
     page_size = PAGE_SIZE
 
     def normalize_account_id(self, raw: str) -> str:

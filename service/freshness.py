@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fetchers import clock, get_fetcher
+from fetchers import clock
 from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
 
@@ -44,10 +44,9 @@ class Limits:
 
 
 def limits(platform: str) -> Limits:
-    """The platform's restatement window and retention, from its fetcher's constants."""
-    f = get_fetcher(platform)
-    history = f.history_days
-    return Limits(platform, int(f.lookback_days), int(history) if history else None)
+    """The platform's restatement window and retention, from its registry entry."""
+    s = SPECS[platform]
+    return Limits(platform, s.lookback_days, s.history_days or None)
 
 
 def oldest_servable(platform: str, today: dt.date | None = None) -> dt.date | None:

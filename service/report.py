@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import TYPE_CHECKING
 
-from fetchers import clock, get_fetcher
-from fetchers.specs import PLATFORM_IDS
+from fetchers import clock
+from fetchers.specs import PLATFORM_IDS, SPECS
 from storage.db import SpendStore
 
 from . import freshness, fx
@@ -412,10 +412,8 @@ def _build_report(
 
 def _day_basis(platform: str) -> str:
     """The platform's day basis, for an account whose details were never fetched."""
-    try:
-        return get_fetcher(platform).day_basis
-    except ValueError:  # a platform this build does not know
-        return "account"
+    s = SPECS.get(platform)
+    return s.day_basis if s else "account"  # a platform this build does not know: its own days
 
 
 # --- portfolio totals: every linked account, per month and platform, in one currency ----------------
@@ -492,11 +490,7 @@ PORTFOLIO_SAME_SQL = """
             FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
             WHERE d.day BETWEEN $tail_start AND $end AND d.currency = $ccy)
         GROUP BY ALL)
-    SELECT month, platform, sum(round(spend, {minor})), sum(days) FROM tot GROUP BY ALL"""
-
-
-def portfolio_same_sql(currency: str) -> str:
-    return PORTFOLIO_SAME_SQL.format(minor=int(fx.minor_units(currency)))
+    SELECT month, platform, sum(round(spend, $minor)), sum(days) FROM tot GROUP BY ALL"""
 
 
 def portfolio_params(start: dt.date, end: dt.date, currency: str) -> dict:
@@ -563,7 +557,7 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
         limbs, n_limbs, scale = fx_limb_table(ccys, start, end, currency, portfolio_rates(store, con))
         con.register("fx_limbs", limbs)
         params = portfolio_params(start, end, currency)
-        same = con.execute(portfolio_same_sql(currency), params).fetchall()
+        same = con.execute(PORTFOLIO_SAME_SQL, {**params, "minor": int(fx.minor_units(currency))}).fetchall()
         rows = con.execute(portfolio_sql(n_limbs), params).fetchall()
         con.unregister("fx_limbs")
     by_month: dict[tuple[str, str], Decimal] = {}

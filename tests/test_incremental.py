@@ -14,6 +14,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 
 from storage.db import AMOUNT_TYPE, SpendStore
 
@@ -79,15 +80,22 @@ def test_open_period_refetches_exactly_the_lookback_days(tmp_path, run_cli, sand
     ) == [("meta", TODAY - dt.timedelta(days=28), end, 56), ("tiktok", TODAY - dt.timedelta(days=3), end, 3)]
 
 
-def test_days_older_than_the_platform_serves_fail_without_a_request(tmp_path, run_cli, sandbox, sandbox_env):
-    _import(tmp_path, run_cli, [("amazon", "3000000001")])
-    r = _refresh(run_cli, TODAY - dt.timedelta(days=80), TODAY - dt.timedelta(days=70))
+@pytest.mark.parametrize(
+    ("platform", "account_id", "name", "history"),
+    [("amazon", "3000000001", "Amazon Ads", 60), ("pinterest", "549000000001", "Pinterest", 914)],
+)
+def test_days_older_than_the_platform_serves_fail_without_a_request(
+    tmp_path, run_cli, sandbox, sandbox_env, platform, account_id, name, history
+):
+    _import(tmp_path, run_cli, [(platform, account_id)])
+    r = _refresh(run_cli, TODAY - dt.timedelta(days=history + 20), TODAY - dt.timedelta(days=history + 10))
     assert r.returncode == 1, r
-    assert sandbox.ctx.requests.get("amazon", 0) == 0
+    assert sandbox.ctx.requests.get(platform, 0) == 0
     res = r.json()["results"][0]
     assert res["status"] == "failed"
     assert res["error"] == (
-        f"Amazon Ads serves only the last 60 days; the days before {TODAY - dt.timedelta(days=60)} cannot be fetched"
+        f"{name} serves only the last {history} days; the days before "
+        f"{TODAY - dt.timedelta(days=history)} cannot be fetched"
     )
 
 

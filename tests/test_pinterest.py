@@ -362,12 +362,6 @@ def test_report_request_without_token_is_malformed():
         run(lambda api: fetch_window(F, api, INFO, day(300), day(250)))
 
 
-def test_history_cap_refused_before_any_request():
-    with pytest.raises(FetchError) as exc:
-        run(lambda api: fetch_window(F, api, INFO, day(1000), day(950)))
-    assert exc.value.kind == "request" and "914 days" in exc.value.message
-
-
 # --- errors, throttling, auth --------------------------------------------------------------------
 
 

@@ -113,14 +113,15 @@ def test_a_tenth_entry_is_read_from_the_registry(monkeypatch, tmp_path):
 
 def test_a_broken_fetcher_module_is_an_error_not_not_implemented(monkeypatch):
     """An AttributeError in a platform module surfaces; it used to read as "not implemented" (0 days
-    of history, no normaliser)."""
-    from service import freshness
+    of history, no normaliser). The data limits come from the registry, without the module."""
+    from service import accounts, freshness
 
     meta = __import__("fetchers.meta", fromlist=["FETCHER"])
     monkeypatch.delattr(meta, "FETCHER")
     assert implemented("meta") is True
     with pytest.raises(AttributeError):
-        freshness.limits("meta")
+        accounts.normalize_account_id("meta", "act_123")
+    assert freshness.limits("meta") == freshness.Limits("meta", 28, 1123)
     assert fetchers.get_fetcher("google").platform == "google"
 
 
