@@ -59,9 +59,10 @@ def test_invoice_help_imports_no_heavy_library():
     assert _run(code) == []
 
 
-def test_spend_json_does_not_import_pandas(tmp_path):
+def test_spend_json_does_not_import_pandas_or_the_fetchers(tmp_path):
     """A period reaching past the platforms' retention runs the lost-days query (its keys were a
-    registered Arrow table, which imports pandas: a quarter of a second of every CLI run)."""
+    registered Arrow table, which imports pandas: a quarter of a second of every CLI run). The
+    platforms' limits come from the registry, so no fetcher module (nor httpx, asyncio) loads."""
     from fetchers import clock
     from service.demo import create_demo
     from storage.db import SpendStore
@@ -77,6 +78,16 @@ def test_spend_json_does_not_import_pandas(tmp_path):
         f"'{start}', '--end', '{end}', '--json'])\n"
         "doc = json.loads(buf.getvalue())\n"
         "print(json.dumps({'code': code, 'store': doc['store_id'], 'complete': doc['complete'], "
-        "'pandas': 'pandas' in sys.modules}))"
+        "'pandas': 'pandas' in sys.modules, 'httpx': 'httpx' in sys.modules, 'asyncio': 'asyncio' in sys.modules, "
+        "'fetchers': sorted(m for m in sys.modules if m.startswith('fetchers.') and m not in "
+        "('fetchers.specs', 'fetchers.clock', 'fetchers.secrets', 'fetchers.base'))}))"
     )
-    assert _run(code) == {"code": 0, "store": "demo-acme", "complete": False, "pandas": False}
+    assert _run(code) == {
+        "code": 0,
+        "store": "demo-acme",
+        "complete": False,
+        "pandas": False,
+        "httpx": False,
+        "asyncio": False,
+        "fetchers": [],
+    }
