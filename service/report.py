@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import TYPE_CHECKING
 
 from fetchers import clock
@@ -429,8 +429,10 @@ class PortfolioTotals:
     days_with_data: int
 
 
-LIMB = 10**9
+LIMB_DIGITS = 14  # amount (DECIMAL(20, 6)) x limb < 10^28: a month of them sums inside DECIMAL(38, 6)
+LIMB = 10**LIMB_DIGITS
 _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
+_ROUND = Context(prec=1000, traps=[InvalidOperation, Overflow])  # rounding to minor units is meant
 
 PORTFOLIO_SQL = """
     WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),
@@ -501,9 +503,9 @@ def fx_limb_table(
     currencies, start: dt.date, end: dt.date, to_ccy: str, rates: fx.RateSet | None = None
 ) -> tuple[pa.Table, int, int]:
     """Every day's rate from each currency into ``to_ccy`` as an exact integer R (rate x 10^scale)
-    cut into base-10^9 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
+    cut into base-10^14 limbs, so DuckDB can sum ``amount x limb`` exactly in DECIMAL (a 28-digit
     rate times an amount does not fit DECIMAL(38)); Python puts the limbs back together:
-    sum(amount x rate) = sum_k sum(amount x limb_k) x 10^(9k) / 10^scale, exactly.
+    sum(amount x rate) = sum_k sum(amount x limb_k) x 10^(14k) / 10^scale, exactly.
     Days without a rate have no row. Returns (table, number of limbs, scale)."""
     import pyarrow as pa
 
@@ -523,7 +525,7 @@ def fx_limb_table(
     for q, r in zip(quotes, ints):
         if Decimal(r).scaleb(-scale) != q[2] or r < 0:
             raise ValueError(f"rate {q[2]} does not scale exactly")  # cannot happen for finite rates
-    n_limbs = max(1, max((len(str(r)) for r in ints), default=1) // 9 + 1)
+    n_limbs = max(1, max((len(str(r)) for r in ints), default=1) // LIMB_DIGITS + 1)
     cols = {
         "currency": pa.array([q[0] for q in quotes], pa.string()),
         "day": pa.array([q[1] for q in quotes], pa.date32()),
@@ -567,15 +569,19 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
         key = (month.strftime("%Y-%m"), platform)
         by_month[key] = by_month.get(key, Decimal(0)) + fx.quantize(Decimal(amount), currency)
     labels: dict[dt.date, str] = {}
+    pows = [Decimal(LIMB**k) for k in range(n_limbs)]
+    unit = Decimal(1).scaleb(-fx.minor_units(currency))  # fx.quantize's rounding, inlined: 10^5 rows
     for month, platform, _a, _ccy, n, rated, _spend, *sums in rows:
         month = labels.get(month) or labels.setdefault(month, month.strftime("%Y-%m"))
         days += int(n)
         missing += int(n) - int(rated)
         exact = Decimal(0)
-        for k, s in enumerate(sums):
+        for s, p in zip(sums, pows, strict=True):
             if s is not None:
-                exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), Decimal(LIMB**k)))
-        amount = fx.quantize(_EXACT.scaleb(exact, -scale), currency)
+                exact = _EXACT.add(exact, _EXACT.multiply(s, p))
+        amount = _EXACT.scaleb(exact, -scale).quantize(unit, rounding=ROUND_HALF_UP, context=_ROUND)
+        if amount.is_zero():
+            amount = amount.copy_abs()  # never a negative zero (as fx.quantize)
         by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + amount
     by_platform: dict[str, Decimal] = {}
     for (_m, p), v in by_month.items():
