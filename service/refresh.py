@@ -42,6 +42,7 @@ from fetchers.core import (
 )
 from fetchers.specs import PLATFORM_IDS, SPECS
 from fetchers.transport import PoolPerPlatform
+from storage.batch import BatchWriter
 from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, WindowWrite, lease_seconds
 
 from .config import PlatformConfig, Settings, load_settings, platform_config
@@ -178,73 +179,6 @@ class _Lease:
                 log.debug("could not renew the lease of run %s: %s", self.run_id, exc)
 
 
-# --- the writer: committed batches of whole windows -----------------------------------------------
-
-
-class _Writer:
-    """Collects finished windows and commits them in batches (each window whole, in one
-    transaction with the others of its batch), off the event loop."""
-
-    def __init__(self, store: SpendStore, flush_every: float = 0.5, max_batch: int = 500):
-        self.store, self.flush_every, self.max_batch = store, flush_every, max_batch
-        self.writes: list[WindowWrite] = []
-        self.failures: list[WindowFailure] = []
-        self.results: list[dict] = []
-        self.infos: list[dict] = []  # account infos learnt in this run
-        self.job_stores: list = []  # BufferedJobStore of each platform: flushed with each batch
-        self._last = time.monotonic()
-        self._lock = asyncio.Lock()
-        self.error: Exception | None = None
-        # its own thread: commits never queue behind blocking platform calls (the Microsoft SDK)
-        # that may be holding every thread of the loop's default pool
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adspend-writer")
-        self.lease: _Lease | None = None  # renewed with every batch commit
-
-    async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
-        if write:
-            self.writes.append(write)
-        if failure:
-            self.failures.append(failure)
-        self.results.append(result)
-        if len(self.results) >= self.max_batch or time.monotonic() - self._last >= self.flush_every:
-            await self.flush()
-
-    def add_info(self, info: dict) -> None:
-        self.infos.append(info)
-
-    async def flush(self) -> None:
-        async with self._lock:
-            writes, failures, results, infos = self.writes, self.failures, self.results, self.infos
-            self.writes, self.failures, self.results, self.infos = [], [], [], []
-            self._last = time.monotonic()
-            jobs = [(js, js.take()) for js in self.job_stores]
-            jobs = [(js, ops) for js, ops in jobs if ops]
-            if not (writes or failures or results or infos or jobs):
-                return
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._commit, writes, failures, results, infos, jobs
-                )
-            except Exception as exc:  # the database is busy or broken: stop pretending
-                for js, ops in jobs:
-                    js.restore(ops)
-                self.error = exc
-                raise
-
-    def _commit(self, writes, failures, results, infos, jobs) -> None:
-        """Everything of one batch in ONE transaction (one short connection, one commit)."""
-        with self.store.transaction() as con:
-            self.store.save_account_infos(infos, con=con)
-            self.store.write_windows(writes, failures, con=con)
-            self.store.add_results(results, con=con)
-            for js, ops in jobs:
-                js.write(con, ops)
-            if self.lease is not None:
-                self.store.renew_lease(self.lease.run_id, con=con)
-        if self.lease is not None:
-            self.lease.renewed = time.monotonic()
-
-
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -368,7 +302,7 @@ async def refresh_async(
 
     token_cache = TokenCache()
     outcomes: dict[tuple[str, str, bool], AccountOutcome] = {}
-    writer = _Writer(store)
+    writer = BatchWriter(store)
     writer.lease = lease
     # one client for every platform and store, connections kept alive, one pool per platform
     # (see fetchers.transport.PoolPerPlatform)
@@ -589,7 +523,7 @@ async def refresh_async(
             await ticker
         requests = sum(r.api.request_count for r in runs.values())
         throttled = sum(r.api.throttled_count for r in runs.values())
-        writer._thread.shutdown(wait=False)
+        writer.close()
 
     for key in groups:  # tasks that died before recording anything
         if key not in outcomes:
@@ -638,7 +572,7 @@ def _oldest_servable(fetcher) -> dt.date | None:
     return clock.today() - dt.timedelta(days=int(history))
 
 
-async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: _Writer) -> AccountInfo:
+async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
     """The stored info while it is fresh (prefetched for every account in one query); otherwise
     ask the platform and save the answer with the next batch of windows."""
     p = run.cfg.platform
