@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import select
 import threading
 import time
 import uuid
@@ -27,7 +26,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import httpcore
 import httpx
 
 from fetchers import clock, get_fetcher
@@ -43,12 +41,16 @@ from fetchers.core import (
     redact,
 )
 from fetchers.specs import PLATFORM_IDS, SPECS
+from fetchers.transport import PoolPerPlatform
+from storage.batch import BatchWriter
 from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, WindowWrite, lease_seconds
 
 from .config import PlatformConfig, Settings, load_settings, platform_config
 from .token_cache import TokenCache
 
 log = logging.getLogger("adspend.refresh")
+
+_PoolPerPlatform = PoolPerPlatform  # the name bench/refresh.py imports
 
 ACCOUNT_INFO_MAX_AGE = dt.timedelta(days=7)
 
@@ -177,172 +179,6 @@ class _Lease:
                 log.debug("could not renew the lease of run %s: %s", self.run_id, exc)
 
 
-# --- the writer: committed batches of whole windows -----------------------------------------------
-
-
-class _Writer:
-    """Collects finished windows and commits them in batches (each window whole, in one
-    transaction with the others of its batch), off the event loop."""
-
-    def __init__(self, store: SpendStore, flush_every: float = 0.5, max_batch: int = 500):
-        self.store, self.flush_every, self.max_batch = store, flush_every, max_batch
-        self.writes: list[WindowWrite] = []
-        self.failures: list[WindowFailure] = []
-        self.results: list[dict] = []
-        self.infos: list[dict] = []  # account infos learnt in this run
-        self.job_stores: list = []  # BufferedJobStore of each platform: flushed with each batch
-        self._last = time.monotonic()
-        self._lock = asyncio.Lock()
-        self.error: Exception | None = None
-        # its own thread: commits never queue behind blocking platform calls (the Microsoft SDK)
-        # that may be holding every thread of the loop's default pool
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adspend-writer")
-        self.lease: _Lease | None = None  # renewed with every batch commit
-
-    async def add(self, write: WindowWrite | None, failure: WindowFailure | None, result: dict) -> None:
-        if write:
-            self.writes.append(write)
-        if failure:
-            self.failures.append(failure)
-        self.results.append(result)
-        if len(self.results) >= self.max_batch or time.monotonic() - self._last >= self.flush_every:
-            await self.flush()
-
-    def add_info(self, info: dict) -> None:
-        self.infos.append(info)
-
-    async def flush(self) -> None:
-        async with self._lock:
-            writes, failures, results, infos = self.writes, self.failures, self.results, self.infos
-            self.writes, self.failures, self.results, self.infos = [], [], [], []
-            self._last = time.monotonic()
-            jobs = [(js, js.take()) for js in self.job_stores]
-            jobs = [(js, ops) for js, ops in jobs if ops]
-            if not (writes or failures or results or infos or jobs):
-                return
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._commit, writes, failures, results, infos, jobs
-                )
-            except Exception as exc:  # the database is busy or broken: stop pretending
-                for js, ops in jobs:
-                    js.restore(ops)
-                self.error = exc
-                raise
-
-    def _commit(self, writes, failures, results, infos, jobs) -> None:
-        """Everything of one batch in ONE transaction (one short connection, one commit)."""
-        with self.store.transaction() as con:
-            self.store.save_account_infos(infos, con=con)
-            self.store.write_windows(writes, failures, con=con)
-            self.store.add_results(results, con=con)
-            for js, ops in jobs:
-                js.write(con, ops)
-            if self.lease is not None:
-                self.store.renew_lease(self.lease.run_id, con=con)
-        if self.lease is not None:
-            self.lease.renewed = time.monotonic()
-
-
-class _SocketStream(httpcore.AsyncNetworkStream):
-    """httpcore's anyio stream with its socket looked up once. httpcore asks every idle pooled
-    connection "is_readable" (did the server close it?) on every request; anyio answers each
-    such question by rebuilding its whole attribute table (getpeername and friends), which at a
-    few hundred requests a second cost a core. The check itself is one poll(0) on the socket."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream):
-        self._inner = inner
-        self._sock = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> _SocketStream:
-        return _SocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str):
-        if info == "socket":
-            return self._sock
-        if info == "is_readable":
-            sock = self._sock
-            if sock is None or sock.fileno() < 0:
-                return True
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return bool(poller.poll(0))
-        return self._inner.get_extra_info(info)
-
-
-class _Backend(httpcore.AsyncNetworkBackend):
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(self, *args, **kwargs) -> httpcore.AsyncNetworkStream:
-        return _SocketStream(await self._inner.connect_tcp(*args, **kwargs))
-
-    async def connect_unix_socket(self, *args, **kwargs) -> httpcore.AsyncNetworkStream:
-        return _SocketStream(await self._inner.connect_unix_socket(*args, **kwargs))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def _http_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    )
-    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):  # httpx 0.28 layout
-        transport._pool = httpcore.AsyncConnectionPool(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=_Backend(),
-        )
-    return transport
-
-
-class _PoolPerPlatform(httpx.AsyncBaseTransport):
-    """The shared client's transport: a keep-alive connection pool per platform.
-
-    httpcore scans every connection of a pool (a socket check on each idle one) whenever a
-    request starts or ends, so one pool holding every platform's connections costs CPU in
-    proportion to all of them for every request; at a few hundred requests a second that alone
-    saturated a core. A pool per platform (named by ``PlatformApi`` in the request's extensions;
-    the host otherwise) keeps each scan to the connections that platform's budget keeps busy.
-    Requests beyond a pool's connections wait on a semaphore here, not in httpcore's queue
-    (which is rescanned, request by connection, on every event); each body is read before the
-    slot is given back."""
-
-    def __init__(self, max_connections: int = 32):
-        self._max = max_connections
-        self._pools: dict[str, tuple[httpx.AsyncHTTPTransport, asyncio.Semaphore]] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = request.extensions.get("adspend_pool") or request.url.host
-        entry = self._pools.get(key)
-        if entry is None:
-            entry = self._pools[key] = (_http_transport(self._max), asyncio.Semaphore(self._max))
-        pool, slots = entry
-        async with slots:
-            response = await pool.handle_async_request(request)
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-            return response
-
-    async def aclose(self) -> None:
-        for pool, _slots in self._pools.values():
-            await pool.aclose()
-
-
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -466,11 +302,11 @@ async def refresh_async(
 
     token_cache = TokenCache()
     outcomes: dict[tuple[str, str, bool], AccountOutcome] = {}
-    writer = _Writer(store)
+    writer = BatchWriter(store)
     writer.lease = lease
     # one client for every platform and store, connections kept alive, one pool per platform
-    # (see _PoolPerPlatform)
-    transport = transport or _PoolPerPlatform()
+    # (see fetchers.transport.PoolPerPlatform)
+    transport = transport or PoolPerPlatform()
     async with httpx.AsyncClient(
         transport=transport, follow_redirects=False, headers={"User-Agent": "AdSpendHub/1.0"}
     ) as client:
@@ -687,7 +523,7 @@ async def refresh_async(
             await ticker
         requests = sum(r.api.request_count for r in runs.values())
         throttled = sum(r.api.throttled_count for r in runs.values())
-        writer._thread.shutdown(wait=False)
+        writer.close()
 
     for key in groups:  # tasks that died before recording anything
         if key not in outcomes:
@@ -736,7 +572,7 @@ def _oldest_servable(fetcher) -> dt.date | None:
     return clock.today() - dt.timedelta(days=int(history))
 
 
-async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: _Writer) -> AccountInfo:
+async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
     """The stored info while it is fresh (prefetched for every account in one query); otherwise
     ask the platform and save the answer with the next batch of windows."""
     p = run.cfg.platform
