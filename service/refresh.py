@@ -46,6 +46,7 @@ from storage.batch import BatchWriter
 from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, WindowWrite, lease_seconds
 
 from .config import PlatformConfig, Settings, load_settings, platform_config
+from .freshness import oldest_servable
 from .token_cache import TokenCache
 
 log = logging.getLogger("adspend.refresh")
@@ -321,8 +322,6 @@ async def refresh_async(
                         and "vault" in cfg.sources.values()
                     ):
                         runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
-                except (ImportError, AttributeError):
-                    cfg.error = f"{SPECS[cfg.platform].name} is not implemented in this build"
                 except FetchError as exc:  # e.g. credentials that cannot form an auth object
                     cfg.error = exc.message
 
@@ -362,7 +361,7 @@ async def refresh_async(
             run = runs[(p, demo)]
             days = plan.get((p, account_id), [])
             # days older than the platform serves are failed without asking (a request would be refused)
-            oldest = _oldest_servable(run.fetcher)
+            oldest = oldest_servable(p)
             too_old = [d for d in days if oldest is not None and d < oldest]
             if too_old:
                 days = [d for d in days if d >= oldest]
@@ -562,14 +561,6 @@ def _ensure_executor() -> None:
     if loop not in _EXECUTOR_LOOPS:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="adspend-refresh"))
         _EXECUTOR_LOOPS.add(loop)
-
-
-def _oldest_servable(fetcher) -> dt.date | None:
-    """The oldest day the platform still reports (``history_days`` back from today, UTC)."""
-    history = getattr(fetcher, "history_days", None)
-    if not history:
-        return None
-    return clock.today() - dt.timedelta(days=int(history))
 
 
 async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
