@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from decimal import Decimal
@@ -73,17 +74,32 @@ def chaos_env(monkeypatch):
         url = line.split(" on ", 1)[1].split()[0]
         for k, v in sandbox_env(url).items():
             monkeypatch.setenv(k, v)
-        monkeypatch.setenv("ADSPEND_HTTP_TIMEOUT", "0.5")
-        monkeypatch.setenv("ADSPEND_REPORT_DEADLINE_SECONDS", "4")
+        remote = Remote(url)
+        timeout = client_timeout(remote)
+        monkeypatch.setenv("ADSPEND_HTTP_TIMEOUT", f"{timeout:.3f}")
+        monkeypatch.setenv("ADSPEND_REPORT_DEADLINE_SECONDS", f"{8 * timeout:.3f}")
         monkeypatch.setenv("ADSPEND_RETRY_BASE_SECONDS", "0.01")
         for s in SPECS.values():
             monkeypatch.setenv(s.rpm_var, "1000000")
-        remote = Remote(url)
-        remote.configure({"hang_seconds": 1.0, "report_polls_needed": 2})
+        # a hung connection outlasts the client's timeout twice over, whatever the timeout is
+        remote.configure({"hang_seconds": 2 * timeout, "report_polls_needed": 2})
         yield remote, Sandbox()
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def client_timeout(remote, samples: int = 15) -> float:
+    """The refresh's HTTP timeout for this run, from a measured baseline rather than a constant:
+    the sandbox's round trip right now (its slowest of ``samples`` unfaulted requests), times 20,
+    and never under 0.5 s. On an idle machine that is 0.5 s; on a machine busy with other tests it
+    grows with the round trip, so a slow but healthy answer is not taken for a hung one."""
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        remote.stats()
+        times.append(time.perf_counter() - t0)
+    return max(0.5, 20 * max(times))
 
 
 class Remote:
@@ -289,3 +305,19 @@ def test_chaos_reaches_every_platform(sandbox, sandbox_env, monkeypatch, tmp_pat
     assert {p: (x["status"], bool(x.get("error"))) for p, x in doc["platforms"].items()} == {
         p: ("failed", True) for p in PLATFORM_IDS
     }
+
+
+def test_the_client_timeout_follows_the_measured_round_trip():
+    """Idle: the 0.5 s floor. Slow (a 60 ms round trip): 20 times the slowest sample."""
+
+    class Fake:
+        def __init__(self, delay):
+            self.delay = delay
+
+        def stats(self):
+            time.sleep(self.delay)
+            return {}
+
+    assert client_timeout(Fake(0.0), samples=3) == 0.5
+    slow = client_timeout(Fake(0.06), samples=3)
+    assert 1.2 <= slow < 2.0
