@@ -150,9 +150,9 @@ def _out_file_error(exc) -> int:
 def _database_errors() -> tuple[type, ...]:
     if "storage.db" not in sys.modules:  # no database was opened (e.g. --help): none of its errors
         return ()
-    from service.facade import DatabaseError
+    from service.facade import DatabaseBusy, DatabaseError
 
-    return (DatabaseError,)
+    return (DatabaseError, DatabaseBusy)
 
 
 def _quiet_broken_pipe() -> int:
