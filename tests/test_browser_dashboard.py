@@ -21,6 +21,7 @@ from browser_support import (  # noqa: F401
     screenshot,
     wait_caption,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_dashboard_views import build_store
 
 pytestmark = pytest.mark.browser
@@ -79,9 +80,18 @@ def test_drop_down_arrow_url_state_and_no_test_text(server, wide):
     assert page.url.endswith("/?store=s1&start=2026-09-01&end=2026-09-30&compare=previous_period")
     # the breakdown grid's own CSV holds numbers, not text: it sorts and sums as numbers
     grid = page.locator('[data-testid="stDataFrame"]').filter(has_text="platform / account").first
-    grid.hover()
     with page.expect_download() as dl:
-        grid.get_by_role("button", name="Download as CSV").click()
+        # the toolbar shows while the pointer is over the grid; while the grid is still settling its
+        # scroller can take the click, so hover and click again (as a user would) until it lands
+        button = grid.get_by_role("button", name="Download as CSV")
+        for attempt in range(4):
+            grid.hover()
+            try:
+                button.click(timeout=7_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 3:
+                    raise
     text = open(dl.value.path(), encoding="utf-8-sig").read()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["platform / account"].strip(), r["spend"], r["previous"], r["Δ"], r["Δ %"]) for r in rows] == [
