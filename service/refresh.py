@@ -34,10 +34,8 @@ from fetchers.core import (
     PlatformApi,
     RateBudget,
     ReportPolicy,
-    contiguous_ranges,
     count_requests,
     fetch_window,
-    plan_windows,
     redact,
 )
 from fetchers.specs import PLATFORM_IDS, SPECS
@@ -47,6 +45,7 @@ from storage.db import DatabaseBusy, DatabaseError, SpendStore, WindowFailure, W
 
 from .config import PlatformConfig, Settings, load_settings, platform_config
 from .freshness import oldest_servable
+from .plan import plan_account
 from .token_cache import TokenCache
 
 log = logging.getLogger("adspend.refresh")
@@ -362,13 +361,8 @@ async def refresh_async(
             days = plan.get((p, account_id), [])
             # days older than the platform serves are failed without asking (a request would be refused)
             oldest = oldest_servable(p)
-            too_old = [d for d in days if oldest is not None and d < oldest]
-            if too_old:
-                days = [d for d in days if d >= oldest]
-            windows = [w for r in contiguous_ranges(days) for w in plan_windows(r[0], r[1], run.fetcher.max_days)]
-            old_windows = [
-                w for r in contiguous_ranges(too_old) for w in plan_windows(r[0], r[1], run.fetcher.max_days)
-            ]
+            planned = plan_account(days, run.fetcher.max_days, oldest)
+            windows, old_windows = planned.fetch, planned.too_old
             out.windows = len(windows) + len(old_windows)
             emit(Progress(sids, p, account_id, "start", 0, out.windows))
             started = time.monotonic()
