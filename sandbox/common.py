@@ -135,6 +135,7 @@ class Context:
             self.restate: dict[str, dict] = {}
             self.latency: dict[str, tuple[float, float]] = {}
             self.rate_limit: dict[str, float] = {}
+            self.bucket_seconds = 0.5  # a platform's bucket holds this many seconds of its rate
             self._buckets: dict[str, list[float]] = {}
             self.chaos: dict | None = None
             self._chaos_draws: dict[tuple[str, str], int] = {}
@@ -167,6 +168,12 @@ class Context:
                 self.latency[p] = (lo / 1000.0, hi / 1000.0)
             for p, rpm in cfg.get("rate_limit_rpm", {}).items():
                 self.rate_limit[p] = float(rpm)
+            if "rate_limit_bucket_seconds" in cfg:
+                seconds = float(cfg["rate_limit_bucket_seconds"])
+                if not 0 < seconds <= 60:
+                    raise ValueError("rate_limit_bucket_seconds must be more than 0 and at most 60")
+                self.bucket_seconds = seconds
+                self._buckets = {}
             if "chaos" in cfg:
                 chaos = cfg["chaos"]
                 if chaos is not None:
@@ -232,13 +239,15 @@ class Context:
         return kind if kind in kinds else None
 
     def over_rate_limit(self, platform: str) -> bool:
-        """Token bucket holding one second's worth of the platform's allowed rate."""
+        """Token bucket holding ``bucket_seconds`` (default half a second) of the platform's allowed
+        rate, never less than one request: a client that sends in bursts is throttled, as the
+        platforms' own limiters throttle it."""
         rpm = self.rate_limit.get(platform)
         if not rpm:
             return False
         with self.lock:
             rate = rpm / 60.0
-            cap = max(1.0, rate)
+            cap = max(1.0, rate * self.bucket_seconds)
             tokens, last = self._buckets.get(platform, [cap, time.monotonic()])
             now = time.monotonic()
             tokens = min(cap, tokens + (now - last) * rate)

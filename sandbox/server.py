@@ -10,6 +10,7 @@ Control endpoints (for tests, the bench and the dashboard's demo mode):
 - ``POST /_sandbox/config``: ``{"faults": [{"platform", "kind", "count", "account"}],
   "restate": {platform: {"from": "YYYY-MM-DD", "generation": 1}},
   "latency_ms": {platform: [lo, hi]}, "rate_limit_rpm": {platform: n},
+  "rate_limit_bucket_seconds": 0.5 (each platform's bucket holds this many seconds of its rate),
   "chaos": {"seed": 1, "rate": 0.2}, "hang_seconds": 35, "report_polls_needed": 3,
   "events": [{"platform", "account", "kind": "stop", "from"}, {..., "kind": "spike", "day", "factor"}]}``
   (events: see ``sandbox/data.py`` set_events)
