@@ -182,6 +182,12 @@ class Api(Protocol):
         """Count a request the fetcher sent itself (through an SDK, not ``request``)."""
         ...
 
+    def wire_marker(self) -> Callable[[], None]:
+        """A thread-safe callable for an SDK call made in a worker thread: call it just before
+        the request leaves (after any slow preparation), so the rate budget spaces the next
+        request from when this one really went out. ``request`` does this itself."""
+        ...
+
     async def run_report_job(
         self,
         *,

@@ -160,48 +160,116 @@ def fill_zeros(
 # --- rate budget --------------------------------------------------------------------------------
 
 
+class Slot:
+    """One released slot of a :class:`RateBudget`, until its request reaches the wire."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+_current_slot: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("adspend_budget_slot", default=None)
+
+
 class RateBudget:
-    """Requests spread evenly over the minute, with bursts of at most an eighth of a second's worth.
+    """Requests spread evenly over the minute a little under the budget, with bursts of at most
+    an eighth of a second's worth.
 
     Generic cell rate algorithm: each request reserves the next slot; a caller sleeps until its
-    slot. Shared by every account and store of one platform in a run. ``pause`` pushes every
-    later slot back when the platform asked us to wait (Retry-After)."""
+    slot. Shared by every account and store of one platform in a run.
+
+    A platform's limiter counts arrivals, not our schedule, and a token bucket that holds one
+    request (a low budget at half a second's worth) throttles any two arrivals closer than one
+    interval. So slots are ``PACE`` of the budget apart (the margin absorbs the jitter between
+    our send and the platform's count), and a budget without bursts also spaces each release from
+    when the previous request really went out (``sent``): it waits while a released request has
+    not reached the wire (a new connection, an SDK client being built) and then one paced interval.
+    ``pause`` (Retry-After, a throttle) holds back every waiter, including those already asleep on
+    slots reserved before it; a waiter woken long after its slot (the process stalled) queues
+    again rather than joining a burst."""
+
+    PACE = 0.97  # the share of the budget we schedule: 3% margin for arrival jitter
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic):
         if per_minute <= 0:
             raise ValueError("a request budget must be a positive number per minute")
         self.per_minute = per_minute
-        self.interval = 60.0 / per_minute
+        self.interval = 60.0 / (per_minute * self.PACE)
         self.burst = max(1, int(per_minute / 480))  # an eighth of a second's worth
         self._clock = clock
         self._tat = 0.0  # theoretical arrival time of the next slot
+        self._paused_until = 0.0
+        self._released = -float("inf")  # when the last request really went out
+        self._unsent: set[Slot] = set()  # released, not yet on the wire
+        self._on_wire: asyncio.Event | None = None
         self.waited = 0.0
 
     def reserve(self) -> float:
         """Reserve a slot; returns how long to wait before using it."""
         now = self._clock()
         tau = (self.burst - 1) * self.interval
-        tat = max(self._tat, now)
+        tat = max(self._tat, now, self._paused_until)
         allowed_at = tat - tau
         self._tat = tat + self.interval
         return max(0.0, allowed_at - now)
 
-    async def acquire(self) -> None:
+    def _hold(self, due: float) -> float:
+        """How much longer a waiter woken now (its slot was ``due``) must wait: 0 to go, a
+        positive time to sleep on, or -1 to reserve a new slot."""
+        now = self._clock()
+        if now < self._paused_until or now - due > self.interval * self.burst:
+            return -1.0  # paused while it slept, or woken long after its slot (a stall)
+        if self.burst == 1:
+            return max(0.0, self._released + self.interval - now)
+        return 0.0
+
+    async def acquire(self) -> Slot:
+        """Wait for a slot. The caller's request marks it ``sent`` when it reaches the wire
+        (``PlatformApi`` does: httpcore's trace, an SDK call's wire marker, or the attempt's end)."""
         while True:
             wait = self.reserve()
             due = self._clock() + wait
-            if wait <= 0:
-                return
-            self.waited += wait
-            await asyncio.sleep(wait)
-            # Woken much later than our slot: the process stalled (a long CPU-bound step holding the
-            # event loop), and every waiter whose slot passed meanwhile wakes at once. Sending them
-            # all would be a burst the platform throttles, so a late waiter queues again instead.
-            if self._clock() - due <= self.interval * self.burst:
-                return
+            if wait > 0:
+                self.waited += wait
+                await asyncio.sleep(wait)
+            while True:
+                if self.burst == 1 and self._unsent:  # the previous request is not out yet
+                    started = self._clock()
+                    if self._on_wire is None:
+                        self._on_wire = asyncio.Event()
+                    self._on_wire.clear()
+                    await self._on_wire.wait()
+                    self.waited += self._clock() - started
+                    continue
+                hold = self._hold(due)
+                if hold <= 0:
+                    break
+                self.waited += hold
+                await asyncio.sleep(hold)
+                due += hold
+            if hold == 0:
+                slot = Slot()
+                self._unsent.add(slot)
+                return slot
+
+    def sent(self, slot: Slot, at: float | None = None) -> None:
+        """``slot``'s request really went out (its headers reached the socket, or an SDK call
+        began) at ``at`` (now when None). A second mark of the same slot is ignored."""
+        if slot.sent:
+            return
+        slot.sent = True
+        self._unsent.discard(slot)
+        at = self._clock() if at is None else at
+        if at > self._released:
+            self._released = at
+        if not self._unsent and self._on_wire is not None:
+            self._on_wire.set()
 
     def pause(self, seconds: float) -> None:
-        self._tat = max(self._tat, self._clock() + seconds)
+        until = self._clock() + seconds
+        self._paused_until = max(self._paused_until, until)
+        self._tat = max(self._tat, until)
 
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -488,6 +556,27 @@ class PlatformApi:
         for cell in _request_tallies.get():
             cell[0] += 1
 
+    async def _trace(self, event: str, info: Any) -> None:
+        """httpcore's trace hook: the moment a budgeted request's headers start on the wire."""
+        if event == "http11.send_request_headers.started":
+            slot = _current_slot.get()
+            if slot is not None:
+                self.budget.sent(slot)
+
+    def wire_marker(self) -> Callable[[], None]:
+        """For a call an SDK sends from a worker thread: call the marker (from that thread) just
+        before the request leaves, after any slow preparation (see ``RateBudget.sent``). The
+        thread runs in a copy of the calling task's context, which names the attempt's slot."""
+        loop = asyncio.get_running_loop()
+        clock, sent = self.budget._clock, self.budget.sent
+
+        def mark() -> None:
+            slot = _current_slot.get()
+            if slot is not None:
+                loop.call_soon_threadsafe(sent, slot, clock())
+
+        return mark
+
     async def access_token(self) -> str:
         if self.auth is None:
             raise FetchError("auth", f"{self.platform}: no credentials configured")
@@ -521,10 +610,10 @@ class PlatformApi:
         kind, last = ErrorKind.SERVER, ""
         for attempt in range(self.retry.max_attempts):
             token = await self.access_token() if authed else None
-            if budgeted:
-                await self.budget.acquire()
+            slot = await self.budget.acquire() if budgeted else None
             self.note_request()
             result: Any = None
+            marked = _current_slot.set(slot)
             try:
                 result = await send(token)
             except FetchError:
@@ -535,6 +624,10 @@ class PlatformApi:
                     raise
             else:
                 verdict = classify(result) if classify is not None else Verdict.ok()
+            finally:
+                _current_slot.reset(marked)
+                if slot is not None:
+                    self.budget.sent(slot)  # if nothing marked it on the way out: now, at the latest
             if verdict.action == Action.OK:
                 return result
             if verdict.action == Action.REFRESH and authed:
@@ -601,6 +694,9 @@ class PlatformApi:
         timeouts and transport errors are retried."""
         full = self.url(url)
         seconds = timeout or self.timeout
+        extensions: dict[str, Any] = {"adspend_pool": self.platform}
+        if budgeted:
+            extensions["trace"] = self._trace
 
         async def send(token: str | None) -> httpx.Response:
             hdrs = dict(headers or {})
@@ -614,7 +710,7 @@ class PlatformApi:
                 content=content,
                 headers=hdrs,
                 timeout=seconds,
-                extensions={"adspend_pool": self.platform},
+                extensions=extensions,
             )
 
         def on_error(exc: Exception) -> Verdict | None:

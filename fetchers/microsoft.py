@@ -321,6 +321,16 @@ class SdkSession:
         client.refresh_oauth_tokens_automatically = False
         return client
 
+    def client_for(self, method: str) -> Any:
+        """The SDK client ``method`` uses, built now if this session has none yet."""
+        return self.customer if method == "get_account" else self.reporting
+
+    @property
+    def customer(self) -> Any:
+        if self._customer is None:
+            self._customer = self._client("CustomerManagementService", customer_management_url(self.base_url))
+        return self._customer
+
     @property
     def reporting(self) -> Any:
         if self._reporting is None:
@@ -335,9 +345,7 @@ class SdkSession:
         return self.reporting.PollGenerateReport(ReportRequestId=request_id)
 
     def get_account(self) -> Any:
-        if self._customer is None:
-            self._customer = self._client("CustomerManagementService", customer_management_url(self.base_url))
-        return self._customer.GetAccount(AccountId=self.data.account_id)
+        return self.customer.GetAccount(AccountId=self.data.account_id)
 
 
 class SessionPool:
@@ -350,11 +358,14 @@ class SessionPool:
         self._made = 0
         self._lock = threading.Lock()
 
-    def call(self, method: str, token: str, account_id: str, *args: Any) -> Any:
-        """Run ``SdkSession.<method>(*args)`` for ``account_id`` on a free session (blocking)."""
+    def call(self, method: str, token: str, account_id: str, on_wire: Callable[[], None], *args: Any) -> Any:
+        """Run ``SdkSession.<method>(*args)`` for ``account_id`` on a free session (blocking).
+        ``on_wire`` is called once the session's client is built, just before the call goes out."""
         session = self._checkout()
         try:
             session.prepare(token, account_id)
+            session.client_for(method)  # a first use parses the WSDL: before the request, not in it
+            on_wire()
             return getattr(session, method)(*args)
         finally:
             self._idle.put(session)
@@ -441,10 +452,11 @@ async def soap_call(api: Api, account_id: str, method: str, *args: Any) -> Any:
     (``api.call``): budget, request count, our token, 117 retried with backoff (pausing the
     budget), 109 -> refresh our token and retry once, transport errors retried, faults mapped."""
     pool = session_pool(api.credentials, api.base_url)
+    on_wire = api.wire_marker()
 
     async def send(token: str | None) -> Any:
         assert token is not None  # authed: the core always hands a token
-        return await api.to_thread(pool.call, method, token, account_id, *args)
+        return await api.to_thread(pool.call, method, token, account_id, on_wire, *args)
 
     return await api.call(send, on_error=soap_verdict)
 

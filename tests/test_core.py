@@ -10,6 +10,7 @@ import httpx
 import pytest
 import respx
 
+from fetchers import core
 from fetchers.base import AccountInfo, FetchError, JobStatus, MalformedResponse, PageRequest, Verdict
 from fetchers.core import (
     OAuthRefreshAuth,
@@ -94,15 +95,143 @@ def test_fill_zeros_and_out_of_window():
 def test_rate_budget_spreads_requests_evenly():
     now = [100.0]
     b = RateBudget(2400, clock=lambda: now[0])  # 40/s, bursts of 5 (an eighth of a second's worth)
+    step = 60 / (2400 * 0.97)  # paced at 97% of the budget
+    assert b.interval == pytest.approx(step)
     waits = [b.reserve() for _ in range(8)]
     assert waits[:5] == pytest.approx([0.0] * 5)
-    assert waits[5:] == pytest.approx([0.025, 0.05, 0.075])
+    assert waits[5:] == pytest.approx([step, 2 * step, 3 * step])
     b1 = RateBudget(600, clock=lambda: now[0])  # 10/s: no burst at all
-    assert [b1.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert [b1.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1 / 0.97, 0.2 / 0.97])
     b2 = RateBudget(60, clock=lambda: now[0])  # 1/s, burst 1
-    assert [b2.reserve() for _ in range(3)] == pytest.approx([0.0, 1.0, 2.0])
+    assert [b2.reserve() for _ in range(3)] == pytest.approx([0.0, 1 / 0.97, 2 / 0.97])
     b2.pause(10)
     assert b2.reserve() == pytest.approx(10.0)
+
+
+def test_rate_budget_never_shortens_a_gap_after_a_late_release(monkeypatch):
+    """A waiter that wakes late must not leave the next one a shorter gap: a bucket holding one
+    request (60 a minute, half a second's worth) throttles any two arrivals closer than 1 s."""
+    now = [100.0]
+    late = [0.3]  # the first sleep oversleeps by 0.3 s (a busy event loop)
+
+    async def sleep(seconds):
+        now[0] += seconds + late.pop() if late else seconds
+
+    monkeypatch.setattr(core.asyncio, "sleep", sleep)
+    b = RateBudget(60, clock=lambda: now[0])
+    released = []
+
+    async def go():
+        for _ in range(4):
+            b.sent(await b.acquire())
+            released.append(now[0])
+
+    run(go())
+    gaps = [b - a for a, b in zip(released, released[1:])]
+    assert gaps == pytest.approx([1 / 0.97 + 0.3, 1 / 0.97, 1 / 0.97])
+
+
+def test_rate_budget_pause_holds_back_waiters_already_asleep():
+    """A pause (Retry-After) stops the waiters that reserved their slots before it, too."""
+    import time as _time
+
+    b = RateBudget(600)  # a slot every ~0.103 s
+    released: list[float] = []
+    paused_at: list[float] = []
+
+    async def one(i):
+        b.sent(await b.acquire())
+        released.append(_time.monotonic())
+        if i == 0:
+            paused_at.append(_time.monotonic())
+            b.pause(0.4)
+
+    async def go():
+        await asyncio.gather(*(one(i) for i in range(3)))
+
+    run(go())
+    assert len(released) == 3
+    assert min(released[1:]) >= paused_at[0] + 0.4 - 0.005
+
+
+def test_rate_budget_spaces_the_next_slot_from_when_a_request_really_went_out():
+    now = [100.0]
+    b = RateBudget(60, clock=lambda: now[0])
+
+    async def go():
+        first = await b.acquire()  # released at 100.0 ...
+        waiter = asyncio.ensure_future(b.acquire())
+        now[0] = 100.5
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not waiter.done()  # the first request is not on the wire yet: the next one waits
+        b.sent(first, 100.4)  # ... a new connection took 0.4 s before its bytes left
+        b.sent(first, 100.9)  # a second mark of the same slot changes nothing
+        now[0] = 100.0 + 1 / 0.97  # the next slot's time
+        return b._hold(now[0])
+
+    assert run(go()) == pytest.approx(0.4)
+
+
+def test_rate_budget_waits_for_a_slow_sdk_call_to_go_out(monkeypatch):
+    """Two SDK calls whose first use builds a client (0.6 s) must not reach the platform
+    together: the second slot is released only once the first call is on the wire."""
+    import time as _time
+
+    b = RateBudget(600)  # a slot every ~0.103 s, no burst
+    out: list[float] = []
+
+    async def call(build: float):
+        slot = await b.acquire()
+        await asyncio.sleep(build)  # the client is being built: not yet on the wire
+        out.append(_time.monotonic())
+        b.sent(slot)
+
+    async def go():
+        await asyncio.gather(call(0.6), call(0.0), call(0.0))
+
+    run(go())
+    gaps = [b - a for a, b in zip(out, out[1:])]
+    assert len(out) == 3 and min(gaps) >= 0.1 / 0.97 - 0.005  # the two waiting behind it go out one by one
+
+
+def test_a_budgeted_request_marks_the_moment_it_reaches_the_wire(sandbox):
+    """PlatformApi.request hands httpcore a trace hook; the budget hears when the headers of each
+    budgeted request start on the socket, after the connection was made."""
+
+    class Recording(RateBudget):
+        def __init__(self):
+            super().__init__(60000)
+            self.marks: list[float] = []
+
+        def sent(self, slot, at=None):
+            if not slot.sent:  # who marked it first: the trace hook, or the attempt's end
+                self.marks.append((_time.monotonic(), sys._getframe(1).f_code.co_name))
+            super().sent(slot, at)
+
+    import sys
+    import time as _time
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            budget = Recording()
+            api = PlatformApi(
+                _Dummy(),
+                client,
+                base_url=sandbox.url,
+                credentials={"token": "t"},
+                auth=StaticTokenAuth("t"),
+                budget=budget,
+            )
+            before = _time.monotonic()
+            await api.request("GET", "/_sandbox/health")
+            await api.request("GET", "/_sandbox/health", budgeted=False)
+            await api.request("GET", "/_sandbox/health")
+            return before, budget.marks
+
+    before, marks = run(go())
+    assert [who for _, who in marks] == ["_trace", "_trace"]
+    assert before <= marks[0][0] <= marks[1][0]
 
 
 def test_retry_after_forms():
@@ -915,6 +1044,9 @@ class _StubApi:
 
     async def access_token(self):
         return "tok"
+
+    def wire_marker(self):
+        return lambda: None
 
     async def run_report_job(self, *, submit, **kwargs):
         return await submit()
