@@ -184,11 +184,16 @@ class SandboxProcess:
         self.stop()
         raise RuntimeError("the sandbox did not start within 30 s")
 
-    def configure(self, latency: tuple[int, int], polls: int, rpm: dict[str, float]) -> None:
+    def configure(self, latency: tuple[int, int], polls: int, rpm: dict[str, float], bucket_seconds: float) -> None:
         http_json(self.url + "/_sandbox/reset", {})
         http_json(
             self.url + "/_sandbox/config",
-            {"latency_ms": {p: list(latency) for p in PLATFORMS}, "rate_limit_rpm": rpm, "report_polls_needed": polls},
+            {
+                "latency_ms": {p: list(latency) for p in PLATFORMS},
+                "rate_limit_rpm": rpm,
+                "rate_limit_bucket_seconds": bucket_seconds,
+                "report_polls_needed": polls,
+            },
         )
 
     def cpu_seconds(self) -> float:
@@ -373,6 +378,18 @@ def main() -> None:
     ap.add_argument("--latency", type=int, nargs=2, default=(50, 100), metavar=("LO_MS", "HI_MS"))
     ap.add_argument("--polls", type=int, default=3, help="polls a report job needs before it is done")
     ap.add_argument(
+        "--bucket-seconds",
+        type=float,
+        default=0.5,
+        help="the sandbox's token buckets hold this many seconds of each platform's rate (default 0.5)",
+    )
+    ap.add_argument(
+        "--end-days-ago",
+        type=int,
+        default=1,
+        help="the period ends this many days before today (1: yesterday; 31: a settled period)",
+    )
+    ap.add_argument(
         "--skip",
         action="append",
         default=[],
@@ -384,6 +401,11 @@ def main() -> None:
         type=float,
         default=1.0,
         help="multiply every platform's budget (and the sandbox's limit) by this factor",
+    )
+    ap.add_argument(
+        "--default-budgets",
+        action="store_true",
+        help="use each platform's default budget from fetchers/specs.py instead of the bench's",
     )
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     # child mode
@@ -403,17 +425,24 @@ def main() -> None:
     from fetchers.core import ReportPolicy
 
     today = dt.datetime.now(dt.UTC).date()
-    end = today - dt.timedelta(days=1)
+    end = today - dt.timedelta(days=args.end_days_ago)
     start = end - dt.timedelta(days=args.days - 1)
     days = [start + dt.timedelta(days=i) for i in range(args.days)]
-    rpm = {p: round(v * args.rpm_scale) for p, v in BENCH_RPM.items() if p in PLATFORMS}
+    if args.default_budgets:
+        from fetchers.specs import SPECS
+
+        budgets = {p: SPECS[p].default_rpm for p in ALL_PLATFORMS}
+    else:
+        budgets = BENCH_RPM
+    rpm = {p: round(v * args.rpm_scale) for p, v in budgets.items() if p in PLATFORMS}
     policy = ReportPolicy()
     rtt = args.latency[0] / 1000
     print(f"machine: {machine()}  (git {git_rev()})")
     print(
         f"refresh bench: {args.stores} stores x {len(PLATFORMS)} platforms, {args.days} days "
         f"({start}..{end}), latency {args.latency[0]}-{args.latency[1]} ms, report jobs need {args.polls} polls, "
-        f"first poll after {policy.first_poll:g} s (x{policy.factor:g})"
+        f"first poll after {policy.first_poll:g} s (x{policy.factor:g}), sandbox buckets hold "
+        f"{args.bucket_seconds:g} s of each rate"
     )
     print(
         "budgets (requests/minute, also the sandbox's enforced limit): " + ", ".join(f"{p} {rpm[p]}" for p in PLATFORMS)
@@ -437,11 +466,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="adspend-bench-") as tmp:
         sb = SandboxProcess()
         try:
-            sb.configure(tuple(args.latency), args.polls, rpm)
+            sb.configure(tuple(args.latency), args.polls, rpm, args.bucket_seconds)
             fast = run_child(sb, args.stores, start, end, rpm, False, Path(tmp))
             naive = None
             if args.naive_stores:
-                sb.configure(tuple(args.latency), args.polls, rpm)
+                sb.configure(tuple(args.latency), args.polls, rpm, args.bucket_seconds)
                 naive = run_child(sb, args.naive_stores, start, end, rpm, True, Path(tmp))
         finally:
             sb.stop()
