@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -197,7 +197,14 @@ _SANDBOX_ROTATIONS: dict[tuple[str, str], str] = {}
 class _PlatformRun:
     """Shared per platform (and endpoint) in one run: the fetcher, the API handle and its budget."""
 
-    def __init__(self, cfg: PlatformConfig, client: httpx.AsyncClient, store: SpendStore, token_cache: TokenCache):
+    def __init__(
+        self,
+        cfg: PlatformConfig,
+        client: httpx.AsyncClient,
+        store: SpendStore,
+        token_cache: TokenCache,
+        pending_jobs: Mapping[str, str] | None = None,
+    ):
         self.cfg = cfg
         self.fetcher = get_fetcher(cfg.platform)
         creds = dict(cfg.credentials)
@@ -235,7 +242,7 @@ class _PlatformRun:
             credentials=creds,
             auth=auth,
             budget=RateBudget(cfg.rpm),
-            jobs=store.job_store(cfg.platform, buffered=True),
+            jobs=store.job_store(cfg.platform, buffered=True, pending=pending_jobs),
             timeout=timeout,
             report=ReportPolicy(first_poll=cfg.report_first_poll) if cfg.report_first_poll else None,
         )
@@ -311,10 +318,11 @@ async def refresh_async(
         transport=transport, follow_redirects=False, headers={"User-Agent": "AdSpendHub/1.0"}
     ) as client:
         runs: dict[tuple[str, bool], _PlatformRun] = {}
+        pending_jobs = store.pending_jobs(sorted({cfg.platform for cfg in configs.values() if cfg.usable}))
         for key, cfg in configs.items():
             if cfg.usable:
                 try:
-                    runs[key] = _PlatformRun(cfg, client, store, token_cache)
+                    runs[key] = _PlatformRun(cfg, client, store, token_cache, pending_jobs[cfg.platform])
                     if (
                         cfg.mode == "live"
                         and getattr(settings, "vault", None) is not None

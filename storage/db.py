@@ -1017,8 +1017,22 @@ class SpendStore:
         return [dict(zip(keys, r)) for r in rows]
 
     # -- report jobs -------------------------------------------------------------------------------
-    def job_store(self, platform: str, buffered: bool = False) -> DuckJobStore | BufferedJobStore:
-        return BufferedJobStore(self, platform) if buffered else DuckJobStore(self, platform)
+    def job_store(
+        self, platform: str, buffered: bool = False, pending: Mapping[str, str] | None = None
+    ) -> DuckJobStore | BufferedJobStore:
+        """``pending``: the platform's stored report ids (``pending_jobs``), when already read."""
+        return BufferedJobStore(self, platform, pending) if buffered else DuckJobStore(self, platform)
+
+    def pending_jobs(self, platforms: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Every stored report id of these platforms, {platform: {job key: job id}}, in one query."""
+        out: dict[str, dict[str, str]] = {p: {} for p in platforms}
+        if platforms:
+            for platform, key, job_id in self.query(
+                "SELECT platform, job_key, job_id FROM report_jobs WHERE list_contains(?, platform) ORDER BY created_at",
+                [list(platforms)],
+            ):
+                out[platform][key] = job_id
+        return out
 
 
 class DuckJobStore:
@@ -1061,10 +1075,10 @@ class BufferedJobStore:
     with every batch of windows, off the loop). A job id not yet flushed when the process dies is
     lost: the next refresh requests that report again, it never loses or double-counts spend."""
 
-    def __init__(self, store: SpendStore, platform: str):
+    def __init__(self, store: SpendStore, platform: str, pending: Mapping[str, str] | None = None):
         self.store, self.platform = store, platform
         self._lock = threading.Lock()
-        self._ids = dict(DuckJobStore(store, platform).pending())
+        self._ids = dict(pending) if pending is not None else dict(DuckJobStore(store, platform).pending())
         self._ops: dict[str, tuple[str | None, dt.datetime]] = {}  # key -> (job id, or None: dropped)
 
     def get(self, key: str) -> str | None:

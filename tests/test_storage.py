@@ -131,3 +131,16 @@ def test_days_to_fetch_skips_settled_days_and_refetches_changeable_ones(tmp_path
 def test_directory_is_a_clear_error(tmp_path):
     with pytest.raises(DatabaseError, match="directory"):
         SpendStore(tmp_path)
+
+
+def test_the_refresh_loads_every_platforms_pending_reports_in_one_query(tmp_path):
+    store = SpendStore(tmp_path / "j.duckdb")
+    store.job_store("amazon").put("k1", "job-1")
+    store.job_store("microsoft").put("k2", "job-2")
+    assert store.pending_jobs(["amazon", "microsoft", "meta"]) == {
+        "amazon": {"k1": "job-1"},
+        "microsoft": {"k2": "job-2"},
+        "meta": {},
+    }
+    buffered = store.job_store("amazon", buffered=True, pending={"k1": "job-1"})
+    assert buffered.get("k1") == "job-1" and buffered.get("k2") is None
