@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import contextvars
 import datetime as dt
@@ -182,9 +183,12 @@ class RateBudget:
     A platform's limiter counts arrivals, not our schedule, and a token bucket that holds one
     request (a low budget at half a second's worth) throttles any two arrivals closer than one
     interval. So slots are ``PACE`` of the budget apart (the margin absorbs the jitter between
-    our send and the platform's count), and a budget without bursts also spaces each release from
-    when the previous request really went out (``sent``): it waits while a released request has
-    not reached the wire (a new connection, an SDK client being built) and then one paced interval.
+    our send and the platform's count), and releases also follow when earlier requests really
+    went out (``sent``): no more than a burst is released and not yet on the wire (a new
+    connection, an SDK client being built, a busy event loop), and a budget without bursts
+    releases one paced interval after the previous request went out, whatever the schedule said
+    (a budget with bursts has the platform's slack beyond them: anchoring it too would turn every
+    late wake-up of a busy loop into lost throughput).
     ``pause`` (Retry-After, a throttle) holds back every waiter, including those already asleep on
     slots reserved before it; a waiter woken long after its slot (the process stalled) queues
     again rather than joining a burst."""
@@ -200,7 +204,7 @@ class RateBudget:
         self._clock = clock
         self._tat = 0.0  # theoretical arrival time of the next slot
         self._paused_until = 0.0
-        self._released = -float("inf")  # when the last request really went out
+        self._went_out: collections.deque[float] = collections.deque(maxlen=1)  # the latest wire time
         self._unsent: set[Slot] = set()  # released, not yet on the wire
         self._on_wire: asyncio.Event | None = None
         self.waited = 0.0
@@ -220,8 +224,8 @@ class RateBudget:
         now = self._clock()
         if now < self._paused_until or now - due > self.interval * self.burst:
             return -1.0  # paused while it slept, or woken long after its slot (a stall)
-        if self.burst == 1:
-            return max(0.0, self._released + self.interval - now)
+        if self.burst == 1 and self._went_out:  # one interval after the last one really went out
+            return max(0.0, self._went_out[0] + self.interval - now)
         return 0.0
 
     async def acquire(self) -> Slot:
@@ -234,7 +238,7 @@ class RateBudget:
                 self.waited += wait
                 await asyncio.sleep(wait)
             while True:
-                if self.burst == 1 and self._unsent:  # the previous request is not out yet
+                if len(self._unsent) >= self.burst:  # a burst's worth released, not all on the wire yet
                     started = self._clock()
                     if self._on_wire is None:
                         self._on_wire = asyncio.Event()
@@ -261,9 +265,9 @@ class RateBudget:
         slot.sent = True
         self._unsent.discard(slot)
         at = self._clock() if at is None else at
-        if at > self._released:
-            self._released = at
-        if not self._unsent and self._on_wire is not None:
+        if not self._went_out or at > self._went_out[0]:
+            self._went_out.append(at)
+        if len(self._unsent) < self.burst and self._on_wire is not None:
             self._on_wire.set()
 
     def pause(self, seconds: float) -> None:

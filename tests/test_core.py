@@ -553,6 +553,25 @@ def test_a_refused_refresh_token_is_asked_for_once_per_run():
     assert len(errors) == 3 and len(set(errors)) == 1 and "invalid_grant" in errors[0]
 
 
+def test_rate_budget_releases_no_more_than_a_burst_before_it_is_on_the_wire():
+    budget = RateBudget(2400)  # 40 a second, bursts of 5
+    slots: list = []
+
+    async def one():
+        slots.append(await budget.acquire())
+
+    async def go():
+        tasks = [asyncio.ensure_future(one()) for _ in range(8)]
+        await asyncio.sleep(0.3)  # long enough for all 8 slots by the schedule alone
+        held = len(slots)
+        for slot in list(slots):
+            budget.sent(slot)
+        await asyncio.gather(*tasks)
+        return held
+
+    assert run(go()) == 5 and len(slots) == 8
+
+
 def test_rate_budget_does_not_burst_after_the_process_stalls():
     """Waiters whose slots passed while the event loop was blocked queue again instead of all
     going out together (the platform would throttle that burst)."""
@@ -562,7 +581,7 @@ def test_rate_budget_does_not_burst_after_the_process_stalls():
     sent: list[float] = []
 
     async def one():
-        await budget.acquire()
+        budget.sent(await budget.acquire())
         sent.append(_time.monotonic())
 
     async def go():
