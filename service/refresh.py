@@ -53,6 +53,7 @@ log = logging.getLogger("adspend.refresh")
 _PoolPerPlatform = PoolPerPlatform  # the name bench/refresh.py imports
 
 ACCOUNT_INFO_MAX_AGE = dt.timedelta(days=7)
+AccountKey = tuple[str, str, bool]  # (platform, account id, demo endpoint): one fetch per run
 
 
 @dataclass
@@ -271,32 +272,106 @@ async def refresh_async(
     t0 = time.monotonic()
     _validate_period(start, end)
     _ensure_executor()
+    platforms = _check_platforms(platforms)
+    settings = settings or load_settings()
+    store_ids = _check_stores(store, store_ids)
+    links = store.accounts(store_ids, platforms)
+    run_id = _run_id()
+    store.start_run(run_id, trigger=trigger, start=start, end=end, stores=list(store_ids), platforms=platforms)
+    lease = _Lease(store, run_id, task=asyncio.current_task()).start()
+    # one task per unique (platform, account, endpoint): an account linked to two stores is fetched once
+    groups: dict[AccountKey, list[str]] = {}
+    for link in links:
+        groups.setdefault((link["platform"], link["account_id"], bool(link["is_demo"])), []).append(link["store_id"])
+    configs = _platform_configs(settings, groups)
+    writer = BatchWriter(store)
+    writer.lease = lease
+    # one client for every platform and store, connections kept alive, one pool per platform
+    # (see fetchers.transport.PoolPerPlatform)
+    async with httpx.AsyncClient(
+        transport=transport or PoolPerPlatform(), follow_redirects=False, headers={"User-Agent": "AdSpendHub/1.0"}
+    ) as client:
+        runs = _platform_runs(store, configs, client, settings)
+        writer.job_stores = [r.api.jobs for r in runs.values() if hasattr(r.api.jobs, "take")]
+        usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
+        lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
+        infos_for = [(p, a) for p, a, _ in usable]
+
+        def prefetch():  # one connection: what to fetch, and every account's stored info
+            if recent:
+                from .freshness import recent_days
+
+                return recent_days(store, [(p, a) for p, a, _ in lookbacks], now=now), store.account_infos(infos_for)
+            days = store.days_to_fetch(lookbacks, start, end, now or clock.now(), full)
+            return days, store.account_infos(infos_for)
+
+        plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
+        run = _Run(run_id, writer, progress or (lambda _e: None), groups, configs, runs, plan, known_infos)
+        error = await _run_accounts(run)
+        requests = sum(r.api.request_count for r in runs.values())
+        throttled = sum(r.api.throttled_count for r in runs.values())
+        writer.close()
+
+    outcomes = run.outcomes
+    for key in groups:  # tasks that died before recording anything
+        if key not in outcomes:
+            outcomes[key] = AccountOutcome(key[0], key[1], tuple(groups[key]), "failed", error or "internal error")
+        elif error and outcomes[key].status == "ok" and writer.error is not None:
+            outcomes[key].status, outcomes[key].error = "failed", error
+    platform_outcomes = _per_store_platform(outcomes, groups, store_ids, platforms)
+    status = _run_status(platform_outcomes, error)
+    lease.stop()
+    try:
+        store.finish_run(run_id, status, requests, error)
+    except DatabaseBusy as exc:
+        error = error or str(exc)
+    return RefreshOutcome(
+        run_id, status, start, end, platform_outcomes, requests, throttled, time.monotonic() - t0, error
+    )
+
+
+@dataclass
+class _Run:
+    """What every account task of one refresh shares."""
+
+    run_id: str
+    writer: BatchWriter
+    emit: Callable[[Progress], None]
+    groups: dict[AccountKey, list[str]]  # the stores each account is linked to
+    configs: dict[tuple[str, bool], PlatformConfig]
+    runs: dict[tuple[str, bool], _PlatformRun]  # the usable platforms
+    plan: Mapping[tuple[str, str], Sequence[dt.date]]  # the days to fetch per (platform, account)
+    known_infos: Mapping[tuple[str, str], dict]  # stored account info
+    outcomes: dict[AccountKey, AccountOutcome] = field(default_factory=dict)
+
+
+def _check_platforms(platforms: Sequence[str] | None) -> list[str]:
     platforms = list(platforms) if platforms else list(PLATFORM_IDS)
     for p in platforms:
         if p not in SPECS:
             raise RefreshError(f"unknown platform {p!r}; expected one of {', '.join(PLATFORM_IDS)}")
-    settings = settings or load_settings()
+    return platforms
+
+
+def _check_stores(store: SpendStore, store_ids: Sequence[str] | None) -> list[str]:
+    """The stores to refresh (every store when None); interrupted runs are marked first."""
     try:
         store.mark_interrupted_runs()
         known = {s["store_id"] for s in store.stores()}
     except DatabaseBusy as exc:
         raise RefreshError(str(exc)) from None
     if store_ids is None:
-        store_ids = sorted(known)
+        return sorted(known)
     for sid in store_ids:
         if sid not in known:
             raise RefreshError(f"unknown store {sid!r}; see `python cli.py accounts list`")
-    links = store.accounts(store_ids, platforms)
-    run_id = _run_id()
-    store.start_run(run_id, trigger=trigger, start=start, end=end, stores=list(store_ids), platforms=platforms)
-    lease = _Lease(store, run_id, task=asyncio.current_task()).start()
-    emit = progress or (lambda _e: None)
+    return list(store_ids)
 
-    # one task per unique (platform, account, endpoint): an account linked to two stores is fetched once
-    groups: dict[tuple[str, str, bool], list[str]] = {}
-    for link in links:
-        groups.setdefault((link["platform"], link["account_id"], bool(link["is_demo"])), []).append(link["store_id"])
 
+def _platform_configs(
+    settings: Settings, groups: Mapping[AccountKey, list[str]]
+) -> dict[tuple[str, bool], PlatformConfig]:
+    """Each platform's configuration, live or demo (the built-in sandbox), as its accounts need."""
     sandbox_url = None
     if any(demo for (_, _, demo) in groups):
         from .sandbox_runtime import sandbox_url as _sandbox_url
@@ -306,250 +381,213 @@ async def refresh_async(
     for p, _a, demo in groups:
         if (p, demo) not in configs:
             configs[(p, demo)] = platform_config(settings, p, demo=demo, sandbox_url=sandbox_url)
+    return configs
 
+
+def _platform_runs(
+    store: SpendStore, configs: Mapping[tuple[str, bool], PlatformConfig], client: httpx.AsyncClient, settings: Settings
+) -> dict[tuple[str, bool], _PlatformRun]:
+    """A fetcher, API handle and budget for every usable configuration; one whose credentials
+    cannot form an auth object keeps the reason in ``cfg.error``."""
     token_cache = TokenCache()
-    outcomes: dict[tuple[str, str, bool], AccountOutcome] = {}
-    writer = BatchWriter(store)
-    writer.lease = lease
-    # one client for every platform and store, connections kept alive, one pool per platform
-    # (see fetchers.transport.PoolPerPlatform)
-    transport = transport or PoolPerPlatform()
-    async with httpx.AsyncClient(
-        transport=transport, follow_redirects=False, headers={"User-Agent": "AdSpendHub/1.0"}
-    ) as client:
-        runs: dict[tuple[str, bool], _PlatformRun] = {}
-        pending_jobs = store.pending_jobs(sorted({cfg.platform for cfg in configs.values() if cfg.usable}))
-        for key, cfg in configs.items():
-            if cfg.usable:
-                try:
-                    runs[key] = _PlatformRun(cfg, client, store, token_cache, pending_jobs[cfg.platform])
-                    if (
-                        cfg.mode == "live"
-                        and getattr(settings, "vault", None) is not None
-                        and "vault" in cfg.sources.values()
-                    ):
-                        runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
-                except FetchError as exc:  # e.g. credentials that cannot form an auth object
-                    cfg.error = exc.message
-
-        writer.job_stores = [r.api.jobs for r in runs.values() if hasattr(r.api.jobs, "take")]
-        usable = [(p, a, demo) for (p, a, demo) in groups if (p, demo) in runs]
-        lookbacks = [(p, a, runs[(p, demo)].fetcher.lookback_days) for (p, a, demo) in usable]
-
-        def prefetch():  # one connection: what to fetch, and every account's stored info
-            if recent:
-                from .freshness import recent_days
-
-                return (
-                    recent_days(store, [(p, a) for p, a, _ in lookbacks], now=now),
-                    store.account_infos([(p, a) for p, a, _ in usable]),
-                )
-            return (
-                store.days_to_fetch(lookbacks, start, end, now or clock.now(), full),
-                store.account_infos([(p, a) for p, a, _ in usable]),
-            )
-
-        plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
-
-        async def one_account(key: tuple[str, str, bool]) -> None:
-            with count_requests() as tally:  # this account's requests, whatever runs beside it
-                await account_task(key, tally)
-
-        async def account_task(key: tuple[str, str, bool], tally: list[int]) -> None:
-            p, account_id, demo = key
-            sids = tuple(groups[key])
-            cfg = configs[(p, demo)]
-            out = outcomes[key] = AccountOutcome(p, account_id, sids)
-            if (p, demo) not in runs:
-                out.status = "failed" if cfg.error else "not_configured"
-                out.error = cfg.error or f"no credentials for {SPECS[p].name} (missing {', '.join(cfg.missing)})"
-                emit(Progress(sids, p, account_id, "skipped", message=out.error))
-                return
-            run = runs[(p, demo)]
-            days = plan.get((p, account_id), [])
-            # days older than the platform serves are failed without asking (a request would be refused)
-            oldest = oldest_servable(p)
-            planned = plan_account(days, run.fetcher.max_days, oldest)
-            windows, old_windows = planned.fetch, planned.too_old
-            out.windows = len(windows) + len(old_windows)
-            emit(Progress(sids, p, account_id, "start", 0, out.windows))
-            started = time.monotonic()
-            info: AccountInfo | None = None
-            done = 0
-
-            async def fail_all(exc: FetchError, remaining) -> None:
-                for ws, we in remaining:
-                    now_ = clock.now()
-                    await writer.add(
-                        None,
-                        WindowFailure(p, account_id, ws, we, exc.message, run_id, now_),
-                        dict(
-                            run_id=run_id,
-                            platform=p,
-                            account_id=account_id,
-                            window_start=ws,
-                            window_end=we,
-                            status="failed",
-                            error=exc.message,
-                            finished_at=now_,
-                        ),
-                    )
-
-            if old_windows:
-                too_old_error = FetchError(
-                    "request",
-                    f"{SPECS[p].name} serves only the last "
-                    f"{run.fetcher.history_days} days; the days before {oldest} "
-                    "cannot be fetched",
-                )
-                out.status, out.error, out.windows_failed = "failed", too_old_error.message, len(old_windows)
-                await fail_all(too_old_error, old_windows)
-            if not windows:
-                out.seconds = time.monotonic() - started
-                emit(
-                    Progress(
-                        sids,
-                        p,
-                        account_id,
-                        "done" if out.status == "ok" else "failed",
-                        0,
-                        out.windows,
-                        out.error or "up to date",
-                    )
-                )
-                return
-            try:
-                if run.fatal:
-                    raise run.fatal
-                info = await _account_info(run, account_id, known_infos.get((p, account_id)), writer)
-            except FetchError as exc:
-                if exc.platform_wide and run.fatal is None:
-                    run.fatal = exc
-                out.status, out.error = "failed", exc.message
-                out.windows_failed += len(windows)
-                await fail_all(exc, windows)
-                out.requests = tally[0]
-                out.seconds = time.monotonic() - started
-                emit(Progress(sids, p, account_id, "failed", 0, len(windows), exc.message))
-                return
-
-            info_requests = [tally[0]]  # the account lookup's requests go on the first window's result
-
-            async def one_window(ws: dt.date, we: dt.date) -> None:
-                nonlocal done
-                w0 = time.monotonic()
-                with count_requests() as wtally:
-                    try:
-                        if run.fatal:
-                            raise run.fatal
-                        amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
-                    except FetchError as exc:
-                        amounts, failure = None, exc
-                requests = wtally[0] + (info_requests.pop() if info_requests else 0)
-                now_ = clock.now()
-                result = dict(
-                    run_id=run_id,
-                    platform=p,
-                    account_id=account_id,
-                    window_start=ws,
-                    window_end=we,
-                    duration_ms=int((time.monotonic() - w0) * 1000),
-                    requests=requests,
-                    finished_at=now_,
-                )
-                if amounts is None:
-                    if failure.platform_wide and run.fatal is None:
-                        run.fatal = failure
-                    out.windows_failed += 1
-                    out.status = "failed"
-                    out.error = out.error or failure.message
-                    await writer.add(
-                        None,
-                        WindowFailure(p, account_id, ws, we, failure.message, run_id, now_),
-                        {**result, "status": "failed", "error": failure.message},
-                    )
-                else:
-                    out.days_fetched += len(amounts)
-                    await writer.add(
-                        WindowWrite(p, account_id, ws, we, amounts, info.currency, run_id, now_),
-                        None,
-                        {**result, "status": "ok", "rows": len(amounts)},
-                    )
-                done += 1
-                emit(Progress(sids, p, account_id, "window", done, len(windows)))
-
-            await asyncio.gather(*(one_window(ws, we) for ws, we in windows))
-            out.requests = tally[0]
-            out.seconds = time.monotonic() - started
-            emit(
-                Progress(
-                    sids, p, account_id, "done" if out.status == "ok" else "failed", done, len(windows), out.error or ""
-                )
-            )
-
-        error = None
-        stop_ticker = asyncio.Event()
-
-        async def flush_periodically() -> None:
-            """Commit what is ready even while every task only waits (a report being polled), so
-            a run killed mid-way leaves its report ids in the database for the next run to resume."""
-            while not stop_ticker.is_set():
-                try:
-                    await asyncio.wait_for(stop_ticker.wait(), writer.flush_every)
-                except TimeoutError:
-                    try:
-                        await writer.flush()
-                    except Exception:  # recorded in writer.error; the final flush reports it
-                        return
-
-        ticker = asyncio.create_task(flush_periodically())
+    pending_jobs = store.pending_jobs(sorted({cfg.platform for cfg in configs.values() if cfg.usable}))
+    runs: dict[tuple[str, bool], _PlatformRun] = {}
+    for key, cfg in configs.items():
+        if not cfg.usable:
+            continue
         try:
-            results = await asyncio.gather(*(one_account(k) for k in groups), return_exceptions=True)
-            stop_ticker.set()
-            await ticker
-            for r in results:
-                if isinstance(r, BaseException) and not isinstance(r, (DatabaseBusy,)):
-                    if isinstance(r, Exception):
-                        log.error("refresh task failed: %s", redact(repr(r)))
-                        error = error or f"internal error: {redact(type(r).__name__)}"
-                    else:
-                        raise r
-                elif isinstance(r, DatabaseBusy):
-                    error = str(r)
-            await writer.flush()
-        except DatabaseBusy as exc:
-            error = str(exc)
-        finally:
-            stop_ticker.set()
-            await ticker
-        requests = sum(r.api.request_count for r in runs.values())
-        throttled = sum(r.api.throttled_count for r in runs.values())
-        writer.close()
+            runs[key] = _PlatformRun(cfg, client, store, token_cache, pending_jobs[cfg.platform])
+        except FetchError as exc:
+            cfg.error = exc.message
+            continue
+        if cfg.mode == "live" and getattr(settings, "vault", None) is not None and "vault" in cfg.sources.values():
+            runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
+    return runs
 
-    for key in groups:  # tasks that died before recording anything
-        if key not in outcomes:
-            outcomes[key] = AccountOutcome(key[0], key[1], tuple(groups[key]), "failed", error or "internal error")
-        elif error and outcomes[key].status == "ok" and writer.error is not None:
-            outcomes[key].status, outcomes[key].error = "failed", error
 
-    platform_outcomes = _per_store_platform(outcomes, groups, store_ids, platforms)
-    statuses = {o.status for o in platform_outcomes}
-    if error:
-        status = "failed"
-    elif statuses <= {"ok", "not_configured"}:
-        status = "ok"
-    elif statuses <= {"failed", "not_configured"}:
-        status = "failed"
-    else:
-        status = "partial"
-    lease.stop()
+async def _run_accounts(run: _Run) -> str | None:
+    """Every account concurrently, committing ready batches meanwhile; the run's error, if any."""
+    writer, error = run.writer, None
+    stop_ticker = asyncio.Event()
+
+    async def one_account(key: AccountKey) -> None:
+        with count_requests() as tally:  # this account's requests, whatever runs beside it
+            await _refresh_account(run, key, tally)
+
+    ticker = asyncio.create_task(_flush_periodically(writer, stop_ticker))
     try:
-        store.finish_run(run_id, status, requests, error)
+        results = await asyncio.gather(*(one_account(k) for k in run.groups), return_exceptions=True)
+        stop_ticker.set()
+        await ticker
+        for r in results:
+            if isinstance(r, DatabaseBusy):
+                error = str(r)
+            elif isinstance(r, Exception):
+                log.error("refresh task failed: %s", redact(repr(r)))
+                error = error or f"internal error: {redact(type(r).__name__)}"
+            elif isinstance(r, BaseException):
+                raise r
+        await writer.flush()
     except DatabaseBusy as exc:
-        error = error or str(exc)
-    return RefreshOutcome(
-        run_id, status, start, end, platform_outcomes, requests, throttled, time.monotonic() - t0, error
+        error = str(exc)
+    finally:
+        stop_ticker.set()
+        await ticker
+    return error
+
+
+async def _flush_periodically(writer: BatchWriter, stop: asyncio.Event) -> None:
+    """Commit what is ready even while every task only waits (a report being polled), so a run
+    killed mid-way leaves its report ids in the database for the next run to resume."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), writer.flush_every)
+        except TimeoutError:
+            try:
+                await writer.flush()
+            except Exception:  # recorded in writer.error; the final flush reports it
+                return
+
+
+async def _refresh_account(run: _Run, key: AccountKey, tally: list[int]) -> None:
+    """One account: its windows planned, its info known, every window fetched and queued for
+    writing; failures recorded per window, a platform-wide one stops the platform's other accounts."""
+    p, account_id, demo = key
+    sids = tuple(run.groups[key])
+    out = run.outcomes[key] = AccountOutcome(p, account_id, sids)
+    cfg = run.configs[(p, demo)]
+    if (p, demo) not in run.runs:
+        out.status = "failed" if cfg.error else "not_configured"
+        out.error = cfg.error or f"no credentials for {SPECS[p].name} (missing {', '.join(cfg.missing)})"
+        run.emit(Progress(sids, p, account_id, "skipped", message=out.error))
+        return
+    prun = run.runs[(p, demo)]
+    # days older than the platform serves are failed without asking (a request would be refused)
+    oldest = oldest_servable(p)
+    planned = plan_account(run.plan.get((p, account_id), []), prun.fetcher.max_days, oldest)
+    windows = planned.fetch
+    out.windows = len(windows) + len(planned.too_old)
+    run.emit(Progress(sids, p, account_id, "start", 0, out.windows))
+    started = time.monotonic()
+    if planned.too_old:
+        too_old = FetchError(
+            "request",
+            f"{SPECS[p].name} serves only the last {prun.fetcher.history_days} days; "
+            f"the days before {oldest} cannot be fetched",
+        )
+        out.status, out.error, out.windows_failed = "failed", too_old.message, len(planned.too_old)
+        await _fail_windows(run, key, too_old, planned.too_old)
+    if not windows:
+        out.seconds = time.monotonic() - started
+        phase = "done" if out.status == "ok" else "failed"
+        run.emit(Progress(sids, p, account_id, phase, 0, out.windows, out.error or "up to date"))
+        return
+    try:
+        if prun.fatal:
+            raise prun.fatal
+        info = await _account_info(prun, account_id, run.known_infos.get((p, account_id)), run.writer)
+    except FetchError as exc:
+        if exc.platform_wide and prun.fatal is None:
+            prun.fatal = exc
+        out.status, out.error = "failed", exc.message
+        out.windows_failed += len(windows)
+        await _fail_windows(run, key, exc, windows)
+        out.requests, out.seconds = tally[0], time.monotonic() - started
+        run.emit(Progress(sids, p, account_id, "failed", 0, len(windows), exc.message))
+        return
+    # the account lookup's requests go on the first window's result
+    counts = _WindowCounts(total=len(windows), lookup_requests=tally[0])
+    await asyncio.gather(*(_refresh_window(run, key, prun, info, w, counts) for w in windows))
+    out.requests, out.seconds = tally[0], time.monotonic() - started
+    phase = "done" if out.status == "ok" else "failed"
+    run.emit(Progress(sids, p, account_id, phase, counts.done, len(windows), out.error or ""))
+
+
+@dataclass
+class _WindowCounts:
+    """One account's windows as they finish."""
+
+    total: int
+    done: int = 0
+    lookup_requests: int = 0  # the account lookup's requests, recorded with the first window to finish
+
+
+async def _fail_windows(
+    run: _Run, key: AccountKey, exc: FetchError, windows: Sequence[tuple[dt.date, dt.date]]
+) -> None:
+    """Record windows that were not fetched as failed, with the reason (their stored days stay)."""
+    p, account_id, _demo = key
+    for ws, we in windows:
+        now_ = clock.now()
+        await run.writer.add(
+            None,
+            WindowFailure(p, account_id, ws, we, exc.message, run.run_id, now_),
+            dict(
+                run_id=run.run_id,
+                platform=p,
+                account_id=account_id,
+                window_start=ws,
+                window_end=we,
+                status="failed",
+                error=exc.message,
+                finished_at=now_,
+            ),
+        )
+
+
+async def _refresh_window(
+    run: _Run,
+    key: AccountKey,
+    prun: _PlatformRun,
+    info: AccountInfo,
+    window: tuple[dt.date, dt.date],
+    counts: _WindowCounts,
+) -> None:
+    """One window of one account: fetched, then queued as a write or as a failure."""
+    p, account_id, _demo = key
+    out, (ws, we) = run.outcomes[key], window
+    w0 = time.monotonic()
+    failure: FetchError | None = None
+    with count_requests() as wtally:
+        try:
+            if prun.fatal:
+                raise prun.fatal
+            amounts = await fetch_window(prun.fetcher, prun.api, info, ws, we)
+        except FetchError as exc:
+            amounts, failure = None, exc
+    now_ = clock.now()
+    result = dict(
+        run_id=run.run_id,
+        platform=p,
+        account_id=account_id,
+        window_start=ws,
+        window_end=we,
+        duration_ms=int((time.monotonic() - w0) * 1000),
+        requests=wtally[0] + counts.lookup_requests,
+        finished_at=now_,
     )
+    counts.lookup_requests = 0
+    if failure is not None:
+        if failure.platform_wide and prun.fatal is None:
+            prun.fatal = failure
+        out.windows_failed += 1
+        out.status = "failed"
+        out.error = out.error or failure.message
+        await run.writer.add(
+            None,
+            WindowFailure(p, account_id, ws, we, failure.message, run.run_id, now_),
+            {**result, "status": "failed", "error": failure.message},
+        )
+    else:
+        assert amounts is not None
+        out.days_fetched += len(amounts)
+        await run.writer.add(
+            WindowWrite(p, account_id, ws, we, amounts, info.currency, run.run_id, now_),
+            None,
+            {**result, "status": "ok", "rows": len(amounts)},
+        )
+    counts.done += 1
+    run.emit(Progress(tuple(run.groups[key]), p, account_id, "window", counts.done, counts.total))
 
 
 _EXECUTOR_LOOPS: weakref.WeakSet = weakref.WeakSet()
@@ -583,6 +621,17 @@ async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, 
         )
     )
     return info
+
+
+def _run_status(platform_outcomes: Sequence[PlatformOutcome], error: str | None) -> str:
+    statuses = {o.status for o in platform_outcomes}
+    if error:
+        return "failed"
+    if statuses <= {"ok", "not_configured"}:
+        return "ok"
+    if statuses <= {"failed", "not_configured"}:
+        return "failed"
+    return "partial"
 
 
 def _per_store_platform(outcomes, groups, store_ids, platforms) -> list[PlatformOutcome]:
