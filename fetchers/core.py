@@ -8,7 +8,8 @@
   more on a 401, rotated refresh tokens handed to a callback (the token cache).
 - ``PlatformApi``: the handle a fetcher gets: budget + auth + retries with backoff and jitter on
   429/5xx/timeouts (honouring Retry-After) + the platform's own classifier for errors that arrive
-  inside HTTP 200 bodies, in one loop (``call``) that HTTP requests and SDK (SOAP) calls share;
+  inside HTTP 200 bodies, in one loop (``CallLoop.call``) that HTTP requests, SDK (SOAP) calls
+  and OAuth token grants share;
   and ``run_report_job`` for submit -> poll -> download with a deadline.
 - ``fetch_pages``: the one paging loop (page cap, loop and shape guards) behind every paged report.
 - ``fetch_window``: one account, one window, the platform's rows with omitted days as zeros.
@@ -349,25 +350,33 @@ class OAuthRefreshAuth:
             form["client_id"] = self.client_id
             if self.client_secret:
                 form["client_secret"] = self.client_secret
-        delay = 0.5
-        for attempt in range(4):
-            try:
-                resp = await http.post(self.token_url, data=form, headers=headers)
-            except httpx.HTTPError as exc:
-                if attempt == 3:
-                    raise FetchError(
-                        "auth", f"{self.platform} token endpoint unreachable: {type(exc).__name__}"
-                    ) from None
-                await asyncio.sleep(delay * random.uniform(1, 2))
-                delay *= 2
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                if attempt == 3:
-                    raise FetchError("auth", f"{self.platform} token endpoint answered HTTP {resp.status_code}")
-                await asyncio.sleep(retry_after_seconds(resp) or delay * random.uniform(1, 2))
-                delay *= 2
-                continue
-            break
+
+        async def send(_token: str | None) -> httpx.Response:
+            return await http.post(self.token_url, data=form, headers=headers)
+
+        def classify(resp: httpx.Response) -> Verdict:
+            # 429 and 5xx are retried like any call; every other answer is read below
+            s = resp.status_code
+            if s == 429 or s >= 500:
+                kind = ErrorKind.THROTTLED if s == 429 else ErrorKind.SERVER
+                return Verdict(Action.RETRY, kind, f"HTTP {s}", retry_after_seconds(resp))
+            return Verdict.ok()
+
+        loop = CallLoop(self.platform, retry=RetryPolicy(max_attempts=4), client=http)
+        try:
+            resp = await loop.call(
+                send,
+                classify=classify,
+                on_error=transport_verdict,
+                authed=False,
+                budgeted=False,
+                counted=False,
+            )
+        except FetchError as exc:  # the endpoint kept failing: no token, so no account can go on
+            raise FetchError(
+                ErrorKind.AUTH,
+                redact(f"no access token: the {self.platform} token endpoint kept failing ({exc.message})"),
+            ) from None
         self.grants += 1
         try:
             body = resp.json()
@@ -520,66 +529,32 @@ class MemoryJobStore:
         self._d.pop(key, None)
 
 
-class PlatformApi:
-    """The ``Api`` a fetcher gets for one run (see ``fetchers/base.py``)."""
+class CallLoop:
+    """The one retry/classify loop: every call to a platform goes through ``call``, whether an
+    API request (``PlatformApi``), an SDK's SOAP call or an OAuth token grant."""
 
     def __init__(
         self,
-        fetcher: PlatformFetcher,
-        client: httpx.AsyncClient,
+        platform: str,
         *,
-        base_url: str,
-        credentials: Mapping[str, str],
-        auth: StaticTokenAuth | OAuthRefreshAuth | None,
-        budget: RateBudget,
         retry: RetryPolicy | None = None,
-        report: ReportPolicy | None = None,
-        jobs: Any = None,
-        timeout: float = 30.0,
+        auth: StaticTokenAuth | OAuthRefreshAuth | None = None,
+        budget: RateBudget | None = None,
+        client: httpx.AsyncClient | None = None,
     ):
-        self.fetcher = fetcher
-        self.platform = fetcher.platform
-        self.client = client
-        self.base_url = base_url.rstrip("/")
-        self.credentials = credentials
+        self.platform = platform
+        self.retry = retry or RetryPolicy()
         self.auth = auth
         self.budget = budget
-        self.retry = retry or RetryPolicy()
-        self.report = report or ReportPolicy()
-        self.jobs = jobs if jobs is not None else MemoryJobStore()
-        self.timeout = timeout
+        self.client = client
         self.request_count = 0
         self.throttled_count = 0
-
-    def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
     def note_request(self) -> None:
         """Count one request sent (fetchers that send through an SDK call this themselves)."""
         self.request_count += 1
         for cell in _request_tallies.get():
             cell[0] += 1
-
-    async def _trace(self, event: str, info: Any) -> None:
-        """httpcore's trace hook: the moment a budgeted request's headers start on the wire."""
-        if event == "http11.send_request_headers.started":
-            slot = _current_slot.get()
-            if slot is not None:
-                self.budget.sent(slot)
-
-    def wire_marker(self) -> Callable[[], None]:
-        """For a call an SDK sends from a worker thread: call the marker (from that thread) just
-        before the request leaves, after any slow preparation (see ``RateBudget.sent``). The
-        thread runs in a copy of the calling task's context, which names the attempt's slot."""
-        loop = asyncio.get_running_loop()
-        clock, sent = self.budget._clock, self.budget.sent
-
-        def mark() -> None:
-            slot = _current_slot.get()
-            if slot is not None:
-                loop.call_soon_threadsafe(sent, slot, clock())
-
-        return mark
 
     async def access_token(self) -> str:
         if self.auth is None:
@@ -594,6 +569,7 @@ class PlatformApi:
         on_error: Callable[[Exception], Verdict | None] | None = None,
         authed: bool = True,
         budgeted: bool = True,
+        counted: bool = True,
     ) -> T:
         """One call to the platform, HTTP or not (an SDK's SOAP call in a thread), tried until it
         succeeds or fails for good. Every attempt gets the access token (``send(token)``; None
@@ -614,8 +590,9 @@ class PlatformApi:
         kind, last = ErrorKind.SERVER, ""
         for attempt in range(self.retry.max_attempts):
             token = await self.access_token() if authed else None
-            slot = await self.budget.acquire() if budgeted else None
-            self.note_request()
+            slot = await self.budget.acquire() if budgeted and self.budget is not None else None
+            if counted:
+                self.note_request()
             result: Any = None
             marked = _current_slot.set(slot)
             try:
@@ -674,12 +651,74 @@ class PlatformApi:
                         )
                 else:
                     wait = self.retry.backoff(attempt)
-                if verdict.retry_after is not None or kind == ErrorKind.THROTTLED:
+                if slot is not None and (verdict.retry_after is not None or kind == ErrorKind.THROTTLED):
                     self.budget.pause(wait)
                 await asyncio.sleep(wait)
                 continue
             raise FetchError(verdict.kind or ErrorKind.REQUEST, redact(f"{self.platform}: {verdict.message}"))
         raise FetchError(kind, redact(f"{self.platform}: gave up after {self.retry.max_attempts} attempts ({last})"))
+
+
+def transport_verdict(exc: Exception, seconds: float | None = None) -> Verdict | None:
+    """Timeouts and transport failures are retried; any other exception is not ours to sort."""
+    if isinstance(exc, httpx.TimeoutException):
+        within = f" within {seconds:.0f} s" if seconds else " in time"
+        return Verdict(Action.RETRY, ErrorKind.TIMEOUT, f"no answer{within}")
+    if isinstance(exc, httpx.TransportError):
+        return Verdict(Action.RETRY, ErrorKind.SERVER, f"connection failed ({type(exc).__name__})")
+    return None
+
+
+class PlatformApi(CallLoop):
+    """The ``Api`` a fetcher gets for one run (see ``fetchers/base.py``)."""
+
+    def __init__(
+        self,
+        fetcher: PlatformFetcher,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        credentials: Mapping[str, str],
+        auth: StaticTokenAuth | OAuthRefreshAuth | None,
+        budget: RateBudget,
+        retry: RetryPolicy | None = None,
+        report: ReportPolicy | None = None,
+        jobs: Any = None,
+        timeout: float = 30.0,
+    ):
+        super().__init__(fetcher.platform, retry=retry, auth=auth, budget=budget, client=client)
+        self.fetcher = fetcher
+        self.client = client
+        self.budget = budget
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.report = report or ReportPolicy()
+        self.jobs = jobs if jobs is not None else MemoryJobStore()
+        self.timeout = timeout
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+
+    async def _trace(self, event: str, info: Any) -> None:
+        """httpcore's trace hook: the moment a budgeted request's headers start on the wire."""
+        if event == "http11.send_request_headers.started":
+            slot = _current_slot.get()
+            if slot is not None:
+                self.budget.sent(slot)
+
+    def wire_marker(self) -> Callable[[], None]:
+        """For a call an SDK sends from a worker thread: call the marker (from that thread) just
+        before the request leaves, after any slow preparation (see ``RateBudget.sent``). The
+        thread runs in a copy of the calling task's context, which names the attempt's slot."""
+        loop = asyncio.get_running_loop()
+        clock, sent = self.budget._clock, self.budget.sent
+
+        def mark() -> None:
+            slot = _current_slot.get()
+            if slot is not None:
+                loop.call_soon_threadsafe(sent, slot, clock())
+
+        return mark
 
     async def request(
         self,
@@ -717,15 +756,12 @@ class PlatformApi:
                 extensions=extensions,
             )
 
-        def on_error(exc: Exception) -> Verdict | None:
-            if isinstance(exc, httpx.TimeoutException):
-                return Verdict(Action.RETRY, ErrorKind.TIMEOUT, f"no answer within {seconds:.0f} s")
-            if isinstance(exc, httpx.TransportError):
-                return Verdict(Action.RETRY, ErrorKind.SERVER, f"connection failed ({type(exc).__name__})")
-            return None
-
         return await self.call(
-            send, classify=self.fetcher.classify, on_error=on_error, authed=authed, budgeted=budgeted
+            send,
+            classify=self.fetcher.classify,
+            on_error=lambda exc: transport_verdict(exc, seconds),
+            authed=authed,
+            budgeted=budgeted,
         )
 
     async def run_report_job(

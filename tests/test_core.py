@@ -442,6 +442,37 @@ def test_refused_refresh_token_is_an_auth_error_without_secrets():
     assert "rt-secret-777" not in err.value.message and "csec-999" not in err.value.message
 
 
+@respx.mock
+def test_a_token_grant_is_retried_by_the_shared_call_loop():
+    """429 and 5xx from a token endpoint are retried (Retry-After honoured) by the same loop as
+    every API call; a grant is not an API request (not counted). One that never succeeds is an
+    auth failure that says the endpoint kept failing, and shows no secret."""
+    route = respx.post("https://auth.test/token").mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.Response(429, headers={"Retry-After": "0"}),
+            httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600}),
+        ]
+    )
+
+    async def go():
+        async with httpx.AsyncClient() as c:
+            auth = OAuthRefreshAuth("dummy", "https://auth.test/token", "cid", "csec-5", "rt-5")
+            return await auth.token(c), auth.grants
+
+    assert run(go()) == ("at-1", 1)
+    assert route.call_count == 3
+    route.side_effect = None
+    route.return_value = httpx.Response(502)
+    route.reset()
+
+    with pytest.raises(FetchError) as err:
+        run(go())
+    assert route.call_count == 4  # RetryPolicy(max_attempts=4)
+    assert err.value.kind == "auth" and "token endpoint kept failing" in err.value.message
+    assert "HTTP 502" in err.value.message and "csec-5" not in err.value.message and "rt-5" not in err.value.message
+
+
 def test_report_job_polls_to_done_and_resumes_by_id():
     polls = []
 
