@@ -41,11 +41,7 @@ API_VERSION = "reporting v3"
 API_SUNSET: dt.date | None = None
 MAX_DAYS = 31  # per report, every campaign report type (A.5)
 
-HOSTS = {  # region -> (API host, Login-with-Amazon token URL) (A.1)
-    "NA": ("https://advertising-api.amazon.com", "https://api.amazon.com/auth/o2/token"),
-    "EU": ("https://advertising-api-eu.amazon.com", "https://api.amazon.co.uk/auth/o2/token"),
-    "FE": ("https://advertising-api-fe.amazon.com", "https://api.amazon.co.jp/auth/o2/token"),
-}
+HOSTS = {r: (base, token) for r, base, token in SPECS[PLATFORM].regions}  # region -> (API host, token URL)
 
 REPORTS_PATH = "/reporting/reports"
 CREATE_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"
@@ -84,10 +80,10 @@ _PROFILE_ID_RE = re.compile(r"^\d{1,20}$")
 
 
 def region_urls(region: str | None) -> tuple[str, str]:
-    key = (region or "NA").strip().upper() or "NA"
-    if key not in HOSTS:
-        raise FetchError("config", f"AMAZON_ADS_REGION is {region!r}; expected one of NA, EU, FE")
-    return HOSTS[key]
+    urls = SPECS[PLATFORM].region_urls(region)
+    if urls is None:
+        raise FetchError("config", f"AMAZON_ADS_REGION is {region!r}; expected one of {', '.join(HOSTS)}")
+    return urls
 
 
 def api_headers(credentials: Mapping[str, str], profile_id: str | None = None) -> dict[str, str]:
@@ -275,13 +271,6 @@ class AmazonFetcher:
                 "expected the profile id in digits (e.g. 3312456789012345)"
             )
         return value
-
-    def default_urls(self, credentials: Mapping[str, str]) -> tuple[str, str]:
-        # an unknown region must not break configuration listing: account_info refuses it
-        try:
-            return region_urls(credentials.get("AMAZON_ADS_REGION"))
-        except FetchError:
-            return HOSTS["NA"]
 
     def auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}

@@ -281,9 +281,8 @@ class PlatformFetcher(Protocol):
         refresh token so the token cache can keep it for the next run)."""
         ...
 
-    # Optional: ``def default_urls(self, credentials) -> tuple[str, str]`` returning
-    # (api base URL, token URL) when they depend on the credentials (Amazon's region). The
-    # ``<P>_API_BASE_URL`` / ``<P>_TOKEN_URL`` overrides always win.
+    # Default hosts come from the registry (``PlatformSpec.default_urls``: Amazon's by region);
+    # the ``<P>_API_BASE_URL`` / ``<P>_TOKEN_URL`` overrides always win.
 
     def classify(self, response: Any) -> Verdict:
         """Sort a response into ok / retry / refresh / fail (in-body error codes included)."""

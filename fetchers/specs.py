@@ -11,6 +11,7 @@ module, ``fetchers/<id>.py``. Adding a platform: README "Adding a platform".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -36,6 +37,10 @@ class PlatformSpec:
     lookback_days: int  # how many days after a day the platform may still restate it
     day_basis: str  # "account" (the account's timezone) or "UTC"
     history_days: int | None  # how far back the platform serves data (None: no documented cap)
+    # hosts chosen by a credential (Amazon's region): the variable, and per value (upper case) the
+    # (API base URL, token URL); the first entry is the default
+    region_var: str = ""
+    regions: tuple[tuple[str, str, str], ...] = ()
     refresh_token_key: str = ""  # the variable holding a refresh token, if any
     rotates_refresh_token: bool = False
     credential_lifetime_days: int | None = None  # how long the long-lived credential lasts
@@ -55,6 +60,19 @@ class PlatformSpec:
     @property
     def all_keys(self) -> tuple[str, ...]:
         return self.required + self.optional
+
+    def region_urls(self, region: str | None) -> tuple[str, str] | None:
+        """The (API base URL, token URL) of a region value (empty: the first region); None for a
+        value the platform does not have."""
+        key = (region or "").strip().upper() or (self.regions[0][0] if self.regions else "")
+        return next(((base, token) for r, base, token in self.regions if r == key), None)
+
+    def default_urls(self, credentials: Mapping[str, str]) -> tuple[str, str]:
+        """(API base URL, token URL) by default: the credentials' region's, where the platform has
+        regions (an unknown region gets the default here; the fetcher refuses it), else the fixed ones."""
+        if self.region_var:
+            return self.region_urls(credentials.get(self.region_var)) or (self.default_base_url, self.default_token_url)
+        return self.default_base_url, self.default_token_url
 
 
 SPECS: dict[str, PlatformSpec] = {
@@ -186,6 +204,12 @@ SPECS: dict[str, PlatformSpec] = {
             default_token_url="https://api.amazon.com/auth/o2/token",
             default_rpm=60,
             rpm_source="conservative: Amazon throttles reporting dynamically (429 + Retry-After)",
+            region_var="AMAZON_ADS_REGION",
+            regions=(  # (A.1)
+                ("NA", "https://advertising-api.amazon.com", "https://api.amazon.com/auth/o2/token"),
+                ("EU", "https://advertising-api-eu.amazon.com", "https://api.amazon.co.uk/auth/o2/token"),
+                ("FE", "https://advertising-api-fe.amazon.com", "https://api.amazon.co.jp/auth/o2/token"),
+            ),
             refresh_token_key="AMAZON_REFRESH_TOKEN",
             # clicks/cost settle within 3 days of traffic validation (A.9)
             lookback_days=3,

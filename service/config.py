@@ -184,14 +184,7 @@ def platform_config(
     base_url = settings.get(s.base_url_var)
     token_url = settings.get(s.token_url_var)
     if not base_url or not token_url:
-        from fetchers import get_fetcher
-
-        fetcher = get_fetcher(platform)
-        default_base, default_token = (
-            fetcher.default_urls(creds)
-            if hasattr(fetcher, "default_urls")  # optional
-            else (s.default_base_url, s.default_token_url)
-        )
+        default_base, default_token = s.default_urls(creds)
         base_url = base_url or default_base
         token_url = token_url or default_token
     return PlatformConfig(platform, "live", creds, sources, base_url=base_url.rstrip("/"), token_url=token_url, rpm=rpm)

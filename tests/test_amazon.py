@@ -324,17 +324,21 @@ def test_normalize_bad(raw):
 
 
 def test_region_picks_the_host_and_token_url():
-    assert FETCHER.default_urls({}) == (HOST, TOKEN_URL)
-    assert FETCHER.default_urls({"AMAZON_ADS_REGION": "eu"}) == (
+    from fetchers.specs import SPECS
+
+    spec = SPECS["amazon"]
+    assert spec.default_urls({}) == (HOST, TOKEN_URL)
+    assert spec.default_urls({"AMAZON_ADS_REGION": "eu"}) == (
         "https://advertising-api-eu.amazon.com",
         "https://api.amazon.co.uk/auth/o2/token",
     )
-    assert FETCHER.default_urls({"AMAZON_ADS_REGION": "FE"}) == (
+    assert spec.default_urls({"AMAZON_ADS_REGION": "FE"}) == (
         "https://advertising-api-fe.amazon.com",
         "https://api.amazon.co.jp/auth/o2/token",
     )
     # an unknown region does not break configuration; the first call for a profile refuses it
-    assert FETCHER.default_urls({"AMAZON_ADS_REGION": "APAC"}) == (HOST, TOKEN_URL)
+    assert spec.default_urls({"AMAZON_ADS_REGION": "APAC"}) == (HOST, TOKEN_URL)
+    assert SPECS["meta"].default_urls({"AMAZON_ADS_REGION": "eu"}) == ("https://graph.facebook.com", "")
     with respx.mock(assert_all_called=False) as mock:
         FakeAmazon().install(mock)
         with pytest.raises(FetchError) as exc:
