@@ -351,27 +351,38 @@ class Lost:
 
 
 def lost_days(
-    con, keys: Iterable[tuple[str, str]], start: dt.date, end: dt.date, today: dt.date | None = None
+    con,
+    keys: Iterable[tuple[str, str]],
+    start: dt.date,
+    end: dt.date,
+    today: dt.date | None = None,
+    complete: Iterable[tuple[str, str]] = (),
 ) -> dict[tuple[str, str], Lost]:
     """Per (platform, account_id) whose platform's retention cuts into ``start..end``: the missing
     or failed days before the oldest servable day (``lost``) and from it on (``fixable``).
-    Accounts of platforms without a cut inside the period are left out. ``con``: an open
-    connection (this runs inside the caller's)."""
+    Accounts of platforms without a cut inside the period are left out. ``complete``: keys the
+    caller knows have every day of the period stored and none failed (nothing to count: no
+    query for them). ``con``: an open connection (this runs inside the caller's)."""
     today = today or clock.today()
-    rows = []
+    whole = set(complete)
+    rows, out = [], {}
     for p, a in sorted(set(keys)):
         oldest = oldest_servable(p, today) if p in SPECS else None
         if oldest is not None and start < oldest:
-            rows.append((p, a, start, end, oldest))
+            if (p, a) in whole:
+                out[(p, a)] = Lost(0, 0, oldest)
+            else:
+                rows.append((p, a, start, end, oldest))
     if not rows:
-        return {}
+        return out
     # the keys as list parameters: a registered Arrow table imports pandas (0.25 s of a CLI run)
     params: dict = {
         name: [r[i] for r in rows] for i, name in enumerate(("platform", "account_id", "lo", "hi", "oldest"))
     }
     params["first"], params["last"] = start, end
     found = {(p, a): (int(n_lost), int(n_fix)) for p, a, n_lost, n_fix in con.execute(_LOST_SQL, params).fetchall()}
-    return {(p, a): Lost(*found.get((p, a), (0, 0)), cut) for p, a, _lo, _hi, cut in rows}
+    out.update({(p, a): Lost(*found.get((p, a), (0, 0)), cut) for p, a, _lo, _hi, cut in rows})
+    return out
 
 
 def retention_error(

@@ -272,7 +272,10 @@ def spend_reports(
                 {**period_params(start, end), "fp": [k[0] for k in foreign], "fa": [k[1] for k in foreign]},
             ).fetchall():
                 daily.setdefault((p, a), {})[d] = amt
-        lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today)
+        # an account with every day of the period stored and none failed has nothing to count
+        n_days = (end - start).days + 1
+        whole = [(r[1], r[2]) for r in rows if r[8] == n_days and not r[11]]
+        lost = freshness.lost_days(con, [(r[1], r[2]) for r in rows], start, end, today, complete=whole)
         from .fxrates import rates_for  # demo stores: the demo rate set; real stores: ECB only
 
         rate_sets = {demo: rates_for(store, demo, con) for demo in {bool(m["is_demo"]) for m in metas.values()}}

@@ -356,3 +356,18 @@ def test_refresh_recent_twice_asks_only_for_the_restatement_windows(tmp_path, ru
     # account (account details are not asked again; Meta, Amazon and Microsoft have report flows)
     one_request = ("google", "tiktok", "linkedin", "snapchat", "pinterest", "reddit")
     assert {p: second[p] for p in one_request} == {p: sum(1 for q, _a in links if q == p) for p in one_request}
+
+
+def test_lost_days_asks_nothing_for_accounts_known_to_be_complete():
+    """The store page passes the accounts whose period has every day stored and none failed:
+    their cut is known without a query (the retention check cost a query a page)."""
+
+    class NoQueries:
+        def execute(self, *args):  # pragma: no cover - must not be reached
+            raise AssertionError("no query expected")
+
+    today = D(2026, 12, 3)
+    start, end = D(2026, 9, 1), D(2026, 9, 30)  # Amazon serves 60 days: from 2026-10-04
+    keys = [("amazon", "3000000001"), ("meta", "1000000001")]
+    got = fr.lost_days(NoQueries(), keys, start, end, today, complete=[("amazon", "3000000001")])
+    assert got == {("amazon", "3000000001"): fr.Lost(0, 0, D(2026, 10, 4))}  # meta: no cut in the period
