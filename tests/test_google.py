@@ -27,7 +27,13 @@ CREDS = {
     "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh-token-abc",
 }
 ACCOUNT = AccountInfo("1234567890", "USD", "America/New_York")
-MASK = "segments.date,metrics.costMicros"
+MASK = "segments.date,customer.currencyCode,customer.timeZone,customer.descriptiveName,metrics.costMicros"
+CUSTOMER = {
+    "resourceName": "customers/1234567890",
+    "currencyCode": "USD",
+    "timeZone": "America/New_York",
+    "descriptiveName": "Acme US",
+}
 FAILURE = "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure"
 
 
@@ -58,8 +64,8 @@ def token_route(*tokens):
     )
 
 
-def result(day, micros=None):
-    r = {"segments": {"date": day}, "metrics": {}}
+def result(day, micros=None, customer=CUSTOMER):
+    r = {"customer": dict(customer), "segments": {"date": day}, "metrics": {}}
     if micros is not None:
         r["metrics"]["costMicros"] = micros
     return r
@@ -94,7 +100,8 @@ def test_search_stream_request_is_exactly_what_google_documents():
     rows = run(with_api(lambda f, api: daily(f, api, dt.date(2026, 3, 1), dt.date(2026, 3, 7)), creds))
     req = route.calls.last.request
     assert json.loads(req.content) == {
-        "query": "SELECT segments.date, metrics.cost_micros FROM customer WHERE "
+        "query": "SELECT segments.date, customer.currency_code, customer.time_zone, "
+        "customer.descriptive_name, metrics.cost_micros FROM customer WHERE "
         "segments.date BETWEEN '2026-03-01' AND '2026-03-07' "
         "ORDER BY segments.date"
     }
@@ -400,7 +407,7 @@ def sbx(fn, sandbox, sandbox_env, **extra):
 
 @pytest.mark.parametrize("account,currency", [("123-456-7978", "EUR"), ("1234567392", "JPY"), ("5550001111", "USD")])
 def test_sandbox_totals_match_exactly_over_windows(sandbox, sandbox_env, account, currency):
-    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)  # 760 days: three windows
+    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)  # 760 days: one window, no range cap
     info, total = sbx(
         lambda f, api: sandbox_total(f, api, account, start, end),
         sandbox,
