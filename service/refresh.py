@@ -36,6 +36,7 @@ from fetchers.core import (
     ReportPolicy,
     count_requests,
     fetch_window,
+    fetch_window_and_info,
     redact,
 )
 from fetchers.specs import PLATFORM_IDS, SPECS
@@ -413,7 +414,11 @@ async def refresh_async(
             try:
                 if run.fatal:
                     raise run.fatal
-                info = await _account_info(run, account_id, known_infos.get((p, account_id)), writer)
+                info = _stored_info(account_id, known_infos.get((p, account_id)))
+                if info is None and not SPECS[p].info_in_data:
+                    info = await _account_info(run, account_id, None, writer)
+                # else: no fresh info, and the platform's spend answer carries it: the first
+                # window below fetches it (one request fewer per account)
             except FetchError as exc:
                 if exc.platform_wide and run.fatal is None:
                     run.fatal = exc
@@ -427,14 +432,19 @@ async def refresh_async(
 
             info_requests = [tally[0]]  # the account lookup's requests go on the first window's result
 
-            async def one_window(ws: dt.date, we: dt.date) -> None:
-                nonlocal done
+            async def one_window(ws: dt.date, we: dt.date) -> FetchError | None:
+                nonlocal done, info
                 w0 = time.monotonic()
+                failure: FetchError | None = None
                 with count_requests() as wtally:
                     try:
                         if run.fatal:
                             raise run.fatal
-                        amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
+                        if info is None:  # the first window of an account whose answer carries its info
+                            info, amounts = await fetch_window_and_info(run.fetcher, run.api, account_id, ws, we)
+                            _save_info(run, account_id, info, writer)
+                        else:
+                            amounts = await fetch_window(run.fetcher, run.api, info, ws, we)
                     except FetchError as exc:
                         amounts, failure = None, exc
                 requests = wtally[0] + (info_requests.pop() if info_requests else 0)
@@ -450,6 +460,7 @@ async def refresh_async(
                     finished_at=now_,
                 )
                 if amounts is None:
+                    assert failure is not None
                     if failure.platform_wide and run.fatal is None:
                         run.fatal = failure
                     out.windows_failed += 1
@@ -469,8 +480,18 @@ async def refresh_async(
                     )
                 done += 1
                 emit(Progress(sids, p, account_id, "window", done, len(windows)))
+                return failure
 
-            await asyncio.gather(*(one_window(ws, we) for ws, we in windows))
+            rest = windows
+            if info is None:  # info_in_data: the first window brings the info the others are stored with
+                first_failure = await one_window(*windows[0])
+                rest = windows[1:]
+                if info is None:  # that window failed: the others cannot be stored in a known currency
+                    assert first_failure is not None
+                    out.windows_failed += len(rest)
+                    await fail_all(first_failure, rest)
+                    rest = []
+            await asyncio.gather(*(one_window(ws, we) for ws, we in rest))
             out.requests = tally[0]
             out.seconds = time.monotonic() - started
             emit(
@@ -557,16 +578,29 @@ def _ensure_executor() -> None:
         _EXECUTOR_LOOPS.add(loop)
 
 
-async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
-    """The stored info while it is fresh (prefetched for every account in one query); otherwise
-    ask the platform and save the answer with the next batch of windows."""
-    p = run.cfg.platform
+def _stored_info(account_id: str, known: dict | None) -> AccountInfo | None:
+    """The stored info (prefetched for every account in one query) while it is fresh."""
     if known and known["updated_at"] and dt.datetime.now(dt.UTC) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
         return AccountInfo(account_id, known["currency"], known["timezone"], known["name"] or "")
+    return None
+
+
+async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
+    """The stored info while it is fresh; otherwise ask the platform and save the answer with the
+    next batch of windows."""
+    stored = _stored_info(account_id, known)
+    if stored is not None:
+        return stored
     info = await run.fetcher.account_info(run.api, account_id)
+    _save_info(run, account_id, info, writer)
+    return info
+
+
+def _save_info(run: _PlatformRun, account_id: str, info: AccountInfo, writer: BatchWriter) -> None:
+    """Save what the platform said about the account with the next batch of windows."""
     writer.add_info(
         dict(
-            platform=p,
+            platform=run.cfg.platform,
             account_id=account_id,
             name=info.name,
             currency=info.currency,
@@ -574,7 +608,6 @@ async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, 
             day_basis=run.fetcher.day_basis,
         )
     )
-    return info
 
 
 def _per_store_platform(outcomes, groups, store_ids, platforms) -> list[PlatformOutcome]:

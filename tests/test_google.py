@@ -15,7 +15,7 @@ import respx
 import fetchers.google as google
 from fetchers import get_fetcher
 from fetchers.base import AccountInfo, FetchError, MalformedResponse
-from fetchers.core import PlatformApi, RateBudget, fetch_window, plan_windows
+from fetchers.core import PlatformApi, RateBudget, fetch_window, fetch_window_and_info, plan_windows
 
 BASE = "https://googleads.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -524,3 +524,80 @@ def test_sandbox_retired_version_is_a_config_error(sandbox, sandbox_env, monkeyp
     with pytest.raises(FetchError) as e:
         sbx(lambda f, api: f.account_info(api, "1234567890"), sandbox, sandbox_env)
     assert e.value.kind == "config" and "API_VERSION" in e.value.message
+
+
+# --- the account's info from the spend answer (issue 19.3) -----------------------------------------
+
+
+def first_window(start, end, account="123-456-7890"):
+    return lambda f, api: fetch_window_and_info(f, api, account, start, end)
+
+
+@respx.mock
+def test_ninety_days_are_one_request_that_also_says_the_currency_and_time_zone():
+    token_route("ya29.a")
+    start = dt.date(2026, 1, 1)
+    days = [start + dt.timedelta(days=i) for i in range(90)]
+    route = respx.post(STREAM).mock(
+        return_value=stream(*([result(d.isoformat(), "1000000") for d in days[i : i + 10]] for i in range(0, 90, 10)))
+    )
+    info, rows = run(with_api(first_window(days[0], days[-1])))
+    assert route.call_count == 1  # no separate customer lookup, no second window
+    assert json.loads(route.calls.last.request.content) == {
+        "query": "SELECT segments.date, customer.currency_code, customer.time_zone, customer.descriptive_name, "
+        "metrics.cost_micros FROM customer WHERE segments.date BETWEEN '2026-01-01' AND '2026-03-31' "
+        "ORDER BY segments.date"
+    }
+    assert info == AccountInfo("1234567890", "USD", "America/New_York", "Acme US")
+    assert rows == {d: Decimal(1) for d in days}
+
+
+@respx.mock
+def test_an_answer_without_rows_falls_back_to_the_customer_lookup():
+    token_route("ya29.a")
+    lookup = {
+        "results": [{"customer": {**CUSTOMER, "id": "1234567890", "currencyCode": "EUR"}}],
+        "fieldMask": "customer.id,customer.currencyCode,customer.timeZone,customer.descriptiveName",
+    }
+    route = respx.post(STREAM).mock(
+        side_effect=[
+            httpx.Response(200, json=[{"fieldMask": MASK, "requestId": "r"}]),
+            httpx.Response(200, json=[lookup]),
+        ]
+    )
+    info, rows = run(with_api(first_window(dt.date(2026, 3, 1), dt.date(2026, 3, 2))))
+    assert [json.loads(c.request.content)["query"] for c in route.calls] == [
+        "SELECT segments.date, customer.currency_code, customer.time_zone, customer.descriptive_name, "
+        "metrics.cost_micros FROM customer WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-02' "
+        "ORDER BY segments.date",
+        google.ACCOUNT_QUERY,
+    ]
+    assert info == AccountInfo("1234567890", "EUR", "America/New_York", "Acme US")
+    assert rows == {dt.date(2026, 3, 1): Decimal(0), dt.date(2026, 3, 2): Decimal(0)}
+
+
+@pytest.mark.parametrize(
+    "second", [{**CUSTOMER, "currencyCode": "EUR"}, {**CUSTOMER, "timeZone": "UTC"}, {"resourceName": "customers/1"}]
+)
+def test_rows_that_disagree_on_the_account_or_lack_it_are_malformed(second):
+    body = [{"results": [result("2026-03-01", "1"), result("2026-03-02", "1", second)], "fieldMask": MASK}]
+    with pytest.raises(MalformedResponse, match="1234567890"):
+        google.parse_daily_and_info(body, "1234567890")
+
+
+@respx.mock
+def test_a_stored_currency_the_rows_contradict_is_refused_never_converted():
+    token_route("ya29.a")
+    respx.post(STREAM).mock(return_value=stream([result("2026-03-01", "1000000", {**CUSTOMER, "currencyCode": "EUR"})]))
+    with pytest.raises(MalformedResponse, match="reports in EUR, but its stored currency is USD"):
+        run(with_api(daily))
+
+
+def test_only_platforms_that_declare_it_carry_info_in_their_data():
+    from fetchers.specs import SPECS
+
+    assert {p for p, s in SPECS.items() if s.info_in_data} == {"google"}
+    for p, s in SPECS.items():
+        assert hasattr(get_fetcher(p), "fetch_daily_and_info") == s.info_in_data, p
+    with pytest.raises(ValueError, match="does not carry"):
+        run(fetch_window_and_info(get_fetcher("meta"), None, "1", dt.date(2026, 1, 1), dt.date(2026, 1, 1)))
