@@ -452,6 +452,22 @@ def test_sandbox_rejects_what_google_rejects(sandbox):
         == "EXPECTED_FILTERS_ON_DATE_RANGE"
     )
     assert code(httpx.post(url, json={"query": "SELECT metrics.cost FROM customer"}, headers=h)) == "UNRECOGNIZED_FIELD"
+    bogus = {"query": q["query"].replace("segments.date,", "segments.date, customer.currency,")}
+    assert code(httpx.post(url, json=bogus, headers=h)) == "UNRECOGNIZED_FIELD"
+    # the spend query's customer fields: camelCase in every row, in the fieldMask in SELECT order (§2.3)
+    spend_query = {"query": google.build_spend_query(dt.date(2026, 3, 1), dt.date(2026, 3, 2))}
+    batches = httpx.post(url, json=spend_query, headers=h).json()
+    assert batches[0]["fieldMask"] == (
+        "segments.date,customer.currencyCode,customer.timeZone,customer.descriptiveName,metrics.costMicros"
+    )
+    from sandbox.data import account_profile
+
+    prof = account_profile("google", "1234567890")
+    assert {
+        (r["customer"]["resourceName"], r["customer"]["currencyCode"], r["customer"]["timeZone"])
+        for b in batches
+        for r in b.get("results", [])
+    } == {("customers/1234567890", prof["currency"], prof["timezone"])}
     assert code(httpx.post(url, json={"q": q["query"]}, headers=h)) == "INVALID_ARGUMENT"
     assert code(httpx.post(url, json={}, headers=h)) == "REQUIRED_FIELD_MISSING"
     assert code(httpx.post(url, json=q, headers={**h, "login-customer-id": "111-222-3333"})) == "INVALID_CUSTOMER_ID"
