@@ -82,3 +82,24 @@ def test_an_account_whose_answer_has_no_rows_is_looked_up(tmp_path, run_cli, san
     r = _refresh(run_cli, day, day)
     assert r.returncode == 0, r
     assert sandbox.ctx.requests["google"] == 2
+
+
+def test_windows_after_the_first_use_its_info_and_fail_with_it(tmp_path, run_cli, sandbox, sandbox_env, monkeypatch):
+    from fetchers import get_fetcher
+
+    monkeypatch.setattr(get_fetcher("google"), "max_days", 30)  # three windows for 90 days
+    account = ACCOUNTS[0]
+    _import(tmp_path, run_cli, [account])
+    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)
+    sandbox.ctx.configure({"faults": [{"platform": "google", "kind": "malformed", "count": 1}]})
+    r = _refresh(run_cli, start, end)
+    assert r.returncode == 1, r
+    assert sandbox.ctx.requests["google"] == 1  # the first window failed: the others were not asked
+    acc = r.json()["results"][0]["accounts"][0]
+    assert (acc["status"], acc["windows"], acc["days_fetched"]) == ("failed", 3, 0)
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    assert store.account_infos([("google", account)]) == {}
+    r = _refresh(run_cli, start, end)  # the fault is spent: one request a window, no lookup
+    assert r.returncode == 0, r
+    assert sandbox.ctx.requests["google"] == 1 + 3
+    assert store.query("SELECT count(*), min(currency), max(currency) FROM daily_spend") == [(90, "EUR", "EUR")]
