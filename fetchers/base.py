@@ -290,6 +290,18 @@ class PlatformFetcher(Protocol):
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo: ...
 
+    # Optional, declared by ``PlatformSpec.info_in_data`` (fetchers/specs.py), never guessed with
+    # hasattr: a platform whose spend answer also carries the account's currency and time zone
+    # (Google's ``customer.currency_code`` / ``customer.time_zone`` in the same GAQL query, §2.2)
+    # implements
+    #
+    #     async def fetch_daily_and_info(self, api, account_id, start, end)
+    #         -> tuple[AccountInfo | None, Mapping[dt.date, Decimal]]
+    #
+    # returning the days as ``fetch_daily`` does and the account's info read from the same answer
+    # (None when the answer had no rows to read it from). ``core.fetch_window_and_info`` calls it
+    # and falls back to ``account_info`` when it carried none, so a first fetch needs no lookup.
+
     async def fetch_daily(
         self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
     ) -> Mapping[dt.date, Decimal]: ...

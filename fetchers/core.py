@@ -874,3 +874,20 @@ async def fetch_window(
         raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")
     rows = await fetcher.fetch_daily(api, account, start, end)
     return fill_zeros(rows, start, end, fetcher.platform)
+
+
+async def fetch_window_and_info(
+    fetcher: PlatformFetcher, api: PlatformApi, account_id: str, start: dt.date, end: dt.date
+) -> tuple[AccountInfo, dict[dt.date, Decimal]]:
+    """One account's first window when its info is not known yet, for a platform whose spend
+    answer carries it (``PlatformSpec.info_in_data``, ``fetch_daily_and_info`` in base.py): the
+    info read from that answer, or when it had no rows to read it from, from ``account_info``;
+    and every day of the window, zero-filled like :func:`fetch_window`."""
+    if not SPECS[fetcher.platform].info_in_data:
+        raise ValueError(f"{fetcher.platform}: its spend answer does not carry the account's info")
+    if (end - start).days + 1 > fetcher.max_days:
+        raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")
+    info, rows = await fetcher.fetch_daily_and_info(api, account_id, start, end)  # type: ignore[attr-defined]
+    if info is None:
+        info = await fetcher.account_info(api, account_id)
+    return info, fill_zeros(rows, start, end, fetcher.platform)

@@ -32,11 +32,14 @@ PLATFORM = "google"
 # (exact date UNCONFIRMED). A retired version answers 404, reported as a config error naming this.
 API_VERSION = "v26"
 API_VERSION_SUNSET = "about a year after release, late 2027 (UNCONFIRMED, §2.1)"
-# No documented cap on a customer-level daily range (§2.2, UNCONFIRMED): one request per year
-# keeps each stream modest and a failure cheap to repeat.
-MAX_DAYS = 366
+# No documented cap on a customer-level daily range (§0, §2.2: "use BETWEEN"): one request per
+# account for any range we ask; searchStream splits a long answer into batches (§2.4).
+MAX_DAYS = 10_000
 
-SPEND_FIELDS = ("segments.date", "metrics.costMicros")  # REST JSON is camelCase (§2.3)
+# REST JSON is camelCase (§2.3). The customer's currency and time zone ride along in every row of
+# the spend query (§2.2), so a window's answer also says what the account is.
+SPEND_FIELDS = ("segments.date", "metrics.costMicros")
+CUSTOMER_FIELDS = ("customer.currencyCode", "customer.timeZone")
 # §2.5: error families are the keys of errorCode; these values need the operator, not a retry.
 DEVELOPER_TOKEN_ERRORS = frozenset(
     {
@@ -97,7 +100,8 @@ def search_stream_path(customer_id: str) -> str:
 def build_spend_query(start: dt.date, end: dt.date) -> str:
     # FROM customer covers every campaign type; ad-level reports under-count (§2.8).
     return (
-        "SELECT segments.date, metrics.cost_micros FROM customer "
+        "SELECT segments.date, customer.currency_code, customer.time_zone, customer.descriptive_name, "
+        "metrics.cost_micros FROM customer "
         f"WHERE segments.date BETWEEN '{start.isoformat()}' AND '{end.isoformat()}' "
         "ORDER BY segments.date"
     )
@@ -244,11 +248,40 @@ def stream_results(body: Any, required: tuple[str, ...] = ()) -> list[dict]:
 
 
 def parse_daily_cost(body: Any) -> dict[dt.date, Decimal]:
-    """Cost per day. REST JSON leaves out default values, so a result whose metrics lack
-    ``costMicros`` (``"metrics": {}``) is a day that cost 0 (§2.3); the fieldMask proves the cost
-    was selected, so an absent value is that zero and not a query that forgot the metric."""
+    """Cost per day (see :func:`parse_daily_and_info`)."""
+    return parse_daily_and_info(body, "")[1]
+
+
+def _customer_info(customer: Any, customer_id: str) -> AccountInfo:
+    if not isinstance(customer, dict):
+        raise MalformedResponse(f"google customer {customer_id}: a result has no 'customer' object")
+    currency, tz = customer.get("currencyCode"), customer.get("timeZone")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise MalformedResponse(f"google customer {customer_id} has no ISO currency (got {str(currency)[:20]!r})")
+    if not isinstance(tz, str) or not tz:
+        raise MalformedResponse(f"google customer {customer_id} has no time zone")
+    name = customer.get("descriptiveName")
+    return AccountInfo(customer_id, currency, tz, name if isinstance(name, str) else "")
+
+
+def parse_daily_and_info(body: Any, customer_id: str) -> tuple[AccountInfo | None, dict[dt.date, Decimal]]:
+    """The customer's info (None when the stream had no rows to read it from) and its cost per day.
+
+    REST JSON leaves out default values, so a result whose metrics lack ``costMicros``
+    (``"metrics": {}``) is a day that cost 0 (§2.3); the fieldMask proves the cost was selected, so
+    an absent value is that zero and not a query that forgot the metric. When the fieldMask says
+    the customer's currency and time zone were selected, every row must carry the same ones."""
     rows: dict[dt.date, Decimal] = {}
+    info: AccountInfo | None = None
     for r in stream_results(body, SPEND_FIELDS):
+        if "customer" in r or info is not None:
+            row_info = _customer_info(r.get("customer"), customer_id)
+            if info is not None and (row_info.currency, row_info.timezone) != (info.currency, info.timezone):
+                raise MalformedResponse(
+                    f"google customer {customer_id}: rows disagree on currency or time zone "
+                    f"({info.currency} {info.timezone} vs {row_info.currency} {row_info.timezone})"
+                )
+            info = info or row_info
         segments, metrics = r.get("segments"), r.get("metrics", {})
         if not isinstance(segments, dict) or not isinstance(metrics, dict):
             raise MalformedResponse("google result has no 'segments' object or a 'metrics' that is not an object")
@@ -260,21 +293,14 @@ def parse_daily_cost(body: Any) -> dict[dt.date, Decimal]:
             if "costMicros" in metrics
             else Decimal(0)
         )
-    return rows
+    return info, rows
 
 
 def parse_customer(body: Any, customer_id: str) -> AccountInfo:
-    results = stream_results(body, ("customer.currencyCode", "customer.timeZone"))
+    results = stream_results(body, CUSTOMER_FIELDS)
     if len(results) != 1 or not isinstance(results[0].get("customer"), dict):
         raise MalformedResponse(f"google customer {customer_id}: expected one customer row, got {len(results)}")
-    c = results[0]["customer"]
-    currency, tz = c.get("currencyCode"), c.get("timeZone")
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-        raise MalformedResponse(f"google customer {customer_id} has no ISO currency (got {str(currency)[:20]!r})")
-    if not isinstance(tz, str) or not tz:
-        raise MalformedResponse(f"google customer {customer_id} has no time zone")
-    name = c.get("descriptiveName")
-    return AccountInfo(customer_id, currency, tz, name if isinstance(name, str) else "")
+    return _customer_info(results[0]["customer"], customer_id)
 
 
 # --- the fetcher --------------------------------------------------------------------------------
@@ -320,8 +346,23 @@ class GoogleAdsFetcher:
         cid = normalize_account_id(account_id)
         return parse_customer(await self._search_stream(api, cid, ACCOUNT_QUERY), cid)
 
+    async def fetch_daily_and_info(
+        self, api: Api, account_id: str, start: dt.date, end: dt.date
+    ) -> tuple[AccountInfo | None, dict[dt.date, Decimal]]:
+        """One searchStream: the days and, read from its rows, the customer's currency and time
+        zone (§2.2), so no separate customer lookup (None when no row came back)."""
+        cid = normalize_account_id(account_id)
+        return parse_daily_and_info(await self._search_stream(api, cid, build_spend_query(start, end)), cid)
+
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
-        return parse_daily_cost(await self._search_stream(api, account.account_id, build_spend_query(start, end)))
+        info, rows = await self.fetch_daily_and_info(api, account.account_id, start, end)
+        if info is not None and info.currency != account.currency:
+            # never store one currency's amounts under another: the stored info is stale
+            raise MalformedResponse(
+                f"google customer {account.account_id} reports in {info.currency}, "
+                f"but its stored currency is {account.currency}"
+            )
+        return rows
 
 
 FETCHER = GoogleAdsFetcher()

@@ -154,8 +154,12 @@ def parse_insights_page(body: Any, currency: str) -> tuple[dict[dt.date, Decimal
             )
         if "spend" not in row:
             raise MalformedResponse(f"meta insights row for {day} has no 'spend' field")
+        # account_currency is asked for (INSIGHTS_FIELDS, §1.7): it cross-checks the stored
+        # currency on every row; a row without it, or in another currency, is never stored
         row_currency = row.get("account_currency")
-        if row_currency is not None and row_currency != currency:
+        if row_currency is None:
+            raise MalformedResponse(f"meta insights row for {day} has no 'account_currency' field")
+        if row_currency != currency:
             raise MalformedResponse(
                 f"meta insights row for {day} is in {row_currency}, but the account's currency is {currency}"
             )

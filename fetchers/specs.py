@@ -44,6 +44,9 @@ class PlatformSpec:
     refresh_token_key: str = ""  # the variable holding a refresh token, if any
     rotates_refresh_token: bool = False
     credential_lifetime_days: int | None = None  # how long the long-lived credential lasts
+    # the spend answer carries the account's currency and time zone: its fetcher implements
+    # ``fetch_daily_and_info`` (fetchers/base.py) and a first refresh needs no separate lookup
+    info_in_data: bool = False
 
     @property
     def rpm_var(self) -> str:
@@ -130,6 +133,8 @@ SPECS: dict[str, PlatformSpec] = {
             day_basis="account",
             # no documented retention limit for customer-level cost (§2.2)
             history_days=None,
+            # the spend query selects customer.currency_code and customer.time_zone too (§2.2)
+            info_in_data=True,
             id_form="10 digits, e.g. 123-456-7890 or 1234567890 (stored without dashes)",
             default_share=Decimal(35),
             color="#34A853",

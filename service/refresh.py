@@ -36,6 +36,7 @@ from fetchers.core import (
     ReportPolicy,
     count_requests,
     fetch_window,
+    fetch_window_and_info,
     redact,
 )
 from fetchers.specs import PLATFORM_IDS, SPECS
@@ -485,7 +486,11 @@ async def _refresh_account(run: _Run, key: AccountKey, tally: list[int]) -> None
     try:
         if prun.fatal:
             raise prun.fatal
-        info = await _account_info(prun, account_id, run.known_infos.get((p, account_id)), run.writer)
+        info = _stored_info(account_id, run.known_infos.get((p, account_id)))
+        if info is None and not SPECS[p].info_in_data:
+            info = await _account_info(prun, account_id, run.writer)
+        # else: no fresh info, and the platform's spend answer carries it: the first window
+        # brings it (one request fewer per account)
     except FetchError as exc:
         if exc.platform_wide and prun.fatal is None:
             prun.fatal = exc
@@ -497,7 +502,16 @@ async def _refresh_account(run: _Run, key: AccountKey, tally: list[int]) -> None
         return
     # the account lookup's requests go on the first window's result
     counts = _WindowCounts(total=len(windows), lookup_requests=tally[0])
-    await asyncio.gather(*(_refresh_window(run, key, prun, info, w, counts) for w in windows))
+    rest = windows
+    if info is None:  # info_in_data: the first window brings the info the others are stored with
+        info, failure = await _refresh_window(run, key, prun, None, windows[0], counts)
+        rest = windows[1:]
+        if info is None:  # it failed: the others cannot be stored in a known currency
+            assert failure is not None
+            out.windows_failed += len(rest)
+            await _fail_windows(run, key, failure, rest)
+            rest = []
+    await asyncio.gather(*(_refresh_window(run, key, prun, info, w, counts) for w in rest))
     out.requests, out.seconds = tally[0], time.monotonic() - started
     phase = "done" if out.status == "ok" else "failed"
     run.emit(Progress(sids, p, account_id, phase, counts.done, len(windows), out.error or ""))
@@ -539,11 +553,13 @@ async def _refresh_window(
     run: _Run,
     key: AccountKey,
     prun: _PlatformRun,
-    info: AccountInfo,
+    info: AccountInfo | None,
     window: tuple[dt.date, dt.date],
     counts: _WindowCounts,
-) -> None:
-    """One window of one account: fetched, then queued as a write or as a failure."""
+) -> tuple[AccountInfo | None, FetchError | None]:
+    """One window of one account: fetched, then queued as a write or as a failure. ``info`` None:
+    the platform's spend answer carries the account's info (``info_in_data``), saved from it.
+    Returns the info and the failure, if any."""
     p, account_id, _demo = key
     out, (ws, we) = run.outcomes[key], window
     w0 = time.monotonic()
@@ -552,7 +568,11 @@ async def _refresh_window(
         try:
             if prun.fatal:
                 raise prun.fatal
-            amounts = await fetch_window(prun.fetcher, prun.api, info, ws, we)
+            if info is None:
+                info, amounts = await fetch_window_and_info(prun.fetcher, prun.api, account_id, ws, we)
+                _save_info(prun, account_id, info, run.writer)
+            else:
+                amounts = await fetch_window(prun.fetcher, prun.api, info, ws, we)
         except FetchError as exc:
             amounts, failure = None, exc
     now_ = clock.now()
@@ -579,7 +599,7 @@ async def _refresh_window(
             {**result, "status": "failed", "error": failure.message},
         )
     else:
-        assert amounts is not None
+        assert amounts is not None and info is not None
         out.days_fetched += len(amounts)
         await run.writer.add(
             WindowWrite(p, account_id, ws, we, amounts, info.currency, run.run_id, now_),
@@ -588,6 +608,7 @@ async def _refresh_window(
         )
     counts.done += 1
     run.emit(Progress(tuple(run.groups[key]), p, account_id, "window", counts.done, counts.total))
+    return info, failure
 
 
 _EXECUTOR_LOOPS: weakref.WeakSet = weakref.WeakSet()
@@ -603,16 +624,25 @@ def _ensure_executor() -> None:
         _EXECUTOR_LOOPS.add(loop)
 
 
-async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, writer: BatchWriter) -> AccountInfo:
-    """The stored info while it is fresh (prefetched for every account in one query); otherwise
-    ask the platform and save the answer with the next batch of windows."""
-    p = run.cfg.platform
+def _stored_info(account_id: str, known: dict | None) -> AccountInfo | None:
+    """The stored info (prefetched for every account in one query) while it is fresh."""
     if known and known["updated_at"] and dt.datetime.now(dt.UTC) - known["updated_at"] < ACCOUNT_INFO_MAX_AGE:
         return AccountInfo(account_id, known["currency"], known["timezone"], known["name"] or "")
+    return None
+
+
+async def _account_info(run: _PlatformRun, account_id: str, writer: BatchWriter) -> AccountInfo:
+    """Ask the platform, and save the answer with the next batch of windows."""
     info = await run.fetcher.account_info(run.api, account_id)
+    _save_info(run, account_id, info, writer)
+    return info
+
+
+def _save_info(run: _PlatformRun, account_id: str, info: AccountInfo, writer: BatchWriter) -> None:
+    """Save what the platform said about the account with the next batch of windows."""
     writer.add_info(
         dict(
-            platform=p,
+            platform=run.cfg.platform,
             account_id=account_id,
             name=info.name,
             currency=info.currency,
@@ -620,7 +650,6 @@ async def _account_info(run: _PlatformRun, account_id: str, known: dict | None, 
             day_basis=run.fetcher.day_basis,
         )
     )
-    return info
 
 
 def _run_status(platform_outcomes: Sequence[PlatformOutcome], error: str | None) -> str:

@@ -15,7 +15,7 @@ import respx
 import fetchers.google as google
 from fetchers import get_fetcher
 from fetchers.base import AccountInfo, FetchError, MalformedResponse
-from fetchers.core import PlatformApi, RateBudget, fetch_window, plan_windows
+from fetchers.core import PlatformApi, RateBudget, fetch_window, fetch_window_and_info, plan_windows
 
 BASE = "https://googleads.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -27,7 +27,13 @@ CREDS = {
     "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh-token-abc",
 }
 ACCOUNT = AccountInfo("1234567890", "USD", "America/New_York")
-MASK = "segments.date,metrics.costMicros"
+MASK = "segments.date,customer.currencyCode,customer.timeZone,customer.descriptiveName,metrics.costMicros"
+CUSTOMER = {
+    "resourceName": "customers/1234567890",
+    "currencyCode": "USD",
+    "timeZone": "America/New_York",
+    "descriptiveName": "Acme US",
+}
 FAILURE = "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure"
 
 
@@ -58,8 +64,8 @@ def token_route(*tokens):
     )
 
 
-def result(day, micros=None):
-    r = {"segments": {"date": day}, "metrics": {}}
+def result(day, micros=None, customer=CUSTOMER):
+    r = {"customer": dict(customer), "segments": {"date": day}, "metrics": {}}
     if micros is not None:
         r["metrics"]["costMicros"] = micros
     return r
@@ -94,7 +100,8 @@ def test_search_stream_request_is_exactly_what_google_documents():
     rows = run(with_api(lambda f, api: daily(f, api, dt.date(2026, 3, 1), dt.date(2026, 3, 7)), creds))
     req = route.calls.last.request
     assert json.loads(req.content) == {
-        "query": "SELECT segments.date, metrics.cost_micros FROM customer WHERE "
+        "query": "SELECT segments.date, customer.currency_code, customer.time_zone, "
+        "customer.descriptive_name, metrics.cost_micros FROM customer WHERE "
         "segments.date BETWEEN '2026-03-01' AND '2026-03-07' "
         "ORDER BY segments.date"
     }
@@ -400,7 +407,7 @@ def sbx(fn, sandbox, sandbox_env, **extra):
 
 @pytest.mark.parametrize("account,currency", [("123-456-7978", "EUR"), ("1234567392", "JPY"), ("5550001111", "USD")])
 def test_sandbox_totals_match_exactly_over_windows(sandbox, sandbox_env, account, currency):
-    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)  # 760 days: three windows
+    start, end = dt.date(2024, 6, 1), dt.date(2026, 6, 30)  # 760 days: one window, no range cap
     info, total = sbx(
         lambda f, api: sandbox_total(f, api, account, start, end),
         sandbox,
@@ -445,6 +452,22 @@ def test_sandbox_rejects_what_google_rejects(sandbox):
         == "EXPECTED_FILTERS_ON_DATE_RANGE"
     )
     assert code(httpx.post(url, json={"query": "SELECT metrics.cost FROM customer"}, headers=h)) == "UNRECOGNIZED_FIELD"
+    bogus = {"query": q["query"].replace("segments.date,", "segments.date, customer.currency,")}
+    assert code(httpx.post(url, json=bogus, headers=h)) == "UNRECOGNIZED_FIELD"
+    # the spend query's customer fields: camelCase in every row, in the fieldMask in SELECT order (§2.3)
+    spend_query = {"query": google.build_spend_query(dt.date(2026, 3, 1), dt.date(2026, 3, 2))}
+    batches = httpx.post(url, json=spend_query, headers=h).json()
+    assert batches[0]["fieldMask"] == (
+        "segments.date,customer.currencyCode,customer.timeZone,customer.descriptiveName,metrics.costMicros"
+    )
+    from sandbox.data import account_profile
+
+    prof = account_profile("google", "1234567890")
+    assert {
+        (r["customer"]["resourceName"], r["customer"]["currencyCode"], r["customer"]["timeZone"])
+        for b in batches
+        for r in b.get("results", [])
+    } == {("customers/1234567890", prof["currency"], prof["timezone"])}
     assert code(httpx.post(url, json={"q": q["query"]}, headers=h)) == "INVALID_ARGUMENT"
     assert code(httpx.post(url, json={}, headers=h)) == "REQUIRED_FIELD_MISSING"
     assert code(httpx.post(url, json=q, headers={**h, "login-customer-id": "111-222-3333"})) == "INVALID_CUSTOMER_ID"
@@ -517,3 +540,80 @@ def test_sandbox_retired_version_is_a_config_error(sandbox, sandbox_env, monkeyp
     with pytest.raises(FetchError) as e:
         sbx(lambda f, api: f.account_info(api, "1234567890"), sandbox, sandbox_env)
     assert e.value.kind == "config" and "API_VERSION" in e.value.message
+
+
+# --- the account's info from the spend answer (issue 19.3) -----------------------------------------
+
+
+def first_window(start, end, account="123-456-7890"):
+    return lambda f, api: fetch_window_and_info(f, api, account, start, end)
+
+
+@respx.mock
+def test_ninety_days_are_one_request_that_also_says_the_currency_and_time_zone():
+    token_route("ya29.a")
+    start = dt.date(2026, 1, 1)
+    days = [start + dt.timedelta(days=i) for i in range(90)]
+    route = respx.post(STREAM).mock(
+        return_value=stream(*([result(d.isoformat(), "1000000") for d in days[i : i + 10]] for i in range(0, 90, 10)))
+    )
+    info, rows = run(with_api(first_window(days[0], days[-1])))
+    assert route.call_count == 1  # no separate customer lookup, no second window
+    assert json.loads(route.calls.last.request.content) == {
+        "query": "SELECT segments.date, customer.currency_code, customer.time_zone, customer.descriptive_name, "
+        "metrics.cost_micros FROM customer WHERE segments.date BETWEEN '2026-01-01' AND '2026-03-31' "
+        "ORDER BY segments.date"
+    }
+    assert info == AccountInfo("1234567890", "USD", "America/New_York", "Acme US")
+    assert rows == {d: Decimal(1) for d in days}
+
+
+@respx.mock
+def test_an_answer_without_rows_falls_back_to_the_customer_lookup():
+    token_route("ya29.a")
+    lookup = {
+        "results": [{"customer": {**CUSTOMER, "id": "1234567890", "currencyCode": "EUR"}}],
+        "fieldMask": "customer.id,customer.currencyCode,customer.timeZone,customer.descriptiveName",
+    }
+    route = respx.post(STREAM).mock(
+        side_effect=[
+            httpx.Response(200, json=[{"fieldMask": MASK, "requestId": "r"}]),
+            httpx.Response(200, json=[lookup]),
+        ]
+    )
+    info, rows = run(with_api(first_window(dt.date(2026, 3, 1), dt.date(2026, 3, 2))))
+    assert [json.loads(c.request.content)["query"] for c in route.calls] == [
+        "SELECT segments.date, customer.currency_code, customer.time_zone, customer.descriptive_name, "
+        "metrics.cost_micros FROM customer WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-02' "
+        "ORDER BY segments.date",
+        google.ACCOUNT_QUERY,
+    ]
+    assert info == AccountInfo("1234567890", "EUR", "America/New_York", "Acme US")
+    assert rows == {dt.date(2026, 3, 1): Decimal(0), dt.date(2026, 3, 2): Decimal(0)}
+
+
+@pytest.mark.parametrize(
+    "second", [{**CUSTOMER, "currencyCode": "EUR"}, {**CUSTOMER, "timeZone": "UTC"}, {"resourceName": "customers/1"}]
+)
+def test_rows_that_disagree_on_the_account_or_lack_it_are_malformed(second):
+    body = [{"results": [result("2026-03-01", "1"), result("2026-03-02", "1", second)], "fieldMask": MASK}]
+    with pytest.raises(MalformedResponse, match="1234567890"):
+        google.parse_daily_and_info(body, "1234567890")
+
+
+@respx.mock
+def test_a_stored_currency_the_rows_contradict_is_refused_never_converted():
+    token_route("ya29.a")
+    respx.post(STREAM).mock(return_value=stream([result("2026-03-01", "1000000", {**CUSTOMER, "currencyCode": "EUR"})]))
+    with pytest.raises(MalformedResponse, match="reports in EUR, but its stored currency is USD"):
+        run(with_api(daily))
+
+
+def test_only_platforms_that_declare_it_carry_info_in_their_data():
+    from fetchers.specs import SPECS
+
+    assert {p for p, s in SPECS.items() if s.info_in_data} == {"google"}
+    for p, s in SPECS.items():
+        assert hasattr(get_fetcher(p), "fetch_daily_and_info") == s.info_in_data, p
+    with pytest.raises(ValueError, match="does not carry"):
+        run(fetch_window_and_info(get_fetcher("meta"), None, "1", dt.date(2026, 1, 1), dt.date(2026, 1, 1)))

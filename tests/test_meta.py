@@ -221,6 +221,10 @@ def test_permanent_5xx_is_a_server_failure_not_zero():
         ({"data": [row("2026-03-01", None)]}, "not a decimal"),
         ({"data": [{**row("2026-03-01", "1.00"), "date_stop": "2026-03-02"}]}, "expected one day"),
         ({"data": [row("2026-03-01", "1.00", currency="EUR")]}, "currency is USD"),
+        (
+            {"data": [{k: v for k, v in row("2026-03-01", "1.00").items() if k != "account_currency"}]},
+            "account_currency",
+        ),
         ({"data": [row("2026-03-01", "1"), row("2026-03-01", "2")]}, "twice"),
         ({"result": []}, "no 'data'"),
         ({"data": [], "paging": {"next": "https://x"}}, "no paging.cursors.after"),

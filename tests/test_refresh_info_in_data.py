@@ -1,0 +1,105 @@
+"""A refresh asks a platform whose spend answer carries the account's info (Google,
+``PlatformSpec.info_in_data``) for nothing else: its first window brings the currency and time
+zone that are stored, counted on the sandbox's wire (issue 19.3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sandbox import data as sandbox_data
+from sandbox.google import expected_daily
+from storage.db import SpendStore
+
+TODAY = dt.datetime.now(dt.UTC).date()
+ACCOUNTS = ["1234567978", "5550001111"]  # EUR (Europe/Berlin) and USD
+
+
+def _import(tmp_path, run_cli, accounts):
+    csv = tmp_path / "s1.csv"
+    csv.write_text("store_id,store_name,platform,account_id\n" + "".join(f"s1,Acme,google,{a}\n" for a in accounts))
+    r = run_cli("accounts", "import", csv)
+    assert r.returncode == 0, r
+
+
+def _refresh(run_cli, start, end):
+    return run_cli(
+        "refresh",
+        "--store",
+        "s1",
+        "--platform",
+        "google",
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--json",
+    )
+
+
+def test_ninety_days_are_one_search_stream_per_account_and_no_customer_lookup(tmp_path, run_cli, sandbox, sandbox_env):
+    _import(tmp_path, run_cli, ACCOUNTS)
+    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)  # 90 days
+    r = _refresh(run_cli, start, end)
+    assert r.returncode == 0, r
+    assert sandbox.ctx.requests["google"] == len(ACCOUNTS)
+    accounts = {a["account_id"]: a for x in r.json()["results"] for a in x["accounts"]}
+    assert {k: (a["status"], a["windows"], a["days_fetched"], a["requests"]) for k, a in accounts.items()} == {
+        a: ("ok", 1, 90, 1) for a in ACCOUNTS
+    }
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    infos = store.account_infos([("google", a) for a in ACCOUNTS])
+    for a in ACCOUNTS:
+        prof = sandbox_data.account_profile("google", a)
+        assert (infos[("google", a)]["currency"], infos[("google", a)]["timezone"], infos[("google", a)]["name"]) == (
+            prof["currency"],
+            prof["timezone"],
+            prof["name"],
+        )
+    assert store.query("SELECT DISTINCT currency FROM daily_spend ORDER BY 1") == [("EUR",), ("USD",)]
+
+
+def _day_without_rows(account: str) -> dt.date:
+    """A day the sandbox answers with no row at all (zero cost, the whole day left out, §2.3)."""
+    for n in range(40, 400):
+        day = TODAY - dt.timedelta(days=n)
+        if expected_daily(account, day) == 0 and day.toordinal() % 2 == 0:
+            return day
+    raise AssertionError("no day without rows in the sandbox's data")
+
+
+def test_an_account_whose_answer_has_no_rows_is_looked_up(tmp_path, run_cli, sandbox, sandbox_env):
+    account = ACCOUNTS[0]
+    day = _day_without_rows(account)
+    _import(tmp_path, run_cli, [account])
+    r = _refresh(run_cli, day, day)
+    assert r.returncode == 0, r
+    assert sandbox.ctx.requests["google"] == 2  # the empty stream, then the customer lookup
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    info = store.account_infos([("google", account)])[("google", account)]
+    assert (info["currency"], info["timezone"]) == ("EUR", "Europe/Berlin")
+    assert store.query("SELECT day, amount::VARCHAR, currency FROM daily_spend") == [(day, "0.000000", "EUR")]
+    # a second run: the day is settled and the info stored, so nothing is asked
+    r = _refresh(run_cli, day, day)
+    assert r.returncode == 0, r
+    assert sandbox.ctx.requests["google"] == 2
+
+
+def test_windows_after_the_first_use_its_info_and_fail_with_it(tmp_path, run_cli, sandbox, sandbox_env, monkeypatch):
+    from fetchers import get_fetcher
+
+    monkeypatch.setattr(get_fetcher("google"), "max_days", 30)  # three windows for 90 days
+    account = ACCOUNTS[0]
+    _import(tmp_path, run_cli, [account])
+    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)
+    sandbox.ctx.configure({"faults": [{"platform": "google", "kind": "malformed", "count": 1}]})
+    r = _refresh(run_cli, start, end)
+    assert r.returncode == 1, r
+    assert sandbox.ctx.requests["google"] == 1  # the first window failed: the others were not asked
+    acc = r.json()["results"][0]["accounts"][0]
+    assert (acc["status"], acc["windows"], acc["days_fetched"]) == ("failed", 3, 0)
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    assert store.account_infos([("google", account)]) == {}
+    r = _refresh(run_cli, start, end)  # the fault is spent: one request a window, no lookup
+    assert r.returncode == 0, r
+    assert sandbox.ctx.requests["google"] == 1 + 3
+    assert store.query("SELECT count(*), min(currency), max(currency) FROM daily_spend") == [(90, "EUR", "EUR")]
