@@ -16,7 +16,8 @@ N and scaled linearly (one request at a time is linear in N by construction).
 
 Lower bound, per platform p (see bench/RESULTS.md):
     LB_p = max(R_p / rate_p, J_p)
-R_p is the minimum number of budgeted requests (one account lookup per account plus, per
+R_p is the minimum number of budgeted requests (one account lookup per account, none where the
+spend answer carries the account's info (the registry's ``info_in_data``: Google), plus, per
 window, the requests the platform's protocol needs: pages, or submit + polls for report jobs;
 token grants and pre-signed downloads are not budgeted), rate_p the configured requests a
 second, and J_p one account's critical path: its chain of dependent requests at the fastest
@@ -100,7 +101,9 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
         windows = [w for r in contiguous_ranges(servable) for w in plan_windows(r[0], r[1], f.max_days)]
         for i in range(n):
             account = f.normalize_account_id(account_ids(i)[p])
-            k = 1  # account lookup (currency, timezone)
+            from fetchers.specs import SPECS
+
+            k = 0 if SPECS[p].info_in_data else 1  # the account lookup, unless the data carries the info
             for ws, we in windows:
                 span = (we - ws).days + 1
                 if p == "meta":
