@@ -41,6 +41,7 @@ class ErrorKind(StrEnum):
     REQUEST = "request"  # the platform refused the request (bad id, no access, bad parameter)
     REPORT_FAILED = "report_failed"  # an asynchronous report ended in a failed state
     CONFIG = "config"  # our own configuration is wrong (e.g. an API version the platform retired)
+    TOO_LARGE = "too_large"  # the platform said the range or answer is too large: the core halves the window
 
 
 class JobState(StrEnum):

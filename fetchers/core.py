@@ -869,10 +869,24 @@ async def fetch_pages(api: Api, pages: Paginator, max_pages: int = DEFAULT_MAX_P
 async def fetch_window(
     fetcher: PlatformFetcher, api: PlatformApi, account: AccountInfo, start: dt.date, end: dt.date
 ) -> dict[dt.date, Decimal]:
-    """One account over one window: every day, with the days the platform left out as zeros."""
+    """One account over one window: every day, with the days the platform left out as zeros.
+
+    A window asks for as much as the platform documents (``max_days``); where the platform answers
+    that a range or its answer is too large (a ``too_large`` failure, from its ``classify``), the
+    window is halved and each half fetched the same way, down to single days."""
     if (end - start).days + 1 > fetcher.max_days:
         raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")
-    rows = await fetcher.fetch_daily(api, account, start, end)
+    try:
+        rows = await fetcher.fetch_daily(api, account, start, end)
+    except FetchError as exc:
+        if exc.kind != ErrorKind.TOO_LARGE or start == end:
+            raise
+        mid = start + dt.timedelta(days=(end - start).days // 2)
+        log.info("%s: %s..%s was too large for one request; asking for it in two halves", fetcher.platform, start, end)
+        return {
+            **await fetch_window(fetcher, api, account, start, mid),
+            **await fetch_window(fetcher, api, account, mid + dt.timedelta(days=1), end),
+        }
     return fill_zeros(rows, start, end, fetcher.platform)
 
 
@@ -887,7 +901,13 @@ async def fetch_window_and_info(
         raise ValueError(f"{fetcher.platform}: its spend answer does not carry the account's info")
     if (end - start).days + 1 > fetcher.max_days:
         raise ValueError(f"{fetcher.platform}: window {start}..{end} exceeds {fetcher.max_days} days")
-    info, rows = await fetcher.fetch_daily_and_info(api, account_id, start, end)  # type: ignore[attr-defined]
+    try:
+        info, rows = await fetcher.fetch_daily_and_info(api, account_id, start, end)  # type: ignore[attr-defined]
+    except FetchError as exc:
+        if exc.kind != ErrorKind.TOO_LARGE:
+            raise
+        info = await fetcher.account_info(api, account_id)  # then the window in halves
+        return info, await fetch_window(fetcher, api, info, start, end)
     if info is None:
         info = await fetcher.account_info(api, account_id)
     return info, fill_zeros(rows, start, end, fetcher.platform)

@@ -193,6 +193,9 @@ def parse_advertiser_info(body: Any, advertiser_id: str) -> AccountInfo:
     )
 
 
+QUERY_TOO_LARGE = 40067  # "Your query is too large": halve the window and ask again (§3.5)
+
+
 def verdict_for_code(code: int, message: str, request_id: str = "") -> Verdict:
     """The action for one in-body TikTok code (§3.5)."""
     detail = f"code {code}: {message}" + (f" (request_id {request_id})" if request_id else "")
@@ -212,6 +215,8 @@ def verdict_for_code(code: int, message: str, request_id: str = "") -> Verdict:
             f"{BAD_TOKEN_CODES[code]} ({detail}); re-authorise the app and set "
             "TIKTOK_ACCESS_TOKEN" + ("/TIKTOK_APP_SECRET" if code == 40101 else ""),
         )
+    if code == QUERY_TOO_LARGE:
+        return Verdict("fail", "too_large", f"the query is too large ({detail})")
     if code in PERMISSION_CODES:
         return Verdict(
             "fail",

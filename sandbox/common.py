@@ -94,6 +94,7 @@ FAULT_KINDS = (
     "report_failed",
     "report_stuck",
     "duplicate",
+    "too_large",  # the platform's "query too large" answer (TikTok 40067), where it documents one
 )
 CHAOS_KINDS = (
     "429",

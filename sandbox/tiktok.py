@@ -145,6 +145,8 @@ def report(req: Request, ctx: Context) -> Response:
         return param_error("end_date must be later than or equal to start_date.")
     if (end - start).days + 1 > MAX_SPAN_DAYS:
         return param_error("max time span is 30 days when use stat_time_day")
+    if ctx.take_fault(PLATFORM, advertiser, ("too_large",)):  # switchable: TikTok's 40067 (§3.5)
+        return envelope(40067, "Your query is too large. Please reduce the date range or dimensions.")
     page = _int_arg(req, "page", 1)
     page_size = _int_arg(req, "page_size", DEFAULT_PAGE_SIZE)
     if page is None or page < 1:

@@ -649,7 +649,10 @@ def test_parse_day_refuses_anything_else(raw):
     "enum,values",
     [
         ("Action", ["ok", "retry", "refresh", "fail"]),
-        ("ErrorKind", ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config"]),
+        (
+            "ErrorKind",
+            ["auth", "throttled", "server", "timeout", "malformed", "request", "report_failed", "config", "too_large"],
+        ),
         ("JobState", ["pending", "done", "failed"]),
     ],
 )

@@ -479,3 +479,47 @@ def test_sandbox_faults_end_as_fetch_errors(sandbox, kind, count, expected_kind)
         run_sandbox(sandbox, fn)
     assert exc.value.kind == expected_kind
     assert "sandbox-tiktok-token" not in exc.value.message
+
+
+# --- a "query too large" answer: the core halves the window --------------------------------------
+
+
+@respx.mock
+def test_a_query_too_large_is_asked_again_in_two_halves():
+    """Code 40067 ("Your query is too large", §3.5) is a too_large failure; the core asks for the
+    two halves of the window instead and merges their days (exact totals, zeros filled)."""
+    start, end = dt.date(2025, 3, 1), dt.date(2025, 3, 8)
+    answers = {
+        ("2025-03-01", "2025-03-08"): err(40067, "Your query is too large."),
+        ("2025-03-01", "2025-03-04"): ok([row("2025-03-01", "10.10"), row("2025-03-03", "0.05")]),
+        ("2025-03-05", "2025-03-08"): ok([row("2025-03-08", "7.00")]),
+    }
+
+    def answer(request):
+        q = dict(request.url.params)
+        return httpx.Response(200, json=answers[(q["start_date"], q["end_date"])])
+
+    route = respx.get(REPORT).mock(side_effect=answer)
+    days, _api = run(lambda api: fetch_window(F, api, ACCOUNT, start, end))
+    asked = [(c.request.url.params["start_date"], c.request.url.params["end_date"]) for c in route.calls]
+    assert asked == [("2025-03-01", "2025-03-08"), ("2025-03-01", "2025-03-04"), ("2025-03-05", "2025-03-08")]
+    assert len(days) == 8 and sum(days.values()) == Decimal("17.15")
+    assert days[dt.date(2025, 3, 3)] == Decimal("0.05") and days[dt.date(2025, 3, 2)] == Decimal(0)
+
+
+@respx.mock
+def test_a_single_day_still_too_large_is_a_failure_not_a_zero():
+    respx.get(REPORT).mock(return_value=httpx.Response(200, json=err(40067, "Your query is too large.")))
+    with pytest.raises(FetchError) as exc:
+        run(lambda api: fetch_window(F, api, ACCOUNT, D1, D1))
+    assert exc.value.kind == "too_large" and "40067" in exc.value.message
+
+
+def test_sandbox_too_large_then_halves_with_exact_totals(sandbox):
+    """The sandbox answers 40067 once (a switchable fault); the fetch ends with the exact days."""
+    sandbox.ctx.configure({"faults": [{"platform": "tiktok", "kind": "too_large", "count": 1}]})
+    start, end = dt.date(2026, 6, 1), dt.date(2026, 6, 30)
+    (info, days), api = run_sandbox(sandbox, lambda api: fetch_range(api, STORE[0], start, end))
+    expected = sandbox.sandbox.expected_total("tiktok", STORE[0], start, end)
+    assert len(days) == 30 and sum(days.values()) == Decimal(expected["spend"])
+    assert api.request_count == 1 + 3  # the advertiser lookup, the refused window, its two halves
