@@ -29,7 +29,10 @@ VERSION_ENV = "LINKEDIN_API_VERSION"
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 ANALYTICS_PATH = "/rest/adAnalytics"
 AD_ACCOUNT_PATH = "/rest/adAccounts/{id}"
-MAX_DAYS = 30  # adAnalytics does not page; 30-day windows by convention (§4.4, §8)
+# adAnalytics does not page and documents no range cap (§4.4); an answer holds at most 15,000
+# elements, and one account's DAILY rows are one element a day: any range we ask fits one request.
+# The 30-day windows of other connectors are a convention (§8), not a limit.
+MAX_DAYS = 15_000
 
 # costInLocalCurrency is the billed figure in the account's currency; costInUsd is a conversion
 # and never used for billing (§4.3). Without `fields` only impressions and clicks come back (§4.2).

@@ -43,9 +43,9 @@ from .specs import SPECS
 PLATFORM = "microsoft"
 API_VERSION = 13  # Reporting v13 and CustomerManagement v13 (bingads 13.0.30.1, B.1)
 API_SUNSET = None  # Microsoft has announced no retirement of the v13 SOAP services
-# No per-request cap on a custom date range is documented (section 0). One report per month keeps
-# each job small, and a failed or stuck report costs one month, not the whole backfill.
-MAX_DAYS = 31
+# No per-request cap on a custom date range is documented (section 0): one report per account for
+# any range Microsoft still keeps (36 months of daily Account Performance data, B.7).
+MAX_DAYS = 3 * 365
 
 REPORTING_PATH = "/Api/Advertiser/Reporting/v13/ReportingService.svc"
 CUSTOMER_PATH = "/Api/CustomerManagement/v13/CustomerManagementService.svc"

@@ -22,9 +22,9 @@ from .specs import SPECS
 PLATFORM = "reddit"
 API_VERSION = "v3"  # /api/v3; no sunset announced (§7.1)
 API_PREFIX = f"/api/{API_VERSION}"
-# No documented maximum range per report (§7.2, §9 UNCONFIRMED): we keep windows small (§8 item 2)
-# at 30 days, one DATE row a day, so one report stays one page.
-MAX_DAYS = 30
+# No documented maximum range per report (§7.2, §9 UNCONFIRMED), and a report pages
+# (``pagination.next_url``): one report per account for any range Reddit still serves (24 months).
+MAX_DAYS = 730
 PAGE_SIZE = 1000  # page.size goes up to 1000 (§7.4)
 MAX_PAGES = 500
 # A unique, descriptive User-Agent is required on API and token calls (§7.1, §7.6).

@@ -83,7 +83,7 @@ def test_normalize_account_id():
 
 
 def test_constants():
-    assert (F.max_days, F.lookback_days, F.day_basis) == (30, 7, "UTC")
+    assert (F.max_days, F.lookback_days, F.day_basis) == (15_000, 7, "UTC")
     assert li.LINKEDIN_VERSION == "202609" and li.LINKEDIN_VERSION_SUNSET > dt.date(2026, 11, 1)
 
 
@@ -135,19 +135,19 @@ def test_days_without_activity_are_explicit_zeros():
 
 
 @respx.mock
-def test_long_range_is_split_into_30_day_windows():
+def test_a_long_range_is_one_request():
+    """No documented range cap (§4.4): a 90-day backfill is one adAnalytics request."""
     route = analytics_route().mock(return_value=httpx.Response(200, json=page()))
-    windows = plan_windows(dt.date(2024, 12, 20), dt.date(2025, 2, 10), F.max_days)
+    start, end = dt.date(2024, 12, 20), dt.date(2025, 3, 19)  # 90 days
+    windows = plan_windows(start, end, F.max_days)
+    assert windows == [(start, end)]
 
     async def go(api):
         return [await fetch_window(F, api, ACCOUNT, s, e) for s, e in windows]
 
     run(go)
     ranges = [urllib.parse.parse_qs(c.request.url.query.decode())["dateRange"][0] for c in route.calls]
-    assert ranges == [
-        "(start:(year:2024,month:12,day:20),end:(year:2025,month:1,day:18))",
-        "(start:(year:2025,month:1,day:19),end:(year:2025,month:2,day:10))",
-    ]
+    assert ranges == ["(start:(year:2024,month:12,day:20),end:(year:2025,month:3,day:19))"]
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ async def fetch_range(api, account, start, end):
 
 
 def test_sandbox_two_accounts_exact_totals_over_several_windows(sandbox):
-    start, end = dt.date(2026, 5, 3), dt.date(2026, 7, 20)  # 79 days: three windows
+    start, end = dt.date(2026, 5, 3), dt.date(2026, 7, 20)  # 79 days: one request an account
 
     async def both(api):
         return await asyncio.gather(*(fetch_range(api, a, start, end) for a in ACCOUNTS))
@@ -413,7 +413,7 @@ def test_sandbox_two_accounts_exact_totals_over_several_windows(sandbox):
         assert {d.isoformat(): v for d, v in days.items()} == {k: Decimal(v) for k, v in expected["days"].items()}
         assert info.account_id == account and info.currency == expected["currency"] and info.timezone == "UTC"
     assert [r[0].currency for r in results] == ["USD", "EUR"]
-    assert api.request_count == 2 * (1 + 3)
+    assert api.request_count == 2 * (1 + 1)  # the account lookup and one analytics request
     assert sandbox.ctx.token_grants.get("linkedin", 0) == 0  # the configured access token was good
 
 

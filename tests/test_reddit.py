@@ -57,7 +57,7 @@ def page(rows, next_url=None):
 
 
 def test_constants():
-    assert (f.platform, f.max_days, f.lookback_days, f.day_basis, f.history_days) == ("reddit", 30, 3, "account", 730)
+    assert (f.platform, f.max_days, f.lookback_days, f.day_basis, f.history_days) == ("reddit", 730, 3, "account", 730)
 
 
 def test_normalize_account_id():
@@ -172,9 +172,10 @@ def test_account_info_malformed(data):
 
 
 def test_windows_within_cap():
-    assert len(plan_windows(D(2025, 1, 1), D(2025, 12, 31), f.max_days)) == 13
+    # no documented range cap: one report for a year; only the 24 months Reddit serves bound it
+    assert plan_windows(D(2025, 1, 1), D(2025, 12, 31), f.max_days) == [(D(2025, 1, 1), D(2025, 12, 31))]
     with pytest.raises(ValueError):  # the core's window check (fetch_window), not one of reddit's own
-        run(lambda api: fetch_window(f, api, NY, D(2025, 1, 1), D(2025, 1, 31)))
+        run(lambda api: fetch_window(f, api, NY, D(2023, 1, 1), D(2025, 1, 31)))
 
 
 # --- retries, tokens, errors --------------------------------------------------------------------
@@ -492,3 +493,18 @@ def test_sandbox_malformed_fails(sandbox, stage):
 
     with pytest.raises(MalformedResponse):
         sandbox_run(sandbox, go)
+
+
+@respx.mock
+def test_a_90_day_backfill_is_one_report():
+    """No documented range cap (§7.2): 90 days are one report (paged when the answer is long)."""
+    start, end = D(2025, 1, 1), D(2025, 3, 31)
+    route = respx.post(url__startswith=REPORTS).mock(return_value=httpx.Response(200, json=page([(start, 1_000_000)])))
+    windows = plan_windows(start, end, f.max_days)
+    assert windows == [(start, end)]
+    rows = run(lambda api: fetch_window(f, api, NY, start, end))
+    assert len(rows) == 90 and sum(rows.values()) == Decimal(1)
+    assert route.call_count == 1
+    body = json.loads(route.calls[0].request.content)["data"]
+    # New York is UTC-4 on 31 March: its day ends at 04:00 UTC on 1 April (ends_at exclusive)
+    assert (body["starts_at"], body["ends_at"]) == ("2025-01-01T00:00:00Z", "2025-04-01T04:00:00Z")
