@@ -174,6 +174,9 @@ class Slot:
 _current_slot: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("adspend_budget_slot", default=None)
 
 
+ANCHOR_BELOW_PER_MINUTE = 240  # see RateBudget
+
+
 class RateBudget:
     """Requests spread evenly over the minute a little under the budget, with bursts of at most
     an eighth of a second's worth.
@@ -186,10 +189,10 @@ class RateBudget:
     interval. So slots are ``PACE`` of the budget apart (the margin absorbs the jitter between
     our send and the platform's count), and releases also follow when earlier requests really
     went out (``sent``): no more than a burst is released and not yet on the wire (a new
-    connection, an SDK client being built, a busy event loop), and a budget without bursts
+    connection, an SDK client being built, a busy event loop), and a budget under 240 a minute
     releases one paced interval after the previous request went out, whatever the schedule said
-    (a budget with bursts has the platform's slack beyond them: anchoring it too would turn every
-    late wake-up of a busy loop into lost throughput).
+    (above it, half a second of the platform's limit holds two requests or more: anchoring there
+    too would turn every late wake-up of a busy loop into lost throughput).
     ``pause`` (Retry-After, a throttle) holds back every waiter, including those already asleep on
     slots reserved before it; a waiter woken long after its slot (the process stalled) queues
     again rather than joining a burst."""
@@ -202,6 +205,10 @@ class RateBudget:
         self.per_minute = per_minute
         self.interval = 60.0 / (per_minute * self.PACE)
         self.burst = max(1, int(per_minute / 480))  # an eighth of a second's worth
+        # A limiter holding half a second's worth (the tightest we design for) absorbs one early
+        # arrival from 240 a minute on; below that, each release waits one interval after the
+        # previous request really went out.
+        self.anchored = per_minute < ANCHOR_BELOW_PER_MINUTE
         self._clock = clock
         self._tat = 0.0  # theoretical arrival time of the next slot
         self._paused_until = 0.0
@@ -225,7 +232,7 @@ class RateBudget:
         now = self._clock()
         if now < self._paused_until or now - due > self.interval * self.burst:
             return -1.0  # paused while it slept, or woken long after its slot (a stall)
-        if self.burst == 1 and self._went_out:  # one interval after the last one really went out
+        if self.anchored and self._went_out:  # one interval after the last one really went out
             return max(0.0, self._went_out[0] + self.interval - now)
         return 0.0
 

@@ -178,7 +178,8 @@ def test_rate_budget_waits_for_a_slow_sdk_call_to_go_out(monkeypatch):
     together: the second slot is released only once the first call is on the wire."""
     import time as _time
 
-    b = RateBudget(600)  # a slot every ~0.103 s, no burst
+    b = RateBudget(200)  # a slot every ~0.309 s, no burst: under 240 a minute, anchored
+    assert b.anchored and not RateBudget(240).anchored
     out: list[float] = []
 
     async def call(build: float):
@@ -192,7 +193,7 @@ def test_rate_budget_waits_for_a_slow_sdk_call_to_go_out(monkeypatch):
 
     run(go())
     gaps = [b - a for a, b in zip(out, out[1:])]
-    assert len(out) == 3 and min(gaps) >= 0.1 / 0.97 - 0.005  # the two waiting behind it go out one by one
+    assert len(out) == 3 and min(gaps) >= 0.3 / 0.97 - 0.005  # the two waiting behind it go out one by one
 
 
 def test_a_budgeted_request_marks_the_moment_it_reaches_the_wire(sandbox):
