@@ -1,4 +1,4 @@
-"""What the face (cli.py, cli_invoice.py, app.py, pages/, ui/) uses from the layers below, so the
+"""What the face (cli.py, app.py, pages/, ui/) uses from the layers below, so the
 face imports ``service`` only (tests/test_architecture.py enforces it).
 
 Names load on first use (module ``__getattr__``), so ``from service import facade`` costs
