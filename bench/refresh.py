@@ -92,6 +92,7 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
     Brands get one refused create (no polls) for it, as the sandbox's profiles say."""
     from fetchers import get_fetcher
     from fetchers.core import contiguous_ranges, plan_windows
+    from fetchers.specs import SPECS
     from sandbox.amazon import ad_products
 
     out = {p: 0 for p in PLATFORMS}
@@ -101,8 +102,6 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
         windows = [w for r in contiguous_ranges(servable) for w in plan_windows(r[0], r[1], f.max_days)]
         for i in range(n):
             account = f.normalize_account_id(account_ids(i)[p])
-            from fetchers.specs import SPECS
-
             k = 0 if SPECS[p].info_in_data else 1  # the account lookup, unless the data carries the info
             for ws, we in windows:
                 span = (we - ws).days + 1

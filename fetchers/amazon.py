@@ -41,7 +41,6 @@ API_VERSION = "reporting v3"
 API_SUNSET: dt.date | None = None
 MAX_DAYS = 31  # per report, every campaign report type (A.5)
 
-HOSTS = {r: (base, token) for r, base, token in SPECS[PLATFORM].regions}  # region -> (API host, token URL)
 
 REPORTS_PATH = "/reporting/reports"
 CREATE_CONTENT_TYPE = "application/vnd.createasyncreportrequest.v3+json"
@@ -82,7 +81,10 @@ _PROFILE_ID_RE = re.compile(r"^\d{1,20}$")
 def region_urls(region: str | None) -> tuple[str, str]:
     urls = SPECS[PLATFORM].region_urls(region)
     if urls is None:
-        raise FetchError("config", f"AMAZON_ADS_REGION is {region!r}; expected one of {', '.join(HOSTS)}")
+        raise FetchError(
+            "config",
+            f"AMAZON_ADS_REGION is {region!r}; expected one of {', '.join(r for r, _, _ in SPECS[PLATFORM].regions)}",
+        )
     return urls
 
 

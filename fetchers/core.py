@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
 import contextvars
 import datetime as dt
@@ -212,7 +211,7 @@ class RateBudget:
         self._clock = clock
         self._tat = 0.0  # theoretical arrival time of the next slot
         self._paused_until = 0.0
-        self._went_out: collections.deque[float] = collections.deque(maxlen=1)  # the latest wire time
+        self._went_out = -float("inf")  # when the latest request really went out
         self._unsent: set[Slot] = set()  # released, not yet on the wire
         self._on_wire: asyncio.Event | None = None
         self.waited = 0.0
@@ -232,8 +231,8 @@ class RateBudget:
         now = self._clock()
         if now < self._paused_until or now - due > self.interval * self.burst:
             return -1.0  # paused while it slept, or woken long after its slot (a stall)
-        if self.anchored and self._went_out:  # one interval after the last one really went out
-            return max(0.0, self._went_out[0] + self.interval - now)
+        if self.anchored:  # one interval after the last one really went out
+            return max(0.0, self._went_out + self.interval - now)
         return 0.0
 
     async def acquire(self) -> Slot:
@@ -272,9 +271,7 @@ class RateBudget:
             return
         slot.sent = True
         self._unsent.discard(slot)
-        at = self._clock() if at is None else at
-        if not self._went_out or at > self._went_out[0]:
-            self._went_out.append(at)
+        self._went_out = max(self._went_out, self._clock() if at is None else at)
         if len(self._unsent) < self.burst and self._on_wire is not None:
             self._on_wire.set()
 
@@ -695,8 +692,7 @@ class PlatformApi(CallLoop):
     ):
         super().__init__(fetcher.platform, retry=retry, auth=auth, budget=budget, client=client)
         self.fetcher = fetcher
-        self.client = client
-        self.budget = budget
+        self.budget: RateBudget = budget  # always set here (a bare CallLoop may have none)
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.report = report or ReportPolicy()
