@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -458,16 +459,16 @@ def test_read_only_open_never_migrates_and_says_when_the_schema_is_older(locked_
 
 
 def test_reading_commands_connect_read_only(one_store, db_path, run_cli, monkeypatch):
-    import duckdb
+    from storage import db as db_mod
 
     seen = []
-    real = duckdb.connect
+    real = db_mod._attach
 
-    def spy(path, *a, **k):
+    def spy(*a, **k):
         seen.append(bool(k.get("read_only")))
-        return real(path, *a, **k)
+        return real(*a, **k)
 
-    monkeypatch.setattr(duckdb, "connect", spy)
+    monkeypatch.setattr(db_mod, "_attach", spy)
     for args in (["spend", "--store", "s1", *PERIOD], ["accounts", "list"], ["invoice", "list"]):
         seen.clear()
         assert run_cli(*args).returncode == 0
@@ -504,8 +505,8 @@ def test_one_strict_day_parser_for_cli_wire_and_clock(monkeypatch):
 
 
 def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
-    """DuckDB refuses two configurations of one file in one process: a reader falls back to the
-    open read-write configuration, a writer waits for the brief read-only one to close."""
+    """A file is attached once per process: a reader uses the read-write attach already there, a
+    writer waits for a brief read-only one to end."""
     import threading
 
     from storage.db import SpendStore
@@ -515,9 +516,22 @@ def test_read_only_and_read_write_opens_coexist_in_one_process(tmp_path):
     assert ro.read_only and not rw.read_only
     with rw.connect():
         assert ro.stores() == []
-    with ro.connect() as con:
-        threading.Timer(0.2, con.close).start()
-        rw.save_store("s1", "Acme", "USD")
+    inside, ended = threading.Event(), []
+
+    def reader():
+        with ro.connect() as con:
+            inside.set()
+            time.sleep(0.2)
+            assert con.execute("SELECT count(*) FROM stores").fetchone() == (0,)
+            ended.append(time.monotonic())
+
+    t = threading.Thread(target=reader)
+    t.start()
+    inside.wait()
+    rw.save_store("s1", "Acme", "USD")
+    saved = time.monotonic()
+    t.join()
+    assert ended and saved >= ended[0]
     assert [s["store_id"] for s in ro.stores()] == ["s1"]
 
 
@@ -560,16 +574,18 @@ def test_dashboard_shows_a_database_it_cannot_write_read_only(one_store, db_path
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    real = duckdb.connect
+    from storage import db as db_mod
 
-    def no_write(path, *a, **k):
+    real = db_mod._attach
+
+    def no_write(host, path, *a, **k):
         if not k.get("read_only"):
             raise duckdb.IOException(f'IO Error: Cannot open file "{path}": Permission denied')
-        return real(path, *a, **k)
+        return real(host, path, *a, **k)
 
     before = _sha(db_path)
     monkeypatch.setenv("ADSPEND_DB", str(db_path))
-    monkeypatch.setattr(duckdb, "connect", no_write)
+    monkeypatch.setattr(db_mod, "_attach", no_write)
     st.cache_resource.clear()
     try:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()

@@ -182,8 +182,8 @@ def test_a_read_only_open_trusts_only_a_matching_sidecar_for_the_schema(tmp_path
     SpendStore(path).save_store("s1", "One", "USD")
     assert json.loads((tmp_path / "v.duckdb.version").read_text())["schema"] == mig.LATEST
     opened = []
-    real = duckdb.connect
-    monkeypatch.setattr(db_mod.duckdb, "connect", lambda *a, **k: opened.append(a) or real(*a, **k))
+    real = db_mod._attach
+    monkeypatch.setattr(db_mod, "_attach", lambda *a, **k: opened.append(a) or real(*a, **k))
     ro = SpendStore(path, read_only=True)
     assert (ro.read_only, opened) == (True, [])
     side = json.loads(ro.version_path.read_text())

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from service import readcache
+from storage import db as db_mod
 from storage.db import SpendStore, WindowWrite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +48,13 @@ def cache(monkeypatch):
 def opens(monkeypatch):
     """Counts every DuckDB open of this process."""
     count = {"n": 0}
-    real = duckdb.connect
+    real = db_mod._attach
 
     def counting(*a, **kw):
         count["n"] += 1
         return real(*a, **kw)
 
-    monkeypatch.setattr(duckdb, "connect", counting)
+    monkeypatch.setattr(db_mod, "_attach", counting)
     return count
 
 
