@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
 
 import duckdb
@@ -144,3 +146,41 @@ def test_the_refresh_loads_every_platforms_pending_reports_in_one_query(tmp_path
     }
     buffered = store.job_store("amazon", buffered=True, pending={"k1": "job-1"})
     assert buffered.get("k1") == "job-1" and buffered.get("k2") is None
+
+
+def _other_process_can_write(path) -> bool:
+    code = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.IOException:\n    sys.exit(3)\n"
+    return subprocess.run([sys.executable, "-c", code, str(path)]).returncode == 0
+
+
+def test_a_file_is_attached_once_per_process_and_released_when_its_last_operation_ends(tmp_path, monkeypatch):
+    """Every operation attaches the file to the process's one in-memory DuckDB; nested and
+    concurrent operations share that attach, and the last to end detaches it, which releases the
+    file lock for other processes (a CLI refresh while the dashboard is idle)."""
+    store = SpendStore(tmp_path / "a.duckdb")
+    attaches = []
+    real = db_mod._attach
+    monkeypatch.setattr(db_mod, "_attach", lambda *a, **k: attaches.append(a[1:]) or real(*a, **k))
+    with store.connect() as outer:
+        with store.connect() as inner:
+            inner.execute("INSERT INTO stores (store_id, name) VALUES ('s1', 'One')")
+        assert outer.execute("SELECT store_id FROM stores").fetchall() == [("s1",)]
+        assert not _other_process_can_write(store.path)  # still held: the outer operation goes on
+    assert len(attaches) == 1
+    assert _other_process_can_write(store.path)
+    assert store.stores()[0]["store_id"] == "s1" and len(attaches) == 2
+
+
+def test_two_databases_attached_at_once_keep_to_their_own_tables(tmp_path):
+    """A second file attached while the first is (two stores in one dashboard process) sees only
+    its own tables: the schema checks look in the operation's own database."""
+    a = SpendStore(tmp_path / "a.duckdb")
+    a.save_store("s1", "One", "USD")
+    with a.connect():
+        b_path = tmp_path / "b.duckdb"
+        b = SpendStore(b_path)
+        assert b.schema_version() == mig.LATEST and b.stores() == []
+        b.save_store("s2", "Two", "EUR")
+        assert [s["store_id"] for s in a.stores()] == ["s1"]
+        assert [s["store_id"] for s in b.stores()] == ["s2"]
+    assert SpendStore(b_path, read_only=True).data_version() == b.data_version()
