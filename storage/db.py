@@ -788,6 +788,15 @@ class SpendStore:
                 if outside:
                     raise ValueError(f"{w.platform}/{w.account_id}: day {outside[0]} outside its window")
                 raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
+        spans: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] = {}
+        for w in writes:
+            spans.setdefault((w.platform, w.account_id), []).append((w.start, w.end))
+        for (platform, account_id), ranges in spans.items():
+            if len(ranges) > 1:
+                ranges.sort()
+                for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+                    if start <= end:  # both would insert the overlapping days: a doubled day
+                        raise ValueError(f"{platform}/{account_id}: two windows in one write overlap at {start}")
         ts = pa.timestamp("us", tz="UTC")
         win_tbl = pa.table(
             {
@@ -827,14 +836,16 @@ class SpendStore:
             con.register("new_failures", fail_tbl)
             try:
                 if writes:
-                    # Every window carries every one of its days (checked above), so replacing the range
-                    # is replacing those keys: an upsert through the primary key, not a scan of daily_spend.
+                    # Every window carries every one of its days once (checked above) and no two
+                    # windows of an account overlap, so deleting each range and inserting its days
+                    # leaves one row per (platform, account, day).
+                    for tbl in ("fetch_failures", "daily_spend"):
+                        con.execute(
+                            f"DELETE FROM {tbl} d USING new_windows w WHERE d.platform = w.platform "
+                            'AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w."end"'
+                        )
                     con.execute(
-                        "DELETE FROM fetch_failures d USING new_windows w WHERE d.platform = w.platform "
-                        'AND d.account_id = w.account_id AND d.day BETWEEN w.start AND w."end"'
-                    )
-                    con.execute(
-                        "INSERT OR REPLACE INTO daily_spend SELECT w.platform, w.account_id, d.day, d.amount, "
+                        "INSERT INTO daily_spend SELECT w.platform, w.account_id, d.day, d.amount, "
                         "w.currency, w.fetched_at, w.run_id FROM new_days d JOIN new_windows w USING (w)"
                     )
                     if self._totals:
@@ -866,10 +877,20 @@ class SpendStore:
         with self.transaction() as con:
             con.register("bulk_spend", table.select(list(need)))
             try:
+                first, last = con.execute("SELECT min(day), max(day) FROM bulk_spend").fetchone()
+                # nd: the distinct days of each account, counted as the set bits of one bitstring a
+                # day long per account (as cheap as count(*), where count(DISTINCT) builds a hash set)
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, "
-                    "max(day) AS hi FROM bulk_spend GROUP BY ALL"
+                    "max(day) AS hi, count(*) AS n, bit_count(bitstring_agg(CAST(day - $first AS INTEGER), 0, "
+                    "$span)) AS nd FROM bulk_spend GROUP BY platform, account_id",
+                    {"first": first, "span": (last - first).days if first else 0},
                 )
+                twice = con.execute(
+                    "SELECT platform, account_id FROM bulk_ranges WHERE n <> nd ORDER BY ALL LIMIT 1"
+                ).fetchall()
+                if twice:  # nothing stored keeps one row per day but these writes: refuse the batch
+                    raise ValueError(f"{twice[0][0]}/{twice[0][1]}: a day appears more than once in the spend table")
                 lo, hi = con.execute("SELECT min(lo), max(hi) FROM bulk_ranges").fetchone()
                 for tbl in ("daily_spend", "fetch_failures"):
                     # only when something is stored in the span at all (a scan of its zonemaps)

@@ -332,6 +332,49 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO data_version SELECT 1, CAST(floor(random() * 1e12) AS BIGINT) * 1000000 + 1;
     """,
     ),
+    (
+        8,
+        "daily_spend and monthly_spend without primary-key indexes (one row per key kept by the writes)",
+        """
+        -- The primary keys' ART indexes cost most of a bulk write (DuckDB maintains them on insert,
+        -- logs every indexed row in the WAL instead of writing row groups directly, and serialises
+        -- them at each checkpoint). One row per (platform, account, day) and per (platform,
+        -- account, month, currency) is kept by the only writers instead: storage/db.py deletes
+        -- each written range (or touched month) before inserting it, refuses a batch whose own
+        -- keys repeat or whose windows overlap, and runs one write transaction at a time (a
+        -- per-file lock in the process, DuckDB's file lock between processes). Rows are copied in
+        -- day order, so range reads keep using the zonemaps on ``day``.
+        CREATE TABLE daily_spend_v8 (
+            platform    VARCHAR NOT NULL,
+            account_id  VARCHAR NOT NULL,
+            day         DATE NOT NULL,
+            amount      DECIMAL(20, 6) NOT NULL,
+            currency    VARCHAR NOT NULL,
+            fetched_at  TIMESTAMPTZ NOT NULL,
+            run_id      VARCHAR NOT NULL
+        );
+        INSERT INTO daily_spend_v8 SELECT platform, account_id, day, amount, currency, fetched_at, run_id
+            FROM daily_spend ORDER BY day, platform, account_id;
+        DROP TABLE daily_spend;
+        ALTER TABLE daily_spend_v8 RENAME TO daily_spend;
+        CREATE TABLE monthly_spend_v8 (
+            platform       VARCHAR NOT NULL,
+            account_id     VARCHAR NOT NULL,
+            month          DATE NOT NULL,
+            currency       VARCHAR NOT NULL,
+            amount         DECIMAL(38, 6) NOT NULL,
+            days           INTEGER NOT NULL,
+            first_fetched  TIMESTAMPTZ NOT NULL,
+            last_fetched   TIMESTAMPTZ NOT NULL,
+            day_list       DATE[] NOT NULL,
+            amount_list    DECIMAL(20, 6)[] NOT NULL
+        );
+        INSERT INTO monthly_spend_v8 SELECT platform, account_id, month, currency, amount, days, first_fetched,
+            last_fetched, day_list, amount_list FROM monthly_spend ORDER BY month, platform, account_id, currency;
+        DROP TABLE monthly_spend;
+        ALTER TABLE monthly_spend_v8 RENAME TO monthly_spend;
+    """,
+    ),
 ]
 
 # helpers' branches append in any order: apply by version

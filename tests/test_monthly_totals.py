@@ -191,3 +191,108 @@ def test_a_read_only_open_trusts_only_a_matching_sidecar_for_the_schema(tmp_path
     assert SpendStore(path, read_only=True).read_only is True and len(opened) == 1  # checked in the file
     ro.version_path.write_text(json.dumps({**side, "sig": [0, 0, 0, None]}))
     assert SpendStore(path, read_only=True).read_only is True and len(opened) == 2
+
+
+def _bulk(rows):
+    """A spend table from (account, day, amount) rows."""
+    return pa.table(
+        {
+            "platform": pa.array(["meta"] * len(rows), pa.string()),
+            "account_id": pa.array([r[0] for r in rows], pa.string()),
+            "day": pa.array([r[1] for r in rows], pa.date32()),
+            "amount": pa.array([Decimal(r[2]) for r in rows], amount_type()),
+            "currency": pa.array(["USD"] * len(rows), pa.string()),
+            "fetched_at": pa.array([LATER] * len(rows), pa.timestamp("us", tz="UTC")),
+            "run_id": pa.array(["bulk"] * len(rows), pa.string()),
+        }
+    )
+
+
+def test_spend_tables_have_no_primary_key_index_since_migration_8(tmp_path):
+    """The ART indexes made a bulk write several times slower (issue 19.5); one row per key is kept
+    by the writes instead (the tests below)."""
+    store = SpendStore(tmp_path / "t.duckdb")
+    keyed = store.query(
+        "SELECT table_name FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND constraint_type = 'PRIMARY KEY' AND table_name IN ('daily_spend', 'monthly_spend')"
+    )
+    assert keyed == []
+
+
+def test_a_bulk_table_with_a_repeated_day_is_refused_and_nothing_changes(tmp_path):
+    store = SpendStore(tmp_path / "t.duckdb")
+    store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 3), 1)])
+    before, version = _expected(store), store.data_version()
+    tbl = _bulk([("111", D(2026, 1, 2), "5"), ("222", D(2026, 1, 2), "6"), ("111", D(2026, 1, 2), "7")])
+    with pytest.raises(ValueError, match=r"^meta/111: a day appears more than once in the spend table$"):
+        store.write_spend_table(tbl)
+    assert _expected(store) == before and _totals(store) == before
+    assert store.query("SELECT day, amount FROM daily_spend ORDER BY day") == [
+        (D(2026, 1, 1), Decimal("0.010000")),
+        (D(2026, 1, 2), Decimal("0.020000")),
+        (D(2026, 1, 3), Decimal("0.030000")),
+    ]
+    assert store.data_version() == version
+
+
+def test_overlapping_windows_of_one_account_in_one_write_are_refused(tmp_path):
+    store = SpendStore(tmp_path / "t.duckdb")
+    with pytest.raises(ValueError, match=r"^meta/111: two windows in one write overlap at 2026-01-03$"):
+        store.write_windows(
+            [
+                _window(D(2026, 1, 3), D(2026, 1, 4), 1),
+                _window(D(2026, 1, 5), D(2026, 1, 5), 1, account="222"),
+                _window(D(2026, 1, 1), D(2026, 1, 3), 1),
+            ]
+        )
+    assert store.query("SELECT count(*) FROM daily_spend") == [(0,)]
+    # touching windows (one ends the day before the next starts) are one account's ordinary batch
+    store.write_windows([_window(D(2026, 1, 4), D(2026, 1, 5), 4), _window(D(2026, 1, 1), D(2026, 1, 3), 1)])
+    assert store.query("SELECT count(*), count(DISTINCT day), sum(amount) FROM daily_spend") == [
+        (5, 5, Decimal("0.150000"))
+    ]
+
+
+def test_writers_in_threads_of_one_process_leave_one_row_per_day(tmp_path):
+    """Two dashboard sessions refreshing the same new window at once: the per-file write lock runs
+    them one after the other, and the second replaces the first's days."""
+    import threading
+
+    path = tmp_path / "t.duckdb"
+    SpendStore(path)
+    start = threading.Barrier(4)
+
+    def write(k):
+        store = SpendStore(path)
+        start.wait()
+        for _ in range(5):
+            store.write_windows([_window(D(2026, 1, 1), D(2026, 2, 10), k)])
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = SpendStore(path)
+    assert store.query("SELECT count(*), count(DISTINCT day) FROM daily_spend") == [(41, 41)]
+    assert _totals(store) == _expected(store)
+    assert [r[5] for r in _totals(store)] == [31, 10]
+
+
+def test_upgrade_to_8_keeps_every_row_and_total(tmp_path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 8])
+    monkeypatch.setattr(db_mod, "LATEST", 7)
+    old = SpendStore(path)
+    old.write_windows([_window(D(2025, 12, 30), D(2026, 1, 2), 333), _window(D(2026, 1, 1), D(2026, 1, 3), 5, "9")])
+    rows = old.query("SELECT * FROM daily_spend ORDER BY ALL")
+    totals = _totals(old)
+    monkeypatch.setattr(db_mod, "MIGRATIONS", mig.MIGRATIONS)
+    monkeypatch.setattr(db_mod, "LATEST", mig.LATEST)
+    new = SpendStore(path)
+    assert new.schema_version() == 8
+    assert new.query("SELECT * FROM daily_spend ORDER BY ALL") == rows and len(rows) == 7
+    assert _totals(new) == totals == _expected(new)
+    new.write_windows([_window(D(2026, 1, 2), D(2026, 1, 2), 1000)])
+    assert new.query("SELECT count(*) FROM daily_spend") == [(7,)]
+    assert _totals(new) == _expected(new)
