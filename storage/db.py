@@ -231,6 +231,23 @@ def _bump_version(con, check: bool = True) -> int:
     return int(row[0]) if row else 0
 
 
+def _layers(writes: Sequence[WindowWrite]) -> list[list[WindowWrite]]:
+    """``writes`` in layers in which no two windows of one account overlap, each window in the
+    layer after every earlier window of its account that it overlaps: written layer by layer, a
+    later window replaces an earlier one's days, as two separate writes would (an account linked
+    to a demo store and a real one is fetched from both endpoints in one run). Usually one layer."""
+    layers: list[list[WindowWrite]] = []
+    seen: dict[tuple[str, str], list[tuple[dt.date, dt.date, int]]] = {}
+    for w in writes:
+        earlier = seen.setdefault((w.platform, w.account_id), [])
+        level = 1 + max((lv for s, e, lv in earlier if s <= w.end and w.start <= e), default=-1)
+        earlier.append((w.start, w.end, level))
+        if level == len(layers):
+            layers.append([])
+        layers[level].append(w)
+    return layers
+
+
 @dataclass(frozen=True)
 class WindowWrite:
     """One fully fetched (platform, account, window): every day of it, zeros included."""
@@ -788,15 +805,12 @@ class SpendStore:
                 if outside:
                     raise ValueError(f"{w.platform}/{w.account_id}: day {outside[0]} outside its window")
                 raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
-        spans: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] = {}
-        for w in writes:
-            spans.setdefault((w.platform, w.account_id), []).append((w.start, w.end))
-        for (platform, account_id), ranges in spans.items():
-            if len(ranges) > 1:
-                ranges.sort()
-                for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
-                    if start <= end:  # both would insert the overlapping days: a doubled day
-                        raise ValueError(f"{platform}/{account_id}: two windows in one write overlap at {start}")
+        layers = _layers(writes)
+        if len(layers) > 1:  # one account's windows overlap: each layer in turn, the later replacing
+            with contextlib.nullcontext(con) if con is not None else self.transaction() as con:
+                for i, layer in enumerate(layers):
+                    self.write_windows(layer, failures if i == len(layers) - 1 else (), con=con)
+            return
         ts = pa.timestamp("us", tz="UTC")
         win_tbl = pa.table(
             {
@@ -837,8 +851,8 @@ class SpendStore:
             try:
                 if writes:
                     # Every window carries every one of its days once (checked above) and no two
-                    # windows of an account overlap, so deleting each range and inserting its days
-                    # leaves one row per (platform, account, day).
+                    # windows of an account overlap (``_layers``), so deleting each range and
+                    # inserting its days leaves one row per (platform, account, day).
                     for tbl in ("fetch_failures", "daily_spend"):
                         con.execute(
                             f"DELETE FROM {tbl} d USING new_windows w WHERE d.platform = w.platform "

@@ -235,22 +235,36 @@ def test_a_bulk_table_with_a_repeated_day_is_refused_and_nothing_changes(tmp_pat
     assert store.data_version() == version
 
 
-def test_overlapping_windows_of_one_account_in_one_write_are_refused(tmp_path):
+def test_overlapping_windows_of_one_account_in_one_write_apply_in_order(tmp_path):
+    """An account linked to a demo store and a real one is fetched twice in one run: its windows
+    overlap in one batch. The later replaces the earlier's days, as two writes would, and no day
+    is stored twice."""
     store = SpendStore(tmp_path / "t.duckdb")
-    with pytest.raises(ValueError, match=r"^meta/111: two windows in one write overlap at 2026-01-03$"):
-        store.write_windows(
-            [
-                _window(D(2026, 1, 3), D(2026, 1, 4), 1),
-                _window(D(2026, 1, 5), D(2026, 1, 5), 1, account="222"),
-                _window(D(2026, 1, 1), D(2026, 1, 3), 1),
-            ]
-        )
-    assert store.query("SELECT count(*) FROM daily_spend") == [(0,)]
-    # touching windows (one ends the day before the next starts) are one account's ordinary batch
-    store.write_windows([_window(D(2026, 1, 4), D(2026, 1, 5), 4), _window(D(2026, 1, 1), D(2026, 1, 3), 1)])
-    assert store.query("SELECT count(*), count(DISTINCT day), sum(amount) FROM daily_spend") == [
-        (5, 5, Decimal("0.150000"))
+    store.write_windows(
+        [
+            _window(D(2026, 1, 3), D(2026, 1, 4), 100),
+            _window(D(2026, 1, 5), D(2026, 1, 5), 1, account="222"),
+            _window(D(2026, 1, 1), D(2026, 1, 3), 1),
+            _window(D(2026, 1, 4), D(2026, 1, 4), 7, run="r2"),
+        ],
+        [WindowFailure("meta", "111", D(2026, 1, 4), D(2026, 1, 4), "HTTP 500", "r2", LATER)],
+    )
+    assert store.query("SELECT account_id, day, amount, run_id FROM daily_spend ORDER BY ALL") == [
+        ("111", D(2026, 1, 1), Decimal("0.010000"), "r1"),
+        ("111", D(2026, 1, 2), Decimal("0.020000"), "r1"),
+        ("111", D(2026, 1, 3), Decimal("0.030000"), "r1"),
+        ("111", D(2026, 1, 4), Decimal("0.070000"), "r2"),
+        ("222", D(2026, 1, 5), Decimal("0.010000"), "r1"),
     ]
+    assert store.query("SELECT day, error FROM fetch_failures") == [(D(2026, 1, 4), "HTTP 500")]
+    assert _totals(store) == _expected(store)
+    # touching windows (one ends the day before the next starts) are one layer
+    assert [
+        len(layer)
+        for layer in db_mod._layers(
+            [_window(D(2026, 1, 4), D(2026, 1, 5), 4), _window(D(2026, 1, 1), D(2026, 1, 3), 1)]
+        )
+    ] == [2]
 
 
 def test_writers_in_threads_of_one_process_leave_one_row_per_day(tmp_path):
