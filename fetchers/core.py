@@ -171,6 +171,17 @@ class Slot:
 
 
 _current_slot: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("adspend_budget_slot", default=None)
+# requests made in a ``background`` task: served only when no other request waits for the budget
+_background: contextvars.ContextVar[bool] = contextvars.ContextVar("adspend_background", default=False)
+
+
+def background(coro) -> asyncio.Task:
+    """Run ``coro`` as a task whose requests take the platform's budget only when nothing else is
+    waiting for it (an account lookup whose answer is needed only when the data is written: it
+    fills the gaps between a report's polls instead of delaying the reports)."""
+    ctx = contextvars.copy_context()
+    ctx.run(_background.set, True)
+    return asyncio.get_running_loop().create_task(coro, context=ctx)
 
 
 ANCHOR_BELOW_PER_MINUTE = 240  # see RateBudget
@@ -237,7 +248,16 @@ class RateBudget:
 
     async def acquire(self) -> Slot:
         """Wait for a slot. The caller's request marks it ``sent`` when it reaches the wire
-        (``PlatformApi`` does: httpcore's trace, an SDK call's wire marker, or the attempt's end)."""
+        (``PlatformApi`` does: httpcore's trace, an SDK call's wire marker, or the attempt's end).
+        In a ``background`` task, a slot is reserved only once no slot is booked ahead (every
+        earlier reservation's time has come): other requests, even later ones, go first."""
+        if _background.get():
+            # one interval first: requests that reach the budget at about the same time (the
+            # windows started with the lookup, all waiting for one token grant) book before it
+            await asyncio.sleep(self.interval)
+            while (ahead := self._tat - self.interval - self._clock()) > 0:
+                self.waited += ahead
+                await asyncio.sleep(ahead)
         while True:
             wait = self.reserve()
             due = self._clock() + wait

@@ -47,6 +47,9 @@ class PlatformSpec:
     # the spend answer carries the account's currency and time zone: its fetcher implements
     # ``fetch_daily_and_info`` (fetchers/base.py) and a first refresh needs no separate lookup
     info_in_data: bool = False
+    # the spend request needs nothing of the account lookup but the id: the lookup (needed only
+    # to store the answer) runs beside the account's first window, in the budget's gaps
+    data_without_info: bool = False
 
     @property
     def rpm_var(self) -> str:
@@ -161,6 +164,8 @@ SPECS: dict[str, PlatformSpec] = {
             day_basis="account",
             # no documented retention cap for the integrated report
             history_days=None,
+            # the integrated report takes only advertiser_id
+            data_without_info=True,
             id_form="digits, e.g. 7123456789012345",
             default_share=Decimal(10),
             color="#111111",
@@ -189,6 +194,8 @@ SPECS: dict[str, PlatformSpec] = {
             day_basis="UTC",
             # retention values not captured (§4.4, UNCONFIRMED)
             history_days=None,
+            # adAnalytics takes only the account URN
+            data_without_info=True,
             id_form="urn:li:sponsoredAccount:123456 or 123456 (stored as the URN)",
             default_share=Decimal(5),
             color="#0A66C2",
@@ -315,6 +322,8 @@ SPECS: dict[str, PlatformSpec] = {
             day_basis="UTC",
             # async reports reach 914 days back (section 6.2)
             history_days=914,
+            # analytics and async reports take only the ad account id in their path
+            data_without_info=True,
             id_form="the ad account id, digits",
             default_share=Decimal(2),
             color="#E60023",

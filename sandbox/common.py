@@ -11,6 +11,7 @@ not from our client code, so it cannot agree with the client's mistakes.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import random
@@ -144,6 +145,8 @@ class Context:
             self.throttled: dict[str, int] = {}
             self.token_grants: dict[str, int] = {}
             self.log: list[dict] = []
+            # the API requests as they arrived: (platform, method, path), the latest 10,000
+            self.arrivals: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=10_000)
             self._token_gen: dict[str, int] = {}
             self._issued: dict[str, tuple[str, int]] = {}
             self._token_uses: dict[str, int] = {}

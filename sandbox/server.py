@@ -162,6 +162,7 @@ class Sandbox:
             resp.delay += delay
             return resp
         ctx.count(p)
+        ctx.arrivals.append((p, req.method, req.path))
         account = getattr(mod, "account_of", lambda _r: None)(req) or req.match.get("account")
         fault = ctx.take_fault(
             p, account, ("429", "429_no_retry_after", "5xx", "hang", "throttle", "malformed", "truncated")

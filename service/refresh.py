@@ -15,6 +15,7 @@ window (``lookback_days``). ``full=True`` re-fetches everything in the period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -34,6 +35,7 @@ from fetchers.core import (
     PlatformApi,
     RateBudget,
     ReportPolicy,
+    background,
     count_requests,
     fetch_window,
     fetch_window_and_info,
@@ -487,7 +489,12 @@ async def _refresh_account(run: _Run, key: AccountKey, tally: list[int]) -> None
         if prun.fatal:
             raise prun.fatal
         info = _stored_info(account_id, run.known_infos.get((p, account_id)))
-        if info is None and not SPECS[p].info_in_data:
+        lookup: asyncio.Task | None = None
+        if info is None and SPECS[p].data_without_info:
+            # the spend request needs only the id: the lookup runs beside the windows, in the
+            # budget's gaps, and each window waits for it only before it is stored
+            lookup = background(_counted_info(prun, account_id, run.writer))
+        elif info is None and not SPECS[p].info_in_data:
             info = await _account_info(prun, account_id, run.writer)
         # else: no fresh info, and the platform's spend answer carries it: the first window
         # brings it (one request fewer per account)
@@ -503,7 +510,16 @@ async def _refresh_account(run: _Run, key: AccountKey, tally: list[int]) -> None
     # the account lookup's requests go on the first window's result
     counts = _WindowCounts(total=len(windows), lookup_requests=tally[0])
     rest = windows
-    if info is None:  # info_in_data: the first window brings the info the others are stored with
+    if lookup is not None:
+        try:
+            await asyncio.gather(*(_refresh_window(run, key, prun, lookup, w, counts) for w in windows))
+        finally:
+            if not lookup.done():
+                lookup.cancel()
+            with contextlib.suppress(FetchError, asyncio.CancelledError):
+                await lookup  # its failure, if any, failed every window already
+        rest = []
+    elif info is None:  # info_in_data: the first window brings the info the others are stored with
         info, failure = await _refresh_window(run, key, prun, None, windows[0], counts)
         rest = windows[1:]
         if info is None:  # it failed: the others cannot be stored in a known currency
@@ -524,6 +540,7 @@ class _WindowCounts:
     total: int
     done: int = 0
     lookup_requests: int = 0  # the account lookup's requests, recorded with the first window to finish
+    lookup_counted: bool = False  # a lookup run beside the windows: its requests are in lookup_requests
 
 
 async def _fail_windows(
@@ -553,13 +570,14 @@ async def _refresh_window(
     run: _Run,
     key: AccountKey,
     prun: _PlatformRun,
-    info: AccountInfo | None,
+    info: AccountInfo | asyncio.Task | None,
     window: tuple[dt.date, dt.date],
     counts: _WindowCounts,
 ) -> tuple[AccountInfo | None, FetchError | None]:
     """One window of one account: fetched, then queued as a write or as a failure. ``info`` None:
-    the platform's spend answer carries the account's info (``info_in_data``), saved from it.
-    Returns the info and the failure, if any."""
+    the platform's spend answer carries the account's info (``info_in_data``), saved from it; a
+    task: the account lookup running beside the windows (``data_without_info``), awaited once the
+    window's days are in. Returns the info and the failure, if any."""
     p, account_id, _demo = key
     out, (ws, we) = run.outcomes[key], window
     w0 = time.monotonic()
@@ -571,6 +589,13 @@ async def _refresh_window(
             if info is None:
                 info, amounts = await fetch_window_and_info(prun.fetcher, prun.api, account_id, ws, we)
                 _save_info(prun, account_id, info, run.writer)
+            elif isinstance(info, asyncio.Task):
+                lookup, info = info, None
+                amounts = await fetch_window(prun.fetcher, prun.api, AccountInfo(account_id, "", ""), ws, we)
+                info, lookup_requests = await asyncio.shield(lookup)
+                if not counts.lookup_counted:
+                    counts.lookup_counted = True
+                    counts.lookup_requests += lookup_requests
             else:
                 amounts = await fetch_window(prun.fetcher, prun.api, info, ws, we)
         except FetchError as exc:
@@ -636,6 +661,13 @@ async def _account_info(run: _PlatformRun, account_id: str, writer: BatchWriter)
     info = await run.fetcher.account_info(run.api, account_id)
     _save_info(run, account_id, info, writer)
     return info
+
+
+async def _counted_info(run: _PlatformRun, account_id: str, writer: BatchWriter) -> tuple[AccountInfo, int]:
+    """``_account_info`` and the requests it took (recorded with the first window stored)."""
+    with count_requests() as tally:
+        info = await _account_info(run, account_id, writer)
+    return info, tally[0]
 
 
 def _save_info(run: _PlatformRun, account_id: str, info: AccountInfo, writer: BatchWriter) -> None:

@@ -1155,3 +1155,42 @@ def test_http_and_soap_share_the_throttle_rule_a_throttle_pauses_the_budget():
 
     paused, throttled = run(go())
     assert len(paused) == 2 and paused[1] == 0.002 and 0 <= paused[0] <= 0.001 and throttled == 2
+
+
+def test_a_background_request_waits_until_no_slot_is_booked_ahead(monkeypatch):
+    """An account lookup run beside its windows (``core.background``) takes the budget only when
+    every slot booked before it has come, so requests booked while it waits, even later ones, go
+    first: the reports' submits and polls are not delayed by lookups that can wait."""
+    now = [100.0]
+    b = RateBudget(600, clock=lambda: now[0])  # a slot every 0.1031 s, no burst
+    step = 60 / (600 * 0.97)
+    for _ in range(3):
+        b.reserve()  # three requests already booked: 100, 100 + step, 100 + 2 step
+    sleeps: list[float] = []
+
+    async def sleep(seconds):
+        if not sleeps:
+            b.reserve(), b.reserve()  # two more arrive while the lookup waits
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(core.asyncio, "sleep", sleep)
+
+    async def go():
+        slot = await core.background(b.acquire())
+        b.sent(slot)
+        return now[0]
+
+    assert run(go()) == pytest.approx(100 + 5 * step)
+    assert sleeps == pytest.approx([step, 3 * step, step])
+    # outside a background task the same budget books the next slot at once, behind no one else
+    now[0] = 200.0
+    b2 = RateBudget(600, clock=lambda: now[0])
+    b2.reserve()
+    sleeps[:] = [0.0]  # (the arrivals above are not repeated)
+
+    async def plain():
+        b2.sent(await b2.acquire())
+        return now[0]
+
+    assert run(plain()) == pytest.approx(200 + step)

@@ -103,3 +103,73 @@ def test_windows_after_the_first_use_its_info_and_fail_with_it(tmp_path, run_cli
     assert r.returncode == 0, r
     assert sandbox.ctx.requests["google"] == 1 + 3
     assert store.query("SELECT count(*), min(currency), max(currency) FROM daily_spend") == [(90, "EUR", "EUR")]
+
+
+# --- a lookup beside the windows (PlatformSpec.data_without_info): Pinterest ------------------------------
+
+PIN = "549000000001"
+
+
+def _pin_refresh(tmp_path, run_cli, start, end, *extra):
+    csv = tmp_path / "pin.csv"
+    csv.write_text(f"store_id,store_name,platform,account_id\ns1,Acme,pinterest,{PIN}\n")
+    assert run_cli("accounts", "import", csv).returncode == 0
+    return run_cli(
+        "refresh",
+        "--store",
+        "s1",
+        "--platform",
+        "pinterest",
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--json",
+        *extra,
+    )
+
+
+def test_a_pinterest_report_is_submitted_before_the_account_lookup(tmp_path, run_cli, sandbox, sandbox_env):
+    """The report request needs only the account id: it goes first, and the lookup (needed only
+    to store the days in the account's currency) follows in the budget's next free slot. The
+    lookup's request is counted with the window: submit, lookup, three polls and the download."""
+    start, end = TODAY - dt.timedelta(days=150), TODAY - dt.timedelta(days=121)  # a report (older than 89 days)
+    r = _pin_refresh(tmp_path, run_cli, start, end)
+    assert r.returncode == 0, r
+    path = f"/v5/ad_accounts/{PIN}"
+    arrived = [(m, p) for plat, m, p in sandbox.ctx.arrivals if plat == "pinterest"]
+    assert arrived[0] == ("POST", path + "/reports")
+    # then the lookup and the three polls (the tests poll every 0.02 s: the lookup falls among them)
+    assert sorted(arrived[1:]) == [("GET", path)] + [("GET", path + "/reports")] * 3
+    (account,) = [a for x in r.json()["results"] for a in x["accounts"]]
+    assert (account["status"], account["days_fetched"], account["requests"]) == ("ok", 30, 6)
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    assert store.query("SELECT sum(requests) FROM refresh_results") == [(6,)]
+    assert store.query("SELECT count(*), min(currency), max(currency) FROM daily_spend") == [(30, "USD", "USD")]
+
+
+def test_a_failed_lookup_beside_the_windows_fails_them_and_keeps_the_stored_days(
+    tmp_path, run_cli, sandbox, sandbox_env, monkeypatch
+):
+    from fetchers.base import FetchError
+    from fetchers.pinterest import PinterestFetcher
+
+    day = TODAY - dt.timedelta(days=130)
+    assert _pin_refresh(tmp_path, run_cli, day, day).returncode == 0
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    before = store.query("SELECT day, amount, run_id FROM daily_spend")
+    with store.transaction() as con:
+        con.execute("DELETE FROM account_info")  # so the next refresh looks the account up again
+
+    async def refused(self, api, account_id):
+        raise FetchError("request", f"pinterest ad account {account_id} cannot be read (test)")
+
+    monkeypatch.setattr(PinterestFetcher, "account_info", refused)
+    r = _pin_refresh(tmp_path, run_cli, day, day, "--full")
+    assert r.returncode == 1, r
+    (account,) = [a for x in r.json()["results"] for a in x["accounts"]]
+    assert (account["status"], account["error"]) == ("failed", f"pinterest ad account {PIN} cannot be read (test)")
+    assert store.query("SELECT day, amount, run_id FROM daily_spend") == before
+    assert store.query("SELECT day, error FROM fetch_failures") == [
+        (day, f"pinterest ad account {PIN} cannot be read (test)")
+    ]

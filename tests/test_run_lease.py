@@ -122,7 +122,9 @@ def test_a_long_refresh_renews_its_lease_and_is_never_taken_for_dead(sandbox, sa
     csv = tmp_path / "accounts.csv"
     csv.write_text("store_id,store_name,platform,account_id\ns1,Lease,tiktok,7100000000000011\n")
     assert run_cli("accounts", "import", csv).returncode == 0
-    sandbox.ctx.configure({"latency_ms": {"tiktok": [1500, 1500]}})
+    # 3.5 s a request: the account lookup and the report run side by side, so the run takes a
+    # little over 3.5 s, longer than its 3 s lease
+    sandbox.ctx.configure({"latency_ms": {"tiktok": [3500, 3500]}})
     end = TODAY - dt.timedelta(days=2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADSPEND_", "PYTEST"))}
     env.update(sandbox_env)
