@@ -659,3 +659,30 @@ def test_report_csv_that_csv_cannot_read_is_malformed_not_a_crash():
 
     with pytest.raises(MalformedResponse, match="not valid CSV"):
         parse_report_csv('"Report Name: x"\n"TimePeriod","AccountId"\n2026-10-01,41000001\r0\n', "41000001", "USD")
+
+
+def test_a_soap_call_is_marked_on_the_wire_when_suds_sends_its_envelope(fast_reports, sandbox_env, monkeypatch):
+    """The budget hears that a SOAP call went out from suds's ``sending`` hook, after the envelope
+    is marshalled: marked before the call, the mark was early by the serialisation, and at 120 a
+    minute a bucket holding half a second has only a 15 ms margin (a rare throttle at the default
+    budget)."""
+    from suds import WebFault
+    from suds.plugin import MessagePlugin
+    from suds.transport.http import HttpTransport
+
+    events: list[str] = []
+    real_send = HttpTransport.send
+    monkeypatch.setattr(HttpTransport, "send", lambda self, request: events.append("send") or real_send(self, request))
+
+    class Spy(MessagePlugin):
+        def marshalled(self, context):
+            events.append("marshalled")
+
+    pool = ms.SessionPool(_creds(sandbox_env), fast_reports.url, 1)
+    session = pool._checkout()
+    session.customer._options["plugins"].append(Spy())
+    pool._idle.put(session)
+    with pytest.raises(WebFault, match="Invalid client data"):  # a made-up token: the sandbox's auth fault
+        pool.call("get_account", "not-a-token", EUR_ACCOUNT, lambda: events.append("on the wire"))
+    assert events == ["marshalled", "on the wire", "send"]
+    assert getattr(ms._wire, "mark", None) is None
