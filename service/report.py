@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import TYPE_CHECKING
 
 from fetchers import clock
@@ -441,22 +441,6 @@ _ROUND = Context(prec=1000, traps=[InvalidOperation, Overflow])  # rounding to m
 
 PORTFOLIO_SQL = """
     WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),
-    -- the account-months in another currency than the report's: whole months from the monthly
-    -- totals, the edges' days from the daily rows
-    tot AS (
-        SELECT month, platform, account_id, currency, sum(days) AS days, sum(amount) AS spend FROM (
-            SELECT m.month, m.platform, m.account_id, m.currency, m.days, m.amount
-            FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
-            WHERE m.month >= $wm_first AND m.month < $wm_stop AND m.currency <> $ccy
-            UNION ALL
-            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, 1, d.amount
-            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
-            WHERE d.day BETWEEN $start AND $head_end AND d.currency <> $ccy
-            UNION ALL
-            SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, 1, d.amount
-            FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
-            WHERE d.day BETWEEN $tail_start AND $end AND d.currency <> $ccy)
-        GROUP BY ALL),
     -- accounts in another currency than the report's go day by day (that day's rate)
     fdays AS (
         SELECT m.month, m.platform, m.account_id, m.currency, unnest(m.day_list) AS day,
@@ -471,13 +455,12 @@ PORTFOLIO_SQL = """
         SELECT CAST(date_trunc('month', d.day) AS DATE), d.platform, d.account_id, d.currency, d.day, d.amount
         FROM daily_spend d SEMI JOIN keys k ON k.platform = d.platform AND k.account_id = d.account_id
         WHERE d.day BETWEEN $tail_start AND $end AND d.currency <> $ccy),
+    -- one row per account-month: its days, the days with a rate, and the exact limb sums
     conv AS (
-        SELECT d.month, d.platform, d.account_id, d.currency, count(r.day) AS rated_days, {limb_sums}
+        SELECT d.month, d.platform, count(*) AS days, count(r.day) AS rated_days, {limb_sums}
         FROM fdays d LEFT JOIN fx_limbs r ON r.currency = d.currency AND r.day = d.day
-        GROUP BY ALL)
-    SELECT t.month, t.platform, t.days, coalesce(c.rated_days, 0), {limb_cols}
-    FROM tot t JOIN conv c ON c.month = t.month AND c.platform = t.platform AND c.account_id = t.account_id
-                           AND c.currency = t.currency"""
+        GROUP BY d.month, d.platform, d.account_id, d.currency)
+    SELECT month, platform, days, rated_days, {limb_cols} FROM conv"""
 
 # The report currency's own account-months, rounded each (as ``fx.quantize``: DuckDB's ``round`` of a
 # DECIMAL takes halves away from zero) and added up per month and platform in DuckDB: a few rows.
@@ -544,7 +527,7 @@ def portfolio_sql(n_limbs: int) -> str:
     return PORTFOLIO_SQL.format(
         limb_sums=", ".join(f"sum(d.amount * r.l{k}) AS s{k}" for k in range(n_limbs)),
         # as text: DuckDB hands a DECIMAL(38) to Python three times slower than its exact digits
-        limb_cols=", ".join(f"CAST(c.s{k} AS VARCHAR)" for k in range(n_limbs)),
+        limb_cols=", ".join(f"CAST(s{k} AS VARCHAR)" for k in range(n_limbs)),
     )
 
 
@@ -575,17 +558,27 @@ def portfolio_totals(store: SpendStore, start: dt.date, end: dt.date, currency: 
         key = (month.strftime("%Y-%m"), platform)
         by_month[key] = by_month.get(key, Decimal(0)) + fx.quantize(Decimal(amount), currency)
     labels: dict[dt.date, str] = {}
-    pows = [Decimal(LIMB**k) for k in range(n_limbs)]
-    unit = Decimal(1).scaleb(-fx.minor_units(currency))  # fx.quantize's rounding, inlined: 10^5 rows
+    pows = [LIMB**k for k in range(n_limbs)]
+    # fx.quantize's rounding (half away from zero, to the minor unit) in integers: each limb sum is
+    # DECIMAL(38, 6) as text, so its digits without the point are the sum in 10^-6 units, and the
+    # account-month's exact amount is sum(limb_k x 10^(14k)) x 10^-(6 + scale). 10^5 rows: no
+    # Decimal arithmetic per row.
+    minor = fx.minor_units(currency)
+    shift = 6 + scale - minor  # digits dropped by rounding to the minor unit
+    half, step = (5 * 10 ** (shift - 1), 10**shift) if shift > 0 else (0, 1)
     for month, platform, n, rated, *sums in rows:
         month = labels.get(month) or labels.setdefault(month, month.strftime("%Y-%m"))
         days += int(n)
         missing += int(n) - int(rated)
-        exact = Decimal(0)
+        exact = 0
         for s, p in zip(sums, pows, strict=True):
             if s is not None:
-                exact = _EXACT.add(exact, _EXACT.multiply(Decimal(s), p))
-        amount = _EXACT.scaleb(exact, -scale).quantize(unit, rounding=ROUND_HALF_UP, context=_ROUND)
+                whole, _, frac = s.partition(".")
+                if len(frac) != 6:
+                    raise ValueError(f"unexpected limb sum {s!r}")  # DECIMAL(38, 6) always shows 6 digits
+                exact += int(whole + frac) * p
+        units = (abs(exact) + half) // step if shift > 0 else abs(exact) * 10**-shift
+        amount = Decimal(units if exact >= 0 else -units).scaleb(-minor)
         if amount.is_zero():
             amount = amount.copy_abs()  # never a negative zero (as fx.quantize)
         by_month[(month, platform)] = by_month.get((month, platform), Decimal(0)) + amount

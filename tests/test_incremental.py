@@ -155,6 +155,10 @@ def _fx_store(tmp_path) -> SpendStore:
         for i, (_s, p, a, c) in enumerate(accounts[:3] + accounts[4:]):
             units = (day.toordinal() * 7919 + i * 104729) % 50000
             amount = str(units * 150) if c == "JPY" else f"{units // 100}.{units % 100:02d}{i}7"
+            # now and then a credit, and a GBP week of credits only (a negative account-month in
+            # the 15..20 December period): negative amounts round half away from zero too
+            if units % 13 == 0 or (a == "m2" and dt.date(2025, 12, 14) < day < dt.date(2025, 12, 21)):
+                amount = "-" + amount
             rows.append((p, a, day, amount, c))
         day += dt.timedelta(days=1)
     assert store.write_spend_table(_spend_table(rows)) == len(rows)
