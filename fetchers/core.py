@@ -145,16 +145,29 @@ def parse_day(value: Any, what: str) -> dt.date:
     raise MalformedResponse(f"{what} is not a YYYY-MM-DD day: {str(value)[:30]!r}")
 
 
+# What one account can have spent in one day, exclusive, in any currency: 10^12 units (40 million
+# US dollars in Vietnamese dong). The store keeps each month's days in DECIMAL(18, 6), which holds
+# exactly this range; a larger figure is a broken answer, refused with its window.
+MAX_DAILY_AMOUNT = Decimal(10**12)
+_MICRO = Decimal("0.000001")
+
+
 def fill_zeros(
     rows: Mapping[dt.date, Decimal], start: dt.date, end: dt.date, platform: str = ""
 ) -> dict[dt.date, Decimal]:
     """Every day of [start, end]: the platform's amount, or an explicit zero for a day it left
-    out (a day with no delivery). A day outside the window means the parse went wrong."""
+    out (a day with no delivery). A day outside the window means the parse went wrong, and so
+    does an amount the store cannot hold exactly (finer than a millionth, or 10^12 and over)."""
+    name = platform or "platform"
     for d, amount in rows.items():
         if not (start <= d <= end):
-            raise MalformedResponse(f"{platform or 'platform'} returned a row for {d}, outside {start}..{end}")
+            raise MalformedResponse(f"{name} returned a row for {d}, outside {start}..{end}")
         if not isinstance(amount, Decimal) or not amount.is_finite():
-            raise MalformedResponse(f"{platform or 'platform'} amount for {d} is not an exact decimal")
+            raise MalformedResponse(f"{name} amount for {d} is not an exact decimal")
+        if abs(amount) >= MAX_DAILY_AMOUNT:
+            raise MalformedResponse(f"{name} amount for {d} ({amount:f}) is not a plausible day's spend")
+        if amount != amount.quantize(_MICRO):
+            raise MalformedResponse(f"{name} amount for {d} ({amount:f}) is finer than a millionth")
     return {d: rows.get(d, Decimal(0)) for d in days_in(start, end)}
 
 

@@ -191,7 +191,7 @@ _DAYS_SQL = """
     WITH keys AS ({keys})
     -- amounts as text: DuckDB hands a DECIMAL to Python three times slower than its exact digits
     SELECT platform, account_id, day, CAST(amount AS VARCHAR) FROM (
-    SELECT m.platform, m.account_id, unnest(m.day_list) AS day, unnest(m.amount_list) AS amount
+    SELECT m.platform, m.account_id, unnest(m.day_amounts, recursive := true)
     FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
     WHERE m.month >= $wm_first AND m.month < $wm_stop
     UNION ALL
@@ -443,8 +443,7 @@ PORTFOLIO_SQL = """
     WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),
     -- accounts in another currency than the report's go day by day (that day's rate)
     fdays AS (
-        SELECT m.month, m.platform, m.account_id, m.currency, unnest(m.day_list) AS day,
-               unnest(m.amount_list) AS amount
+        SELECT m.month, m.platform, m.account_id, m.currency, unnest(m.day_amounts, recursive := true)
         FROM monthly_spend m SEMI JOIN keys k ON k.platform = m.platform AND k.account_id = m.account_id
         WHERE m.month >= $wm_first AND m.month < $wm_stop AND m.currency <> $ccy
         UNION ALL

@@ -190,8 +190,8 @@ def _recompute_monthly(con, ranges: str, lo: str, hi: str) -> None:
         """CREATE OR REPLACE TEMP TABLE monthly_new AS
         SELECT d.platform, d.account_id, CAST(date_trunc('month', d.day) AS DATE) AS month, d.currency,
                sum(d.amount) AS amount, count(*) AS days, min(d.fetched_at) AS first_fetched,
-               max(d.fetched_at) AS last_fetched, list(d.day ORDER BY d.day) AS day_list,
-               list(d.amount ORDER BY d.day) AS amount_list
+               max(d.fetched_at) AS last_fetched,
+               list({'day': d.day, 'amount': CAST(d.amount AS DECIMAL(18, 6))}) AS day_amounts
         FROM daily_spend d SEMI JOIN touched_months t ON t.platform = d.platform AND t.account_id = d.account_id
              AND t.month = CAST(date_trunc('month', d.day) AS DATE)
         WHERE d.day BETWEEN ? AND ? GROUP BY ALL""",
@@ -203,7 +203,7 @@ def _recompute_monthly(con, ranges: str, lo: str, hi: str) -> None:
     )
     con.execute(
         "INSERT INTO monthly_spend SELECT platform, account_id, month, currency, amount, days, first_fetched, "
-        "last_fetched, day_list, amount_list FROM monthly_new"
+        "last_fetched, day_amounts FROM monthly_new"
     )
     con.execute("DROP TABLE monthly_new")
     con.execute("DROP TABLE touched_months")
@@ -890,7 +890,7 @@ class SpendStore:
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE bulk_ranges AS SELECT platform, account_id, min(day) AS lo, "
                     "max(day) AS hi, count(*) AS n, bit_count(bitstring_agg(CAST(day - $first AS INTEGER), 0, "
-                    "$span)) AS nd FROM bulk_spend GROUP BY platform, account_id",
+                    "$span)) AS nd, max(abs(amount)) AS top FROM bulk_spend GROUP BY platform, account_id",
                     {"first": first, "span": (last - first).days if first else 0},
                 )
                 twice = con.execute(
@@ -898,6 +898,11 @@ class SpendStore:
                 ).fetchall()
                 if twice:  # nothing stored keeps one row per day but these writes: refuse the batch
                     raise ValueError(f"{twice[0][0]}/{twice[0][1]}: a day appears more than once in the spend table")
+                huge = con.execute(
+                    "SELECT platform, account_id FROM bulk_ranges WHERE top >= 1000000000000 ORDER BY ALL LIMIT 1"
+                ).fetchall()
+                if huge:  # the monthly totals keep days in DECIMAL(18, 6), as fetchers.core.fill_zeros
+                    raise ValueError(f"{huge[0][0]}/{huge[0][1]}: a day of 10^12 or more is not a plausible spend")
                 lo, hi = con.execute("SELECT min(lo), max(hi) FROM bulk_ranges").fetchone()
                 for tbl in ("daily_spend", "fetch_failures"):
                     # only when something is stored in the span at all (a scan of its zonemaps)

@@ -366,11 +366,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             days           INTEGER NOT NULL,
             first_fetched  TIMESTAMPTZ NOT NULL,
             last_fetched   TIMESTAMPTZ NOT NULL,
-            day_list       DATE[] NOT NULL,
-            amount_list    DECIMAL(20, 6)[] NOT NULL
+            -- the month's days, one (day, amount) pair each, in no particular order: one list of
+            -- pairs instead of two aligned lists, and amounts in DECIMAL(18, 6) (64-bit; a day's
+            -- spend is refused at fetch from 10^12 up, fetchers/core.py MAX_DAILY_AMOUNT): the
+            -- lists are most of the cost of a write and of its checkpoint
+            day_amounts    STRUCT(day DATE, amount DECIMAL(18, 6))[] NOT NULL
         );
         INSERT INTO monthly_spend_v8 SELECT platform, account_id, month, currency, amount, days, first_fetched,
-            last_fetched, day_list, amount_list FROM monthly_spend ORDER BY month, platform, account_id, currency;
+            last_fetched, list_transform(list_zip(day_list, amount_list),
+                                         lambda p: {'day': p[1], 'amount': CAST(p[2] AS DECIMAL(18, 6))})
+            FROM monthly_spend ORDER BY month, platform, account_id, currency;
         DROP TABLE monthly_spend;
         ALTER TABLE monthly_spend_v8 RENAME TO monthly_spend;
     """,

@@ -1194,3 +1194,17 @@ def test_a_background_request_waits_until_no_slot_is_booked_ahead(monkeypatch):
         return now[0]
 
     assert run(plain()) == pytest.approx(200 + step)
+
+
+def test_fill_zeros_refuses_amounts_the_store_cannot_hold_exactly():
+    day = D(2026, 1, 2)
+    assert fill_zeros({day: Decimal("999999999999.999999")}, day, day) == {day: Decimal("999999999999.999999")}
+    assert fill_zeros({day: Decimal("1.2300000")}, day, day) == {day: Decimal("1.2300000")}  # trailing zeros
+    with pytest.raises(
+        MalformedResponse, match=r"^meta amount for 2026-01-02 \(-1000000000000\) is not a plausible day's spend$"
+    ):
+        fill_zeros({day: Decimal("-1E+12")}, day, day, "meta")
+    with pytest.raises(
+        MalformedResponse, match=r"^meta amount for 2026-01-02 \(0\.0000001\) is finer than a millionth$"
+    ):
+        fill_zeros({day: Decimal("0.0000001")}, day, day, "meta")

@@ -31,16 +31,16 @@ def _window(start, end, cents_from, account="111", currency="USD", run="r1", at=
 
 def _totals(store):
     return store.query(
-        "SELECT platform, account_id, month, currency, amount, days, first_fetched, last_fetched, day_list, "
-        "amount_list FROM monthly_spend ORDER BY platform, account_id, month, currency"
+        "SELECT platform, account_id, month, currency, amount, days, first_fetched, last_fetched, "
+        "list_sort(day_amounts) FROM monthly_spend ORDER BY platform, account_id, month, currency"
     )
 
 
 def _expected(store):
     return store.query(
         "SELECT platform, account_id, CAST(date_trunc('month', day) AS DATE), currency, sum(amount), count(*), "
-        "min(fetched_at), max(fetched_at), list(day ORDER BY day), list(amount ORDER BY day) FROM daily_spend "
-        "GROUP BY ALL ORDER BY 1, 2, 3, 4"
+        "min(fetched_at), max(fetched_at), list({'day': day, 'amount': CAST(amount AS DECIMAL(18, 6))} "
+        "ORDER BY day) FROM daily_spend GROUP BY ALL ORDER BY 1, 2, 3, 4"
     )
 
 
@@ -295,18 +295,37 @@ def test_writers_in_threads_of_one_process_leave_one_row_per_day(tmp_path):
 
 def test_upgrade_to_8_keeps_every_row_and_total(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
-    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 8])
-    monkeypatch.setattr(db_mod, "LATEST", 7)
+    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 7])
+    monkeypatch.setattr(db_mod, "LATEST", 6)
     old = SpendStore(path)
     old.write_windows([_window(D(2025, 12, 30), D(2026, 1, 2), 333), _window(D(2026, 1, 1), D(2026, 1, 3), 5, "9")])
-    rows = old.query("SELECT * FROM daily_spend ORDER BY ALL")
-    totals = _totals(old)
+    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 8])
+    monkeypatch.setattr(db_mod, "LATEST", 7)
+    v7 = SpendStore(path)  # migration 7 fills the monthly totals, with two lists a month
+    rows = v7.query("SELECT * FROM daily_spend ORDER BY ALL")
+    lists = v7.query("SELECT account_id, month, day_list, amount_list FROM monthly_spend ORDER BY ALL")
+    assert lists[0] == ("111", D(2025, 12, 1), [D(2025, 12, 30), D(2025, 12, 31)], [Decimal("3.33"), Decimal("3.34")])
     monkeypatch.setattr(db_mod, "MIGRATIONS", mig.MIGRATIONS)
     monkeypatch.setattr(db_mod, "LATEST", mig.LATEST)
     new = SpendStore(path)
     assert new.schema_version() == 8
     assert new.query("SELECT * FROM daily_spend ORDER BY ALL") == rows and len(rows) == 7
-    assert _totals(new) == totals == _expected(new)
+    assert _totals(new) == _expected(new)
+    assert new.query("SELECT list_sort(day_amounts) FROM monthly_spend WHERE account_id = '111' ORDER BY month")[0] == (
+        [{"day": D(2025, 12, 30), "amount": Decimal("3.33")}, {"day": D(2025, 12, 31), "amount": Decimal("3.34")}],
+    )
     new.write_windows([_window(D(2026, 1, 2), D(2026, 1, 2), 1000)])
     assert new.query("SELECT count(*) FROM daily_spend") == [(7,)]
     assert _totals(new) == _expected(new)
+
+
+def test_a_day_the_monthly_lists_cannot_hold_is_refused(tmp_path):
+    """Each month's days are kept in DECIMAL(18, 6): a bulk table with a day of 10^12 or more is
+    refused whole (a fetched one is refused with its window, fetchers.core.fill_zeros)."""
+    store = SpendStore(tmp_path / "t.duckdb")
+    tbl = _bulk([("111", D(2026, 1, 2), "5"), ("222", D(2026, 1, 2), "-1000000000000")])
+    with pytest.raises(ValueError, match=r"^meta/222: a day of 10\^12 or more is not a plausible spend$"):
+        store.write_spend_table(tbl)
+    assert store.query("SELECT count(*) FROM daily_spend") == [(0,)]
+    assert store.write_spend_table(_bulk([("222", D(2026, 1, 2), "999999999999.999999")])) == 1
+    assert _totals(store) == _expected(store)
