@@ -47,6 +47,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# the monthly totals keep each day in DECIMAL(18, 6): a day's amount is under 10^12 (as
+# fetchers.core.MAX_DAILY_AMOUNT; storage does not import the fetchers)
+_MAX_DAY = Decimal(10**12)
+
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
@@ -798,6 +802,8 @@ class SpendStore:
                 if outside:
                     raise ValueError(f"{w.platform}/{w.account_id}: day {outside[0]} outside its window")
                 raise ValueError(f"{w.platform}/{w.account_id}: window {w.start}..{w.end} is not complete")
+            if w.amounts and max(map(abs, w.amounts.values())) >= _MAX_DAY:  # as fetchers.core.fill_zeros
+                raise ValueError(f"{w.platform}/{w.account_id}: a day of 10^12 or more is not a plausible spend")
         layers = _layers(writes)
         if len(layers) > 1:  # one account's windows overlap: each layer in turn, the later replacing
             with contextlib.nullcontext(con) if con is not None else self.transaction() as con:

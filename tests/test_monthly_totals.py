@@ -329,3 +329,7 @@ def test_a_day_the_monthly_lists_cannot_hold_is_refused(tmp_path):
     assert store.query("SELECT count(*) FROM daily_spend") == [(0,)]
     assert store.write_spend_table(_bulk([("222", D(2026, 1, 2), "999999999999.999999")])) == 1
     assert _totals(store) == _expected(store)
+    big = WindowWrite("meta", "333", D(2026, 1, 3), D(2026, 1, 3), {D(2026, 1, 3): Decimal(10**12)}, "USD", "r", AT)
+    with pytest.raises(ValueError, match=r"^meta/333: a day of 10\^12 or more is not a plausible spend$"):
+        store.write_windows([_window(D(2026, 1, 1), D(2026, 1, 1), 5), big])
+    assert store.query("SELECT account_id, day FROM daily_spend") == [("222", D(2026, 1, 2))]
