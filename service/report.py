@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from fetchers import clock
@@ -436,8 +436,6 @@ class PortfolioTotals:
 
 LIMB_DIGITS = 14  # amount (DECIMAL(20, 6)) x limb < 10^28: a month of them sums inside DECIMAL(38, 6)
 LIMB = 10**LIMB_DIGITS
-_EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation, Overflow])
-_ROUND = Context(prec=1000, traps=[InvalidOperation, Overflow])  # rounding to minor units is meant
 
 PORTFOLIO_SQL = """
     WITH keys AS (SELECT DISTINCT platform, account_id FROM ad_accounts),

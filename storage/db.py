@@ -905,7 +905,7 @@ class SpendStore:
                 if twice:  # nothing stored keeps one row per day but these writes: refuse the batch
                     raise ValueError(f"{twice[0][0]}/{twice[0][1]}: a day appears more than once in the spend table")
                 huge = con.execute(
-                    "SELECT platform, account_id FROM bulk_ranges WHERE top >= 1000000000000 ORDER BY ALL LIMIT 1"
+                    "SELECT platform, account_id FROM bulk_ranges WHERE top >= ? ORDER BY ALL LIMIT 1", [_MAX_DAY]
                 ).fetchall()
                 if huge:  # the monthly totals keep days in DECIMAL(18, 6), as fetchers.core.fill_zeros
                     raise ValueError(f"{huge[0][0]}/{huge[0][1]}: a day of 10^12 or more is not a plausible spend")

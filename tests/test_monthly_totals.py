@@ -29,6 +29,13 @@ def _window(start, end, cents_from, account="111", currency="USD", run="r1", at=
     return WindowWrite(platform, account, start, end, amounts, currency, run, at)
 
 
+def _at_schema(monkeypatch, latest=None):
+    """Make ``SpendStore`` know the migrations up to ``latest`` only (None: all of them)."""
+    latest = mig.LATEST if latest is None else latest
+    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] <= latest])
+    monkeypatch.setattr(db_mod, "LATEST", latest)
+
+
 def _totals(store):
     return store.query(
         "SELECT platform, account_id, month, currency, amount, days, first_fetched, last_fetched, "
@@ -116,12 +123,10 @@ def test_bulk_write_with_a_gap_recomputes_every_month_of_its_range(tmp_path):
 
 def test_upgrade_backfills_totals_from_existing_rows(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
-    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 7])
-    monkeypatch.setattr(db_mod, "LATEST", 6)
+    _at_schema(monkeypatch, 6)
     old = SpendStore(path)
     old.write_windows([_window(D(2025, 12, 30), D(2026, 1, 2), 333), _window(D(2026, 1, 1), D(2026, 1, 3), 5, "9")])
-    monkeypatch.setattr(db_mod, "MIGRATIONS", mig.MIGRATIONS)
-    monkeypatch.setattr(db_mod, "LATEST", mig.LATEST)
+    _at_schema(monkeypatch)
     new = SpendStore(path)
     assert _totals(new) == _expected(new)
     assert [(r[1], r[2], r[4], r[5]) for r in _totals(new)] == [
@@ -295,18 +300,15 @@ def test_writers_in_threads_of_one_process_leave_one_row_per_day(tmp_path):
 
 def test_upgrade_to_8_keeps_every_row_and_total(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
-    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 7])
-    monkeypatch.setattr(db_mod, "LATEST", 6)
+    _at_schema(monkeypatch, 6)
     old = SpendStore(path)
     old.write_windows([_window(D(2025, 12, 30), D(2026, 1, 2), 333), _window(D(2026, 1, 1), D(2026, 1, 3), 5, "9")])
-    monkeypatch.setattr(db_mod, "MIGRATIONS", [m for m in mig.MIGRATIONS if m[0] < 8])
-    monkeypatch.setattr(db_mod, "LATEST", 7)
+    _at_schema(monkeypatch, 7)
     v7 = SpendStore(path)  # migration 7 fills the monthly totals, with two lists a month
     rows = v7.query("SELECT * FROM daily_spend ORDER BY ALL")
     lists = v7.query("SELECT account_id, month, day_list, amount_list FROM monthly_spend ORDER BY ALL")
     assert lists[0] == ("111", D(2025, 12, 1), [D(2025, 12, 30), D(2025, 12, 31)], [Decimal("3.33"), Decimal("3.34")])
-    monkeypatch.setattr(db_mod, "MIGRATIONS", mig.MIGRATIONS)
-    monkeypatch.setattr(db_mod, "LATEST", mig.LATEST)
+    _at_schema(monkeypatch)
     new = SpendStore(path)
     assert new.schema_version() == 8
     assert new.query("SELECT * FROM daily_spend ORDER BY ALL") == rows and len(rows) == 7

@@ -14,25 +14,26 @@ TODAY = dt.datetime.now(dt.UTC).date()
 ACCOUNTS = ["1234567978", "5550001111"]  # EUR (Europe/Berlin) and USD
 
 
-def _import(tmp_path, run_cli, accounts):
+def _import(tmp_path, run_cli, accounts, platform="google"):
     csv = tmp_path / "s1.csv"
-    csv.write_text("store_id,store_name,platform,account_id\n" + "".join(f"s1,Acme,google,{a}\n" for a in accounts))
+    csv.write_text("store_id,store_name,platform,account_id\n" + "".join(f"s1,Acme,{platform},{a}\n" for a in accounts))
     r = run_cli("accounts", "import", csv)
     assert r.returncode == 0, r
 
 
-def _refresh(run_cli, start, end):
+def _refresh(run_cli, start, end, *extra, platform="google"):
     return run_cli(
         "refresh",
         "--store",
         "s1",
         "--platform",
-        "google",
+        platform,
         "--start",
         start.isoformat(),
         "--end",
         end.isoformat(),
         "--json",
+        *extra,
     )
 
 
@@ -110,25 +111,6 @@ def test_windows_after_the_first_use_its_info_and_fail_with_it(tmp_path, run_cli
 PIN = "549000000001"
 
 
-def _pin_refresh(tmp_path, run_cli, start, end, *extra):
-    csv = tmp_path / "pin.csv"
-    csv.write_text(f"store_id,store_name,platform,account_id\ns1,Acme,pinterest,{PIN}\n")
-    assert run_cli("accounts", "import", csv).returncode == 0
-    return run_cli(
-        "refresh",
-        "--store",
-        "s1",
-        "--platform",
-        "pinterest",
-        "--start",
-        start.isoformat(),
-        "--end",
-        end.isoformat(),
-        "--json",
-        *extra,
-    )
-
-
 def test_a_pinterest_report_is_submitted_before_the_account_lookup(
     tmp_path, run_cli, sandbox, sandbox_env, monkeypatch
 ):
@@ -139,7 +121,8 @@ def test_a_pinterest_report_is_submitted_before_the_account_lookup(
     machine takes to hand the report request its token."""
     monkeypatch.setenv("PINTEREST_REQUESTS_PER_MINUTE", "60")
     start, end = TODAY - dt.timedelta(days=150), TODAY - dt.timedelta(days=121)  # a report (older than 89 days)
-    r = _pin_refresh(tmp_path, run_cli, start, end)
+    _import(tmp_path, run_cli, [PIN], "pinterest")
+    r = _refresh(run_cli, start, end, platform="pinterest")
     assert r.returncode == 0, r
     path = f"/v5/ad_accounts/{PIN}"
     arrived = [(m, p) for plat, m, p in sandbox.ctx.arrivals if plat == "pinterest"]
@@ -160,7 +143,8 @@ def test_a_failed_lookup_beside_the_windows_fails_them_and_keeps_the_stored_days
     from fetchers.pinterest import PinterestFetcher
 
     day = TODAY - dt.timedelta(days=130)
-    assert _pin_refresh(tmp_path, run_cli, day, day).returncode == 0
+    _import(tmp_path, run_cli, [PIN], "pinterest")
+    assert _refresh(run_cli, day, day, platform="pinterest").returncode == 0
     store = SpendStore(tmp_path / "adspend.duckdb")
     before = store.query("SELECT day, amount, run_id FROM daily_spend")
     with store.transaction() as con:
@@ -170,7 +154,7 @@ def test_a_failed_lookup_beside_the_windows_fails_them_and_keeps_the_stored_days
         raise FetchError("request", f"pinterest ad account {account_id} cannot be read (test)")
 
     monkeypatch.setattr(PinterestFetcher, "account_info", refused)
-    r = _pin_refresh(tmp_path, run_cli, day, day, "--full")
+    r = _refresh(run_cli, day, day, "--full", platform="pinterest")
     assert r.returncode == 1, r
     (account,) = [a for x in r.json()["results"] for a in x["accounts"]]
     assert (account["status"], account["error"]) == ("failed", f"pinterest ad account {PIN} cannot be read (test)")
