@@ -35,6 +35,8 @@ ACCOUNT_FIELDS = {
     "timezone_offset_hours_utc",
     "account_status",
 }
+# the insights edge's parameters a field expansion may carry as modifiers (``.limit(100)``)
+INSIGHTS_MODIFIERS = {"level", "time_range", "date_preset", "time_increment", "limit"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -97,8 +99,7 @@ def _check(req: Request, ctx: Context) -> Response | None:
     return None
 
 
-def _fields(req: Request, allowed: set[str], default: list[str]) -> list[str] | Response:
-    raw = req.arg("fields")
+def _fields(raw: str | None, allowed: set[str], default: list[str]) -> list[str] | Response:
     if raw is None:
         return default
     fields = [f.strip() for f in raw.split(",") if f.strip()]
@@ -113,11 +114,92 @@ def _fields(req: Request, allowed: set[str], default: list[str]) -> list[str] | 
     return fields
 
 
+def _split_top(raw: str) -> list[str] | None:
+    """``raw`` split at the commas outside (), {} and quoted strings; None when they do not pair."""
+    parts, depth, quote, start = [], [], "", 0
+    closing = {"(": ")", "{": "}"}
+    for i, ch in enumerate(raw):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in closing:
+            depth.append(closing[ch])
+        elif ch in ")}":
+            if not depth or depth.pop() != ch:
+                return None
+        elif ch == "," and not depth:
+            parts.append(raw[start:i].strip())
+            start = i + 1
+    if depth or quote:
+        return None
+    parts.append(raw[start:].strip())
+    return [p for p in parts if p]
+
+
+_EXPANSION = re.compile(r"^(?P<name>[a-z_]+)(?P<mods>(?:\.[a-z_]+\(.*?\))*)(?:\{(?P<sub>.*)\})?$", re.S)
+_MODIFIER = re.compile(r"\.([a-z_]+)\(")
+
+
+def _modifiers(mods: str) -> dict[str, str] | None:
+    """``.time_range({...}).limit(100)`` as {"time_range": "{...}", "limit": "100"} (None: unreadable)."""
+    out, i = {}, 0
+    while i < len(mods):
+        m = _MODIFIER.match(mods, i)
+        if not m:
+            return None
+        depth, j, quote = 1, m.end(), ""
+        while j < len(mods) and depth:
+            ch = mods[j]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            j += 1
+        if depth:
+            return None
+        out[m.group(1)] = mods[m.end() : j - 1]
+        i = j
+    return out
+
+
+def _syntax_error(raw: str) -> Response:
+    return graph_error(f'(#100) Syntax error in the fields parameter: "{raw[:80]}"', 100)
+
+
 def account(req: Request, ctx: Context) -> Response:
+    """The ad account node (§1.7), with Graph's field expansion for its ``insights`` edge:
+    ``fields=currency,insights.time_range({...}).time_increment(1).limit(100){spend,...}`` answers
+    the edge's first page under ``"insights"``, or no ``"insights"`` key when the edge has no rows
+    (Graph leaves an empty edge out); its ``paging.next`` is the edge's own URL."""
     if (bad := _check(req, ctx)) is not None:
         return bad
     acc = req.match["account"]
-    fields = _fields(req, ACCOUNT_FIELDS, ["id", "account_id"])
+    raw = req.arg("fields")
+    parts = _split_top(raw) if raw is not None else []
+    if parts is None:
+        return _syntax_error(raw or "")
+    plain, expanded = [], None
+    for part in parts:
+        if "." not in part and "{" not in part:
+            plain.append(part)
+            continue
+        m = _EXPANSION.match(part)
+        mods = _modifiers(m.group("mods")) if m else None
+        if m is None or mods is None:
+            return _syntax_error(part)
+        if m.group("name") != "insights":
+            return graph_error(f"sandbox: field expansion is emulated only for insights, not {m.group('name')}", 100)
+        bad_mod = sorted(set(mods) - INSIGHTS_MODIFIERS)
+        if bad_mod:
+            return graph_error(f"(#100) {bad_mod[0]} is not a valid parameter of the insights edge", 100)
+        expanded = {**mods, **({"fields": m.group("sub")} if m.group("sub") is not None else {})}
+    fields = _fields(",".join(plain) if raw is not None else None, ACCOUNT_FIELDS, ["id", "account_id"])
     if isinstance(fields, Response):
         return fields
     prof = data.account_profile(PLATFORM, acc)
@@ -130,17 +212,24 @@ def account(req: Request, ctx: Context) -> Response:
         "timezone_offset_hours_utc": 0,
         "account_status": 1,
     }
-    return json_response({k: full[k] for k in ["id", *fields] if k in full})
+    body = {k: full[k] for k in ["id", *fields] if k in full}
+    if expanded is not None:
+        edge = _insights_body(req, ctx, acc, expanded, f"/{req.match['version']}/act_{acc}/insights")
+        if isinstance(edge, Response):
+            return edge
+        if edge["data"]:
+            body["insights"] = edge
+    return json_response(body)
 
 
-def _time_range(req: Request) -> tuple[dt.date, dt.date] | Response:
-    raw = req.arg("time_range")
+def _time_range(args: dict[str, str]) -> tuple[dt.date, dt.date] | Response:
+    raw = args.get("time_range")
     today = data.today()
     if raw is None:
-        if req.arg("date_preset") not in (None, "last_30d"):
+        if args.get("date_preset") not in (None, "last_30d"):
             return graph_error("sandbox: only date_preset=last_30d or a time_range is emulated", 100)
         return today - dt.timedelta(days=30), today - dt.timedelta(days=1)  # Graph's default: last_30d
-    if req.arg("date_preset"):
+    if args.get("date_preset"):
         return graph_error("(#100) time_range and date_preset cannot be used together", 100)
     try:
         obj = json.loads(raw)
@@ -175,19 +264,26 @@ def _offset(cursor: str) -> int | None:
 def insights(req: Request, ctx: Context) -> Response:
     if (bad := _check(req, ctx)) is not None:
         return bad
-    acc = req.match["account"]
-    if req.arg("level", "account") != "account":
+    args = {k: v[0] for k, v in req.query.items()}
+    body = _insights_body(req, ctx, req.match["account"], args, req.path)
+    return body if isinstance(body, Response) else json_response(body)
+
+
+def _insights_body(req: Request, ctx: Context, acc: str, args: dict[str, str], edge_path: str) -> dict | Response:
+    """One page of an account's insights edge, asked for with ``args`` (the edge's query, or the
+    modifiers of a field expansion); ``paging.next`` is the edge's URL at ``edge_path``."""
+    if args.get("level", "account") != "account":
         return graph_error("sandbox: only level=account is emulated", 100)
-    fields = _fields(req, INSIGHTS_FIELDS, ["date_start", "date_stop"])
+    fields = _fields(args.get("fields"), INSIGHTS_FIELDS, ["date_start", "date_stop"])
     if isinstance(fields, Response):
         return fields
-    rng = _time_range(req)
+    rng = _time_range(args)
     if isinstance(rng, Response):
         return rng
     since, until = rng
-    increment = req.arg("time_increment", "all_days")
+    increment = args.get("time_increment", "all_days")
     try:
-        limit = int(req.arg("limit", str(DEFAULT_LIMIT)))
+        limit = int(args.get("limit", str(DEFAULT_LIMIT)))
     except ValueError:
         return graph_error("(#100) param limit must be an integer", 100)
     if limit < 1:
@@ -217,8 +313,8 @@ def insights(req: Request, ctx: Context) -> Response:
         return graph_error("sandbox: only time_increment=1 or all_days is emulated", 100)
 
     start = 0
-    if req.arg("after"):
-        start = _offset(req.arg("after"))
+    if args.get("after"):
+        start = _offset(args["after"])
         if start is None or start > len(rows):
             return graph_error("(#100) Invalid cursor for param after", 100)
     page = rows[start : start + limit]
@@ -226,11 +322,11 @@ def insights(req: Request, ctx: Context) -> Response:
     if rows:
         body["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(page))}}
         if start + limit < len(rows):
-            query = {k: v[0] for k, v in req.query.items() if k not in ("after", "access_token")}
+            query = {k: v for k, v in args.items() if k not in ("after", "access_token")}
             query["after"] = _cursor(start + len(page))
             host = req.header("host", "graph.facebook.com")
-            body["paging"]["next"] = f"http://{host}{req.path}?{urllib.parse.urlencode(query)}"
-    return json_response(body)
+            body["paging"]["next"] = f"http://{host}{edge_path}?{urllib.parse.urlencode(query)}"
+    return body
 
 
 def throttle_response(req: Request) -> Response:
@@ -280,4 +376,5 @@ def unrouted(req: Request, status: int, message: str) -> Response:
 
 def routes() -> list[Route]:
     v, a = r"/(?P<version>v\d+\.\d+)", r"act_(?P<account>\d+)"
-    return [Route("GET", f"{v}/{a}/insights", insights), Route("GET", f"{v}/{a}", account)]
+    # a node's path may end in "/" (facebook-business asks for the node as /act_<id>/)
+    return [Route("GET", f"{v}/{a}/insights", insights), Route("GET", f"{v}/{a}/?", account)]

@@ -5,7 +5,8 @@ the same documentation. Had both misread it the same way, the fetchers' tests co
 here the platforms' own clients (test-only dependencies, pinned in requirements.txt) talk to the
 sandbox on 127.0.0.1, unmodified, each pointed at it through its public configuration:
 
-- Meta: ``facebook-business`` (``AdAccount.get_insights``, cursor paging through ``paging.next``);
+- Meta: ``facebook-business`` (``AdAccount.get_insights``, cursor paging through ``paging.next``;
+  ``AdAccount.api_get`` with the insights edge expanded);
 - TikTok: ``tiktok-business-api-sdk`` (``ReportingApi.report_integrated_get``; installs and imports
   on Python 3.11 as ``business_api_client``);
 - Amazon: ``python-amazon-ad-api`` (``Reports`` v3: create, poll, download);
@@ -90,6 +91,44 @@ def test_facebook_business_insights_with_cursor_paging(sandbox):
     expected = _totals(sandbox, "meta", account, start, end)
     assert sandbox.ctx.requests["meta"] == 3
     assert len(rows) == 70 - _zero_days(expected)  # days without delivery have no row
+    assert str(sum(Decimal(r["spend"]) for r in rows)) == expected["spend"]
+    assert {r["date_start"]: r["spend"] for r in rows} == {d: v for d, v in expected["days"].items() if Decimal(v)}
+
+
+def test_facebook_business_account_node_with_insights_expanded(sandbox):
+    """Graph's field expansion, as the product's first Meta fetch sends it: the account node's
+    currency and time zone with the first page of its insights edge; the SDK then pages the edge
+    on from that page's cursor."""
+    from facebook_business.adobjects.adaccount import AdAccount
+
+    account = "1234567978"
+    start, end = _days_back(60, 1)
+    api = _meta_api(sandbox, FAKE_CREDENTIALS["meta"]["META_ACCESS_TOKEN"])
+    time_range = json.dumps({"since": start.isoformat(), "until": end.isoformat()}, separators=(",", ":"))
+    expansion = (
+        f"insights.level(account).time_range({time_range}).time_increment(1).limit(25)"
+        "{account_currency,spend,date_start,date_stop}"
+    )
+    with pytest.warns(UserWarning, match="does not allow field insights"):  # the SDK's field list is flat
+        node = AdAccount(f"act_{account}", api=api).api_get(fields=["currency", "timezone_name", expansion])
+    assert (node["currency"], node["timezone_name"]) == ("EUR", "Europe/Berlin")
+    first = node["insights"]
+    rows = list(first["data"])
+    rows += list(
+        AdAccount(f"act_{account}", api=api).get_insights(
+            fields=["account_currency", "spend", "date_start", "date_stop"],
+            params={
+                "level": "account",
+                "time_increment": 1,
+                "limit": 25,
+                "time_range": {"since": start.isoformat(), "until": end.isoformat()},
+                "after": first["paging"]["cursors"]["after"],
+            },
+        )
+    )
+    expected = _totals(sandbox, "meta", account, start, end)
+    assert len(first["data"]) == 25 and len(rows) == 60 - _zero_days(expected)
+    assert {r["account_currency"] for r in rows} == {"EUR"}
     assert str(sum(Decimal(r["spend"]) for r in rows)) == expected["spend"]
     assert {r["date_start"]: r["spend"] for r in rows} == {d: v for d, v in expected["days"].items() if Decimal(v)}
 
