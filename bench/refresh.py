@@ -17,7 +17,7 @@ N and scaled linearly (one request at a time is linear in N by construction).
 Lower bound, per platform p (see bench/RESULTS.md):
     LB_p = max(R_p / rate_p, J_p)
 R_p is the minimum number of budgeted requests (one account lookup per account, none where the
-spend answer carries the account's info (the registry's ``info_in_data``: Google), plus, per
+spend answer carries the account's info (the registry's ``info_in_data``: Google, Meta), plus, per
 window, the requests the platform's protocol needs: pages, or submit + polls for report jobs;
 token grants and pre-signed downloads are not budgeted), rate_p the configured requests a
 second, and J_p one account's critical path: its chain of dependent requests at the fastest

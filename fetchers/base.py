@@ -293,7 +293,8 @@ class PlatformFetcher(Protocol):
 
     # Optional, declared by ``PlatformSpec.info_in_data`` (fetchers/specs.py), never guessed with
     # hasattr: a platform whose spend answer also carries the account's currency and time zone
-    # (Google's ``customer.currency_code`` / ``customer.time_zone`` in the same GAQL query, §2.2)
+    # (Google's ``customer.currency_code`` / ``customer.time_zone`` in the same GAQL query, §2.2;
+    # Meta's ad account node with its insights edge expanded, §1.7)
     # implements
     #
     #     async def fetch_daily_and_info(self, api, account_id, start, end)

@@ -101,6 +101,20 @@ def build_insights_params(start: dt.date, end: dt.date, after: str | None = None
     return params
 
 
+def build_account_and_insights_params(start: dt.date, end: dt.date) -> dict[str, str]:
+    """The ad account node with its insights edge expanded in the same request (Graph's field
+    expansion: the edge's parameters as ``.name(value)`` modifiers, its fields in braces): the
+    account's currency and time zone (§1.7) come with the first page of days, so a first fetch
+    needs no separate lookup. The modifiers are exactly the edge request's parameters, so the
+    edge's own cursor continues it (``InsightsPages``)."""
+    edge = build_insights_params(start, end)
+    expansion = (
+        f"insights.level({edge['level']}).time_range({edge['time_range']})"
+        f".time_increment({edge['time_increment']}).limit({edge['limit']}){{{edge['fields']}}}"
+    )
+    return {"fields": f"{ACCOUNT_FIELDS},{expansion}"}
+
+
 class InsightsPages:
     """Insights paged by cursor: the next page is the same request with ``after`` (§1.4)."""
 
@@ -121,6 +135,32 @@ class InsightsPages:
 
     def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
         rows, after = parse_insights_page(body, self.account.currency)
+        return rows, (self._request(after) if after else None)
+
+
+class AccountAndInsightsPages(InsightsPages):
+    """The first page from the account node with its insights expanded (the account's info read
+    from it, ``info``); the next pages from the insights edge by cursor, as ``InsightsPages``."""
+
+    what = "meta ad account with insights"
+
+    def __init__(self, account_id: str, start: dt.date, end: dt.date, extra: Mapping[str, str]):
+        super().__init__(AccountInfo(account_id, "", ""), start, end, extra)
+        self.info: AccountInfo | None = None
+
+    def first(self) -> PageRequest:
+        account_id = self.account.account_id
+        params = {**build_account_and_insights_params(self.start, self.end), **self.extra}
+        return PageRequest("GET", f"/{API_VERSION}/act_{account_id}", params=params)
+
+    def read(self, body: Any) -> tuple[dict[dt.date, Decimal], PageRequest | None]:
+        if self.info is not None:
+            return super().read(body)
+        self.info = self.account = parse_account(body, self.account.account_id)
+        edge = body.get("insights")
+        if edge is None:  # Graph leaves an edge with no rows out of the node's answer
+            return {}, None
+        rows, after = parse_insights_page(edge, self.info.currency)
         return rows, (self._request(after) if after else None)
 
 
@@ -295,6 +335,20 @@ class MetaFetcher:
             "GET", f"/{API_VERSION}/act_{account_id}", params={"fields": ACCOUNT_FIELDS, **await common_params(api)}
         )
         return parse_account(json_body(resp, PLATFORM), account_id)
+
+    async def fetch_daily_and_info(
+        self, api: Api, account_id: str, start: dt.date, end: dt.date
+    ) -> tuple[AccountInfo, dict[dt.date, Decimal]]:
+        """The account's info and its days from one request (``AccountAndInsightsPages``), then the
+        edge's further pages, if any."""
+        account_id = normalize_account_id(account_id)
+        end = min(end, utc_today())  # as fetch_daily
+        if start > end:
+            return await self.account_info(api, account_id), {}
+        pages = AccountAndInsightsPages(account_id, start, end, await common_params(api))
+        rows = await fetch_pages(api, pages, MAX_PAGES)
+        assert pages.info is not None  # the first page was read
+        return pages.info, rows
 
     async def fetch_daily(self, api: Api, account: AccountInfo, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
         # A 2026 report says an `until` of today is refused for accounts ahead of UTC, the check

@@ -103,6 +103,9 @@ SPECS: dict[str, PlatformSpec] = {
             day_basis="account",
             # insights older than 37 months are refused; Airbyte clamps to 1123 days (§1.2)
             history_days=1123,
+            # the account node answers its currency and time zone with its insights edge expanded
+            # (Graph field expansion, §1.7): a first fetch is one request
+            info_in_data=True,
             id_form="digits, e.g. 1234567890 or act_1234567890 (stored without act_)",
             default_share=Decimal(30),
             color="#1877F2",

@@ -612,8 +612,8 @@ def test_a_stored_currency_the_rows_contradict_is_refused_never_converted():
 def test_only_platforms_that_declare_it_carry_info_in_their_data():
     from fetchers.specs import SPECS
 
-    assert {p for p, s in SPECS.items() if s.info_in_data} == {"google"}
+    assert {p for p, s in SPECS.items() if s.info_in_data} == {"google", "meta"}
     for p, s in SPECS.items():
         assert hasattr(get_fetcher(p), "fetch_daily_and_info") == s.info_in_data, p
     with pytest.raises(ValueError, match="does not carry"):
-        run(fetch_window_and_info(get_fetcher("meta"), None, "1", dt.date(2026, 1, 1), dt.date(2026, 1, 1)))
+        run(fetch_window_and_info(get_fetcher("reddit"), None, "1", dt.date(2026, 1, 1), dt.date(2026, 1, 1)))

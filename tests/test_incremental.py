@@ -39,8 +39,9 @@ def test_settled_period_makes_no_api_request(tmp_path, run_cli, sandbox, sandbox
     r = _refresh(run_cli, start, end)
     assert r.returncode == 0, r
     first = dict(sandbox.ctx.requests)
-    # meta: one account lookup + one 31-day page per account; tiktok: one lookup + two 30-day windows
-    assert first == {"meta": 4, "tiktok": 3}
+    # meta: one request per account (the account node with its 31 days expanded); tiktok: one
+    # lookup + two 30-day windows
+    assert first == {"meta": 2, "tiktok": 3}
     grants = dict(sandbox.ctx.token_grants)
     r = _refresh(run_cli, start, end)
     assert r.returncode == 0, r

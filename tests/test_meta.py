@@ -16,7 +16,7 @@ import respx
 import fetchers.meta as meta
 from fetchers import get_fetcher
 from fetchers.base import AccountInfo, FetchError, MalformedResponse
-from fetchers.core import PlatformApi, RateBudget, fetch_window, plan_windows
+from fetchers.core import PlatformApi, RateBudget, fetch_window, fetch_window_and_info, plan_windows
 
 BASE = "https://graph.facebook.com"
 INSIGHTS = f"{BASE}/v25.0/act_1234567890/insights"
@@ -119,6 +119,92 @@ def test_account_info_reads_currency_and_timezone():
     info = run(with_api(lambda f, api: f.account_info(api, "act_1234567890")))
     assert info == AccountInfo("1234567890", "EUR", "Europe/Berlin", "Shop")
     assert route.calls.last.request.url.params["fields"] == "currency,timezone_name,name"
+
+
+ACCOUNT_NODE = f"{BASE}/v25.0/act_1234567890"
+EXPANDED_FIELDS = (
+    "currency,timezone_name,name,"
+    'insights.level(account).time_range({"since":"2026-03-01","until":"2026-03-07"})'
+    ".time_increment(1).limit(100){account_id,account_currency,spend,date_start,date_stop}"
+)
+
+
+def node(insights=None, currency="USD") -> dict:
+    body = {"id": "act_1234567890", "currency": currency, "timezone_name": "America/New_York", "name": "Shop"}
+    if insights is not None:
+        body["insights"] = insights
+    return body
+
+
+@respx.mock
+def test_a_first_fetch_is_the_account_node_with_its_insights_expanded():
+    """One request: Graph's field expansion asks the account's currency and time zone and its
+    insights edge, with exactly the edge's own parameters as modifiers; no separate lookup."""
+    route = respx.get(ACCOUNT_NODE).mock(
+        return_value=httpx.Response(200, json=node(page([row("2026-03-01", "152.31"), row("2026-03-03", "98.7")])))
+    )
+    edge = respx.get(INSIGHTS).mock(return_value=httpx.Response(500))
+    info, rows = run(
+        with_api(
+            lambda f, api: fetch_window_and_info(f, api, "act_1234567890", dt.date(2026, 3, 1), dt.date(2026, 3, 7))
+        )
+    )
+    assert dict(route.calls.last.request.url.params) == {"fields": EXPANDED_FIELDS}
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert (route.call_count, edge.call_count) == (1, 0)
+    assert info == AccountInfo("1234567890", "USD", "America/New_York", "Shop")
+    assert rows[dt.date(2026, 3, 1)] == Decimal("152.31") and rows[dt.date(2026, 3, 3)] == Decimal("98.70")
+    assert sum(rows.values()) == Decimal("251.01") and len(rows) == 7  # the other five days are zeros
+
+
+@respx.mock
+def test_an_expanded_first_page_continues_on_the_insights_edge_by_its_cursor():
+    respx.get(ACCOUNT_NODE).mock(return_value=httpx.Response(200, json=node(page([row("2026-03-01", "1.10")], "C1"))))
+    edge = respx.get(INSIGHTS).mock(return_value=httpx.Response(200, json=page([row("2026-03-02", "2.25")])))
+    info, rows = run(
+        with_api(lambda f, api: f.fetch_daily_and_info(api, "1234567890", dt.date(2026, 3, 1), dt.date(2026, 3, 7)))
+    )
+    assert dict(edge.calls.last.request.url.params) == {
+        "level": "account",
+        "fields": "account_id,account_currency,spend,date_start,date_stop",
+        "time_range": '{"since":"2026-03-01","until":"2026-03-07"}',
+        "time_increment": "1",
+        "limit": "100",
+        "after": "C1",
+    }
+    assert info.currency == "USD" and rows == {
+        dt.date(2026, 3, 1): Decimal("1.10"),
+        dt.date(2026, 3, 2): Decimal("2.25"),
+    }
+
+
+@respx.mock
+def test_an_account_without_insights_rows_still_brings_its_info_in_one_request():
+    """Graph leaves an edge with no rows out of the node: every day is a zero, and the info is read
+    from the same answer (no lookup after it)."""
+    route = respx.get(ACCOUNT_NODE).mock(return_value=httpx.Response(200, json=node(currency="EUR")))
+    info, rows = run(
+        with_api(lambda f, api: fetch_window_and_info(f, api, "1234567890", dt.date(2026, 3, 1), dt.date(2026, 3, 7)))
+    )
+    assert route.call_count == 1 and info.currency == "EUR"
+    assert rows == {dt.date(2026, 3, 1) + dt.timedelta(days=i): Decimal(0) for i in range(7)}
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (node(page([row("2026-03-01", "1.00", currency="EUR")])), "is in EUR, but the account's currency is USD"),
+        ({"id": "act_1234567890", "insights": page([row("2026-03-01", "1.00")])}, "no ISO currency"),
+        (node({"paging": {}}), "no 'data' list"),
+    ],
+)
+@respx.mock
+def test_an_expanded_answer_that_does_not_hold_together_is_malformed(body, why):
+    respx.get(ACCOUNT_NODE).mock(return_value=httpx.Response(200, json=body))
+    with pytest.raises(MalformedResponse, match=why):
+        run(
+            with_api(lambda f, api: f.fetch_daily_and_info(api, "1234567890", dt.date(2026, 3, 1), dt.date(2026, 3, 7)))
+        )
 
 
 # --- paging and money ---------------------------------------------------------------------------
@@ -289,6 +375,62 @@ def test_sandbox_totals_match_exactly_over_windows_and_pages(sandbox, monkeypatc
     assert (info.currency, info.timezone) == ("EUR", "Europe/Berlin")
     assert total == Decimal(sandbox.sandbox.expected_total("meta", "1234567978", start, end)["spend"])
     assert sandbox.ctx.requests["meta"] >= 1 + 3 * 3
+
+
+def test_sandbox_expansion_gives_the_info_and_exact_days_over_pages(sandbox, monkeypatch):
+    monkeypatch.setattr(meta, "PAGE_LIMIT", 20)  # the expanded page, then the edge's pages
+    start, end = dt.date(2026, 3, 1), dt.date(2026, 5, 29)  # 90 days: one window
+    info, rows = run(
+        with_api(lambda f, api: fetch_window_and_info(f, api, "1234567978", start, end), SBX_CREDS, sandbox.url)
+    )
+    want = sandbox.sandbox.expected_total("meta", "1234567978", start, end)
+    assert (info.currency, info.timezone) == ("EUR", "Europe/Berlin")
+    assert {d.isoformat(): str(v) for d, v in rows.items()} == want["days"]
+    assert sum(rows.values()) == Decimal(want["spend"])
+    assert sandbox.ctx.requests["meta"] == -(-(90 - sum(1 for v in want["days"].values() if Decimal(v) == 0)) // 20)
+
+
+def test_sandbox_expansion_leaves_out_an_edge_without_rows(sandbox):
+    from sandbox.data import account_profile
+    from sandbox.meta import expected_daily
+
+    zero = next(
+        d
+        for d in (dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(400))
+        if not expected_daily("1234567890", d)
+    )
+    body = httpx.get(
+        f"{sandbox.url}/v25.0/act_1234567890",
+        headers={"Authorization": "Bearer sandbox-meta-token"},
+        params={"fields": meta.build_account_and_insights_params(zero, zero)["fields"]},
+    ).json()
+    prof = account_profile("meta", "1234567890")
+    assert body == {
+        "id": "act_1234567890",
+        "currency": prof["currency"],
+        "timezone_name": prof["timezone"],
+        "name": prof["name"],
+    }
+    assert (prof["currency"], prof["timezone"]) == ("USD", "America/Los_Angeles")
+
+
+def test_sandbox_rejects_expansions_graph_rejects(sandbox):
+    url = f"{sandbox.url}/v25.0/act_1234567890"
+    auth = {"Authorization": "Bearer sandbox-meta-token"}
+    good = 'insights.time_range({"since":"2026-03-01","until":"2026-03-02"}).time_increment(1){spend,date_start}'
+    ok = httpx.get(url, params={"fields": f"currency,{good}"}, headers=auth)
+    assert ok.status_code == 200 and len(ok.json()["insights"]["data"]) == 2
+    for fields, says in [
+        ('currency,insights.time_range({"since":"2026-03-01"', "Syntax error"),  # unclosed
+        ("currency,insights.sort(spend){spend}", "sort is not a valid parameter"),
+        ("currency,insights.time_increment(1){spend,cost}", "cost is not valid"),
+        ('currency,insights.time_range({"since":"2026-03-01"}){spend}', "param time_range"),
+        ("currency,campaigns{name}", "only for insights"),
+    ]:
+        r = httpx.get(url, params={"fields": fields}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["code"] == 100 and says in r.json()["error"]["message"], (
+            fields
+        )
 
 
 def test_sandbox_restated_days_are_fetched_as_restated(sandbox):

@@ -1,10 +1,12 @@
-"""A refresh asks a platform whose spend answer carries the account's info (Google,
-``PlatformSpec.info_in_data``) for nothing else: its first window brings the currency and time
-zone that are stored, counted on the sandbox's wire (issue 19.3)."""
+"""A refresh asks a platform whose spend answer carries the account's info (Google, and Meta with
+its insights edge expanded on the account node: ``PlatformSpec.info_in_data``) for nothing else:
+its first window brings the currency and time zone that are stored, counted on the sandbox's wire
+(issue 19.3)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from sandbox import data as sandbox_data
 from sandbox.google import expected_daily
@@ -57,6 +59,28 @@ def test_ninety_days_are_one_search_stream_per_account_and_no_customer_lookup(tm
             prof["name"],
         )
     assert store.query("SELECT DISTINCT currency FROM daily_spend ORDER BY 1") == [("EUR",), ("USD",)]
+
+
+def test_ninety_meta_days_are_one_request_per_account_and_no_account_lookup(tmp_path, run_cli, sandbox, sandbox_env):
+    accounts = ["1234567978", "1000000001"]  # EUR (Europe/Berlin) and USD
+    _import(tmp_path, run_cli, accounts, platform="meta")
+    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)  # 90 days, one page each
+    r = _refresh(run_cli, start, end, platform="meta")
+    assert r.returncode == 0, r
+    assert sorted(sandbox.ctx.arrivals) == sorted(("meta", "GET", f"/v25.0/act_{a}") for a in accounts)
+    got = {a["account_id"]: a for x in r.json()["results"] for a in x["accounts"]}
+    assert {k: (a["status"], a["windows"], a["days_fetched"], a["requests"]) for k, a in got.items()} == {
+        a: ("ok", 1, 90, 1) for a in accounts
+    }
+    store = SpendStore(tmp_path / "adspend.duckdb")
+    infos = store.account_infos([("meta", a) for a in accounts])
+    for a in accounts:
+        prof = sandbox_data.account_profile("meta", a)
+        assert (infos[("meta", a)]["currency"], infos[("meta", a)]["timezone"]) == (prof["currency"], prof["timezone"])
+        want = Decimal(sandbox.sandbox.expected_total("meta", a, start, end)["spend"])
+        assert store.query("SELECT sum(amount) FROM daily_spend WHERE platform = 'meta' AND account_id = ?", [a]) == [
+            (want,)
+        ]
 
 
 def _day_without_rows(account: str) -> dt.date:
