@@ -686,3 +686,56 @@ def test_a_soap_call_is_marked_on_the_wire_when_suds_sends_its_envelope(fast_rep
         pool.call("get_account", "not-a-token", EUR_ACCOUNT, lambda: events.append("on the wire"))
     assert events == ["marshalled", "on the wire", "send"]
     assert getattr(ms._wire, "mark", None) is None
+
+
+def test_sdk_clients_are_built_with_the_cyclic_collector_paused_then_frozen(sandbox_env, monkeypatch):
+    """Parsing the SDK's WSDLs makes ~100,000 long-lived objects a client; full collections while
+    they are made stopped the whole refresh for about a second. Built with the collector paused
+    (while any thread builds), then frozen out of later collections; the collector's state before
+    is restored."""
+    import gc
+    import threading
+
+    import bingads.service_client
+
+    seen: list[bool] = []
+
+    class Spy(bingads.service_client.ServiceClient):
+        def __init__(self, *args, **kwargs):
+            seen.append(gc.isenabled())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(bingads.service_client, "ServiceClient", Spy)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        session = ms.SdkSession(_creds(sandbox_env), "http://127.0.0.1:9")
+        assert session.reporting is not None and session.customer is not None  # both built now
+        assert seen == [False, False] and gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+
+        # two builders at once: paused until the last one is done
+        first_in, release = threading.Event(), threading.Event()
+
+        def hold():
+            with ms._building_sdk_objects():
+                first_in.set()
+                release.wait(5)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        first_in.wait(5)
+        with ms._building_sdk_objects():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other builder is still at work
+        release.set()
+        t.join(5)
+        assert gc.isenabled()
+
+        gc.disable()  # a process that runs without the collector keeps it off
+        with ms._building_sdk_objects():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
