@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import urllib.parse
 import uuid
 from decimal import Decimal
@@ -445,6 +446,7 @@ def create_report(req: Request, ctx: Context) -> Response:
             "config": body["configuration"],
             "status": "PENDING",
             "polls": 0,
+            "submitted": time.monotonic(),
             "createdAt": now,
             "updatedAt": now,
             "fail": "report_failed" in faults,
@@ -469,7 +471,7 @@ def get_report(req: Request, ctx: Context) -> Response:
             job["polls"] += 1
             if job["stuck"]:
                 job["status"] = "PROCESSING"
-            elif job["polls"] >= ctx.report_polls_needed:
+            elif ctx.report_done(job):
                 job["status"] = "FAILED" if job["fail"] else "COMPLETED"
             elif job["polls"] > 1:
                 job["status"] = "PROCESSING"

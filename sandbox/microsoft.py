@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import time
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -396,6 +397,7 @@ def _submit(req: Request, ctx: Context, soap: SoapRequest, account: str) -> Resp
             **spec,
             "account": account,
             "polls": 0,
+            "submitted": time.monotonic(),
             "fault": fault,
             "customer": soap.headers.get("CustomerId"),
         }
@@ -447,10 +449,10 @@ def _poll(req: Request, ctx: Context, soap: SoapRequest, account: str) -> Respon
                 2100, "InvalidReportId", f"The report request id {request_id!r} is not valid or has expired."
             )
         job["polls"] += 1
-        polls = job["polls"]
+        done = ctx.report_done(job)
     if job["fault"] == "report_stuck":
         return _status("Pending", None)
-    if polls < ctx.report_polls_needed:
+    if not done:
         return _status("Pending", None)
     if job["fault"] == "report_failed":
         return _status("Error", None)

@@ -227,6 +227,7 @@ def _create_report(req: Request, ctx: Context) -> Response:
             "level": body["level"],
             "columns": columns,
             "polls": 0,
+            "submitted": time.monotonic(),
             "fault": fault,
             "created": time.time(),
         }
@@ -252,7 +253,7 @@ def _report_status(req: Request, ctx: Context) -> Response:
         if time.time() - job["created"] > REPORT_TTL_SECONDS:
             return json_response({"report_status": "EXPIRED", "url": None, "size": None})
         job["polls"] += 1
-        done = job["polls"] >= ctx.report_polls_needed
+        done = ctx.report_done(job)
         fault = job["fault"]
     if fault == "report_stuck" or not done:
         return json_response({"report_status": "IN_PROGRESS", "url": None, "size": None})

@@ -12,6 +12,7 @@ Control endpoints (for tests, the bench and the dashboard's demo mode):
   "latency_ms": {platform: [lo, hi]}, "rate_limit_rpm": {platform: n},
   "rate_limit_bucket_seconds": 0.5 (each platform's bucket holds this many seconds of its rate),
   "chaos": {"seed": 1, "rate": 0.2}, "hang_seconds": 35, "report_polls_needed": 3,
+  "report_seconds": null (or seconds: a report is done that long after its submit, polls aside),
   "events": [{"platform", "account", "kind": "stop", "from"}, {..., "kind": "spike", "day", "factor"}]}``
   (events: see ``sandbox/data.py`` set_events)
 - ``GET  /_sandbox/totals?platform=&account=&start=&end=``: the exact spend the sandbox serves
