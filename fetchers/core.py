@@ -811,16 +811,21 @@ class PlatformApi(CallLoop):
     ) -> Any:
         """Submit (or resume by id), poll with growing intervals to a terminal state, download.
 
-        A job still running at the deadline keeps its id in the job store, so the next refresh
-        resumes it instead of asking for the same report again."""
+        A new job is first polled ``first_poll`` after its submit: a report is never ready as it
+        is asked for, and a poll then would be a request spent for nothing. A resumed job (its id
+        kept from an earlier refresh) is polled at once. A job still running at the deadline
+        keeps its id in the job store, so the next refresh resumes it instead of asking for the
+        same report again."""
         job_id = self.jobs.get(resume_key) if resume_key else None
         resumed = job_id is not None
+        deadline = time.monotonic() + (deadline_seconds or self.report.deadline)
+        wait = self.report.first_poll
         if job_id is None:
             job_id = await submit()
             if resume_key:
                 self.jobs.put(resume_key, job_id)
-        deadline = time.monotonic() + (deadline_seconds or self.report.deadline)
-        wait = self.report.first_poll
+            await asyncio.sleep(wait)
+            wait = min(self.report.max_poll, wait * self.report.factor)
         while True:
             try:
                 status = await poll(job_id)
@@ -832,6 +837,8 @@ class PlatformApi(CallLoop):
                     job_id = await submit()
                     if resume_key:
                         self.jobs.put(resume_key, job_id)
+                    await asyncio.sleep(wait)  # a new job: not polled as it is asked for
+                    wait = min(self.report.max_poll, wait * self.report.factor)
                     continue
                 raise
             if status.state == JobState.DONE:

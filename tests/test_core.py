@@ -507,6 +507,51 @@ def test_report_job_polls_to_done_and_resumes_by_id():
     assert jobs.get("k") is None
 
 
+def test_a_new_report_job_is_first_polled_after_the_first_wait_and_a_resumed_one_at_once(monkeypatch):
+    """A report is never ready as it is asked for: a new job sleeps ``first_poll`` before its first
+    poll (one request fewer a job against a platform whose reports take seconds); a job resumed by
+    its kept id may be done already and is polled at once."""
+    from fetchers.core import MemoryJobStore
+
+    events: list = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds, *a, **k):
+        events.append(("sleep", seconds))
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    jobs = MemoryJobStore()
+
+    async def go(done_at):
+        async with httpx.AsyncClient() as c:
+            api = _api(c, jobs=jobs)
+            api.report.first_poll = 2.0
+            n = {"polls": 0}
+
+            async def submit():
+                events.append("submit")
+                return "job-A"
+
+            async def poll(job_id):
+                n["polls"] += 1
+                events.append(("poll", job_id))
+                return JobStatus("done" if n["polls"] >= done_at else "pending")
+
+            async def download(status):
+                events.append("download")
+                return "data"
+
+            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k")
+
+    assert run(go(2)) == "data"
+    assert events == ["submit", ("sleep", 2.0), ("poll", "job-A"), ("sleep", 3.0), ("poll", "job-A"), "download"]
+    events.clear()
+    jobs.put("k", "job-A")  # kept by an earlier refresh
+    assert run(go(1)) == "data"
+    assert events == [("poll", "job-A"), "download"]
+
+
 def test_report_job_deadline_keeps_id_and_next_run_resumes():
     from fetchers.core import MemoryJobStore
 
