@@ -1,5 +1,6 @@
 """The shared HTTP client's transport: keep-alive connection pools tuned for a few hundred
-requests a second (one pool per platform, a cheap idle-connection check).
+requests a second (one pool per platform, one connection examined per request, a cheap
+idle-connection check).
 
 ``PoolPerPlatform`` is what the refresh hands to its one ``httpx.AsyncClient``; ``PlatformApi``
 names the pool of each request (``extensions["adspend_pool"]``).
@@ -20,10 +21,10 @@ KEEPALIVE_EXPIRY = 5.0  # seconds an idle pooled connection is kept
 
 
 class SocketStream(httpcore.AsyncNetworkStream):
-    """httpcore's anyio stream with its socket looked up once. httpcore asks every idle pooled
-    connection "is_readable" (did the server close it?) on every request; anyio answers each
-    such question by rebuilding its whole attribute table (getpeername and friends), which at a
-    few hundred requests a second cost a core. The check itself is one poll(0) on the socket."""
+    """httpcore's anyio stream with its socket looked up once. Before an idle connection is
+    reused it is asked "is_readable" (did the server close it?); anyio answers by rebuilding its
+    whole attribute table (getpeername and friends). The check itself is one poll(0) on the
+    socket."""
 
     def __init__(self, inner: httpcore.AsyncNetworkStream):
         self._inner = inner
@@ -76,19 +77,111 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class LeanPool:
+    """A keep-alive pool that touches one connection per request (httpcore's request interface,
+    in place of its ``AsyncConnectionPool`` inside an httpx transport).
+
+    httpcore's pool re-examines every connection it holds whenever a request starts or ends: an
+    expiry check on each (a poll(0) system call on each idle socket) and a count of the idle ones
+    per connection, quadratic in the pool's size. At a few hundred requests a second over 32
+    connections a platform that was about 1.3 ms of CPU a request, half the refresh process's
+    own work, every system call also a GIL hand-off to whatever SDK thread was parsing. Here idle
+    connections wait on a stack per origin; a request pops the most recently used one, checks
+    that one (not expired, not closed by the server) and uses it, or opens a new connection. How
+    many are in use at once is bounded by the caller (``PoolPerPlatform``'s semaphore), so there
+    is no queue. A connection goes back on the stack when its response is closed, if it is idle
+    (keep-alive); a closed one is forgotten."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, keepalive_expiry: float, network_backend):
+        self._ssl_context, self._expiry, self._backend = ssl_context, keepalive_expiry, network_backend
+        # idle connections by origin (scheme, host, port): httpcore's Origin is not hashable
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+        self._open: set[httpcore.AsyncHTTPConnection] = set()
+
+    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+        stack = self._idle.get(_key(origin))
+        while stack:
+            conn = stack.pop()
+            if conn.is_idle() and not conn.has_expired():
+                return conn
+            await self._drop(conn)
+        conn = httpcore.AsyncHTTPConnection(
+            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._expiry, network_backend=self._backend
+        )
+        self._open.add(conn)
+        return conn
+
+    async def _drop(self, conn: httpcore.AsyncHTTPConnection) -> None:
+        self._open.discard(conn)
+        await conn.aclose()
+
+    async def _release(self, conn: httpcore.AsyncHTTPConnection, origin: httpcore.Origin) -> None:
+        if conn.is_idle() and not conn.is_closed():  # (a connection that never connected is both)
+            self._idle.setdefault(_key(origin), []).append(conn)
+        elif conn in self._open:
+            await self._drop(conn)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        conn = await self._take(origin)
+        try:
+            response = await conn.handle_async_request(request)
+        except BaseException:
+            await self._release(conn, origin)  # a failed request leaves it closed: forgotten
+            raise
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=_ReleasingStream(response.stream, lambda: self._release(conn, origin)),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        conns, self._open, self._idle = list(self._open), set(), {}
+        for conn in conns:
+            await conn.aclose()
+
+    async def __aenter__(self) -> LeanPool:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
+    return origin.scheme, origin.host, origin.port
+
+
+class _ReleasingStream:
+    """A response body that hands its connection back to the pool once it is closed."""
+
+    def __init__(self, stream, release):
+        self._stream, self._release = stream, release
+
+    async def __aiter__(self):
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        release, self._release = self._release, None
+        if release is None:
+            return
+        try:
+            if hasattr(self._stream, "aclose"):
+                await self._stream.aclose()
+        finally:
+            await release()
+
+
 def pooled_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
+    """An httpx transport (its request and exception mapping) around a ``LeanPool``; at most
+    ``max_connections`` requests at once is the caller's to keep (``PoolPerPlatform``)."""
     transport = httpx.AsyncHTTPTransport(
         verify=tls_context(),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):  # httpx 0.28 layout
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=tls_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY,
-            network_backend=PollingBackend(),
-        )
+        transport._pool = LeanPool(tls_context(), KEEPALIVE_EXPIRY, PollingBackend())
     return transport
 
 
