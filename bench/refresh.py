@@ -5,7 +5,8 @@
 
 The sandbox runs as its own process (``python cli.py sandbox``) with per-platform latency
 (50-100 ms a request by default), per-platform rate limits it enforces with each platform's own
-throttle response, and report jobs that need ``--polls`` polls. The product refreshes against it
+throttle response, and report jobs that are done ``--report-seconds`` after their submit (2 s, as
+in issue 19's emulator; polled any number of times). The product refreshes against it
 through its ordinary configuration (``<P>_API_BASE_URL``, ``<P>_TOKEN_URL``, credentials and
 ``<P>_REQUESTS_PER_MINUTE``), as a real deployment would: not as demo stores.
 
@@ -18,11 +19,13 @@ Lower bound, per platform p (see bench/RESULTS.md):
     LB_p = max(R_p / rate_p, J_p)
 R_p is the minimum number of budgeted requests (one account lookup per account, none where the
 spend answer carries the account's info (the registry's ``info_in_data``: Google, Meta), plus, per
-window, the requests the platform's protocol needs: pages, or submit + polls for report jobs;
-token grants and pre-signed downloads are not budgeted), rate_p the configured requests a
+window, the requests the platform's protocol needs: pages, or submit + one poll for a report
+job; token grants and pre-signed downloads are not budgeted), rate_p the configured requests a
 second, and J_p one account's critical path: its chain of dependent requests at the fastest
-latency plus, for report jobs, the poll waits the product's report policy must sit through for
-the job to answer "done" (``--polls`` polls). The whole refresh's bound is the largest LB_p.
+latency (the lookup only where the data requests wait for it) plus, for report jobs, the
+report's own ``--report-seconds``. These are the platforms' costs, not the product's policy:
+polling too early or too late is the product's to pay. The whole refresh's bound is the
+largest LB_p.
 """
 
 from __future__ import annotations
@@ -84,8 +87,9 @@ def account_ids(i: int) -> dict[str, str]:
 # --- the minimum --------------------------------------------------------------------------------
 
 
-def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) -> dict[str, int]:
-    """Budgeted requests that N never-fetched stores need per platform over these days.
+def minimum_requests(days: list[dt.date], today: dt.date, n: int) -> dict[str, int]:
+    """Budgeted requests that N never-fetched stores need per platform over these days (a report
+    job: its submit and one poll, the one that finds it done).
 
     Days older than a platform serves (``history_days``) need no request: they cannot be
     fetched (the refresh marks them failed without asking). Amazon profiles without Sponsored
@@ -107,39 +111,32 @@ def minimum_requests(days: list[dt.date], polls: int, today: dt.date, n: int) ->
                 span = (we - ws).days + 1
                 if p == "meta":
                     k += math.ceil(span / 100)  # insights pages of 100 rows
-                elif p == "amazon":  # SP, SB, SD: submit + polls each
-                    k += 2 * (1 + polls) + ((1 + polls) if "sb" in ad_products(account) else 1)
+                elif p == "amazon":  # SP, SB, SD: submit + poll each
+                    k += 2 * 2 + (2 if "sb" in ad_products(account) else 1)
                 elif p == "microsoft":
-                    k += 1 + polls  # SubmitGenerateReport + PollGenerateReport
+                    k += 2  # SubmitGenerateReport + PollGenerateReport
                 elif p == "pinterest":
                     from fetchers.pinterest import uses_async_report
 
-                    k += (1 + polls) if uses_async_report(ws, today) else 1
+                    k += 2 if uses_async_report(ws, today) else 1
                 else:
                     k += 1  # one request (one page) per window
             out[p] += k
     return out
 
 
-def critical_path(
-    p: str,
-    polls: int,
-    first_poll: float,
-    factor: float,
-    max_poll: float,
-    rtt: float,
-    days: list[dt.date],
-    today: dt.date,
-) -> float:
-    """One account's chain of dependent steps at the fastest latency."""
+def critical_path(p: str, report_seconds: float, rtt: float, days: list[dt.date], today: dt.date) -> float:
+    """One account's chain of dependent steps at the fastest latency: the account lookup where the
+    data requests wait for it, then its windows in parallel; a report job's submit, the report's
+    own time, the poll that finds it done and the download."""
+    from fetchers.specs import SPECS
+
+    spec = SPECS[p]
+    lookup = 0 if spec.info_in_data or spec.data_without_info else 1
     job = p in ("amazon", "microsoft") or (p == "pinterest" and _pinterest_async(days, today))
     if not job:
-        return 2 * rtt  # lookup, then its windows in parallel
-    waits, w = 0.0, first_poll
-    for _ in range(polls):
-        waits += w
-        w = min(max_poll, w * factor)
-    return (3 + polls) * rtt + waits  # lookup, submit, polls, download
+        return (lookup + 1) * rtt
+    return (lookup + 3) * rtt + report_seconds
 
 
 def _pinterest_async(days, today) -> bool:
@@ -186,7 +183,9 @@ class SandboxProcess:
         self.stop()
         raise RuntimeError("the sandbox did not start within 30 s")
 
-    def configure(self, latency: tuple[int, int], polls: int, rpm: dict[str, float], bucket_seconds: float) -> None:
+    def configure(
+        self, latency: tuple[int, int], report_seconds: float, rpm: dict[str, float], bucket_seconds: float
+    ) -> None:
         http_json(self.url + "/_sandbox/reset", {})
         http_json(
             self.url + "/_sandbox/config",
@@ -194,7 +193,7 @@ class SandboxProcess:
                 "latency_ms": {p: list(latency) for p in PLATFORMS},
                 "rate_limit_rpm": rpm,
                 "rate_limit_bucket_seconds": bucket_seconds,
-                "report_polls_needed": polls,
+                "report_seconds": report_seconds,
             },
         )
 
@@ -378,7 +377,12 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--naive-stores", type=int, default=10, help="N for the one-at-a-time run (0: skip it)")
     ap.add_argument("--latency", type=int, nargs=2, default=(50, 100), metavar=("LO_MS", "HI_MS"))
-    ap.add_argument("--polls", type=int, default=3, help="polls a report job needs before it is done")
+    ap.add_argument(
+        "--report-seconds",
+        type=float,
+        default=2.0,
+        help="a report job is done this long after its submit (default 2, as in issue 19's emulator)",
+    )
     ap.add_argument(
         "--bucket-seconds",
         type=float,
@@ -442,7 +446,7 @@ def main() -> None:
     print(f"machine: {machine()}  (git {git_rev()})")
     print(
         f"refresh bench: {args.stores} stores x {len(PLATFORMS)} platforms, {args.days} days "
-        f"({start}..{end}), latency {args.latency[0]}-{args.latency[1]} ms, report jobs need {args.polls} polls, "
+        f"({start}..{end}), latency {args.latency[0]}-{args.latency[1]} ms, report jobs take {args.report_seconds:g} s, "
         f"first poll after {policy.first_poll:g} s (x{policy.factor:g}), sandbox buckets hold "
         f"{args.bucket_seconds:g} s of each rate"
     )
@@ -452,15 +456,13 @@ def main() -> None:
 
     def bound(n: int) -> tuple[float, dict]:
         per = {}
-        need = minimum_requests(days, args.polls, today, n)
+        need = minimum_requests(days, today, n)
         for p in PLATFORMS:
             r = need[p]
             per[p] = {
                 "min_requests": r,
                 "rate_bound": r * 60 / rpm[p],
-                "job_bound": critical_path(
-                    p, args.polls, policy.first_poll, policy.factor, policy.max_poll, rtt, days, today
-                ),
+                "job_bound": critical_path(p, args.report_seconds, rtt, days, today),
             }
             per[p]["bound"] = max(per[p]["rate_bound"], per[p]["job_bound"])
         return max(v["bound"] for v in per.values()), per
@@ -468,11 +470,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="adspend-bench-") as tmp:
         sb = SandboxProcess()
         try:
-            sb.configure(tuple(args.latency), args.polls, rpm, args.bucket_seconds)
+            sb.configure(tuple(args.latency), args.report_seconds, rpm, args.bucket_seconds)
             fast = run_child(sb, args.stores, start, end, rpm, False, Path(tmp))
             naive = None
             if args.naive_stores:
-                sb.configure(tuple(args.latency), args.polls, rpm, args.bucket_seconds)
+                sb.configure(tuple(args.latency), args.report_seconds, rpm, args.bucket_seconds)
                 naive = run_child(sb, args.naive_stores, start, end, rpm, True, Path(tmp))
         finally:
             sb.stop()
