@@ -123,7 +123,10 @@ class Fault:
 class Context:
     """The sandbox's mutable state. One per server; guarded by a lock (the server is threaded)."""
 
-    def __init__(self) -> None:
+    def __init__(self, report_seconds: float | None = None) -> None:
+        # the report timing a reset returns to: None, done after report_polls_needed polls (the
+        # tests' sandboxes); the demo's sandbox completes reports by time (``DEMO_REPORT_SECONDS``)
+        self._default_report_seconds = report_seconds
         self.lock = threading.RLock()
         self.static_token_platforms: set[str] = set()  # no refresh grant (set by the server)
         # Every token this sandbox ever issued (access and refresh), by token -> platform. Not
@@ -158,7 +161,7 @@ class Context:
             # when set, a report completes this many seconds after its submit however often it is
             # polled, as a real platform's does (the bench's "2 s report jobs"); polls then count
             # for nothing
-            self.report_seconds: float | None = None
+            self.report_seconds: float | None = self._default_report_seconds
             from .data import set_events
 
             set_events([])  # the alert demo switches (data.set_events)

@@ -20,9 +20,9 @@ def sandbox_url() -> str:
     global _server
     with _lock:
         if _server is None:
-            from sandbox.server import SandboxServer
+            from sandbox.server import DEMO_REPORT_SECONDS, SandboxServer
 
-            _server = SandboxServer(0).start()
+            _server = SandboxServer(0, report_seconds=DEMO_REPORT_SECONDS).start()
         return _server.url
 
 

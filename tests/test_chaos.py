@@ -82,7 +82,8 @@ def chaos_env(monkeypatch):
         for s in SPECS.values():
             monkeypatch.setenv(s.rpm_var, "1000000")
         # a hung connection outlasts the client's timeout twice over, whatever the timeout is
-        remote.configure({"hang_seconds": 2 * timeout, "report_polls_needed": 2})
+        # reports done on their second poll (the standalone sandbox's default is by time, 1 s)
+        remote.configure({"hang_seconds": 2 * timeout, "report_polls_needed": 2, "report_seconds": None})
         yield remote, Sandbox()
     finally:
         proc.kill()

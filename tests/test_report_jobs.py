@@ -16,6 +16,24 @@ TODAY = dt.datetime.now(dt.UTC).date()
 ACCOUNTS = {"amazon": "3312456789012348", "microsoft": "41000001", "pinterest": "549755885175"}
 
 
+def test_the_demo_sandbox_completes_reports_by_time_and_keeps_that_over_a_reset():
+    from sandbox.server import DEMO_REPORT_SECONDS, SandboxServer
+
+    demo = SandboxServer(0, report_seconds=DEMO_REPORT_SECONDS)
+    try:
+        assert demo.ctx.report_seconds == DEMO_REPORT_SECONDS == 1.0
+        demo.ctx.configure({"report_seconds": None})
+        demo.ctx.reset()
+        assert demo.ctx.report_seconds == 1.0
+    finally:
+        demo.httpd.server_close()
+    plain = SandboxServer(0)
+    try:
+        assert plain.ctx.report_seconds is None and plain.ctx.report_polls_needed == 3
+    finally:
+        plain.httpd.server_close()
+
+
 def test_report_done_counts_seconds_when_set_and_polls_otherwise(monkeypatch):
     import sandbox.common as common
 
