@@ -8,7 +8,9 @@ How the pieces split:
 
 - the SDK builds and sends every SOAP call (``ReportingServiceManager.submit_download`` for
   ``SubmitGenerateReport``, the operation's service client for ``PollGenerateReport``, the
-  CustomerManagement client for ``GetAccount``); each blocking call runs in a worker thread;
+  CustomerManagement client for ``GetAccount``); each blocking call runs in a thread of the SDK's
+  worker process (``fetchers/soap_worker.py``; with ``ADSPEND_MICROSOFT_SDK_PROCESS=0``, in a
+  thread of this process);
 - our code owns the OAuth refresh (``core.OAuthRefreshAuth`` at ``MICROSOFT_ADS_TOKEN_URL``: the SDK
   offers no public way to change its token URL, B.3) and hands the SDK a bare access token in an
   authentication object that never refreshes by itself; SOAP faults 117/109/105/106 are mapped here;
@@ -28,6 +30,7 @@ import gc
 import hashlib
 import http.client
 import io
+import os
 import queue
 import re
 import socket
@@ -65,6 +68,7 @@ OAUTH_SCOPE = "https://ads.microsoft.com/msads.manage offline_access"
 REPORT_COLUMNS = ("TimePeriod", "AccountId", "CurrencyCode", "Spend")
 REPORT_NAME = "Ad Spend Hub daily spend"
 SOAP_TIMEOUT_SECONDS = 60.0  # suds' own default is 90 s; a report call answers in seconds
+SDK_PROCESS_VAR = "ADSPEND_MICROSOFT_SDK_PROCESS"  # "0": the SDK in threads of this process
 SDK_SESSIONS = 4  # SOAP calls in flight per process (each session parses the WSDLs once)
 
 # Fault codes (B.7, operation-error-codes.md).
@@ -274,7 +278,7 @@ def exception_verdict(exc: BaseException) -> Verdict:
     return Verdict("fail", "malformed", f"the SOAP reply could not be read ({type(exc).__name__}: {exc})")
 
 
-# --- the SDK, behind a thread -------------------------------------------------------------------
+# --- the SDK, behind a thread (of the worker process, or of this one) -----------------------------
 
 
 def _suds_options(location: str) -> dict[str, Any]:
@@ -455,12 +459,17 @@ class SessionPool:
         return self._idle.get()
 
 
-_POOLS: dict[tuple, SessionPool] = {}
+_POOLS: dict[tuple, Any] = {}  # SessionPool or soap_worker.RemotePool
 _POOLS_LOCK = threading.Lock()
 
 
-def session_pool(credentials: Mapping[str, str], base_url: str) -> SessionPool:
+def session_pool(credentials: Mapping[str, str], base_url: str) -> Any:
+    """The process's SDK sessions for these credentials: in a worker process (``soap_worker``,
+    so the SDK's CPU stays off the event loop's GIL), or with ``ADSPEND_MICROSOFT_SDK_PROCESS=0``
+    in threads of this process."""
+    in_process = os.environ.get(SDK_PROCESS_VAR, "1") == "0"
     key = (
+        in_process,
         base_url,
         hashlib.sha256(
             "|".join(
@@ -471,7 +480,12 @@ def session_pool(credentials: Mapping[str, str], base_url: str) -> SessionPool:
     )
     with _POOLS_LOCK:
         if key not in _POOLS:
-            _POOLS[key] = SessionPool(credentials, base_url, SDK_SESSIONS)
+            if in_process:
+                _POOLS[key] = SessionPool(credentials, base_url, SDK_SESSIONS)
+            else:
+                from .soap_worker import RemotePool
+
+                _POOLS[key] = RemotePool(credentials, base_url, SDK_SESSIONS, 2 * SOAP_TIMEOUT_SECONDS)
         return _POOLS[key]
 
 
@@ -508,6 +522,10 @@ def soap_verdict(exc: Exception) -> Verdict:
     """Any error an SDK call raised: a SOAP fault by its codes, everything else by ``exception_verdict``."""
     from suds import WebFault
 
+    from .soap_worker import RemoteVerdict
+
+    if isinstance(exc, RemoteVerdict):  # sorted in the SDK's worker process, where it was raised
+        return exc.verdict
     if isinstance(exc, WebFault):
         return fault_verdict(fault_errors(exc.fault), str(getattr(exc.fault, "faultstring", "") or ""))
     return exception_verdict(exc)
