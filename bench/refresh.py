@@ -274,11 +274,32 @@ def child(args) -> None:
                 "rows": rows,
                 "peak_rss_mb": peak_rss_mb(),
                 "cpu": cpu,
+                **dict(zip(("worker_peak_rss_mb", "worker_cpu"), _sdk_worker_stats(), strict=True)),
                 "platform_seconds": per_platform,
             }
         ),
         flush=True,
     )
+
+
+def _sdk_worker_stats() -> tuple[float, float]:
+    """Peak memory (MB) and CPU seconds of the Microsoft SDK's worker processes (0 if none ran)."""
+    from fetchers import microsoft as ms
+
+    peak = cpu = 0.0
+    for pool in ms._POOLS.values():
+        proc = getattr(pool, "_proc", None)
+        if proc is None or proc.poll() is not None:
+            continue
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+        peak = max(peak, hwm / 1024)
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return peak, cpu
 
 
 def _normalised(ids: dict[str, str]) -> dict[str, str]:
@@ -496,9 +517,13 @@ def main() -> None:
     print(f"rows stored: {fast['rows']}")
     print(f"wall time: {fast['wall']:.1f} s; lower bound {lb:.1f} s; ratio {fast['wall'] / lb:.3f} (target <= 1.25)")
     print(f"requests made {made} vs minimum {minimum} (target: equal); throttle responses {throttled} (target 0)")
-    print(f"peak memory (refresh process): {fast['peak_rss_mb']:.0f} MB (target <= 400)")
     print(
-        f"CPU: refresh process {fast['cpu']:.1f} s, sandbox process {fast['sandbox_cpu']:.1f} s "
+        f"peak memory (refresh process): {fast['peak_rss_mb']:.0f} MB (target <= 400); "
+        f"Microsoft SDK worker: {fast['worker_peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"CPU: refresh process {fast['cpu']:.1f} s, Microsoft SDK worker {fast['worker_cpu']:.1f} s, "
+        f"sandbox process {fast['sandbox_cpu']:.1f} s "
         f"(of {fast['wall'] * (os.cpu_count() or 1):.0f} core-seconds available)"
     )
     out = {
