@@ -820,12 +820,17 @@ class PlatformApi(CallLoop):
         resumed = job_id is not None
         deadline = time.monotonic() + (deadline_seconds or self.report.deadline)
         wait = self.report.first_poll
+
+        async def pause() -> None:  # the next wait, then a longer one after it
+            nonlocal wait
+            await asyncio.sleep(wait)
+            wait = min(self.report.max_poll, wait * self.report.factor)
+
         if job_id is None:
             job_id = await submit()
             if resume_key:
                 self.jobs.put(resume_key, job_id)
-            await asyncio.sleep(wait)
-            wait = min(self.report.max_poll, wait * self.report.factor)
+            await pause()  # a new job: not polled as it is asked for
         while True:
             try:
                 status = await poll(job_id)
@@ -837,8 +842,7 @@ class PlatformApi(CallLoop):
                     job_id = await submit()
                     if resume_key:
                         self.jobs.put(resume_key, job_id)
-                    await asyncio.sleep(wait)  # a new job: not polled as it is asked for
-                    wait = min(self.report.max_poll, wait * self.report.factor)
+                    await pause()  # a new job: not polled as it is asked for
                     continue
                 raise
             if status.state == JobState.DONE:
@@ -859,8 +863,7 @@ class PlatformApi(CallLoop):
                     f"{self.platform} report {job_id} was still {status.state} at the "
                     "deadline; the next refresh resumes it",
                 )
-            await asyncio.sleep(wait)
-            wait = min(self.report.max_poll, wait * self.report.factor)
+            await pause()
 
     async def to_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
