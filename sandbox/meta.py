@@ -114,8 +114,8 @@ def _fields(raw: str | None, allowed: set[str], default: list[str]) -> list[str]
     return fields
 
 
-def _split_top(raw: str) -> list[str] | None:
-    """``raw`` split at the commas outside (), {} and quoted strings; None when they do not pair."""
+def _split_top(raw: str, sep: str = ",") -> list[str] | None:
+    """``raw`` split at the ``sep`` outside (), {} and quoted strings; None when they do not pair."""
     parts, depth, quote, start = [], [], "", 0
     closing = {"(": ")", "{": "}"}
     for i, ch in enumerate(raw):
@@ -129,7 +129,7 @@ def _split_top(raw: str) -> list[str] | None:
         elif ch in ")}":
             if not depth or depth.pop() != ch:
                 return None
-        elif ch == "," and not depth:
+        elif ch == sep and not depth:
             parts.append(raw[start:i].strip())
             start = i + 1
     if depth or quote:
@@ -139,33 +139,18 @@ def _split_top(raw: str) -> list[str] | None:
 
 
 _EXPANSION = re.compile(r"^(?P<name>[a-z_]+)(?P<mods>(?:\.[a-z_]+\(.*?\))*)(?:\{(?P<sub>.*)\})?$", re.S)
-_MODIFIER = re.compile(r"\.([a-z_]+)\(")
+_MODIFIER = re.compile(r"([a-z_]+)\((.*)\)", re.S)
 
 
 def _modifiers(mods: str) -> dict[str, str] | None:
     """``.time_range({...}).limit(100)`` as {"time_range": "{...}", "limit": "100"} (None: unreadable)."""
-    out, i = {}, 0
-    while i < len(mods):
-        m = _MODIFIER.match(mods, i)
-        if not m:
-            return None
-        depth, j, quote = 1, m.end(), ""
-        while j < len(mods) and depth:
-            ch = mods[j]
-            if quote:
-                quote = "" if ch == quote else quote
-            elif ch in "\"'":
-                quote = ch
-            elif ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            j += 1
-        if depth:
-            return None
-        out[m.group(1)] = mods[m.end() : j - 1]
-        i = j
-    return out
+    parts = _split_top(mods[1:], ".") if mods else []
+    if parts is None:
+        return None
+    found = [_MODIFIER.fullmatch(part) for part in parts]
+    if not all(found):
+        return None
+    return {m.group(1): m.group(2) for m in found}
 
 
 def _syntax_error(raw: str) -> Response:
