@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextvars
 import itertools
-import os
 import pickle
 import struct
 import subprocess
@@ -85,14 +84,12 @@ class RemotePool:
         self._pending: dict[int, tuple[Future, Any, subprocess.Popen]] = {}  # by call id
 
     def _start(self) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fetchers.soap_worker"],
+            [sys.executable, "-m", "fetchers.soap_worker"],  # -m puts its cwd, the project, on sys.path
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # its errors come back as verdicts; nothing of it is logged
             cwd=ROOT,
-            env=env,
         )
         _send(proc.stdin, self._init)
         threading.Thread(target=self._read, args=(proc,), name="adspend-soap-reader", daemon=True).start()
