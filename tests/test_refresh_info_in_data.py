@@ -39,45 +39,42 @@ def _refresh(run_cli, start, end, *extra, platform="google"):
     )
 
 
-def test_ninety_days_are_one_search_stream_per_account_and_no_customer_lookup(tmp_path, run_cli, sandbox, sandbox_env):
-    _import(tmp_path, run_cli, ACCOUNTS)
-    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)  # 90 days
-    r = _refresh(run_cli, start, end)
-    assert r.returncode == 0, r
-    assert sandbox.ctx.requests["google"] == len(ACCOUNTS)
-    accounts = {a["account_id"]: a for x in r.json()["results"] for a in x["accounts"]}
-    assert {k: (a["status"], a["windows"], a["days_fetched"], a["requests"]) for k, a in accounts.items()} == {
-        a: ("ok", 1, 90, 1) for a in ACCOUNTS
-    }
-    store = SpendStore(tmp_path / "adspend.duckdb")
-    infos = store.account_infos([("google", a) for a in ACCOUNTS])
-    for a in ACCOUNTS:
-        prof = sandbox_data.account_profile("google", a)
-        assert (infos[("google", a)]["currency"], infos[("google", a)]["timezone"], infos[("google", a)]["name"]) == (
-            prof["currency"],
-            prof["timezone"],
-            prof["name"],
-        )
-    assert store.query("SELECT DISTINCT currency FROM daily_spend ORDER BY 1") == [("EUR",), ("USD",)]
+NINETY_DAYS = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)
 
 
-def test_ninety_meta_days_are_one_request_per_account_and_no_account_lookup(tmp_path, run_cli, sandbox, sandbox_env):
-    accounts = ["1234567978", "1000000001"]  # EUR (Europe/Berlin) and USD
-    _import(tmp_path, run_cli, accounts, platform="meta")
-    start, end = TODAY - dt.timedelta(days=120), TODAY - dt.timedelta(days=31)  # 90 days, one page each
-    r = _refresh(run_cli, start, end, platform="meta")
+def _ninety_days_one_request_each(tmp_path, run_cli, platform: str, accounts: list[str]):
+    """90 days of each account refreshed: one window and one request each; the stored infos (read
+    from the spend answers) are the sandbox's, checked here; returns the store and the infos."""
+    _import(tmp_path, run_cli, accounts, platform=platform)
+    r = _refresh(run_cli, *NINETY_DAYS, platform=platform)
     assert r.returncode == 0, r
-    assert sorted(sandbox.ctx.arrivals) == sorted(("meta", "GET", f"/v25.0/act_{a}") for a in accounts)
     got = {a["account_id"]: a for x in r.json()["results"] for a in x["accounts"]}
     assert {k: (a["status"], a["windows"], a["days_fetched"], a["requests"]) for k, a in got.items()} == {
         a: ("ok", 1, 90, 1) for a in accounts
     }
     store = SpendStore(tmp_path / "adspend.duckdb")
-    infos = store.account_infos([("meta", a) for a in accounts])
+    infos = store.account_infos([(platform, a) for a in accounts])
     for a in accounts:
-        prof = sandbox_data.account_profile("meta", a)
-        assert (infos[("meta", a)]["currency"], infos[("meta", a)]["timezone"]) == (prof["currency"], prof["timezone"])
-        want = Decimal(sandbox.sandbox.expected_total("meta", a, start, end)["spend"])
+        prof = sandbox_data.account_profile(platform, a)
+        info = infos[(platform, a)]
+        assert (info["currency"], info["timezone"]) == (prof["currency"], prof["timezone"])
+    return store, infos
+
+
+def test_ninety_days_are_one_search_stream_per_account_and_no_customer_lookup(tmp_path, run_cli, sandbox, sandbox_env):
+    store, infos = _ninety_days_one_request_each(tmp_path, run_cli, "google", ACCOUNTS)
+    assert sandbox.ctx.requests["google"] == len(ACCOUNTS)
+    for a in ACCOUNTS:
+        assert infos[("google", a)]["name"] == sandbox_data.account_profile("google", a)["name"]
+    assert store.query("SELECT DISTINCT currency FROM daily_spend ORDER BY 1") == [("EUR",), ("USD",)]
+
+
+def test_ninety_meta_days_are_one_request_per_account_and_no_account_lookup(tmp_path, run_cli, sandbox, sandbox_env):
+    accounts = ["1234567978", "1000000001"]  # EUR (Europe/Berlin) and USD; 90 days is one page each
+    store, _ = _ninety_days_one_request_each(tmp_path, run_cli, "meta", accounts)
+    assert sorted(sandbox.ctx.arrivals) == sorted(("meta", "GET", f"/v25.0/act_{a}") for a in accounts)
+    for a in accounts:
+        want = Decimal(sandbox.sandbox.expected_total("meta", a, *NINETY_DAYS)["spend"])
         assert store.query("SELECT sum(amount) FROM daily_spend WHERE platform = 'meta' AND account_id = ?", [a]) == [
             (want,)
         ]
