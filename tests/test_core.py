@@ -507,6 +507,27 @@ def test_report_job_polls_to_done_and_resumes_by_id():
     assert jobs.get("k") is None
 
 
+def _job_a(done_at: int, log: list) -> dict:
+    """submit / poll / download of report job "job-A", done at its ``done_at``-th poll; each step
+    is appended to ``log``."""
+    n = {"polls": 0}
+
+    async def submit():
+        log.append("submit")
+        return "job-A"
+
+    async def poll(job_id):
+        n["polls"] += 1
+        log.append(("poll", job_id))
+        return JobStatus("done" if n["polls"] >= done_at else "pending")
+
+    async def download(status):
+        log.append("download")
+        return "data"
+
+    return {"submit": submit, "poll": poll, "download": download}
+
+
 def test_a_new_report_job_is_first_polled_after_the_first_wait_and_a_resumed_one_at_once(monkeypatch):
     """A report is never ready as it is asked for: a new job sleeps ``first_poll`` before its first
     poll (one request fewer a job against a platform whose reports take seconds); a job resumed by
@@ -527,22 +548,7 @@ def test_a_new_report_job_is_first_polled_after_the_first_wait_and_a_resumed_one
         async with httpx.AsyncClient() as c:
             api = _api(c, jobs=jobs)
             api.report.first_poll = 2.0
-            n = {"polls": 0}
-
-            async def submit():
-                events.append("submit")
-                return "job-A"
-
-            async def poll(job_id):
-                n["polls"] += 1
-                events.append(("poll", job_id))
-                return JobStatus("done" if n["polls"] >= done_at else "pending")
-
-            async def download(status):
-                events.append("download")
-                return "data"
-
-            return await api.run_report_job(submit=submit, poll=poll, download=download, resume_key="k")
+            return await api.run_report_job(**_job_a(done_at, events), resume_key="k")
 
     assert run(go(2)) == "data"
     assert events == ["submit", ("sleep", 2.0), ("poll", "job-A"), ("sleep", 3.0), ("poll", "job-A"), "download"]
@@ -556,34 +562,19 @@ def test_report_job_deadline_keeps_id_and_next_run_resumes():
     from fetchers.core import MemoryJobStore
 
     jobs = MemoryJobStore()
-    submitted = []
+    steps: list = []
 
     async def go(done_after):
         async with httpx.AsyncClient() as c:
             api = _api(c, jobs=jobs)
             api.report.first_poll = 0.01
-            n = {"polls": 0}
-
-            async def submit():
-                submitted.append(1)
-                return "job-A"
-
-            async def poll(job_id):
-                n["polls"] += 1
-                return JobStatus("done" if n["polls"] >= done_after else "pending")
-
-            async def download(status):
-                return "data"
-
-            return await api.run_report_job(
-                submit=submit, poll=poll, download=download, resume_key="k", deadline_seconds=0.05
-            )
+            return await api.run_report_job(**_job_a(done_after, steps), resume_key="k", deadline_seconds=0.05)
 
     with pytest.raises(FetchError) as err:
         run(go(10_000))
     assert err.value.kind == "timeout" and jobs.get("k") == "job-A"
     assert run(go(1)) == "data"
-    assert submitted == [1]  # the second run resumed job-A instead of submitting again
+    assert steps.count("submit") == 1  # the second run resumed job-A instead of submitting again
     assert jobs.get("k") is None
 
 
