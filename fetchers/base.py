@@ -304,6 +304,15 @@ class PlatformFetcher(Protocol):
     # (None when the answer had no rows to read it from). ``core.fetch_window_and_info`` calls it
     # and falls back to ``account_info`` when it carried none, so a first fetch needs no lookup.
 
+    # Optional, declared by ``PlatformSpec.warm_up``: a platform whose first call waits on something
+    # slow to start (Microsoft's SDK worker process) implements
+    #
+    #     def warm_up(self, api) -> None
+    #
+    # which starts it without waiting for it and raises nothing (a failure to start is left for
+    # the first call to meet and report). The refresh calls it once a run's plan has days to fetch
+    # for the platform, before the first request.
+
     async def fetch_daily(
         self, api: Api, account: AccountInfo, start: dt.date, end: dt.date
     ) -> Mapping[dt.date, Decimal]: ...

@@ -31,7 +31,6 @@ import hashlib
 import http.client
 import io
 import os
-import queue
 import re
 import socket
 import threading
@@ -423,9 +422,9 @@ class SessionPool:
 
     def __init__(self, credentials: Mapping[str, str], base_url: str, size: int):
         self.credentials, self.base_url, self.size = dict(credentials), base_url, size
-        self._idle: queue.LifoQueue = queue.LifoQueue()
-        self._made = 0
-        self._lock = threading.Lock()
+        self._idle: list[SdkSession] = []  # the most recently used last
+        self._made = 0  # sessions built or being built
+        self._changed = threading.Condition()
 
     def call(self, method: str, token: str, account_id: str, on_wire: Callable[[], None], *args: Any) -> Any:
         """Run ``SdkSession.<method>(*args)`` for ``account_id`` on a free session (blocking).
@@ -438,25 +437,51 @@ class SessionPool:
             return getattr(session, method)(*args)
         finally:
             _wire.mark = None  # a call that failed before sending: the attempt's end marks it
-            self._idle.put(session)
+            self._checkin(session)
+
+    def start(self) -> None:
+        """Nothing to start: in this process, building sessions ahead would hold the GIL that the
+        event loop needs (the worker process builds them ahead, ``prebuild``)."""
+
+    def prebuild(self) -> None:
+        """Build every session not yet made, both clients each, one after another. Calls that come
+        meanwhile wait for the first one ready instead of each parsing the WSDLs beside it (which,
+        on a busy machine, made all of them late). A build that fails gives its slots back: the
+        calls then build their own and meet the error themselves."""
+        with self._changed:
+            todo = self.size - self._made
+            self._made = self.size
+        for built in range(todo):
+            try:
+                session = SdkSession(self.credentials, self.base_url)
+                session.client_for("get_account")
+                session.client_for("submit")
+            except Exception:  # noqa: BLE001 - the calls report it (they build and fail alike)
+                with self._changed:
+                    self._made -= todo - built
+                    self._changed.notify_all()
+                return
+            self._checkin(session)
+
+    def _checkin(self, session: SdkSession) -> None:
+        with self._changed:
+            self._idle.append(session)
+            self._changed.notify()
 
     def _checkout(self) -> SdkSession:
+        with self._changed:
+            while not self._idle and self._made >= self.size:
+                self._changed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._made += 1
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            make = self._made < self.size
-            if make:
-                self._made += 1
-        if make:
-            try:
-                return SdkSession(self.credentials, self.base_url)
-            except BaseException:
-                with self._lock:
-                    self._made -= 1
-                raise
-        return self._idle.get()
+            return SdkSession(self.credentials, self.base_url)
+        except BaseException:
+            with self._changed:
+                self._made -= 1
+                self._changed.notify()
+            raise
 
 
 _POOLS: dict[tuple, Any] = {}  # SessionPool or soap_worker.RemotePool
@@ -715,6 +740,15 @@ class MicrosoftFetcher:
     def classify(self, response: Any) -> Verdict:
         # Only the report download goes through api.request; SOAP faults are sorted by fault_verdict.
         return default_verdict(response)
+
+    def warm_up(self, api: Api) -> None:
+        """Start the SDK's worker process (``PlatformSpec.warm_up``): it imports the SDK and parses
+        its WSDLs while the refresh's other requests go out. Starting it can fail only as its first
+        call would (no Python to run it), so a failure is left to that call to report."""
+        try:
+            session_pool(api.credentials, api.base_url).start()
+        except OSError:
+            pass
 
     async def account_info(self, api: Api, account_id: str) -> AccountInfo:
         """Currency and time zone from CustomerManagement GetAccount (B.8): the report's CurrencyCode

@@ -19,6 +19,10 @@ child's stdin/stdout as length-prefixed pickles:
   message)``. The worker reads its credentials from the pipe only, and logs nothing (its stderr
   goes nowhere).
 
+The child builds its SDK sessions as soon as it has its init (``SessionPool.prebuild``), and
+``RemotePool.start`` starts it before the first call (``MicrosoftFetcher.warm_up``): the SDK's
+import and WSDL parses, about a second, then overlap the refresh's start.
+
 A child that dies fails its calls as a retryable connection error, and the next call starts a new
 one. The parent's ``soap_verdict`` reads a ``RemoteVerdict`` as the verdict it carries.
 """
@@ -96,17 +100,27 @@ class RemotePool:
         atexit.register(_stop, proc)
         return proc
 
+    def start(self) -> None:
+        """Start the worker now if none is running (it builds its sessions as it starts), so the
+        first call does not wait for the SDK's import and WSDL parses."""
+        with self._lock:
+            self._running()
+
+    def _running(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._start()
+        return self._proc
+
     def call(self, method: str, token: str, account_id: str, on_wire: Any, *args: Any) -> Any:
         """Blocking, like ``SessionPool.call``; ``on_wire`` runs in this call's context."""
         context = contextvars.copy_context()  # the attempt's budget slot (``wire_marker``)
         future: Future = Future()
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._proc = self._start()
+            proc = self._running()
             call_id = next(self._ids)
-            self._pending[call_id] = (future, lambda: context.run(on_wire), self._proc)
+            self._pending[call_id] = (future, lambda: context.run(on_wire), proc)
             try:
-                _send(self._proc.stdin, ("call", call_id, method, token, account_id, args))
+                _send(proc.stdin, ("call", call_id, method, token, account_id, args))
             except (BrokenPipeError, OSError):
                 self._pending.pop(call_id, None)
                 raise WorkerGone("the Microsoft SDK worker process is gone") from None
@@ -188,6 +202,7 @@ def main() -> None:
     sys.stdout = sys.stderr  # nothing but answers on the pipe
     _, credentials, base_url, size = _recv(stdin)
     pool = SessionPool(credentials, base_url, size)
+    threading.Thread(target=pool.prebuild, name="adspend-soap-prebuild", daemon=True).start()
     out_lock = threading.Lock()
 
     def answer(message: tuple) -> None:

@@ -50,6 +50,10 @@ class PlatformSpec:
     # the spend request needs nothing of the account lookup but the id: the lookup (needed only
     # to store the answer) runs beside the account's first window, in the budget's gaps
     data_without_info: bool = False
+    # its first call waits on something slow to start (Microsoft: the SDK's worker process, its
+    # import and WSDL parses): its fetcher implements ``warm_up`` (fetchers/base.py), which the
+    # refresh calls as soon as it knows the platform has days to fetch
+    warm_up: bool = False
 
     @property
     def rpm_var(self) -> str:
@@ -277,6 +281,8 @@ SPECS: dict[str, PlatformSpec] = {
             default_share=Decimal(5),
             color="#7FBA00",
             demo_accounts=(("demo-acme", "41000978", "Acme Microsoft (EUR)"),),
+            # the SDK's worker process takes about a second to import the SDK and parse its WSDLs
+            warm_up=True,
         ),
         PlatformSpec(
             "snapchat",

@@ -309,6 +309,7 @@ async def refresh_async(
             return days, store.account_infos(infos_for)
 
         plan, known_infos = await asyncio.to_thread(prefetch) if usable else ({}, {})
+        _warm_up(runs, usable, plan)
         run = _Run(run_id, writer, progress or (lambda _e: None), groups, configs, runs, plan, known_infos)
         error = await _run_accounts(run)
         requests = sum(r.api.request_count for r in runs.values())
@@ -406,6 +407,18 @@ def _platform_runs(
         if cfg.mode == "live" and getattr(settings, "vault", None) is not None and "vault" in cfg.sources.values():
             runs[key].vault_writeback = getattr(settings.vault, "write_back", None)
     return runs
+
+
+def _warm_up(
+    runs: Mapping[tuple[str, bool], _PlatformRun],
+    usable: Sequence[AccountKey],
+    plan: Mapping[tuple[str, str], Sequence[dt.date]],
+) -> None:
+    """Start what a platform's first call would wait on (``PlatformSpec.warm_up``: Microsoft's SDK
+    worker), once the plan has days to fetch for one of its accounts."""
+    for p, demo in sorted({(p, demo) for p, a, demo in usable if SPECS[p].warm_up and plan.get((p, a))}):
+        prun = runs[(p, demo)]
+        prun.fetcher.warm_up(prun.api)
 
 
 async def _run_accounts(run: _Run) -> str | None:

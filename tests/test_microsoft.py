@@ -8,6 +8,8 @@ import datetime as dt
 import functools
 import io
 import re
+import threading
+import time
 import urllib.error
 import xml.sax
 import zipfile
@@ -681,7 +683,7 @@ def test_a_soap_call_is_marked_on_the_wire_when_suds_sends_its_envelope(fast_rep
     pool = ms.SessionPool(_creds(sandbox_env), fast_reports.url, 1)
     session = pool._checkout()
     session.customer._options["plugins"].append(Spy())
-    pool._idle.put(session)
+    pool._checkin(session)
     with pytest.raises(WebFault, match="Invalid client data"):  # a made-up token: the sandbox's auth fault
         pool.call("get_account", "not-a-token", EUR_ACCOUNT, lambda: events.append("on the wire"))
     assert events == ["marshalled", "on the wire", "send"]
@@ -739,3 +741,88 @@ def test_sdk_clients_are_built_with_the_cyclic_collector_paused_then_frozen(sand
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+class _FakeSession:
+    """Stands in for ``SdkSession`` in the pool tests: records what was built; the first build
+    waits on ``gate`` and any build raises ``fail`` when set."""
+
+    made: list = []
+    gate: threading.Event | None = None
+    fail: Exception | None = None
+
+    def __init__(self, credentials, base_url):
+        type(self).made.append(self)
+        if len(type(self).made) == 1 and type(self).gate is not None:
+            assert type(self).gate.wait(10)
+        if type(self).fail is not None:
+            raise type(self).fail
+        self.clients: list[str] = []
+
+    def client_for(self, method):
+        self.clients.append(method)
+
+    def prepare(self, token, account_id):
+        pass
+
+    def get_account(self):
+        return self
+
+
+@pytest.fixture
+def fake_sessions(monkeypatch):
+    monkeypatch.setattr(ms, "SdkSession", _FakeSession)
+    monkeypatch.setattr(_FakeSession, "made", [])
+    monkeypatch.setattr(_FakeSession, "gate", threading.Event())
+    return _FakeSession
+
+
+def test_prebuild_makes_every_session_with_both_clients_and_a_call_meanwhile_waits_for_one(fake_sessions):
+    """The SDK worker builds its sessions as it starts. A call that comes while the first is being
+    built waits for it instead of parsing the WSDLs beside it (which made every call late)."""
+    pool = ms.SessionPool({}, "http://127.0.0.1:9", 3)
+    builder = threading.Thread(target=pool.prebuild)
+    builder.start()
+    while not fake_sessions.made:  # the first build has begun (and waits on the gate)
+        time.sleep(0.01)
+    got: list = []
+    caller = threading.Thread(target=lambda: got.append(pool.call("get_account", "token", "1", lambda: None)))
+    caller.start()
+    caller.join(0.3)
+    assert caller.is_alive() and len(fake_sessions.made) == 1  # waiting, not building its own
+    fake_sessions.gate.set()
+    builder.join(10)
+    caller.join(10)
+    assert len(fake_sessions.made) == 3 and len(got) == 1 and got[0] in fake_sessions.made
+    # each prebuilt session has both clients; the call then asked its session for the one it uses
+    assert sorted(s.clients for s in fake_sessions.made) == [
+        ["get_account", "submit"],
+        ["get_account", "submit"],
+        ["get_account", "submit", "get_account"],
+    ]
+    assert pool._made == 3 and len(pool._idle) == 3
+
+
+def test_a_prebuild_that_fails_gives_its_slots_back_and_a_waiting_call_meets_the_error(fake_sessions, monkeypatch):
+    monkeypatch.setattr(_FakeSession, "fail", FetchError("auth", "MICROSOFT_DEVELOPER_TOKEN is not set"))
+    pool = ms.SessionPool({}, "http://127.0.0.1:9", 2)
+    builder = threading.Thread(target=pool.prebuild)
+    builder.start()
+    while not fake_sessions.made:
+        time.sleep(0.01)
+    errors: list = []
+
+    def call():
+        try:
+            pool.call("get_account", "token", "1", lambda: None)
+        except FetchError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    fake_sessions.gate.set()
+    builder.join(10)
+    caller.join(10)
+    assert not caller.is_alive()  # woken, built its own, and failed as the build did
+    assert [e.kind for e in errors] == ["auth"]
+    assert pool._made == 0 and pool._idle == []

@@ -131,3 +131,40 @@ def test_the_worker_gets_no_secret_on_its_command_line(env, remote):
     args = " ".join(remote._proc.args)
     assert args.endswith("-m fetchers.soap_worker")
     assert not any(v and v in args for v in _creds(env).values())
+
+
+def test_start_runs_the_worker_before_any_call_and_the_first_call_uses_it(env, remote):
+    assert remote._proc is None
+    remote.start()
+    proc = remote._proc
+    assert proc is not None and proc.poll() is None
+    remote.start()  # already running: no second worker
+    assert remote._proc is proc
+    assert remote.call("get_account", _token(env), ACCOUNT, lambda: None).Id is not None
+    assert remote._proc is proc
+
+
+def test_a_refresh_starts_the_worker_before_microsofts_first_call_and_not_when_nothing_is_due(
+    tmp_path, run_cli, sandbox, sandbox_env, monkeypatch
+):
+    """``PlatformSpec.warm_up``: the SDK's import and WSDL parses overlap the run's start instead of
+    holding up its first SOAP call; a run with no Microsoft day to fetch starts nothing."""
+    sandbox.ctx.configure({"report_polls_needed": 1})
+    events: list[str] = []
+    warm_up, call = ms.MicrosoftFetcher.warm_up, RemotePool.call
+    monkeypatch.setattr(
+        ms.MicrosoftFetcher, "warm_up", lambda self, api: events.append("warm up") or warm_up(self, api)
+    )
+    monkeypatch.setattr(RemotePool, "call", lambda self, method, *a: events.append(method) or call(self, method, *a))
+    csv = tmp_path / "s1.csv"
+    csv.write_text(f"store_id,store_name,platform,account_id\ns1,Acme,microsoft,{ACCOUNT}\n")
+    assert run_cli("accounts", "import", csv).returncode == 0
+    end = dt.date.today() - dt.timedelta(days=40)  # settled: past Microsoft's 30 restated days
+    period = ("--store", "s1", "--platform", "microsoft", "--start", end - dt.timedelta(days=6), "--end", end)
+    r = run_cli("refresh", *period)
+    assert r.returncode == 0, r
+    assert events == ["warm up", "get_account", "submit", "poll"]
+    events.clear()
+    r = run_cli("refresh", *period)  # every day stored and settled: nothing to fetch
+    assert r.returncode == 0, r
+    assert events == []
