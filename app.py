@@ -26,7 +26,7 @@ from service.refresh import refresh
 from ui import alerts as ui_alerts
 from ui import fx_rates
 
-store = ui.bootstrap("Store spend", ":material/payments:")
+store = ui.bootstrap("Store spend")
 
 
 def run_refresh(store, sel) -> None:

@@ -14,7 +14,7 @@ from service import readcache
 from service.facade import PLATFORM_IDS, SPECS
 from ui.alerts import with_pace
 
-store = ui.bootstrap("Portfolio & coverage", ":material/hub:")
+store = ui.bootstrap("Portfolio & coverage")
 
 if store is not None:
     with ui.guard("the portfolio page"):

@@ -12,7 +12,7 @@ import ui
 from service import dashboard as dash
 from ui import fees as fee_ui
 
-store = ui.bootstrap("Revenue impact", ":material/trending_up:")
+store = ui.bootstrap("Revenue impact")
 
 
 def model_table(rows):

@@ -12,7 +12,7 @@ from service.accounts import ImportError_, export_mapping_csv, validate_currency
 from service.facade import PLATFORM_IDS, SPECS
 from ui.alerts import budget_editor
 
-store = ui.bootstrap("Accounts", ":material/manage_accounts:")
+store = ui.bootstrap("Accounts")
 
 
 def flash(kind: str, text: str) -> None:

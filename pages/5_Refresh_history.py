@@ -8,7 +8,7 @@ import streamlit as st
 import ui
 from service import dashboard as dash
 
-store = ui.bootstrap("Refresh history", ":material/history:")
+store = ui.bootstrap("Refresh history")
 
 if store is not None:
     with ui.guard("the refresh history"):

@@ -19,7 +19,7 @@ from ui import fees as fee_ui
 from ui import fx_rates
 
 CUSTOM = "Custom range"
-store = ui.bootstrap("Invoicing", ":material/receipt_long:")
+store = ui.bootstrap("Invoicing")
 
 
 def pick_period() -> tuple[dt.date, dt.date] | None:

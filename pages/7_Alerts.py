@@ -7,7 +7,7 @@ from __future__ import annotations
 import ui
 from ui.alerts import alerts_page
 
-store = ui.bootstrap("Alerts", ":material/notifications:")
+store = ui.bootstrap("Alerts")
 
 if store is not None:
     with ui.guard("the alerts page"):

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -67,6 +68,17 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
     # the grid's own "Download as CSV" uses the File System Access API when present; without it,
     # it falls back to an ordinary download that Playwright can catch
     page.add_init_script("delete window.showSaveFilePicker;")
+    # the dashboard works offline: nothing it loads (scripts, fonts, icons) comes from off the machine
+    off_machine: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith(("data:", "blob:"))
+            or urllib.parse.urlsplit(r.url).hostname in ("127.0.0.1", "localhost")
+            else off_machine.append(r.url)
+        ),
+    )
     page.goto(url)
     wait_caption(page, f"store demo-acme | {start}..{end} | ")
     banner = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="Demo data").first.inner_text()
@@ -149,3 +161,4 @@ def test_fresh_server_demo_refresh_totals_csv_and_pages(fresh_server, page, tmp_
         screenshot(page, f"{n:02d}_{label.lower().replace(' & ', '_').replace(' ', '_')}")
     assert metric_value(page, "Total spend (EUR)") == shown
     assert ARTIFACTS.is_dir()
+    assert off_machine == []

@@ -178,9 +178,14 @@ def _banner(store: SpendStore) -> None:
         st.caption("This dashboard is open to anyone who can reach it; set ADSPEND_APP_PASSWORD to require a password.")
 
 
-def bootstrap(title: str, icon: str = ":material/bar_chart:") -> SpendStore | None:
+#: the tab's icon, drawn here: Streamlit turns a ":material/...:" page icon into an image fetched
+#: from fonts.gstatic.com, a request off the machine on every page (and none at all offline)
+FAVICON = Path(__file__).with_name("favicon.svg")
+
+
+def bootstrap(title: str) -> SpendStore | None:
     """Call first on every page. Returns the store, or None after showing why it is unusable."""
-    st.set_page_config(page_title=f"{title} · Ad Spend Hub", page_icon=icon, layout="wide")
+    st.set_page_config(page_title=f"{title} · Ad Spend Hub", page_icon=str(FAVICON), layout="wide")
     _gate()
     _nav()
     try:
