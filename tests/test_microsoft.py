@@ -777,14 +777,21 @@ def fake_sessions(monkeypatch):
     return _FakeSession
 
 
+def _prebuilding(pool, fake_sessions) -> threading.Thread:
+    """``pool.prebuild`` started in a thread, returned once its first build has begun (and waits
+    on the gate)."""
+    builder = threading.Thread(target=pool.prebuild)
+    builder.start()
+    while not fake_sessions.made:
+        time.sleep(0.01)
+    return builder
+
+
 def test_prebuild_makes_every_session_with_both_clients_and_a_call_meanwhile_waits_for_one(fake_sessions):
     """The SDK worker builds its sessions as it starts. A call that comes while the first is being
     built waits for it instead of parsing the WSDLs beside it (which made every call late)."""
     pool = ms.SessionPool({}, "http://127.0.0.1:9", 3)
-    builder = threading.Thread(target=pool.prebuild)
-    builder.start()
-    while not fake_sessions.made:  # the first build has begun (and waits on the gate)
-        time.sleep(0.01)
+    builder = _prebuilding(pool, fake_sessions)
     got: list = []
     caller = threading.Thread(target=lambda: got.append(pool.call("get_account", "token", "1", lambda: None)))
     caller.start()
@@ -806,10 +813,7 @@ def test_prebuild_makes_every_session_with_both_clients_and_a_call_meanwhile_wai
 def test_a_prebuild_that_fails_gives_its_slots_back_and_a_waiting_call_meets_the_error(fake_sessions, monkeypatch):
     monkeypatch.setattr(_FakeSession, "fail", FetchError("auth", "MICROSOFT_DEVELOPER_TOKEN is not set"))
     pool = ms.SessionPool({}, "http://127.0.0.1:9", 2)
-    builder = threading.Thread(target=pool.prebuild)
-    builder.start()
-    while not fake_sessions.made:
-        time.sleep(0.01)
+    builder = _prebuilding(pool, fake_sessions)
     errors: list = []
 
     def call():
